@@ -1,0 +1,3 @@
+from dnsserve.cli import main
+
+main()

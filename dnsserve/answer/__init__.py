@@ -1,0 +1,1 @@
+"""Answers: pool policies, immutable snapshots and the pure answer engine."""

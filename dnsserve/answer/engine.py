@@ -1,0 +1,112 @@
+"""The answer engine: query bytes in, response bytes out (None = drop).
+
+Owns the protocol outcome of every query, decided at this one boundary:
+short header or QR set -> drop; malformed -> FORMERR; opcode other than
+QUERY -> NOTIMP; EDNS version above 0 -> BADVERS; not our zone -> REFUSED;
+anything unexpected -> SERVFAIL and a counter, never an exception out.
+
+Per query it parses only header, question and OPT (``wire``), looks up a
+prebuilt answer by (lower-cased qname, qtype, qclass) in the current
+snapshot, and patches ID, flags, the client's question bytes (case kept) and
+OPT around it. A miss is computed once by the snapshot's slow path and kept
+in a bounded cache that lives as long as the snapshot.
+
+Pure: no sockets, no awaits, no clock, no logging per query.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dnsserve import wire
+from dnsserve.answer.prebuilt import Prebuilt, Variants
+from dnsserve.answer.snapshot import Snapshot, key_parts
+from dnsserve.errors import Dropped, FormError
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 20_000
+_SERVFAIL = 2
+
+
+class Engine:
+    """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
+
+    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "errors", "formerr")
+
+    def __init__(self, snapshot: Snapshot, *, cache_size: int = CACHE_SIZE) -> None:
+        self.cache_size = cache_size
+        self.errors = 0  # unexpected exceptions answered with SERVFAIL
+        self.formerr = 0
+        self.swap(snapshot)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def swap(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` from the next query on; misses are recomputed."""
+        self._snapshot = snapshot
+        self._answers = snapshot.answers
+        self._cache: dict[bytes, Prebuilt] = {}
+
+    def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
+        try:
+            flags, qend, key, payload, do, version = wire.parse_query(data)
+        except Dropped:
+            return None
+        except FormError:
+            self.formerr += 1
+            return wire.header_only(data, (data[2] << 8) | data[3], wire.FORMERR)
+        try:
+            if flags & wire.OPCODE_MASK:
+                return wire.header_only(data, flags, wire.NOTIMP, data[12:qend])
+            if version:
+                return wire.badvers(data, flags, data[12:qend], do)
+            entry = self._answers.get(key)
+            if entry is None:
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._miss(key)
+            elif entry.__class__ is Variants:
+                entry = entry.pick()  # type: ignore[union-attr]
+            fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]  # type: ignore[union-attr]
+            if payload < 0:
+                out = data[:2] + fb + entry.counts + data[12:qend] + entry.body  # type: ignore[union-attr]
+                if tcp or len(out) <= 512:
+                    return out
+                return self._truncate(data, fb, entry, qend, 512, b"")  # type: ignore[arg-type]
+            opt = wire.OPT_DO if do else wire.OPT_PLAIN
+            out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt  # type: ignore[union-attr]
+            if tcp:
+                return out
+            limit = payload if payload < wire.OUR_PAYLOAD else wire.OUR_PAYLOAD
+            if len(out) <= limit:
+                return out
+            return self._truncate(data, fb, entry, qend, limit, opt)  # type: ignore[arg-type]
+        except Exception:
+            self.errors += 1
+            if self.errors & (self.errors - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
+                log.exception("unexpected error answering a query (%d so far)", self.errors)
+            return wire.header_only(data, flags, _SERVFAIL, data[12:qend])
+
+    def _miss(self, key: bytes) -> Prebuilt:
+        qname, qtype, qclass = key_parts(key)
+        entry = self._snapshot.compute(qname, qtype, qclass)
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()  # bounded: a random-name flood only costs recomputation
+        self._cache[key] = entry
+        return entry
+
+    @staticmethod
+    def _truncate(
+        data: bytes, fb: bytes, entry: Prebuilt, qend: int, limit: int, opt: bytes
+    ) -> bytes:
+        """Cut at an rrset boundary to fit ``limit``; TC when an essential rrset is left out."""
+        question = data[12:qend]
+        body, counts, truncated = entry.cut(limit - 12 - len(question) - len(opt))
+        if truncated:
+            fb = (int.from_bytes(fb, "big") | wire.TC).to_bytes(2, "big")
+        if opt:
+            counts = counts[:6] + (int.from_bytes(counts[6:], "big") + 1).to_bytes(2, "big")
+        return data[:2] + fb + counts + question + body + opt

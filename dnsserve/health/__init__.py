@@ -1,0 +1,1 @@
+"""Health: member states (model, tracker: pure), probes and the monitor thread (edge)."""
