@@ -24,6 +24,7 @@ The lookup sequence, top to bottom (as CoreDNS ``plugin/file/lookup.go``):
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -83,21 +84,26 @@ class ZoneTable:
 
     __slots__ = ("_cuts", "_dnames", "_dynamic", "_nodes", "_soa", "names", "origin")
 
+
     def __init__(
         self,
         origin: dns.name.Name,
         nodes: Mapping[dns.name.Name, Node],
         names: frozenset[dns.name.Name],
         dynamic: frozenset[tuple[dns.name.Name, RdataType]] = frozenset(),
+        base: ZoneTable | None = None,
     ) -> None:
         self.origin = origin
         self._nodes = nodes
         self.names = names  # every owner and every empty non-terminal
-        self._cuts = frozenset(
-            n for n, node in nodes.items() if n != origin and RdataType.NS in node
-        )
-        self._dnames = frozenset(n for n, node in nodes.items() if RdataType.DNAME in node)
-        self._soa = nodes[origin][RdataType.SOA]
+        if base is None:
+            self._cuts = frozenset(
+                n for n, node in nodes.items() if n != origin and RdataType.NS in node
+            )
+            self._dnames = frozenset(n for n, node in nodes.items() if RdataType.DNAME in node)
+            self._soa = nodes[origin][RdataType.SOA]
+        else:  # replacements are address and CNAME rrsets: cuts, DNAMEs, SOA stay
+            self._cuts, self._dnames, self._soa = base._cuts, base._dnames, base._soa
         self._dynamic = dynamic
 
     @classmethod
@@ -148,18 +154,27 @@ class ZoneTable:
     ) -> ZoneTable:
         """A new table where the given rrsets are replaced (None = removed).
 
-        Names stay as they are: a pool's owner exists whatever it answers.
+        The replaced rrsets are marked dynamic: a ``Result`` that uses one
+        lists it in ``uses``. A replaced owner exists (as a name) even when
+        its rrset is removed: a pool's name is never NXDOMAIN. The new table
+        shares this one's nodes (an overlay), so building one per pool
+        variant costs only the replaced nodes.
         """
-        nodes = dict(self._nodes)
+        overlay: dict[dns.name.Name, Node] = {}
+        names = set(self.names)
         for (name, rdtype), rrset in replacements.items():
-            node = dict(nodes.get(name, _EMPTY))
+            node = dict(overlay.get(name, self._nodes.get(name, _EMPTY)))
             if rrset is None:
                 node.pop(rdtype, None)
             else:
                 node[rdtype] = rrset
-            nodes[name] = MappingProxyType(node)
+            overlay[name] = MappingProxyType(node)
+            while name not in names and name != self.origin:
+                names.add(name)
+                name = name.parent()
         dynamic = self._dynamic | frozenset(replacements)
-        return ZoneTable(self.origin, MappingProxyType(nodes), self.names, dynamic)
+        nodes = MappingProxyType(collections.ChainMap(overlay, self._nodes))
+        return ZoneTable(self.origin, nodes, frozenset(names), dynamic, base=self)
 
     # -- the lookup sequence -------------------------------------------------
 

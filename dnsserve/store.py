@@ -1,0 +1,259 @@
+"""The state file (SQLite through sqlite-utils): member states, events, overrides.
+
+Owns the schema and every read and write of the file. The app calls it from
+the monitor side and the control side (one lock serialises them), at start to
+restore states and overrides, and on each transition.
+
+Must not: be read on the query path, decide health, or swallow an error: any
+SQLite or OS failure becomes ``StateError`` naming the file.
+
+Durability: WAL journal. Events and overrides commit with ``synchronous=FULL``
+(a ``kill -9``, or a power cut, loses no committed event); plain counter
+updates (``save_state``) use NORMAL, which a ``kill -9`` cannot lose either.
+
+Tables:
+    member_state  member PK ("monitor/address"), state, since, reason,
+                  passes, failures, checked
+    events        id, time, member, monitor, from_state, to_state, reason;
+                  alarms (the self-suspicion guard) use member "*", monitor "",
+                  from_state NULL and to_state the alarm kind
+    overrides     member PK, kind ("drain" | "force-up"), until, reason, set_at
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from dnsserve.errors import StateError
+from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
+
+SCHEMA_VERSION = 1
+ALARM_MEMBER = "*"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS member_state (
+    member TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT '', passes INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0, checked REAL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, member TEXT NOT NULL,
+    monitor TEXT NOT NULL, from_state TEXT, to_state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS events_member ON events (member, id);
+CREATE TABLE IF NOT EXISTS overrides (
+    member TEXT PRIMARY KEY, kind TEXT NOT NULL, until REAL,
+    reason TEXT NOT NULL DEFAULT '', set_at REAL NOT NULL);
+"""
+
+
+def _state_row(member: MemberId, health: MemberHealth) -> dict[str, Any]:
+    return {
+        "member": member.to_text(),
+        "state": health.state.value,
+        "since": health.since,
+        "reason": health.reason,
+        "passes": health.passes,
+        "failures": health.failures,
+        "checked": health.checked,
+    }
+
+
+class Store:
+    """One open state file. Use ``Store.open(path)``; ``close()`` when done."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
+        self.path = path
+        self._db = db
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        """Open (creating when missing) the state file at ``path``."""
+        path = Path(path)
+        try:
+            conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StateError(f"{path}: cannot open state file: {exc}") from None
+        try:
+            store = cls(path, sqlite_utils.Database(conn, execute_plugins=False))
+            store._setup()
+        except (sqlite3.Error, OSError) as exc:
+            conn.close()
+            raise StateError(f"{path}: cannot open state file: {exc}") from None
+        except StateError:
+            conn.close()
+            raise
+        return store
+
+    def _setup(self) -> None:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: state file schema {version} is newer than this dnsserve "
+                f"({SCHEMA_VERSION})"
+            )
+        db.enable_wal()
+        db.execute("PRAGMA synchronous=FULL")
+        with db.atomic():
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _use(self, action: str) -> Iterator[sqlite_utils.Database]:
+        """Hold the lock; map every SQLite/OS failure to StateError."""
+        with self._lock:
+            if self._closed:
+                raise StateError(f"{self.path}: cannot {action}: state file is closed")
+            try:
+                yield self._db
+            except (sqlite3.Error, OSError) as exc:
+                raise StateError(f"{self.path}: cannot {action}: {exc}") from None
+            except (ValueError, KeyError) as exc:
+                raise StateError(f"{self.path}: cannot {action}: bad row: {exc}") from None
+
+    # -- member states -----------------------------------------------------------
+
+    def load_states(self) -> dict[MemberId, MemberHealth]:
+        """Every member's last recorded state."""
+        with self._use("read member states") as db:
+            return {
+                MemberId.from_text(row["member"]): MemberHealth(
+                    state=State(row["state"]),
+                    since=row["since"],
+                    reason=row["reason"],
+                    passes=row["passes"],
+                    failures=row["failures"],
+                    checked=row["checked"],
+                )
+                for row in db["member_state"].rows
+            }
+
+    def save_state(self, member: MemberId, health: MemberHealth) -> None:
+        """Record counters and last check without an event (no transition)."""
+        self.save_states({member: health})
+
+    def save_states(self, states: Mapping[MemberId, MemberHealth]) -> None:
+        """Several members' counters in one transaction."""
+        with self._use("save member states") as db:
+            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with db.atomic():
+                    for member, health in states.items():
+                        db["member_state"].upsert(_state_row(member, health), pk="member")
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+
+    def record_transition(
+        self,
+        member: MemberId,
+        old: State | None,
+        new: State,
+        reason: str,
+        at: float,
+        health: MemberHealth,
+    ) -> int:
+        """One transaction: the event and the member's new state. Returns the
+        event id; when this returns, the event survives ``kill -9``."""
+        event = {
+            "time": at,
+            "member": member.to_text(),
+            "monitor": member.monitor,
+            "from_state": None if old is None else old.value,
+            "to_state": new.value,
+            "reason": reason,
+        }
+        with self._use("record a transition") as db, db.atomic():
+            table = db["events"]
+            table.insert(event)
+            event_id = table.last_rowid
+            db["member_state"].upsert(_state_row(member, health), pk="member")
+        assert event_id is not None
+        return event_id
+
+    def record_alarm(self, kind: str, reason: str, at: float) -> int:
+        """An event for the whole monitor (member "*"), e.g. kind "suspect"."""
+        event = {
+            "time": at,
+            "member": ALARM_MEMBER,
+            "monitor": "",
+            "from_state": None,
+            "to_state": kind,
+            "reason": reason,
+        }
+        with self._use("record an alarm") as db, db.atomic():
+            table = db["events"]
+            table.insert(event)
+            event_id = table.last_rowid
+        assert event_id is not None
+        return event_id
+
+    def events(
+        self, limit: int = 100, member: MemberId | str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; only ``member``'s if given
+        (a MemberId, its text, or "*" for alarms)."""
+        where, args = None, None
+        if member is not None:
+            text = member.to_text() if isinstance(member, MemberId) else member
+            where, args = "member = ?", [text]
+        with self._use("read events") as db:
+            return list(
+                db["events"].rows_where(where, args, order_by="id desc", limit=max(0, limit))
+            )
+
+    # -- overrides ---------------------------------------------------------------
+
+    def load_overrides(self, now: float | None = None) -> dict[MemberId, OverrideEntry]:
+        """Overrides still active at ``now`` (default: the clock); expired
+        ones are dropped from the file."""
+        now = time.time() if now is None else now
+        with self._use("read overrides") as db:
+            with db.atomic():
+                db.execute("DELETE FROM overrides WHERE until IS NOT NULL AND until <= ?", [now])
+            return {
+                MemberId.from_text(row["member"]): OverrideEntry(
+                    kind=Override(row["kind"]), until=row["until"], reason=row["reason"]
+                )
+                for row in db["overrides"].rows
+            }
+
+    def set_override(self, member: MemberId, entry: OverrideEntry, at: float) -> None:
+        row = {
+            "member": member.to_text(),
+            "kind": entry.kind.value,
+            "until": entry.until,
+            "reason": entry.reason,
+            "set_at": at,
+        }
+        with self._use("set an override") as db, db.atomic():
+            db["overrides"].upsert(row, pk="member")
+
+    def clear_override(self, member: MemberId) -> bool:
+        """Remove ``member``'s override; False when it had none."""
+        with self._use("clear an override") as db, db.atomic():
+            cursor = db.execute("DELETE FROM overrides WHERE member = ?", [member.to_text()])
+            return cursor.rowcount > 0
