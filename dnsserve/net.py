@@ -1,0 +1,364 @@
+"""UDP and TCP listeners on asyncio (uvloop): the only code that sends.
+
+Owns: binding sockets, handing each query synchronously to the answer engine
+(``engine.respond(data, tcp=...)``), sending what it returns, TCP framing,
+pipelining, idle timeout, connection cap and backpressure, and the counters
+in ``NetStats``. Must not: parse or build DNS messages, read config, log per
+packet, or create a task, a queue entry or an ``await`` per UDP packet.
+
+Rules:
+- The engine never raises by contract. If it does, that query goes unanswered,
+  ``engine_errors`` counts it, the traceback is logged the first and every
+  ``LOG_EVERY``-th time, and the protocol keeps serving.
+- ``respond`` returning None means drop. Over TCP the query is skipped: later
+  pipelined queries are still answered in order and the connection stays open
+  (closing would discard its neighbours' answers too; the idle timeout still
+  ends a connection that sends nothing whole).
+- UDP: while the send buffer is over its high-water mark, queries are shed
+  unanswered (``udp_shed``), as the kernel drops them when it is full.
+- TCP backpressure: while a connection's write buffer is over its high-water
+  mark, reading stops and received queries wait, so a client that never reads
+  costs at most one read chunk of queries and one buffer of answers.
+- The TCP idle timeout runs from the last complete query (or the accept); on
+  expiry the connection is closed, aborted if answers are still unsent.
+- Beyond ``tcp_max_connections`` open connections (all addresses together), a
+  new one is closed at once. A client's EOF gets every pending answer, then
+  the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+from dnsserve.framing import Deframer, frame
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 1000
+UDP_RCVBUF = 4 * 1024 * 1024
+TCP_WRITE_HIGH_WATER = 64 * 1024
+TCP_BACKLOG = 1024
+_BIND_TRIES = 20
+
+
+class Responder(Protocol):
+    """The answer engine as net sees it: query bytes in, response bytes or None out."""
+
+    def respond(self, data: bytes, *, tcp: bool) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class NetStats:
+    """Counters for /metrics, plain attributes updated on the loop thread."""
+
+    udp_queries: int = 0
+    tcp_queries: int = 0
+    dropped: int = 0  # respond() returned None
+    udp_shed: int = 0  # not answered: UDP send buffer full
+    engine_errors: int = 0  # respond() raised
+    tcp_open: int = 0
+    tcp_refused: int = 0  # closed at once: connection cap reached
+    tcp_idle_closed: int = 0
+    tcp_paused: int = 0  # times reading stopped for backpressure
+
+    def engine_failed(self) -> None:
+        self.engine_errors += 1
+        n = self.engine_errors
+        if n == 1 or n % LOG_EVERY == 0:
+            log.exception("engine.respond raised (%d times so far); query not answered", n)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:5300"`` or ``"[::1]:5300"`` -> (host, port)."""
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"bad listen address {text!r}: expected [IPv6]:PORT")
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"bad listen address {text!r}: expected HOST:PORT")
+        if ":" in host:
+            raise ValueError(f"bad listen address {text!r}: write IPv6 as [{host}]:{port_text}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"bad listen address {text!r}: {host!r} is not an IP address") from None
+    if text.startswith("[") and ip.version != 6:
+        raise ValueError(f"bad listen address {text!r}: brackets are for IPv6 only")
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 0xFFFF:
+        raise ValueError(f"bad listen address {text!r}: port {port_text!r} is not 0-65535")
+    return str(ip), int(port_text)
+
+
+@dataclass(slots=True)
+class _Shared:
+    """What every protocol instance of one ``serve`` call shares."""
+
+    respond: Callable[..., bytes | None]
+    stats: NetStats
+    idle: float
+    cap: int
+    conns: set[_Tcp] = field(default_factory=set)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, shared: _Shared) -> None:
+        self._respond = shared.respond
+        self._stats = shared.stats
+        self._paused = False
+        self.transport: asyncio.DatagramTransport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        stats = self._stats
+        stats.udp_queries += 1
+        if self._paused:
+            stats.udp_shed += 1
+            return
+        try:
+            out = self._respond(data, tcp=False)
+        except Exception:
+            stats.engine_failed()
+            return
+        if out is None:
+            stats.dropped += 1
+        else:
+            self.transport.sendto(out, addr)  # type: ignore[union-attr]
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors and failed sends to one client concern only that client
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class _Tcp(asyncio.Protocol):
+    def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
+        self._respond = shared.respond
+        self._loop = asyncio.get_running_loop()
+        self._deframer = Deframer()
+        self._queries: collections.deque[bytes] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last = 0.0
+        self._writing_paused = False
+        self._eof = False
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        shared = self._shared
+        if shared.stats.tcp_open >= shared.cap:
+            shared.stats.tcp_refused += 1
+            transport.close()
+            return
+        shared.stats.tcp_open += 1
+        shared.conns.add(self)
+        self._counted = True
+        transport.set_write_buffer_limits(high=TCP_WRITE_HIGH_WATER)
+        self._last = self._loop.time()
+        self._timer = self._loop.call_at(self._last + shared.idle, self._idle_check)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._counted:
+            return
+        msgs = self._deframer.feed(data)
+        if msgs:
+            self._last = self._loop.time()
+            self._queries.extend(msgs)
+            self._answer()
+
+    def _answer(self) -> None:
+        """Answer queued queries in order until none are left or writing is paused."""
+        queries, stats, transport = self._queries, self._shared.stats, self._transport
+        assert transport is not None
+        while queries and not self._writing_paused:
+            stats.tcp_queries += 1
+            try:
+                out = self._respond(queries.popleft(), tcp=True)
+                framed = None if out is None else frame(out)  # >65535 bytes: engine bug
+            except Exception:
+                stats.engine_failed()
+                continue
+            if framed is None:
+                stats.dropped += 1
+            else:
+                transport.write(framed)
+        if self._eof and not queries:
+            transport.close()  # flushes the answers already written
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if not self._queries and self._transport is not None:
+            self._transport.close()
+        return True  # keep the write side open until the pending queries are answered
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._shared.stats.tcp_paused += 1
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._answer()
+        if not self._writing_paused and not transport.is_closing():
+            transport.resume_reading()
+
+    def _idle_check(self) -> None:
+        due = self._last + self._shared.idle
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._idle_check)
+            return
+        self._timer = None
+        self._shared.stats.tcp_idle_closed += 1
+        self.shut()
+
+    def shut(self) -> None:
+        """Close now; abort if answers are still unsent (the peer is not reading)."""
+        if self._transport is None:
+            return
+        if self._transport.get_write_buffer_size():
+            self._transport.abort()
+        else:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._counted:
+            self._counted = False
+            self._shared.stats.tcp_open -= 1
+            self._shared.conns.discard(self)
+        self._queries.clear()
+
+
+class Servers:
+    """Everything ``serve`` bound: close() stops listening and ends connections."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
+        self.stats = shared.stats
+        self.addresses: list[tuple[str, int]] = []
+        """The bound (host, port) per listen address; UDP and TCP share the port."""
+        self._udp: list[_Udp] = []
+        self._tcp: list[asyncio.Server] = []
+
+    async def _listen(self, text: str) -> None:
+        loop = asyncio.get_running_loop()
+        tcp_sock, udp_sock = _bind_pair(text)
+        host, port = tcp_sock.getsockname()[:2]
+        owned = [tcp_sock, udp_sock]  # closed here until a transport owns them
+        try:
+            _, udp = await loop.create_datagram_endpoint(
+                lambda: _Udp(self._shared), sock=udp_sock
+            )
+            owned.remove(udp_sock)
+            self._udp.append(udp)
+            tcp = await loop.create_server(
+                lambda: _Tcp(self._shared), sock=tcp_sock, backlog=TCP_BACKLOG
+            )
+            owned.clear()
+            self._tcp.append(tcp)
+        finally:
+            for sock in owned:
+                sock.close()
+        self.addresses.append((host, port))
+        log.info("listening on udp+tcp %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    def close(self) -> None:
+        for udp in self._udp:
+            if udp.transport is not None:
+                udp.transport.close()
+        for tcp in self._tcp:
+            tcp.close()
+        for conn in list(self._shared.conns):
+            conn.shut()
+
+    async def wait_closed(self) -> None:
+        for udp in self._udp:
+            await udp.lost
+        for tcp in self._tcp:
+            await tcp.wait_closed()
+
+
+def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
+    try:
+        if ":" in host:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:  # the kernel caps this at rmem_max; less only means more loss in bursts
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_pair(text: str) -> tuple[socket.socket, socket.socket]:
+    """Bind TCP, then UDP on the same port; with port 0, retry until both get one."""
+    host, port = parse_listen(text)
+    for attempt in range(_BIND_TRIES):
+        try:
+            tcp = _bind(host, port, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind tcp {text}: {exc.strerror}") from exc
+        try:
+            return tcp, _bind(host, tcp.getsockname()[1], socket.SOCK_DGRAM)
+        except OSError as exc:
+            tcp.close()
+            if port != 0 or attempt + 1 == _BIND_TRIES:
+                raise OSError(exc.errno, f"cannot bind udp {text}: {exc.strerror}") from exc
+    raise AssertionError("unreachable")
+
+
+async def serve(
+    engine: Responder,
+    listen: Sequence[str],
+    *,
+    tcp_idle_timeout: float,
+    tcp_max_connections: int,
+) -> Servers:
+    """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
+
+    Raises ValueError for a malformed address and OSError naming the address
+    when it cannot be bound; nothing stays bound after a failure.
+    """
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, tcp_max_connections)
+    servers = Servers(shared)
+    try:
+        for text in listen:
+            await servers._listen(text)
+    except BaseException:
+        servers.close()
+        await servers.wait_closed()
+        raise
+    return servers
