@@ -111,10 +111,22 @@ class Snapshot:
 def find_zone(
     zones: Mapping[dns.name.Name, ZoneTable], qname: dns.name.Name, qtype: int
 ) -> ZoneTable | None:
-    """The deepest zone containing ``qname``; for DS at a zone apex, its parent's."""
-    name = qname
-    if qtype == RdataType.DS and name in zones and name != dns.name.root:
-        name = name.parent()
+    """The deepest zone containing ``qname``.
+
+    DS at a zone apex belongs to the parent side (RFC 4035 §3.1.4.1): the
+    parent zone answers it when we serve that too, else the child's own
+    zone answers (NODATA with its SOA), as Knot and NSD do.
+    """
+    if qtype == RdataType.DS and qname in zones and qname != dns.name.root:
+        parent = _deepest(zones, qname.parent())
+        if parent is not None:
+            return parent
+    return _deepest(zones, qname)
+
+
+def _deepest(
+    zones: Mapping[dns.name.Name, ZoneTable], name: dns.name.Name
+) -> ZoneTable | None:
     while True:
         table = zones.get(name)
         if table is not None:
