@@ -1,9 +1,16 @@
 """The composition root: builds the concrete objects, wires them, swaps snapshots.
 
 Owns the server's lifecycle: read the configuration, load zones, build the
-first snapshot, bind the listeners, handle signals (SIGTERM/SIGINT stop,
-SIGHUP reloads zones), and later the monitor thread and the state file.
-Siblings never import each other; this module connects them with callbacks.
+first snapshot, bind the listeners, start the monitor thread, handle signals
+(SIGTERM/SIGINT stop, SIGHUP reloads zones and overrides). Siblings never
+import each other; this module connects them with callbacks:
+
+    monitor thread --on_result--> store (in that thread, off the query path)
+                   --call_soon_threadsafe--> main loop: new HealthView,
+                   pools re-selected, snapshot.with_selections, engine.swap
+
+Overrides (drain, force-up) live in the state file; the main loop re-reads
+them every OVERRIDE_POLL seconds (never per query) and on SIGHUP.
 
 A reload never leaves a half-applied zone: every zone file is loaded and
 compiled into a new snapshot first; a zone that fails keeps serving its last
@@ -15,26 +22,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
+import dns.exception
 import dns.name
+import dns.rcode
+import dns.rdatatype
 import msgspec
 import uvloop
 
 from dnsserve import net
 from dnsserve.answer.engine import Engine
-from dnsserve.answer.snapshot import Snapshot, build_snapshot
-from dnsserve.config import Config, ServerConfig, load_config
+from dnsserve.answer.policies import Pool, Selection, select
+from dnsserve.answer.snapshot import PoolKey, build_snapshot
+from dnsserve.config import (
+    Config,
+    MonitorConfig,
+    ServerConfig,
+    check_pools_against_zones,
+    config_warnings,
+    load_config,
+    member_id,
+    pools_from_config,
+)
 from dnsserve.errors import ConfigError
+from dnsserve.health.guard import Suspicion
+from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
+from dnsserve.health.monitor import Monitor, Target
+from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
+from dnsserve.store import Store
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, check_zones, load_zones
-from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger("dnsserve")
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
+OVERRIDE_POLL = 1.0  # seconds between reads of the overrides in the state file
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +72,11 @@ class Settings:
     config_path: Path | None
     zones_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
+    state_path: Path = Path("dnsserve.db")
+
+    @property
+    def config_name(self) -> str:
+        return str(self.config_path) if self.config_path is not None else "<no config>"
 
 
 def settings(
@@ -71,38 +103,121 @@ def settings(
     if listen:
         server = msgspec.structs.replace(server, listen=tuple(listen))
     zones_dir = zones if zones is not None else base / server.zones
-    return Settings(config, config_path, zones_dir, server)
+    return Settings(config, config_path, zones_dir, server, base / server.state)
 
 
-def snapshot_from(
-    tables: Mapping[dns.name.Name, ZoneTable], server: ServerConfig, generation: int = 0
-) -> Snapshot:
-    return build_snapshot(
-        tables, version=server.version, identity=server.identity, generation=generation
+def check_spec(monitor: MonitorConfig) -> CheckSpec:
+    """A monitor's config as the probe's parameters."""
+    command = monitor.command if monitor.command is not None else ()
+    return CheckSpec(
+        kind=Kind(monitor.kind),
+        port=monitor.probe_port or 0,
+        path=monitor.path,
+        host=monitor.host or "",
+        expect_status=tuple(monitor.expect_status),
+        expect_body=monitor.expect_body or "",
+        timeout=monitor.timeout,
+        query_name=monitor.query_name or "",
+        query_type=dns.rdatatype.RdataType.make(monitor.query_type),
+        expect_rcode=dns.rcode.Rcode.make(monitor.expect_rcode),
+        expect_answer=monitor.expect_answer,
+        command=command,
+        tls_verify=monitor.tls_verify,
+        ca_file=monitor.ca_file or "",
     )
+
+
+def targets(config: Config, pools: Sequence[Pool]) -> list[Target]:
+    """One target per member (monitor, probe address), shared by every pool."""
+    monitors = {m.name: m for m in config.monitor}
+    out: dict[MemberId, Target] = {}
+    for pool in pools:
+        for pm in pool.members:
+            m = monitors[pm.member.monitor]
+            out.setdefault(
+                pm.member, Target(pm.member, check_spec(m), m.interval, m.rise, m.fall)
+            )
+    return list(out.values())
+
+
+def member_ids(config: Config) -> list[MemberId]:
+    """Every member the config's pools name (for the CLI to resolve a bare address)."""
+    return sorted({member_id(pool, m) for pool in config.pool for m in pool.members})
+
+
+def pool_names(pools: Sequence[Pool]) -> dict[MemberId, set[str]]:
+    """Which pools each member serves (for the self-suspicion guard)."""
+    out: dict[MemberId, set[str]] = {}
+    for pool in pools:
+        name = f"{pool.owner}/{dns.rdatatype.to_text(pool.rdtype)}"
+        for pm in pool.members:
+            out.setdefault(pm.member, set()).add(name)
+    return out
+
+
+def select_all(
+    pools: Sequence[Pool],
+    view: HealthView,
+    now: float,
+    previous: Mapping[PoolKey, Selection],
+) -> dict[PoolKey, Selection]:
+    return {
+        (p.owner, p.rdtype): select(p, view, now, previous.get((p.owner, p.rdtype)))
+        for p in pools
+    }
 
 
 def build_engine(zones_dir: Path, server: ServerConfig | None = None) -> Engine:
     """An engine over the zones in ``zones_dir``, with no sockets (tests, benchmarks)."""
     loaded = load_zones(zones_dir)
-    return Engine(snapshot_from(loaded.tables, server or ServerConfig()))
+    server = server or ServerConfig()
+    return Engine(
+        build_snapshot(loaded.tables, version=server.version, identity=server.identity)
+    )
 
 
-def check(s: Settings) -> list[ZoneProblem]:
-    """Every problem in the zones (errors and warnings), for ``dnsserve check``."""
-    return check_zones(s.zones_dir)
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A config problem in the shape of a zone problem, for ``dnsserve check``."""
+
+    text: str
+    severity: str
+
+    def to_text(self) -> str:
+        return self.text if self.severity == "error" else f"warning: {self.text}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "message": self.text}
+
+
+def check(s: Settings) -> list[ZoneProblem | Problem]:
+    """Every problem in the zones and the config (errors and warnings)."""
+    problems: list[ZoneProblem | Problem] = list(check_zones(s.zones_dir))
+    if s.config.pool:
+        origins = load_zones(s.zones_dir).tables.keys()
+        errors = check_pools_against_zones(s.config, origins, file=s.config_name)
+        problems += [Problem(e, "error") for e in errors]
+    problems += [Problem(w, "warning") for w in config_warnings(s.config, file=s.config_name)]
+    return problems
 
 
 class Server:
-    """One running server: engine, listeners and the reload path."""
+    """One running server: engine, listeners, monitor, store and the reload path."""
 
     def __init__(self, s: Settings) -> None:
         self.settings = s
         self.loaded: LoadedZones | None = None
         self.engine: Engine | None = None
         self.servers: net.Servers | None = None
+        self.pools: tuple[Pool, ...] = ()
+        self.store: Store | None = None
+        self.monitor: Monitor | None = None
+        self.view = HealthView()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._generation = 0
+
+    # -- zones and snapshots (main loop) -------------------------------------
 
     def load(self) -> None:
         loaded = load_zones(self.settings.zones_dir)
@@ -111,26 +226,136 @@ class Server:
             # A zone that fails to reload keeps its last good version.
             for origin, table in self.loaded.tables.items():
                 if origin not in tables and origin in _failed(loaded):
-                    log.error("zone %s failed to reload; still serving the last good version",
-                              origin)
+                    log.error(
+                        "zone %s failed to reload; still serving the last good version", origin
+                    )
                     tables[origin] = table
+        if self.settings.config.pool:
+            errors = check_pools_against_zones(
+                self.settings.config, tables.keys(), file=self.settings.config_name
+            )
+            if errors:
+                raise ConfigError("\n".join(errors))
+            self.pools = pools_from_config(self.settings.config, tables.keys())
         self._generation += 1
-        snapshot = snapshot_from(tables, self.settings.server, self._generation)
+        previous = self.engine.snapshot.selections if self.engine is not None else {}
+        server = self.settings.server
+        snapshot = build_snapshot(
+            tables,
+            selections=select_all(self.pools, self.view, time.time(), previous),
+            version=server.version,
+            identity=server.identity,
+            generation=self._generation,
+            health=self.view,
+        )
         self.loaded = LoadedZones(tables, loaded.problems, loaded.files)
         if self.engine is None:
             self.engine = Engine(snapshot)
         else:
             self.engine.swap(snapshot)
-        log.info("serving %d zone(s) from %s (generation %d)",
-                 len(tables), self.settings.zones_dir, self._generation)
+        log.info(
+            "serving %d zone(s) from %s with %d pool(s) (generation %d)",
+            len(tables), self.settings.zones_dir, len(self.pools), self._generation,
+        )
+
+    def reselect(self, reason: str) -> None:
+        """Re-run every pool's policy on the current view; swap if any answer changed."""
+        assert self.engine is not None
+        current = self.engine.snapshot
+        fresh = select_all(self.pools, self.view, time.time(), current.selections)
+        changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
+        if not changed and current.health == self.view:
+            return
+        self._generation += 1
+        self.engine.swap(
+            current.with_selections(changed, health=self.view, generation=self._generation)
+        )
+        for (owner, rdtype), selection in changed.items():
+            log.info(
+                "%s %s now answers %s (%s; %s)",
+                owner, dns.rdatatype.to_text(rdtype),
+                ", ".join(sorted(selection.values())) or "NODATA", selection.reason, reason,
+            )
 
     def reload(self) -> None:
         try:
             self.load()
+            self.poll_overrides()
         except Exception:
             log.exception("reload failed; still serving the previous snapshot")
 
+    # -- health (monitor thread -> main loop) --------------------------------
+
+    def on_result(
+        self, member: MemberId, result: ProbeResult, health: MemberHealth, flipped: bool, at: float
+    ) -> None:
+        """Monitor thread: persist, then hand the new state to the main loop."""
+        assert self.store is not None and self._loop is not None
+        before = self.view.members.get(member)
+        if flipped:
+            self.store.record_transition(
+                member, before.state if before else None, health.state, health.reason, at, health
+            )
+        elif before is None or not result.ok or before.failures or before.state is State.DOWN:
+            # First sight, or counters moving toward (or away from) a flip;
+            # a steady member writes nothing.
+            self.store.save_state(member, health)
+        self._loop.call_soon_threadsafe(self._apply_health, member, health, flipped)
+
+    def on_suspicion(self, event: Suspicion) -> None:
+        """Monitor thread: record the alarm, then let the main loop show it."""
+        assert self.store is not None and self._loop is not None
+        kind = "suspicion" if event.suspect else "suspicion-cleared"
+        self.store.record_alarm(kind, event.reason, event.at)
+        self._loop.call_soon_threadsafe(self._apply_suspicion, event)
+
+    def _apply_health(self, member: MemberId, health: MemberHealth, flipped: bool) -> None:
+        members = dict(self.view.members)
+        members[member] = health
+        self.view = replace(self.view, members=MappingProxyType(members))
+        if flipped:
+            self.reselect(f"{member.to_text()} {health.state.value}: {health.reason}")
+
+    def _apply_suspicion(self, event: Suspicion) -> None:
+        members = {**self.view.members, **event.restored}
+        self.view = replace(
+            self.view, members=MappingProxyType(members), suspect=event.suspect
+        )
+        self.reselect("suspicion " + ("entered" if event.suspect else "cleared"))
+
+    def poll_overrides(self) -> None:
+        """Main loop: take drains and force-ups from the state file (not per query)."""
+        if self.store is None:
+            return
+        overrides = self.store.load_overrides(time.time())
+        if overrides != dict(self.view.overrides):
+            if self.monitor is not None and set(overrides) - set(self.view.overrides):
+                self.monitor.clear_suspicion()  # an operator forced states
+            self.view = replace(self.view, overrides=MappingProxyType(overrides))
+        self.reselect("overrides")  # also applies expiries
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(OVERRIDE_POLL)
+            try:
+                self.poll_overrides()
+            except Exception:
+                log.exception("reading overrides failed")
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _start_health(self) -> None:
+        self.store = Store.open(self.settings.state_path)
+        states = self.store.load_states()
+        overrides: dict[MemberId, OverrideEntry] = self.store.load_overrides(time.time())
+        self.view = HealthView(
+            members=MappingProxyType(states), overrides=MappingProxyType(overrides)
+        )
+
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.settings.config.pool:
+            self._start_health()
         self.load()
         assert self.engine is not None
         server = self.settings.server
@@ -140,7 +365,19 @@ class Server:
             tcp_idle_timeout=server.tcp_idle_timeout,
             tcp_max_connections=server.tcp_max_connections,
         )
-        loop = asyncio.get_running_loop()
+        poller = None
+        if self.pools:
+            self.monitor = Monitor(
+                targets(self.settings.config, self.pools),
+                dict(self.view.members),
+                self.on_result,
+                pools=pool_names(self.pools),
+                suspect_fraction=server.suspect_fraction,
+                on_suspicion=self.on_suspicion,
+            )
+            self.monitor.start()
+            poller = asyncio.ensure_future(self._poll_forever())
+        loop = self._loop
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -148,8 +385,14 @@ class Server:
             await self._stop.wait()
         finally:
             log.info("stopping")
+            if poller is not None:
+                poller.cancel()
+            if self.monitor is not None:
+                self.monitor.stop()
             self.servers.close()
             await self.servers.wait_closed()
+            if self.store is not None:
+                self.store.close()
 
 
 def _failed(loaded: LoadedZones) -> set[dns.name.Name]:

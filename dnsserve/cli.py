@@ -7,9 +7,11 @@ syntax error) are printed as one line naming file, line or key, and exit 1.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +19,9 @@ import msgspec
 import typer
 
 from dnsserve import __version__, app
-from dnsserve.errors import ConfigError
+from dnsserve.errors import ConfigError, DnsServeError
+from dnsserve.health.model import MemberId, Override, OverrideEntry
+from dnsserve.store import Store
 
 cli = typer.Typer(
     add_completion=False,
@@ -81,10 +85,13 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One line per check would drown the log; flips and answer changes are logged.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     s = _settings(config, zones, listen)
     try:
         app.serve(s)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DnsServeError) as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -109,6 +116,157 @@ def check(
         if not errors:
             typer.echo(f"ok: {s.zones_dir} ({len(problems)} warning(s))")
     raise typer.Exit(1 if errors else 0)
+
+
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state", help="State file (default: the config's [server] state)."),
+]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '2h', '1d' -> seconds."""
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 2h or 1d") from None
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r}: a duration must be positive")
+    return seconds
+
+
+def _state(config: Path | None, state: Path | None) -> tuple[Path, app.Settings]:
+    s = _settings(config, None, None)
+    return (state if state is not None else s.state_path), s
+
+
+def _member(text: str, s: app.Settings) -> MemberId:
+    """MONITOR/ADDRESS, or a bare address when exactly one monitor checks it."""
+    if "/" in text:
+        try:
+            return MemberId.from_text(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    known = app.member_ids(s.config)
+    matches = [m for m in known if m.address == text]
+    if len(matches) != 1:
+        found = ", ".join(m.to_text() for m in matches) or "none in the config"
+        raise typer.BadParameter(f"{text!r}: name the member as MONITOR/ADDRESS ({found})")
+    return matches[0]
+
+
+def _set_override(
+    kind: Override, member: str, config: Path | None, state: Path | None,
+    duration: str | None, reason: str,
+) -> None:
+    path, s = _state(config, state)
+    who = _member(member, s)
+    now = time.time()
+    until = now + parse_duration(duration) if duration else None
+    with Store.open(path) as store:
+        store.set_override(who, OverrideEntry(kind, until, reason), now)
+    expiry = f" until {_when(until)}" if until else ""
+    typer.echo(f"{who.to_text()}: {kind.value}{expiry} (in {path}; a running server "
+               f"applies it within {app.OVERRIDE_POLL:.0f} s)")
+
+
+DurationOpt = Annotated[
+    str | None, typer.Option("--for", help="Expire after this long: 90s, 15m, 2h, 1d.")
+]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, shown in status.")]
+
+
+@cli.command()
+def drain(
+    member: Annotated[str, typer.Argument(help="MONITOR/ADDRESS (or ADDRESS)")],
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    duration: DurationOpt = None,
+    reason: ReasonOpt = "",
+) -> None:
+    """Force a member down (out of every answer), optionally for a while."""
+    _set_override(Override.DRAIN, member, config, state, duration, reason)
+
+
+@cli.command("force-up")
+def force_up(
+    member: Annotated[str, typer.Argument(help="MONITOR/ADDRESS (or ADDRESS)")],
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    duration: DurationOpt = None,
+    reason: ReasonOpt = "",
+) -> None:
+    """Force a member up whatever its checks say, optionally for a while."""
+    _set_override(Override.FORCE_UP, member, config, state, duration, reason)
+
+
+@cli.command()
+def undrain(
+    member: Annotated[str, typer.Argument(help="MONITOR/ADDRESS (or ADDRESS)")],
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Remove a member's override (drain or force-up): its checks decide again."""
+    path, s = _state(config, state)
+    who = _member(member, s)
+    with Store.open(path) as store:
+        removed = store.clear_override(who)
+    typer.echo(f"{who.to_text()}: " + ("override removed" if removed else "had no override"))
+
+
+@cli.command()
+def status(
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    events: Annotated[int, typer.Option("--events", help="How many recent events.")] = 10,
+    fmt: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+) -> None:
+    """Members' states, overrides and recent events, from the state file."""
+    path, _ = _state(config, state)
+    if not path.exists():
+        typer.echo(f"dnsserve: {path}: no state file yet", err=True)
+        raise typer.Exit(1)
+    with Store.open(path) as store:
+        states = store.load_states()
+        overrides = store.load_overrides(time.time())
+        recent = store.events(limit=events)
+    if fmt is Format.json:
+        doc = {
+            "members": {
+                m.to_text(): {
+                    "state": h.state.value, "since": h.since, "reason": h.reason,
+                    "override": overrides[m].kind.value if m in overrides else None,
+                    "override_until": overrides[m].until if m in overrides else None,
+                }
+                for m, h in sorted(states.items())
+            },
+            "events": recent,
+        }
+        typer.echo(msgspec.json.encode(doc).decode())
+        return
+    for m in sorted(set(states) | set(overrides)):
+        h = states.get(m)
+        line = f"{m.to_text():32} {h.state.value if h else 'unseen':6}"
+        if h:
+            line += f" since {_when(h.since)}  {h.reason}"
+        if m in overrides:
+            o = overrides[m]
+            line += f"  [{o.kind.value}{' until ' + _when(o.until) if o.until else ''}"
+            line += f"{': ' + o.reason if o.reason else ''}]"
+        typer.echo(line)
+    if recent:
+        typer.echo("recent events:")
+    for e in recent:
+        typer.echo(f"  {_when(e['time'])} {e['member']} {e['from_state'] or '-'} -> "
+                   f"{e['to_state']} {e['reason']}")
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def main() -> None:
