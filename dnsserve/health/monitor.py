@@ -1,0 +1,429 @@
+"""The monitor thread: when to check whom, on trio, in its own OS thread.
+
+Owns scheduling (first checks spread over the interval, then every ``interval``
+from the scheduled start so nothing drifts), per-check timeouts (a check still
+running at ``timeout`` is cancelled and is a failure "timeout"), at most one
+check in flight per member, the concurrency bound, the HTTP clients it injects
+into probes, and feeding results through the tracker and the guard.
+
+Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
+``on_result`` (and suspicion changes through ``on_suspicion``), called in this
+thread; the app forwards them to its loop with ``loop.call_soon_threadsafe`` and
+writes the store off the query path. Event times are ``time.time()``; the
+schedule runs on trio's clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Set
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
+
+import httpx
+import trio
+
+from dnsserve.health import guard as guard_rules
+from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
+from dnsserve.health.model import MemberHealth, MemberId
+from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
+from dnsserve.health.tracker import never_seen, observe
+
+log = logging.getLogger(__name__)
+
+
+class Target(NamedTuple):
+    """One member to check and its schedule."""
+
+    member: MemberId
+    spec: CheckSpec
+    interval: float
+    rise: int
+    fall: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """When one check was due and when it started (trio clock), for drift."""
+
+    member: MemberId
+    scheduled: float | None  # None: triggered by check_now
+    started: float
+    at: float  # time.time() at the start
+
+
+OnResult = Callable[[MemberId, ProbeResult, MemberHealth, bool, float], None]
+OnSuspicion = Callable[[Suspicion], None]
+
+COUNTERS = (
+    "checks", "passes", "failures", "timeouts", "skipped", "triggered", "flips",
+    "held", "suspicions", "probe_errors", "callback_errors",
+)
+
+
+def build_client(spec: CheckSpec) -> httpx.AsyncClient:
+    """The HTTP client for a spec's TLS settings: no pooling, no proxies, no redirects."""
+    verify: ssl.SSLContext | bool
+    if not spec.tls_verify:
+        verify = False
+    elif spec.ca_file:
+        verify = ssl.create_default_context(cafile=spec.ca_file)
+    else:
+        verify = True
+    return httpx.AsyncClient(
+        verify=verify,
+        trust_env=False,  # a proxy in the environment must not answer health checks
+        follow_redirects=False,
+        timeout=None,  # the monitor cancels at the check's timeout
+        # Each check opens its own connection, as a new client would.
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"User-Agent": "dnsserve-monitor"},
+    )
+
+
+def guard_window(targets: Iterable[Target]) -> float:
+    """The spread of flips one network-wide failure gives: an interval plus timeouts."""
+    return max((t.interval + 2 * t.spec.timeout for t in targets), default=0.0)
+
+
+def _dedupe(targets: Iterable[Target | tuple]) -> dict[MemberId, Target]:
+    found: dict[MemberId, Target] = {}
+    for raw in targets:
+        target = Target(*raw)
+        if target.interval <= 0 or target.spec.timeout >= target.interval:
+            raise ValueError(f"{target.member.to_text()}: need 0 < timeout < interval")
+        seen = found.setdefault(target.member, target)
+        if seen != target:
+            raise ValueError(f"{target.member.to_text()}: two different checks for one member")
+    return found
+
+
+class Monitor:
+    def __init__(
+        self,
+        targets: Iterable[Target | tuple],
+        initial: Mapping[MemberId, MemberHealth],
+        on_result: OnResult,
+        *,
+        pools: Mapping[MemberId, Set[str]] | None = None,
+        suspect_fraction: float = 1.0,
+        on_suspicion: OnSuspicion | None = None,
+        max_concurrency: int = 64,
+        seed: int | None = None,
+        ring_size: int = 10_000,
+    ) -> None:
+        self._targets = _dedupe(targets)
+        self._health: dict[MemberId, MemberHealth] = {
+            m: h for m, h in initial.items() if m in self._targets
+        }
+        self._on_result = on_result
+        self._on_suspicion = on_suspicion
+        self._fraction = suspect_fraction
+        self._pools = pools
+        self._guard_config = self._make_guard_config()
+        self._guard = GuardState()
+        self._max_concurrency = max_concurrency
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()  # counters, ring and the health copy readers see
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._ring: deque[CheckRecord] = deque(maxlen=ring_size)
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        # trio-thread state, set in _main
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._main_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._limiter: trio.CapacityLimiter | None = None
+        self._scopes: dict[MemberId, trio.CancelScope] = {}
+        self._wake: dict[MemberId, trio.Event] = {}
+        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}
+
+    # -- other threads ------------------------------------------------------
+
+    def start(self, ready_timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            raise RuntimeError("monitor already started")
+        self._thread = threading.Thread(target=self._run, name="dnsserve-monitor", daemon=True)
+        self._thread.start()
+        ready = self._ready.wait(ready_timeout)
+        if not ready or self._token is None or not self._thread.is_alive():
+            raise RuntimeError("monitor thread did not start")
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Cancel every check and join the thread; False if it did not end in time."""
+        if self._thread is None:
+            return True
+        if self._token is not None and self._main_scope is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._main_scope.cancel)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("monitor thread did not stop within %.1f s", timeout)
+            return False
+        return True
+
+    def check_now(self, member: MemberId) -> bool:
+        """Ask for a check of ``member`` as soon as none is in flight; False if unknown."""
+        if member not in self._targets or self._token is None:
+            return False
+        try:
+            self._token.run_sync_soon(self._trigger, member)
+        except trio.RunFinishedError:
+            return False
+        return True
+
+    def clear_suspicion(self) -> None:
+        """An operator forced states: leave suspicion (thread-safe)."""
+        self._call(self._force)
+
+    def update_members(
+        self,
+        targets: Iterable[Target | tuple],
+        initial: Mapping[MemberId, MemberHealth] | None = None,
+        pools: Mapping[MemberId, Set[str]] | None = None,
+    ) -> None:
+        """Reload: stop checking removed members, start new ones, restart changed ones."""
+        found = _dedupe(targets)
+        self._call(self._update, found, dict(initial or {}), pools)
+
+    @property
+    def suspect(self) -> bool:
+        return self._guard.suspect
+
+    def health(self) -> dict[MemberId, MemberHealth]:
+        with self._lock:
+            return dict(self._health)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counters)
+
+    def records(self) -> list[CheckRecord]:
+        with self._lock:
+            return list(self._ring)
+
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        if self._token is not None:
+            try:
+                trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+                return
+            except trio.RunFinishedError:
+                pass
+        fn(*args)  # not running: nothing else touches the state
+
+    # -- the trio thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException:
+            log.exception("monitor thread failed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        try:
+            with trio.CancelScope() as scope:
+                self._main_scope = scope
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for member, target in self._targets.items():
+                        self._spawn(target, at_once=member not in self._health)
+                    self._ready.set()
+                    await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                for client in self._clients.values():
+                    await client.aclose()
+
+    def _spawn(self, target: Target, *, at_once: bool) -> None:
+        assert self._nursery is not None
+        if target.spec.kind in (Kind.HTTP, Kind.HTTPS):
+            # Built now: loading CA roots is not the check's time. A bad ca_file
+            # fails each check of this member, not the monitor.
+            with contextlib.suppress(OSError):
+                self._client(target.spec)
+        scope = trio.CancelScope()  # made here so a cancel before the task starts holds
+        self._scopes[target.member] = scope
+        self._wake[target.member] = trio.Event()
+        self._nursery.start_soon(self._schedule, target, at_once, scope)
+
+    async def _schedule(self, target: Target, at_once: bool, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._checks(target, at_once)
+
+    async def _checks(self, target: Target, at_once: bool) -> None:
+        member, interval = target.member, target.interval
+        start = trio.current_time()
+        base = start + self._rng.uniform(0, interval)  # jitter: spread first checks
+        if at_once:
+            await self._check(target, start)
+        k = 0
+        while True:
+            due = base + k * interval
+            now = trio.current_time()
+            if due < now:  # came due while a check ran: skip, keep the phase
+                missed = math.ceil((now - due) / interval)
+                self._count("skipped", missed)
+                k += missed
+                continue
+            wake = self._wake[member]
+            with trio.move_on_at(due):
+                await wake.wait()
+            if wake.is_set():
+                self._wake[member] = trio.Event()
+                self._count("triggered")
+                await self._check(target, None)
+                continue
+            await self._check(target, due)
+            k += 1
+
+    async def _check(self, target: Target, scheduled: float | None) -> None:
+        assert self._limiter is not None
+        spec = target.spec
+        async with self._limiter:
+            record = CheckRecord(target.member, scheduled, trio.current_time(), time.time())
+            with self._lock:
+                self._ring.append(record)
+                self._counters["checks"] += 1
+            result = TIMEOUT
+            with trio.move_on_after(spec.timeout):
+                result = await self._probe(target)
+        self._settle(target, result, time.time())
+
+    async def _probe(self, target: Target) -> ProbeResult:
+        spec = target.spec
+        client = None
+        if spec.kind in (Kind.HTTP, Kind.HTTPS):
+            try:
+                client = self._client(spec)
+            except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
+                return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
+        try:
+            return await probe(spec, target.member.address, client=client)
+        except Exception as exc:  # a probe bug must not end the monitor
+            log.exception("probe of %s failed unexpectedly", target.member.to_text())
+            self._count("probe_errors")
+            return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
+
+    def _client(self, spec: CheckSpec) -> httpx.AsyncClient:
+        key = (spec.tls_verify, spec.ca_file)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = build_client(spec)
+        return client
+
+    def _settle(self, target: Target, result: ProbeResult, at: float) -> None:
+        member = target.member
+        if self._targets.get(member) != target:  # removed or changed by a reload
+            return
+        before = self._health.get(member)
+        proposed, flipped = observe(
+            before, result.ok, result.reason, at, rise=target.rise, fall=target.fall
+        )
+        out = guard_rules.settle(
+            self._guard, self._guard_config, member,
+            ok=result.ok, reason=result.reason, before=before or never_seen(at),
+            proposed=proposed, flipped=flipped, members=self._health, now=at,
+        )
+        self._guard = out.guard
+        with self._lock:
+            self._health.update(out.restored)
+            self._health[member] = out.health
+            self._counters["passes" if result.ok else "failures"] += 1
+            self._counters["timeouts"] += result.reason == "timeout"
+            self._counters["flips"] += out.flipped
+            self._counters["held"] += flipped and not out.flipped
+        if out.flipped:
+            log.info("%s is %s: %s", member.to_text(), out.health.state.value, out.health.reason)
+        if out.event is not None:
+            self._emit(out.event)
+        try:
+            self._on_result(member, result, out.health, out.flipped, at)
+        except Exception:
+            self._count("callback_errors")
+            log.exception("on_result failed for %s", member.to_text())
+
+    def _emit(self, event: Suspicion) -> None:
+        if event.suspect:
+            self._count("suspicions")
+            log.warning(
+                "suspecting the monitor's own network (%s): holding previous states",
+                event.reason,
+            )
+        else:
+            log.warning("suspicion cleared: %s", event.reason)
+        if self._on_suspicion is None:
+            return
+        try:
+            self._on_suspicion(event)
+        except Exception:
+            self._count("callback_errors")
+            log.exception("on_suspicion failed")
+
+    def _force(self) -> None:
+        held = self._guard.held
+        self._guard, was_on = guard_rules.forced(self._guard)
+        if was_on:
+            why = "states forced by an operator"
+            self._emit(Suspicion(False, time.time(), held, MappingProxyType({}), why))
+
+    def _trigger(self, member: MemberId) -> None:
+        wake = self._wake.get(member)
+        if wake is not None:
+            wake.set()
+
+    def _update(
+        self,
+        found: dict[MemberId, Target],
+        initial: dict[MemberId, MemberHealth],
+        pools: Mapping[MemberId, Set[str]] | None,
+    ) -> None:
+        for member, target in list(self._targets.items()):
+            if found.get(member) != target:
+                scope = self._scopes.pop(member, None)
+                if scope is not None:
+                    scope.cancel()
+                self._wake.pop(member, None)
+                if member not in found:
+                    with self._lock:
+                        self._health.pop(member, None)
+        old = self._targets
+        self._targets = found
+        with self._lock:
+            for member, health in initial.items():
+                if member in found:
+                    self._health.setdefault(member, health)
+        if pools is not None:
+            self._pools = pools
+        self._guard_config = self._make_guard_config()
+        if self._nursery is None:  # not running: _main spawns every target
+            return
+        for member, target in found.items():
+            if old.get(member) != target:
+                self._spawn(target, at_once=member not in self._health)
+
+    def _make_guard_config(self) -> GuardConfig | None:
+        window = guard_window(self._targets.values())
+        if self._pools is None or window <= 0:
+            return None
+        return GuardConfig(
+            pools=MappingProxyType({m: frozenset(p) for m, p in self._pools.items()}),
+            window=window,
+            fraction=self._fraction,
+        )
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += n
