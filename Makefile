@@ -24,6 +24,9 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks
 
+demo: $(STAMP)
+	$(BIN)/dnsserve demo
+
 check: $(STAMP)
 	$(BIN)/dnsserve check
 

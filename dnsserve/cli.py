@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime
 import enum
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +22,7 @@ import msgspec
 import typer
 
 from dnsserve import __version__, app
+from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.model import MemberId, Override, OverrideEntry
 from dnsserve.store import Store
@@ -261,6 +265,45 @@ def status(
     for e in recent:
         typer.echo(f"  {_when(e['time'])} {e['member']} {e['from_state'] or '-'} -> "
                    f"{e['to_state']} {e['reason']}")
+
+
+@cli.command()
+def demo(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Config whose pool uses the demo backends.")
+    ] = Path("dnsserve.toml"),
+) -> None:
+    """Serve with three demo HTTP backends on 127.0.0.11-13:8080; stop one, watch it fail over."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    s = _settings(config, None, None)
+    backends = Backends()
+    try:
+        backends.start_all()
+    except OSError as exc:
+        typer.echo(f"dnsserve: cannot start the demo backends: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    def console() -> None:
+        typer.echo(HELP, err=True)
+        for line in sys.stdin:
+            reply = backends.command(line)
+            if reply is None:
+                break
+            if reply:
+                typer.echo(reply, err=True)
+        os.kill(os.getpid(), signal.SIGINT)  # stdin closed or "quit": stop the server
+
+    threading.Thread(target=console, daemon=True).start()
+    try:
+        app.serve(s)
+    except (OSError, ValueError, DnsServeError) as exc:
+        typer.echo(f"dnsserve: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        backends.stop_all()
 
 
 def _when(at: float | None) -> str:
