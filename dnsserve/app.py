@@ -56,7 +56,7 @@ from dnsserve.health.monitor import Monitor, Target
 from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
 from dnsserve.store import Store
 from dnsserve.zones.compile import ZoneProblem
-from dnsserve.zones.load import LoadedZones, check_zones, load_zones
+from dnsserve.zones.load import LoadedZones, load_zones
 
 log = logging.getLogger("dnsserve")
 
@@ -192,9 +192,10 @@ class Problem:
 
 def check(s: Settings) -> list[ZoneProblem | Problem]:
     """Every problem in the zones and the config (errors and warnings)."""
-    problems: list[ZoneProblem | Problem] = list(check_zones(s.zones_dir))
+    loaded = load_zones(s.zones_dir, log_problems=False)
+    problems: list[ZoneProblem | Problem] = list(loaded.problems)
     if s.config.pool:
-        origins = load_zones(s.zones_dir).tables.keys()
+        origins = loaded.tables.keys()
         errors = check_pools_against_zones(s.config, origins, file=s.config_name)
         problems += [Problem(e, "error") for e in errors]
     problems += [Problem(w, "warning") for w in config_warnings(s.config, file=s.config_name)]

@@ -1,0 +1,434 @@
+"""Reading ``<origin>.zone`` files into validated zone tables.
+
+Owns the zones directory layout, master-file parsing (dnspython's zone file
+reader under our own directive loop, with ``$INCLUDE`` resolved against the
+zones directory), turning every parse failure into a ``ZoneError`` or
+``ZoneProblem`` with file and line, and remembering where each owner and
+record was written so that ``zones.compile`` can name a line. It must not
+validate semantics (``zones.compile`` does), except what dnspython's zone
+model cannot even hold: an owner outside the origin, an SOA below the apex,
+two SOA/CNAME/DNAME records at one owner, a CNAME beside other data. It must
+not answer queries, change the working directory, or keep state between
+calls.
+
+Layout: every regular file ``<origin>.zone`` in the directory is one zone;
+the origin is the file name without ``.zone`` (``example.com.zone`` is
+``example.com.``). ``root.zone`` is the root zone ``.``. Hidden files
+(editor locks such as ``.#example.com.zone``) and subdirectories are
+ignored, so included files can live in ``include/``; they must not end in
+``.zone``. ``$INCLUDE`` paths are relative to the zones directory (as Knot
+DNS resolves them relative to the zone file's directory, which is the same
+place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops.
+``$GENERATE`` ranges are limited to ``MAX_GENERATE`` names each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+import dns.exception
+import dns.grange
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.tokenizer
+import dns.transaction
+import dns.ttl
+import dns.zone
+import dns.zonefile
+from dns.rdatatype import RdataType
+
+from dnsserve.errors import ZoneError
+from dnsserve.zones.compile import Source, SourceMap, ZoneProblem, compile_with_problems
+from dnsserve.zones.table import ZoneTable
+
+log = logging.getLogger(__name__)
+
+ZONE_SUFFIX = ".zone"
+ROOT_ZONE_FILE = "root.zone"
+MAX_INCLUDE_DEPTH = 8
+MAX_GENERATE = 65536
+
+
+@dataclass(frozen=True)
+class LoadedZones:
+    """The zones of one directory that can be served, and what was wrong with the rest."""
+
+    tables: Mapping[dns.name.Name, ZoneTable]
+    problems: tuple[ZoneProblem, ...]
+    files: Mapping[dns.name.Name, Path]
+
+    @property
+    def errors(self) -> tuple[ZoneProblem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+
+def origin_from_path(path: Path) -> dns.name.Name:
+    """The origin a zone file stands for: its name without ``.zone``; ``root.zone`` is ``.``."""
+    if path.name == ROOT_ZONE_FILE:
+        return dns.name.root
+    stem = path.name.removesuffix(ZONE_SUFFIX)
+    if not stem or stem == path.name:
+        raise ZoneError(f"a zone file name is <origin>{ZONE_SUFFIX}", file=str(path))
+    try:
+        return dns.name.from_text(stem, dns.name.root)
+    except dns.exception.DNSException as exc:
+        raise ZoneError(f"file name is not a domain name: {exc}", file=str(path)) from None
+
+
+def load_zone_file(
+    path: Path, origin: dns.name.Name, *, include_dir: Path
+) -> tuple[dns.zone.Zone, SourceMap]:
+    """Parse one zone file (``relativize=False``) and where its owners and records are.
+
+    The ``SourceMap`` is a ``Mapping[Name, int]`` of each owner's first line,
+    and also knows the file ($INCLUDE) and line of every record. Raises
+    ``ZoneError`` naming the file and line of the first syntax error, missing
+    include, owner outside the origin, or CNAME beside other data.
+    """
+    text = _read_text(path, Source(str(path), 0))
+    zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
+    with zone.writer(replacement=True) as txn:
+        reader = _Reader(txn, _Tokenizer(text, str(path)), Path(path), include_dir)
+        reader.read()
+        sources = SourceMap(reader.owners, reader.records)
+    return zone, sources
+
+
+def load_zones(directory: Path, *, log_problems: bool = True) -> LoadedZones:
+    """Load every zone in ``directory``; a zone that fails is left out (and logged)."""
+    loaded = _load_directory(directory)
+    if not log_problems:
+        return loaded
+    for problem in loaded.problems:
+        level = logging.ERROR if problem.severity == "error" else logging.WARNING
+        log.log(level, "%s", problem.to_text())
+    log.info("loaded %d zone(s) from %s", len(loaded.tables), directory)
+    return loaded
+
+
+def check_zones(directory: Path) -> list[ZoneProblem]:
+    """Every error and warning of every zone in ``directory``; never raises for bad zones."""
+    return list(_load_directory(directory).problems)
+
+
+# -- the directory -------------------------------------------------------------
+
+
+def _load_directory(directory: Path) -> LoadedZones:
+    problems: list[ZoneProblem] = []
+    tables: dict[dns.name.Name, ZoneTable] = {}
+    files: dict[dns.name.Name, Path] = {}
+    origins = _zone_files(directory, problems)
+    for origin, path in origins.items():
+        table = _load_one(path, origin, directory, problems)
+        if table is not None:
+            tables[origin] = table
+            files[origin] = path
+    return LoadedZones(
+        tables=MappingProxyType(tables), problems=tuple(problems), files=MappingProxyType(files)
+    )
+
+
+def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.Name, Path]:
+    """Map origin -> file; files that share an origin are all left out."""
+    if not directory.is_dir():
+        problems.append(_whole(str(directory), "", "the zones directory does not exist"))
+        return {}
+    paths = sorted(
+        p
+        for p in directory.iterdir()
+        if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and p.is_file()
+    )
+    if not paths:
+        problems.append(_whole(str(directory), "", f"no <origin>{ZONE_SUFFIX} files here"))
+    by_origin: dict[dns.name.Name, list[Path]] = {}
+    for path in paths:
+        try:
+            by_origin.setdefault(origin_from_path(path), []).append(path)
+        except ZoneError as exc:
+            problems.append(_whole(exc.file, "", exc.message))
+    origins: dict[dns.name.Name, Path] = {}
+    for origin, same in by_origin.items():
+        if len(same) == 1:
+            origins[origin] = same[0]
+            continue
+        names = ", ".join(p.name for p in same)
+        for path in same:
+            problems.append(
+                _whole(
+                    str(path), origin.to_text(), f"{names} are all zone {origin}; none is served"
+                )
+            )
+    return origins
+
+
+def _load_one(
+    path: Path, origin: dns.name.Name, directory: Path, problems: list[ZoneProblem]
+) -> ZoneTable | None:
+    zone_text = origin.to_text()
+    try:
+        zone, sources = load_zone_file(path, origin, include_dir=directory)
+        compiled = compile_with_problems(zone, file=str(path), lines=sources)
+    except ZoneError as exc:
+        problems.append(ZoneProblem(exc.file, exc.line, "error", exc.message, zone_text))
+        return None
+    except Exception as exc:
+        # a bug in compiling one zone must not keep the others from being served
+        log.exception("unexpected failure loading %s", path)
+        problems.append(_whole(str(path), zone_text, f"internal error: {exc!r}"))
+        return None
+    problems.extend(compiled.problems)
+    return compiled.table
+
+
+def _whole(file: str, zone: str, message: str) -> ZoneProblem:
+    return ZoneProblem(file, 0, "error", message, zone)
+
+
+def _first_at(first: Source | None, here: Source) -> str:
+    if first is None or first == here:
+        return ""
+    where = f"line {first.line}" if first.file == here.file else f"{first.file}:{first.line}"
+    return f" (the first at {where})"
+
+
+def _read_text(path: Path, cited_at: Source) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path)) from None
+    except OSError as exc:
+        raise ZoneError(
+            f"cannot read {path}: {exc.strerror or exc}", file=cited_at.file, line=cited_at.line
+        ) from None
+
+
+# -- one file ------------------------------------------------------------------
+
+
+class _Tokenizer(dns.tokenizer.Tokenizer):
+    """A tokenizer that remembers the line and text of the last token that was not a line end.
+
+    dnspython's own line number has already moved on once a newline was read
+    (as a token's delimiter, or as the end of a record that ended too early),
+    so its errors can name the next line.
+    """
+
+    def __init__(self, text: str, filename: str) -> None:
+        super().__init__(text, filename)
+        self.token_line = 1
+        self.token_value = ""
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        token = super().get(want_leading, want_comment)
+        if not token.is_eol_or_eof():
+            # a newline read as the token's delimiter has been counted already
+            self.token_line = self.line_number - (self.ungotten_char == "\n")
+            self.token_value = token.value
+        return token
+
+
+class _RecordingTransaction:
+    """Passes a reader's writes on to the zone transaction, noting where each record was."""
+
+    def __init__(self, txn: dns.transaction.Transaction, reader: _Reader) -> None:
+        self._txn = txn
+        self._reader = reader
+        self.manager = txn.manager
+
+    def check_put_rdataset(self, check: Any) -> None:
+        self._txn.check_put_rdataset(check)
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        self._reader.note(name, rdata)
+        self._txn.add(name, ttl, rdata)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._txn, attr)
+
+
+# Reader attributes that an $INCLUDEd file may change and that come back after it.
+_INCLUDE_STATE = (
+    "tok",
+    "current_origin",
+    "last_name",
+    "last_ttl",
+    "last_ttl_known",
+    "default_ttl",
+    "default_ttl_known",
+    "default_ttl_from_soa",
+)
+
+
+class _Reader(dns.zonefile.Reader):
+    """dnspython's reader with our own directive loop.
+
+    dnspython opens ``$INCLUDE`` files relative to the working directory and
+    keeps no line numbers; this loop resolves includes against the zones
+    directory, records where each record starts, and turns every failure into
+    a ``ZoneError`` with file and line. Records themselves are still parsed by
+    dnspython (``_rr_line``, ``_generate_line``).
+    """
+
+    def __init__(
+        self,
+        txn: dns.transaction.Transaction,
+        tok: _Tokenizer,
+        path: Path,
+        include_dir: Path,
+    ) -> None:
+        recorder = cast(dns.transaction.Transaction, _RecordingTransaction(txn, self))
+        super().__init__(tok, dns.rdataclass.IN, recorder, allow_include=True)
+        self.tok: _Tokenizer = tok
+        self.include_dir = include_dir
+        self.owners: dict[dns.name.Name, Source] = {}
+        self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
+        self.singletons: dict[tuple[dns.name.Name, int], tuple[dns.rdata.Rdata, Source]] = {}
+        self.here = Source(str(path), 1)
+        self._stack: list[dict[str, Any]] = []
+        self._files = [path.resolve()]
+
+    def note(self, name: dns.name.Name, rdata: dns.rdata.Rdata) -> None:
+        """Remember where a record was written, before the zone transaction sees it.
+
+        dnspython keeps the last of two SOA, CNAME or DNAME records at one
+        owner without a word, and refuses an SOA below the apex without a
+        line: both are errors here.
+        """
+        if rdata.rdtype == RdataType.SOA and name != self.zone_origin:
+            raise self._error(
+                f"SOA record at {name}, not at the zone apex {self.zone_origin}", self.here.line
+            )
+        if dns.rdatatype.is_singleton(rdata.rdtype):
+            first = self.singletons.setdefault((name, rdata.rdtype), (rdata, self.here))
+            if first[0] != rdata:
+                raise self._error(
+                    f"more than one {RdataType(rdata.rdtype).name} record at {name}"
+                    f"{_first_at(first[1], self.here)}",
+                    self.here.line,
+                )
+        self.owners.setdefault(name, self.here)
+        self.records.setdefault((name, rdata), self.here)
+
+    def read(self) -> None:
+        while True:
+            try:
+                if not self._step():
+                    return
+            except ZoneError:
+                raise
+            except dns.zonefile.CNAMEAndOtherData:
+                raise self._error(self._cname_conflict(), self.here.line) from None
+            except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+                raise self._error(self._syntax_message(exc), self.tok.token_line) from None
+
+    def _step(self) -> bool:
+        """Read one line (or one multi-line record); False at the end of the zone file."""
+        token = self.tok.get(want_leading=True, want_comment=True)
+        if token.is_eof():
+            if not self._stack:
+                return False
+            state = self._stack.pop()
+            self._files.pop()
+            for attr, value in state.items():
+                setattr(self, attr, value)
+            return True
+        if token.is_eol():
+            return True
+        if token.is_comment():
+            self.tok.get_eol()
+            return True
+        self.here = Source(self.tok.filename, self.tok.token_line)
+        if token.is_identifier() and token.value.startswith("$"):
+            self._directive(token.value.upper())
+        else:
+            self.tok.unget(token)
+            self._rr_line()
+            self._check_owner()
+        return True
+
+    def _directive(self, directive: str) -> None:
+        if directive == "$TTL":
+            token = self.tok.get()
+            if not token.is_identifier():
+                raise dns.exception.SyntaxError("$TTL needs a TTL")
+            self.default_ttl = dns.ttl.from_text(token.value)
+            self.default_ttl_known = True
+            self.default_ttl_from_soa = False
+            self.tok.get_eol()
+        elif directive == "$ORIGIN":
+            self.current_origin = self.tok.get_name(self.current_origin)
+            self.tok.get_eol()
+        elif directive == "$INCLUDE":
+            self._include()
+        elif directive == "$GENERATE":
+            token = self.tok.get()
+            try:
+                start, stop, step = dns.grange.from_text(token.value)
+            except (ValueError, AssertionError):
+                raise dns.exception.SyntaxError(f"bad $GENERATE range {token.value!r}") from None
+            if (stop - start) // step + 1 > MAX_GENERATE:
+                raise self._error(f"$GENERATE makes more than {MAX_GENERATE} names", self.here.line)
+            self.tok.unget(token)
+            self._generate_line()
+            self._check_owner()
+        else:
+            raise dns.exception.SyntaxError(f"unknown directive {directive}")
+
+    def _include(self) -> None:
+        token = self.tok.get()
+        if not (token.is_identifier() or token.is_quoted_string()):
+            raise dns.exception.SyntaxError("$INCLUDE needs a file name")
+        token_origin = self.tok.get()
+        origin = self.current_origin
+        if token_origin.is_identifier():
+            origin = dns.name.from_text(token_origin.value, self.current_origin)
+            self.tok.get_eol()
+        elif not token_origin.is_eol_or_eof():
+            raise dns.exception.SyntaxError("bad origin in $INCLUDE")
+        path = Path(token.value)
+        if not path.is_absolute():
+            path = self.include_dir / path
+        if len(self._stack) >= MAX_INCLUDE_DEPTH:
+            raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", self.here.line)
+        if path.resolve() in self._files:
+            raise self._error(f"$INCLUDE loop: {path} is already being read", self.here.line)
+        text = _read_text(path, self.here)
+        state = {attr: getattr(self, attr) for attr in _INCLUDE_STATE if hasattr(self, attr)}
+        self._stack.append(state)
+        self._files.append(path.resolve())
+        self.tok = _Tokenizer(text, str(path))
+        self.current_origin = origin
+
+    def _check_owner(self) -> None:
+        # dnspython skips records whose owner is outside the zone without a word
+        assert self.zone_origin is not None and self.last_name is not None
+        if not self.last_name.is_subdomain(self.zone_origin):
+            raise self._error(
+                f"owner {self.last_name} is outside the zone {self.zone_origin}", self.here.line
+            )
+
+    def _cname_conflict(self) -> str:
+        name = self.last_name
+        if name == self.zone_origin:
+            return f"CNAME at the zone apex {name}"
+        first = self.owners.get(name) if name is not None else None
+        return f"CNAME beside other data at {name}{_first_at(first, self.here)}"
+
+    def _syntax_message(self, exc: Exception) -> str:
+        message = str(exc) or type(exc).__name__
+        if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
+            message = f"syntax error at {self.tok.token_value!r}"
+        if self.tok.multiline > 0 and self.tok.token_line != self.here.line:
+            message += f" (inside parentheses opened at line {self.here.line})"
+        return message
+
+    def _error(self, message: str, line: int) -> ZoneError:
+        return ZoneError(message, file=self.tok.filename, line=line)
