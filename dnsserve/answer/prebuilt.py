@@ -15,6 +15,8 @@ Pure: dnspython renders here at build time, never per query.
 
 from __future__ import annotations
 
+import bisect
+
 import dns.name
 import dns.renderer
 import dns.rrset
@@ -91,10 +93,7 @@ class Variants:
         if self.cum_weights is None:
             return self.variants[self._n % len(self.variants)]
         x = ((self._n * self._GOLDEN) % 1.0) * self.total
-        for i, edge in enumerate(self.cum_weights):
-            if x < edge:
-                return self.variants[i]
-        return self.variants[-1]
+        return self.variants[bisect.bisect_right(self.cum_weights, x)]
 
 
 def render(
