@@ -224,12 +224,14 @@ class Server:
         loaded = load_zones(self.settings.zones_dir)
         tables = dict(loaded.tables)
         if self.loaded is not None:
-            # A zone that fails to reload keeps its last good version.
+            # A reload never silently deletes what we serve: a zone that fails
+            # to load, or whose file is gone, keeps its last good version
+            # (a restart drops a removed zone on purpose).
+            failed = _failed(loaded)
             for origin, table in self.loaded.tables.items():
-                if origin not in tables and origin in _failed(loaded):
-                    log.error(
-                        "zone %s failed to reload; still serving the last good version", origin
-                    )
+                if origin not in tables:
+                    why = "failed to reload" if origin in failed else "lost its zone file"
+                    log.error("zone %s %s; still serving the last good version", origin, why)
                     tables[origin] = table
         if self.settings.config.pool:
             errors = check_pools_against_zones(
