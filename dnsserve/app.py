@@ -38,7 +38,7 @@ import uvloop
 from dnsserve import net
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Pool, Selection, select
-from dnsserve.answer.snapshot import PoolKey, build_snapshot
+from dnsserve.answer.snapshot import PoolKey, build_snapshot, find_zone
 from dnsserve.config import (
     Config,
     MonitorConfig,
@@ -57,6 +57,7 @@ from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
 from dnsserve.store import Store
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger("dnsserve")
 
@@ -198,8 +199,35 @@ def check(s: Settings) -> list[ZoneProblem | Problem]:
         origins = loaded.tables.keys()
         errors = check_pools_against_zones(s.config, origins, file=s.config_name)
         problems += [Problem(e, "error") for e in errors]
+        if not errors:
+            pools = pools_from_config(s.config, origins)
+            problems += [Problem(w, "warning") for w in static_mismatches(pools, loaded.tables)]
     problems += [Problem(w, "warning") for w in config_warnings(s.config, file=s.config_name)]
     return problems
+
+
+def static_mismatches(
+    pools: Sequence[Pool], tables: Mapping[dns.name.Name, ZoneTable]
+) -> list[str]:
+    """Where a zone's static records and a pool's members disagree.
+
+    A secondary (or any other server) serves the static set from the zone
+    file; when it differs from the pool, the two answer differently.
+    """
+    out = []
+    for pool in pools:
+        table = find_zone(tables, pool.owner, pool.rdtype)
+        rrset = table.rrset(pool.owner, pool.rdtype) if table is not None else None
+        static = {rd.to_text().lower() for rd in rrset} if rrset is not None else set()
+        members = {pm.value.lower() for pm in pool.members}
+        what = f"{pool.owner} {dns.rdatatype.to_text(pool.rdtype)}"
+        if not static:
+            out.append(f"{what}: the zone has no static records for this pool; "
+                       "a secondary serving the zone file answers NODATA")
+        elif static != members:
+            out.append(f"{what}: the zone's static records ({', '.join(sorted(static))}) differ "
+                       f"from the pool's members ({', '.join(sorted(members))})")
+    return out
 
 
 class Server:

@@ -236,6 +236,8 @@ def status(
         states = store.load_states()
         overrides = store.load_overrides(time.time())
         recent = store.events(limit=events)
+        alarms = store.events(limit=1, member="*")
+    suspect = bool(alarms) and alarms[0]["to_state"] == "suspicion"
     if fmt is Format.json:
         doc = {
             "members": {
@@ -247,9 +249,13 @@ def status(
                 for m, h in sorted(states.items())
             },
             "events": recent,
+            "suspect": suspect,
         }
         typer.echo(msgspec.json.encode(doc).decode())
         return
+    if suspect:
+        typer.echo(f"SUSPECT since {_when(alarms[0]['time'])}: the monitor suspects its own "
+                   f"network and holds member states ({alarms[0]['reason']})")
     for m in sorted(set(states) | set(overrides)):
         h = states.get(m)
         line = f"{m.to_text():32} {h.state.value if h else 'unseen':6}"
