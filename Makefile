@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint check clean demo
+.PHONY: run test bench bench-health lint check clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+
+# Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load.
+bench-health: $(STAMP)
+	$(BIN)/python benchmarks/bench_failover.py
+	$(BIN)/python benchmarks/bench_pool.py
+	$(BIN)/python benchmarks/bench_drift.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks

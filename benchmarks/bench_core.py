@@ -33,6 +33,7 @@ from pathlib import Path
 
 import servers
 import zonegen
+from report import write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -470,7 +471,9 @@ def main(argv: list[str]) -> int:
         report = render(info, shown, args, results, eng, wl, load_start, load_end, when)
         report = report.replace(str(tmp), "$BENCH_DIR")
         if args.out is not None:
-            args.out.write_text(report)
+            # Headings one level down: the report is a section of RESULTS.md.
+            demoted = "\n".join("#" + ln if ln.startswith("#") else ln for ln in report.split("\n"))
+            write_section("core", demoted, args.out)
             print(f"\nwrote {args.out}")
         _, verdict = ratios(results)
         if any(r.error for r in results):
