@@ -49,7 +49,7 @@ from dnsserve.config import (
     member_id,
     pools_from_config,
 )
-from dnsserve.errors import ConfigError
+from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
 from dnsserve.health.monitor import Monitor, Target
@@ -245,6 +245,7 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._generation = 0
+        self._persisted: dict[MemberId, MemberHealth] = {}  # monitor thread only
 
     # -- zones and snapshots (main loop) -------------------------------------
 
@@ -295,8 +296,8 @@ class Server:
         current = self.engine.snapshot
         fresh = select_all(self.pools, self.view, time.time(), current.selections)
         changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
-        if not changed and current.health == self.view:
-            return
+        if not changed:
+            return  # the prebuilt answers stay; nothing to swap
         self._generation += 1
         self.engine.swap(
             current.with_selections(changed, health=self.view, generation=self._generation)
@@ -320,32 +321,52 @@ class Server:
     def on_result(
         self, member: MemberId, result: ProbeResult, health: MemberHealth, flipped: bool, at: float
     ) -> None:
-        """Monitor thread: persist, then hand the new state to the main loop."""
+        """Monitor thread: persist, then hand a flip to the main loop.
+
+        A check that does not flip changes no answer, so only flips cross to
+        the main loop. A failing state file is logged and never stops a flip
+        from reaching the answers.
+        """
         assert self.store is not None and self._loop is not None
-        before = self.view.members.get(member)
+        before = self._persisted.get(member)
+        try:
+            if flipped:
+                self.store.record_transition(
+                    member, before.state if before else None, health.state, health.reason, at,
+                    health,
+                )
+            elif before is None or not result.ok or before.failures or before.state is State.DOWN:
+                # First sight, or counters moving toward (or away from) a flip;
+                # a steady member writes nothing.
+                self.store.save_state(member, health)
+        except DnsServeError:
+            log.exception("state file: cannot record %s", member.to_text())
+        self._persisted[member] = health
         if flipped:
-            self.store.record_transition(
-                member, before.state if before else None, health.state, health.reason, at, health
-            )
-        elif before is None or not result.ok or before.failures or before.state is State.DOWN:
-            # First sight, or counters moving toward (or away from) a flip;
-            # a steady member writes nothing.
-            self.store.save_state(member, health)
-        self._loop.call_soon_threadsafe(self._apply_health, member, health, flipped)
+            self._loop.call_soon_threadsafe(self._apply_health, member, health)
 
     def on_suspicion(self, event: Suspicion) -> None:
-        """Monitor thread: record the alarm, then let the main loop show it."""
+        """Monitor thread: record the alarm (and every restored member), then show it."""
         assert self.store is not None and self._loop is not None
         kind = "suspicion" if event.suspect else "suspicion-cleared"
-        self.store.record_alarm(kind, event.reason, event.at)
+        try:
+            self.store.record_alarm(kind, event.reason, event.at)
+            for member, health in event.restored.items():
+                before = self._persisted.get(member)
+                self.store.record_transition(
+                    member, before.state if before else None, health.state, "suspicion",
+                    event.at, health,
+                )
+                self._persisted[member] = health
+        except DnsServeError:
+            log.exception("state file: cannot record the %s alarm", kind)
         self._loop.call_soon_threadsafe(self._apply_suspicion, event)
 
-    def _apply_health(self, member: MemberId, health: MemberHealth, flipped: bool) -> None:
+    def _apply_health(self, member: MemberId, health: MemberHealth) -> None:
         members = dict(self.view.members)
         members[member] = health
         self.view = replace(self.view, members=MappingProxyType(members))
-        if flipped:
-            self.reselect(f"{member.to_text()} {health.state.value}: {health.reason}")
+        self.reselect(f"{member.to_text()} {health.state.value}: {health.reason}")
 
     def _apply_suspicion(self, event: Suspicion) -> None:
         members = {**self.view.members, **event.restored}
@@ -378,6 +399,7 @@ class Server:
     def _start_health(self) -> None:
         self.store = Store.open(self.settings.state_path)
         states = self.store.load_states()
+        self._persisted = dict(states)
         overrides: dict[MemberId, OverrideEntry] = self.store.load_overrides(time.time())
         self.view = HealthView(
             members=MappingProxyType(states), overrides=MappingProxyType(overrides)

@@ -7,6 +7,7 @@ syntax error) are printed as one line naming file, line or key, and exit 1.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import logging
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +32,7 @@ from dnsserve.store import Store
 cli = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
     help="dnsserve: an authoritative DNS server with health-based answers.",
 )
 
@@ -141,6 +144,17 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+@contextlib.contextmanager
+def _store(path: Path) -> Iterator[Store]:
+    """The state file, with its errors as one line and exit 1."""
+    try:
+        with Store.open(path) as store:
+            yield store
+    except DnsServeError as exc:
+        typer.echo(f"dnsserve: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _state(config: Path | None, state: Path | None) -> tuple[Path, app.Settings]:
     s = _settings(config, None, None)
     return (state if state is not None else s.state_path), s
@@ -169,7 +183,7 @@ def _set_override(
     who = _member(member, s)
     now = time.time()
     until = now + parse_duration(duration) if duration else None
-    with Store.open(path) as store:
+    with _store(path) as store:
         store.set_override(who, OverrideEntry(kind, until, reason), now)
     expiry = f" until {_when(until)}" if until else ""
     typer.echo(f"{who.to_text()}: {kind.value}{expiry} (in {path}; a running server "
@@ -215,7 +229,7 @@ def undrain(
     """Remove a member's override (drain or force-up): its checks decide again."""
     path, s = _state(config, state)
     who = _member(member, s)
-    with Store.open(path) as store:
+    with _store(path) as store:
         removed = store.clear_override(who)
     typer.echo(f"{who.to_text()}: " + ("override removed" if removed else "had no override"))
 
@@ -232,7 +246,7 @@ def status(
     if not path.exists():
         typer.echo(f"dnsserve: {path}: no state file yet", err=True)
         raise typer.Exit(1)
-    with Store.open(path) as store:
+    with _store(path) as store:
         states = store.load_states()
         overrides = store.load_overrides(time.time())
         recent = store.events(limit=events)

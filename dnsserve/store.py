@@ -66,6 +66,24 @@ def _state_row(member: MemberId, health: MemberHealth) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads first and then writes fails at once
+    with "database is locked" when another process committed in between;
+    an immediate one waits (up to the connection's timeout) for the lock.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
 class Store:
     """One open state file. Use ``Store.open(path)``; ``close()`` when done."""
 
@@ -106,9 +124,12 @@ class Store:
             )
         db.enable_wal()
         db.execute("PRAGMA synchronous=FULL")
-        with db.atomic():
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version == SCHEMA_VERSION:
+            return  # opening must not write: another process may be writing now
+        # executescript commits any open transaction first: the script brings its own.
+        db.executescript(
+            f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -161,7 +182,7 @@ class Store:
         with self._use("save member states") as db:
             db.execute("PRAGMA synchronous=NORMAL")
             try:
-                with db.atomic():
+                with _immediate(db):
                     for member, health in states.items():
                         db["member_state"].upsert(_state_row(member, health), pk="member")
             finally:
@@ -186,7 +207,7 @@ class Store:
             "to_state": new.value,
             "reason": reason,
         }
-        with self._use("record a transition") as db, db.atomic():
+        with self._use("record a transition") as db, _immediate(db):
             table = db["events"]
             table.insert(event)
             event_id = table.last_rowid
@@ -204,7 +225,7 @@ class Store:
             "to_state": kind,
             "reason": reason,
         }
-        with self._use("record an alarm") as db, db.atomic():
+        with self._use("record an alarm") as db, _immediate(db):
             table = db["events"]
             table.insert(event)
             event_id = table.last_rowid
@@ -232,7 +253,7 @@ class Store:
         ones are dropped from the file."""
         now = time.time() if now is None else now
         with self._use("read overrides") as db:
-            with db.atomic():
+            with _immediate(db):
                 db.execute("DELETE FROM overrides WHERE until IS NOT NULL AND until <= ?", [now])
             return {
                 MemberId.from_text(row["member"]): OverrideEntry(
@@ -249,11 +270,11 @@ class Store:
             "reason": entry.reason,
             "set_at": at,
         }
-        with self._use("set an override") as db, db.atomic():
+        with self._use("set an override") as db, _immediate(db):
             db["overrides"].upsert(row, pk="member")
 
     def clear_override(self, member: MemberId) -> bool:
         """Remove ``member``'s override; False when it had none."""
-        with self._use("clear an override") as db, db.atomic():
+        with self._use("clear an override") as db, _immediate(db):
             cursor = db.execute("DELETE FROM overrides WHERE member = ?", [member.to_text()])
             return cursor.rowcount > 0
