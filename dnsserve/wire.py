@@ -140,6 +140,19 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     if data[name_end] == 0 and data[name_end + 1] == TYPE_OPT:
         raise FormError("OPT as a query type")
     key = data[12:name_end].lower() + data[name_end:qend]
+    if (
+        arcount == 1
+        and n - qend == 11
+        and data[qend + 2] == TYPE_OPT
+        and data[qend] == data[qend + 1] == data[qend + 9] == data[qend + 10] == 0
+    ):
+        # The usual EDNS query: one OPT at the root, no options (owner, TYPE's
+        # high byte and RDLEN checked); anything else takes the long path.
+        payload = (data[qend + 3] << 8) | data[qend + 4]
+        return (
+            flags, qend, key, payload if payload > 512 else 512,
+            bool(data[qend + 7] & 0x80), data[qend + 6],
+        )
     payload = NO_EDNS
     do = False
     version = 0
