@@ -1,10 +1,13 @@
 """Configuration: ``dnsserve.toml`` decoded once into frozen msgspec Structs.
 
-Owns the shape of the file (the Structs below), decoding, every check that
-needs the file alone, the cross-check of pools against loaded zone origins,
-warnings, member ids, and the mapping of a pool's config to the pure
-``answer.policies.Pool``. Relative paths (``zones``, ``state``, ``ca_file``)
-are kept as written; the caller decides what they are relative to.
+Owns reading and decoding the file (TOML, then ``config_schema``'s Structs
+and ``validate``), decode errors as lines naming file, key and value, the
+cross-check of pools against loaded zone origins, warnings, member ids, and
+the mapping of a pool's config to the pure ``answer.policies.Pool``. The
+Structs, ``validate`` and ``parse_hostport`` live in ``config_schema`` and
+are importable from here. Relative paths (``zones``, ``state``,
+``ca_file``) are kept as written; the caller decides what they are relative
+to.
 
 Must not: read zone files, open sockets, or be consulted per query. Code
 downstream gets these objects, never dicts.
@@ -22,10 +25,7 @@ version.bind / id.server; ``None`` means disabled (REFUSED). In the file,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import json
 import re
 import tomllib
 import typing
@@ -33,105 +33,53 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import dns.exception
 import dns.name
-import dns.rcode
 import dns.rdatatype
 import msgspec
 
-from dnsserve import __version__
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
+from dnsserve.config_schema import (
+    DEFAULT_PORTS,
+    DEFAULT_VERSION,
+    TSIG_ALGORITHMS,
+    Config,
+    KeyConfig,
+    MemberConfig,
+    MonitorConfig,
+    PoolConfig,
+    ServerConfig,
+    ZoneConfig,
+    key_problem_line,
+    parse_hostport,
+    problem_line,
+    validate,
+)
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import MemberId
 
-DEFAULT_VERSION = f"dnsserve {__version__}"
-DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
-TSIG_ALGORITHMS = frozenset(
-    {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
-)
-
-
-class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    listen: tuple[str, ...] = ("127.0.0.1:5300",)
-    zones: str = "zones"
-    state: str = "dnsserve.db"
-    control: str = "127.0.0.1:8053"
-    version: str | None = DEFAULT_VERSION
-    identity: str | None = None
-    tcp_idle_timeout: float = 10.0
-    tcp_max_connections: int = 1000
-    suspect_fraction: float = 1.0
-
-
-class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    kind: Literal["http", "https", "tcp", "dns", "exec"]
-    port: int | None = None  # None: the kind's default (http 80, https 443, dns 53)
-    path: str = "/"
-    host: str | None = None
-    expect_status: tuple[int, ...] = (200,)
-    expect_body: str | None = None
-    interval: float = 1.0
-    timeout: float = 0.5
-    rise: int = 2
-    fall: int = 2
-    tls_verify: bool = True
-    ca_file: str | None = None
-    query_name: str | None = None
-    query_type: str = "SOA"
-    expect_rcode: str = "NOERROR"
-    expect_answer: bool = False
-    command: str | tuple[str, ...] | None = None  # argv, or a shell command line
-
-    @property
-    def probe_port(self) -> int | None:
-        return self.port if self.port is not None else DEFAULT_PORTS.get(self.kind)
-
-
-class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    address: str  # the answer (A/AAAA) or, for CNAME pools, what is probed
-    weight: int = 1
-    priority: int = 1
-    region: str = ""
-    target: str | None = None  # CNAME pools: the answer
-    probe: str | None = None  # check this address instead of `address`
-
-
-class PoolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    owner: str
-    type: Literal["A", "AAAA", "CNAME"]
-    monitor: str
-    policy: Literal["all", "weighted", "priority"] = "all"
-    max_answers: int = 8
-    ttl: int = 20
-    when_all_down: Literal["all", "fallback", "hold", "nodata"] = "all"
-    fallback: tuple[str, ...] = ()
-    members: tuple[MemberConfig, ...]
-
-
-class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    algorithm: str = "hmac-sha256"
-    secret: str | None = None
-    key_file: str | None = None
-
-
-class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    allow_transfer: tuple[str, ...] = ()
-    transfer_keys: tuple[str, ...] = ()
-    notify: tuple[str, ...] = ()
-    primaries: tuple[str, ...] = ()
-    key: str | None = None
-    allow_notify: tuple[str, ...] = ()
-
-
-class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
-    monitor: tuple[MonitorConfig, ...] = ()
-    pool: tuple[PoolConfig, ...] = ()
-    key: tuple[KeyConfig, ...] = ()
-    zone: tuple[ZoneConfig, ...] = ()
+__all__ = [
+    "DEFAULT_PORTS",
+    "DEFAULT_VERSION",
+    "TSIG_ALGORITHMS",
+    "Config",
+    "ConfigError",
+    "KeyConfig",
+    "MemberConfig",
+    "MonitorConfig",
+    "PoolConfig",
+    "ServerConfig",
+    "ZoneConfig",
+    "check_pools_against_zones",
+    "config_warnings",
+    "decode_config",
+    "load_config",
+    "member_id",
+    "parse_hostport",
+    "pool_from_config",
+    "pools_from_config",
+    "validate",
+    "zone_of",
+]
 
 
 # -- decoding -----------------------------------------------------------------
@@ -189,7 +137,8 @@ def _normalise_chaos(raw: dict[str, Any], file: str) -> list[str]:
         if value is False or value == "":
             server[key] = None
         elif value is True:
-            errors.append(_err(file, f"server.{key}", value, "a string, or false to disable"))
+            errors.append(problem_line(file, f"server.{key}", value,
+                                       "a string, or false to disable"))
     return errors
 
 
@@ -206,7 +155,7 @@ def _validation_message(message: str, raw: dict[str, Any], file: str) -> str:
         return f"{file}: {_join(path, field['field'])}: missing required key"
     if field and "unknown field" in problem:
         key = _join(path, field["field"])
-        return _err(file, key, _lookup(raw, key), "unknown key")
+        return problem_line(file, key, _lookup(raw, key), "unknown key")
     problem = problem.replace("`", "")
     choices = _CHOICES.get(path.rpartition(".")[2])
     if "invalid enum value" in problem.lower() and choices:
@@ -214,10 +163,10 @@ def _validation_message(message: str, raw: dict[str, Any], file: str) -> str:
     problem = problem[0].lower() + problem[1:] if problem else problem
     if not path:
         return f"{file}: {problem}"
-    return _err(file, path, _lookup(raw, path), problem)
+    return problem_line(file, path, _lookup(raw, path), problem)
 
 
-_CHOICES = {  # field name -> allowed values, from the Literal annotations above
+_CHOICES = {  # field name -> allowed values, from the Structs' Literal annotations
     name: typing.get_args(hint)
     for cls in (MonitorConfig, PoolConfig)
     for name, hint in typing.get_type_hints(cls).items()
@@ -237,297 +186,6 @@ def _lookup(raw: Any, key: str) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return node
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, list | tuple):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
-    else:
-        text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _err(file: str, key: str, value: Any, problem: str) -> str:
-    tsig, _, field = key.partition(".")
-    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
-    shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
-    return f"{file}: {key} = {shown}: {problem}"
-
-
-def _need(file: str, key: str, problem: str) -> str:
-    return f"{file}: {key}: {problem}"
-
-
-# -- value checks (None = fine, else the problem) -------------------------------
-
-
-def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
-    """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
-    port) -> (address, port). Raises ValueError."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]")
-        if sep and port.startswith(":"):
-            port = port[1:]
-        elif sep and not port and default_port is not None:
-            port = str(default_port)
-        else:
-            raise ValueError("expected [IPV6]:PORT")
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    elif default_port is not None:
-        host, port = text, str(default_port)
-    else:
-        raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    address = ipaddress.ip_address(host)  # ValueError when not an address
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port {port!r}")
-    return address.compressed, int(port)
-
-
-def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
-    try:
-        parse_hostport(text, default_port)
-    except ValueError as exc:
-        return f"not an ADDRESS:PORT ({exc})"
-    return None
-
-
-def _ip_problem(text: str, version: int | None = None) -> str | None:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        address = None
-    want = {4: "an IPv4", 6: "an IPv6", None: "an IP"}[version]
-    if address is None or "%" in text or (version and address.version != version):
-        return f"not {want} address"
-    return None
-
-
-def _name_problem(text: str, *, absolute: bool) -> str | None:
-    if absolute and not text.endswith("."):
-        return "must be an absolute name (end with '.')"
-    try:
-        dns.name.from_text(text)
-    except dns.exception.DNSException as exc:
-        return f"not a DNS name ({exc})"
-    return None
-
-
-_VALUE_CHECKS = {
-    "A": lambda v: _ip_problem(v, 4),
-    "AAAA": lambda v: _ip_problem(v, 6),
-    "CNAME": lambda v: _name_problem(v, absolute=False),
-}
-
-
-# -- validation of the whole file -----------------------------------------------
-
-
-def validate(config: Config, *, file: str) -> list[str]:
-    """Every check that needs this file alone; returns the error lines."""
-    errors = _check_server(config.server, file)
-    monitors: dict[str, str] = {}
-    for i, monitor in enumerate(config.monitor):
-        key = f"monitor[{i}]"
-        if monitor.name in monitors:
-            errors.append(_err(file, f"{key}.name", monitor.name,
-                               f"duplicate monitor name (first at {monitors[monitor.name]})"))
-        monitors.setdefault(monitor.name, key)
-        errors += _check_monitor(monitor, key, file)
-    pools: dict[tuple[dns.name.Name, str], str] = {}
-    for i, pool in enumerate(config.pool):
-        key = f"pool[{i}]"
-        errors += _check_pool(pool, key, file, monitors)
-        if _name_problem(pool.owner, absolute=True) is None:
-            ident = (dns.name.from_text(pool.owner), pool.type)
-            if ident in pools:
-                errors.append(_err(file, f"{key}.owner", pool.owner,
-                                   f"duplicate pool for {pool.owner} {pool.type} "
-                                   f"(first at {pools[ident]})"))
-            pools.setdefault(ident, key)
-    errors += _check_transfers(config, file)
-    return errors
-
-
-def _check_server(server: ServerConfig, file: str) -> list[str]:
-    errors = []
-    if not server.listen:
-        errors.append(_err(file, "server.listen", server.listen, "at least one address"))
-    for i, listen in enumerate(server.listen):
-        if problem := _hostport_problem(listen):
-            errors.append(_err(file, f"server.listen[{i}]", listen, problem))
-    if problem := _hostport_problem(server.control):
-        errors.append(_err(file, "server.control", server.control, problem))
-    if not server.tcp_idle_timeout > 0:
-        errors.append(_err(file, "server.tcp_idle_timeout", server.tcp_idle_timeout, "must be > 0"))
-    if server.tcp_max_connections < 1:
-        errors.append(_err(file, "server.tcp_max_connections", server.tcp_max_connections,
-                           "must be >= 1"))
-    if not 0 < server.suspect_fraction <= 1:
-        errors.append(_err(file, "server.suspect_fraction", server.suspect_fraction,
-                           "must be in (0, 1]"))
-    return errors
-
-
-def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
-    errors = []
-
-    def bad(field: str, problem: str) -> None:
-        errors.append(_err(file, f"{key}.{field}", getattr(m, field), problem))
-
-    if not m.name or "/" in m.name or any(c.isspace() for c in m.name):
-        bad("name", "must be non-empty, without '/' or spaces")
-    if m.port is None and m.kind == "tcp":
-        errors.append(_need(file, f"{key}.port", 'missing: required for kind "tcp"'))
-    if m.port is not None and not 0 < m.port < 65536:
-        bad("port", "must be 1..65535")
-    if not m.path.startswith("/"):
-        bad("path", "must start with '/'")
-    if not m.expect_status or any(not 100 <= s <= 599 for s in m.expect_status):
-        bad("expect_status", "one or more HTTP status codes (100..599)")
-    if not m.timeout > 0:
-        bad("timeout", "must be > 0")
-    elif not m.interval > m.timeout:
-        bad("interval", f"must be greater than timeout ({m.timeout})")
-    for field in ("rise", "fall"):
-        if getattr(m, field) < 1:
-            bad(field, "must be >= 1")
-    if m.kind == "dns":
-        if m.query_name is None:
-            errors.append(_need(file, f"{key}.query_name", 'missing: required for kind "dns"'))
-        elif problem := _name_problem(m.query_name, absolute=False):
-            bad("query_name", problem)
-        try:
-            dns.rdatatype.from_text(m.query_type)
-        except dns.exception.DNSException:
-            bad("query_type", "not a DNS record type")
-        try:
-            dns.rcode.from_text(m.expect_rcode)
-        except dns.exception.DNSException:
-            bad("expect_rcode", "not a DNS rcode")
-    if m.kind == "exec" and m.command is None:
-        errors.append(_need(file, f"{key}.command", 'missing: required for kind "exec"'))
-    if m.command is not None and (not m.command or not m.command[0].strip()):
-        bad("command", "must name a program (argv list or a shell command line)")
-    return errors
-
-
-def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str]) -> list[str]:
-    errors = []
-
-    def bad(field: str, value: Any, problem: str) -> None:
-        errors.append(_err(file, f"{key}.{field}", value, problem))
-
-    if problem := _name_problem(pool.owner, absolute=True):
-        bad("owner", pool.owner, problem)
-    if pool.monitor not in monitors:
-        known = ", ".join(sorted(monitors)) or "none defined"
-        bad("monitor", pool.monitor, f"no such monitor (known: {known})")
-    if pool.max_answers < 1:
-        bad("max_answers", pool.max_answers, "must be >= 1")
-    if not 0 <= pool.ttl <= 2**31 - 1:
-        bad("ttl", pool.ttl, "must be 0..2147483647")
-    if pool.when_all_down == "fallback" and not pool.fallback:
-        bad("fallback", pool.fallback, 'must not be empty when when_all_down = "fallback"')
-    check_value = _VALUE_CHECKS[pool.type]
-    for j, value in enumerate(pool.fallback):
-        if problem := check_value(value):
-            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type})")
-    if not pool.members:
-        bad("members", pool.members, "at least one member")
-    seen: dict[str, str] = {}
-    for j, member in enumerate(pool.members):
-        mkey = f"{key}.members[{j}]"
-        errors += _check_member(pool.type, member, mkey, file)
-        field = "target" if pool.type == "CNAME" else "address"
-        answer = getattr(member, field)
-        if answer is not None and check_value(answer) is None:
-            norm = _canonical(answer, pool.type)
-            if norm in seen:
-                errors.append(_err(file, f"{mkey}.{field}", answer,
-                                   f"duplicate member (first at {seen[norm]})"))
-            seen.setdefault(norm, mkey)
-    return errors
-
-
-def _check_member(rdtype: str, member: MemberConfig, key: str, file: str) -> list[str]:
-    errors = []
-
-    def bad(field: str, problem: str) -> None:
-        errors.append(_err(file, f"{key}.{field}", getattr(member, field), problem))
-
-    if rdtype == "CNAME":
-        if member.target is None:
-            errors.append(_need(file, f"{key}.target", "missing: required in a CNAME pool"))
-        elif problem := _VALUE_CHECKS["CNAME"](member.target):
-            bad("target", problem)
-        if problem := _ip_problem(member.address):
-            bad("address", f"{problem} (the address to probe)")
-    else:
-        if problem := _VALUE_CHECKS[rdtype](member.address):
-            bad("address", f"{problem} (pool type {rdtype})")
-        if member.target is not None:
-            bad("target", "only CNAME pools take a target")
-    if member.probe is not None and (problem := _ip_problem(member.probe)):
-        bad("probe", problem)
-    if member.weight < 0:
-        bad("weight", "must be >= 0")
-    if member.priority < 0:
-        bad("priority", "must be >= 0")
-    return errors
-
-
-def _check_transfers(config: Config, file: str) -> list[str]:
-    errors = []
-    keys: set[str] = set()
-    for i, tkey in enumerate(config.key):
-        key = f"key[{i}]"
-        if not tkey.name or tkey.name in keys:
-            errors.append(_err(file, f"{key}.name", tkey.name, "empty or duplicate key name"))
-        keys.add(tkey.name)
-        if tkey.algorithm not in TSIG_ALGORITHMS:
-            errors.append(_err(file, f"{key}.algorithm", tkey.algorithm,
-                               f"one of {', '.join(sorted(TSIG_ALGORITHMS))}"))
-        if (tkey.secret is None) == (tkey.key_file is None):
-            errors.append(_need(file, key, "exactly one of secret and key_file"))
-        elif tkey.secret is not None:
-            try:
-                base64.b64decode(tkey.secret, validate=True)
-            except (binascii.Error, ValueError):
-                errors.append(_err(file, f"{key}.secret", tkey.secret, "not base64"))
-    zones: set[dns.name.Name] = set()
-    for i, zone in enumerate(config.zone):
-        key = f"zone[{i}]"
-        if problem := _name_problem(zone.name, absolute=True):
-            errors.append(_err(file, f"{key}.name", zone.name, problem))
-        elif dns.name.from_text(zone.name) in zones:
-            errors.append(_err(file, f"{key}.name", zone.name, "duplicate zone"))
-        else:
-            zones.add(dns.name.from_text(zone.name))
-        for field in ("allow_transfer", "allow_notify"):
-            for j, prefix in enumerate(getattr(zone, field)):
-                try:
-                    ipaddress.ip_network(prefix, strict=False)
-                except ValueError:
-                    errors.append(
-                        _err(file, f"{key}.{field}[{j}]", prefix, "not an address prefix")
-                    )
-        for field in ("notify", "primaries"):
-            for j, target in enumerate(getattr(zone, field)):
-                if problem := _hostport_problem(target, default_port=53):
-                    errors.append(_err(file, f"{key}.{field}[{j}]", target, problem))
-        named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
-        named += [("key", zone.key)] if zone.key is not None else []
-        for field, name in named:
-            if name not in keys:
-                errors.append(_err(file, f"{key}.{field}", name, "no such key"))
-    return errors
 
 
 # -- checks against the loaded zones, warnings ---------------------------------
@@ -551,15 +209,15 @@ def check_pools_against_zones(
         owner = dns.name.from_text(pool.owner)
         origin = zone_of(owner, origins)
         if origin is None:
-            errors.append(_err(file, f"pool[{i}].owner", pool.owner,
-                               f"not inside a loaded zone (zones: {known})"))
+            errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
+                                       f"not inside a loaded zone (zones: {known})"))
         elif pool.type == "CNAME" and owner == origin:
-            errors.append(_err(file, f"pool[{i}].owner", pool.owner,
-                               "a CNAME pool cannot sit at a zone apex"))
+            errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
+                                       "a CNAME pool cannot sit at a zone apex"))
     for i, zone in enumerate(config.zone):
         if not zone.primaries and dns.name.from_text(zone.name) not in origins:
-            errors.append(_err(file, f"zone[{i}].name", zone.name,
-                               "primary zone without a zone file (or set primaries)"))
+            errors.append(problem_line(file, f"zone[{i}].name", zone.name,
+                                       "primary zone without a zone file (or set primaries)"))
     return errors
 
 
@@ -569,32 +227,26 @@ def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
     for i, pool in enumerate(config.pool):
         key = f"pool[{i}]"
         if pool.when_all_down == "nodata":
-            warnings.append(_err(file, f"{key}.when_all_down", "nodata",
-                                 f"fails closed: {pool.owner} {pool.type} gets an empty answer "
-                                 "when every member is down"))
+            warnings.append(problem_line(file, f"{key}.when_all_down", "nodata",
+                                         f"fails closed: {pool.owner} {pool.type} gets an "
+                                         "empty answer when every member is down"))
         if pool.fallback and pool.when_all_down != "fallback":
-            warnings.append(_err(file, f"{key}.fallback", pool.fallback,
-                                 'unused unless when_all_down = "fallback"'))
+            warnings.append(problem_line(file, f"{key}.fallback", pool.fallback,
+                                         'unused unless when_all_down = "fallback"'))
         if pool.policy == "weighted" and all(m.weight == 0 for m in pool.members):
-            warnings.append(_need(file, f"{key}.members",
-                                  "every weight is 0: answers are drawn evenly"))
+            warnings.append(key_problem_line(file, f"{key}.members",
+                                             "every weight is 0: answers are drawn evenly"))
         if pool.type == "CNAME" and pool.policy == "all" and len(pool.members) > 1:
-            warnings.append(_need(file, key, "a CNAME answer holds one target: "
-                                  "policy \"all\" rotates through the targets"))
+            warnings.append(key_problem_line(file, key, "a CNAME answer holds one target: "
+                                             "policy \"all\" rotates through the targets"))
     for i, monitor in enumerate(config.monitor):
         if monitor.kind == "https" and not monitor.tls_verify:
-            warnings.append(_err(file, f"monitor[{i}].tls_verify", False,
-                                 "TLS certificates are not verified"))
+            warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
+                                         "TLS certificates are not verified"))
     return warnings
 
 
 # -- from config to the pure core ------------------------------------------------
-
-
-def _canonical(value: str, rdtype: str) -> str:
-    if rdtype == "CNAME":
-        return dns.name.from_text(value).to_text().lower()
-    return ipaddress.ip_address(value).compressed
 
 
 def member_id(pool: PoolConfig, member: MemberConfig) -> MemberId:

@@ -1,11 +1,14 @@
 """Real backends for health tests: HTTP and TCP listeners on 127.0.0.x, switchable at run time.
 
-Owns small servers a test starts next to dnsserve so its monitor has something
-real to check: ``HttpBackend`` (answers 200 "ok", 503, a wrong body, or hangs
-past any check timeout; ``stop()`` closes the listening socket, so a connect
-is refused, and ``start()`` binds the same address and port again) and
-``TcpListener`` (accepts and closes connections; ``close()``/``open()``).
-Both run in daemon threads of the test process and bind loopback only.
+Owns small servers a test starts next to dnsserve (or next to a probe) so a
+check has something real to talk to: ``HttpBackend`` (answers 200 "ok", 503,
+a wrong body, 404, or hangs past any check timeout, for every path or per
+path; plain HTTP or HTTPS with a given certificate; records each request's
+Host header and each TLS client's SNI; ``stop()`` closes the listening
+socket, so a connect is refused, and ``start()`` binds the same address and
+port again) and ``TcpListener`` (accepts and closes connections;
+``close()``/``open()``). Both run in daemon threads of the test process and
+bind loopback only.
 
 Must not: send traffic by itself, bind anything but the address it is given,
 or outlive the test (every ``start``/``open`` has a ``stop``/``close``; both
@@ -18,9 +21,11 @@ import contextlib
 import enum
 import selectors
 import socket
+import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from conftest import free_port
 
@@ -30,14 +35,16 @@ HANG_LIMIT = 10.0  # seconds a hanging response waits at most before it gives up
 class Mode(enum.Enum):
     OK = "ok"                  # 200, body "ok"
     ERROR = "503"              # 503, body "unavailable"
-    WRONG_BODY = "wrong-body"  # 200, body "maintenance" (fails expect_body = "ok")
-    HANG = "hang"              # no response until the mode changes (or HANG_LIMIT)
+    WRONG_BODY = "wrong-body"  # 200, body "maintenance page" (fails expect_body = "ok")
+    NOT_FOUND = "404"          # 404, body "no such page"
+    HANG = "hang"              # no response until released (see HttpBackend) or HANG_LIMIT
 
 
 _RESPONSES = {
     Mode.OK: (200, b"ok"),
     Mode.ERROR: (503, b"unavailable"),
-    Mode.WRONG_BODY: (200, b"maintenance"),
+    Mode.WRONG_BODY: (200, b"maintenance page"),
+    Mode.NOT_FOUND: (404, b"no such page"),
     Mode.HANG: (200, b"ok"),  # sent only if released: the check has long been cancelled
 }
 
@@ -64,8 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         backend = self.server.backend
-        mode, release = backend.mode, backend._release
-        backend._count()
+        mode, release = backend.mode_of(self.path), backend._release
+        backend._seen(self.headers.get("Host", ""))
         if mode is Mode.HANG:
             release.wait(HANG_LIMIT)
         status, body = _RESPONSES[mode]
@@ -91,18 +98,32 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class HttpBackend:
-    """An HTTP server on ``host:port`` whose behaviour the test switches.
+    """An HTTP(S) server on ``host:port`` whose behaviour the test switches.
 
-    ``mode`` may change while it runs; leaving ``Mode.HANG`` releases the
-    requests still hanging. ``requests`` counts the requests seen so far.
+    ``mode`` answers every path but those in ``routes`` (path -> mode), and
+    may change while it runs; leaving ``Mode.HANG`` releases the requests
+    still hanging, and so does ``stop()``. Port 0: the first ``start()``
+    picks a free port, sets ``port``, and later starts bind it again. With
+    ``cert`` (certificate and key files) it speaks HTTPS. ``requests``
+    counts the requests seen so far, ``hosts`` lists their Host headers and
+    ``sni`` the server names TLS clients sent (None: a client sent none).
     """
 
-    def __init__(self, host: str, port: int, mode: Mode = Mode.OK) -> None:
+    def __init__(self, host: str, port: int, mode: Mode = Mode.OK, *,
+                 routes: Mapping[str, Mode] | None = None,
+                 cert: tuple[Path, Path] | None = None) -> None:
         self.host, self.port = host, port
         self._mode = mode
+        self._routes = dict(routes or {})
         self._release = threading.Event()
         self._lock = threading.Lock()
-        self._requests = 0
+        self._hosts: list[str] = []
+        self._sni: list[str | None] = []
+        self._tls: ssl.SSLContext | None = None
+        if cert is not None:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(*cert)
+            self._tls.sni_callback = self._seen_sni
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -112,11 +133,16 @@ class HttpBackend:
 
     @mode.setter
     def mode(self, mode: Mode) -> None:
+        leaving = self._mode is Mode.HANG and mode is not Mode.HANG
         if mode is Mode.HANG and self._mode is not Mode.HANG:
             self._release = threading.Event()
         self._mode = mode
-        if mode is not Mode.HANG:
+        if leaving:
             self._release.set()
+
+    def mode_of(self, path: str) -> Mode:
+        """How a request for ``path`` is answered now."""
+        return self._routes.get(path, self._mode)
 
     @property
     def running(self) -> bool:
@@ -125,20 +151,37 @@ class HttpBackend:
     @property
     def requests(self) -> int:
         with self._lock:
-            return self._requests
+            return len(self._hosts)
 
-    def _count(self) -> None:
+    @property
+    def hosts(self) -> list[str]:
         with self._lock:
-            self._requests += 1
+            return list(self._hosts)
+
+    @property
+    def sni(self) -> list[str | None]:
+        with self._lock:
+            return list(self._sni)
+
+    def _seen(self, host: str) -> None:
+        with self._lock:
+            self._hosts.append(host)
+
+    def _seen_sni(self, _conn: object, name: str | None, _ctx: object) -> None:
+        with self._lock:
+            self._sni.append(name)
 
     def start(self) -> HttpBackend:
         """Bind and serve (again); a no-op when running."""
         if self._server is not None:
             return self
-        if self._mode is Mode.HANG:
+        if self._release.is_set():
             self._release = threading.Event()  # stop() released the last one
         server = _HTTPServer((self.host, self.port), _Handler)
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         server.backend = self
+        self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05},

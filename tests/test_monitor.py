@@ -6,16 +6,15 @@ a flip must be reported eventually; how fast is the benchmarks' business.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from backends import HttpBackend, Mode
 from conftest import free_port
 
 from dnsserve.health.guard import Suspicion
@@ -24,63 +23,6 @@ from dnsserve.health.monitor import Monitor, Target
 from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
 
 WAIT = 15.0  # seconds a condition may take before the test fails
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        backend = self.server.backend
-        if backend.mode == "hang":
-            backend.release.wait(10)
-        status = 503 if backend.mode == "503" else 200
-        with contextlib.suppress(OSError):
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-    def handle(self) -> None:
-        with contextlib.suppress(ConnectionError):  # a check cancelled mid-request
-            super().handle()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    backend: Backend
-
-
-class Backend:
-    """An HTTP backend that can be stopped and started again on the same address."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.mode = "ok"  # ok | 503 | hang
-        self.release = threading.Event()
-        self.server: _Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> Backend:
-        self.release.clear()
-        self.server = _Server((self.host, self.port), Handler)
-        self.server.backend = self
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}
-        )
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        if self.server is not None and self.thread is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-        self.server = self.thread = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +98,8 @@ def start_monitor(cleanup: list[Callable[[], object]], targets: list[Target],
 
 def test_stopped_backend_flips_down_and_comes_back(cleanup: list[Callable[[], object]]) -> None:
     port = free_port("127.0.0.31")
-    a = Backend("127.0.0.31", port).start()
-    b = Backend("127.0.0.32", port).start()
+    a = HttpBackend("127.0.0.31", port).start()
+    b = HttpBackend("127.0.0.32", port).start()
     cleanup += [a.stop, b.stop]
     ta, tb = http_target("127.0.0.31", port), http_target("127.0.0.32", port)
     monitor, rec = start_monitor(cleanup, [ta, tb])
@@ -192,9 +134,7 @@ def test_stopped_backend_flips_down_and_comes_back(cleanup: list[Callable[[], ob
 
 def test_hanging_backend_times_out(cleanup: list[Callable[[], object]]) -> None:
     port = free_port("127.0.0.33")
-    backend = Backend("127.0.0.33", port)
-    backend.mode = "hang"
-    backend.start()
+    backend = HttpBackend("127.0.0.33", port, Mode.HANG).start()
     cleanup.append(backend.stop)
     target = http_target("127.0.0.33", port)
     monitor, rec = start_monitor(cleanup, [target])
@@ -223,7 +163,7 @@ def test_stop_joins_while_a_check_hangs(
 
 def test_check_now_and_the_schedule_record(cleanup: list[Callable[[], object]]) -> None:
     port = free_port("127.0.0.35")
-    backend = Backend("127.0.0.35", port).start()
+    backend = HttpBackend("127.0.0.35", port).start()
     cleanup.append(backend.stop)
     target = http_target("127.0.0.35", port, interval=30.0, timeout=1.0)
     known = {target.member: MemberHealth(State.UP, since=0.0)}  # from the state file
@@ -239,7 +179,7 @@ def test_regular_checks_start_at_or_after_their_schedule(
     cleanup: list[Callable[[], object]],
 ) -> None:
     port = free_port("127.0.0.36")
-    backend = Backend("127.0.0.36", port).start()
+    backend = HttpBackend("127.0.0.36", port).start()
     cleanup.append(backend.stop)
     target = http_target("127.0.0.36", port)
     monitor, rec = start_monitor(cleanup, [target])
@@ -257,7 +197,7 @@ def test_one_check_serves_every_pool_sharing_a_member(
     cleanup: list[Callable[[], object]],
 ) -> None:
     port = free_port("127.0.0.37")
-    backend = Backend("127.0.0.37", port).start()
+    backend = HttpBackend("127.0.0.37", port).start()
     cleanup.append(backend.stop)
     target = http_target("127.0.0.37", port)
     monitor, rec = start_monitor(cleanup, [target, target])
@@ -270,8 +210,8 @@ def test_one_check_serves_every_pool_sharing_a_member(
 
 def test_update_members_starts_and_stops_checks(cleanup: list[Callable[[], object]]) -> None:
     port = free_port("127.0.0.38")
-    a = Backend("127.0.0.38", port).start()
-    b = Backend("127.0.0.39", port).start()
+    a = HttpBackend("127.0.0.38", port).start()
+    b = HttpBackend("127.0.0.39", port).start()
     cleanup += [a.stop, b.stop]
     ta, tb = http_target("127.0.0.38", port), http_target("127.0.0.39", port)
     monitor, rec = start_monitor(cleanup, [ta])
@@ -300,7 +240,7 @@ def test_everything_down_at_once_is_suspected(cleanup: list[Callable[[], object]
     assert all(h.state is State.UP for h in monitor.health().values())
     assert all(h.state is State.UP for h in entered.restored.values())
     # One backend comes back: its pass clears suspicion, the others fail over.
-    backend = Backend(addresses[0], port).start()
+    backend = HttpBackend(addresses[0], port).start()
     cleanup.append(backend.stop)
     assert rec.wait(lambda: len(rec.suspicions) == 2)
     assert not rec.suspicions[1].suspect and not monitor.suspect
@@ -312,7 +252,7 @@ def test_everything_down_at_once_is_suspected(cleanup: list[Callable[[], object]
 def test_a_partial_outage_fails_over(cleanup: list[Callable[[], object]]) -> None:
     port = free_port("127.0.0.45")
     addresses = [f"127.0.0.{i}" for i in (45, 46, 47, 48)]
-    up = [Backend(a, port).start() for a in addresses[:2]]
+    up = [HttpBackend(a, port).start() for a in addresses[:2]]
     cleanup += [b.stop for b in up]
     targets = [http_target(a, port) for a in addresses]
     pools = {t.member: {f"pool{i % 2}"} for i, t in enumerate(targets)}
@@ -345,7 +285,7 @@ def test_a_bad_ca_file_fails_its_checks_not_the_monitor(
     cleanup: list[Callable[[], object]], tmp_path: Path
 ) -> None:
     port = free_port("127.0.0.51")
-    backend = Backend("127.0.0.51", port).start()
+    backend = HttpBackend("127.0.0.51", port).start()
     cleanup.append(backend.stop)
     bad = CheckSpec(kind=Kind.HTTPS, port=port, timeout=0.5, ca_file=str(tmp_path / "none.pem"))
     broken = Target(MemberId("tls", "127.0.0.51"), bad, 1.0, 1, 1)

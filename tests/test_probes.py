@@ -3,16 +3,13 @@ responder and real commands. The timeout is applied here as the monitor applies 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dns.flags
@@ -22,67 +19,21 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import trio
+from backends import HttpBackend, Mode
 from conftest import free_port
 
 from dnsserve.health.monitor import build_client
 from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
 
 CERT_HOST = "health.example.test"
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Backend
-
-    def do_GET(self) -> None:
-        self.server.hosts.append(self.headers.get("Host", ""))
-        if self.path == "/hang":
-            self.server.release.wait(10)
-        status, body = {
-            "/ok": (200, b"all ok here"),
-            "/down": (503, b"down for maintenance"),
-            "/wrong": (200, b"maintenance page"),
-            "/hang": (200, b"ok, late"),
-        }.get(self.path, (404, b"no such page"))
-        with contextlib.suppress(OSError):  # the client may have given up (hang)
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    def handle(self) -> None:
-        with contextlib.suppress(ConnectionError):  # a check cancelled mid-request
-            super().handle()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class Backend(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, host: str, tls: ssl.SSLContext | None = None) -> None:
-        super().__init__((host, 0), Handler)
-        self.hosts: list[str] = []
-        self.release = threading.Event()
-        if tls is not None:
-            self.socket = tls.wrap_socket(self.socket, server_side=True)
-        self.port = self.server_address[1]
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-        self.thread.join(5)
+# Paths the probes ask for; any other path gets Mode.NOT_FOUND (404).
+ROUTES = {"/ok": Mode.OK, "/down": Mode.ERROR, "/wrong": Mode.WRONG_BODY, "/hang": Mode.HANG}
 
 
 @pytest.fixture
-def http_backend() -> Iterator[Backend]:
-    backend = Backend("127.0.0.21")
-    yield backend
-    backend.stop()
+def http_backend() -> Iterator[HttpBackend]:
+    with HttpBackend("127.0.0.21", 0, Mode.NOT_FOUND, routes=ROUTES) as backend:
+        yield backend
 
 
 def check(spec: CheckSpec, address: str) -> ProbeResult:
@@ -111,22 +62,24 @@ def http(port: int, path: str, **kw: object) -> CheckSpec:
         ("/missing", {}, ProbeResult(False, "HTTP 404")),
     ],
 )
-def test_http_status(http_backend: Backend, path: str, extra: dict, expected: ProbeResult) -> None:
+def test_http_status(
+    http_backend: HttpBackend, path: str, extra: dict, expected: ProbeResult
+) -> None:
     assert check(http(http_backend.port, path, **extra), "127.0.0.21") == expected
 
 
-def test_http_body_mismatch(http_backend: Backend) -> None:
+def test_http_body_mismatch(http_backend: HttpBackend) -> None:
     result = check(http(http_backend.port, "/wrong", expect_body="ok"), "127.0.0.21")
     assert (result.ok, result.reason) == (False, "body mismatch")
     assert "maintenance page" in result.detail
 
 
-def test_http_hanging_response_is_a_timeout(http_backend: Backend) -> None:
+def test_http_hanging_response_is_a_timeout(http_backend: HttpBackend) -> None:
     spec = CheckSpec(kind=Kind.HTTP, port=http_backend.port, path="/hang", timeout=0.3)
     assert check(spec, "127.0.0.21") == TIMEOUT
 
 
-def test_http_sends_the_host_header(http_backend: Backend) -> None:
+def test_http_sends_the_host_header(http_backend: HttpBackend) -> None:
     check(http(http_backend.port, "/ok", host="www.example.com"), "127.0.0.21")
     check(http(http_backend.port, "/ok"), "127.0.0.21")
     assert http_backend.hosts == ["www.example.com", f"127.0.0.21:{http_backend.port}"]
@@ -161,44 +114,35 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def https_backend(cert: tuple[Path, Path]) -> Iterator[tuple[Backend, list[str | None]]]:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*cert)
-    sni: list[str | None] = []
-    ctx.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment,misc]
-    backend = Backend("127.0.0.25", tls=ctx)
-    yield backend, sni
-    backend.stop()
+def https_backend(cert: tuple[Path, Path]) -> Iterator[HttpBackend]:
+    with HttpBackend("127.0.0.25", 0, Mode.NOT_FOUND, routes=ROUTES, cert=cert) as backend:
+        yield backend
 
 
 def https(port: int, **kw: object) -> CheckSpec:
     return CheckSpec(kind=Kind.HTTPS, port=port, path="/ok", timeout=2.0, **kw)  # type: ignore[arg-type]
 
 
-def test_https_verifies_by_default(https_backend: tuple[Backend, list[str | None]]) -> None:
-    backend, _ = https_backend
-    result = check(https(backend.port, host=CERT_HOST), "127.0.0.25")
+def test_https_verifies_by_default(https_backend: HttpBackend) -> None:
+    result = check(https(https_backend.port, host=CERT_HOST), "127.0.0.25")
     assert (result.ok, result.reason) == (False, "tls verify failed")
 
 
-def test_https_without_verification_passes(https_backend: tuple[Backend, list[str | None]]) -> None:
-    backend, _ = https_backend
-    result = check(https(backend.port, host=CERT_HOST, tls_verify=False), "127.0.0.25")
+def test_https_without_verification_passes(https_backend: HttpBackend) -> None:
+    result = check(https(https_backend.port, host=CERT_HOST, tls_verify=False), "127.0.0.25")
     assert result == ProbeResult(True, "HTTP 200")
 
 
-def test_https_ca_file_and_sni(
-    https_backend: tuple[Backend, list[str | None]], cert: tuple[Path, Path]
-) -> None:
-    backend, sni = https_backend
+def test_https_ca_file_and_sni(https_backend: HttpBackend, cert: tuple[Path, Path]) -> None:
+    backend = https_backend
     spec = https(backend.port, host=CERT_HOST, ca_file=str(cert[0]))
     assert check(spec, "127.0.0.25") == ProbeResult(True, "HTTP 200")
-    assert sni == [CERT_HOST]
+    assert backend.sni == [CERT_HOST]
     assert backend.hosts == [CERT_HOST]
     # Without a host name the handshake names the address, which the cert does not.
     result = check(https(backend.port, ca_file=str(cert[0])), "127.0.0.25")
     assert (result.ok, result.reason) == (False, "tls verify failed")
-    assert sni == [CERT_HOST, None]
+    assert backend.sni == [CERT_HOST, None]
 
 
 # -- tcp ------------------------------------------------------------------

@@ -1,0 +1,426 @@
+"""The schema of ``dnsserve.toml``: its shape as frozen msgspec Structs, and
+every rule a decoded file must meet that needs the file alone.
+
+Owns the Structs (keys, types, defaults), the value checks (addresses,
+ADDRESS:PORT, DNS names), ``validate`` (one error line per problem, never an
+exception) and the form of those lines, which names file, key and value:
+
+    dnsserve.toml: pool[1].members[0].weight = -1: must be >= 0
+    dnsserve.toml: pool[0].members[0].target: missing: required in a CNAME pool
+
+Pure: no I/O, no clock. Must not: read files or decode TOML (``config`` does,
+then calls ``validate``), look at loaded zones, or build the core's objects
+(``config`` maps these Structs to them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+from typing import Any, Literal
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import msgspec
+
+from dnsserve import __version__
+
+DEFAULT_VERSION = f"dnsserve {__version__}"
+DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
+TSIG_ALGORITHMS = frozenset(
+    {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
+)
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    listen: tuple[str, ...] = ("127.0.0.1:5300",)
+    zones: str = "zones"
+    state: str = "dnsserve.db"
+    control: str = "127.0.0.1:8053"
+    version: str | None = DEFAULT_VERSION  # CHAOS TXT version.bind; None: REFUSED
+    identity: str | None = None  # CHAOS TXT id.server; None (the default): REFUSED
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1000
+    suspect_fraction: float = 1.0
+
+
+class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    kind: Literal["http", "https", "tcp", "dns", "exec"]
+    port: int | None = None  # None: the kind's default (http 80, https 443, dns 53)
+    path: str = "/"
+    host: str | None = None
+    expect_status: tuple[int, ...] = (200,)
+    expect_body: str | None = None
+    interval: float = 1.0
+    timeout: float = 0.5
+    rise: int = 2
+    fall: int = 2
+    tls_verify: bool = True
+    ca_file: str | None = None
+    query_name: str | None = None
+    query_type: str = "SOA"
+    expect_rcode: str = "NOERROR"
+    expect_answer: bool = False
+    command: str | tuple[str, ...] | None = None  # argv, or a shell command line
+
+    @property
+    def probe_port(self) -> int | None:
+        return self.port if self.port is not None else DEFAULT_PORTS.get(self.kind)
+
+
+class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    address: str  # the answer (A/AAAA) or, for CNAME pools, what is probed
+    weight: int = 1
+    priority: int = 1
+    region: str = ""
+    target: str | None = None  # CNAME pools: the answer
+    probe: str | None = None  # check this address instead of `address`
+
+
+class PoolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    owner: str
+    type: Literal["A", "AAAA", "CNAME"]
+    monitor: str
+    policy: Literal["all", "weighted", "priority"] = "all"
+    max_answers: int = 8
+    ttl: int = 20
+    when_all_down: Literal["all", "fallback", "hold", "nodata"] = "all"
+    fallback: tuple[str, ...] = ()
+    members: tuple[MemberConfig, ...]
+
+
+class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    algorithm: str = "hmac-sha256"
+    secret: str | None = None
+    key_file: str | None = None
+
+
+class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    allow_transfer: tuple[str, ...] = ()
+    transfer_keys: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    primaries: tuple[str, ...] = ()
+    key: str | None = None
+    allow_notify: tuple[str, ...] = ()
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    monitor: tuple[MonitorConfig, ...] = ()
+    pool: tuple[PoolConfig, ...] = ()
+    key: tuple[KeyConfig, ...] = ()
+    zone: tuple[ZoneConfig, ...] = ()
+
+
+# -- error lines ---------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, list | tuple):
+        text = "[" + ", ".join(_show(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def problem_line(file: str, key: str, value: Any, problem: str) -> str:
+    """``file: key = value: problem``, the value as TOML would write it."""
+    tsig, _, field = key.partition(".")
+    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
+    shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
+    return f"{file}: {key} = {shown}: {problem}"
+
+
+def key_problem_line(file: str, key: str, problem: str) -> str:
+    """``file: key: problem``, for a key that is missing or has no one value."""
+    return f"{file}: {key}: {problem}"
+
+
+# -- value checks (None = fine, else the problem) -------------------------------
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
+    port) -> (address, port). Raises ValueError."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]")
+        if sep and port.startswith(":"):
+            port = port[1:]
+        elif sep and not port and default_port is not None:
+            port = str(default_port)
+        else:
+            raise ValueError("expected [IPV6]:PORT")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    elif default_port is not None:
+        host, port = text, str(default_port)
+    else:
+        raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+    address = ipaddress.ip_address(host)  # ValueError when not an address
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r}")
+    return address.compressed, int(port)
+
+
+def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
+    try:
+        parse_hostport(text, default_port)
+    except ValueError as exc:
+        return f"not an ADDRESS:PORT ({exc})"
+    return None
+
+
+def _ip_problem(text: str, version: int | None = None) -> str | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    want = {4: "an IPv4", 6: "an IPv6", None: "an IP"}[version]
+    if address is None or "%" in text or (version and address.version != version):
+        return f"not {want} address"
+    return None
+
+
+def _name_problem(text: str, *, absolute: bool) -> str | None:
+    if absolute and not text.endswith("."):
+        return "must be an absolute name (end with '.')"
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        return f"not a DNS name ({exc})"
+    return None
+
+
+_VALUE_CHECKS = {
+    "A": lambda v: _ip_problem(v, 4),
+    "AAAA": lambda v: _ip_problem(v, 6),
+    "CNAME": lambda v: _name_problem(v, absolute=False),
+}
+
+
+def _canonical(value: str, rdtype: str) -> str:
+    if rdtype == "CNAME":
+        return dns.name.from_text(value).to_text().lower()
+    return ipaddress.ip_address(value).compressed
+
+
+# -- validation of the whole file -----------------------------------------------
+
+
+def validate(config: Config, *, file: str) -> list[str]:
+    """Every check that needs this file alone; returns the error lines."""
+    errors = _check_server(config.server, file)
+    monitors: dict[str, str] = {}
+    for i, monitor in enumerate(config.monitor):
+        key = f"monitor[{i}]"
+        if monitor.name in monitors:
+            first = monitors[monitor.name]
+            errors.append(problem_line(file, f"{key}.name", monitor.name,
+                                       f"duplicate monitor name (first at {first})"))
+        monitors.setdefault(monitor.name, key)
+        errors += _check_monitor(monitor, key, file)
+    pools: dict[tuple[dns.name.Name, str], str] = {}
+    for i, pool in enumerate(config.pool):
+        key = f"pool[{i}]"
+        errors += _check_pool(pool, key, file, monitors)
+        if _name_problem(pool.owner, absolute=True) is None:
+            ident = (dns.name.from_text(pool.owner), pool.type)
+            if ident in pools:
+                errors.append(problem_line(file, f"{key}.owner", pool.owner,
+                                           f"duplicate pool for {pool.owner} {pool.type} "
+                                           f"(first at {pools[ident]})"))
+            pools.setdefault(ident, key)
+    errors += _check_transfers(config, file)
+    return errors
+
+
+def _check_server(server: ServerConfig, file: str) -> list[str]:
+    errors = []
+    if not server.listen:
+        errors.append(problem_line(file, "server.listen", server.listen, "at least one address"))
+    for i, listen in enumerate(server.listen):
+        if problem := _hostport_problem(listen):
+            errors.append(problem_line(file, f"server.listen[{i}]", listen, problem))
+    if problem := _hostport_problem(server.control):
+        errors.append(problem_line(file, "server.control", server.control, problem))
+    if not server.tcp_idle_timeout > 0:
+        errors.append(problem_line(file, "server.tcp_idle_timeout", server.tcp_idle_timeout,
+                                   "must be > 0"))
+    if server.tcp_max_connections < 1:
+        errors.append(problem_line(file, "server.tcp_max_connections",
+                                   server.tcp_max_connections, "must be >= 1"))
+    if not 0 < server.suspect_fraction <= 1:
+        errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
+                                   "must be in (0, 1]"))
+    return errors
+
+
+def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
+    errors = []
+
+    def bad(field: str, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", getattr(m, field), problem))
+
+    if not m.name or "/" in m.name or any(c.isspace() for c in m.name):
+        bad("name", "must be non-empty, without '/' or spaces")
+    if m.port is None and m.kind == "tcp":
+        errors.append(key_problem_line(file, f"{key}.port", 'missing: required for kind "tcp"'))
+    if m.port is not None and not 0 < m.port < 65536:
+        bad("port", "must be 1..65535")
+    if not m.path.startswith("/"):
+        bad("path", "must start with '/'")
+    if not m.expect_status or any(not 100 <= s <= 599 for s in m.expect_status):
+        bad("expect_status", "one or more HTTP status codes (100..599)")
+    if not m.timeout > 0:
+        bad("timeout", "must be > 0")
+    elif not m.interval > m.timeout:
+        bad("interval", f"must be greater than timeout ({m.timeout})")
+    for field in ("rise", "fall"):
+        if getattr(m, field) < 1:
+            bad(field, "must be >= 1")
+    if m.kind == "dns":
+        if m.query_name is None:
+            errors.append(key_problem_line(file, f"{key}.query_name",
+                                           'missing: required for kind "dns"'))
+        elif problem := _name_problem(m.query_name, absolute=False):
+            bad("query_name", problem)
+        try:
+            dns.rdatatype.from_text(m.query_type)
+        except dns.exception.DNSException:
+            bad("query_type", "not a DNS record type")
+        try:
+            dns.rcode.from_text(m.expect_rcode)
+        except dns.exception.DNSException:
+            bad("expect_rcode", "not a DNS rcode")
+    if m.kind == "exec" and m.command is None:
+        errors.append(key_problem_line(file, f"{key}.command", 'missing: required for kind "exec"'))
+    if m.command is not None and (not m.command or not m.command[0].strip()):
+        bad("command", "must name a program (argv list or a shell command line)")
+    return errors
+
+
+def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str]) -> list[str]:
+    errors = []
+
+    def bad(field: str, value: Any, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", value, problem))
+
+    if problem := _name_problem(pool.owner, absolute=True):
+        bad("owner", pool.owner, problem)
+    if pool.monitor not in monitors:
+        known = ", ".join(sorted(monitors)) or "none defined"
+        bad("monitor", pool.monitor, f"no such monitor (known: {known})")
+    if pool.max_answers < 1:
+        bad("max_answers", pool.max_answers, "must be >= 1")
+    if not 0 <= pool.ttl <= 2**31 - 1:
+        bad("ttl", pool.ttl, "must be 0..2147483647")
+    if pool.when_all_down == "fallback" and not pool.fallback:
+        bad("fallback", pool.fallback, 'must not be empty when when_all_down = "fallback"')
+    check_value = _VALUE_CHECKS[pool.type]
+    for j, value in enumerate(pool.fallback):
+        if problem := check_value(value):
+            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type})")
+    if not pool.members:
+        bad("members", pool.members, "at least one member")
+    seen: dict[str, str] = {}
+    for j, member in enumerate(pool.members):
+        mkey = f"{key}.members[{j}]"
+        errors += _check_member(pool.type, member, mkey, file)
+        field = "target" if pool.type == "CNAME" else "address"
+        answer = getattr(member, field)
+        if answer is not None and check_value(answer) is None:
+            norm = _canonical(answer, pool.type)
+            if norm in seen:
+                errors.append(problem_line(file, f"{mkey}.{field}", answer,
+                                           f"duplicate member (first at {seen[norm]})"))
+            seen.setdefault(norm, mkey)
+    return errors
+
+
+def _check_member(rdtype: str, member: MemberConfig, key: str, file: str) -> list[str]:
+    errors = []
+
+    def bad(field: str, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", getattr(member, field), problem))
+
+    if rdtype == "CNAME":
+        if member.target is None:
+            errors.append(key_problem_line(file, f"{key}.target",
+                                           "missing: required in a CNAME pool"))
+        elif problem := _VALUE_CHECKS["CNAME"](member.target):
+            bad("target", problem)
+        if problem := _ip_problem(member.address):
+            bad("address", f"{problem} (the address to probe)")
+    else:
+        if problem := _VALUE_CHECKS[rdtype](member.address):
+            bad("address", f"{problem} (pool type {rdtype})")
+        if member.target is not None:
+            bad("target", "only CNAME pools take a target")
+    if member.probe is not None and (problem := _ip_problem(member.probe)):
+        bad("probe", problem)
+    if member.weight < 0:
+        bad("weight", "must be >= 0")
+    if member.priority < 0:
+        bad("priority", "must be >= 0")
+    return errors
+
+
+def _check_transfers(config: Config, file: str) -> list[str]:
+    errors = []
+    keys: set[str] = set()
+    for i, tkey in enumerate(config.key):
+        key = f"key[{i}]"
+        if not tkey.name or tkey.name in keys:
+            errors.append(problem_line(file, f"{key}.name", tkey.name,
+                                       "empty or duplicate key name"))
+        keys.add(tkey.name)
+        if tkey.algorithm not in TSIG_ALGORITHMS:
+            errors.append(problem_line(file, f"{key}.algorithm", tkey.algorithm,
+                                       f"one of {', '.join(sorted(TSIG_ALGORITHMS))}"))
+        if (tkey.secret is None) == (tkey.key_file is None):
+            errors.append(key_problem_line(file, key, "exactly one of secret and key_file"))
+        elif tkey.secret is not None:
+            try:
+                base64.b64decode(tkey.secret, validate=True)
+            except (binascii.Error, ValueError):
+                errors.append(problem_line(file, f"{key}.secret", tkey.secret, "not base64"))
+    zones: set[dns.name.Name] = set()
+    for i, zone in enumerate(config.zone):
+        key = f"zone[{i}]"
+        if problem := _name_problem(zone.name, absolute=True):
+            errors.append(problem_line(file, f"{key}.name", zone.name, problem))
+        elif dns.name.from_text(zone.name) in zones:
+            errors.append(problem_line(file, f"{key}.name", zone.name, "duplicate zone"))
+        else:
+            zones.add(dns.name.from_text(zone.name))
+        for field in ("allow_transfer", "allow_notify"):
+            for j, prefix in enumerate(getattr(zone, field)):
+                try:
+                    ipaddress.ip_network(prefix, strict=False)
+                except ValueError:
+                    errors.append(
+                        problem_line(file, f"{key}.{field}[{j}]", prefix, "not an address prefix")
+                    )
+        for field in ("notify", "primaries"):
+            for j, target in enumerate(getattr(zone, field)):
+                if problem := _hostport_problem(target, default_port=53):
+                    errors.append(problem_line(file, f"{key}.{field}[{j}]", target, problem))
+        named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
+        named += [("key", zone.key)] if zone.key is not None else []
+        for field, name in named:
+            if name not in keys:
+                errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+    return errors
