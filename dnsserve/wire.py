@@ -118,7 +118,7 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(data, 4)
     if qdcount != 1:
         raise FormError("QDCOUNT is not 1")
-    if ancount or nscount:
+    if (ancount or nscount) and not flags & OPCODE_MASK:
         raise FormError("answer or authority records in a query")
     # The question name: uncompressed labels only.
     i = 12
@@ -157,6 +157,13 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     do = False
     version = 0
     offset = qend
+    for _ in range(ancount + nscount):  # only other opcodes get here with records
+        offset = skip_name(data, offset)
+        if offset + 10 > n:
+            raise FormError("record cut short")
+        offset += 10 + _RR_FIXED.unpack_from(data, offset)[3]
+        if offset > n:
+            raise FormError("record data cut short")
     if arcount:
         seen_opt = False
         for _ in range(arcount):
@@ -182,12 +189,15 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     return flags, qend, key, payload, do, version
 
 
-def header_only(data: bytes, flags: int, rcode: int, question: bytes = b"") -> bytes:
-    """A response with only a header (and the question when given), for errors."""
+def header_only(
+    data: bytes, flags: int, rcode: int, question: bytes = b"", opt: bytes = b""
+) -> bytes:
+    """A response with only a header (and the question and our OPT when given)."""
     qid = data[0:2] if len(data) >= 2 else b"\x00\x00"
     out_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & RCODE_MASK)
     qd = 1 if question else 0
-    return qid + HEADER.pack(0, out_flags, qd, 0, 0, 0)[2:] + question
+    ar = 1 if opt else 0
+    return qid + HEADER.pack(0, out_flags, qd, 0, 0, ar)[2:] + question + opt
 
 
 def badvers(data: bytes, flags: int, question: bytes, do: bool) -> bytes:

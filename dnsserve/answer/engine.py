@@ -60,7 +60,9 @@ class Engine:
             return wire.header_only(data, (data[2] << 8) | data[3], wire.FORMERR)
         try:
             if flags & wire.OPCODE_MASK:
-                return wire.header_only(data, flags, wire.NOTIMP, data[12:qend])
+                # RFC 6891 §6.1.1: an EDNS query gets our OPT back, errors included.
+                opt = b"" if payload < 0 else (wire.OPT_DO if do else wire.OPT_PLAIN)
+                return wire.header_only(data, flags, wire.NOTIMP, data[12:qend], opt)
             if version:
                 return wire.badvers(data, flags, data[12:qend], do)
             entry = self._answers.get(key)

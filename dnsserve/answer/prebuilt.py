@@ -60,12 +60,14 @@ class Prebuilt:
         empty sections) so the client retries over TCP.
         """
         end, an, ns, ar = 0, 0, 0, 0
+        full = True
         for chunk_end, c_an, c_ns, c_ar, essential in self.chunks:
             if chunk_end > budget:
                 if essential:
                     return b"", wire.counts(1, 0, 0, 0), True
-                break
-            end, an, ns, ar = chunk_end, c_an, c_ns, c_ar
+                full = False
+            elif full:
+                end, an, ns, ar = chunk_end, c_an, c_ns, c_ar
         return self.body[:end], wire.counts(1, an, ns, ar), False
 
 

@@ -204,12 +204,18 @@ class ZoneTable:
         """One name of a chain: a final Result, the next name to follow, or None (done)."""
         # 1. Zone cuts and DNAMEs between the apex and the name.
         labels = name.labels
-        for k in range(len(self.origin) + 1, len(labels) + 1):
+        for k in range(len(self.origin), len(labels) + 1):
             above = dns.name.Name(labels[-k:])
-            if above in self._cuts and not (above == name and qtype == RdataType.DS):
+            if (
+                k > len(self.origin)
+                and above in self._cuts
+                and not (above == name and qtype == RdataType.DS)
+            ):
                 return self._referral(above, answer, uses)
             if above != name and above in self._dnames:
-                return self._dname(name, above, answer, uses)
+                step = self._dname(name, above, answer, uses)
+                # the synthesized CNAME is itself the answer to a CNAME query
+                return None if qtype == RdataType.CNAME and not isinstance(step, Result) else step
         # 2. The name exists (with data, or as an empty non-terminal).
         if name in self.names:
             return self._at_node(name, name, self.node(name), qtype, answer, uses)
@@ -217,9 +223,11 @@ class ZoneTable:
         encloser = name.parent()
         while encloser not in self.names:
             encloser = encloser.parent()
-        wild = self.node(dns.name.Name((_WILD, *encloser.labels)))
-        if wild:
-            return self._at_node(name, wild_owner(encloser), wild, qtype, answer, uses)
+        source = wild_owner(encloser)
+        if source in self._cuts:
+            return self._referral(source, answer, uses)
+        if source in self.names:  # a wildcard that is an empty non-terminal is NODATA
+            return self._at_node(name, source, self.node(source), qtype, answer, uses)
         return self._negative(Kind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
 
     def _at_node(
@@ -232,6 +240,9 @@ class ZoneTable:
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result | dns.name.Name | None:
         """Answer at an existing node; ``source`` differs from ``name`` for wildcards."""
+        for key in ((source, qtype), (source, RdataType.CNAME)):
+            if key in self._dynamic:
+                uses.add(key)
         if qtype == RdataType.ANY and node:
             answer.append(self._use(name, source, minimal_any(node), uses))
             return None
@@ -288,7 +299,7 @@ class ZoneTable:
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
         ns = self._nodes[cut][RdataType.NS]
-        glue = self._addresses((ns,), below=cut)
+        glue = self._addresses((ns,), below=cut, uses=uses)
         # A referral after a CNAME is still part of an authoritative answer.
         return Result(
             Kind.REFERRAL,
@@ -322,7 +333,7 @@ class ZoneTable:
         authority: tuple[dns.rrset.RRset, ...],
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
-        additional = self._addresses(answer, below=None) if kind is Kind.ANSWER else ()
+        additional = self._addresses(answer, below=None, uses=uses) if kind is Kind.ANSWER else ()
         return Result(kind, rcode, True, tuple(answer), authority, additional, frozenset(uses))
 
     def _addresses(
@@ -330,6 +341,7 @@ class ZoneTable:
         rrsets: tuple[dns.rrset.RRset, ...] | list[dns.rrset.RRset],
         *,
         below: dns.name.Name | None,
+        uses: set[tuple[dns.name.Name, RdataType]],
     ) -> tuple[dns.rrset.RRset, ...]:
         """A/AAAA for NS/MX/SRV targets: authoritative data, or glue under ``below``."""
         out: list[dns.rrset.RRset] = []
@@ -342,18 +354,19 @@ class ZoneTable:
                 target = rdata.target if rrset.rdtype != RdataType.MX else rdata.exchange
                 if not target.is_subdomain(self.origin):
                     continue
-                if below is None and self._under_cut(target):
+                apex_ns = rrset.rdtype == RdataType.NS and rrset.name == self.origin
+                if below is None and not apex_ns and self._under_cut(target):
                     continue  # below a cut: only a referral carries glue
-                if below is not None and not (
-                    target.is_subdomain(below) or not self._under_cut(target)
-                ):
-                    continue
                 for rdtype in _ADDRESS_TYPES:
                     key = (target, rdtype)
+                    if key in self._dynamic:
+                        uses.add(key)
                     address = self.rrset(target, rdtype)
                     if address is not None and key not in seen and key not in in_answer:
                         seen.add(key)
                         out.append(address)
+        if below is not None:  # in-bailiwick glue first (RFC 9471), as Knot does
+            out.sort(key=lambda r: not r.name.is_subdomain(below))
         return tuple(out)
 
     def _under_cut(self, name: dns.name.Name) -> bool:
