@@ -38,7 +38,7 @@ import uvloop
 from dnsserve import net
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Pool, Selection, select
-from dnsserve.answer.snapshot import PoolKey, build_snapshot, find_zone
+from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot, find_zone
 from dnsserve.config import (
     Config,
     MonitorConfig,
@@ -49,12 +49,12 @@ from dnsserve.config import (
     member_id,
     pools_from_config,
 )
-from dnsserve.errors import ConfigError, DnsServeError
+from dnsserve.errors import ConfigError
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
 from dnsserve.health.monitor import Monitor, Target
 from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
-from dnsserve.store import Store
+from dnsserve.store import Store, Writer
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, load_zones
 from dnsserve.zones.table import ZoneTable
@@ -231,7 +231,14 @@ def static_mismatches(
 
 
 class Server:
-    """One running server: engine, listeners, monitor, store and the reload path."""
+    """One running server: engine, listeners, monitor, store and the reload path.
+
+    Threads: the main loop owns ``view``, the engine and every swap; the
+    monitor thread calls ``on_result``/``on_suspicion``, which only hand work
+    on (to the loop, and to the state-file writer thread). Zone loading on
+    SIGHUP and state-file reads run in worker threads, so neither a large
+    zone nor a locked state file stalls answers.
+    """
 
     def __init__(self, s: Settings) -> None:
         self.settings = s
@@ -240,16 +247,20 @@ class Server:
         self.servers: net.Servers | None = None
         self.pools: tuple[Pool, ...] = ()
         self.store: Store | None = None
+        self.writer: Writer | None = None
         self.monitor: Monitor | None = None
         self.view = HealthView()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._generation = 0
         self._persisted: dict[MemberId, MemberHealth] = {}  # monitor thread only
+        self._reloading: asyncio.Future[None] | None = None
+        self._state_id: tuple[int, int] | None = None
 
-    # -- zones and snapshots (main loop) -------------------------------------
+    # -- zones and snapshots --------------------------------------------------
 
-    def load(self) -> None:
+    def _prepare(self) -> tuple[LoadedZones, tuple[Pool, ...], Snapshot]:
+        """Load every zone and build a whole new snapshot (any thread; swaps nothing)."""
         loaded = load_zones(self.settings.zones_dir)
         tables = dict(loaded.tables)
         if self.loaded is not None:
@@ -262,40 +273,68 @@ class Server:
                     why = "failed to reload" if origin in failed else "lost its zone file"
                     log.error("zone %s %s; still serving the last good version", origin, why)
                     tables[origin] = table
+        pools = self.pools
         if self.settings.config.pool:
             errors = check_pools_against_zones(
                 self.settings.config, tables.keys(), file=self.settings.config_name
             )
             if errors:
                 raise ConfigError("\n".join(errors))
-            self.pools = pools_from_config(self.settings.config, tables.keys())
-        self._generation += 1
+            pools = pools_from_config(self.settings.config, tables.keys())
         previous = self.engine.snapshot.selections if self.engine is not None else {}
         server = self.settings.server
         snapshot = build_snapshot(
             tables,
-            selections=select_all(self.pools, self.view, time.time(), previous),
+            selections=select_all(pools, self.view, time.time(), previous),
             version=server.version,
             identity=server.identity,
-            generation=self._generation,
             health=self.view,
         )
-        self.loaded = LoadedZones(tables, loaded.problems, loaded.files)
+        return LoadedZones(tables, loaded.problems, loaded.files), pools, snapshot
+
+    def _commit(self, loaded: LoadedZones, pools: tuple[Pool, ...], snapshot: Snapshot) -> None:
+        """Main loop: serve the prepared snapshot."""
+        self._generation += 1
+        snapshot = replace(snapshot, generation=self._generation)
+        self.loaded, self.pools = loaded, pools
         if self.engine is None:
             self.engine = Engine(snapshot)
         else:
             self.engine.swap(snapshot)
         log.info(
             "serving %d zone(s) from %s with %d pool(s) (generation %d)",
-            len(tables), self.settings.zones_dir, len(self.pools), self._generation,
+            len(loaded.tables), self.settings.zones_dir, len(pools), self._generation,
         )
+
+    def load(self) -> None:
+        """Load and serve the zones now (at start, before the listeners)."""
+        self._commit(*self._prepare())
+
+    def reload(self) -> None:
+        """SIGHUP: load zones and overrides again, off the loop; one reload at a time."""
+        if self._reloading is not None and not self._reloading.done():
+            log.info("reload already running; ignoring SIGHUP")
+            return
+        self._reloading = asyncio.ensure_future(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            prepared = await asyncio.to_thread(self._prepare)
+        except Exception:
+            log.exception("reload failed; still serving the previous snapshot")
+            return
+        self._commit(*prepared)
+        self.reselect("reload")  # flips that arrived while the zones loaded
+        await self.poll_overrides()
 
     def reselect(self, reason: str) -> None:
         """Re-run every pool's policy on the current view; swap if any answer changed."""
         assert self.engine is not None
         current = self.engine.snapshot
         fresh = select_all(self.pools, self.view, time.time(), current.selections)
-        changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
+        changed = {
+            k: v for k, v in fresh.items() if not _same_answers(current.selections.get(k), v)
+        }
         if not changed:
             return  # the prebuilt answers stay; nothing to swap
         self._generation += 1
@@ -309,58 +348,42 @@ class Server:
                 ", ".join(sorted(selection.values())) or "NODATA", selection.reason, reason,
             )
 
-    def reload(self) -> None:
-        try:
-            self.load()
-            self.poll_overrides()
-        except Exception:
-            log.exception("reload failed; still serving the previous snapshot")
-
-    # -- health (monitor thread -> main loop) --------------------------------
+    # -- health (monitor thread -> main loop, writer thread) -----------------
 
     def on_result(
         self, member: MemberId, result: ProbeResult, health: MemberHealth, flipped: bool, at: float
     ) -> None:
-        """Monitor thread: persist, then hand a flip to the main loop.
+        """Monitor thread: hand a flip to the main loop, then queue its record.
 
         A check that does not flip changes no answer, so only flips cross to
-        the main loop. A failing state file is logged and never stops a flip
-        from reaching the answers.
+        the main loop; the state file is written by the writer thread, so a
+        slow or locked file never delays a flip or the next check.
         """
-        assert self.store is not None and self._loop is not None
-        before = self._persisted.get(member)
-        try:
-            if flipped:
-                self.store.record_transition(
-                    member, before.state if before else None, health.state, health.reason, at,
-                    health,
-                )
-            elif before is None or not result.ok or before.failures or before.state is State.DOWN:
-                # First sight, or counters moving toward (or away from) a flip;
-                # a steady member writes nothing.
-                self.store.save_state(member, health)
-        except DnsServeError:
-            log.exception("state file: cannot record %s", member.to_text())
-        self._persisted[member] = health
+        assert self.writer is not None and self._loop is not None
         if flipped:
             self._loop.call_soon_threadsafe(self._apply_health, member, health)
+        before = self._persisted.get(member)
+        self._persisted[member] = health
+        if flipped:
+            old = before.state if before else None
+            self.writer.submit("record_transition", member, old, health.state, health.reason,
+                               at, health)
+        elif before is None or not result.ok or before.failures or before.state is State.DOWN:
+            # First sight, or counters moving toward (or away from) a flip;
+            # a steady member writes nothing.
+            self.writer.submit("save_state", member, health)
 
     def on_suspicion(self, event: Suspicion) -> None:
-        """Monitor thread: record the alarm (and every restored member), then show it."""
-        assert self.store is not None and self._loop is not None
-        kind = "suspicion" if event.suspect else "suspicion-cleared"
-        try:
-            self.store.record_alarm(kind, event.reason, event.at)
-            for member, health in event.restored.items():
-                before = self._persisted.get(member)
-                self.store.record_transition(
-                    member, before.state if before else None, health.state, "suspicion",
-                    event.at, health,
-                )
-                self._persisted[member] = health
-        except DnsServeError:
-            log.exception("state file: cannot record the %s alarm", kind)
+        """Monitor thread: show the suspicion, then record the alarm and restored members."""
+        assert self.writer is not None and self._loop is not None
         self._loop.call_soon_threadsafe(self._apply_suspicion, event)
+        kind = "suspicion" if event.suspect else "suspicion-cleared"
+        self.writer.submit("record_alarm", kind, event.reason, event.at)
+        for member, health in event.restored.items():
+            before = self._persisted.get(member)
+            self._persisted[member] = health
+            self.writer.submit("record_transition", member, before.state if before else None,
+                               health.state, "suspicion", event.at, health)
 
     def _apply_health(self, member: MemberId, health: MemberHealth) -> None:
         members = dict(self.view.members)
@@ -375,32 +398,68 @@ class Server:
         )
         self.reselect("suspicion " + ("entered" if event.suspect else "cleared"))
 
-    def poll_overrides(self) -> None:
-        """Main loop: take drains and force-ups from the state file (not per query)."""
+    async def poll_overrides(self) -> None:
+        """Take drains and force-ups from the state file (read in a worker thread)."""
         if self.store is None:
             return
-        overrides = self.store.load_overrides(time.time())
-        if overrides != dict(self.view.overrides):
-            if self.monitor is not None and set(overrides) - set(self.view.overrides):
-                self.monitor.clear_suspicion()  # an operator forced states
-            self.view = replace(self.view, overrides=MappingProxyType(overrides))
-        self.reselect("overrides")  # also applies expiries
+        await asyncio.to_thread(self._check_state_file)
+        now = time.time()
+        overrides = await asyncio.to_thread(self.store.load_overrides, now)
+        current = dict(self.view.overrides)
+        expired = any(e.until is not None and e.until <= now for e in current.values())
+        if overrides == current and not expired:
+            return  # nothing new, nothing expired: no policy runs
+        if self.monitor is not None and set(overrides) - set(current):
+            # An operator forced states: that ends a suspicion.
+            await asyncio.to_thread(self.monitor.clear_suspicion)
+        self.view = replace(self.view, overrides=MappingProxyType(overrides))
+        self.reselect("overrides")
+
+    def _check_state_file(self) -> None:
+        """Worker thread: reopen the state file when it was deleted or replaced."""
+        assert self.store is not None and self.writer is not None
+        path = self.settings.state_path
+        try:
+            st = path.stat()
+            now_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            now_id = None
+        if now_id == self._state_id:
+            return
+        log.error("state file %s was deleted or replaced; reopening it", path)
+        store = Store.open(path)
+        st = path.stat()
+        self._state_id = (st.st_dev, st.st_ino)
+        old, self.store, self.writer.store = self.store, store, store
+        if self.monitor is not None:
+            store.save_states(self.monitor.health())
+        old.close()
 
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(OVERRIDE_POLL)
             try:
-                self.poll_overrides()
+                await self.poll_overrides()
             except Exception:
                 log.exception("reading overrides failed")
 
     # -- lifecycle ------------------------------------------------------------
 
     def _start_health(self) -> None:
-        self.store = Store.open(self.settings.state_path)
+        path = self.settings.state_path
+        self.store = Store.open(path)
+        st = path.stat()
+        self._state_id = (st.st_dev, st.st_ino)
+        self.writer = Writer(self.store)
         states = self.store.load_states()
         self._persisted = dict(states)
         overrides: dict[MemberId, OverrideEntry] = self.store.load_overrides(time.time())
+        known = set(member_ids(self.settings.config))
+        for member in sorted(set(overrides) - known):
+            log.warning(
+                "override %s for %s: no pool in %s has this member; it has no effect",
+                overrides[member].kind.value, member.to_text(), self.settings.config_name,
+            )
         self.view = HealthView(
             members=MappingProxyType(states), overrides=MappingProxyType(overrides)
         )
@@ -444,8 +503,17 @@ class Server:
                 self.monitor.stop()
             self.servers.close()
             await self.servers.wait_closed()
+            if self.writer is not None:
+                self.writer.close()
             if self.store is not None:
                 self.store.close()
+
+
+def _same_answers(old: Selection | None, new: Selection) -> bool:
+    """Whether two selections give the same answers (their reasons may differ)."""
+    return old is not None and (old.values_variants, old.cum_weights, old.ttl) == (
+        new.values_variants, new.cum_weights, new.ttl
+    )
 
 
 def _failed(loaded: LoadedZones) -> set[dns.name.Name]:

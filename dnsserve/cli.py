@@ -87,6 +87,8 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
 ) -> None:
     """Serve the zones over UDP and TCP until SIGTERM or Ctrl-C."""
+    # Until the loop installs its handler, a SIGHUP (a reload) must not kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -156,18 +158,33 @@ def _store(path: Path) -> Iterator[Store]:
 
 
 def _state(config: Path | None, state: Path | None) -> tuple[Path, app.Settings]:
+    """The state file to use; it must exist (the server creates it at its first start)."""
     s = _settings(config, None, None)
-    return (state if state is not None else s.state_path), s
+    path = state if state is not None else s.state_path
+    if not path.exists():
+        typer.echo(f"dnsserve: {path}: no state file (start the server once, or check "
+                   "--state / -c)", err=True)
+        raise typer.Exit(1)
+    return path, s
 
 
 def _member(text: str, s: app.Settings) -> MemberId:
-    """MONITOR/ADDRESS, or a bare address when exactly one monitor checks it."""
+    """MONITOR/ADDRESS, or a bare address when exactly one monitor checks it.
+
+    With a config that has pools, the member must be one of theirs: a typo
+    must not become an override that silently does nothing.
+    """
+    known = app.member_ids(s.config)
     if "/" in text:
         try:
-            return MemberId.from_text(text)
+            member = MemberId.from_text(text)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-    known = app.member_ids(s.config)
+        if known and member not in known:
+            listed = ", ".join(m.to_text() for m in known)
+            typer.echo(f"dnsserve: {text}: in no pool of {s.config_name} ({listed})", err=True)
+            raise typer.Exit(1)
+        return member
     matches = [m for m in known if m.address == text]
     if len(matches) != 1:
         found = ", ".join(m.to_text() for m in matches) or "none in the config"
@@ -243,9 +260,6 @@ def status(
 ) -> None:
     """Members' states, overrides and recent events, from the state file."""
     path, _ = _state(config, state)
-    if not path.exists():
-        typer.echo(f"dnsserve: {path}: no state file yet", err=True)
-        raise typer.Exit(1)
     with _store(path) as store:
         states = store.load_states()
         overrides = store.load_overrides(time.time())
@@ -294,6 +308,7 @@ def demo(
     ] = Path("dnsserve.toml"),
 ) -> None:
     """Serve with three demo HTTP backends on 127.0.0.11-13:8080; stop one, watch it fail over."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )

@@ -23,17 +23,21 @@ Tables:
 from __future__ import annotations
 
 import contextlib
+import logging
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from dnsserve.errors import StateError
+from dnsserve.errors import DnsServeError, StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 ALARM_MEMBER = "*"
@@ -249,18 +253,25 @@ class Store:
     # -- overrides ---------------------------------------------------------------
 
     def load_overrides(self, now: float | None = None) -> dict[MemberId, OverrideEntry]:
-        """Overrides still active at ``now`` (default: the clock); expired
-        ones are dropped from the file."""
+        """Overrides still active at ``now`` (default: the clock).
+
+        Read-only, so a reader never waits for a writer's lock; expired rows
+        are pruned when an override is written.
+        """
         now = time.time() if now is None else now
         with self._use("read overrides") as db:
-            with _immediate(db):
-                db.execute("DELETE FROM overrides WHERE until IS NOT NULL AND until <= ?", [now])
-            return {
-                MemberId.from_text(row["member"]): OverrideEntry(
-                    kind=Override(row["kind"]), until=row["until"], reason=row["reason"]
-                )
-                for row in db["overrides"].rows
-            }
+            rows = db.execute(
+                "SELECT member, kind, until, reason FROM overrides "
+                "WHERE until IS NULL OR until > ?",
+                [now],
+            ).fetchall()
+        return {
+            MemberId.from_text(member): OverrideEntry(Override(kind), until, reason)
+            for member, kind, until, reason in rows
+        }
+
+    def _prune(self, db: sqlite_utils.Database, now: float) -> None:
+        db.execute("DELETE FROM overrides WHERE until IS NOT NULL AND until <= ?", [now])
 
     def set_override(self, member: MemberId, entry: OverrideEntry, at: float) -> None:
         row = {
@@ -271,10 +282,58 @@ class Store:
             "set_at": at,
         }
         with self._use("set an override") as db, _immediate(db):
+            self._prune(db, at)
             db["overrides"].upsert(row, pk="member")
 
     def clear_override(self, member: MemberId) -> bool:
         """Remove ``member``'s override; False when it had none."""
         with self._use("clear an override") as db, _immediate(db):
             cursor = db.execute("DELETE FROM overrides WHERE member = ?", [member.to_text()])
-            return cursor.rowcount > 0
+            removed = cursor.rowcount > 0
+            self._prune(db, time.time())
+            return removed
+
+
+class Writer:
+    """One thread that applies state-file writes in the order they were submitted.
+
+    The monitor thread hands its writes here, so a slow or locked state file
+    delays the record of a flip, never the flip itself nor the next check.
+    A failed write is logged and the next one is tried.
+    """
+
+    def __init__(self, store: Store, *, max_pending: int = 100_000) -> None:
+        self.store = store
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]] | None] = (
+            queue.Queue(maxsize=max_pending)
+        )
+        self._thread = threading.Thread(target=self._run, name="dnsserve-state", daemon=True)
+        self._thread.start()
+        self.dropped = 0
+
+    def submit(self, method: str, *args: object) -> None:
+        """Call ``store.<method>(*args)`` in the writer thread, after earlier writes."""
+        try:
+            self._queue.put_nowait((getattr(Store, method), args))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("state file writes are %d behind; dropped %d", self._queue.qsize(),
+                          self.dropped)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish the pending writes (bounded by ``timeout``), then stop."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            method, args = item
+            try:
+                method(self.store, *args)
+            except DnsServeError:
+                log.exception("state file write failed")

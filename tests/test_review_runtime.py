@@ -166,10 +166,9 @@ def test_operator_force_ends_suspicion(harness: Harness) -> None:
 # -- the state file locked by another process ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the override poll opens a write transaction on the main loop and the monitor writes "
-    "the store in its trio thread: a locked state file stalls UDP answers (10 s busy timeout "
-    "per poll) and delays a failover by 20-30 s"))
+# Regression (found in review, fixed): the override poll opens a write transaction on the main
+# loop and the monitor writes  the store in its trio thread: a locked state file stalls UDP
+# answers (10 s busy timeout  per poll) and delays a failover by 20-30 s
 def test_locked_state_file_stalls_neither_answers_nor_failover(harness: Harness) -> None:
     a, b = ip(31), ip(32)
     owner = "review-lock.example.com."
@@ -239,9 +238,9 @@ def _feed(fd: int, fifo: Path, text: str) -> None:
     fifo.write_text(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: SIGHUP reloads zones synchronously on the main loop: no query is answered while "
-    "zone files are read and compiled (measured: 4 s for a 20,000-record zone)"))
+# Regression (found in review, fixed): SIGHUP reloads zones synchronously on the main loop: no
+# query is answered while  zone files are read and compiled (measured: 4 s for a 20,000-record
+# zone)
 def test_queries_are_answered_while_a_reload_reads_zone_files(tmp_path: Path) -> None:
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
@@ -266,9 +265,9 @@ def test_queries_are_answered_while_a_reload_reads_zone_files(tmp_path: Path) ->
     assert answered == [True, True, True]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: SIGHUP before the loop installs its handler (while zones load at start) kills the "
-    "server with the default action; systemd counts that as a clean exit and does not restart"))
+# Regression (found in review, fixed): SIGHUP before the loop installs its handler (while
+# zones load at start) kills the  server with the default action; systemd counts that as a
+# clean exit and does not restart
 def test_sighup_while_starting_does_not_kill_the_server(tmp_path: Path) -> None:
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
@@ -335,9 +334,9 @@ def test_reload_keeps_pool_health_and_a_broken_pool_zone(harness: Harness) -> No
     assert srv.proc.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: reselect swaps when only a Selection's reason text changed: entering or leaving "
-    "suspicion rebuilds every pool's answers on the main loop (3 s stall at 100 pools)"))
+# Regression (found in review, fixed): reselect swaps when only a Selection's reason text
+# changed: entering or leaving  suspicion rebuilds every pool's answers on the main loop (3 s
+# stall at 100 pools)
 def test_entering_suspicion_rebuilds_no_unchanged_answer(tmp_path: Path) -> None:
     """Runs the app's own main-loop steps in process (no sockets): load, then the
     suspicion event the monitor thread hands over. No answer changes, so no prebuilt
@@ -474,9 +473,9 @@ def test_state_file_from_an_older_config(harness: Harness) -> None:
     assert (rows[f"web/{ip(65)}"]["state"], rows[f"old/{b}"]["state"]) == ("down", "down")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: an override for a member no longer in the config (renamed monitor, removed "
-    "member) is silently ignored at start; nothing tells the operator the drain is void"))
+# Regression (found in review, fixed): an override for a member no longer in the config
+# (renamed monitor, removed  member) is silently ignored at start; nothing tells the operator
+# the drain is void
 def test_orphaned_override_is_reported_at_start(harness: Harness) -> None:
     a, b = ip(66), ip(67)
     with Store.open(harness.state) as store:
@@ -489,9 +488,9 @@ def test_orphaned_override_is_reported_at_start(harness: Harness) -> None:
     assert f"old/{a}" in srv.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a state file deleted while the server runs goes unnoticed: it keeps writing the "
-    "unlinked file, a drain set with the CLI in the new file is never applied, no error"))
+# Regression (found in review, fixed): a state file deleted while the server runs goes
+# unnoticed: it keeps writing the  unlinked file, a drain set with the CLI in the new file is
+# never applied, no error
 def test_state_file_deleted_while_running(harness: Harness) -> None:
     a, b = ip(71), ip(72)
     owner = "review-deleted.example.com."
@@ -502,6 +501,9 @@ def test_state_file_deleted_while_running(harness: Harness) -> None:
     harness.wait_up([web(71), web(72)])
     for suffix in ("", "-wal", "-shm"):  # an operator wipes the state
         Path(f"{harness.state}{suffix}").unlink(missing_ok=True)
+    # The server notices and makes a new file (the CLI refuses a missing one).
+    wait_for("the server to recreate the state file", harness.state.exists,
+             lambda exists: exists, seconds=10.0)
     harness.cli("drain", web(71), "--state", str(harness.state))
     wait_for(f"{owner} to leave out the drained {a}", lambda: addresses(srv, owner),
              lambda got: got == {b}, seconds=10.0)
@@ -510,9 +512,9 @@ def test_state_file_deleted_while_running(harness: Harness) -> None:
 # -- the CLI's override commands -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: drain with a mistyped --state creates a new state file and reports success; a "
-    "MONITOR/ADDRESS no pool has is accepted even when the config is given"))
+# Regression (found in review, fixed): drain with a mistyped --state creates a new state file
+# and reports success; a  MONITOR/ADDRESS no pool has is accepted even when the config is
+# given
 def test_drain_refuses_a_missing_state_file_and_an_unknown_member(harness: Harness) -> None:
     harness.write_config([monitor(port=9)], [pool("review-cli.example.com.",
                                                   [{"address": ip(73)}, {"address": ip(74)}])])
@@ -575,9 +577,9 @@ def test_state_file_in_a_read_only_directory_exits_1_naming_it(open_dir: Path) -
     assert len(lines) == 1 and lines[0].startswith(f"dnsserve: {state}: "), lines
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: status cannot read a read-only state file: load_overrides deletes expired rows "
-    "(a write transaction) on every read, also the server's poll once a second"))
+# Regression (found in review, fixed): status cannot read a read-only state file:
+# load_overrides deletes expired rows  (a write transaction) on every read, also the server's
+# poll once a second
 def test_status_reads_a_read_only_state_file(open_dir: Path) -> None:
     state = open_dir / "state.db"
     with Store.open(state) as store:
