@@ -108,10 +108,9 @@ def down_events(harness: Harness, hosts: list[str]) -> dict[str, list[str]]:
 # -- the self-suspicion guard as the server applies it ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: guard applies the first DOWN flips (5 of 6 with suspect_fraction=1.0) before "
-    "suspicion triggers, then restores them: answers change (NODATA for nodata pools) for "
-    "up to about one interval"))
+# Regression (found in review, fixed): guard applies the first DOWN flips (5 of 6 with
+# suspect_fraction=1.0) before suspicion triggers, then restores them: answers change (NODATA
+# for nodata pools) for up to about one interval
 def test_guard_publishes_no_down_flip_before_suspicion(harness: Harness) -> None:
     names, hosts, backends = six_in_three_pools(harness, 11, when_all_down="nodata")
     everyone = [h for hs in hosts.values() for h in hs]
@@ -136,9 +135,9 @@ def test_guard_publishes_no_down_flip_before_suspicion(harness: Harness) -> None
     assert wrong == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: after an operator forces a state, suspicion is cleared but the held members' next "
-    "failures re-trigger it within one interval (flips applied, then restored again)"))
+# Regression (found in review, fixed): after an operator forces a state, suspicion is cleared
+# but the held members' next failures re-trigger it within one interval (flips applied, then
+# restored again)
 def test_operator_force_ends_suspicion(harness: Harness) -> None:
     names, hosts, backends = six_in_three_pools(harness, 21)
     everyone = [h for hs in hosts.values() for h in hs]

@@ -6,50 +6,90 @@ every backend. Pure: times are passed in; no clock, no I/O, no logging (the
 monitor logs and records the alarm from the verdict). It must not count passes
 and failures (the tracker does) nor know about probes or answers.
 
-Terms. *Monitored* members are those in at least one pool (``GuardConfig.pools``).
-A *recent* down is a DOWN flip less than ``window`` seconds old whose member is
-still DOWN. *Alive* members are the monitored ones minus those that were
-already DOWN before the recent flips (a backend broken since last week must not
-keep the guard from ever firing). ``window`` is the longest spread one
-network-wide failure can give the flips: about one check interval plus the
-timeouts; the monitor computes it.
+Terms. *Monitored* members are those in at least one pool (``GuardConfig.pools``);
+the guard looks at no other member. ``window`` is the longest spread one
+network-wide failure can give the results: about one check interval plus the
+timeouts; the monitor computes it. Each monitored member is, at ``now``, from
+its published health (with the counts of the results just in):
 
-The trigger, checked when a DOWN flip is proposed in NORMAL mode, over the
-recent downs including the proposed ones:
+    down      a DOWN flip proposed now, or a *recent* one: applied less than
+              ``window`` ago, the member still DOWN;
+    failing   UP, its last result a failure (``failures`` >= 1), less than
+              ``window`` old: about to flip, not flipped yet;
+    passing   UP, its last result a pass less than ``window`` old: evidence
+              that the monitor's network works;
+    unknown   UP, no result in the last ``window`` (never checked, or only
+              the state file's): no evidence either way;
+    long down DOWN before the recent flips (a backend broken since last week
+              must not keep the guard from ever firing): left out;
+    exempt    held when an operator forced states, and has not passed a check
+              since: left out (else its next failure would suspect again).
 
-    T1. at least ``min_members`` (4) recent downs among monitored members,
+*Candidates* are the down and failing members; *alive* are the candidates and
+the passing members. The trigger:
+
+    T1. at least ``min_members`` (4) candidates,
     T2. spanning at least ``min_pools`` (2) pools,
-    T3. recent downs >= ``fraction`` x alive members (``suspect_fraction``,
-        default 1.0: every member that was up went down together).
+    T3. candidates >= ``fraction`` x alive (``suspect_fraction``, default 1.0:
+        every member with fresh evidence is failing or went down).
 
-A partial outage (fewer than ``fraction`` of the alive members) fails over
-normally. The state machine, all of it:
+It is checked in NORMAL mode when a DOWN flip is proposed, and at a failure
+that flips nothing while recent downs stand (so a down applied because one
+member's result was late is undone when that result comes in, not at the next
+flip). A partial outage (a passing member left, with fraction 1.0) fails over
+at the same check as without the guard. The state machine, all of it:
 
-    mode     event                               -> mode     effect
-    -------  ----------------------------------  -------  ------------------------------
-    NORMAL   DOWN flips, trigger not met            NORMAL   apply; remember them `window`
-    NORMAL   DOWN flips, trigger met                SUSPECT  hold them; restore the recent
-                                                             downs to their state before
-                                                             their flip; alarm (entered)
-    SUSPECT  DOWN flips                             SUSPECT  hold them
-    SUSPECT  a held member passes a check           NORMAL   clear; members still failing
-                                                             flip at their next failure
-    any      a member not held passes / flips UP    same     nothing (not evidence either way)
-    any      an operator forces states              NORMAL   clear, forget recent downs
+    mode     event                                   -> mode     effect
+    -------  --------------------------------------  -------  -------------------------
+    NORMAL   DOWN flips, trigger not met                NORMAL   apply; remember them
+                                                                 `window`
+    NORMAL   DOWN flips, trigger met                    SUSPECT  hold them; restore the
+                                                                 recent downs to their
+                                                                 state before the flip;
+                                                                 hold every candidate
+                                                                 and unknown; alarm
+    NORMAL   a failure, recent downs, trigger met       SUSPECT  the same, nothing to hold
+    NORMAL   a failure, otherwise                       NORMAL   nothing
+    SUSPECT  DOWN flips                                 SUSPECT  hold them
+    SUSPECT  a held member passes a check               NORMAL   clear; members still
+                                                                 failing flip at their
+                                                                 next failure
+    any      an exempt member passes a check            same     no longer exempt
+    any      an exempt member flips DOWN                same     apply (not the guard's)
+    any      another member passes / flips UP           same     nothing (not evidence)
+    any      an operator forces states                  NORMAL   clear, forget recent
+                                                                 downs; the held members
+                                                                 become exempt
 
 A held member keeps its previous state, since and reason; its counts go on
 (``hold``), so once suspicion clears a member still failing flips DOWN at its
-next failed check, without waiting ``fall`` checks again.
+next failed check, without waiting ``fall`` checks again. Holding the failing
+and unknown members too means that any of them passing ends the suspicion.
 
-``propose``/``passed``/``forced`` are the machine; ``settle`` applies it to one
-tracker result the way the monitor needs (health to publish, members restored,
-a ``Suspicion`` event to log and record).
+Timing: seeing it coming. The trigger counts failing members, so with
+``fall >= 2`` suspicion begins at the first DOWN flip and nothing is published
+DOWN. Each member is checked once per interval (first checks jittered): the
+first check of every member after the outage began starts within one interval,
+and the first member's ``fall``-th failing check starts at least one interval
+after its first, so by then every other member has failed once. With
+``fall = 1`` there is no failure before the flip: the first flips apply and are
+restored when the trigger is met (``fall >= 2`` for the guard to see it
+coming). Only evidence decides: a flip is never held back to wait for other
+results (that would slow every real failover). So a flip still goes through
+briefly when another member's check of the same interval has not returned yet
+(it hangs to its timeout while this one was refused at once; the check began
+in the same instant; the schedule ran late), or when members run on an
+interval longer than ``(fall - 1)`` x the flipping member's: that member's last
+pass is younger than ``window``, still evidence against. The flip is restored
+as soon as that member's failure comes in (the trigger is checked at failures
+while recent downs stand), not at the next flip.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections import ChainMap
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -65,7 +105,7 @@ class Mode(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class GuardConfig:
     pools: Mapping[MemberId, Set[str]]  # member -> keys of the pools it serves
-    window: float                       # seconds in which flips count as simultaneous
+    window: float                       # seconds in which results count as simultaneous
     fraction: float = 1.0               # suspect_fraction
     min_members: int = 4
     min_pools: int = 2
@@ -95,6 +135,7 @@ class GuardState:
         default_factory=lambda: MappingProxyType({})
     )  # NORMAL only
     held: frozenset[MemberId] = frozenset()  # SUSPECT only
+    exempt: frozenset[MemberId] = frozenset()  # held at an operator's force, not passed since
 
     @property
     def suspect(self) -> bool:
@@ -109,52 +150,75 @@ class Verdict:
         default_factory=lambda: MappingProxyType({})
     )  # already applied downs to undo: the health before their flip
     entered: bool = False  # suspicion began with this verdict: log and record the alarm
+    reason: str = ""  # on entry: what the trigger saw
+
+
+@dataclass(frozen=True, slots=True)
+class _Census:
+    """The monitored, non-exempt members sorted by the evidence they give."""
+
+    candidates: frozenset[MemberId]  # down or failing
+    unknown: frozenset[MemberId]
+    passing: int
 
 
 def propose(
     guard: GuardState,
     downs: Mapping[MemberId, Down],
     *,
-    states: Mapping[MemberId, State],
+    members: Mapping[MemberId, MemberHealth],
     config: GuardConfig,
     now: float,
 ) -> tuple[GuardState, Verdict]:
-    """Decide on this round's DOWN flips.
+    """Decide on this round's DOWN flips (none: a failure while recent downs stand).
 
-    ``states`` are the published states of all members before these flips
-    (a member missing from it is UP: never seen).
+    ``members`` is the published health of every member before these flips,
+    with this round's counts (a member missing from it was never checked).
     """
-    if not downs:
-        return guard, Verdict()
+    ignored = frozenset(m for m in downs if m in guard.exempt)
+    own = {m: d for m, d in downs.items() if m not in guard.exempt}
     if guard.mode is Mode.SUSPECT:
-        held = frozenset(downs)
-        return replace(guard, held=guard.held | held), Verdict(hold=held)
+        held = frozenset(own)
+        return replace(guard, held=guard.held | held), Verdict(apply=ignored, hold=held)
+    if not own and not guard.recent:
+        return guard, Verdict(apply=ignored)
     recent = {
         member: down
         for member, down in guard.recent.items()
-        if states.get(member) is State.DOWN and now - down.at < config.window
+        if member not in guard.exempt
+        and _state(members, member) is State.DOWN
+        and now - down.at < config.window
     }
-    candidates = {**recent, **downs}
-    if not _triggered(candidates, states, config):
-        state = GuardState(recent=MappingProxyType(candidates))
+    candidates = {**recent, **own}
+    census = _census(candidates, members, config, guard.exempt, now)
+    if not candidates or not _triggered(census, config):
+        state = replace(guard, recent=MappingProxyType(candidates))
         return state, Verdict(apply=frozenset(downs))
-    restore = {m: d.before for m, d in recent.items() if m not in downs}
-    state = GuardState(Mode.SUSPECT, since=now, held=frozenset(candidates))
+    restore = {m: d.before for m, d in recent.items() if m not in own}
+    held = frozenset(own) | census.candidates | census.unknown
+    alive = len(census.candidates) + census.passing
+    why = (f"{len(census.candidates)} of {alive} members failing or down "
+           f"within {config.window:.1f} s")
+    state = GuardState(Mode.SUSPECT, since=now, held=held, exempt=guard.exempt)
     return state, Verdict(
-        hold=frozenset(downs), restore=MappingProxyType(restore), entered=True
+        apply=ignored, hold=frozenset(own), restore=MappingProxyType(restore),
+        entered=True, reason=why,
     )
 
 
 def passed(guard: GuardState, member: MemberId) -> tuple[GuardState, bool]:
     """A member passed a check; return the new state and whether suspicion cleared."""
+    exempt = guard.exempt - {member}
     if guard.mode is Mode.SUSPECT and member in guard.held:
-        return GuardState(), True
+        return GuardState(exempt=exempt), True
+    if exempt != guard.exempt:
+        return replace(guard, exempt=exempt), False
     return guard, False
 
 
 def forced(guard: GuardState) -> tuple[GuardState, bool]:
     """An operator forced states: leave suspicion; return whether it was on."""
-    return GuardState(), guard.mode is Mode.SUSPECT
+    return GuardState(exempt=guard.exempt | guard.held), guard.mode is Mode.SUSPECT
 
 
 def hold(before: MemberHealth, proposed: MemberHealth) -> MemberHealth:
@@ -216,39 +280,62 @@ def settle(
         why = f"{member.to_text()} passed: {reason}"
         gone = Suspicion(False, now, guard.held, MappingProxyType({}), why)
         return Outcome(state, proposed, flipped, event=gone)
-    if not flipped or config is None:
+    if config is None or not (flipped or (guard.recent and not guard.suspect)):
         return Outcome(guard, proposed, flipped)
-    states = {m: h.state for m, h in members.items()}
-    state, verdict = propose(
-        guard, {member: Down(now, before)}, states=states, config=config, now=now
-    )
+    downs = {member: Down(now, before)} if flipped else {}
+    current = ChainMap({member: proposed}, members)  # this result's counts
+    state, verdict = propose(guard, downs, members=current, config=config, now=now)
     restored = MappingProxyType(
         {m: hold(prev, members[m]) for m, prev in verdict.restore.items()}
     )
     event = None
     if verdict.entered:
-        why = f"{len(state.held)} members down within {config.window:.1f} s"
-        event = Suspicion(True, now, state.held, restored, why)
+        event = Suspicion(True, now, state.held, restored, verdict.reason)
     if member in verdict.hold:
         return Outcome(state, hold(before, proposed), False, restored, event)
-    return Outcome(state, proposed, True, restored, event)
+    return Outcome(state, proposed, flipped, restored, event)
 
 
-def _triggered(
-    candidates: Mapping[MemberId, Down],
-    states: Mapping[MemberId, State],
+def _state(members: Mapping[MemberId, MemberHealth], member: MemberId) -> State:
+    health = members.get(member)
+    return State.UP if health is None else health.state
+
+
+def _census(
+    downs: Mapping[MemberId, Down],
+    members: Mapping[MemberId, MemberHealth],
     config: GuardConfig,
-) -> bool:
-    monitored = config.pools
-    involved = [m for m in candidates if m in monitored]
+    exempt: frozenset[MemberId],
+    now: float,
+) -> _Census:
+    candidates: set[MemberId] = set()
+    unknown: set[MemberId] = set()
+    passing = 0
+    for member in config.pools:
+        if member in exempt:
+            continue
+        if member in downs:
+            candidates.add(member)
+            continue
+        health = members.get(member)
+        if health is not None and health.state is State.DOWN:
+            continue  # long down
+        if health is None or health.checked is None or now - health.checked >= config.window:
+            unknown.add(member)
+        elif health.failures:
+            candidates.add(member)
+        else:
+            passing += 1
+    return _Census(frozenset(candidates), frozenset(unknown), passing)
+
+
+def _triggered(census: _Census, config: GuardConfig) -> bool:
+    involved = census.candidates
     if len(involved) < config.min_members:  # T1
         return False
-    pools = set().union(*(monitored[m] for m in involved))
+    pools = set().union(*(config.pools[m] for m in involved))
     if len(pools) < config.min_pools:  # T2
         return False
-    already_down = sum(
-        1 for m in monitored if states.get(m) is State.DOWN and m not in candidates
-    )
-    alive = len(monitored) - already_down
+    alive = len(involved) + census.passing
     # T3; the epsilon keeps 0.75 * 8 == 6 from failing on float rounding.
     return len(involved) >= math.ceil(config.fraction * alive - 1e-9)
