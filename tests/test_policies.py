@@ -235,6 +235,35 @@ def test_pool_invariants() -> None:
         pool(member(1, weight=-1))
 
 
+# -- answers_same: what a snapshot must rebuild ----------------------------------------
+
+
+def test_answers_same_ignores_reason_and_all_down() -> None:
+    p = pool(member(1), member(2))
+    up = select(p, view(), NOW)
+    assert select(p, view(suspect=True), NOW, up).answers_same(up)
+    every = select(p, view(down=(1, 2)), NOW, up)  # all down, "all": every member again
+    assert every.all_down and every != up and every.answers_same(up)
+
+
+def test_answers_same_sees_values_weights_and_ttl() -> None:
+    up = select(pool(member(1), member(2)), view(), NOW)
+    assert not select(pool(member(1), member(2)), view(down=(2,)), NOW).answers_same(up)
+    assert not select(pool(member(1), member(2), ttl=21), view(), NOW).answers_same(up)
+    weighted = select(pool(member(1, 1), member(2, 2), policy=Policy.WEIGHTED), view(), NOW)
+    heavier = select(pool(member(1, 1), member(2, 3), policy=Policy.WEIGHTED), view(), NOW)
+    assert weighted.values_variants == heavier.values_variants
+    assert not weighted.answers_same(heavier) and not weighted.answers_same(up)
+
+
+def test_large_pool_rotations_are_cut() -> None:
+    sel = select(pool(*(member(n) for n in range(1, 201)), max_answers=3), view(), NOW)
+    assert len(sel.values_variants) == 200
+    assert sel.values_variants[0] == addr(1, 2, 3)
+    assert sel.values_variants[199] == addr(200, 1, 2)
+    assert all(len(v) == 3 for v in sel.values_variants)
+
+
 # -- the never-empty property ----------------------------------------------------------
 
 members_st = st.lists(

@@ -128,3 +128,63 @@ def test_cname_pool_fails_over_and_is_followed(tables) -> None:  # type: ignore[
     # The target is in another zone: the chain stops after the CNAME.
     assert [rrset.rdtype for rrset in r.answer] == [RdataType.CNAME]
     assert r.answer[0][0].target.to_text() == "www.example.org."
+
+
+def test_reason_only_change_rebuilds_nothing(tables) -> None:  # type: ignore[no-untyped-def]
+    pool = Pool(WWW, RdataType.A, Policy.ALL, members(1, 1, 1))
+    first = build_snapshot(tables, selections={KEY: select(pool, HealthView(), 0.0)})
+    suspect = select(pool, HealthView(suspect=True), 1.0, first.selections[KEY])
+    assert suspect != first.selections[KEY] and suspect.answers_same(first.selections[KEY])
+    second = first.with_selections({KEY: suspect})
+    assert second.selections[KEY] is suspect  # the new reason is kept
+    assert second.zones is first.zones and second.answers is first.answers
+    assert second.generation == first.generation + 1
+
+
+def test_flip_shares_other_pools_and_updates_the_slow_path(tables) -> None:  # type: ignore[no-untyped-def]
+    mail = dns.name.from_text("mail.example.com.")
+    ms = members(1, 1, 1)
+    www_pool = Pool(WWW, RdataType.A, Policy.ALL, ms)
+    mail_pool = Pool(mail, RdataType.A, Policy.ALL, (
+        PoolMember("192.0.2.25", MemberId("mail", "a")),
+        PoolMember("192.0.2.27", MemberId("mail", "b")),
+    ))
+    first = build_snapshot(tables, selections={
+        KEY: select(www_pool, HealthView(), 0.0),
+        (mail, RdataType.A): select(mail_pool, HealthView(), 0.0),
+    })
+    second = first.with_selections({KEY: select(www_pool, down(ms[0]), 1.0)})
+    origin, org = dns.name.from_text("example.com."), dns.name.from_text("example.org.")
+    mx = answer_key(origin, RdataType.MX, 1)
+    assert second.answers[mx] is first.answers[mx]  # uses only the mail pool
+    assert second.zones[origin].rrset(mail, RdataType.A) is first.zones[origin].rrset(
+        mail, RdataType.A)
+    assert second.zones[org] is first.zones[org]
+    # ANY is not prebuilt: the slow path reads the zones, which follow the flip
+    engine = Engine(second)
+    for r in answers(engine, qtype="ANY", n=3):
+        assert values(r) and "127.0.0.11" not in values(r)
+
+
+def test_cname_pool_new_target_follows_later_changes(tables) -> None:  # type: ignore[no-untyped-def]
+    # The CNAME pool first answers only mail (its www member is down), so at
+    # build time app A does not use the www pool; once it also answers www,
+    # a later change of the www pool must rebuild app A too.
+    app = dns.name.from_text("app.example.com.")
+    app_key = (app, RdataType.CNAME)
+    ms = members(1, 1)
+    via_www = PoolMember("www.example.com.", MemberId("app", "www"))
+    app_pool = Pool(app, RdataType.CNAME, Policy.ALL,
+                    (PoolMember("mail.example.com.", MemberId("app", "mail")), via_www))
+    www_pool = Pool(WWW, RdataType.A, Policy.ALL, ms)
+    first = build_snapshot(tables, selections={
+        KEY: select(www_pool, HealthView(), 0.0),
+        app_key: select(app_pool, down(via_www), 0.0),
+    })
+    second = first.with_selections({app_key: select(app_pool, HealthView(), 1.0)})
+    third = second.with_selections({KEY: select(www_pool, down(ms[0]), 2.0)})
+    through_www = [r for r in answers(Engine(third), "app.example.com.", n=4)
+                   if r.answer[0][0].target == WWW]
+    assert through_www
+    for r in through_www:
+        assert values(r) == ["127.0.0.12"]

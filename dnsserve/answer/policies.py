@@ -132,13 +132,29 @@ class Selection:
         """Every value any variant may answer with."""
         return frozenset(itertools.chain.from_iterable(self.values_variants))
 
+    def answers_same(self, other: Selection) -> bool:
+        """Whether ``other`` gives the same answers: variants, weights and TTL.
+
+        ``reason`` and ``all_down`` are not part of an answer (entering or
+        leaving suspicion, or "all" members down serving every member, change
+        only those), so a snapshot need not rebuild a pool when this holds.
+        """
+        return (
+            self.values_variants == other.values_variants
+            and self.cum_weights == other.cum_weights
+            and self.ttl == other.ttl
+        )
+
 
 Variants = tuple[tuple[tuple[str, ...], ...], tuple[int, ...] | None, str]
 
 
 def _rotations(values: Sequence[str], limit: int) -> tuple[tuple[str, ...], ...]:
-    items = list(values)
-    return tuple(tuple((items[i:] + items[:i])[:limit]) for i in range(len(items)))
+    """Rotation i starts at value i; each holds min(limit, n) values (n rotations)."""
+    items = tuple(values)
+    width = min(limit, len(items))
+    twice = items + items[: width - 1]  # rotation i is a window of ``width`` from i
+    return tuple(twice[i : i + width] for i in range(len(items)))
 
 
 def _policy_all(up: Sequence[PoolMember], limit: int) -> Variants:

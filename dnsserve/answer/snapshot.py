@@ -16,8 +16,10 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdtypes.ANY.TXT
 import dns.rrset
@@ -40,6 +42,8 @@ CHAOS_IDENTITY = ("id.server.", "hostname.bind.")
 _REFUSED_TYPES = frozenset({RdataType.AXFR, RdataType.IXFR})
 _NOTIMP_TYPES = frozenset({RdataType.MAILA, RdataType.MAILB})
 
+K = TypeVar("K")
+V = TypeVar("V")
 Entry = Prebuilt | Variants
 PoolKey = tuple[dns.name.Name, RdataType]  # (owner, type) a pool answers for
 
@@ -61,8 +65,9 @@ class Snapshot:
 
     ``base`` holds the zones as loaded; ``zones`` the same with every pool's
     rrset replaced by its current first variant (the slow path reads these).
-    ``depends`` maps each pool to the answer keys that use its rrset, so a
-    health change rebuilds only those.
+    ``depends`` maps each pool to the answer keys that use its rrset (in any
+    variant), so a health change rebuilds only those; ``zone_pools`` lists
+    the pools each zone holds.
     """
 
     zones: Mapping[dns.name.Name, ZoneTable]
@@ -72,6 +77,7 @@ class Snapshot:
     base: Mapping[dns.name.Name, ZoneTable] = field(default_factory=dict)
     selections: Mapping[PoolKey, Selection] = field(default_factory=dict)
     depends: Mapping[PoolKey, frozenset[bytes]] = field(default_factory=dict)
+    zone_pools: Mapping[dns.name.Name, frozenset[PoolKey]] = field(default_factory=dict)
 
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ZoneTable | None:
         return find_zone(self.zones, qname, qtype)
@@ -89,23 +95,62 @@ class Snapshot:
     ) -> Snapshot:
         """A new snapshot where the pools in ``changed`` answer their new selection.
 
-        Only the answers that use a changed pool are rebuilt; every other
+        Every selection in ``changed`` is stored (its reason too), but only
+        the pools whose answers differ (``Selection.answers_same``) are
+        rebuilt, and of those only the answers that use them; every other
         prebuilt answer is shared with this snapshot.
         """
-        selections = {**self.selections, **changed}
-        zones = _with_pools(self.base, selections, {})
-        answers = dict(self.answers)
-        for key in set().union(*(self.depends.get(pool, frozenset()) for pool in changed)):
-            answers[key] = _dynamic_entry(self.base, selections, key)
+        selections = _copied(self.selections)
+        selections.update(changed)
+        moved = {
+            pool for pool, selection in changed.items()
+            if pool not in self.selections or not self.selections[pool].answers_same(selection)
+        }
+        zones, answers = self.zones, self.answers
+        depends, zone_pools = self.depends, self.zone_pools
+        if moved:
+            rrsets = _PoolRRsets(selections)
+            zones, zone_pools = self._moved_zones(moved, rrsets)
+            keys = set().union(*(depends.get(pool, frozenset()) for pool in moved))
+            found = [_found(zones, key) for key in keys]
+            rebuilt, uses = _prebuild_dynamic(zones, selections, rrsets, found)
+            answers = {**self.answers, **rebuilt}
+            depends = _merge_depends(depends, uses)
         return Snapshot(
             zones,
             answers,
             health if health is not None else self.health,
             self.generation + 1 if generation is None else generation,
             self.base,
-            selections,
-            self.depends,
+            MappingProxyType(selections),
+            depends,
+            zone_pools,
         )
+
+    def _moved_zones(
+        self, moved: set[PoolKey], rrsets: _PoolRRsets
+    ) -> tuple[Mapping[dns.name.Name, ZoneTable], Mapping[dns.name.Name, frozenset[PoolKey]]]:
+        """``zones`` with the moved pools at their new first variant.
+
+        A zone holding a moved pool is rebuilt over its loaded table (one
+        overlay, never an overlay of overlays); its other pools keep the
+        rrset objects they have now, so nothing is parsed again.
+        """
+        zone_pools = _copied(self.zone_pools)
+        touched: set[dns.name.Name] = set()
+        for pool in moved:
+            table = find_zone(self.base, pool[0], pool[1])
+            if table is not None:
+                touched.add(table.origin)
+                zone_pools[table.origin] = zone_pools.get(table.origin, frozenset()) | {pool}
+        zones = _copied(self.zones)
+        for origin in touched:
+            now = self.zones[origin]
+            zones[origin] = self.base[origin].with_rrsets({
+                pool: rrsets.get(pool, 0) if pool in moved else now.rrset(*pool)
+                for pool in zone_pools[origin]
+            })
+        return MappingProxyType(zones), MappingProxyType(zone_pools)
 
 
 def find_zone(
@@ -176,31 +221,64 @@ def _candidates(table: ZoneTable) -> Iterable[tuple[dns.name.Name, int]]:
             yield qname, RdataType.AAAA
 
 
-def pool_rrset(pool: PoolKey, selection: Selection, k: int) -> dns.rrset.RRset | None:
-    """The rrset a pool answers with in variant ``k`` (None: NODATA, fail closed)."""
+def pool_rrset(
+    pool: PoolKey,
+    selection: Selection,
+    k: int,
+    parsed: dict[tuple[RdataType, str], dns.rdata.Rdata] | None = None,
+) -> dns.rrset.RRset | None:
+    """The rrset a pool answers with in variant ``k`` (None: NODATA, fail closed).
+
+    ``parsed`` keeps each value's rdata, so the variants (the same values
+    rotated) parse every value once.
+    """
     values = selection.values_variants[k] if selection.values_variants else ()
     if not values:
         return None
     owner, rdtype = pool
-    return dns.rrset.from_text_list(owner, selection.ttl, RdataClass.IN, rdtype, list(values))
+    cache = {} if parsed is None else parsed
+    rdatas = []
+    for value in values:
+        rdata = cache.get((rdtype, value))
+        if rdata is None:
+            rdata = cache[rdtype, value] = dns.rdata.from_text(RdataClass.IN, rdtype, value)
+        rdatas.append(rdata)
+    return dns.rrset.from_rdata_list(owner, selection.ttl, rdatas)
 
 
-def _with_pools(
+class _PoolRRsets:
+    """Each pool's rrset per variant, made once per snapshot build."""
+
+    __slots__ = ("_made", "_parsed", "_selections")
+
+    def __init__(self, selections: Mapping[PoolKey, Selection]) -> None:
+        self._selections = selections
+        self._made: dict[tuple[PoolKey, int], dns.rrset.RRset | None] = {}
+        self._parsed: dict[tuple[RdataType, str], dns.rdata.Rdata] = {}
+
+    def get(self, pool: PoolKey, k: int) -> dns.rrset.RRset | None:
+        key = (pool, k)
+        if key not in self._made:
+            self._made[key] = pool_rrset(pool, self._selections[pool], k, self._parsed)
+        return self._made[key]
+
+
+def _current_zones(
     base: Mapping[dns.name.Name, ZoneTable],
     selections: Mapping[PoolKey, Selection],
-    variant: Mapping[PoolKey, int],
-) -> Mapping[dns.name.Name, ZoneTable]:
-    """The zones with each pool's rrset set to its variant (0 unless given)."""
+    rrsets: _PoolRRsets,
+) -> tuple[Mapping[dns.name.Name, ZoneTable], Mapping[dns.name.Name, frozenset[PoolKey]]]:
+    """The zones with each pool's rrset at its first variant, and each zone's pools."""
     by_zone: dict[dns.name.Name, dict[PoolKey, dns.rrset.RRset | None]] = {}
-    for pool, selection in selections.items():
+    for pool in selections:
         table = find_zone(base, pool[0], pool[1])
         if table is not None:
-            rrset = pool_rrset(pool, selection, variant.get(pool, 0))
-            by_zone.setdefault(table.origin, {})[pool] = rrset
+            by_zone.setdefault(table.origin, {})[pool] = rrsets.get(pool, 0)
     zones = dict(base)
     for origin, replacements in by_zone.items():
         zones[origin] = base[origin].with_rrsets(replacements)
-    return MappingProxyType(zones)
+    pools = {origin: frozenset(replacements) for origin, replacements in by_zone.items()}
+    return MappingProxyType(zones), MappingProxyType(pools)
 
 
 def _lookup(
@@ -210,34 +288,85 @@ def _lookup(
     return None if table is None else table.lookup(qname, RdataType(qtype))
 
 
-def _dynamic_entry(
-    base: Mapping[dns.name.Name, ZoneTable],
-    selections: Mapping[PoolKey, Selection],
-    key: bytes,
-) -> Entry:
-    """The answer for ``key`` once per variant of the first pool it uses.
+# An answer key, its qname, qtype and qclass, and its lookup in the current zones.
+Found = tuple[bytes, dns.name.Name, int, int, Result | None]
 
-    Other pools the same answer touches (an MX whose two targets are pools)
-    stay at their first variant: one rotation per answer is enough.
-    """
+
+def _found(zones: Mapping[dns.name.Name, ZoneTable], key: bytes) -> Found:
     qname, qtype, qclass = key_parts(key)
-    zones = _with_pools(base, selections, {})
-    result = _lookup(zones, qname, qtype)
-    pools = sorted(p for p in (result.uses if result else ()) if p in selections)
-    if result is None or not pools:
-        return compute(zones, qname, qtype, qclass)
-    pool = pools[0]
-    selection = selections[pool]
-    count = max(1, len(selection.values_variants))
-    variants = []
-    for k in range(count):
-        tables = _with_pools(base, selections, {pool: k}) if k else zones
-        variant = _lookup(tables, qname, qtype)
-        assert variant is not None
-        variants.append(render(qname, qtype, qclass, variant))
-    if count == 1:
-        return variants[0]
-    return Variants(tuple(variants), selection.cum_weights)
+    return key, qname, qtype, qclass, _lookup(zones, qname, qtype)
+
+
+def _prebuild_dynamic(
+    zones: Mapping[dns.name.Name, ZoneTable],
+    selections: Mapping[PoolKey, Selection],
+    rrsets: _PoolRRsets,
+    found: Iterable[Found],
+) -> tuple[dict[bytes, Entry], dict[PoolKey, set[bytes]]]:
+    """The answers that use a pool, once per variant of the first pool each uses.
+
+    ``zones`` has every pool at its first variant, and ``found`` the
+    lookups made in it. Other pools the same
+    answer touches (an MX whose two targets are pools) stay at their first
+    variant: one rotation per answer is enough. Answers are grouped by that
+    first pool, so its zone is overlaid once per variant whatever the number
+    of answers or pools. Returns the answers and, per pool, the keys whose
+    answer used it in any variant.
+    """
+    answers: dict[bytes, Entry] = {}
+    uses: dict[PoolKey, set[bytes]] = {}
+    groups: dict[PoolKey, list[tuple[Found, Prebuilt]]] = {}
+    for item in found:
+        key, qname, qtype, qclass, result = item
+        pools = sorted(p for p in (result.uses if result else ()) if p in selections)
+        if result is None or not pools:
+            answers[key] = compute(zones, qname, qtype, qclass)
+            continue
+        _note(uses, key, result.uses)
+        groups.setdefault(pools[0], []).append((item, render(qname, qtype, qclass, result)))
+    for pool, items in groups.items():
+        selection = selections[pool]
+        variants = {item[0]: [first] for item, first in items}
+        table = find_zone(zones, pool[0], pool[1])
+        assert table is not None  # the answers above found this pool in it
+        for k in range(1, len(selection.values_variants)):
+            overlay = table.with_rrsets({pool: rrsets.get(pool, k)})
+            for (key, qname, qtype, qclass, _), _ in items:
+                result = overlay.lookup(qname, RdataType(qtype))
+                _note(uses, key, result.uses)
+                variants[key].append(render(qname, qtype, qclass, result))
+        for key, rendered in variants.items():
+            answers[key] = (
+                rendered[0] if len(rendered) == 1
+                else Variants(tuple(rendered), selection.cum_weights)
+            )
+    return answers, uses
+
+
+def _copied(mapping: Mapping[K, V]) -> dict[K, V]:
+    """A dict copy of ``mapping``, from a dict or a MappingProxyType over one
+    without hashing the keys again (dns.name.Name hashes in Python: ~2.5 µs)."""
+    if isinstance(mapping, dict | MappingProxyType):
+        return mapping.copy()
+    return dict(mapping)
+
+
+def _note(uses: dict[PoolKey, set[bytes]], key: bytes, pools: Iterable[PoolKey]) -> None:
+    for pool in pools:
+        uses.setdefault(pool, set()).add(key)
+
+
+def _merge_depends(
+    depends: Mapping[PoolKey, frozenset[bytes]], uses: Mapping[PoolKey, set[bytes]]
+) -> Mapping[PoolKey, frozenset[bytes]]:
+    """``depends`` grown by ``uses`` (a CNAME pool's new target may lead to another pool)."""
+    grown = {pool: keys for pool, keys in uses.items() if not keys <= depends.get(pool, set())}
+    if not grown:
+        return depends
+    merged = _copied(depends)
+    for pool, keys in grown.items():
+        merged[pool] = merged.get(pool, frozenset()) | keys
+    return MappingProxyType(merged)
 
 
 def build_snapshot(
@@ -251,23 +380,26 @@ def build_snapshot(
 ) -> Snapshot:
     """Prebuild every answer of ``zones`` with each pool at its selection."""
     selections = dict(selections or {})
-    current = _with_pools(zones, selections, {})
+    rrsets = _PoolRRsets(selections)
+    current, zone_pools = _current_zones(zones, selections, rrsets)
     answers: dict[bytes, Entry] = {}
-    depends: dict[PoolKey, set[bytes]] = {pool: set() for pool in selections}
+    dynamic: dict[bytes, Found] = {}
     candidates = [c for t in current.values() for c in _candidates(t)]
     candidates += [(owner, rdtype) for owner, rdtype in selections]
     for qname, qtype in candidates:
         key = answer_key(qname, qtype, RdataClass.IN)
-        if key in answers:
+        if key in answers or key in dynamic:
             continue
         result = _lookup(current, qname, qtype)
         if result is not None and result.uses:
-            for pool in result.uses:
-                depends.setdefault(pool, set()).add(key)
-            answers[key] = _dynamic_entry(zones, selections, key)
+            dynamic[key] = (key, qname, qtype, RdataClass.IN, result)
         else:
             answers[key] = compute(current, qname, qtype, RdataClass.IN)
+    prebuilt, uses = _prebuild_dynamic(current, selections, rrsets, dynamic.values())
+    answers.update(prebuilt)
     answers.update(chaos_answers(version, identity))
+    depends = {pool: frozenset(uses.get(pool, ())) for pool in selections}
+    depends.update((pool, frozenset(keys)) for pool, keys in uses.items())
     return Snapshot(
         current,
         answers,
@@ -275,5 +407,6 @@ def build_snapshot(
         generation,
         MappingProxyType(dict(zones)),
         MappingProxyType(selections),
-        MappingProxyType({pool: frozenset(keys) for pool, keys in depends.items()}),
+        MappingProxyType(depends),
+        zone_pools,
     )
