@@ -332,16 +332,18 @@ class Server:
         assert self.engine is not None
         current = self.engine.snapshot
         fresh = select_all(self.pools, self.view, time.time(), current.selections)
-        changed = {
-            k: v for k, v in fresh.items() if not _same_answers(current.selections.get(k), v)
-        }
+        changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
         if not changed:
-            return  # the prebuilt answers stay; nothing to swap
+            return
+        # A reason-only change is stored (for status) but rebuilds no answer.
         self._generation += 1
         self.engine.swap(
             current.with_selections(changed, health=self.view, generation=self._generation)
         )
         for (owner, rdtype), selection in changed.items():
+            before = current.selections.get((owner, rdtype))
+            if before is not None and before.answers_same(selection):
+                continue
             log.info(
                 "%s %s now answers %s (%s; %s)",
                 owner, dns.rdatatype.to_text(rdtype),
@@ -507,13 +509,6 @@ class Server:
                 self.writer.close()
             if self.store is not None:
                 self.store.close()
-
-
-def _same_answers(old: Selection | None, new: Selection) -> bool:
-    """Whether two selections give the same answers (their reasons may differ)."""
-    return old is not None and (old.values_variants, old.cum_weights, old.ttl) == (
-        new.values_variants, new.cum_weights, new.ttl
-    )
 
 
 def _failed(loaded: LoadedZones) -> set[dns.name.Name]:

@@ -45,10 +45,18 @@ class Engine:
         return self._snapshot
 
     def swap(self, snapshot: Snapshot) -> None:
-        """Serve ``snapshot`` from the next query on; misses are recomputed."""
+        """Serve ``snapshot`` from the next query on.
+
+        Misses are recomputed unless the new snapshot reads the same zones
+        (a change of reasons only), whose misses are the same.
+        """
+        same_zones = getattr(self, "_snapshot", None) is not None and (
+            snapshot.zones is self._snapshot.zones
+        )
         self._snapshot = snapshot
         self._answers = snapshot.answers
-        self._cache: dict[bytes, Prebuilt] = {}
+        if not same_zones:
+            self._cache: dict[bytes, Prebuilt] = {}
 
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
