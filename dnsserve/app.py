@@ -438,8 +438,17 @@ class Server:
         old.close()
 
     async def _poll_forever(self) -> None:
+        monitor_lost = False
         while True:
             await asyncio.sleep(OVERRIDE_POLL)
+            if self.monitor is not None and not self.monitor.alive and not monitor_lost:
+                # Answers keep the last states; say so loudly and in the state file.
+                monitor_lost = True
+                log.critical("the monitor thread died: health answers are frozen at the "
+                             "last states until a restart")
+                if self.writer is not None:
+                    self.writer.submit("record_alarm", "monitor-died",
+                                       "monitor thread died; states frozen", time.time())
             try:
                 await self.poll_overrides()
             except Exception:

@@ -295,3 +295,16 @@ def test_a_bad_ca_file_fails_its_checks_not_the_monitor(
     result = rec.of(broken.member)[0].result
     assert (result.ok, result.reason) == (False, "tls config error")
     assert "none.pem" in result.detail
+
+
+def test_alive_follows_the_thread() -> None:
+    spec = CheckSpec(kind=Kind.TCP, port=free_port("127.0.0.36"), timeout=0.1)
+    monitor = Monitor([Target(MemberId("tcp", "127.0.0.36"), spec, 0.5, 1, 1)], {},
+                      lambda *args: None)
+    assert not monitor.alive
+    monitor.start()
+    try:
+        assert monitor.alive
+    finally:
+        assert monitor.stop()
+    assert not monitor.alive

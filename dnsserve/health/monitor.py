@@ -195,6 +195,11 @@ class Monitor:
         self._call(self._update, found, dict(initial or {}), pools)
 
     @property
+    def alive(self) -> bool:
+        """The monitor thread runs (False before start, after stop, or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def suspect(self) -> bool:
         return self._guard.suspect
 
