@@ -132,9 +132,9 @@ class Snapshot:
     ) -> tuple[Mapping[dns.name.Name, ZoneTable], Mapping[dns.name.Name, frozenset[PoolKey]]]:
         """``zones`` with the moved pools at their new first variant.
 
-        A zone holding a moved pool is rebuilt over its loaded table (one
-        overlay, never an overlay of overlays); its other pools keep the
-        rrset objects they have now, so nothing is parsed again.
+        A zone holding a moved pool gets the moved rrsets on top of its one
+        flat overlay (``ZoneTable.with_rrsets`` never stacks overlays); its
+        other pools keep the rrset objects they have now.
         """
         zone_pools = _copied(self.zone_pools)
         touched: set[dns.name.Name] = set()
@@ -145,11 +145,11 @@ class Snapshot:
                 zone_pools[table.origin] = zone_pools.get(table.origin, frozenset()) | {pool}
         zones = _copied(self.zones)
         for origin in touched:
-            now = self.zones[origin]
-            zones[origin] = self.base[origin].with_rrsets({
-                pool: rrsets.get(pool, 0) if pool in moved else now.rrset(*pool)
-                for pool in zone_pools[origin]
-            })
+            # with_rrsets keeps one flat overlay over the loaded table, so only
+            # the moved pools' nodes are touched, whatever the pool count.
+            zones[origin] = self.zones[origin].with_rrsets(
+                {pool: rrsets.get(pool, 0) for pool in moved if pool in zone_pools[origin]}
+            )
         return MappingProxyType(zones), MappingProxyType(zone_pools)
 
 

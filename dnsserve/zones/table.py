@@ -82,7 +82,9 @@ class ZoneTable:
     replaced (pool answers) without touching this one.
     """
 
-    __slots__ = ("_cuts", "_dnames", "_dynamic", "_nodes", "_soa", "names", "origin")
+    __slots__ = (
+        "_cuts", "_dnames", "_dynamic", "_loaded", "_nodes", "_overlay", "_soa", "names", "origin"
+    )
 
 
     def __init__(
@@ -92,9 +94,14 @@ class ZoneTable:
         names: frozenset[dns.name.Name],
         dynamic: frozenset[tuple[dns.name.Name, RdataType]] = frozenset(),
         base: ZoneTable | None = None,
+        overlay: Mapping[dns.name.Name, Node] | None = None,
     ) -> None:
         self.origin = origin
         self._nodes = nodes
+        # An overlay table is ``overlay`` over the loaded table's nodes, never
+        # an overlay of an overlay: lookups stay one ChainMap deep.
+        self._overlay: Mapping[dns.name.Name, Node] = overlay or {}
+        self._loaded: Mapping[dns.name.Name, Node] = base._loaded if base is not None else nodes
         self.names = names  # every owner and every empty non-terminal
         if base is None:
             self._cuts = frozenset(
@@ -160,21 +167,23 @@ class ZoneTable:
         shares this one's nodes (an overlay), so building one per pool
         variant costs only the replaced nodes.
         """
-        overlay: dict[dns.name.Name, Node] = {}
-        names = set(self.names)
+        overlay = dict(self._overlay)  # a dict copy: the names are not hashed again
+        added: set[dns.name.Name] = set()
         for (name, rdtype), rrset in replacements.items():
-            node = dict(overlay.get(name, self._nodes.get(name, _EMPTY)))
+            node = dict(overlay.get(name, self._loaded.get(name, _EMPTY)))
             if rrset is None:
                 node.pop(rdtype, None)
             else:
                 node[rdtype] = rrset
             overlay[name] = MappingProxyType(node)
-            while name not in names and name != self.origin:
-                names.add(name)
+            while name not in self.names and name not in added and name != self.origin:
+                added.add(name)
                 name = name.parent()
-        dynamic = self._dynamic | frozenset(replacements)
-        nodes = MappingProxyType(collections.ChainMap(overlay, self._nodes))
-        return ZoneTable(self.origin, nodes, frozenset(names), dynamic, base=self)
+        names = self.names | added if added else self.names
+        keys = frozenset(replacements)
+        dynamic = self._dynamic if keys <= self._dynamic else self._dynamic | keys
+        nodes = MappingProxyType(collections.ChainMap(overlay, self._loaded))
+        return ZoneTable(self.origin, nodes, names, dynamic, base=self, overlay=overlay)
 
     # -- the lookup sequence -------------------------------------------------
 
