@@ -473,6 +473,5 @@ def test_same_as_knot(case: Case, server: ServerProc, knot: Peer) -> None:
     ours = ask(server.host, server.port, case)
     ref = ask(knot.host, knot.port, case)
     diffs = compare(case, ours, ref)
-    if diffs:
-        pytest.fail(f"query {case.id} differs in {', '.join(diffs)}\n"
-                    f"dnsserve:\n{ours.to_text()}\nknot:\n{ref.to_text()}", pytrace=False)
+    assert not diffs, (f"query {case.id} differs in {', '.join(diffs)}\n"
+                       f"dnsserve:\n{ours.to_text()}\nknot:\n{ref.to_text()}")

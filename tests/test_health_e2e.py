@@ -519,7 +519,7 @@ def test_priority_tiers(harness: Harness) -> None:
     backends[a].start()
     wait_answer(srv, owner, {a})  # back to tier 1 when it recovers
     backends[b].start()
-    wait_answer(srv, owner, {a, b})
+    assert wait_answer(srv, owner, {a, b}) == {a, b}
 
 
 # -- CNAME pools ----------------------------------------------------------------------------------

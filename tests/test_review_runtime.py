@@ -504,8 +504,9 @@ def test_state_file_deleted_while_running(harness: Harness) -> None:
     wait_for("the server to recreate the state file", harness.state.exists,
              lambda exists: exists, seconds=10.0)
     harness.cli("drain", web(71), "--state", str(harness.state))
-    wait_for(f"{owner} to leave out the drained {a}", lambda: addresses(srv, owner),
-             lambda got: got == {b}, seconds=10.0)
+    got = wait_for(f"{owner} to leave out the drained {a}", lambda: addresses(srv, owner),
+                   lambda got: got == {b}, seconds=10.0)
+    assert got == {b}
 
 
 # -- the CLI's override commands -----------------------------------------------------------------
