@@ -33,7 +33,7 @@ from pathlib import Path
 
 import servers
 import zonegen
-from report import write_section
+from report import pick_cpus, write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -428,10 +428,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.seconds, args.unthrottled_seconds, args.warmup, args.idle = 2, 2, 1, 1.0
     elif args.out is None:
         args.out = HERE / "RESULTS.md"
-    two = (os.cpu_count() or 1) >= 2
-    args.server_cpu = 0 if two else None
-    args.client_cpu = 1 if two else None
-    return args
+    return pick_cpus(args)
 
 
 def main(argv: list[str]) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import os
 import shlex
 import statistics
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import bench_core
 import bench_failover as bf
+import report
 import servers
 from http_backends import BackendSet
 
@@ -252,15 +252,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--unpinned", default="0.25",
                     help="intervals to test again with the server not pinned, so its monitor"
                     " thread may run on the other CPU (0.25; '' for none)")
-    ap.add_argument("--out", type=Path, default=bf.REPORT, help="report file")
-    ap.add_argument("--no-report", action="store_true", help="print only")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the bar is not met")
-    args = ap.parse_args(argv)
-    two = (os.cpu_count() or 1) >= 2
-    args.server_cpu = 0 if two else None
-    args.client_cpu = 1 if two else None
-    return args
+    report.add_report_options(ap)
+    return report.pick_cpus(ap.parse_args(argv))
 
 
 def main(argv: list[str]) -> int:

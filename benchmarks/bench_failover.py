@@ -514,11 +514,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--servers", default="dnsserve,gdnsd,powerdns",
                     help="comma-separated subset of dnsserve,gdnsd,powerdns")
     ap.add_argument("--seed", type=int, default=3, help="seed of the random phases (3)")
-    ap.add_argument("--out", type=Path, default=REPORT,
-                    help="report file (default benchmarks/RESULTS.md)")
-    ap.add_argument("--no-report", action="store_true", help="print only")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
-    ap.add_argument("--check", action="store_true", help="exit 1 when a bar is not met")
+    report.add_report_options(ap)
     return ap.parse_args(argv)
 
 

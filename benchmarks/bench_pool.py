@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shlex
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import bench_core
 import bench_failover as bf
+import report
 import servers
 from http_backends import BackendSet
 
@@ -171,15 +171,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=2, help="warm-up seconds per side (2)")
     ap.add_argument("--idle", type=float, default=2.0, help="idle CPU window, seconds (2)")
     ap.add_argument("--rate", type=int, default=RATE, help="dnsperf -Q (20000)")
-    ap.add_argument("--out", type=Path, default=bf.REPORT, help="report file")
-    ap.add_argument("--no-report", action="store_true", help="print only")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the bar is not met")
-    args = ap.parse_args(argv)
-    two = (os.cpu_count() or 1) >= 2
-    args.server_cpu = 0 if two else None
-    args.client_cpu = 1 if two else None
-    return args
+    report.add_report_options(ap)
+    return report.pick_cpus(ap.parse_args(argv))
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,8 @@ the others' latest figures.
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -34,3 +36,20 @@ def write_section(key: str, text: str, path: Path = RESULTS) -> None:
         if sections[name]:
             parts.append(f"<!-- begin {name} -->\n{sections[name]}<!-- end {name} -->\n")
     path.write_text("\n".join(parts))
+
+
+def add_report_options(ap: argparse.ArgumentParser) -> None:
+    """The options every health benchmark shares: where to write, and when to fail."""
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="report file (default benchmarks/RESULTS.md)")
+    ap.add_argument("--no-report", action="store_true", help="print only")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a bar is not met")
+
+
+def pick_cpus(args: argparse.Namespace) -> argparse.Namespace:
+    """Server on CPU 0 and client on CPU 1 when there are two; unpinned otherwise."""
+    two = (os.cpu_count() or 1) >= 2
+    args.server_cpu = 0 if two else None
+    args.client_cpu = 1 if two else None
+    return args
