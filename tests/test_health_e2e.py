@@ -283,7 +283,9 @@ def test_backend_down_leaves_the_answer_and_comes_back(
         backends[a].mode = Mode.OK
     wait_answer(srv, owner, {a, b})
 
-    events = harness.events(web(x))
+    # A flip reaches the answers first; its event is written just after (writer thread).
+    events = wait_for(f"both transitions of {web(x)} in the state file",
+                      lambda: harness.events(web(x)), lambda found: len(found) >= 2)
     got = [(e["monitor"], e["from_state"], e["to_state"], e["reason"]) for e in events]
     assert got == [("web", "up", "down", reason), ("web", "down", "up", back)]
     assert events[0]["time"] < events[1]["time"] <= time.time()
