@@ -272,7 +272,8 @@ def test_backend_down_leaves_the_answer_and_comes_back(
     else:
         listeners[a].close()
     wait_answer(srv, owner, {b})
-    member = harness.status()["members"][web(x)]
+    member = wait_for(f"{web(x)} recorded down", lambda: harness.status()["members"][web(x)],
+                      lambda m: m["state"] == "down")
     assert (member["state"], member["reason"], member["override"]) == ("down", reason, None)
 
     if way == "stopped":
@@ -395,7 +396,8 @@ def test_self_suspicion_guard_holds_states_but_a_partial_outage_fails_over(
     for k in names:
         wait_answer(srv, names[k], set(hosts[k]))
         steady(srv, names[k], set(hosts[k]))
-    assert all(s["state"] == "up" for s in harness.states().values())
+    harness.wait_states("every state recorded up",
+                        lambda states: all(s["state"] == "up" for s in states.values()))
     alarm = harness.events("*")[0]
     assert (alarm["from_state"], alarm["monitor"]) == (None, "")
     assert any(e["member"] == "*" and e["to_state"] == "suspicion"
