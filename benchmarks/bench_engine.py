@@ -1,7 +1,7 @@
 """Micro-benchmark of ``Engine.respond`` on fixed query packets: no sockets, no event loop.
 
 Owns timing the answer engine alone. It builds the engine from the benchmark
-zone (zonegen, same seed as bench_core.py) with ``dnsserve.app.build_engine``,
+zone (zonegen, same seed as bench_core.py) with the zone loader and ``build_snapshot``,
 builds query packets once with dnspython, checks each packet's response once
 (parses, expected rcode), then calls ``engine.respond(packet, tcp=False)`` in a
 loop and reports nanoseconds per call (best of several repeats). Misses are
@@ -37,9 +37,14 @@ MIX_LINES = 1000
 
 
 def build_respond(zone_dir: Path) -> Respond:
-    from dnsserve.app import build_engine
+    from dnsserve.answer.engine import Engine
+    from dnsserve.answer.snapshot import build_snapshot
+    from dnsserve.config import ServerConfig
+    from dnsserve.zones.load import load_zones
 
-    return build_engine(zone_dir).respond
+    server = ServerConfig()  # the CHAOS answers a server without a config gives
+    tables = load_zones(zone_dir).tables
+    return Engine(build_snapshot(tables, version=server.version, identity=server.identity)).respond
 
 
 def _packet(qname: str, qtype: str, *, edns: bool, do: bool = False, qid: int = 0) -> bytes:

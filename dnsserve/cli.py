@@ -23,11 +23,14 @@ from typing import Annotated
 import msgspec
 import typer
 
-from dnsserve import __version__, app
+from dnsserve import __version__, app, preflight
+from dnsserve.config import member_ids
 from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.model import MemberId, Override, OverrideEntry
-from dnsserve.store import Store
+from dnsserve.healthsync import OVERRIDE_POLL
+from dnsserve.settings import Settings, load_settings
+from dnsserve.store import ALARM_MEMBER, Store
 
 cli = typer.Typer(
     add_completion=False,
@@ -66,9 +69,9 @@ def _main(
     """dnsserve: an authoritative DNS server with health-based answers."""
 
 
-def _settings(config: Path | None, zones: Path | None, listen: list[str] | None) -> app.Settings:
+def _settings(config: Path | None, zones: Path | None, listen: list[str] | None) -> Settings:
     try:
-        return app.settings(config, zones=zones, listen=listen)
+        return load_settings(config, zones=zones, listen=listen)
     except ConfigError as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -97,9 +100,9 @@ def serve(
     # One line per check would drown the log; flips and answer changes are logged.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    s = _settings(config, zones, listen)
+    settings = _settings(config, zones, listen)
     try:
-        app.serve(s)
+        app.serve(settings)
     except (OSError, ValueError, DnsServeError) as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -114,8 +117,8 @@ def check(
     fmt: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
 ) -> None:
     """Load every zone (and the config); print each problem; exit 1 on any error."""
-    s = _settings(config, zones, None)
-    problems = app.check(s)
+    settings = _settings(config, zones, None)
+    problems = preflight.check(settings)
     errors = [p for p in problems if p.severity == "error"]
     if fmt is Format.json:
         typer.echo(msgspec.json.encode([p.to_dict() for p in problems]).decode())
@@ -123,7 +126,7 @@ def check(
         for problem in problems:
             typer.echo(problem.to_text())
         if not errors:
-            typer.echo(f"ok: {s.zones_dir} ({len(problems)} warning(s))")
+            typer.echo(f"ok: {settings.zones_dir} ({len(problems)} warning(s))")
     raise typer.Exit(1 if errors else 0)
 
 
@@ -157,24 +160,24 @@ def _store(path: Path) -> Iterator[Store]:
         raise typer.Exit(1) from None
 
 
-def _state(config: Path | None, state: Path | None) -> tuple[Path, app.Settings]:
+def _state(config: Path | None, state: Path | None) -> tuple[Path, Settings]:
     """The state file to use; it must exist (the server creates it at its first start)."""
-    s = _settings(config, None, None)
-    path = state if state is not None else s.state_path
+    settings = _settings(config, None, None)
+    path = state if state is not None else settings.state_path
     if not path.exists():
         typer.echo(f"dnsserve: {path}: no state file (start the server once, or check "
                    "--state / -c)", err=True)
         raise typer.Exit(1)
-    return path, s
+    return path, settings
 
 
-def _member(text: str, s: app.Settings) -> MemberId:
+def _member(text: str, settings: Settings) -> MemberId:
     """MONITOR/ADDRESS, or a bare address when exactly one monitor checks it.
 
     With a config that has pools, the member must be one of theirs: a typo
     must not become an override that silently does nothing.
     """
-    known = app.member_ids(s.config)
+    known = member_ids(settings.config)
     if "/" in text:
         try:
             member = MemberId.from_text(text)
@@ -182,7 +185,8 @@ def _member(text: str, s: app.Settings) -> MemberId:
             raise typer.BadParameter(str(exc)) from None
         if known and member not in known:
             listed = ", ".join(m.to_text() for m in known)
-            typer.echo(f"dnsserve: {text}: in no pool of {s.config_name} ({listed})", err=True)
+            typer.echo(f"dnsserve: {text}: in no pool of {settings.config_name} ({listed})",
+                       err=True)
             raise typer.Exit(1)
         return member
     matches = [m for m in known if m.address == text]
@@ -196,15 +200,15 @@ def _set_override(
     kind: Override, member: str, config: Path | None, state: Path | None,
     duration: str | None, reason: str,
 ) -> None:
-    path, s = _state(config, state)
-    who = _member(member, s)
+    path, settings = _state(config, state)
+    who = _member(member, settings)
     now = time.time()
     until = now + parse_duration(duration) if duration else None
     with _store(path) as store:
         store.set_override(who, OverrideEntry(kind, until, reason), now)
     expiry = f" until {_when(until)}" if until else ""
     typer.echo(f"{who.to_text()}: {kind.value}{expiry} (in {path}; a running server "
-               f"applies it within {app.OVERRIDE_POLL:.0f} s)")
+               f"applies it within {OVERRIDE_POLL:.0f} s)")
 
 
 DurationOpt = Annotated[
@@ -244,8 +248,8 @@ def undrain(
     state: StateOpt = None,
 ) -> None:
     """Remove a member's override (drain or force-up): its checks decide again."""
-    path, s = _state(config, state)
-    who = _member(member, s)
+    path, settings = _state(config, state)
+    who = _member(member, settings)
     with _store(path) as store:
         removed = store.clear_override(who)
     typer.echo(f"{who.to_text()}: " + ("override removed" if removed else "had no override"))
@@ -264,8 +268,8 @@ def status(
         states = store.load_states()
         overrides = store.load_overrides(time.time())
         recent = store.events(limit=events)
-        alarms = store.events(limit=1, member="*")
-    suspect = bool(alarms) and alarms[0]["to_state"] == "suspicion"
+        alarms = store.events(limit=1, member=ALARM_MEMBER)
+    suspect = bool(alarms) and alarms[0].to_state == "suspicion"
     if fmt is Format.json:
         doc = {
             "members": {
@@ -282,8 +286,8 @@ def status(
         typer.echo(msgspec.json.encode(doc).decode())
         return
     if suspect:
-        typer.echo(f"SUSPECT since {_when(alarms[0]['time'])}: the monitor suspects its own "
-                   f"network and holds member states ({alarms[0]['reason']})")
+        typer.echo(f"SUSPECT since {_when(alarms[0].time)}: the monitor suspects its own "
+                   f"network and holds member states ({alarms[0].reason})")
     for m in sorted(set(states) | set(overrides)):
         h = states.get(m)
         line = f"{m.to_text():32} {h.state.value if h else 'unseen':6}"
@@ -297,8 +301,8 @@ def status(
     if recent:
         typer.echo("recent events:")
     for e in recent:
-        typer.echo(f"  {_when(e['time'])} {e['member']} {e['from_state'] or '-'} -> "
-                   f"{e['to_state']} {e['reason']}")
+        typer.echo(f"  {_when(e.time)} {e.member} {e.from_state or '-'} -> "
+                   f"{e.to_state} {e.reason}")
 
 
 @cli.command()
@@ -313,7 +317,7 @@ def demo(
         level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    s = _settings(config, None, None)
+    settings = _settings(config, None, None)
     backends = Backends()
     try:
         backends.start_all()
@@ -333,7 +337,7 @@ def demo(
 
     threading.Thread(target=console, daemon=True).start()
     try:
-        app.serve(s)
+        app.serve(settings)
     except (OSError, ValueError, DnsServeError) as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -74,6 +74,7 @@ __all__ = [
     "decode_config",
     "load_config",
     "member_id",
+    "member_ids",
     "parse_hostport",
     "pool_from_config",
     "pools_from_config",
@@ -292,3 +293,8 @@ def pools_from_config(config: Config, origins: Iterable[dns.name.Name]) -> tuple
     return tuple(
         pool_from_config(p, zone_of(dns.name.from_text(p.owner), origins)) for p in config.pool
     )
+
+
+def member_ids(config: Config) -> list[MemberId]:
+    """Every member the config's pools name (for the CLI to resolve a bare address)."""
+    return sorted({member_id(pool, m) for pool in config.pool for m in pool.members})

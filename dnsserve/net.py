@@ -257,7 +257,7 @@ class _Tcp(asyncio.Protocol):
         self._queries.clear()
 
 
-class Servers:
+class Listeners:
     """Everything ``serve`` bound: close() stops listening and ends connections."""
 
     def __init__(self, shared: _Shared) -> None:
@@ -346,19 +346,19 @@ async def serve(
     *,
     tcp_idle_timeout: float,
     tcp_max_connections: int,
-) -> Servers:
+) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
     Raises ValueError for a malformed address and OSError naming the address
     when it cannot be bound; nothing stays bound after a failure.
     """
     shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, tcp_max_connections)
-    servers = Servers(shared)
+    listeners = Listeners(shared)
     try:
         for text in listen:
-            await servers._listen(text)
+            await listeners._listen(text)
     except BaseException:
-        servers.close()
-        await servers.wait_closed()
+        listeners.close()
+        await listeners.wait_closed()
         raise
-    return servers
+    return listeners

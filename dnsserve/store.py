@@ -23,6 +23,7 @@ Tables:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import sqlite3
@@ -56,6 +57,27 @@ CREATE TABLE IF NOT EXISTS overrides (
     member TEXT PRIMARY KEY, kind TEXT NOT NULL, until REAL,
     reason TEXT NOT NULL DEFAULT '', set_at REAL NOT NULL);
 """
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One row of the event log: a member's state change, or an alarm.
+
+    An alarm (the self-suspicion guard, a dead monitor) has member ``"*"``,
+    monitor ``""``, no ``from_state``, and its kind as ``to_state``.
+    """
+
+    id: int
+    time: float
+    member: str
+    monitor: str
+    from_state: str | None
+    to_state: str
+    reason: str
+
+    @property
+    def is_alarm(self) -> bool:
+        return self.member == ALARM_MEMBER
 
 
 def _state_row(member: MemberId, health: MemberHealth) -> dict[str, Any]:
@@ -238,17 +260,16 @@ class Store:
 
     def events(
         self, limit: int = 100, member: MemberId | str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Event]:
         """The newest ``limit`` events, newest first; only ``member``'s if given
-        (a MemberId, its text, or "*" for alarms)."""
+        (a MemberId, its text, or ``ALARM_MEMBER`` for alarms)."""
         where, args = None, None
         if member is not None:
             text = member.to_text() if isinstance(member, MemberId) else member
             where, args = "member = ?", [text]
         with self._use("read events") as db:
-            return list(
-                db["events"].rows_where(where, args, order_by="id desc", limit=max(0, limit))
-            )
+            rows = db["events"].rows_where(where, args, order_by="id desc", limit=max(0, limit))
+            return [Event(**row) for row in rows]
 
     # -- overrides ---------------------------------------------------------------
 
@@ -294,6 +315,9 @@ class Store:
             return removed
 
 
+Write = Callable[[Store], object]  # one state-file write, run by the Writer's thread
+
+
 class Writer:
     """One thread that applies state-file writes in the order they were submitted.
 
@@ -304,17 +328,20 @@ class Writer:
 
     def __init__(self, store: Store, *, max_pending: int = 100_000) -> None:
         self.store = store
-        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]] | None] = (
-            queue.Queue(maxsize=max_pending)
-        )
+        self._queue: queue.Queue[Write | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="dnsserve-state", daemon=True)
         self._thread.start()
         self.dropped = 0
 
-    def submit(self, method: str, *args: object) -> None:
-        """Call ``store.<method>(*args)`` in the writer thread, after earlier writes."""
+    def submit(self, write: Write) -> None:
+        """Run ``write(store)`` in the writer thread, after earlier writes.
+
+        Pass a bound call such as ``functools.partial(Store.save_state,
+        member=m, health=h)``: the method is looked up here, in the caller's
+        thread, so a renamed method fails where it is named, not later.
+        """
         try:
-            self._queue.put_nowait((getattr(Store, method), args))
+            self._queue.put_nowait(write)
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
@@ -332,8 +359,7 @@ class Writer:
             item = self._queue.get()
             if item is None:
                 return
-            method, args = item
             try:
-                method(self.store, *args)
+                item(self.store)
             except DnsServeError:
                 log.exception("state file write failed")

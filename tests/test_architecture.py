@@ -31,8 +31,12 @@ LEVELS: list[set[str]] = [
     {"__main__"},
     {"cli"},
     {"app"},
+    # Split out of app (the house issue): reload/swap, health-state syncing and
+    # `dnsserve check`, each wired by app; siblings, so none imports another.
+    {"reload", "healthsync", "preflight"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
-    {"net", "control", "health.monitor", "store", "demo"},
+    # settings (the config file with flags applied) is read by the level above.
+    {"net", "control", "health.monitor", "store", "demo", "settings"},
     {"config", "zones.load", "health.probes"},
     # config_schema (the Structs of dnsserve.toml and validate, split out of
     # config) is not in DESIGN's map yet: directly under config, its importer;
@@ -73,6 +77,10 @@ EDGE = {
     "demo",
     "cli",
     "app",
+    "reload",
+    "healthsync",
+    "preflight",
+    "settings",
     "net",
     "control",
     "store",

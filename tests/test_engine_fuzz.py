@@ -1,6 +1,6 @@
 """Property tests of the answer engine: random and mutated packets, no sockets.
 
-The engine is built from the shipped zones with ``dnsserve.app.build_engine``
+The engine is built from the shipped zones with the zone loader and ``build_snapshot``
 and fed bytes directly. For every input it must return ``None`` (drop) or
 bytes that dnspython parses strictly (``ignore_trailing=False``), never raise.
 What else must hold of an answer, whatever the input:
@@ -72,9 +72,13 @@ QCLASSES = [1, 1, 1, 3, 4, 254, 255, 42]
 
 @functools.cache
 def engine() -> Engine:
-    from dnsserve.app import build_engine
+    from dnsserve.answer.snapshot import build_snapshot
+    from dnsserve.config import ServerConfig
+    from dnsserve.zones.load import load_zones
 
-    return build_engine(SHIPPED_ZONES)
+    server = ServerConfig()  # the CHAOS answers a server without a config gives
+    tables = load_zones(SHIPPED_ZONES).tables
+    return Engine(build_snapshot(tables, version=server.version, identity=server.identity))
 
 
 def randomize_case(name: str, mask: int) -> str:

@@ -436,22 +436,26 @@ def test_drain_and_force_up_with_expiry(harness: Harness) -> None:
     wait_answer(srv, owner, {a, b, c})
     state = ("--state", str(harness.state))
 
-    # drain by bare address (resolved through the config), expiring
-    harness.cli("drain", a, "-c", str(harness.config), *state, "--for", "3s",
+    # drain by bare address (resolved through the config), expiring; the first
+    # drain lasts long enough to be seen in status however slow the machine,
+    # the second replaces it with a short one that must expire
+    harness.cli("drain", a, "-c", str(harness.config), *state, "--for", "10m",
                 "--reason", "maintenance")
     wait_answer(srv, owner, {b, c})
     entry = harness.status()["members"][web(141)]
     assert (entry["state"], entry["override"]) == ("up", "drain")  # real state next to it
     assert entry["override_until"] is not None
+    harness.cli("drain", a, "-c", str(harness.config), *state, "--for", "2s")
     wait_answer(srv, owner, {a, b, c})  # the drain expired
 
     # force-up of a failing member, by MONITOR/ADDRESS, expiring
     backends[b].stop()
     wait_answer(srv, owner, {a, c})
-    harness.cli("force-up", web(142), *state, "--for", "3s")
+    harness.cli("force-up", web(142), *state, "--for", "10m")
     wait_answer(srv, owner, {a, b, c})
     entry = harness.status()["members"][web(142)]
     assert (entry["state"], entry["override"]) == ("down", "force-up")
+    harness.cli("force-up", web(142), *state, "--for", "2s")
     wait_answer(srv, owner, {a, c})  # the force-up expired; the checks still fail
 
     # a drain without expiry lasts until undrain

@@ -10,7 +10,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,13 @@ from conftest import free_port
 
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberHealth, MemberId, State
-from dnsserve.health.monitor import Monitor, Target
+from dnsserve.health.monitor import CheckOutcome, Monitor, Target
 from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
 
 WAIT = 15.0  # seconds a condition may take before the test fails
 
 
-@dataclass(frozen=True)
-class Seen:
-    member: MemberId
-    result: ProbeResult
-    health: MemberHealth
-    flipped: bool
-    at: float
+Seen = CheckOutcome
 
 
 class Recorder:
@@ -42,9 +35,9 @@ class Recorder:
         self.suspicions: list[Suspicion] = []
         self.cond = threading.Condition()
 
-    def on_result(self, *args: object) -> None:
+    def on_result(self, outcome: CheckOutcome) -> None:
         with self.cond:
-            self.results.append(Seen(*args))  # type: ignore[arg-type]
+            self.results.append(outcome)
             self.cond.notify_all()
 
     def on_suspicion(self, event: Suspicion) -> None:

@@ -84,16 +84,16 @@ def loop_thread() -> Iterator[LoopThread]:
     lt.stop()
 
 
-Start = Callable[..., net.Servers]
+Start = Callable[..., net.Listeners]
 
 
 @pytest.fixture
 def start(loop_thread: LoopThread) -> Iterator[Start]:
-    started: list[net.Servers] = []
+    started: list[net.Listeners] = []
 
     def _start(
         listen: tuple[str, ...] = ("127.0.0.1:0",), idle: float = 10.0, cap: int = 1000
-    ) -> net.Servers:
+    ) -> net.Listeners:
         coro = net.serve(
             Responder(), list(listen), tcp_idle_timeout=idle, tcp_max_connections=cap
         )
@@ -103,7 +103,7 @@ def start(loop_thread: LoopThread) -> Iterator[Start]:
 
     yield _start
 
-    async def close(servers: net.Servers) -> None:
+    async def close(servers: net.Listeners) -> None:
         servers.close()
         await servers.wait_closed()
 

@@ -18,6 +18,7 @@ the durations the review measured are printed (``-s``), never asserted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -59,6 +60,7 @@ from dnsserve import app
 from dnsserve.answer.snapshot import answer_key
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
+from dnsserve.settings import load_settings
 from dnsserve.store import Store
 
 WAIT = 15.0  # seconds a condition may take before a test fails
@@ -348,22 +350,24 @@ def test_entering_suspicion_rebuilds_no_unchanged_answer(tmp_path: Path) -> None
         "monitor": [{"name": "web", "kind": "tcp", "port": 9, "interval": 1.0, "timeout": 0.5}],
         "pool": [pool(owners[k], [{"address": h} for h in hosts[k]]) for k in hosts],
     }))
-    server = app.Server(app.settings(config, zones=SHIPPED_ZONES))
-    server._start_health()
+    server = app.Server(load_settings(config, zones=SHIPPED_ZONES))
+    loop = asyncio.new_event_loop()
+    server.health.open(loop)
     try:
-        server.load()
-        assert server.engine is not None
-        before = server.engine.snapshot
+        engine = server.reloader.load()
+        before = engine.snapshot
         keys = [answer_key(dns.name.from_text(owners[k]), dns.rdatatype.A, dns.rdataclass.IN)
                 for k in hosts]
         held = frozenset(MemberId("web", h) for hs in hosts.values() for h in hs)
-        server._apply_suspicion(Suspicion(True, time.time(), held, MappingProxyType({}), "test"))
-        after = server.engine.snapshot
-        assert server.view.suspect
+        server.health._apply_suspicion(
+            Suspicion(True, time.time(), held, MappingProxyType({}), "test")
+        )
+        after = engine.snapshot
+        assert server.health.view.suspect
         assert [after.answers[k] is before.answers[k] for k in keys] == [True, True, True]
     finally:
-        assert server.store is not None
-        server.store.close()
+        server.health.close()
+        loop.close()
 
 
 # -- shutdown ------------------------------------------------------------------------------------

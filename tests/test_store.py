@@ -15,7 +15,7 @@ import pytest
 
 from dnsserve.errors import StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
-from dnsserve.store import Store
+from dnsserve.store import Event, Store
 
 WEB1 = MemberId("web", "127.0.0.11")
 WEB2 = MemberId("web", "2001:db8::1")
@@ -41,17 +41,18 @@ def test_roundtrip_states_and_events(tmp_path: Path) -> None:
             WEB2: MemberHealth(State.DOWN, 101.0, "timeout", 0, 3, None),
         }
         events = store.events()
-        assert [e["id"] for e in events] == sorted((e["id"] for e in events), reverse=True)
-        assert events[0] == {"id": alarm, "time": 102.0, "member": "*", "monitor": "",
-                             "from_state": None, "to_state": "suspect",
-                             "reason": "every member down within one interval"}
+        assert [e.id for e in events] == sorted((e.id for e in events), reverse=True)
+        assert events[0] == Event(id=alarm, time=102.0, member="*", monitor="",
+                                  from_state=None, to_state="suspect",
+                                  reason="every member down within one interval")
+        assert events[0].is_alarm
         web1 = store.events(member=WEB1)
-        assert [(e["from_state"], e["to_state"], e["reason"]) for e in web1] == [
+        assert [(e.from_state, e.to_state, e.reason) for e in web1] == [
             ("up", "down", "HTTP 503"), (None, "up", "first check")
         ]
-        assert all(e["monitor"] == "web" and e["member"] == "web/127.0.0.11" for e in web1)
+        assert all(e.monitor == "web" and e.member == "web/127.0.0.11" for e in web1)
         assert len(store.events(limit=2)) == 2
-        assert [e["id"] for e in store.events(member="*")] == [alarm]
+        assert [e.id for e in store.events(member="*")] == [alarm]
 
 
 def test_wal_mode_on_disk(tmp_path: Path) -> None:
@@ -171,9 +172,9 @@ def test_kill_9_loses_no_committed_event(tmp_path: Path) -> None:
                 pipe.close()
     assert proc.returncode == -signal.SIGKILL
     with Store.open(path) as store:
-        events = {e["id"]: e for e in store.events(limit=1_000_000)}
+        events = {e.id: e for e in store.events(limit=1_000_000)}
         for event_id, i in committed:
-            assert events[event_id]["reason"] == f"check {i}"
+            assert events[event_id].reason == f"check {i}"
         # the state row commits with its event: it is at least as new as the last one seen
         last_time = store.load_states()[MemberId("web", "127.0.0.11")].since
         assert last_time >= committed[-1][1]

@@ -7,7 +7,8 @@ check in flight per member, the concurrency bound, the HTTP clients it injects
 into probes, and feeding results through the tracker and the guard.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
-``on_result`` (and suspicion changes through ``on_suspicion``), called in this
+``on_result`` as a ``CheckOutcome`` (and suspicion changes through
+``on_suspicion``), called in this
 thread; the app forwards them to its loop with ``loop.call_soon_threadsafe`` and
 writes the store off the query path. Event times are ``time.time()``; the
 schedule runs on trio's clock.
@@ -60,7 +61,23 @@ class CheckRecord:
     at: float  # time.time() at the start
 
 
-OnResult = Callable[[MemberId, ProbeResult, MemberHealth, bool, float], None]
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """One finished check, as the monitor thread reports it.
+
+    ``before`` is the member's health before this check (None: never seen);
+    ``health`` after it, guard applied; ``flipped``: the state changed.
+    """
+
+    member: MemberId
+    result: ProbeResult
+    before: MemberHealth | None
+    health: MemberHealth
+    flipped: bool
+    at: float  # time.time() when the check ended
+
+
+OnResult = Callable[[CheckOutcome], None]
 OnSuspicion = Callable[[Suspicion], None]
 
 COUNTERS = (
@@ -355,7 +372,7 @@ class Monitor:
         if out.event is not None:
             self._emit(out.event)
         try:
-            self._on_result(member, result, out.health, out.flipped, at)
+            self._on_result(CheckOutcome(member, result, before, out.health, out.flipped, at))
         except Exception:
             self._count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())

@@ -1,0 +1,67 @@
+"""The effective settings: the config file (if any) with the command-line flags applied.
+
+Owns where the configuration comes from (``-c``, else ``./dnsserve.toml`` when
+present, else built-in defaults), the directory relative paths in it are
+resolved against (the file's own directory; flags are relative to the cwd),
+and the validation of flags that override the file (``--listen``).
+
+Must not: load zones, open the state file or sockets. Every other edge module
+reads these values; nothing re-reads the file behind their back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from dnsserve.config import Config, ServerConfig, load_config
+from dnsserve.errors import ConfigError
+
+DEFAULT_CONFIG = Path("dnsserve.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The config file's values with flags applied, and its paths made absolute."""
+
+    config: Config
+    config_path: Path | None
+    zones_dir: Path
+    server: ServerConfig = field(default_factory=ServerConfig)
+    state_path: Path = Path("dnsserve.db")
+
+    @property
+    def config_name(self) -> str:
+        """How errors name the configuration: its path, or ``<no config>``."""
+        return str(self.config_path) if self.config_path is not None else "<no config>"
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    zones: Path | None = None,
+    listen: Sequence[str] | None = None,
+) -> Settings:
+    """Read the config (``-c``, else ./dnsserve.toml when present) and apply flags.
+
+    Paths in the file are relative to the file's directory; flags to the cwd.
+    Raises ConfigError naming the file, key or flag.
+    """
+    if config_path is None and DEFAULT_CONFIG.is_file():
+        config_path = DEFAULT_CONFIG
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ConfigError(f"{config_path}: no such configuration file")
+        config = load_config(config_path)
+        base = config_path.resolve().parent
+    else:
+        config = Config()
+        base = Path.cwd()
+    server = config.server
+    if listen:
+        server = msgspec.structs.replace(server, listen=tuple(listen))
+    zones_dir = zones if zones is not None else base / server.zones
+    return Settings(config, config_path, zones_dir, server, base / server.state)
