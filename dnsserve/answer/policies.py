@@ -3,9 +3,10 @@
 Owns the choice among a pool's members (policy "all" | "weighted" |
 "priority") and the all-down rule ("all" | "fallback" | "hold" | "nodata") as
 one pure function, ``select(pool, view, now, previous) -> Selection``. The
-selection holds every answer variant up front; the engine prebuilds each
-variant once and picks one per query (round-robin when ``cum_weights`` is
-None, else a weighted draw over the cumulative table) without calling back.
+selection holds every answer variant up front; the snapshot prebuilds each
+variant once and ``answer.prebuilt.Variants.pick`` (the one draw) picks one
+per query (round-robin when ``cum_weights`` is None, else a weighted draw
+over the cumulative table) without calling back.
 
 Must not: read the clock (``now`` is an argument), do I/O, import ``config``
 or any edge module, know the wire format, or look at the monitor's guard
@@ -39,7 +40,6 @@ Rules (the tables below are the whole behaviour)
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import enum
 import itertools
@@ -112,21 +112,6 @@ class Selection:
     @property
     def empty(self) -> bool:
         return not self.values_variants
-
-    @property
-    def total_weight(self) -> int:
-        """The draw range: x in [0, total_weight) picks ``variant(x)``."""
-        if self.cum_weights is None:
-            return len(self.values_variants)
-        return self.cum_weights[-1] if self.cum_weights else 0
-
-    def variant(self, k: int) -> tuple[str, ...]:
-        """The k-th round-robin variant, or the variant a draw of k picks."""
-        if not self.values_variants:
-            return ()
-        if self.cum_weights is None:
-            return self.values_variants[k % len(self.values_variants)]
-        return self.values_variants[bisect.bisect_right(self.cum_weights, k % self.total_weight)]
 
     def values(self) -> frozenset[str]:
         """Every value any variant may answer with."""
