@@ -2,7 +2,8 @@
 every rule a decoded file must meet that needs the file alone.
 
 Owns the Structs (keys, types, defaults), the value checks (addresses,
-ADDRESS:PORT, DNS names), ``validate`` (one error line per problem, never an
+ADDRESS:PORT, DNS names; ``parse_hostport`` is the one parser of an address
+with a port, ``net`` uses it too), ``validate`` (one error line per problem, never an
 exception) and the form of those lines, which names file, key and value:
 
     dnsserve.toml: pool[1].members[0].weight = -1: must be >= 0
@@ -19,6 +20,7 @@ import base64
 import binascii
 import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import dns.exception
@@ -152,9 +154,18 @@ def key_problem_line(file: str, key: str, problem: str) -> str:
 # -- value checks (None = fine, else the problem) -------------------------------
 
 
-def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+def parse_hostport(
+    text: str, default_port: int | None = None, *, any_port: bool = False
+) -> tuple[str, int]:
     """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
-    port) -> (address, port). Raises ValueError."""
+    port) -> (address, port). Raises ValueError naming the problem.
+
+    The one parser of addresses with a port, for the config file, the
+    ``--listen`` flag and ``net``. Port 0 (the kernel picks a free one) is
+    refused unless ``any_port``: a server address in a config file or a flag
+    must be one clients can be told; only code that reads back the bound
+    port (``net.serve`` for tests and benchmarks) passes ``any_port``.
+    """
     if text.startswith("["):
         host, sep, port = text[1:].partition("]")
         if sep and port.startswith(":"):
@@ -169,9 +180,15 @@ def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int
         host, port = text, str(default_port)
     else:
         raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    address = ipaddress.ip_address(host)  # ValueError when not an address
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port {port!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if text.startswith("[") and address.version != 6:
+        raise ValueError("brackets are for IPv6 only")
+    lowest = 0 if any_port else 1
+    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not {lowest}..65535")
     return address.compressed, int(port)
 
 
@@ -181,6 +198,23 @@ def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
     except ValueError as exc:
         return f"not an ADDRESS:PORT ({exc})"
     return None
+
+
+def check_listen(
+    addresses: Sequence[str], *, file: str = "command line", key: str = "--listen"
+) -> list[str]:
+    """Error lines for listen addresses: at least one, each ``parse_hostport``'s.
+
+    ``validate`` calls it for ``server.listen``; the app for ``--listen``
+    flags, which replace ``server.listen`` after the file was validated.
+    """
+    if not addresses:
+        return [problem_line(file, key, addresses, "at least one address")]
+    return [
+        problem_line(file, f"{key}[{i}]", text, problem)
+        for i, text in enumerate(addresses)
+        if (problem := _hostport_problem(text))
+    ]
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -248,12 +282,7 @@ def validate(config: Config, *, file: str) -> list[str]:
 
 
 def _check_server(server: ServerConfig, file: str) -> list[str]:
-    errors = []
-    if not server.listen:
-        errors.append(problem_line(file, "server.listen", server.listen, "at least one address"))
-    for i, listen in enumerate(server.listen):
-        if problem := _hostport_problem(listen):
-            errors.append(problem_line(file, f"server.listen[{i}]", listen, problem))
+    errors = check_listen(server.listen, file=file, key="server.listen")
     if problem := _hostport_problem(server.control):
         errors.append(problem_line(file, "server.control", server.control, problem))
     if not server.tcp_idle_timeout > 0:
