@@ -56,6 +56,7 @@ from dnsserve.config_schema import (
 )
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import MemberId
+from dnsserve.zones.table import closest_origin
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -78,7 +79,6 @@ __all__ = [
     "pool_from_config",
     "pools_from_config",
     "validate",
-    "zone_of",
 ]
 
 
@@ -191,23 +191,17 @@ def _lookup(raw: Any, key: str) -> Any:
 # -- checks against the loaded zones, warnings ---------------------------------
 
 
-def zone_of(owner: dns.name.Name, origins: Iterable[dns.name.Name]) -> dns.name.Name | None:
-    """The closest enclosing origin of ``owner``, or None."""
-    inside = [o for o in origins if owner.is_subdomain(o)]
-    return max(inside, key=len, default=None)
-
-
 def check_pools_against_zones(
     config: Config, origins: Iterable[dns.name.Name], *, file: str = "<config>"
 ) -> list[str]:
     """Error lines for pools outside every loaded zone, CNAME pools at an apex
     and primary ``[[zone]]`` entries without a zone file."""
-    origins = list(origins)
-    known = ", ".join(sorted(o.to_text() for o in origins)) or "none loaded"
+    served = set(origins)
+    known = ", ".join(sorted(o.to_text() for o in served)) or "none loaded"
     errors = []
     for i, pool in enumerate(config.pool):
         owner = dns.name.from_text(pool.owner)
-        origin = zone_of(owner, origins)
+        origin = closest_origin(owner, served)
         if origin is None:
             errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
                                        f"not inside a loaded zone (zones: {known})"))
@@ -215,7 +209,7 @@ def check_pools_against_zones(
             errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
                                        "a CNAME pool cannot sit at a zone apex"))
     for i, zone in enumerate(config.zone):
-        if not zone.primaries and dns.name.from_text(zone.name) not in origins:
+        if not zone.primaries and dns.name.from_text(zone.name) not in served:
             errors.append(problem_line(file, f"zone[{i}].name", zone.name,
                                        "primary zone without a zone file (or set primaries)"))
     return errors
@@ -288,7 +282,8 @@ def pool_from_config(pool: PoolConfig, origin: dns.name.Name | None = None) -> P
 
 def pools_from_config(config: Config, origins: Iterable[dns.name.Name]) -> tuple[Pool, ...]:
     """Every pool for the policies; call after check_pools_against_zones passed."""
-    origins = list(origins)
+    served = set(origins)
     return tuple(
-        pool_from_config(p, zone_of(dns.name.from_text(p.owner), origins)) for p in config.pool
+        pool_from_config(p, closest_origin(dns.name.from_text(p.owner), served))
+        for p in config.pool
     )

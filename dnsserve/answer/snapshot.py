@@ -30,7 +30,7 @@ from dns.rdatatype import RdataType
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Kind, Result, ZoneTable
+from dnsserve.zones.table import Kind, Result, ZoneTable, closest_origin
 
 _TYPE_CLASS = struct.Struct("!HH")
 
@@ -172,13 +172,8 @@ def find_zone(
 def _deepest(
     zones: Mapping[dns.name.Name, ZoneTable], name: dns.name.Name
 ) -> ZoneTable | None:
-    while True:
-        table = zones.get(name)
-        if table is not None:
-            return table
-        if name == dns.name.root:
-            return None
-        name = name.parent()
+    origin = closest_origin(name, zones)
+    return None if origin is None else zones[origin]
 
 
 def compute(

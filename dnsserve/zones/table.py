@@ -4,8 +4,10 @@ Owns the authoritative answer rules of RFC 1034 §4.3.2 for a single zone:
 referrals at zone cuts, DNAME synthesis (RFC 6672), exact matches, CNAME
 chains followed inside the zone, wildcards (RFC 4592), NODATA at existing
 names and empty non-terminals, NXDOMAIN, and the additional A/AAAA of NS, MX
-and SRV targets. A lookup returns a ``Result`` of dnspython RRsets; turning
-it into wire bytes is ``answer.prebuilt``'s job.
+and SRV targets; and which of several zones holds a name (``closest_origin``,
+for the snapshot and the config's pools alike). A lookup returns a
+``Result`` of dnspython RRsets; turning it into wire bytes is
+``answer.prebuilt``'s job.
 
 It must not parse zone files (``zones.load``), validate them
 (``zones.compile``), read the clock or run per query: results are computed
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -68,6 +70,19 @@ class Result:
     # Dynamic (pool) rrsets this result used, as (owner, rdtype): a pool
     # change must rebuild every prebuilt answer that names one of them.
     uses: frozenset[tuple[dns.name.Name, RdataType]] = frozenset()
+
+
+def closest_origin(
+    name: dns.name.Name, origins: Container[dns.name.Name]
+) -> dns.name.Name | None:
+    """The deepest of ``origins`` that is ``name`` or one of its ancestors (the
+    zone that holds ``name``), or None: one membership test per label."""
+    while True:
+        if name in origins:
+            return name
+        if name == dns.name.root:
+            return None
+        name = name.parent()
 
 
 Node = Mapping[RdataType, dns.rrset.RRset]
