@@ -26,7 +26,6 @@ from dnsserve.errors import Dropped, FormError
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
-_SERVFAIL = 2
 
 
 class Engine:
@@ -80,6 +79,7 @@ class Engine:
                     entry = self._miss(key)
             elif entry.__class__ is Variants:
                 entry = entry.pick()  # type: ignore[union-attr]
+            # the index layout of wire.flag_variants (RD -> bit 1, CD -> bit 0), inline
             fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]  # type: ignore[union-attr]
             if payload < 0:
                 out = data[:2] + fb + entry.counts + data[12:qend] + entry.body  # type: ignore[union-attr]
@@ -98,7 +98,7 @@ class Engine:
             self.errors += 1
             if self.errors & (self.errors - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
                 log.exception("unexpected error answering a query (%d so far)", self.errors)
-            return wire.header_only(data, flags, _SERVFAIL, data[12:qend])
+            return wire.header_only(data, flags, wire.SERVFAIL, data[12:qend])
 
     def _miss(self, key: bytes) -> Prebuilt:
         qname, qtype, qclass = key_parts(key)

@@ -43,7 +43,7 @@ class Prebuilt:
         chunks: tuple[tuple[int, int, int, int, bool], ...],
         rcode: int,
     ) -> None:
-        self.flags = flags  # indexed by wire.rd_cd_index(query flags)
+        self.flags = flags  # wire.flag_variants: indexed by the query's RD and CD
         self.counts = counts  # QD, AN, NS, AR without OPT
         self.counts_edns = counts_edns  # the same with AR + 1 for our OPT
         self.body = body
