@@ -24,7 +24,7 @@ from dns.rcode import Rcode
 from dns.rdatatype import RdataType
 
 from dnsserve import wire
-from dnsserve.zones.table import Kind, Result
+from dnsserve.zones.table import Result, ResultKind
 
 _SECTIONS = (dns.renderer.ANSWER, dns.renderer.AUTHORITY, dns.renderer.ADDITIONAL)
 
@@ -108,7 +108,7 @@ def render(
     chunks: list[tuple[int, int, int, int, bool]] = []
     counts = [0, 0, 0]
     sections = (result.answer, result.authority, result.additional)
-    glue_essential = result.kind is Kind.REFERRAL
+    glue_essential = result.kind is ResultKind.REFERRAL
     for index, (section, rrsets) in enumerate(zip(_SECTIONS, sections, strict=True)):
         for rrset in rrsets:
             renderer.add_rrset(section, rrset, want_shuffle=False)

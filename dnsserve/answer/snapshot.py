@@ -30,7 +30,7 @@ from dns.rdatatype import RdataType
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Kind, Result, ZoneTable, closest_origin
+from dnsserve.zones.table import Result, ResultKind, ZoneTable, closest_origin
 
 _TYPE_CLASS = struct.Struct("!HH")
 
@@ -201,7 +201,7 @@ def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Preb
             name = dns.name.from_text(name_text)
             rrset = dns.rrset.RRset(name, RdataClass.CH, RdataType.TXT)
             rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [text.encode()]), 0)
-            result = Result(Kind.ANSWER, Rcode.NOERROR, True, (rrset,))
+            result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, (rrset,))
             out[answer_key(name, RdataType.TXT, RdataClass.CH)] = render(
                 name, RdataType.TXT, RdataClass.CH, result
             )

@@ -50,7 +50,7 @@ _TARGET_TYPES = (RdataType.NS, RdataType.MX, RdataType.SRV)
 _WILD = b"*"
 
 
-class Kind(enum.Enum):
+class ResultKind(enum.Enum):
     ANSWER = "answer"
     NODATA = "nodata"
     NXDOMAIN = "nxdomain"
@@ -61,7 +61,7 @@ class Kind(enum.Enum):
 class Result:
     """One authoritative answer, as dnspython RRsets in section order."""
 
-    kind: Kind
+    kind: ResultKind
     rcode: Rcode
     aa: bool
     answer: tuple[dns.rrset.RRset, ...] = ()
@@ -216,7 +216,7 @@ class ZoneTable:
             if step is None or step in seen or not step.is_subdomain(self.origin):
                 break  # answered, a loop, or the chain leaves the zone
             name = step
-        return self._finish(Kind.ANSWER, Rcode.NOERROR, answer, (), uses)
+        return self._finish(ResultKind.ANSWER, Rcode.NOERROR, answer, (), uses)
 
     def _step(
         self,
@@ -252,7 +252,7 @@ class ZoneTable:
             return self._referral(source, answer, uses)
         if source in self.names:  # a wildcard that is an empty non-terminal is NODATA
             return self._at_node(name, source, self.node(source), qtype, answer, uses)
-        return self._negative(Kind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
+        return self._negative(ResultKind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
 
     def _at_node(
         self,
@@ -278,7 +278,7 @@ class ZoneTable:
         if cname is not None:
             answer.append(self._use(name, source, cname, uses))
             return cname[0].target  # type: ignore[no-any-return]
-        return self._negative(Kind.NODATA, Rcode.NOERROR, answer, uses)
+        return self._negative(ResultKind.NODATA, Rcode.NOERROR, answer, uses)
 
     def _use(
         self,
@@ -308,7 +308,7 @@ class ZoneTable:
         try:
             target = name.relativize(owner).concatenate(dname[0].target)
         except dns.name.NameTooLong:
-            return self._finish(Kind.ANSWER, Rcode.YXDOMAIN, answer, (), uses)
+            return self._finish(ResultKind.ANSWER, Rcode.YXDOMAIN, answer, (), uses)
         cname = dns.rrset.RRset(name, dname.rdclass, RdataType.CNAME)
         cname.add(
             dns.rdtypes.ANY.CNAME.CNAME(dname.rdclass, RdataType.CNAME, target), dname.ttl
@@ -326,7 +326,7 @@ class ZoneTable:
         glue = self._addresses((ns,), below=cut, uses=uses)
         # A referral after a CNAME is still part of an authoritative answer.
         return Result(
-            Kind.REFERRAL,
+            ResultKind.REFERRAL,
             Rcode.NOERROR,
             bool(answer),
             tuple(answer),
@@ -337,7 +337,7 @@ class ZoneTable:
 
     def _negative(
         self,
-        kind: Kind,
+        kind: ResultKind,
         rcode: Rcode,
         answer: list[dns.rrset.RRset],
         uses: set[tuple[dns.name.Name, RdataType]],
@@ -351,13 +351,15 @@ class ZoneTable:
 
     def _finish(
         self,
-        kind: Kind,
+        kind: ResultKind,
         rcode: Rcode,
         answer: list[dns.rrset.RRset],
         authority: tuple[dns.rrset.RRset, ...],
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
-        additional = self._addresses(answer, below=None, uses=uses) if kind is Kind.ANSWER else ()
+        additional = (
+            self._addresses(answer, below=None, uses=uses) if kind is ResultKind.ANSWER else ()
+        )
         return Result(kind, rcode, True, tuple(answer), authority, additional, frozenset(uses))
 
     def _addresses(
