@@ -131,7 +131,10 @@ class Selection:
         )
 
 
-Variants = tuple[tuple[tuple[str, ...], ...], tuple[int, ...] | None, str]
+# What a policy returns: (values of each variant, cumulative weights or None
+# for round-robin, a note for the reason). ``answer.prebuilt.Variants`` is the
+# prebuilt form the server draws from.
+PolicyResult = tuple[tuple[tuple[str, ...], ...], tuple[int, ...] | None, str]
 
 
 def _rotations(values: Sequence[str], limit: int) -> tuple[tuple[str, ...], ...]:
@@ -142,11 +145,11 @@ def _rotations(values: Sequence[str], limit: int) -> tuple[tuple[str, ...], ...]
     return tuple(twice[i : i + width] for i in range(len(items)))
 
 
-def _policy_all(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_all(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     return _rotations([m.value for m in up], limit), None, ""
 
 
-def _policy_weighted(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_weighted(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     weighted = [m for m in up if m.weight > 0]
     note = ""
     if not weighted:  # weight 0 = only when nothing weighted is up; then evenly
@@ -156,13 +159,13 @@ def _policy_weighted(up: Sequence[PoolMember], limit: int) -> Variants:
     return variants, tuple(itertools.accumulate(weights)), note
 
 
-def _policy_priority(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_priority(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     tier = min(m.priority for m in up)
     chosen = [m.value for m in up if m.priority == tier]
     return _rotations(chosen, limit), None, f", priority tier {tier}"
 
 
-POLICIES: dict[Policy, Callable[[Sequence[PoolMember], int], Variants]] = {
+POLICIES: dict[Policy, Callable[[Sequence[PoolMember], int], PolicyResult]] = {
     Policy.ALL: _policy_all,
     Policy.WEIGHTED: _policy_weighted,
     Policy.PRIORITY: _policy_priority,
