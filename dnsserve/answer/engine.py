@@ -31,11 +31,11 @@ CACHE_SIZE = 20_000
 class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
-    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "errors", "formerr")
+    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "formerr", "servfails")
 
     def __init__(self, snapshot: Snapshot, *, cache_size: int = CACHE_SIZE) -> None:
         self.cache_size = cache_size
-        self.errors = 0  # unexpected exceptions answered with SERVFAIL
+        self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.swap(snapshot)
 
@@ -95,9 +95,9 @@ class Engine:
                 return out
             return self._truncate(data, fb, entry, qend, limit, opt)  # type: ignore[arg-type]
         except Exception:
-            self.errors += 1
-            if self.errors & (self.errors - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
-                log.exception("unexpected error answering a query (%d so far)", self.errors)
+            self.servfails += 1
+            if self.servfails & (self.servfails - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
+                log.exception("unexpected error answering a query (%d so far)", self.servfails)
             return wire.header_only(data, flags, wire.SERVFAIL, data[12:qend])
 
     def _miss(self, key: bytes) -> Prebuilt:
