@@ -30,9 +30,9 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve import __version__
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 DEFAULT_VERSION = f"dnsserve {__version__}"
-DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
@@ -72,7 +72,7 @@ class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     @property
     def probe_port(self) -> int | None:
-        return self.port if self.port is not None else DEFAULT_PORTS.get(self.kind)
+        return self.port if self.port is not None else DEFAULT_PORTS.get(CheckKind(self.kind))
 
 
 class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -15,7 +15,6 @@ cause and returns them as failures; cancellation always propagates.
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import os
 import signal
@@ -30,19 +29,10 @@ import dns.rdatatype
 import httpx
 import trio
 
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind
+
 BODY_LIMIT = 64 * 1024  # bytes of a response body searched for expect_body
 DETAIL_LIMIT = 200      # characters of error detail kept in a result
-
-
-class CheckKind(enum.Enum):
-    HTTP = "http"
-    HTTPS = "https"
-    TCP = "tcp"
-    DNS = "dns"
-    EXEC = "exec"
-
-
-_DEFAULT_PORT = {CheckKind.HTTP: 80, CheckKind.HTTPS: 443, CheckKind.DNS: 53}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +68,7 @@ class CheckSpec:
 
     @property
     def effective_port(self) -> int:
-        return self.port or _DEFAULT_PORT.get(self.kind, 0)
+        return self.port or DEFAULT_PORTS.get(self.kind, 0)
 
 
 @dataclass(frozen=True, slots=True)
