@@ -53,7 +53,7 @@ from dnsserve.errors import ConfigError
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
 from dnsserve.health.monitor import Monitor, Target
-from dnsserve.health.probes import CheckKind, CheckSpec, ProbeResult
+from dnsserve.health.probes import CheckSpec, ProbeResult
 from dnsserve.store import Store, Writer
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, load_zones
@@ -111,7 +111,7 @@ def check_spec(monitor: MonitorConfig) -> CheckSpec:
     """A monitor's config as the probe's parameters."""
     command = monitor.command if monitor.command is not None else ()
     return CheckSpec(
-        kind=CheckKind(monitor.kind),
+        kind=monitor.kind,
         port=monitor.probe_port or 0,
         path=monitor.path,
         host=monitor.host or "",

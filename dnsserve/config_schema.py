@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import ipaddress
 import json
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -30,12 +31,25 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve import __version__
+from dnsserve.answer.policies import AllDown, Policy
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 DEFAULT_VERSION = f"dnsserve {__version__}"
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
+
+
+class PoolType(enum.Enum):
+    """The record types a pool answers: the file's spelling of an RdataType."""
+
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+
+    @property
+    def rdtype(self) -> dns.rdatatype.RdataType:
+        return dns.rdatatype.RdataType[self.value]
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -52,7 +66,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
-    kind: Literal["http", "https", "tcp", "dns", "exec"]
+    kind: CheckKind
     port: int | None = None  # None: the kind's default (http 80, https 443, dns 53)
     path: str = "/"
     host: str | None = None
@@ -72,7 +86,7 @@ class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     @property
     def probe_port(self) -> int | None:
-        return self.port if self.port is not None else DEFAULT_PORTS.get(CheckKind(self.kind))
+        return self.port if self.port is not None else DEFAULT_PORTS.get(self.kind)
 
 
 class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -86,12 +100,12 @@ class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class PoolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     owner: str
-    type: Literal["A", "AAAA", "CNAME"]
+    type: PoolType
     monitor: str
-    policy: Literal["all", "weighted", "priority"] = "all"
+    policy: Policy = Policy.ALL
     max_answers: int = 8
     ttl: int = 20
-    when_all_down: Literal["all", "fallback", "hold", "nodata"] = "all"
+    when_all_down: AllDown = AllDown.ALL
     fallback: tuple[str, ...] = ()
     members: tuple[MemberConfig, ...]
 
@@ -125,6 +139,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
@@ -238,15 +254,15 @@ def _name_problem(text: str, *, absolute: bool) -> str | None:
     return None
 
 
-_VALUE_CHECKS = {
-    "A": lambda v: _ip_problem(v, 4),
-    "AAAA": lambda v: _ip_problem(v, 6),
-    "CNAME": lambda v: _name_problem(v, absolute=False),
+_VALUE_CHECKS: dict[PoolType, Callable[[str], str | None]] = {
+    PoolType.A: lambda v: _ip_problem(v, 4),
+    PoolType.AAAA: lambda v: _ip_problem(v, 6),
+    PoolType.CNAME: lambda v: _name_problem(v, absolute=False),
 }
 
 
-def _canonical(value: str, rdtype: str) -> str:
-    if rdtype == "CNAME":
+def _canonical(value: str, rdtype: PoolType) -> str:
+    if rdtype is PoolType.CNAME:
         return dns.name.from_text(value).to_text().lower()
     return ipaddress.ip_address(value).compressed
 
@@ -266,7 +282,7 @@ def validate(config: Config, *, file: str) -> list[str]:
                                        f"duplicate monitor name (first at {first})"))
         monitors.setdefault(monitor.name, key)
         errors += _check_monitor(monitor, key, file)
-    pools: dict[tuple[dns.name.Name, str], str] = {}
+    pools: dict[tuple[dns.name.Name, PoolType], str] = {}
     for i, pool in enumerate(config.pool):
         key = f"pool[{i}]"
         errors += _check_pool(pool, key, file, monitors)
@@ -274,7 +290,7 @@ def validate(config: Config, *, file: str) -> list[str]:
             ident = (dns.name.from_text(pool.owner), pool.type)
             if ident in pools:
                 errors.append(problem_line(file, f"{key}.owner", pool.owner,
-                                           f"duplicate pool for {pool.owner} {pool.type} "
+                                           f"duplicate pool for {pool.owner} {pool.type.value} "
                                            f"(first at {pools[ident]})"))
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
@@ -305,7 +321,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
 
     if not m.name or "/" in m.name or any(c.isspace() for c in m.name):
         bad("name", "must be non-empty, without '/' or spaces")
-    if m.port is None and m.kind == "tcp":
+    if m.port is None and m.kind is CheckKind.TCP:
         errors.append(key_problem_line(file, f"{key}.port", 'missing: required for kind "tcp"'))
     if m.port is not None and not 0 < m.port < 65536:
         bad("port", "must be 1..65535")
@@ -320,7 +336,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
     for field in ("rise", "fall"):
         if getattr(m, field) < 1:
             bad(field, "must be >= 1")
-    if m.kind == "dns":
+    if m.kind is CheckKind.DNS:
         if m.query_name is None:
             errors.append(key_problem_line(file, f"{key}.query_name",
                                            'missing: required for kind "dns"'))
@@ -334,7 +350,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
             dns.rcode.from_text(m.expect_rcode)
         except dns.exception.DNSException:
             bad("expect_rcode", "not a DNS rcode")
-    if m.kind == "exec" and m.command is None:
+    if m.kind is CheckKind.EXEC and m.command is None:
         errors.append(key_problem_line(file, f"{key}.command", 'missing: required for kind "exec"'))
     if m.command is not None and (not m.command or not m.command[0].strip()):
         bad("command", "must name a program (argv list or a shell command line)")
@@ -356,19 +372,19 @@ def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str])
         bad("max_answers", pool.max_answers, "must be >= 1")
     if not 0 <= pool.ttl <= 2**31 - 1:
         bad("ttl", pool.ttl, "must be 0..2147483647")
-    if pool.when_all_down == "fallback" and not pool.fallback:
+    if pool.when_all_down is AllDown.FALLBACK and not pool.fallback:
         bad("fallback", pool.fallback, 'must not be empty when when_all_down = "fallback"')
     check_value = _VALUE_CHECKS[pool.type]
     for j, value in enumerate(pool.fallback):
         if problem := check_value(value):
-            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type})")
+            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type.value})")
     if not pool.members:
         bad("members", pool.members, "at least one member")
     seen: dict[str, str] = {}
     for j, member in enumerate(pool.members):
         mkey = f"{key}.members[{j}]"
         errors += _check_member(pool.type, member, mkey, file)
-        field = "target" if pool.type == "CNAME" else "address"
+        field = "target" if pool.type is PoolType.CNAME else "address"
         answer = getattr(member, field)
         if answer is not None and check_value(answer) is None:
             norm = _canonical(answer, pool.type)
@@ -379,23 +395,23 @@ def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str])
     return errors
 
 
-def _check_member(rdtype: str, member: MemberConfig, key: str, file: str) -> list[str]:
+def _check_member(rdtype: PoolType, member: MemberConfig, key: str, file: str) -> list[str]:
     errors = []
 
     def bad(field: str, problem: str) -> None:
         errors.append(problem_line(file, f"{key}.{field}", getattr(member, field), problem))
 
-    if rdtype == "CNAME":
+    if rdtype is PoolType.CNAME:
         if member.target is None:
             errors.append(key_problem_line(file, f"{key}.target",
                                            "missing: required in a CNAME pool"))
-        elif problem := _VALUE_CHECKS["CNAME"](member.target):
+        elif problem := _VALUE_CHECKS[PoolType.CNAME](member.target):
             bad("target", problem)
         if problem := _ip_problem(member.address):
             bad("address", f"{problem} (the address to probe)")
     else:
         if problem := _VALUE_CHECKS[rdtype](member.address):
-            bad("address", f"{problem} (pool type {rdtype})")
+            bad("address", f"{problem} (pool type {rdtype.value})")
         if member.target is not None:
             bad("target", "only CNAME pools take a target")
     if member.probe is not None and (problem := _ip_problem(member.probe)):

@@ -36,7 +36,8 @@ LEVELS: list[set[str]] = [
     {"config", "zones.load", "health.probes"},
     # config_schema (the Structs of dnsserve.toml and validate, split out of
     # config) is not in DESIGN's map yet: directly under config, its importer;
-    # it imports only the package itself (for __version__).
+    # it imports the package (for __version__) and the core enums its Structs
+    # decode into (answer.policies, health.model), all below it.
     {"config_schema"},
     {"answer.engine"},
     {"answer.snapshot"},

@@ -24,7 +24,7 @@ from dnsserve.config import (
     pools_from_config,
 )
 from dnsserve.config_schema import check_listen
-from dnsserve.health.model import MemberId
+from dnsserve.health.model import CheckKind, MemberId
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "configs_bad"
@@ -214,7 +214,7 @@ def test_shipped_config_loads_and_matches_zone() -> None:
     assert (config.server.zones, config.server.state) == ("zones", "dnsserve.db")
     (monitor,) = config.monitor
     assert (monitor.name, monitor.kind, monitor.port, monitor.path) == (
-        "web", "http", 8080, "/health"
+        "web", CheckKind.HTTP, 8080, "/health"
     )
     assert (monitor.interval, monitor.timeout, monitor.rise, monitor.fall) == (1.0, 0.5, 2, 2)
     (pool,) = config.pool
