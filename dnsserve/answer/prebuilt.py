@@ -53,6 +53,10 @@ class Prebuilt:
         self.chunks = chunks
         self.rcode = rcode
 
+    def pick(self) -> Prebuilt:
+        """The answer to one query: this one (``Variants.pick`` draws among several)."""
+        return self
+
     def cut(self, budget: int) -> tuple[bytes, bytes, bool]:
         """The longest body prefix within ``budget`` bytes: (body, counts, truncated).
 
