@@ -39,7 +39,6 @@ import msgspec
 
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
 from dnsserve.config_schema import (
-    DEFAULT_PORTS,
     DEFAULT_VERSION,
     TSIG_ALGORITHMS,
     Config,
@@ -56,7 +55,7 @@ from dnsserve.config_schema import (
     validate,
 )
 from dnsserve.errors import ConfigError
-from dnsserve.health.model import CheckKind, MemberId
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
 from dnsserve.zones.table import closest_origin
 
 __all__ = [

@@ -118,7 +118,8 @@ def render(
             renderer.add_rrset(section, rrset, want_shuffle=False)
             counts[index] += len(rrset)
             essential = index < 2 or (glue_essential and _is_glue(rrset, result))
-            chunks.append((renderer.output.tell() - start, *counts, essential))
+            an, ns, ar = counts
+            chunks.append((renderer.output.tell() - start, an, ns, ar, essential))
     body = renderer.output.getvalue()[start:]
     flags = wire.QR | (wire.AA if result.aa else 0) | (int(result.rcode) & wire.RCODE_MASK)
     return Prebuilt(

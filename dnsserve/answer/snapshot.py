@@ -50,7 +50,9 @@ PoolKey = tuple[dns.name.Name, RdataType]  # (owner, type) a pool answers for
 
 def answer_key(qname: dns.name.Name, qtype: int, qclass: int) -> bytes:
     """The key the engine computes from a query's bytes, from dnspython values."""
-    return qname.to_wire().lower() + _TYPE_CLASS.pack(qtype, qclass)
+    wire = qname.to_wire()
+    assert wire is not None  # None only when writing to a file
+    return wire.lower() + _TYPE_CLASS.pack(qtype, qclass)
 
 
 def key_parts(key: bytes) -> tuple[dns.name.Name, int, int]:

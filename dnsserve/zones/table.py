@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import cast
 
 import dns.name
 import dns.rdata
@@ -197,7 +198,9 @@ class ZoneTable:
         names = self.names | added if added else self.names
         keys = frozenset(replacements)
         dynamic = self._dynamic if keys <= self._dynamic else self._dynamic | keys
-        nodes = MappingProxyType(collections.ChainMap(overlay, self._loaded))
+        # ChainMap writes only to its first map (typeshed asks MutableMapping of every one)
+        loaded = cast(MutableMapping[dns.name.Name, Node], self._loaded)
+        nodes = MappingProxyType(collections.ChainMap(overlay, loaded))
         return ZoneTable(self.origin, nodes, names, dynamic, base=self, overlay=overlay)
 
     # -- the lookup sequence -------------------------------------------------
