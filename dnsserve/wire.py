@@ -214,10 +214,10 @@ def flag_variants(base: int) -> tuple[bytes, bytes, bytes, bytes]:
     its CD, i.e. ``((flags >> 7) & 2) | ((flags >> 4) & 1)``. The engine
     writes that expression inline (a call per query costs more than it does).
     """
-    return tuple(  # type: ignore[return-value]
-        (base | (RD if i & 2 else 0) | (CD if i & 1 else 0)).to_bytes(2, "big")
-        for i in range(4)
-    )
+    words = [
+        (base | (RD if i & 2 else 0) | (CD if i & 1 else 0)).to_bytes(2, "big") for i in range(4)
+    ]
+    return words[0], words[1], words[2], words[3]
 
 
 def counts(qd: int, an: int, ns: int, ar: int) -> bytes:
