@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -29,6 +30,7 @@ bench-health: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks
+	$(BIN)/mypy
 
 demo: $(STAMP)
 	$(BIN)/dnsserve demo

@@ -25,21 +25,20 @@ version.bind / id.server; ``None`` means disabled (REFUSED). In the file,
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 import tomllib
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dns.name
-import dns.rdatatype
 import msgspec
 
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
 from dnsserve.config_schema import (
-    DEFAULT_PORTS,
     DEFAULT_VERSION,
     TSIG_ALGORITHMS,
     Config,
@@ -47,6 +46,7 @@ from dnsserve.config_schema import (
     MemberConfig,
     MonitorConfig,
     PoolConfig,
+    PoolType,
     ServerConfig,
     ZoneConfig,
     key_problem_line,
@@ -55,7 +55,8 @@ from dnsserve.config_schema import (
     validate,
 )
 from dnsserve.errors import ConfigError
-from dnsserve.health.model import MemberId
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
+from dnsserve.zones.table import closest_origin
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -67,6 +68,7 @@ __all__ = [
     "MemberConfig",
     "MonitorConfig",
     "PoolConfig",
+    "PoolType",
     "ServerConfig",
     "ZoneConfig",
     "check_pools_against_zones",
@@ -79,7 +81,6 @@ __all__ = [
     "pool_from_config",
     "pools_from_config",
     "validate",
-    "zone_of",
 ]
 
 
@@ -167,11 +168,11 @@ def _validation_message(message: str, raw: dict[str, Any], file: str) -> str:
     return problem_line(file, path, _lookup(raw, path), problem)
 
 
-_CHOICES = {  # field name -> allowed values, from the Structs' Literal annotations
-    name: typing.get_args(hint)
+_CHOICES = {  # field name -> allowed values, from the Structs' Enum annotations
+    name: tuple(str(member.value) for member in hint)
     for cls in (MonitorConfig, PoolConfig)
     for name, hint in typing.get_type_hints(cls).items()
-    if typing.get_origin(hint) is Literal
+    if isinstance(hint, type) and issubclass(hint, enum.Enum)
 }
 
 
@@ -192,31 +193,25 @@ def _lookup(raw: Any, key: str) -> Any:
 # -- checks against the loaded zones, warnings ---------------------------------
 
 
-def zone_of(owner: dns.name.Name, origins: Iterable[dns.name.Name]) -> dns.name.Name | None:
-    """The closest enclosing origin of ``owner``, or None."""
-    inside = [o for o in origins if owner.is_subdomain(o)]
-    return max(inside, key=len, default=None)
-
-
 def check_pools_against_zones(
     config: Config, origins: Iterable[dns.name.Name], *, file: str = "<config>"
 ) -> list[str]:
     """Error lines for pools outside every loaded zone, CNAME pools at an apex
     and primary ``[[zone]]`` entries without a zone file."""
-    origins = list(origins)
-    known = ", ".join(sorted(o.to_text() for o in origins)) or "none loaded"
+    served = set(origins)
+    known = ", ".join(sorted(o.to_text() for o in served)) or "none loaded"
     errors = []
     for i, pool in enumerate(config.pool):
         owner = dns.name.from_text(pool.owner)
-        origin = zone_of(owner, origins)
+        origin = closest_origin(owner, served)
         if origin is None:
             errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
                                        f"not inside a loaded zone (zones: {known})"))
-        elif pool.type == "CNAME" and owner == origin:
+        elif pool.type is PoolType.CNAME and owner == origin:
             errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
                                        "a CNAME pool cannot sit at a zone apex"))
     for i, zone in enumerate(config.zone):
-        if not zone.primaries and dns.name.from_text(zone.name) not in origins:
+        if not zone.primaries and dns.name.from_text(zone.name) not in served:
             errors.append(problem_line(file, f"zone[{i}].name", zone.name,
                                        "primary zone without a zone file (or set primaries)"))
     return errors
@@ -227,21 +222,21 @@ def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
     warnings = []
     for i, pool in enumerate(config.pool):
         key = f"pool[{i}]"
-        if pool.when_all_down == "nodata":
+        if pool.when_all_down is AllDown.NODATA:
             warnings.append(problem_line(file, f"{key}.when_all_down", "nodata",
-                                         f"fails closed: {pool.owner} {pool.type} gets an "
+                                         f"fails closed: {pool.owner} {pool.type.value} gets an "
                                          "empty answer when every member is down"))
-        if pool.fallback and pool.when_all_down != "fallback":
+        if pool.fallback and pool.when_all_down is not AllDown.FALLBACK:
             warnings.append(problem_line(file, f"{key}.fallback", pool.fallback,
                                          'unused unless when_all_down = "fallback"'))
-        if pool.policy == "weighted" and all(m.weight == 0 for m in pool.members):
+        if pool.policy is Policy.WEIGHTED and all(m.weight == 0 for m in pool.members):
             warnings.append(key_problem_line(file, f"{key}.members",
                                              "every weight is 0: answers are drawn evenly"))
-        if pool.type == "CNAME" and pool.policy == "all" and len(pool.members) > 1:
+        if pool.type is PoolType.CNAME and pool.policy is Policy.ALL and len(pool.members) > 1:
             warnings.append(key_problem_line(file, key, "a CNAME answer holds one target: "
                                              "policy \"all\" rotates through the targets"))
     for i, monitor in enumerate(config.monitor):
-        if monitor.kind == "https" and not monitor.tls_verify:
+        if monitor.kind is CheckKind.HTTPS and not monitor.tls_verify:
             warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
                                          "TLS certificates are not verified"))
     return warnings
@@ -262,13 +257,13 @@ def pool_from_config(pool: PoolConfig, origin: dns.name.Name | None = None) -> P
     base = origin if origin is not None else dns.name.root
 
     def value(text: str) -> str:
-        if pool.type == "CNAME":
+        if pool.type is PoolType.CNAME:
             return dns.name.from_text(text, origin=base).to_text()
         return ipaddress.ip_address(text).compressed
 
     members = tuple(
         PoolMember(
-            value=value(m.target if pool.type == "CNAME" and m.target else m.address),
+            value=value(m.target if pool.type is PoolType.CNAME and m.target else m.address),
             member=member_id(pool, m),
             weight=m.weight,
             priority=m.priority,
@@ -277,21 +272,22 @@ def pool_from_config(pool: PoolConfig, origin: dns.name.Name | None = None) -> P
     )
     return Pool(
         owner=dns.name.from_text(pool.owner),
-        rdtype=dns.rdatatype.RdataType.make(pool.type),
-        policy=Policy(pool.policy),
+        rdtype=pool.type.rdtype,
+        policy=pool.policy,
         members=members,
         max_answers=pool.max_answers,
         ttl=pool.ttl,
-        when_all_down=AllDown(pool.when_all_down),
+        when_all_down=pool.when_all_down,
         fallback=tuple(value(v) for v in pool.fallback),
     )
 
 
 def pools_from_config(config: Config, origins: Iterable[dns.name.Name]) -> tuple[Pool, ...]:
     """Every pool for the policies; call after check_pools_against_zones passed."""
-    origins = list(origins)
+    served = set(origins)
     return tuple(
-        pool_from_config(p, zone_of(dns.name.from_text(p.owner), origins)) for p in config.pool
+        pool_from_config(p, closest_origin(dns.name.from_text(p.owner), served))
+        for p in config.pool
     )
 
 

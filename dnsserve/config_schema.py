@@ -2,7 +2,8 @@
 every rule a decoded file must meet that needs the file alone.
 
 Owns the Structs (keys, types, defaults), the value checks (addresses,
-ADDRESS:PORT, DNS names), ``validate`` (one error line per problem, never an
+ADDRESS:PORT, DNS names; ``parse_hostport`` is the one parser of an address
+with a port, ``net`` uses it too), ``validate`` (one error line per problem, never an
 exception) and the form of those lines, which names file, key and value:
 
     dnsserve.toml: pool[1].members[0].weight = -1: must be >= 0
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import ipaddress
 import json
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -28,12 +31,25 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve import __version__
+from dnsserve.answer.policies import AllDown, Policy
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 DEFAULT_VERSION = f"dnsserve {__version__}"
-DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
+
+
+class PoolType(enum.Enum):
+    """The record types a pool answers: the file's spelling of an RdataType."""
+
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+
+    @property
+    def rdtype(self) -> dns.rdatatype.RdataType:
+        return dns.rdatatype.RdataType[self.value]
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,7 +66,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
-    kind: Literal["http", "https", "tcp", "dns", "exec"]
+    kind: CheckKind
     port: int | None = None  # None: the kind's default (http 80, https 443, dns 53)
     path: str = "/"
     host: str | None = None
@@ -84,12 +100,12 @@ class MemberConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class PoolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     owner: str
-    type: Literal["A", "AAAA", "CNAME"]
+    type: PoolType
     monitor: str
-    policy: Literal["all", "weighted", "priority"] = "all"
+    policy: Policy = Policy.ALL
     max_answers: int = 8
     ttl: int = 20
-    when_all_down: Literal["all", "fallback", "hold", "nodata"] = "all"
+    when_all_down: AllDown = AllDown.ALL
     fallback: tuple[str, ...] = ()
     members: tuple[MemberConfig, ...]
 
@@ -123,6 +139,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
@@ -152,9 +170,18 @@ def key_problem_line(file: str, key: str, problem: str) -> str:
 # -- value checks (None = fine, else the problem) -------------------------------
 
 
-def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+def parse_hostport(
+    text: str, default_port: int | None = None, *, any_port: bool = False
+) -> tuple[str, int]:
     """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
-    port) -> (address, port). Raises ValueError."""
+    port) -> (address, port). Raises ValueError naming the problem.
+
+    The one parser of addresses with a port, for the config file, the
+    ``--listen`` flag and ``net``. Port 0 (the kernel picks a free one) is
+    refused unless ``any_port``: a server address in a config file or a flag
+    must be one clients can be told; only code that reads back the bound
+    port (``net.serve`` for tests and benchmarks) passes ``any_port``.
+    """
     if text.startswith("["):
         host, sep, port = text[1:].partition("]")
         if sep and port.startswith(":"):
@@ -169,9 +196,15 @@ def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int
         host, port = text, str(default_port)
     else:
         raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    address = ipaddress.ip_address(host)  # ValueError when not an address
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port {port!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if text.startswith("[") and address.version != 6:
+        raise ValueError("brackets are for IPv6 only")
+    lowest = 0 if any_port else 1
+    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not {lowest}..65535")
     return address.compressed, int(port)
 
 
@@ -181,6 +214,23 @@ def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
     except ValueError as exc:
         return f"not an ADDRESS:PORT ({exc})"
     return None
+
+
+def check_listen(
+    addresses: Sequence[str], *, file: str = "command line", key: str = "--listen"
+) -> list[str]:
+    """Error lines for listen addresses: at least one, each ``parse_hostport``'s.
+
+    ``validate`` calls it for ``server.listen``; the app for ``--listen``
+    flags, which replace ``server.listen`` after the file was validated.
+    """
+    if not addresses:
+        return [problem_line(file, key, addresses, "at least one address")]
+    return [
+        problem_line(file, f"{key}[{i}]", text, problem)
+        for i, text in enumerate(addresses)
+        if (problem := _hostport_problem(text))
+    ]
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -204,15 +254,15 @@ def _name_problem(text: str, *, absolute: bool) -> str | None:
     return None
 
 
-_VALUE_CHECKS = {
-    "A": lambda v: _ip_problem(v, 4),
-    "AAAA": lambda v: _ip_problem(v, 6),
-    "CNAME": lambda v: _name_problem(v, absolute=False),
+_VALUE_CHECKS: dict[PoolType, Callable[[str], str | None]] = {
+    PoolType.A: lambda v: _ip_problem(v, 4),
+    PoolType.AAAA: lambda v: _ip_problem(v, 6),
+    PoolType.CNAME: lambda v: _name_problem(v, absolute=False),
 }
 
 
-def _canonical(value: str, rdtype: str) -> str:
-    if rdtype == "CNAME":
+def _canonical(value: str, rdtype: PoolType) -> str:
+    if rdtype is PoolType.CNAME:
         return dns.name.from_text(value).to_text().lower()
     return ipaddress.ip_address(value).compressed
 
@@ -232,7 +282,7 @@ def validate(config: Config, *, file: str) -> list[str]:
                                        f"duplicate monitor name (first at {first})"))
         monitors.setdefault(monitor.name, key)
         errors += _check_monitor(monitor, key, file)
-    pools: dict[tuple[dns.name.Name, str], str] = {}
+    pools: dict[tuple[dns.name.Name, PoolType], str] = {}
     for i, pool in enumerate(config.pool):
         key = f"pool[{i}]"
         errors += _check_pool(pool, key, file, monitors)
@@ -240,7 +290,7 @@ def validate(config: Config, *, file: str) -> list[str]:
             ident = (dns.name.from_text(pool.owner), pool.type)
             if ident in pools:
                 errors.append(problem_line(file, f"{key}.owner", pool.owner,
-                                           f"duplicate pool for {pool.owner} {pool.type} "
+                                           f"duplicate pool for {pool.owner} {pool.type.value} "
                                            f"(first at {pools[ident]})"))
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
@@ -248,12 +298,7 @@ def validate(config: Config, *, file: str) -> list[str]:
 
 
 def _check_server(server: ServerConfig, file: str) -> list[str]:
-    errors = []
-    if not server.listen:
-        errors.append(problem_line(file, "server.listen", server.listen, "at least one address"))
-    for i, listen in enumerate(server.listen):
-        if problem := _hostport_problem(listen):
-            errors.append(problem_line(file, f"server.listen[{i}]", listen, problem))
+    errors = check_listen(server.listen, file=file, key="server.listen")
     if problem := _hostport_problem(server.control):
         errors.append(problem_line(file, "server.control", server.control, problem))
     if not server.tcp_idle_timeout > 0:
@@ -276,7 +321,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
 
     if not m.name or "/" in m.name or any(c.isspace() for c in m.name):
         bad("name", "must be non-empty, without '/' or spaces")
-    if m.port is None and m.kind == "tcp":
+    if m.port is None and m.kind is CheckKind.TCP:
         errors.append(key_problem_line(file, f"{key}.port", 'missing: required for kind "tcp"'))
     if m.port is not None and not 0 < m.port < 65536:
         bad("port", "must be 1..65535")
@@ -291,7 +336,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
     for field in ("rise", "fall"):
         if getattr(m, field) < 1:
             bad(field, "must be >= 1")
-    if m.kind == "dns":
+    if m.kind is CheckKind.DNS:
         if m.query_name is None:
             errors.append(key_problem_line(file, f"{key}.query_name",
                                            'missing: required for kind "dns"'))
@@ -305,7 +350,7 @@ def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
             dns.rcode.from_text(m.expect_rcode)
         except dns.exception.DNSException:
             bad("expect_rcode", "not a DNS rcode")
-    if m.kind == "exec" and m.command is None:
+    if m.kind is CheckKind.EXEC and m.command is None:
         errors.append(key_problem_line(file, f"{key}.command", 'missing: required for kind "exec"'))
     if m.command is not None and (not m.command or not m.command[0].strip()):
         bad("command", "must name a program (argv list or a shell command line)")
@@ -327,19 +372,19 @@ def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str])
         bad("max_answers", pool.max_answers, "must be >= 1")
     if not 0 <= pool.ttl <= 2**31 - 1:
         bad("ttl", pool.ttl, "must be 0..2147483647")
-    if pool.when_all_down == "fallback" and not pool.fallback:
+    if pool.when_all_down is AllDown.FALLBACK and not pool.fallback:
         bad("fallback", pool.fallback, 'must not be empty when when_all_down = "fallback"')
     check_value = _VALUE_CHECKS[pool.type]
     for j, value in enumerate(pool.fallback):
         if problem := check_value(value):
-            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type})")
+            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type.value})")
     if not pool.members:
         bad("members", pool.members, "at least one member")
     seen: dict[str, str] = {}
     for j, member in enumerate(pool.members):
         mkey = f"{key}.members[{j}]"
         errors += _check_member(pool.type, member, mkey, file)
-        field = "target" if pool.type == "CNAME" else "address"
+        field = "target" if pool.type is PoolType.CNAME else "address"
         answer = getattr(member, field)
         if answer is not None and check_value(answer) is None:
             norm = _canonical(answer, pool.type)
@@ -350,23 +395,23 @@ def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str])
     return errors
 
 
-def _check_member(rdtype: str, member: MemberConfig, key: str, file: str) -> list[str]:
+def _check_member(rdtype: PoolType, member: MemberConfig, key: str, file: str) -> list[str]:
     errors = []
 
     def bad(field: str, problem: str) -> None:
         errors.append(problem_line(file, f"{key}.{field}", getattr(member, field), problem))
 
-    if rdtype == "CNAME":
+    if rdtype is PoolType.CNAME:
         if member.target is None:
             errors.append(key_problem_line(file, f"{key}.target",
                                            "missing: required in a CNAME pool"))
-        elif problem := _VALUE_CHECKS["CNAME"](member.target):
+        elif problem := _VALUE_CHECKS[PoolType.CNAME](member.target):
             bad("target", problem)
         if problem := _ip_problem(member.address):
             bad("address", f"{problem} (the address to probe)")
     else:
         if problem := _VALUE_CHECKS[rdtype](member.address):
-            bad("address", f"{problem} (pool type {rdtype})")
+            bad("address", f"{problem} (pool type {rdtype.value})")
         if member.target is not None:
             bad("target", "only CNAME pools take a target")
     if member.probe is not None and (problem := _ip_problem(member.probe)):

@@ -47,7 +47,7 @@ from dnsserve.config import Config, MonitorConfig, member_ids
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
 from dnsserve.health.monitor import CheckOutcome, Monitor, Target
-from dnsserve.health.probes import CheckSpec, Kind
+from dnsserve.health.probes import CheckSpec
 from dnsserve.settings import Settings
 from dnsserve.store import Store, Writer
 
@@ -62,7 +62,7 @@ def check_spec(monitor: MonitorConfig) -> CheckSpec:
     """A monitor's config as the probe's parameters."""
     command = monitor.command if monitor.command is not None else ()
     return CheckSpec(
-        kind=Kind(monitor.kind),
+        kind=monitor.kind,
         port=monitor.probe_port or 0,
         path=monitor.path,
         host=monitor.host or "",

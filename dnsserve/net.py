@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
+from dnsserve.config_schema import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
@@ -76,26 +76,14 @@ class NetStats:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:5300"`` or ``"[::1]:5300"`` -> (host, port)."""
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"bad listen address {text!r}: expected [IPv6]:PORT")
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ValueError(f"bad listen address {text!r}: expected HOST:PORT")
-        if ":" in host:
-            raise ValueError(f"bad listen address {text!r}: write IPv6 as [{host}]:{port_text}")
+    """``"127.0.0.1:5300"`` or ``"[::1]:5300"`` -> (host, port); port 0 binds a free port.
+
+    ``config_schema.parse_hostport`` is the rule; this only names the value.
+    """
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"bad listen address {text!r}: {host!r} is not an IP address") from None
-    if text.startswith("[") and ip.version != 6:
-        raise ValueError(f"bad listen address {text!r}: brackets are for IPv6 only")
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 0xFFFF:
-        raise ValueError(f"bad listen address {text!r}: port {port_text!r} is not 0-65535")
-    return str(ip), int(port_text)
+        return parse_hostport(text, any_port=True)
+    except ValueError as exc:
+        raise ValueError(f"bad listen address {text!r}: {exc}") from None
 
 
 @dataclass(slots=True)

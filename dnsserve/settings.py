@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 
 from dnsserve.config import Config, ServerConfig, load_config
+from dnsserve.config_schema import check_listen
 from dnsserve.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
@@ -62,6 +63,9 @@ def load_settings(
         base = Path.cwd()
     server = config.server
     if listen:
+        errors = check_listen(listen)
+        if errors:
+            raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, listen=tuple(listen))
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)

@@ -196,7 +196,7 @@ class Store:
                     failures=row["failures"],
                     checked=row["checked"],
                 )
-                for row in db["member_state"].rows
+                for row in db.table("member_state").rows
             }
 
     def save_state(self, member: MemberId, health: MemberHealth) -> None:
@@ -210,7 +210,7 @@ class Store:
             try:
                 with _immediate(db):
                     for member, health in states.items():
-                        db["member_state"].upsert(_state_row(member, health), pk="member")
+                        db.table("member_state").upsert(_state_row(member, health), pk="member")
             finally:
                 db.execute("PRAGMA synchronous=FULL")
 
@@ -234,10 +234,10 @@ class Store:
             "reason": reason,
         }
         with self._use("record a transition") as db, _immediate(db):
-            table = db["events"]
+            table = db.table("events")
             table.insert(event)
             event_id = table.last_rowid
-            db["member_state"].upsert(_state_row(member, health), pk="member")
+            db.table("member_state").upsert(_state_row(member, health), pk="member")
         assert event_id is not None
         return event_id
 
@@ -252,7 +252,7 @@ class Store:
             "reason": reason,
         }
         with self._use("record an alarm") as db, _immediate(db):
-            table = db["events"]
+            table = db.table("events")
             table.insert(event)
             event_id = table.last_rowid
         assert event_id is not None
@@ -268,7 +268,9 @@ class Store:
             text = member.to_text() if isinstance(member, MemberId) else member
             where, args = "member = ?", [text]
         with self._use("read events") as db:
-            rows = db["events"].rows_where(where, args, order_by="id desc", limit=max(0, limit))
+            rows = db.table("events").rows_where(
+                where, args, order_by="id desc", limit=max(0, limit)
+            )
             return [Event(**row) for row in rows]
 
     # -- overrides ---------------------------------------------------------------
@@ -304,7 +306,7 @@ class Store:
         }
         with self._use("set an override") as db, _immediate(db):
             self._prune(db, at)
-            db["overrides"].upsert(row, pk="member")
+            db.table("overrides").upsert(row, pk="member")
 
     def clear_override(self, member: MemberId) -> bool:
         """Remove ``member``'s override; False when it had none."""

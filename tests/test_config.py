@@ -23,7 +23,8 @@ from dnsserve.config import (
     pool_from_config,
     pools_from_config,
 )
-from dnsserve.health.model import MemberId
+from dnsserve.config_schema import check_listen
+from dnsserve.health.model import CheckKind, MemberId
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "configs_bad"
@@ -213,7 +214,7 @@ def test_shipped_config_loads_and_matches_zone() -> None:
     assert (config.server.zones, config.server.state) == ("zones", "dnsserve.db")
     (monitor,) = config.monitor
     assert (monitor.name, monitor.kind, monitor.port, monitor.path) == (
-        "web", "http", 8080, "/health"
+        "web", CheckKind.HTTP, 8080, "/health"
     )
     assert (monitor.interval, monitor.timeout, monitor.rise, monitor.fall) == (1.0, 0.5, 2, 2)
     (pool,) = config.pool
@@ -337,3 +338,15 @@ def test_parse_hostport(text: str, default: int | None, expected: tuple[str, int
 def test_parse_hostport_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_hostport(text)
+
+
+def test_check_listen_names_the_flag_and_value() -> None:
+    """``--listen`` replaces server.listen after validation; the same rule checks it."""
+    assert check_listen(["127.0.0.1:5300", "[::1]:5300"]) == []
+    assert check_listen(["localhost:53", "127.0.0.1:0"]) == [
+        "command line: --listen[0] = \"localhost:53\": not an ADDRESS:PORT "
+        "('localhost' is not an IP address)",
+        "command line: --listen[1] = \"127.0.0.1:0\": not an ADDRESS:PORT "
+        "(port '0' is not 1..65535)",
+    ]
+    assert check_listen([]) == ["command line: --listen = []: at least one address"]

@@ -19,7 +19,7 @@ from conftest import free_port
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberHealth, MemberId, State
 from dnsserve.health.monitor import CheckOutcome, Monitor, Target
-from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
+from dnsserve.health.probes import CheckKind, CheckSpec, ProbeResult
 
 WAIT = 15.0  # seconds a condition may take before the test fails
 
@@ -74,7 +74,7 @@ def cleanup() -> Iterator[list[Callable[[], object]]]:
 
 def http_target(address: str, port: int, *, interval: float = 0.2, timeout: float = 0.15,
                 rise: int = 2, fall: int = 2) -> Target:
-    spec = CheckSpec(kind=Kind.HTTP, port=port, path="/health", timeout=timeout)
+    spec = CheckSpec(kind=CheckKind.HTTP, port=port, path="/health", timeout=timeout)
     return Target(MemberId("web", address), spec, interval, rise, fall)
 
 
@@ -142,7 +142,9 @@ def test_stop_joins_while_a_check_hangs(
     cleanup: list[Callable[[], object]], tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "pid"
-    spec = CheckSpec(kind=Kind.EXEC, command=f"echo $$ > {pidfile}; exec sleep 10", timeout=5.0)
+    spec = CheckSpec(
+        kind=CheckKind.EXEC, command=f"echo $$ > {pidfile}; exec sleep 10", timeout=5.0
+    )
     target = Target(MemberId("slow", "127.0.0.34"), spec, 6.0, 1, 1)
     monitor, rec = start_monitor(cleanup, [target])
     # The at-once check runs (and hangs).
@@ -280,7 +282,9 @@ def test_a_bad_ca_file_fails_its_checks_not_the_monitor(
     port = free_port("127.0.0.51")
     backend = HttpBackend("127.0.0.51", port).start()
     cleanup.append(backend.stop)
-    bad = CheckSpec(kind=Kind.HTTPS, port=port, timeout=0.5, ca_file=str(tmp_path / "none.pem"))
+    bad = CheckSpec(
+        kind=CheckKind.HTTPS, port=port, timeout=0.5, ca_file=str(tmp_path / "none.pem")
+    )
     broken = Target(MemberId("tls", "127.0.0.51"), bad, 1.0, 1, 1)
     fine = http_target("127.0.0.51", port)
     _, rec = start_monitor(cleanup, [broken, fine])
@@ -291,7 +295,7 @@ def test_a_bad_ca_file_fails_its_checks_not_the_monitor(
 
 
 def test_alive_follows_the_thread() -> None:
-    spec = CheckSpec(kind=Kind.TCP, port=free_port("127.0.0.36"), timeout=0.1)
+    spec = CheckSpec(kind=CheckKind.TCP, port=free_port("127.0.0.36"), timeout=0.1)
     monitor = Monitor([Target(MemberId("tcp", "127.0.0.36"), spec, 0.5, 1, 1)], {},
                       lambda *args: None)
     assert not monitor.alive

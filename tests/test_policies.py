@@ -12,10 +12,12 @@ from types import MappingProxyType
 import dns.name
 import dns.rdatatype
 import pytest
+from dns.rcode import Rcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember, Selection, select
+from dnsserve.answer.prebuilt import Variants, empty
 from dnsserve.health.model import (
     HealthView,
     MemberHealth,
@@ -63,6 +65,15 @@ def shares(sel: Selection) -> dict[str, Fraction]:
     return {k: Fraction(v, total) for k, v in out.items()}
 
 
+def picks(sel: Selection, n: int) -> list[tuple[str, ...]]:
+    """The variants the server answers with over ``n`` queries: ``Variants.pick``
+    over one prebuilt answer per variant, as the snapshot builds them."""
+    prebuilt = tuple(empty(Rcode.NOERROR) for _ in sel.values_variants)
+    values = {id(p): v for p, v in zip(prebuilt, sel.values_variants, strict=True)}
+    variants = Variants(prebuilt, sel.cum_weights)
+    return [values[id(variants.pick())] for _ in range(n)]
+
+
 # -- policy "all" ----------------------------------------------------------------------
 
 
@@ -71,7 +82,9 @@ def test_all_rotates_healthy_members() -> None:
     assert sel.values_variants == (addr(1, 3), addr(3, 1))
     assert sel.cum_weights is None
     assert (sel.ttl, sel.all_down) == (20, False)
-    assert [sel.variant(k) for k in range(4)] == [addr(1, 3), addr(3, 1)] * 2
+    drawn = picks(sel, 6)  # round-robin: each variant in turn
+    assert sorted(drawn[:2]) == [addr(1, 3), addr(3, 1)]
+    assert drawn == drawn[:2] * 3
     assert "2 of 3 members up" in sel.reason
 
 
@@ -105,9 +118,19 @@ def test_weighted_shares_equal_the_weights() -> None:
                            addr(3)[0]: Fraction(6, 10)}
     assert sel.values_variants == (addr(1, 2), addr(2, 3), addr(3, 1))
     assert sel.cum_weights == (3, 4, 10)
-    # a draw of x in [0, total) picks by bisect over the cumulative table
-    drawn = Counter(sel.variant(x)[0] for x in range(sel.total_weight))
-    assert drawn == Counter({addr(1)[0]: 3, addr(2)[0]: 1, addr(3)[0]: 6})
+    # the server's draw leads with each value in proportion to its weight
+    drawn = Counter(v[0] for v in picks(sel, 10_000))
+    assert drawn[addr(1)[0]] == pytest.approx(3_000, abs=10)
+    assert drawn[addr(2)[0]] == pytest.approx(1_000, abs=10)
+    assert drawn[addr(3)[0]] == pytest.approx(6_000, abs=10)
+
+
+def test_weighted_draw_three_to_one() -> None:
+    sel = select(pool(member(1, 3), member(2, 1), policy=Policy.WEIGHTED), view(), NOW)
+    for n in (100, 4_000):
+        drawn = Counter(v[0] for v in picks(sel, n))
+        assert drawn[addr(1)[0]] == pytest.approx(3 * n / 4, abs=2)
+        assert drawn[addr(2)[0]] == pytest.approx(n / 4, abs=2)
 
 
 def test_weight_zero_only_when_no_weighted_member_is_up() -> None:
@@ -192,7 +215,7 @@ def test_all_down_nodata_is_empty() -> None:
     p = pool(member(1), when_all_down=AllDown.NODATA)
     sel = select(p, view(down=(1,)), NOW)
     assert sel.empty and sel.all_down
-    assert sel.values_variants == () and sel.variant(3) == ()
+    assert sel.values_variants == ()
     assert not select(p, view(), NOW).empty
 
 

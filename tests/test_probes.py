@@ -23,7 +23,7 @@ from backends import HttpBackend, Mode
 from conftest import free_port
 
 from dnsserve.health.monitor import build_client
-from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
+from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
 
 CERT_HOST = "health.example.test"
 # Paths the probes ask for; any other path gets Mode.NOT_FOUND (404).
@@ -49,7 +49,7 @@ def check(spec: CheckSpec, address: str) -> ProbeResult:
 
 
 def http(port: int, path: str, **kw: object) -> CheckSpec:
-    return CheckSpec(kind=Kind.HTTP, port=port, path=path, timeout=2.0, **kw)  # type: ignore[arg-type]
+    return CheckSpec(kind=CheckKind.HTTP, port=port, path=path, timeout=2.0, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_http_body_mismatch(http_backend: HttpBackend) -> None:
 
 
 def test_http_hanging_response_is_a_timeout(http_backend: HttpBackend) -> None:
-    spec = CheckSpec(kind=Kind.HTTP, port=http_backend.port, path="/hang", timeout=0.3)
+    spec = CheckSpec(kind=CheckKind.HTTP, port=http_backend.port, path="/hang", timeout=0.3)
     assert check(spec, "127.0.0.21") == TIMEOUT
 
 
@@ -120,7 +120,7 @@ def https_backend(cert: tuple[Path, Path]) -> Iterator[HttpBackend]:
 
 
 def https(port: int, **kw: object) -> CheckSpec:
-    return CheckSpec(kind=Kind.HTTPS, port=port, path="/ok", timeout=2.0, **kw)  # type: ignore[arg-type]
+    return CheckSpec(kind=CheckKind.HTTPS, port=port, path="/ok", timeout=2.0, **kw)  # type: ignore[arg-type]
 
 
 def test_https_verifies_by_default(https_backend: HttpBackend) -> None:
@@ -151,8 +151,8 @@ def test_https_ca_file_and_sni(https_backend: HttpBackend, cert: tuple[Path, Pat
 def test_tcp_open_port_passes_closed_port_refuses() -> None:
     with socket.create_server(("127.0.0.22", 0)) as listener:
         port = listener.getsockname()[1]
-        ok = check(CheckSpec(kind=Kind.TCP, port=port, timeout=1.0), "127.0.0.22")
-    closed = check(CheckSpec(kind=Kind.TCP, port=port, timeout=1.0), "127.0.0.22")
+        ok = check(CheckSpec(kind=CheckKind.TCP, port=port, timeout=1.0), "127.0.0.22")
+    closed = check(CheckSpec(kind=CheckKind.TCP, port=port, timeout=1.0), "127.0.0.22")
     assert ok == ProbeResult(True, "connected")
     assert (closed.ok, closed.reason) == (False, "connect refused")
 
@@ -165,7 +165,7 @@ def test_tcp_over_ipv6() -> None:
     except OSError:
         pytest.skip("::1 not configured")
     with listener:
-        spec = CheckSpec(kind=Kind.TCP, port=listener.getsockname()[1], timeout=1.0)
+        spec = CheckSpec(kind=CheckKind.TCP, port=listener.getsockname()[1], timeout=1.0)
         assert check(spec, "::1") == ProbeResult(True, "connected")
 
 
@@ -217,7 +217,7 @@ def responder() -> Iterator[Responder]:
 
 
 def dns_spec(port: int, name: str, **kw: object) -> CheckSpec:
-    return CheckSpec(kind=Kind.DNS, port=port, query_name=name, query_type=dns.rdatatype.A,
+    return CheckSpec(kind=CheckKind.DNS, port=port, query_name=name, query_type=dns.rdatatype.A,
                      timeout=1.0, **kw)  # type: ignore[arg-type]
 
 
@@ -237,7 +237,7 @@ def test_dns(responder: Responder, name: str, extra: dict, expected: ProbeResult
 
 
 def test_dns_no_reply_is_a_timeout(responder: Responder) -> None:
-    spec = CheckSpec(kind=Kind.DNS, port=responder.port, query_name="drop.test.", timeout=0.3)
+    spec = CheckSpec(kind=CheckKind.DNS, port=responder.port, query_name="drop.test.", timeout=0.3)
     assert check(spec, "127.0.0.23") == TIMEOUT
 
 
@@ -250,7 +250,7 @@ def test_dns_closed_port_refuses() -> None:
 
 
 def run_exec(command: tuple[str, ...] | str, timeout: float = 5.0, port: int = 8080) -> ProbeResult:
-    return check(CheckSpec(kind=Kind.EXEC, command=command, port=port, timeout=timeout),
+    return check(CheckSpec(kind=CheckKind.EXEC, command=command, port=port, timeout=timeout),
                  "127.0.0.24")
 
 

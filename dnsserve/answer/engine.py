@@ -17,26 +17,29 @@ Pure: no sockets, no awaits, no clock, no logging per query.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from dnsserve import wire
-from dnsserve.answer.prebuilt import Prebuilt, Variants
-from dnsserve.answer.snapshot import Snapshot, key_parts
+from dnsserve.answer.prebuilt import Prebuilt
+from dnsserve.answer.snapshot import Entry, Snapshot, key_parts
 from dnsserve.errors import Dropped, FormError
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
-_SERVFAIL = 2
 
 
 class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
-    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "errors", "formerr")
+    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "formerr", "servfails")
+    _snapshot: Snapshot
+    _answers: Mapping[bytes, Entry]
+    _cache: dict[bytes, Prebuilt]
 
     def __init__(self, snapshot: Snapshot, *, cache_size: int = CACHE_SIZE) -> None:
         self.cache_size = cache_size
-        self.errors = 0  # unexpected exceptions answered with SERVFAIL
+        self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.swap(snapshot)
 
@@ -56,7 +59,7 @@ class Engine:
         self._snapshot = snapshot
         self._answers = snapshot.answers
         if not same_zones:
-            self._cache: dict[bytes, Prebuilt] = {}
+            self._cache = {}
 
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
@@ -78,27 +81,30 @@ class Engine:
                 entry = self._cache.get(key)
                 if entry is None:
                     entry = self._miss(key)
-            elif entry.__class__ is Variants:
-                entry = entry.pick()  # type: ignore[union-attr]
-            fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]  # type: ignore[union-attr]
+            elif entry.__class__ is not Prebuilt:
+                # a pool's Variants draws one; a Prebuilt is its own pick, so
+                # static answers skip the call
+                entry = entry.pick()
+            # the index layout of wire.flag_variants (RD -> bit 1, CD -> bit 0), inline
+            fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]
             if payload < 0:
-                out = data[:2] + fb + entry.counts + data[12:qend] + entry.body  # type: ignore[union-attr]
+                out = data[:2] + fb + entry.counts + data[12:qend] + entry.body
                 if tcp or len(out) <= 512:
                     return out
-                return self._truncate(data, fb, entry, qend, 512, b"")  # type: ignore[arg-type]
+                return self._truncate(data, fb, entry, qend, 512, b"")
             opt = wire.OPT_DO if do else wire.OPT_PLAIN
-            out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt  # type: ignore[union-attr]
+            out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
             limit = payload if payload < wire.OUR_PAYLOAD else wire.OUR_PAYLOAD
             if len(out) <= limit:
                 return out
-            return self._truncate(data, fb, entry, qend, limit, opt)  # type: ignore[arg-type]
+            return self._truncate(data, fb, entry, qend, limit, opt)
         except Exception:
-            self.errors += 1
-            if self.errors & (self.errors - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
-                log.exception("unexpected error answering a query (%d so far)", self.errors)
-            return wire.header_only(data, flags, _SERVFAIL, data[12:qend])
+            self.servfails += 1
+            if self.servfails & (self.servfails - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
+                log.exception("unexpected error answering a query (%d so far)", self.servfails)
+            return wire.header_only(data, flags, wire.SERVFAIL, data[12:qend])
 
     def _miss(self, key: bytes) -> Prebuilt:
         qname, qtype, qclass = key_parts(key)

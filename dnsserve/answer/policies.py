@@ -3,9 +3,10 @@
 Owns the choice among a pool's members (policy "all" | "weighted" |
 "priority") and the all-down rule ("all" | "fallback" | "hold" | "nodata") as
 one pure function, ``select(pool, view, now, previous) -> Selection``. The
-selection holds every answer variant up front; the engine prebuilds each
-variant once and picks one per query (round-robin when ``cum_weights`` is
-None, else a weighted draw over the cumulative table) without calling back.
+selection holds every answer variant up front; the snapshot prebuilds each
+variant once and ``answer.prebuilt.Variants.pick`` (the one draw) picks one
+per query (round-robin when ``cum_weights`` is None, else a weighted draw
+over the cumulative table) without calling back.
 
 Must not: read the clock (``now`` is an argument), do I/O, import ``config``
 or any edge module, know the wire format, or look at the monitor's guard
@@ -39,7 +40,6 @@ Rules (the tables below are the whole behaviour)
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import enum
 import itertools
@@ -113,21 +113,6 @@ class Selection:
     def empty(self) -> bool:
         return not self.values_variants
 
-    @property
-    def total_weight(self) -> int:
-        """The draw range: x in [0, total_weight) picks ``variant(x)``."""
-        if self.cum_weights is None:
-            return len(self.values_variants)
-        return self.cum_weights[-1] if self.cum_weights else 0
-
-    def variant(self, k: int) -> tuple[str, ...]:
-        """The k-th round-robin variant, or the variant a draw of k picks."""
-        if not self.values_variants:
-            return ()
-        if self.cum_weights is None:
-            return self.values_variants[k % len(self.values_variants)]
-        return self.values_variants[bisect.bisect_right(self.cum_weights, k % self.total_weight)]
-
     def values(self) -> frozenset[str]:
         """Every value any variant may answer with."""
         return frozenset(itertools.chain.from_iterable(self.values_variants))
@@ -146,7 +131,10 @@ class Selection:
         )
 
 
-Variants = tuple[tuple[tuple[str, ...], ...], tuple[int, ...] | None, str]
+# What a policy returns: (values of each variant, cumulative weights or None
+# for round-robin, a note for the reason). ``answer.prebuilt.Variants`` is the
+# prebuilt form the server draws from.
+PolicyResult = tuple[tuple[tuple[str, ...], ...], tuple[int, ...] | None, str]
 
 
 def _rotations(values: Sequence[str], limit: int) -> tuple[tuple[str, ...], ...]:
@@ -157,11 +145,11 @@ def _rotations(values: Sequence[str], limit: int) -> tuple[tuple[str, ...], ...]
     return tuple(twice[i : i + width] for i in range(len(items)))
 
 
-def _policy_all(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_all(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     return _rotations([m.value for m in up], limit), None, ""
 
 
-def _policy_weighted(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_weighted(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     weighted = [m for m in up if m.weight > 0]
     note = ""
     if not weighted:  # weight 0 = only when nothing weighted is up; then evenly
@@ -171,13 +159,13 @@ def _policy_weighted(up: Sequence[PoolMember], limit: int) -> Variants:
     return variants, tuple(itertools.accumulate(weights)), note
 
 
-def _policy_priority(up: Sequence[PoolMember], limit: int) -> Variants:
+def _policy_priority(up: Sequence[PoolMember], limit: int) -> PolicyResult:
     tier = min(m.priority for m in up)
     chosen = [m.value for m in up if m.priority == tier]
     return _rotations(chosen, limit), None, f", priority tier {tier}"
 
 
-POLICIES: dict[Policy, Callable[[Sequence[PoolMember], int], Variants]] = {
+POLICIES: dict[Policy, Callable[[Sequence[PoolMember], int], PolicyResult]] = {
     Policy.ALL: _policy_all,
     Policy.WEIGHTED: _policy_weighted,
     Policy.PRIORITY: _policy_priority,

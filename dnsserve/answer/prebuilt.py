@@ -24,7 +24,7 @@ from dns.rcode import Rcode
 from dns.rdatatype import RdataType
 
 from dnsserve import wire
-from dnsserve.zones.table import Kind, Result
+from dnsserve.zones.table import Result, ResultKind
 
 _SECTIONS = (dns.renderer.ANSWER, dns.renderer.AUTHORITY, dns.renderer.ADDITIONAL)
 
@@ -43,7 +43,7 @@ class Prebuilt:
         chunks: tuple[tuple[int, int, int, int, bool], ...],
         rcode: int,
     ) -> None:
-        self.flags = flags  # indexed by wire.rd_cd_index(query flags)
+        self.flags = flags  # wire.flag_variants: indexed by the query's RD and CD
         self.counts = counts  # QD, AN, NS, AR without OPT
         self.counts_edns = counts_edns  # the same with AR + 1 for our OPT
         self.body = body
@@ -52,6 +52,10 @@ class Prebuilt:
         # RFC 9471 for referral glue).
         self.chunks = chunks
         self.rcode = rcode
+
+    def pick(self) -> Prebuilt:
+        """The answer to one query: this one (``Variants.pick`` draws among several)."""
+        return self
 
     def cut(self, budget: int) -> tuple[bytes, bytes, bool]:
         """The longest body prefix within ``budget`` bytes: (body, counts, truncated).
@@ -108,13 +112,14 @@ def render(
     chunks: list[tuple[int, int, int, int, bool]] = []
     counts = [0, 0, 0]
     sections = (result.answer, result.authority, result.additional)
-    glue_essential = result.kind is Kind.REFERRAL
+    glue_essential = result.kind is ResultKind.REFERRAL
     for index, (section, rrsets) in enumerate(zip(_SECTIONS, sections, strict=True)):
         for rrset in rrsets:
             renderer.add_rrset(section, rrset, want_shuffle=False)
             counts[index] += len(rrset)
             essential = index < 2 or (glue_essential and _is_glue(rrset, result))
-            chunks.append((renderer.output.tell() - start, *counts, essential))
+            an, ns, ar = counts
+            chunks.append((renderer.output.tell() - start, an, ns, ar, essential))
     body = renderer.output.getvalue()[start:]
     flags = wire.QR | (wire.AA if result.aa else 0) | (int(result.rcode) & wire.RCODE_MASK)
     return Prebuilt(

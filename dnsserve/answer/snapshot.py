@@ -30,7 +30,7 @@ from dns.rdatatype import RdataType
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Kind, Result, ZoneTable
+from dnsserve.zones.table import Result, ResultKind, ZoneTable, closest_origin
 
 _TYPE_CLASS = struct.Struct("!HH")
 
@@ -50,7 +50,9 @@ PoolKey = tuple[dns.name.Name, RdataType]  # (owner, type) a pool answers for
 
 def answer_key(qname: dns.name.Name, qtype: int, qclass: int) -> bytes:
     """The key the engine computes from a query's bytes, from dnspython values."""
-    return qname.to_wire().lower() + _TYPE_CLASS.pack(qtype, qclass)
+    wire = qname.to_wire()
+    assert wire is not None  # None only when writing to a file
+    return wire.lower() + _TYPE_CLASS.pack(qtype, qclass)
 
 
 def key_parts(key: bytes) -> tuple[dns.name.Name, int, int]:
@@ -172,13 +174,8 @@ def find_zone(
 def _deepest(
     zones: Mapping[dns.name.Name, ZoneTable], name: dns.name.Name
 ) -> ZoneTable | None:
-    while True:
-        table = zones.get(name)
-        if table is not None:
-            return table
-        if name == dns.name.root:
-            return None
-        name = name.parent()
+    origin = closest_origin(name, zones)
+    return None if origin is None else zones[origin]
 
 
 def compute(
@@ -206,7 +203,7 @@ def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Preb
             name = dns.name.from_text(name_text)
             rrset = dns.rrset.RRset(name, RdataClass.CH, RdataType.TXT)
             rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [text.encode()]), 0)
-            result = Result(Kind.ANSWER, Rcode.NOERROR, True, (rrset,))
+            result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, (rrset,))
             out[answer_key(name, RdataType.TXT, RdataClass.CH)] = render(
                 name, RdataType.TXT, RdataClass.CH, result
             )

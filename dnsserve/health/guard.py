@@ -90,9 +90,10 @@ from __future__ import annotations
 import enum
 import math
 from collections import ChainMap
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, MutableMapping, Set
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import cast
 
 from dnsserve.health.model import MemberHealth, MemberId, State
 
@@ -283,7 +284,9 @@ def settle(
     if config is None or not (flipped or (guard.recent and not guard.suspect)):
         return Outcome(guard, proposed, flipped)
     downs = {member: Down(now, before)} if flipped else {}
-    current = ChainMap({member: proposed}, members)  # this result's counts
+    # this result's counts over the rest; ChainMap writes only to its first map
+    # (typeshed asks MutableMapping of every one)
+    current = ChainMap({member: proposed}, cast(MutableMapping[MemberId, MemberHealth], members))
     state, verdict = propose(guard, downs, members=current, config=config, now=now)
     restored = MappingProxyType(
         {m: hold(prev, members[m]) for m, prev in verdict.restore.items()}

@@ -1,6 +1,8 @@
-"""Member identities, states and the immutable health view.
+"""Member identities, states, check kinds and the immutable health view.
 
-Owns the vocabulary every other health and answer module speaks. Pure: no
+Owns the vocabulary every other health and answer module speaks, and the
+config schema too: the kinds of check and each kind's default port (one
+table, for the config's ``probe_port`` and the probes alike). Pure: no
 clock reads (times are floats passed in, seconds since the epoch), no I/O.
 
 A *member* is what a monitor checks: one probe address under one monitor.
@@ -14,6 +16,23 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+
+class CheckKind(enum.Enum):
+    """How a monitor checks a member (``health.probes`` runs each kind)."""
+
+    HTTP = "http"
+    HTTPS = "https"
+    TCP = "tcp"
+    DNS = "dns"
+    EXEC = "exec"
+
+
+# The port a check of each kind uses when none is configured; tcp needs one,
+# exec gets none.
+DEFAULT_PORTS: Mapping[CheckKind, int] = MappingProxyType(
+    {CheckKind.HTTP: 80, CheckKind.HTTPS: 443, CheckKind.DNS: 53}
+)
 
 
 class State(enum.Enum):

@@ -35,7 +35,7 @@ import trio
 from dnsserve.health import guard as guard_rules
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
 from dnsserve.health.model import MemberHealth, MemberId
-from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
+from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class Monitor:
 
     def _spawn(self, target: Target, *, at_once: bool) -> None:
         assert self._nursery is not None
-        if target.spec.kind in (Kind.HTTP, Kind.HTTPS):
+        if target.spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
             # Built now: loading CA roots is not the check's time. A bad ca_file
             # fails each check of this member, not the monitor.
             with contextlib.suppress(OSError):
@@ -327,7 +327,7 @@ class Monitor:
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
         client = None
-        if spec.kind in (Kind.HTTP, Kind.HTTPS):
+        if spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
             try:
                 client = self._client(spec)
             except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)

@@ -15,7 +15,6 @@ cause and returns them as failures; cancellation always propagates.
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import os
 import signal
@@ -30,26 +29,17 @@ import dns.rdatatype
 import httpx
 import trio
 
+from dnsserve.health.model import DEFAULT_PORTS, CheckKind
+
 BODY_LIMIT = 64 * 1024  # bytes of a response body searched for expect_body
 DETAIL_LIMIT = 200      # characters of error detail kept in a result
-
-
-class Kind(enum.Enum):
-    HTTP = "http"
-    HTTPS = "https"
-    TCP = "tcp"
-    DNS = "dns"
-    EXEC = "exec"
-
-
-_DEFAULT_PORT = {Kind.HTTP: 80, Kind.HTTPS: 443, Kind.DNS: 53}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckSpec:
     """The parameters of one kind of check (a monitor's, without its schedule)."""
 
-    kind: Kind
+    kind: CheckKind
     port: int = 0                        # 0 = the kind's default (80, 443, 53)
     path: str = "/"
     host: str = ""                       # HTTP Host header and TLS SNI
@@ -67,18 +57,18 @@ class CheckSpec:
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
-        if self.kind is Kind.TCP and not self.port:
+        if self.kind is CheckKind.TCP and not self.port:
             raise ValueError("a tcp check needs a port")
-        if self.kind is Kind.DNS and not self.query_name:
+        if self.kind is CheckKind.DNS and not self.query_name:
             raise ValueError("a dns check needs a query_name")
-        if self.kind is Kind.EXEC and not self.command:
+        if self.kind is CheckKind.EXEC and not self.command:
             raise ValueError("an exec check needs a command")
-        if self.kind in (Kind.HTTP, Kind.HTTPS) and not self.expect_status:
+        if self.kind in (CheckKind.HTTP, CheckKind.HTTPS) and not self.expect_status:
             raise ValueError("an http check needs at least one expected status")
 
     @property
     def effective_port(self) -> int:
-        return self.port or _DEFAULT_PORT.get(self.kind, 0)
+        return self.port or DEFAULT_PORTS.get(self.kind, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +85,13 @@ async def probe(
     spec: CheckSpec, address: str, *, client: httpx.AsyncClient | None = None
 ) -> ProbeResult:
     """Run one check of ``address``; never raises for what a backend does."""
-    if spec.kind in (Kind.HTTP, Kind.HTTPS):
+    if spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
         if client is None:
             raise ValueError("http and https probes need an injected httpx.AsyncClient")
         return await probe_http(spec, address, client)
-    if spec.kind is Kind.TCP:
+    if spec.kind is CheckKind.TCP:
         return await probe_tcp(spec, address)
-    if spec.kind is Kind.DNS:
+    if spec.kind is CheckKind.DNS:
         return await probe_dns(spec, address)
     return await probe_exec(spec, address)
 
@@ -115,7 +105,7 @@ async def probe_http(spec: CheckSpec, address: str, client: httpx.AsyncClient) -
     url = f"{scheme}://{_hostport(address, spec.effective_port)}{spec.path}"
     headers = {"Host": spec.host} if spec.host else {}
     # The URL holds the member's address; the TLS handshake must name the host.
-    extensions = {"sni_hostname": spec.host} if spec.kind is Kind.HTTPS and spec.host else {}
+    extensions = {"sni_hostname": spec.host} if spec.kind is CheckKind.HTTPS and spec.host else {}
     try:
         async with client.stream("GET", url, headers=headers, extensions=extensions) as resp:
             status = resp.status_code

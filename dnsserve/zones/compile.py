@@ -407,6 +407,7 @@ class _Checker:
 
 
 def _get(node: dns.node.Node, rdtype: RdataType) -> dns.rdataset.Rdataset | None:
+    rdataset: dns.rdataset.Rdataset
     for rdataset in node.rdatasets:
         if rdataset.rdtype == rdtype and rdataset.covers == RdataType.NONE:
             return rdataset

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 import dns.exception
 import dns.grange
@@ -37,7 +37,6 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.tokenizer
 import dns.transaction
 import dns.ttl
 import dns.zone
@@ -46,6 +45,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
 from dnsserve.zones.compile import Source, SourceMap, ZoneProblem, compile_with_problems
+from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def load_zone_file(
     text = _read_text(path, Source(str(path), 0))
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
     with zone.writer(replacement=True) as txn:
-        reader = _Reader(txn, _Tokenizer(text, str(path)), Path(path), include_dir)
+        reader = _Reader(txn, Tokenizer(text, str(path)), Path(path), include_dir)
         reader.read()
         sources = SourceMap(reader.owners, reader.records)
     return zone, sources
@@ -213,80 +213,25 @@ def _read_text(path: Path, cited_at: Source) -> str:
 # -- one file ------------------------------------------------------------------
 
 
-class _Tokenizer(dns.tokenizer.Tokenizer):
-    """A tokenizer that remembers the line and text of the last token that was not a line end.
-
-    dnspython's own line number has already moved on once a newline was read
-    (as a token's delimiter, or as the end of a record that ended too early),
-    so its errors can name the next line.
-    """
-
-    def __init__(self, text: str, filename: str) -> None:
-        super().__init__(text, filename)
-        self.token_line = 1
-        self.token_value = ""
-
-    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
-        token = super().get(want_leading, want_comment)
-        if not token.is_eol_or_eof():
-            # a newline read as the token's delimiter has been counted already
-            self.token_line = self.line_number - (self.ungotten_char == "\n")
-            self.token_value = token.value
-        return token
-
-
-class _RecordingTransaction:
-    """Passes a reader's writes on to the zone transaction, noting where each record was."""
-
-    def __init__(self, txn: dns.transaction.Transaction, reader: _Reader) -> None:
-        self._txn = txn
-        self._reader = reader
-        self.manager = txn.manager
-
-    def check_put_rdataset(self, check: Any) -> None:
-        self._txn.check_put_rdataset(check)
-
-    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
-        self._reader.note(name, rdata)
-        self._txn.add(name, ttl, rdata)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._txn, attr)
-
-
-# Reader attributes that an $INCLUDEd file may change and that come back after it.
-_INCLUDE_STATE = (
-    "tok",
-    "current_origin",
-    "last_name",
-    "last_ttl",
-    "last_ttl_known",
-    "default_ttl",
-    "default_ttl_known",
-    "default_ttl_from_soa",
-)
-
-
-class _Reader(dns.zonefile.Reader):
-    """dnspython's reader with our own directive loop.
+class _Reader:
+    """Our own directive loop over dnspython's zone-file reader.
 
     dnspython opens ``$INCLUDE`` files relative to the working directory and
     keeps no line numbers; this loop resolves includes against the zones
     directory, records where each record starts, and turns every failure into
     a ``ZoneError`` with file and line. Records themselves are still parsed by
-    dnspython (``_rr_line``, ``_generate_line``).
+    dnspython, through ``zones.dnspython_adapter`` (the only code that touches
+    dnspython's undocumented names).
     """
 
     def __init__(
         self,
         txn: dns.transaction.Transaction,
-        tok: _Tokenizer,
+        tok: Tokenizer,
         path: Path,
         include_dir: Path,
     ) -> None:
-        recorder = cast(dns.transaction.Transaction, _RecordingTransaction(txn, self))
-        super().__init__(tok, dns.rdataclass.IN, recorder, allow_include=True)
-        self.tok: _Tokenizer = tok
+        self.zf = ZoneFileReader(txn, tok, self.note)
         self.include_dir = include_dir
         self.owners: dict[dns.name.Name, Source] = {}
         self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
@@ -295,6 +240,10 @@ class _Reader(dns.zonefile.Reader):
         self._stack: list[dict[str, Any]] = []
         self._files = [path.resolve()]
 
+    @property
+    def tok(self) -> Tokenizer:
+        return self.zf.tokenizer
+
     def note(self, name: dns.name.Name, rdata: dns.rdata.Rdata) -> None:
         """Remember where a record was written, before the zone transaction sees it.
 
@@ -302,9 +251,9 @@ class _Reader(dns.zonefile.Reader):
         owner without a word, and refuses an SOA below the apex without a
         line: both are errors here.
         """
-        if rdata.rdtype == RdataType.SOA and name != self.zone_origin:
+        if rdata.rdtype == RdataType.SOA and name != self.zf.apex:
             raise self._error(
-                f"SOA record at {name}, not at the zone apex {self.zone_origin}", self.here.line
+                f"SOA record at {name}, not at the zone apex {self.zf.apex}", self.here.line
             )
         if dns.rdatatype.is_singleton(rdata.rdtype):
             first = self.singletons.setdefault((name, rdata.rdtype), (rdata, self.here))
@@ -335,22 +284,20 @@ class _Reader(dns.zonefile.Reader):
         if token.is_eof():
             if not self._stack:
                 return False
-            state = self._stack.pop()
+            self.zf.restore_state(self._stack.pop())
             self._files.pop()
-            for attr, value in state.items():
-                setattr(self, attr, value)
             return True
         if token.is_eol():
             return True
         if token.is_comment():
             self.tok.get_eol()
             return True
-        self.here = Source(self.tok.filename, self.tok.token_line)
+        self.here = Source(self.tok.source_file, self.tok.token_line)
         if token.is_identifier() and token.value.startswith("$"):
             self._directive(token.value.upper())
         else:
             self.tok.unget(token)
-            self._rr_line()
+            self.zf.read_record()
             self._check_owner()
         return True
 
@@ -359,12 +306,10 @@ class _Reader(dns.zonefile.Reader):
             token = self.tok.get()
             if not token.is_identifier():
                 raise dns.exception.SyntaxError("$TTL needs a TTL")
-            self.default_ttl = dns.ttl.from_text(token.value)
-            self.default_ttl_known = True
-            self.default_ttl_from_soa = False
+            self.zf.set_default_ttl(dns.ttl.from_text(token.value))
             self.tok.get_eol()
         elif directive == "$ORIGIN":
-            self.current_origin = self.tok.get_name(self.current_origin)
+            self.zf.set_origin(self.tok.get_name(self.zf.origin))
             self.tok.get_eol()
         elif directive == "$INCLUDE":
             self._include()
@@ -377,7 +322,7 @@ class _Reader(dns.zonefile.Reader):
             if (stop - start) // step + 1 > MAX_GENERATE:
                 raise self._error(f"$GENERATE makes more than {MAX_GENERATE} names", self.here.line)
             self.tok.unget(token)
-            self._generate_line()
+            self.zf.read_generate()
             self._check_owner()
         else:
             raise dns.exception.SyntaxError(f"unknown directive {directive}")
@@ -387,9 +332,9 @@ class _Reader(dns.zonefile.Reader):
         if not (token.is_identifier() or token.is_quoted_string()):
             raise dns.exception.SyntaxError("$INCLUDE needs a file name")
         token_origin = self.tok.get()
-        origin = self.current_origin
+        origin = self.zf.origin
         if token_origin.is_identifier():
-            origin = dns.name.from_text(token_origin.value, self.current_origin)
+            origin = dns.name.from_text(token_origin.value, self.zf.origin)
             self.tok.get_eol()
         elif not token_origin.is_eol_or_eof():
             raise dns.exception.SyntaxError("bad origin in $INCLUDE")
@@ -401,34 +346,31 @@ class _Reader(dns.zonefile.Reader):
         if path.resolve() in self._files:
             raise self._error(f"$INCLUDE loop: {path} is already being read", self.here.line)
         text = _read_text(path, self.here)
-        state = {attr: getattr(self, attr) for attr in _INCLUDE_STATE if hasattr(self, attr)}
-        self._stack.append(state)
+        self._stack.append(self.zf.save_state())
         self._files.append(path.resolve())
-        self.tok = _Tokenizer(text, str(path))
-        self.current_origin = origin
+        self.zf.switch_to(Tokenizer(text, str(path)), origin)
 
     def _check_owner(self) -> None:
         # dnspython skips records whose owner is outside the zone without a word
-        assert self.zone_origin is not None and self.last_name is not None
-        if not self.last_name.is_subdomain(self.zone_origin):
+        if not self.zf.owner.is_subdomain(self.zf.apex):
             raise self._error(
-                f"owner {self.last_name} is outside the zone {self.zone_origin}", self.here.line
+                f"owner {self.zf.owner} is outside the zone {self.zf.apex}", self.here.line
             )
 
     def _cname_conflict(self) -> str:
-        name = self.last_name
-        if name == self.zone_origin:
+        name = self.zf.owner
+        if name == self.zf.apex:
             return f"CNAME at the zone apex {name}"
-        first = self.owners.get(name) if name is not None else None
+        first = self.owners.get(name)
         return f"CNAME beside other data at {name}{_first_at(first, self.here)}"
 
     def _syntax_message(self, exc: Exception) -> str:
         message = str(exc) or type(exc).__name__
         if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
             message = f"syntax error at {self.tok.token_value!r}"
-        if self.tok.multiline > 0 and self.tok.token_line != self.here.line:
+        if self.tok.in_parentheses and self.tok.token_line != self.here.line:
             message += f" (inside parentheses opened at line {self.here.line})"
         return message
 
     def _error(self, message: str, line: int) -> ZoneError:
-        return ZoneError(message, file=self.tok.filename, line=line)
+        return ZoneError(message, file=self.tok.source_file, line=line)

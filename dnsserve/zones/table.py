@@ -4,8 +4,10 @@ Owns the authoritative answer rules of RFC 1034 §4.3.2 for a single zone:
 referrals at zone cuts, DNAME synthesis (RFC 6672), exact matches, CNAME
 chains followed inside the zone, wildcards (RFC 4592), NODATA at existing
 names and empty non-terminals, NXDOMAIN, and the additional A/AAAA of NS, MX
-and SRV targets. A lookup returns a ``Result`` of dnspython RRsets; turning
-it into wire bytes is ``answer.prebuilt``'s job.
+and SRV targets; and which of several zones holds a name (``closest_origin``,
+for the snapshot and the config's pools alike). A lookup returns a
+``Result`` of dnspython RRsets; turning it into wire bytes is
+``answer.prebuilt``'s job.
 
 It must not parse zone files (``zones.load``), validate them
 (``zones.compile``), read the clock or run per query: results are computed
@@ -26,9 +28,10 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import cast
 
 import dns.name
 import dns.rdata
@@ -48,7 +51,7 @@ _TARGET_TYPES = (RdataType.NS, RdataType.MX, RdataType.SRV)
 _WILD = b"*"
 
 
-class Kind(enum.Enum):
+class ResultKind(enum.Enum):
     ANSWER = "answer"
     NODATA = "nodata"
     NXDOMAIN = "nxdomain"
@@ -59,7 +62,7 @@ class Kind(enum.Enum):
 class Result:
     """One authoritative answer, as dnspython RRsets in section order."""
 
-    kind: Kind
+    kind: ResultKind
     rcode: Rcode
     aa: bool
     answer: tuple[dns.rrset.RRset, ...] = ()
@@ -68,6 +71,19 @@ class Result:
     # Dynamic (pool) rrsets this result used, as (owner, rdtype): a pool
     # change must rebuild every prebuilt answer that names one of them.
     uses: frozenset[tuple[dns.name.Name, RdataType]] = frozenset()
+
+
+def closest_origin(
+    name: dns.name.Name, origins: Container[dns.name.Name]
+) -> dns.name.Name | None:
+    """The deepest of ``origins`` that is ``name`` or one of its ancestors (the
+    zone that holds ``name``), or None: one membership test per label."""
+    while True:
+        if name in origins:
+            return name
+        if name == dns.name.root:
+            return None
+        name = name.parent()
 
 
 Node = Mapping[RdataType, dns.rrset.RRset]
@@ -182,7 +198,9 @@ class ZoneTable:
         names = self.names | added if added else self.names
         keys = frozenset(replacements)
         dynamic = self._dynamic if keys <= self._dynamic else self._dynamic | keys
-        nodes = MappingProxyType(collections.ChainMap(overlay, self._loaded))
+        # ChainMap writes only to its first map (typeshed asks MutableMapping of every one)
+        loaded = cast(MutableMapping[dns.name.Name, Node], self._loaded)
+        nodes = MappingProxyType(collections.ChainMap(overlay, loaded))
         return ZoneTable(self.origin, nodes, names, dynamic, base=self, overlay=overlay)
 
     # -- the lookup sequence -------------------------------------------------
@@ -201,7 +219,7 @@ class ZoneTable:
             if step is None or step in seen or not step.is_subdomain(self.origin):
                 break  # answered, a loop, or the chain leaves the zone
             name = step
-        return self._finish(Kind.ANSWER, Rcode.NOERROR, answer, (), uses)
+        return self._finish(ResultKind.ANSWER, Rcode.NOERROR, answer, (), uses)
 
     def _step(
         self,
@@ -237,7 +255,7 @@ class ZoneTable:
             return self._referral(source, answer, uses)
         if source in self.names:  # a wildcard that is an empty non-terminal is NODATA
             return self._at_node(name, source, self.node(source), qtype, answer, uses)
-        return self._negative(Kind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
+        return self._negative(ResultKind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
 
     def _at_node(
         self,
@@ -263,7 +281,7 @@ class ZoneTable:
         if cname is not None:
             answer.append(self._use(name, source, cname, uses))
             return cname[0].target  # type: ignore[no-any-return]
-        return self._negative(Kind.NODATA, Rcode.NOERROR, answer, uses)
+        return self._negative(ResultKind.NODATA, Rcode.NOERROR, answer, uses)
 
     def _use(
         self,
@@ -293,7 +311,7 @@ class ZoneTable:
         try:
             target = name.relativize(owner).concatenate(dname[0].target)
         except dns.name.NameTooLong:
-            return self._finish(Kind.ANSWER, Rcode.YXDOMAIN, answer, (), uses)
+            return self._finish(ResultKind.ANSWER, Rcode.YXDOMAIN, answer, (), uses)
         cname = dns.rrset.RRset(name, dname.rdclass, RdataType.CNAME)
         cname.add(
             dns.rdtypes.ANY.CNAME.CNAME(dname.rdclass, RdataType.CNAME, target), dname.ttl
@@ -311,7 +329,7 @@ class ZoneTable:
         glue = self._addresses((ns,), below=cut, uses=uses)
         # A referral after a CNAME is still part of an authoritative answer.
         return Result(
-            Kind.REFERRAL,
+            ResultKind.REFERRAL,
             Rcode.NOERROR,
             bool(answer),
             tuple(answer),
@@ -322,7 +340,7 @@ class ZoneTable:
 
     def _negative(
         self,
-        kind: Kind,
+        kind: ResultKind,
         rcode: Rcode,
         answer: list[dns.rrset.RRset],
         uses: set[tuple[dns.name.Name, RdataType]],
@@ -336,13 +354,15 @@ class ZoneTable:
 
     def _finish(
         self,
-        kind: Kind,
+        kind: ResultKind,
         rcode: Rcode,
         answer: list[dns.rrset.RRset],
         authority: tuple[dns.rrset.RRset, ...],
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
-        additional = self._addresses(answer, below=None, uses=uses) if kind is Kind.ANSWER else ()
+        additional = (
+            self._addresses(answer, below=None, uses=uses) if kind is ResultKind.ANSWER else ()
+        )
         return Result(kind, rcode, True, tuple(answer), authority, additional, frozenset(uses))
 
     def _addresses(
