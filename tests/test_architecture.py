@@ -44,7 +44,8 @@ LEVELS: list[set[str]] = [
     # where their imports and importers put them.
     {"answer.policies", "answer.prebuilt", "zones.compile", "health.tracker", "health.guard"},
     {"zones.table", "health.model"},
-    {"wire", "framing"},
+    # metrics (the Prometheus text renderer) is a pure leaf: any level may use it.
+    {"wire", "framing", "metrics"},
     {"errors", "", "zones", "health", "answer"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -57,6 +58,7 @@ CORE = {
     "answer",
     "wire",
     "framing",
+    "metrics",
     "errors",
     "config_schema",
     "zones.table",
