@@ -44,8 +44,9 @@ LEVELS: list[set[str]] = [
     # where their imports and importers put them.
     {"answer.policies", "answer.prebuilt", "zones.compile", "health.tracker", "health.guard"},
     {"zones.table", "health.model"},
-    # metrics (the Prometheus text renderer) is a pure leaf: any level may use it.
-    {"wire", "framing", "metrics"},
+    # metrics (the Prometheus text renderer) and statuspage (the status
+    # document and its HTML) are pure leaves: any level may use them.
+    {"wire", "framing", "metrics", "statuspage"},
     {"errors", "", "zones", "health", "answer"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -59,6 +60,7 @@ CORE = {
     "wire",
     "framing",
     "metrics",
+    "statuspage",
     "errors",
     "config_schema",
     "zones.table",
