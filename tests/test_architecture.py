@@ -33,6 +33,10 @@ LEVELS: list[set[str]] = [
     {"app"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     {"net", "control", "health.monitor", "store", "demo"},
+    # control_routes (the API as a function: routes, auth, JSON) and
+    # control_access (the token file, the address rule) are split out of
+    # control, their importer; the CLI uses control_access too.
+    {"control_routes", "control_access"},
     {"config", "zones.load", "health.probes"},
     # config_schema (the Structs of dnsserve.toml and validate, split out of
     # config) is not in DESIGN's map yet: directly under config, its importer;
@@ -61,6 +65,7 @@ CORE = {
     "framing",
     "metrics",
     "statuspage",
+    "control_routes",
     "errors",
     "config_schema",
     "zones.table",
@@ -79,6 +84,7 @@ EDGE = {
     "app",
     "net",
     "control",
+    "control_access",
     "store",
     "config",
     "zones.load",
