@@ -145,6 +145,9 @@ class FakeApi:
         return self.healthy, {"zones_loaded": self.healthy, "listeners": ["127.0.0.1:5300"]}
 
 
+API: control.Api = FakeApi()  # mypy checks that the fake has the Protocol's shape
+
+
 class LoopThread:
     """A uvloop event loop running in a daemon thread; stopped by stop()."""
 
