@@ -37,6 +37,10 @@ LEVELS: list[set[str]] = [
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     {"net", "control", "health.monitor", "store", "demo", "settings"},
+    # control_routes (the API as a function: routes, auth, JSON) and
+    # control_access (the token file, the address rule) are split out of
+    # control, their importer; the CLI uses control_access too.
+    {"control_routes", "control_access"},
     {"config", "zones.load", "health.probes"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
@@ -51,7 +55,9 @@ LEVELS: list[set[str]] = [
     # where their imports and importers put them.
     {"answer.policies", "answer.prebuilt", "zones.compile", "health.tracker", "health.guard"},
     {"zones.table", "health.model"},
-    {"wire", "framing"},
+    # metrics (the Prometheus text renderer) and statuspage (the status
+    # document and its HTML) are pure leaves: any level may use them.
+    {"wire", "framing", "metrics", "statuspage"},
     {"errors", "", "zones", "health", "answer"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -64,6 +70,9 @@ CORE = {
     "answer",
     "wire",
     "framing",
+    "metrics",
+    "statuspage",
+    "control_routes",
     "errors",
     "config_schema",
     "zones.table",
@@ -86,6 +95,7 @@ EDGE = {
     "settings",
     "net",
     "control",
+    "control_access",
     "store",
     "config",
     "zones.load",
