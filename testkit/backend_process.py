@@ -12,9 +12,11 @@ process behind: every process is stopped by its PID (``Backend.stop``,
 ``BackendSet.stop``), and a child whose parent died exits by itself (it polls
 its parent).
 
-Run as a script it is one backend (what ``Backend.start`` runs):
+Run as a module it is one backend (what ``Backend.start`` runs):
 
-    python benchmarks/http_backends.py 127.0.0.11 8080 --log health-11.log
+    python -m testkit.backend_process 127.0.0.11 8080 --log health-11.log
+
+The tests' backends, switchable in the test's own process, are in ``backends``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import ipaddress
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
+
+from testkit import ROOT
+from testkit.ports import common_port
 
 READY_SECONDS = 10.0
 STOP_SECONDS = 5.0
@@ -104,26 +108,6 @@ def serve(address: str, port: int, log: Path | None, realtime: bool = False) -> 
 # -- the parent's handles -----------------------------------------------------------
 
 
-def free_port(addresses: list[str]) -> int:
-    """A TCP port free on every one of ``addresses`` (bounded tries)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((addresses[0], 0))
-            port = int(probe.getsockname()[1])
-        ok = True
-        for address in addresses:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((address, port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return port
-    raise RuntimeError("no port free on every backend address")
-
-
 class Backend:
     """One backend process on ``address:port``; start, kill and start again."""
 
@@ -138,7 +122,7 @@ class Backend:
 
     @property
     def command(self) -> list[str]:
-        cmd = [sys.executable, str(Path(__file__).resolve()), self.address, str(self.port)]
+        cmd = [sys.executable, "-m", "testkit.backend_process", self.address, str(self.port)]
         cmd += ["--log", str(self.log)] if self.log is not None else []
         return cmd + (["--realtime"] if self.realtime else [])
 
@@ -150,7 +134,7 @@ class Backend:
         if self.alive():
             raise RuntimeError(f"backend {self.address} already running")
         proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True, start_new_session=True)
+                                text=True, start_new_session=True, cwd=ROOT)
         self.proc = proc
         assert proc.stdout is not None
         deadline = time.monotonic() + READY_SECONDS
@@ -214,7 +198,7 @@ class BackendSet:
 
     def __init__(self, addresses: list[str], log_dir: Path | None = None,
                  port: int | None = None, realtime: bool = False) -> None:
-        self.port = port if port is not None else free_port(addresses)
+        self.port = port if port is not None else common_port(addresses)
         self.backends = {
             a: Backend(a, self.port, log_dir / f"health-{a}.log" if log_dir else None,
                        realtime)

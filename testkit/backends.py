@@ -13,6 +13,9 @@ bind loopback only.
 Must not: send traffic by itself, bind anything but the address it is given,
 or outlive the test (every ``start``/``open`` has a ``stop``/``close``; both
 are context managers, and ``close_all`` stops a group).
+
+The health benchmarks need backends a test cannot have in its own process
+(killed with SIGKILL, logging each request's arrival): ``backend_process``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-from conftest import free_port
 
 HANG_LIMIT = 10.0  # seconds a hanging response waits at most before it gives up
 
@@ -47,22 +48,6 @@ _RESPONSES = {
     Mode.NOT_FOUND: (404, b"no such page"),
     Mode.HANG: (200, b"ok"),  # sent only if released: the check has long been cancelled
 }
-
-
-def common_port(hosts: Iterable[str]) -> int:
-    """A TCP port free on every one of ``hosts`` (a monitor has one port for all members)."""
-    hosts = list(hosts)
-    for _ in range(50):
-        port = free_port(hosts[0])
-        with contextlib.ExitStack() as stack:
-            try:
-                for host in hosts[1:]:
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind((host, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no port free on all of {hosts}")
 
 
 class _Handler(BaseHTTPRequestHandler):

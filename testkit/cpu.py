@@ -1,40 +1,31 @@
-"""Benchmark processes: dnsserve, NSD and Knot on loopback, pinned to one CPU.
+"""Benchmark processes pinned to a CPU, and the CPU time of a server's process tree.
 
-Starting and stopping is delegated to the test harness, so the benchmark runs
-the same loopback-only configs as the differential tests: tests/conftest.py
-(``start_server``: dnsserve) and tests/peers.py (``start_nsd``, ``start_knot``:
-one server thread each, NSD with ``rrl-ratelimit: 0``). This module adds CPU
+Starting and stopping is the tests' own (``testkit.server.start_server`` for
+dnsserve, ``testkit.peers`` for NSD and Knot: one server thread each, NSD with
+``rrl-ratelimit: 0``), so a benchmark runs the same loopback-only configs as
+the differential tests. This module adds the CPU choice (``pick_cpus``), CPU
 pinning (the affinity is set on this process around the start and inherited by
 the server, exactly what ``taskset -c`` does before its exec), a readiness
 check on the benchmark zone's SOA, and the server's CPU time, read from /proc
-for its whole process tree. It never sends DNS traffic except that readiness
-probe, and only to 127.0.0.1.
+for its whole process tree (``WatchedServer``). It never sends DNS traffic
+except that readiness probe, and only to 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.query
-
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-
-import conftest  # noqa: E402  (tests/ is not a package; path set just above)
-import peers  # noqa: E402
+from testkit import peers
+from testkit.server import running, serves_zone, start_server
+from testkit.wait import WaitTimeout, wait_for
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -84,7 +75,7 @@ def cpu_seconds(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, 
 
 
 class Handle(Protocol):
-    """What conftest.ServerProc and peers.Peer have in common."""
+    """What server.ServerProc and peers.Peer have in common."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -108,24 +99,31 @@ def pinned(cpu: int | None) -> Iterator[None]:
         os.sched_setaffinity(0, old)
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them ("?" if unreadable)."""
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def pick_cpus(args: argparse.Namespace) -> argparse.Namespace:
+    """Server on CPU 0 and client on CPU 1 when there are two; unpinned otherwise."""
+    two = (os.cpu_count() or 1) >= 2
+    args.server_cpu = 0 if two else None
+    args.client_cpu = 1 if two else None
+    return args
+
+
 def wait_zone(port: int, proc: subprocess.Popen[bytes], origin: str,
               seconds: float = 30.0) -> None:
     """Poll with an SOA query until the zone is answered with AA (bounded in time)."""
-    deadline = time.monotonic() + seconds
-    q = dns.message.make_query(origin, "SOA")
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with {proc.returncode}")
-        with contextlib.suppress(OSError, dns.exception.DNSException):
-            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
-            if r.rcode() == 0 and r.flags & dns.flags.AA and r.answer:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not answer {origin} SOA within {seconds:.0f} s")
+    wait_for(f"the server on port {port} to answer {origin} SOA",
+             lambda: running(proc) or serves_zone("127.0.0.1", port, origin),
+             seconds=seconds, poll=0.1)
 
 
 @dataclass
-class Server:
+class WatchedServer:
     """One running server: its handle, and every PID of its tree we have seen."""
 
     name: str
@@ -175,12 +173,10 @@ class Server:
             for pid, start in self.seen.items():
                 if pid == self.pid:
                     continue
-                for _ in range(50):
-                    st = _stat(pid)
-                    if st is None or st[2] != start:
-                        break
-                    time.sleep(0.1)
-                else:
+                try:
+                    wait_for(f"{self.name}'s process {pid} to end",
+                             lambda pid=pid, start=start: _gone(pid, start), seconds=5.0, poll=0.1)
+                except WaitTimeout:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
 
@@ -190,20 +186,15 @@ class Server:
         return ""
 
 
-def start(name: str, zone_file: Path, origin: str, work: Path, cpu: int | None) -> Server:
-    """Start ``name`` (dnsserve | nsd | knot) on a free loopback port, serving one zone."""
-    work.mkdir(parents=True, exist_ok=True)
-    with pinned(cpu):
-        if name == "dnsserve":
-            # cwd = work: no ./dnsserve.toml is picked up; zones and listen from flags.
-            handle: Handle = conftest.start_server(work, zones=zone_file.parent, cwd=work)
-        elif name == "nsd":
-            handle = peers.start_nsd({origin: zone_file}, work, threads=1)
-        elif name == "knot":
-            handle = peers.start_knot({origin: zone_file}, work, threads=1)
-        else:
-            raise ValueError(f"unknown server {name!r}")
-    srv = Server(name, handle)
+def _gone(pid: int, start: int) -> bool:
+    """``pid`` has ended (or the number now belongs to another process)."""
+    st = _stat(pid)
+    return st is None or st[2] != start
+
+
+def watch(name: str, handle: Handle, origin: str) -> WatchedServer:
+    """Wait until ``handle`` serves ``origin``; read back its CPU affinity. Stops it on error."""
+    srv = WatchedServer(name, handle)
     try:
         wait_zone(srv.port, handle.proc, origin)
         srv.affinity = srv.check_affinity()
@@ -211,3 +202,20 @@ def start(name: str, zone_file: Path, origin: str, work: Path, cpu: int | None) 
         srv.stop()
         raise
     return srv
+
+
+def start_watched(name: str, zone_file: Path, origin: str, work: Path,
+                  cpu: int | None) -> WatchedServer:
+    """Start ``name`` (dnsserve | nsd | knot) on a free loopback port, serving one zone."""
+    work.mkdir(parents=True, exist_ok=True)
+    with pinned(cpu):
+        if name == "dnsserve":
+            # cwd = work: no ./dnsserve.toml is picked up; zones and listen from flags.
+            handle: Handle = start_server(work, zones=zone_file.parent, cwd=work)
+        elif name == "nsd":
+            handle = peers.start_nsd({origin: zone_file}, work, threads=1)
+        elif name == "knot":
+            handle = peers.start_knot({origin: zone_file}, work, threads=1)
+        else:
+            raise ValueError(f"unknown server {name!r}")
+    return watch(name, handle, origin)

@@ -1,16 +1,18 @@
-"""Reference DNS servers (Knot DNS, NSD) run as subprocesses on loopback.
+"""Reference DNS servers (Knot DNS, NSD, gdnsd, PowerDNS) run as subprocesses on loopback.
 
-Owns: writing a loopback-only config for a peer server, starting it, waiting
-(bounded) until it serves every zone, and stopping it by PID. Used by the
-differential tests and by the benchmark scripts.
+Owns: writing a loopback-only config for Knot and NSD, starting a peer,
+waiting (bounded) until it serves every zone, and stopping it by PID. Used
+by the differential tests and by the benchmark scripts. gdnsd and PowerDNS
+are started from a config their caller wrote (the health benchmarks' own).
 
 Must not: send traffic anywhere but loopback, configure anything that acts by
 itself (NOTIFY, transfers, DNSSEC signing, zone file sync, control sockets on
 the network), or leave a process running after ``stop()``.
 
-A missing peer binary skips the calling test, unless the environment sets
-``DNSSERVE_REQUIRE_PEERS=1`` (``.ci/run`` does): then it fails the test, so
-CI cannot pass by skipping the comparison.
+A missing Knot or NSD binary skips the calling test, unless the environment
+sets ``DNSSERVE_REQUIRE_PEERS=1`` (``.ci/run`` does): then it fails the test,
+so CI cannot pass by skipping the comparison. A missing gdnsd or PowerDNS
+raises ``PeerFailed`` (a benchmark records it and goes on).
 """
 
 from __future__ import annotations
@@ -20,19 +22,16 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dns.exception
-import dns.flags
-import dns.message
 import dns.name
-import dns.query
-import dns.rcode
 import dns.zone
 import pytest
-from conftest import free_port
+
+from testkit.ports import free_port
+from testkit.server import serves_zone
+from testkit.wait import WaitTimeout, wait_for
 
 REQUIRE_ENV = "DNSSERVE_REQUIRE_PEERS"
 READY_SECONDS = 20.0
@@ -49,11 +48,16 @@ def peers_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
 
 
-def peer_binary(name: str) -> str:
-    """Path of ``name``; skip the test when missing, or fail when peers are required."""
-    path = shutil.which(name) or next(
+def find_binary(name: str) -> str | None:
+    """Path of the executable ``name`` (on PATH, or in /usr/sbin or /usr/bin), or None."""
+    return shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
     )
+
+
+def peer_binary(name: str) -> str:
+    """Path of ``name``; skip the test when missing, or fail when peers are required."""
+    path = find_binary(name)
     if path is None:
         msg = f"peer server binary {name!r} not installed"
         if peers_required():
@@ -112,13 +116,12 @@ class Peer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=STOP_SECONDS)
-        deadline = time.monotonic() + STOP_SECONDS
-        while _group_alive(self.proc.pid):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
+        try:
+            wait_for(f"{self.name}'s process group to end", lambda: not _group_alive(self.proc.pid),
+                     seconds=STOP_SECONDS, poll=0.02)
+        except WaitTimeout:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def log_text(self) -> str:
         parts = [p.read_text(errors="replace") for p in self.logs if p.exists()]
@@ -135,7 +138,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _spawn(name: str, cmd: list[str], tmp: Path, config: Path, port: int, host: str) -> Peer:
+def spawn(name: str, cmd: list[str], tmp: Path, config: Path, port: int,
+          host: str = "127.0.0.1") -> Peer:
+    """Start ``cmd`` in ``tmp`` (its own session), output to ``tmp/<name>.out``; no wait."""
     out = tmp / f"{name}.out"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
@@ -144,33 +149,33 @@ def _spawn(name: str, cmd: list[str], tmp: Path, config: Path, port: int, host: 
     return Peer(name, proc, host, port, config, [out])
 
 
-def _wait_zones(peer: Peer, origins: list[str]) -> None:
+def wait_zones(peer: Peer, origins: list[str], seconds: float = READY_SECONDS) -> None:
     """Bounded poll until every zone's SOA is answered authoritatively."""
-    deadline = time.monotonic() + READY_SECONDS
     pending = list(origins)
-    while pending and time.monotonic() < deadline:
+
+    def still_pending() -> list[str]:
         if peer.proc.poll() is not None:
             raise PeerFailed(
                 f"{peer.name} exited with {peer.proc.returncode}:\n{peer.log_text()}"
             )
-        q = dns.message.make_query(pending[0], "SOA")
-        q.flags &= ~dns.flags.RD
-        with contextlib.suppress(OSError, dns.exception.DNSException):
-            r = dns.query.udp(q, peer.host, port=peer.port, timeout=0.3)
-            if r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA and r.answer:
-                pending.pop(0)
-                continue
-        time.sleep(0.05)
-    if pending:
-        raise PeerFailed(f"{peer.name} did not serve {pending}:\n{peer.log_text()}")
+        while pending and serves_zone(peer.host, peer.port, pending[0]):
+            pending.pop(0)
+        return pending
+
+    try:
+        wait_for(f"{peer.name} to serve {origins}", still_pending, lambda left: not left,
+                 seconds=seconds)
+    except WaitTimeout as exc:
+        raise PeerFailed(f"{exc}:\n{peer.log_text()}") from None
 
 
 def _start(name: str, cmd: list[str], tmp: Path, conf: Path, port: int, host: str,
-           origins: list[str], logs: tuple[Path, ...] = ()) -> Peer:
-    peer = _spawn(name, cmd, tmp, conf, port, host)
+           origins: list[str], logs: tuple[Path, ...] = (),
+           seconds: float = READY_SECONDS) -> Peer:
+    peer = spawn(name, cmd, tmp, conf, port, host)
     peer.logs.extend(logs)
     try:
-        _wait_zones(peer, origins)
+        wait_zones(peer, origins, seconds)
     except BaseException:
         peer.stop()
         raise
@@ -197,7 +202,7 @@ def start_knot(
     )
     conf = tmp / "knot.conf"
     conf.write_text(
-        f"""# generated by tests/peers.py: loopback only, nothing automatic
+        f"""# generated by testkit/peers.py: loopback only, nothing automatic
 server:
     rundir: "{tmp}"
     pidfile: "{tmp}/knot.pid"
@@ -247,7 +252,7 @@ def start_nsd(
     conf = tmp / "nsd.conf"
     log = tmp / "nsd.log"
     conf.write_text(
-        f"""# generated by tests/peers.py: loopback only, nothing automatic
+        f"""# generated by testkit/peers.py: loopback only, nothing automatic
 server:
     ip-address: {host}@{port}
     port: {port}
@@ -276,3 +281,36 @@ remote-control:
     )
     cmd = [binary, "-d", "-c", str(conf)]
     return _start("nsd", cmd, tmp, conf, port, host, list(zones), (log,))
+
+
+def _installed(name: str) -> str:
+    path = find_binary(name)
+    if path is None:
+        raise PeerFailed(f"peer server binary {name!r} not installed")
+    return path
+
+
+def start_gdnsd(work: Path, port: int, origins: list[str], *,
+                seconds: float = 30.0) -> Peer:
+    """``gdnsd -c WORK start`` (foreground) on 127.0.0.1:``port``.
+
+    The caller wrote ``WORK/config`` (listening on that port, loopback only,
+    no TCP control socket) and the zones under ``WORK/zones``.
+    """
+    binary = _installed("gdnsd")
+    conf = work / "config"
+    return _start("gdnsd", [binary, "-c", str(work), "start"], work, conf, port, "127.0.0.1",
+                  origins, seconds=seconds)
+
+
+def start_pdns(work: Path, port: int, origins: list[str], *,
+               seconds: float = 30.0) -> Peer:
+    """``pdns_server --config-dir=WORK`` on 127.0.0.1:``port``.
+
+    The caller wrote ``WORK/pdns.conf`` (listening on that port, loopback
+    only, no security poll, no API or webserver) and the zones it names.
+    """
+    binary = _installed("pdns_server")
+    conf = work / "pdns.conf"
+    return _start("powerdns", [binary, f"--config-dir={work}"], work, conf, port, "127.0.0.1",
+                  origins, seconds=seconds)
