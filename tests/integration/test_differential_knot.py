@@ -64,8 +64,9 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
-from conftest import SHIPPED_ZONES, ServerProc
-from peers import (
+
+from testkit import SHIPPED_ZONES
+from testkit.peers import (
     REQUIRE_ENV,
     Peer,
     canonical_zone_file,
@@ -74,6 +75,7 @@ from peers import (
     start_knot,
     start_nsd,
 )
+from testkit.server import ServerProc
 
 RdataType = dns.rdatatype.RdataType
 SEED = 0x5EED

@@ -42,7 +42,8 @@ import dns.opcode
 import dns.rcode
 import dns.rrset
 import pytest
-from conftest import ServerProc
+
+from testkit.server import ServerProc
 
 QID = 0xBEEF
 SILENCE = "silence"

@@ -1,7 +1,7 @@
 """Rule-by-rule tests of the authoritative answers, against the real server.
 
 Every case runs over UDP and over TCP against the session server (fixture
-``server`` in conftest.py, serving the shipped ``zones/``). dnspython parses
+``server`` in tests/conftest.py, serving the shipped ``zones/``). dnspython parses
 our bytes and is the oracle for the wire format; the expected sections are
 written out by hand from ``zones/example.com.zone`` and
 ``zones/example.org.zone``, as in CoreDNS ``plugin/file/lookup_test.go``.
@@ -39,9 +39,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
-from conftest import ServerProc, start_server
 
 import dnsserve
+from testkit.server import ServerProc, start_server
 
 NOERROR = dns.rcode.NOERROR
 NXDOMAIN = dns.rcode.NXDOMAIN

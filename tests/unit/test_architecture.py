@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dnsserve"
+from testkit import ROOT
+
+PACKAGE = ROOT / "dnsserve"
 
 # DESIGN.md "Imports go downward only", top to bottom. A module may import
 # modules on lower levels only. "" is the package itself (dnsserve/__init__).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dns.name
 import dns.rdatatype
 import msgspec
@@ -24,9 +22,9 @@ from dnsserve.config import (
     pools_from_config,
 )
 from dnsserve.health.model import MemberId
+from testkit import ROOT, TEST_DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-BAD = Path(__file__).resolve().parent / "configs_bad"
+BAD = TEST_DATA / "configs_bad"
 SHIPPED_ORIGINS = [
     dns.name.from_text(p.name.removesuffix(".zone")) for p in (ROOT / "zones").glob("*.zone")
 ]

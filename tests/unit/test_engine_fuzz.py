@@ -32,11 +32,11 @@ import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
-from conftest import SHIPPED_ZONES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnsserve.answer.engine import Engine
+from testkit import SHIPPED_ZONES
 
 FUZZ = settings(
     max_examples=500,

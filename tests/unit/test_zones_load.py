@@ -1,6 +1,6 @@
 """Zone loading and validation: zones.load and zones.compile, no sockets.
 
-Fixtures in tests/zones_bad/ are one zone per file, named <origin>.zone like
+Fixtures in tests/data/zones_bad/ are one zone per file, named <origin>.zone like
 real zones; the line a problem must be reported on carries a ``; <- error``
 (or ``; <- warning``) comment, so the expected line follows the file.
 """
@@ -36,10 +36,10 @@ from dnsserve.zones.load import (
     origin_from_path,
 )
 from dnsserve.zones.table import ZoneTable
+from testkit import SHIPPED_ZONES, TEST_DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "zones"
-BAD = Path(__file__).resolve().parent / "zones_bad"
+SHIPPED = SHIPPED_ZONES
+BAD = TEST_DATA / "zones_bad"
 
 
 def name(text: str) -> dns.name.Name:
