@@ -2,229 +2,50 @@
 
 Each test writes its own config (a short interval: 0.2 s, timeout 0.15 s,
 rise 2, fall 2) with members on 127.0.0.x addresses no other test here uses,
-starts real HTTP or TCP backends (``tests/backends.py``) and the server
-(``conftest.start_server``), breaks and mends backends, and polls the server
-with dnspython until the expected answer appears. The polls have deadlines
-(``WAIT``): they check behaviour, never speed; failover time is the
-benchmarks' business. Every backend and server a test starts is stopped by
-the ``harness`` fixture's exit stack, server first.
+starts real HTTP or TCP backends (``testkit.backends``) and the server
+(``testkit.server.start_server``), breaks and mends backends, and polls the
+server with dnspython until the expected answer appears. The polls have
+deadlines (``testkit.wait``): they check behaviour, never speed; failover time
+is the benchmarks' business. Every backend and server a test starts is stopped
+by the ``harness`` fixture's exit stack (``testkit.harness``), server first.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import sqlite3
+import os
+import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import dns.exception
 import dns.message
-import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
-from backends import HttpBackend, Mode, TcpListener, close_all, common_port
-from conftest import SHIPPED_ZONES, ServerProc, free_port, start_server
 
-WAIT = 15.0  # seconds a condition may take before the test fails
-POLL = 0.05  # seconds between two polls
-MAX_POLLS = 1000  # a second bound on every poll loop, besides its deadline
-FALL = 2
-
-T = TypeVar("T")
+from testkit import SHIPPED_ZONES
+from testkit.backends import HttpBackend, Mode, close_all
+from testkit.harness import (
+    FALL,
+    Harness,
+    addresses,
+    monitor,
+    pool,
+    query,
+    rdatas,
+    render_config,
+    steady,
+    wait_answer,
+)
+from testkit.ports import free_port
+from testkit.wait import WAIT, wait_for
 
 
 def ip(x: int) -> str:
     return f"127.0.0.{x}"
-
-
-def monitor(**over: Any) -> dict[str, Any]:
-    """The test monitor: HTTP GET /health, fast schedule."""
-    base: dict[str, Any] = {
-        "name": "web", "kind": "http", "path": "/health", "expect_body": "ok",
-        "interval": 0.2, "timeout": 0.15, "rise": 2, "fall": FALL,
-    }
-    return {**base, **over}
-
-
-def pool(owner: str, members: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
-    return {"owner": owner, "type": "A", "monitor": "web", "policy": "all", "ttl": 20,
-            **over, "members": members}
-
-
-# -- a small TOML writer (msgspec needs tomli_w to encode TOML; it is not a dependency) -----------
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string for this ASCII text
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def render_config(doc: dict[str, Any]) -> str:
-    lines = []
-    if "server" in doc:
-        lines.append("[server]")
-        lines += [f"{k} = {_toml(v)}" for k, v in doc["server"].items()]
-    for table in ("monitor", "pool"):
-        for entry in doc.get(table, []):
-            lines += ["", f"[[{table}]]"]
-            lines += [f"{k} = {_toml(v)}" for k, v in entry.items()]
-    return "\n".join(lines) + "\n"
-
-
-# -- polling and queries --------------------------------------------------------------------------
-
-
-def wait_for(what: str, probe: Callable[[], T], ok: Callable[[T], bool],
-             seconds: float = WAIT) -> T:
-    """Call ``probe`` until ``ok`` holds for its result; fail at the deadline."""
-    deadline = time.monotonic() + seconds
-    last: T | None = None
-    for _ in range(MAX_POLLS):
-        last = probe()
-        if ok(last):
-            return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(POLL)
-    pytest.fail(f"waited {seconds:.0f} s for {what}; last seen: {last!r}")
-
-
-def query(srv: ServerProc, qname: str, rdtype: str = "A") -> dns.message.Message | None:
-    """One UDP query; None when it timed out (the caller polls again)."""
-    try:
-        return srv.udp(dns.message.make_query(qname, rdtype), timeout=1.0)
-    except dns.exception.Timeout:
-        return None
-
-
-def rdatas(msg: dns.message.Message | None, qname: str, rdtype: str = "A") -> frozenset[str] | None:
-    """The answer's records of ``qname``/``rdtype`` as text; None unless NOERROR."""
-    if msg is None or msg.rcode() != dns.rcode.NOERROR:
-        return None
-    name, kind = dns.name.from_text(qname), dns.rdatatype.from_text(rdtype)
-    found = [rr.to_text() for rrset in msg.answer if rrset.name == name and rrset.rdtype == kind
-             for rr in rrset]
-    return frozenset(found)
-
-
-def addresses(srv: ServerProc, qname: str, rdtype: str = "A") -> frozenset[str] | None:
-    return rdatas(query(srv, qname, rdtype), qname, rdtype)
-
-
-def wait_answer(srv: ServerProc, qname: str, expected: set[str] | frozenset[str],
-                rdtype: str = "A") -> frozenset[str] | None:
-    want = frozenset(expected)
-    return wait_for(f"{qname} {rdtype} to answer {sorted(want)}",
-                    lambda: addresses(srv, qname, rdtype), lambda got: got == want)
-
-
-def steady(srv: ServerProc, qname: str, expected: set[str], times: int = 10) -> None:
-    """Several answers in a row are exactly ``expected`` (rotation changes only the order)."""
-    seen = [addresses(srv, qname) for _ in range(times)]
-    assert all(got == frozenset(expected) for got in seen), seen
-
-
-# -- the harness: backends, config, server, CLI and state file of one test ------------------------
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, stack: contextlib.ExitStack) -> None:
-        self.tmp_path = tmp_path
-        self.stack = stack
-        self.state = tmp_path / "state.db"
-        self.config = tmp_path / "health.toml"  # not ./dnsserve.toml: the CLI must not find it
-
-    def http(self, *hosts: str) -> dict[str, HttpBackend]:
-        """Started HTTP backends, one per host, on one port free on all of them."""
-        port = common_port(hosts)
-        backends = {h: HttpBackend(h, port) for h in hosts}
-        self.stack.callback(close_all, list(backends.values()))
-        for backend in backends.values():
-            backend.start()
-        return backends
-
-    def tcp(self, *hosts: str) -> dict[str, TcpListener]:
-        port = common_port(hosts)
-        listeners = {h: TcpListener(h, port) for h in hosts}
-        self.stack.callback(close_all, list(listeners.values()))
-        for listener in listeners.values():
-            listener.open()
-        return listeners
-
-    def write_config(self, monitors: list[dict[str, Any]], pools: list[dict[str, Any]],
-                     **server: Any) -> Path:
-        doc = {
-            "server": {"state": str(self.state), "control": f"127.0.0.1:{free_port()}", **server},
-            "monitor": monitors,
-            "pool": pools,
-        }
-        self.config.write_text(render_config(doc))
-        return self.config
-
-    def serve(self) -> ServerProc:
-        srv = start_server(self.tmp_path, "-c", str(self.config))
-        self.stack.callback(srv.stop)
-        return srv
-
-    def cli(self, *args: str, check: bool = True,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "dnsserve", *args], cwd=self.tmp_path,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-        if check:
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done
-
-    def status(self) -> dict[str, Any]:
-        done = self.cli("status", "--state", str(self.state), "--format", "json",
-                        "--events", "1000")
-        doc: dict[str, Any] = json.loads(done.stdout)
-        return doc
-
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with contextlib.closing(sqlite3.connect(self.state, timeout=5)) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(sql, args)]
-
-    def states(self) -> dict[str, dict[str, Any]]:
-        """member_state rows by member text ("web/127.0.0.x")."""
-        return {r["member"]: r for r in self._rows("SELECT * FROM member_state")}
-
-    def events(self, member: str) -> list[dict[str, Any]]:
-        """A member's events (or "*" for alarms), oldest first."""
-        return self._rows("SELECT * FROM events WHERE member = ? ORDER BY id", (member,))
-
-    def wait_states(self, what: str, ok: Callable[[dict[str, dict[str, Any]]], bool]) -> None:
-        wait_for(what, self.states, ok)
-
-    def wait_up(self, members: list[str]) -> None:
-        """Every member has been checked and is up in the state file."""
-        self.wait_states(
-            f"{members} checked and up",
-            lambda s: all(m in s and s[m]["state"] == "up" for m in members),
-        )
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    with contextlib.ExitStack() as stack:
-        yield Harness(tmp_path, stack)
 
 
 def web(x: int) -> str:
@@ -420,6 +241,86 @@ def test_self_suspicion_guard_holds_states_but_a_partial_outage_fails_over(
     assert [e["to_state"] for e in harness.events("*")] == ["suspicion", "suspicion-cleared"]
     assert {m for m, s in harness.states().items() if s["state"] == "down"} == {
         f"web/{h}" for h in down}
+
+
+def six_in_three_pools(harness: Harness, first: int, *, when_all_down: str = "all",
+                       interval: float = 0.5, timeout: float = 0.3,
+                       ) -> tuple[dict[str, str], dict[str, list[str]], dict[str, HttpBackend]]:
+    """Three pools of two members each (the guard's smallest case is 4 members in 2 pools)."""
+    names = {k: f"held-{k}.example.com." for k in "abc"}
+    hosts = {k: [ip(first + 2 * i), ip(first + 2 * i + 1)] for i, k in enumerate("abc")}
+    everyone = [h for hs in hosts.values() for h in hs]
+    backends = harness.http(*everyone)
+    harness.write_config(
+        [monitor(port=backends[everyone[0]].port, interval=interval, timeout=timeout)],
+        [pool(names[k], [{"address": h} for h in hosts[k]], when_all_down=when_all_down)
+         for k in names],
+    )
+    return names, hosts, backends
+
+
+def alarms(harness: Harness) -> list[str]:
+    return [e["to_state"] for e in harness.events("*")]
+
+
+def down_events(harness: Harness, hosts: list[str]) -> dict[str, list[str]]:
+    """Each member's "down" events (reasons): a state the server published."""
+    return {f"web/{h}": [e["reason"] for e in harness.events(f"web/{h}")
+                         if e["to_state"] == "down"] for h in hosts}
+
+
+# Regression (a fixed bug): guard applies the first DOWN flips (5 of 6 with
+# suspect_fraction=1.0) before suspicion triggers, then restores them: answers change (NODATA
+# for nodata pools) for up to about one interval
+def test_guard_publishes_no_down_flip_before_suspicion(harness: Harness) -> None:
+    names, hosts, backends = six_in_three_pools(harness, 201, when_all_down="nodata")
+    everyone = [h for hs in hosts.values() for h in hs]
+    srv = harness.serve()
+    harness.wait_up([f"web/{h}" for h in everyone])
+    for k in names:
+        wait_answer(srv, names[k], set(hosts[k]))
+
+    for backend in backends.values():  # every check fails from now on, all at once
+        backend.mode = Mode.ERROR
+    wrong: list[tuple[str, frozenset[str] | None]] = []
+    deadline = time.monotonic() + WAIT
+    for _ in range(2000):
+        for k in names:
+            got = addresses(srv, names[k])
+            if got is not None and got != frozenset(hosts[k]):
+                wrong.append((k, got))  # an empty set is NODATA
+        if alarms(harness) or time.monotonic() > deadline:
+            break
+    assert alarms(harness) == ["suspicion"]
+    assert down_events(harness, everyone) == {f"web/{h}": [] for h in everyone}
+    assert wrong == []
+
+
+# Regression (a fixed bug): after an operator forces a state, suspicion is cleared
+# but the held members' next failures re-trigger it within one interval (flips applied, then
+# restored again)
+def test_operator_force_ends_suspicion(harness: Harness) -> None:
+    names, hosts, backends = six_in_three_pools(harness, 211)
+    everyone = [h for hs in hosts.values() for h in hs]
+    members = [f"web/{h}" for h in everyone]
+    srv = harness.serve()
+    harness.wait_up(members)
+    for k in names:
+        wait_answer(srv, names[k], set(hosts[k]))
+    for backend in backends.values():
+        backend.mode = Mode.ERROR
+    wait_for("a suspicion alarm", lambda: alarms(harness), lambda a: a == ["suspicion"])
+    harness.wait_states("members failing while held",
+                        lambda s: all(s[m]["failures"] >= FALL + 1 for m in members))
+
+    harness.cli("drain", members[0], "--state", str(harness.state))  # the operator acts
+    wait_for("suspicion to clear", lambda: alarms(harness),
+             lambda a: a[:2] == ["suspicion", "suspicion-cleared"])
+    base = {m: s["failures"] for m, s in harness.states().items()}
+    # Every member fails FALL + 2 more checks: enough for every one of them to flip.
+    harness.wait_states("every member failing again after the drain",
+                        lambda s: all(s[m]["failures"] >= base[m] + FALL + 2 for m in members))
+    assert alarms(harness) == ["suspicion", "suspicion-cleared"]
 
 
 # -- drain and force-up through the CLI, with expiry ----------------------------------------------
@@ -620,6 +521,58 @@ def test_restart_restores_states_and_overrides(harness: Harness) -> None:
     wait_answer(srv, owner, {a, c})
     harness.cli("undrain", b, "-c", str(harness.config), "--state", str(harness.state))
     wait_answer(srv, owner, {a, b, c})
+
+
+# -- shutdown ------------------------------------------------------------------------------------
+
+
+def test_sigterm_with_checks_in_flight_exits_cleanly(harness: Harness,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A hanging HTTP check and exec checks (with a child of their own) in flight: SIGTERM
+    ends the server with 0, kills every probe process, and closes the state file."""
+    a, b = ip(221), ip(222)
+    backends = harness.http(a, b)
+    for backend in backends.values():
+        backend.mode = Mode.HANG
+    pids = harness.tmp_path / "probe-pids"
+    script = harness.tmp_path / "probe.sh"
+    script.write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 60 &\necho $! >> {pids}\nwait\n")
+    script.chmod(0o755)
+    slow = {"interval": 2.0, "timeout": 1.9}
+    harness.write_config(
+        [monitor(port=backends[a].port, **slow),
+         {"name": "probe", "kind": "exec", "command": [str(script)], "rise": 2, "fall": 2,
+          **slow}],
+        [pool("sigterm-http.example.com.", [{"address": a}, {"address": b}]),
+         pool("sigterm-exec.example.com.", [{"address": ip(223)}, {"address": ip(224)}],
+              monitor="probe")],
+    )
+    srv = harness.serve()
+    wait_for("both exec checks and both HTTP checks in flight",
+             lambda: (len(pids.read_text().split()) if pids.exists() else 0,
+                      sum(be.requests for be in backends.values())),
+             lambda n: n[0] >= 4 and n[1] >= 2)
+    probes = [int(p) for p in pids.read_text().split()]
+    started = time.monotonic()
+    os.kill(srv.proc.pid, signal.SIGTERM)
+    code = srv.proc.wait(timeout=30)
+    took = time.monotonic() - started
+
+    def running(pid: int) -> bool:  # a zombie waiting for init is dead
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            return "\nState:\tZ" not in status
+        return False
+
+    left = wait_for("every probe process to end", lambda: [p for p in probes if running(p)],
+                    lambda still: not still, seconds=5.0)
+    with capsys.disabled():
+        print(f"\n[shutdown] SIGTERM with hanging http + exec checks in flight: exit {code} "
+              f"after {took:.2f} s")
+    assert code == 0
+    assert left == []
+    assert not Path(f"{harness.state}-wal").exists()  # closed: SQLite removes the WAL
+    assert "stopping" in srv.log_text()
 
 
 # -- bad configurations through the CLI -----------------------------------------------------------

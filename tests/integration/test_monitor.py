@@ -1,5 +1,8 @@
 """The monitor thread against real HTTP backends on 127.0.0.x.
 
+The schedule a monitor refuses, before any thread starts, is tested in
+tests/unit/test_monitor_schedule.py.
+
 Waits are bounded polls on a condition (a deadline, not a timing assertion):
 a flip must be reported eventually; how fast is the benchmarks' business.
 """
@@ -8,21 +11,19 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from backends import HttpBackend, Mode
-from conftest import free_port
 
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberHealth, MemberId, State
 from dnsserve.health.monitor import Monitor, Target
 from dnsserve.health.probes import CheckSpec, Kind, ProbeResult
-
-WAIT = 15.0  # seconds a condition may take before the test fails
+from testkit.backends import HttpBackend, Mode
+from testkit.ports import free_port
+from testkit.wait import WAIT, wait_for
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,17 @@ class Recorder:
 
     def wait(self, predicate: Callable[[], bool], seconds: float = WAIT) -> bool:
         """Poll ``predicate`` (woken early by every callback) until true or the deadline."""
-        deadline = time.monotonic() + seconds
+        code = predicate.__code__
+        return wait_for(f"the condition at {Path(code.co_filename).name}:{code.co_firstlineno}",
+                        lambda: self._holding(predicate), seconds=seconds, sleep=self._nap)
+
+    def _holding(self, predicate: Callable[[], bool]) -> bool:
         with self.cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(min(left, 0.05))
-        return True
+            return predicate()
+
+    def _nap(self, seconds: float) -> None:
+        with self.cond:
+            self.cond.wait(seconds)
 
     def flips(self, member: MemberId) -> list[Seen]:
         return [s for s in self.results if s.member == member and s.flipped]
@@ -261,12 +265,6 @@ def test_a_partial_outage_fails_over(cleanup: list[Callable[[], object]]) -> Non
     assert rec.wait(lambda: all(rec.flips(m) for m in down))
     assert not rec.suspicions and not monitor.suspect
     assert all(monitor.health()[t.member].state is State.UP for t in targets[:2])
-
-
-def test_bad_schedules_are_rejected() -> None:
-    target = http_target("127.0.0.49", 80, interval=0.2, timeout=0.2)
-    with pytest.raises(ValueError, match="timeout < interval"):
-        Monitor([target], {}, lambda *a: None)
 
 
 def test_stop_before_start_and_twice(cleanup: list[Callable[[], object]]) -> None:

@@ -1,5 +1,8 @@
 """net.serve on loopback, on a uvloop loop in a background thread, with a real
-responder made with dnspython (the collaborator net calls, not a mock)."""
+responder made with dnspython (the collaborator net calls, not a mock); and the
+real server's TCP listener under idle, stalled and excess connections.
+
+Listen-address parsing (pure) is tested in tests/unit/test_net_listen.py."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dns.message
 import dns.name
+import dns.query
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -22,6 +27,10 @@ import uvloop
 
 from dnsserve import net
 from dnsserve.framing import frame
+from testkit.harness import query as udp_query
+from testkit.harness import render_config
+from testkit.server import start_server
+from testkit.wait import wait_for
 
 T = TypeVar("T")
 
@@ -170,46 +179,6 @@ def closed_by_peer(s: socket.socket) -> bool:
         return True
 
 
-def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-# --- parse_listen ---------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:5300", ("127.0.0.1", 5300)),
-        ("[::1]:5300", ("::1", 5300)),
-        ("0.0.0.0:53", ("0.0.0.0", 53)),
-        ("[::]:0", ("::", 0)),
-        ("[2001:DB8::1]:65535", ("2001:db8::1", 65535)),
-    ],
-)
-def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
-    assert net.parse_listen(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "127.0.0.1", ":5300", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:65536", "127.0.0.1:-1",
-        "127.0.0.1: 53", "::1:5300", "[::1]", "[::1]5300", "localhost:5300", "[127.0.0.1]:53",
-        "[127.0.0.1:5300", "[fe80::zz]:53", "127.0.0.1:\u0665\u0663",
-    ],
-)
-def test_parse_listen_rejects_and_names_the_value(text: str) -> None:
-    with pytest.raises(ValueError, match="bad listen address") as info:
-        net.parse_listen(text)
-    assert repr(text) in str(info.value)
-
-
 # --- UDP ------------------------------------------------------------------
 
 
@@ -315,7 +284,8 @@ def test_tcp_idle_timeout_closes(start: Start, loop_thread: LoopThread) -> None:
         s.sendall(frame(query("www.example.", 2).to_wire())[:5])  # incomplete: no reset
         assert closed_by_peer(s)
     assert loop_thread.read(lambda: servers.stats.tcp_idle_closed) == 1
-    assert wait_for(lambda: loop_thread.read(lambda: servers.stats.tcp_open) == 0)
+    wait_for("no TCP connection open", lambda: loop_thread.read(lambda: servers.stats.tcp_open),
+             lambda n: n == 0)
 
 
 def test_tcp_connection_cap(start: Start, loop_thread: LoopThread) -> None:
@@ -331,7 +301,8 @@ def test_tcp_connection_cap(start: Start, loop_thread: LoopThread) -> None:
         stats = servers.stats
         assert loop_thread.read(lambda: (stats.tcp_open, stats.tcp_refused)) == (2, 1)
         first.close()
-        assert wait_for(lambda: loop_thread.read(lambda: stats.tcp_open) == 1)
+        wait_for("one TCP connection open", lambda: loop_thread.read(lambda: stats.tcp_open),
+                 lambda n: n == 1)
         with tcp_connect(addr) as fourth:
             fourth.sendall(frame(query("www.example.", 4).to_wire()))
             assert [a.id for a in read_answers(fourth, 1)] == [4]
@@ -345,7 +316,8 @@ def test_tcp_backpressure_pauses_a_client_that_does_not_read(
     count = 200  # ~12 MB of answers, more than the kernel buffers hold
     with tcp_connect(addr, rcvbuf=4096) as s:
         s.sendall(b"".join(frame(query(BIG, i, "TXT").to_wire()) for i in range(count)))
-        assert wait_for(lambda: loop_thread.read(lambda: servers.stats.tcp_paused) >= 1)
+        wait_for("a paused TCP client", lambda: loop_thread.read(lambda: servers.stats.tcp_paused),
+                 lambda n: n >= 1)
         # Paused: the queries past what the buffers hold wait unanswered.
         assert loop_thread.read(lambda: servers.stats.tcp_queries) < count
         answers = read_frames(s, count)
@@ -407,7 +379,8 @@ def test_close_ends_open_connections(start: Start, loop_thread: LoopThread) -> N
         idle.sendall(frame(query("www.example.", 1).to_wire()))
         assert [a.id for a in read_answers(idle, 1)] == [1]
         stuck.sendall(b"".join(frame(query(BIG, i, "TXT").to_wire()) for i in range(200)))
-        assert wait_for(lambda: loop_thread.read(lambda: servers.stats.tcp_paused) >= 1)
+        wait_for("a paused TCP client", lambda: loop_thread.read(lambda: servers.stats.tcp_paused),
+                 lambda n: n >= 1)
 
         async def close() -> None:
             servers.close()
@@ -418,3 +391,52 @@ def test_close_ends_open_connections(start: Start, loop_thread: LoopThread) -> N
         assert loop_thread.read(lambda: servers.stats.tcp_open) == 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(addr)  # the UDP port is released too
+
+
+# --- the server's TCP listener under idle, stalled and excess connections ---
+
+
+def test_idle_stalled_and_excess_tcp_connections_leave_udp_answering(tmp_path: Path) -> None:
+    cap, idle = 20, 2.0
+    config = tmp_path / "c.toml"
+    config.write_text(render_config({"server": {
+        "state": str(tmp_path / "state.db"), "tcp_max_connections": cap,
+        "tcp_idle_timeout": idle}}))
+    srv = start_server(tmp_path, "-c", str(config))
+    held: list[socket.socket] = []
+    try:
+        query_wire = dns.message.make_query("www.example.com.", "A").to_wire()
+        for i in range(cap):
+            sock = socket.create_connection((srv.host, srv.port), timeout=5)
+            held.append(sock)
+            if i % 3 == 1:
+                sock.sendall(b"\x00")  # half a length prefix, then nothing
+            elif i % 3 == 2:
+                sock.sendall(struct.pack("!H", len(query_wire)) + query_wire[:5])  # stalls
+        wait_for("UDP answers while the cap is reached",
+                 lambda: [udp_query(srv, "www.example.com.") is not None for _ in range(20)],
+                 lambda got: all(got))
+        with pytest.raises((EOFError, ConnectionError)):  # over the cap: closed at once
+            dns.query.tcp(dns.message.make_query("www.example.com.", "A"), srv.host,
+                          port=srv.port, timeout=5)
+        # A client trickling bytes of its one query does not reset the idle timer.
+        trickle = held[2]
+        for byte in query_wire[5:8]:
+            trickle.sendall(bytes([byte]))
+            time.sleep(idle / 4)
+        ended = []
+        for sock in held:
+            sock.settimeout(idle + 10)
+            try:
+                ended.append(sock.recv(512) == b"")
+            except ConnectionError:
+                ended.append(True)
+        assert ended == [True] * cap  # every idle or stalled connection was closed
+        msg = dns.query.tcp(dns.message.make_query("www.example.com.", "A"), srv.host,
+                            port=srv.port, timeout=5)
+        assert msg.answer
+        assert srv.proc.poll() is None
+    finally:
+        for sock in held:
+            sock.close()
+        srv.stop()

@@ -1,5 +1,8 @@
 """Probes against real backends on loopback: HTTP(S) servers, TCP ports, a UDP DNS
-responder and real commands. The timeout is applied here as the monitor applies it."""
+responder and real commands. The timeout is applied here as the monitor applies it.
+
+That a probe needs its injected client is tested without a backend, in
+tests/unit/test_probes_client.py."""
 
 from __future__ import annotations
 
@@ -19,11 +22,11 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import trio
-from backends import HttpBackend, Mode
-from conftest import free_port
 
 from dnsserve.health.monitor import build_client
 from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
+from testkit.backends import HttpBackend, Mode
+from testkit.ports import free_port
 
 CERT_HOST = "health.example.test"
 # Paths the probes ask for; any other path gets Mode.NOT_FOUND (404).
@@ -89,11 +92,6 @@ def test_http_stopped_backend_refuses() -> None:
     port = free_port("127.0.0.21")
     result = check(http(port, "/ok"), "127.0.0.21")
     assert (result.ok, result.reason) == (False, "connect refused")
-
-
-def test_http_probe_needs_an_injected_client() -> None:
-    with pytest.raises(ValueError, match=r"httpx\.AsyncClient"):
-        trio.run(probe, http(80, "/"), "127.0.0.1")
 
 
 # -- https ----------------------------------------------------------------

@@ -7,8 +7,6 @@ differential test against Knot).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dns.flags
 import dns.message
 import dns.rcode
@@ -18,14 +16,22 @@ import pytest
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.zones.load import load_zones
+from testkit import SHIPPED_ZONES
+from testkit.answers import EDGE_MAIN, EDGE_ROOT, aa, build_engine
 
-ZONES = Path(__file__).resolve().parent.parent / "zones"
+ZONES = SHIPPED_ZONES
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     loaded = load_zones(ZONES)
     return Engine(build_snapshot(loaded.tables, version="dnsserve test", identity="ns-test"))
+
+
+@pytest.fixture(scope="module")
+def edge_engine() -> Engine:
+    """The engine over the edge zones (tests/data/zones_edge/main)."""
+    return build_engine(EDGE_MAIN)
 
 
 def ask(engine: Engine, qname: str, qtype: str, **kw: object) -> dns.message.Message:
@@ -172,3 +178,40 @@ def test_miss_cache_is_bounded() -> None:
     for i in range(25):
         assert ask(small, f"n{i}.example.com.", "A").rcode() == dns.rcode.NXDOMAIN
     assert len(small._cache) <= 10
+
+
+# --- class and cache, on the edge zones ------------------------------------------------------
+#
+# QCLASS other than IN (and CH for the identity names) is REFUSED. For QCLASS ANY
+# Knot answers from IN data; both are allowed (RFC 6895 §3.2), test_rules says so.
+# qtype AXFR over UDP: REFUSED (Knot: NOTIMP); both are errors a client handles.
+
+
+@pytest.mark.parametrize("qtype", ["SOA", "A", "TXT"])
+def test_chaos_class_for_zone_names_is_refused(edge_engine: Engine, qtype: str) -> None:
+    r = ask(edge_engine, "rv.example.", qtype, rdclass="CH")
+    assert r.rcode() == dns.rcode.REFUSED and not aa(r) and not r.answer
+
+
+def test_cache_keys_keep_class_and_type_apart() -> None:
+    eng = build_engine(EDGE_ROOT, version="edge-version")
+    chaos = ask(eng, "version.bind.", "TXT", rdclass="CH")
+    assert chaos.answer[0][0].strings == (b"edge-version",)
+    # Same name in IN: the root zone answers (NXDOMAIN), not the CHAOS entry.
+    assert ask(eng, "version.bind.", "TXT").rcode() == dns.rcode.NXDOMAIN
+    assert ask(eng, "version.bind.", "A", rdclass="CH").rcode() == dns.rcode.REFUSED
+    assert ask(eng, "version.bind.", "TXT", rdclass="HS").rcode() == dns.rcode.REFUSED
+    assert ask(eng, "version.bind.", "TXT", rdclass="CH").answer[0][0].strings == (
+        b"edge-version",)
+    # A miss cached for one type does not answer another.
+    assert ask(eng, "org.", "DS").rcode() == dns.rcode.NOERROR
+    assert not aa(ask(eng, "org.", "A"))
+
+
+def test_miss_cache_is_bounded_and_still_right() -> None:
+    small = Engine(build_snapshot(load_zones(EDGE_MAIN, log_problems=False).tables), cache_size=8)
+    for i in range(30):
+        assert ask(small, f"n{i}.rv.example.", "A").rcode() == dns.rcode.NXDOMAIN
+        assert ask(small, f"n{i}.wc.rv.example.", "A").answer
+        assert len(small._cache) <= 8
+    assert ask(small, "n0.rv.example.", "A").rcode() == dns.rcode.NXDOMAIN

@@ -258,7 +258,8 @@ def test_bad_config_is_rejected(kwargs: dict[str, float], message: str) -> None:
         GuardConfig(**args)  # type: ignore[arg-type]
 
 
-# -- failing members: the guard sees it coming (bug 1 of the runtime review) --
+# -- failing members: the guard sees it coming (end to end: test_health_e2e.py,
+#    test_guard_publishes_no_down_flip_before_suspicion) --
 
 
 def test_every_member_failing_suspects_at_the_first_flip_and_publishes_no_down() -> None:
@@ -343,7 +344,7 @@ def test_a_failure_without_recent_downs_changes_nothing() -> None:
     assert out == Outcome(GuardState(), failing(10.5, 1), False)
 
 
-# -- an operator's force (bug 2 of the runtime review) --
+# -- an operator's force (end to end: test_health_e2e.py, test_operator_force_ends_suspicion) --
 
 
 def test_after_a_force_the_held_members_fail_over_until_they_pass() -> None:

@@ -1,9 +1,12 @@
-"""Pool answers through snapshots and the engine, no sockets, explicit time."""
+"""Pool answers through snapshots and the engine, no sockets, explicit time.
+
+The shipped zones, then the edge zones (tests/data/zones_edge/main): which
+prebuilt answers depend on a pool, so that a health change rebuilds them.
+"""
 
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 from types import MappingProxyType
 
 import dns.message
@@ -17,8 +20,10 @@ from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember, select
 from dnsserve.answer.snapshot import Snapshot, answer_key, build_snapshot
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
 from dnsserve.zones.load import load_zones
+from testkit import SHIPPED_ZONES
+from testkit.answers import EDGE_MAIN, ask
 
-ZONES = Path(__file__).resolve().parent.parent / "zones"
+ZONES = SHIPPED_ZONES
 WWW = dns.name.from_text("www.example.com.")
 KEY = (WWW, RdataType.A)
 
@@ -188,3 +193,58 @@ def test_cname_pool_new_target_follows_later_changes(tables) -> None:  # type: i
     assert through_www
     for r in through_www:
         assert values(r) == ["127.0.0.12"]
+
+
+# --- dependencies of prebuilt answers on pools, on the edge zones -------------------------------
+
+
+TARGET = dns.name.from_text("target.rv.example.")
+NS1 = dns.name.from_text("ns1.rv.example.")
+MEMBERS = (
+    PoolMember("192.0.2.61", MemberId("edge", "a")),
+    PoolMember("192.0.2.62", MemberId("edge", "b")),
+)
+
+
+def _view(*down: PoolMember) -> HealthView:
+    return HealthView(
+        members=MappingProxyType({m.member: MemberHealth(State.DOWN, 0.0) for m in down})
+    )
+
+
+def _a_values(r: dns.message.Message, owner: str) -> set[str]:
+    return {rd.to_text() for rrset in r.answer + r.additional
+            if rrset.rdtype == RdataType.A and rrset.name.to_text().lower() == owner
+            for rd in rrset}
+
+
+# Regression (a fixed bug): bug (high): a pool that is all down with
+# when_all_down='nodata' when the snapshot is built never comes back: ZoneTable._at_node
+# records a dynamic rrset in `uses` only when it is found, so the NODATA answer is not in
+# Snapshot.depends and with_selections never rebuilds it (the prebuilt NODATA stays until a
+# reload; a start with a persisted 'down' state does this). Fix: in _at_node record (source,
+# qtype) and (source, CNAME) in uses whenever they are dynamic, found or not.
+def test_pool_that_starts_nodata_recovers() -> None:
+    tables = load_zones(EDGE_MAIN, log_problems=False).tables
+    pool = Pool(TARGET, RdataType.A, Policy.ALL, MEMBERS, when_all_down=AllDown.NODATA)
+    first = build_snapshot(tables, selections={(TARGET, RdataType.A): select(
+        pool, _view(*MEMBERS), 0.0)})
+    assert not ask(Engine(first), "target.rv.example.", "A").answer
+    second = first.with_selections({(TARGET, RdataType.A): select(pool, _view(), 1.0)})
+    r = ask(Engine(second), "target.rv.example.", "A")
+    assert _a_values(r, "target.rv.example.") == {"192.0.2.61", "192.0.2.62"}
+
+
+# Regression (a fixed bug): bug (medium): additional A/AAAA of an NS/MX/SRV target
+# that is a pool are read by ZoneTable._addresses without recording `uses`, so the MX/NS
+# answers are not rebuilt on a health change and keep handing out a down member's address.
+# Fix: pass `uses` to _addresses and add (target, rdtype) when it is dynamic.
+@pytest.mark.parametrize(("qname", "qtype"), [("mxdup.rv.example.", "MX"), ("rv.example.", "NS")])
+def test_additional_addresses_follow_pool_health(qname: str, qtype: str) -> None:
+    tables = load_zones(EDGE_MAIN, log_problems=False).tables
+    pool = Pool(NS1, RdataType.A, Policy.ALL, MEMBERS)
+    first = build_snapshot(tables, selections={(NS1, RdataType.A): select(pool, _view(), 0.0)})
+    second = first.with_selections({(NS1, RdataType.A): select(pool, _view(MEMBERS[0]), 1.0)})
+    engine = Engine(second)
+    assert _a_values(ask(engine, "ns1.rv.example.", "A"), "ns1.rv.example.") == {"192.0.2.62"}
+    assert _a_values(ask(engine, qname, qtype), "ns1.rv.example.") == {"192.0.2.62"}
