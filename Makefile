@@ -19,13 +19,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python -m benchmarks.bench_core
 
 # Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load.
 bench-health: $(STAMP)
-	$(BIN)/python benchmarks/bench_failover.py
-	$(BIN)/python benchmarks/bench_pool.py
-	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python -m benchmarks.bench_failover
+	$(BIN)/python -m benchmarks.bench_pool
+	$(BIN)/python -m benchmarks.bench_drift
 
 lint: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks

@@ -7,9 +7,9 @@ builds query packets once with dnspython, checks each packet's response once
 loop and reports nanoseconds per call (best of several repeats). Misses are
 timed after the miss cache is warm. It must not change the engine.
 
-    .venv/bin/python benchmarks/bench_engine.py            # table
-    .venv/bin/python benchmarks/bench_engine.py --profile  # + cProfile of the query mix
-    .venv/bin/python benchmarks/bench_engine.py --json     # for bench_core.py
+    .venv/bin/python -m benchmarks.bench_engine            # table
+    .venv/bin/python -m benchmarks.bench_engine --profile  # + cProfile of the query mix
+    .venv/bin/python -m benchmarks.bench_engine --json     # for bench_core.py
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.rcode
-import zonegen
+
+from testkit import zonegen
 
 Respond = Callable[..., bytes | None]
 MIX_LINES = 1000
