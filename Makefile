@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-health lint check clean demo
+.PHONY: run test unit bench bench-health lint check clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dnsserve serve
 
+# Everything: lint, unit and integration tests, property tests at their full example counts.
 test: $(STAMP)
-	$(BIN)/ruff check dnsserve tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check dnsserve tests benchmarks testkit
+	$(BIN)/python -m pytest -q --hypothesis-profile=thorough
+
+# The unit tests alone (no sockets, no processes): seconds.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_core
@@ -28,7 +33,7 @@ bench-health: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_drift
 
 lint: $(STAMP)
-	$(BIN)/ruff check dnsserve tests benchmarks
+	$(BIN)/ruff check dnsserve tests benchmarks testkit
 
 demo: $(STAMP)
 	$(BIN)/dnsserve demo

@@ -2,6 +2,14 @@
 
 ``tests/unit/conftest.py`` keeps unit tests off sockets and subprocesses;
 ``tests/integration/conftest.py`` marks everything under it ``integration``.
+
+Property tests (hypothesis) run under one of two profiles. "thorough" is
+hypothesis's defaults, every test's full example count: ``make test`` (and so
+CI) selects it with ``--hypothesis-profile=thorough``. "quick", the default of
+a plain ``pytest`` run, runs a fifth of the examples, so ``pytest tests/unit``
+stays a matter of seconds. A test that wants more examples than the default
+asks for a multiple of ``settings.default.max_examples``, so both profiles
+scale it.
 """
 
 from __future__ import annotations
@@ -11,9 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from testkit.harness import Harness
 from testkit.server import ServerProc, start_server
+
+settings.register_profile("thorough")
+settings.register_profile("quick", max_examples=20)
+settings.load_profile("quick")
 
 
 @pytest.fixture(scope="session")
