@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -117,8 +118,11 @@ def pick_cpus(args: argparse.Namespace) -> argparse.Namespace:
 def wait_zone(port: int, proc: subprocess.Popen[bytes], origin: str,
               seconds: float = 30.0) -> None:
     """Poll with an SOA query until the zone is answered with AA (bounded in time)."""
-    wait_for(f"the server on port {port} to answer {origin} SOA",
-             lambda: running(proc) or serves_zone("127.0.0.1", port, origin),
+    def served() -> bool:
+        running(proc)
+        return serves_zone("127.0.0.1", port, origin)
+
+    wait_for(f"the server on port {port} to answer {origin} SOA", served,
              seconds=seconds, poll=0.1)
 
 
@@ -175,7 +179,7 @@ class WatchedServer:
                     continue
                 try:
                     wait_for(f"{self.name}'s process {pid} to end",
-                             lambda pid=pid, start=start: _gone(pid, start), seconds=5.0, poll=0.1)
+                             functools.partial(_gone, pid, start), seconds=5.0, poll=0.1)
                 except WaitTimeout:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)

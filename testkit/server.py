@@ -86,8 +86,11 @@ def running(proc: subprocess.Popen[bytes], name: str = "server") -> None:
 def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
                seconds: float = READY_SECONDS) -> None:
     """Poll with a query until the server answers anything (bounded in time)."""
-    wait_for(f"the server on {host}:{port} to answer",
-             lambda: running(proc) or answers(host, port), seconds=seconds)
+    def answered() -> bool:
+        running(proc)
+        return answers(host, port)
+
+    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds)
 
 
 def start_server(

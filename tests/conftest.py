@@ -8,7 +8,7 @@ hypothesis's defaults, every test's full example count: ``make test`` (and so
 CI) selects it with ``--hypothesis-profile=thorough``. "quick", the default of
 a plain ``pytest`` run, runs a fifth of the examples, so ``pytest tests/unit``
 stays a matter of seconds. A test that wants more examples than the default
-asks for a multiple of ``settings.default.max_examples``, so both profiles
+asks for a multiple of the profile's ``settings().max_examples``, so both profiles
 scale it.
 """
 

@@ -39,7 +39,7 @@ from dnsserve.answer.engine import Engine
 from testkit import SHIPPED_ZONES
 
 FUZZ = settings(
-    max_examples=5 * settings.default.max_examples,  # 500 under the thorough profile
+    max_examples=5 * settings().max_examples,  # 500 under the thorough profile
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -272,7 +272,7 @@ members_st = st.lists(
 )
 
 
-@settings(max_examples=3 * settings.default.max_examples, deadline=None)  # 300: thorough
+@settings(max_examples=3 * settings().max_examples, deadline=None)  # 300: thorough
 @given(
     specs=members_st,
     policy=st.sampled_from(list(Policy)),
