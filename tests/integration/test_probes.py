@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from dnsserve.health.monitor import build_client
 from dnsserve.health.probes import TIMEOUT, CheckSpec, Kind, ProbeResult, probe
 from testkit.backends import HttpBackend, Mode
 from testkit.ports import free_port
+from testkit.wait import wait_for
 
 CERT_HOST = "health.example.test"
 # Paths the probes ask for; any other path gets Mode.NOT_FOUND (404).
@@ -290,9 +290,8 @@ def test_exec_killed_at_the_timeout(tmp_path: Path, script: str) -> None:
     result = run_exec(script.format(pidfile=pidfile), timeout=0.5)
     assert result == TIMEOUT
     pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while not _dead(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _dead(pid):  # clean up before failing
-        os.kill(pid, 9)
-    assert _dead(pid)
+    try:
+        wait_for(f"the probe's process {pid} to end", lambda: _dead(pid), seconds=5)
+    finally:
+        if not _dead(pid):  # clean up before failing
+            os.kill(pid, 9)
