@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-health lint check clean demo
+.PHONY: run test unit bench bench-health lint check clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,22 +14,27 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dnsserve serve
 
+# Everything: lint, unit and integration tests, property tests at their full example counts.
 test: $(STAMP)
-	$(BIN)/ruff check dnsserve tests benchmarks
+	$(BIN)/ruff check dnsserve tests benchmarks testkit
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --hypothesis-profile=thorough
+
+# The unit tests alone (no sockets, no processes): seconds.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python -m benchmarks.bench_core
 
 # Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load.
 bench-health: $(STAMP)
-	$(BIN)/python benchmarks/bench_failover.py
-	$(BIN)/python benchmarks/bench_pool.py
-	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python -m benchmarks.bench_failover
+	$(BIN)/python -m benchmarks.bench_pool
+	$(BIN)/python -m benchmarks.bench_drift
 
 lint: $(STAMP)
-	$(BIN)/ruff check dnsserve tests benchmarks
+	$(BIN)/ruff check dnsserve tests benchmarks testkit
 	$(BIN)/mypy
 
 demo: $(STAMP)

@@ -6,7 +6,8 @@ one server thread, drives it from CPU 1 with dnsperf, and reads the server's
 own CPU time (utime+stime of its process tree, /proc) around each run. It
 stops every process it started, by PID, even on error. All traffic goes to
 127.0.0.1. It must not import dnsserve: the engine micro-benchmark runs in
-its own pinned process (bench_engine.py).
+its own pinned process (bench_engine.py). Starting servers, dnsperf and CPU
+time come from testkit (``cpu``, ``dnsperf``, ``zonegen``).
 
 Why CPU per query: on a 2-core machine dnsperf saturates near 100k q/s, so raw
 QPS cannot rank fast servers. At a fixed rate (-Q 20000) every server does the
@@ -16,12 +17,8 @@ same work, and CPU seconds / queries answered is the cost of one answer.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
-import platform
-import re
 import shlex
 import shutil
 import subprocess
@@ -31,39 +28,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import servers
-import zonegen
-from report import pick_cpus, write_section
+from benchmarks.report import RESULTS, machine_info, shown_argv, write_section
+from testkit import ROOT, zonegen
+from testkit.cpu import WatchedServer, cpu_seconds, loadavg, pick_cpus, start_watched
+from testkit.dnsperf import Run, dnsperf_cmd, measure
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 CPU_BAR = 2.5  # dnsserve µs/query <= 2.5 x NSD's
 QPS_BAR = 0.5  # dnsserve unthrottled QPS >= 0.5 x NSD's
 LOSS_BAR = 1.0  # percent
-
-
-@dataclass
-class Run:
-    """One dnsperf run against one server, with the server's CPU time around it."""
-
-    mode: str  # "throttled" | "unthrottled"
-    command: list[str]
-    sent: int = 0
-    completed: int = 0
-    lost: int = 0
-    qps: float = 0.0
-    runtime: float = 0.0
-    cpu: float = 0.0
-    rcodes: dict[str, int] = field(default_factory=dict)
-    load: str = ""
-
-    @property
-    def loss_pct(self) -> float:
-        return 100.0 * self.lost / self.sent if self.sent else 100.0
-
-    @property
-    def us_per_query(self) -> float:
-        return 1e6 * self.cpu / self.completed if self.completed else float("inf")
 
 
 @dataclass
@@ -77,97 +49,19 @@ class Result:
     error: str = ""
 
 
-def _sh(cmd: list[str]) -> str:
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unavailable ({exc})"
-    return (p.stdout + p.stderr).strip()
-
-
-def machine_info(python: str) -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    dnsperf_v = re.search(r"Version (\S+)", _sh(["dnsperf", "-h"]))
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": _sh([python, "-c", "import sys; print(sys.version.split()[0])"]),
-        "dnsserve": _sh([python, "-c", "import dnsserve; print(dnsserve.__version__)"]),
-        "nsd": _sh(["nsd", "-v"]).splitlines()[0] if shutil.which("nsd") else "not installed",
-        "knotd": _sh(["knotd", "-V"]).splitlines()[0] if shutil.which("knotd") else "missing",
-        "dnsperf": dnsperf_v.group(1) if dnsperf_v else "unknown",
-    }
-
-
-def loadavg() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
-_INT = r"\s+(\d+)"
-
-
-def parse_dnsperf(out: str, run: Run) -> None:
-    def num(label: str, pat: str = _INT) -> str:
-        m = re.search(label + r":" + pat, out)
-        if not m:
-            raise RuntimeError(f"dnsperf output has no '{label}':\n{out}")
-        return m.group(1)
-
-    run.sent = int(num("Queries sent"))
-    run.completed = int(num("Queries completed"))
-    run.lost = int(num("Queries lost"))
-    run.qps = float(num("Queries per second", r"\s+([\d.]+)"))
-    run.runtime = float(num(r"Run time \(s\)", r"\s+([\d.]+)"))
-    m = re.search(r"Response codes:\s+(.*)", out)
-    if m:
-        for code, count in re.findall(r"([A-Z]+) (\d+)", m.group(1)):
-            run.rcodes[code] = int(count)
-
-
-def dnsperf_cmd(port: int, queries: Path, seconds: int, *, rate: int | None, clients: int,
-                outstanding: int, client_cpu: str | None) -> list[str]:
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
-           "-l", str(seconds)]
-    cmd += ["-Q", str(rate)] if rate else ["-c", str(clients), "-q", str(outstanding)]
-    return ["taskset", "-c", client_cpu, *cmd] if client_cpu is not None else cmd
-
-
-def measure(srv: servers.Server, mode: str, cmd: list[str], seconds: int) -> Run:
-    run = Run(mode, cmd)
-    before = srv.tree()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    after = srv.tree()
-    run.load = loadavg()
-    if p.returncode != 0:
-        raise RuntimeError(f"dnsperf exited {p.returncode}:\n{p.stdout}{p.stderr}")
-    if not srv.alive():
-        raise RuntimeError(f"{srv.name} died during the run:\n{srv.log_tail()}")
-    run.cpu = servers.cpu_seconds(before, after)
-    parse_dnsperf(p.stdout, run)
-    return run
-
-
 def bench_server(name: str, version: str, args: argparse.Namespace,
                  wl: zonegen.Workload, work: Path) -> Result:
     res = Result(name, version)
-    srv: servers.Server | None = None
+    srv: WatchedServer | None = None
     try:
-        srv = servers.start(name, wl.zone_file, wl.origin, work / name, args.server_cpu)
+        srv = start_watched(name, wl.zone_file, wl.origin, work / name, args.server_cpu)
         res.server_cmd = srv.command
         res.affinity = srv.affinity
         cpu = None if args.client_cpu is None else str(args.client_cpu)
         kw = {"clients": args.clients, "outstanding": args.outstanding, "client_cpu": cpu}
         idle = srv.tree()
         time.sleep(args.idle)
-        res.idle_cpu_pct = 100 * servers.cpu_seconds(idle, srv.tree()) / args.idle
+        res.idle_cpu_pct = 100 * cpu_seconds(idle, srv.tree()) / args.idle
         if args.warmup:
             warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
             measure(srv, "warmup", warm, args.warmup)
@@ -186,8 +80,12 @@ def bench_server(name: str, version: str, args: argparse.Namespace,
 
 
 def engine_bench(python: str, work: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Run bench_engine.py pinned to the server CPU; it regenerates the same zone (same seed)."""
-    cmd = [python, str(HERE / "bench_engine.py"), "--json"]
+    """Run bench_engine pinned to the server CPU; it regenerates the same zone (same seed).
+
+    From the repository root, where ``-m benchmarks.bench_engine`` finds the package; it
+    writes only to a temporary directory of its own.
+    """
+    cmd = [python, "-m", "benchmarks.bench_engine", "--json"]
     if args.quick:
         cmd.append("--quick")
     if args.server_cpu is not None:
@@ -195,7 +93,7 @@ def engine_bench(python: str, work: Path, args: argparse.Namespace) -> dict[str,
     print(f"  engine: {shlex.join(cmd)}", flush=True)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
-                           cwd=work)
+                           cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 600 s"}
     if p.returncode != 0:
@@ -338,8 +236,8 @@ def render(info: dict[str, str], argv: list[str], args: argparse.Namespace,
         " = that / queries completed. Clock-tick resolution is 10 ms.",
         "",
         f"Server commands (each started with its CPU affinity set to {{{args.server_cpu}}},"
-        " inherited across exec exactly as with `taskset -c`; configs from tests/peers.py"
-        " and tests/conftest.py, the same the differential tests use):",
+        " inherited across exec exactly as with `taskset -c`; configs from testkit/peers.py"
+        " and testkit/server.py, the same the differential tests use):",
         "",
         "```",
         *(shlex.join(r.server_cmd) for r in results if r.server_cmd),
@@ -398,12 +296,6 @@ def console_summary(results: list[Result], eng: dict[str, object] | None) -> str
     return "\n".join(lines)
 
 
-def _rel(path: str) -> str:
-    with contextlib.suppress(ValueError):
-        return str(Path(path).relative_to(ROOT))
-    return path
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=10, help="fixed-rate run length (10)")
@@ -427,7 +319,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.seconds, args.unthrottled_seconds, args.warmup, args.idle = 2, 2, 1, 1.0
     elif args.out is None:
-        args.out = HERE / "RESULTS.md"
+        args.out = RESULTS
     return pick_cpus(args)
 
 
@@ -464,7 +356,7 @@ def main(argv: list[str]) -> int:
             eng = engine_bench(python, tmp, args)
         load_end = loadavg()
         print(console_summary(results, eng))
-        shown = [_rel(python), _rel(str(Path(__file__).resolve())), *argv]
+        shown = shown_argv("bench_core", argv)
         report = render(info, shown, args, results, eng, wl, load_start, load_end, when)
         report = report.replace(str(tmp), "$BENCH_DIR")
         if args.out is not None:

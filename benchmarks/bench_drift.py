@@ -1,7 +1,7 @@
 """Drift benchmark: do health checks keep their schedule while queries saturate the server?
 
 Owns this measurement and its part of benchmarks/RESULTS.md. Measured
-from outside the server: each backend (benchmarks/http_backends.py) logs the
+from outside the server: each backend (testkit/backend_process.py) logs the
 arrival time of every ``GET /health`` (CLOCK_MONOTONIC, the clock the monitor's
 trio schedule runs on). Per member, the gaps between arrivals should equal the
 monitor's interval; the same server is watched first idle, then while dnsperf
@@ -33,11 +33,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import bench_core
-import bench_failover as bf
-import report
-import servers
-from http_backends import BackendSet
+from benchmarks.report import add_report_options, shown_argv, workdir, write_section
+from testkit import ROOT
+from testkit import health_pool as hp
+from testkit.backend_process import BackendSet
+from testkit.cpu import cpu_seconds, loadavg, pick_cpus
+from testkit.dnsperf import Run, dnsperf_cmd, measure
 
 BAR = 0.10  # fraction of the interval
 EDGE = 1.0  # seconds trimmed at each end of a window (dnsperf start-up and wind-down)
@@ -60,7 +61,7 @@ class Trial:
     cpu: int | None  # the CPU the server was pinned to; None: not pinned
     command: str = ""
     dnsperf: str = ""
-    run: bench_core.Run | None = None
+    run: Run | None = None
     idle_cpu: float = 0.0
     windows: dict[str, Window] = field(default_factory=dict)
     flips: int = 0  # members that changed state during the trial (should be 0)
@@ -105,27 +106,27 @@ def run_trial(args: argparse.Namespace, work: Path, interval: float, cpu: int | 
     print(f"interval {interval} s, timeout {timeout} s, server {trial.where}:", flush=True)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with BackendSet(list(bf.ADDRESSES), logs, realtime=args.realtime) as backends:
+    with BackendSet(list(hp.ADDRESSES), logs, realtime=args.realtime) as backends:
         trial.scheduling = ",".join(sorted({b.scheduling for b in backends.backends.values()}))
         srv = None
         try:
-            srv = bf.start_dnsserve(work / "dnsserve", backends.port, interval=interval,
+            srv = hp.start_dnsserve(work / "dnsserve", backends.port, interval=interval,
                                     timeout=timeout, cpu=cpu)
             trial.command = shlex.join(srv.command)
-            bf.settle(srv.port, 2.0, bf.PollStats())
+            hp.settle(srv.port, 2.0, hp.PollStats())
             before = srv.tree()
             idle = Window("idle", time.monotonic() + EDGE, 0.0)
             time.sleep(args.seconds)
-            trial.idle_cpu = 100 * servers.cpu_seconds(before, srv.tree()) / args.seconds
+            trial.idle_cpu = 100 * cpu_seconds(before, srv.tree()) / args.seconds
             idle.end = time.monotonic() - EDGE
             client = None if args.client_cpu is None else str(args.client_cpu)
-            cmd = bench_core.dnsperf_cmd(srv.port, query_file, args.seconds, rate=None,
+            cmd = dnsperf_cmd(srv.port, query_file, args.seconds, rate=None,
                                          clients=args.clients, outstanding=args.outstanding,
                                          client_cpu=client)
             trial.dnsperf = shlex.join(cmd)
             print(f"  {trial.dnsperf}", flush=True)
             load = Window("load", time.monotonic() + EDGE, 0.0)
-            trial.run = bench_core.measure(srv, "unthrottled", cmd, args.seconds)
+            trial.run = measure(srv, "unthrottled", cmd, args.seconds)
             load.end = min(time.monotonic(), load.start - EDGE + args.seconds) - EDGE
             time.sleep(0.2)  # let the last logged arrivals reach the files
             trial.windows = {"idle": idle, "load": load}
@@ -188,7 +189,7 @@ def render(argv: list[str], when: str, args: argparse.Namespace, trials: list[Tr
     loss = [f"{t.interval} s {t.where}: {t.run.loss_pct:.2f} %"
             for t in trials if t.run is not None]
     return "\n".join([
-        "### Check-schedule drift under load (`benchmarks/bench_drift.py`)",
+        "### Check-schedule drift under load (`python -m benchmarks.bench_drift`)",
         "",
         f"Run {when}; load average at start / end: {load[0]} / {load[1]}.",
         "",
@@ -201,11 +202,11 @@ def render(argv: list[str], when: str, args: argparse.Namespace, trials: list[Tr
         f"dnsserve pinned to CPU {args.server_cpu} (as in the core benchmark: its monitor"
         " thread then shares that one CPU with the saturated query loop), with a pool of"
         " three members"
-        f" ({', '.join(bf.ADDRESSES)}) behind real HTTP backends that log the arrival time of"
+        f" ({', '.join(hp.ADDRESSES)}) behind real HTTP backends that log the arrival time of"
         " each `GET /health` (CLOCK_MONOTONIC). Per interval: the server watched idle for"
         f" {args.seconds} s, then for {args.seconds} s while dnsperf, unthrottled"
         f" (`-c {args.clients} -q {args.outstanding}`, from CPU {args.client_cpu}), asks"
-        f" `{bf.POOL_NAME}` A; {EDGE:g} s trimmed at each end of a window. **Gap deviation**"
+        f" `{hp.POOL_NAME}` A; {EDGE:g} s trimmed at each end of a window. **Gap deviation**"
         " = |time between two consecutive checks of one member − interval|. **Lateness** ="
         " each check's arrival against that member's schedule, whose phase is fitted on"
         " the idle window (the monitor runs each member on a fixed grid from its first"
@@ -252,8 +253,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--unpinned", default="0.25",
                     help="intervals to test again with the server not pinned, so its monitor"
                     " thread may run on the other CPU (0.25; '' for none)")
-    report.add_report_options(ap)
-    return report.pick_cpus(ap.parse_args(argv))
+    add_report_options(ap)
+    return pick_cpus(ap.parse_args(argv))
 
 
 def main(argv: list[str]) -> int:
@@ -266,21 +267,21 @@ def main(argv: list[str]) -> int:
         print("need at least one interval and --seconds >= 5", file=sys.stderr)
         return 2
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load_start = bench_core.loadavg()
+    load_start = loadavg()
     trials = []
-    with bf.workdir("dnsserve-drift-", args.keep) as tmp:
+    with workdir("dnsserve-drift-", args.keep) as tmp:
         query_file = tmp / "queries.txt"
-        query_file.write_text(f"{bf.POOL_NAME} A\n")
+        query_file.write_text(f"{hp.POOL_NAME} A\n")
         for i, (interval, cpu) in enumerate(plan):
             trial = run_trial(args, tmp / f"run{i}", interval, cpu, query_file)
-            trial.command = trial.command.replace(str(tmp), "$WORK").replace(f"{bf.ROOT}/", "")
+            trial.command = trial.command.replace(str(tmp), "$WORK").replace(f"{ROOT}/", "")
             trial.dnsperf = trial.dnsperf.replace(str(tmp), "$WORK")
             trials.append(trial)
-    report = render(bf.shown_argv("bench_drift.py", argv), when, args, trials,
-                    (load_start, bench_core.loadavg()))
+    report = render(shown_argv("bench_drift", argv), when, args, trials,
+                    (load_start, loadavg()))
     print("\n" + report)
     if not args.no_report:
-        bf.write_section("drift", report, args.out)
+        write_section("drift", report, args.out)
         print(f"wrote {args.out}")
     if any(t.error for t in trials):
         return 1

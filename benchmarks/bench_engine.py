@@ -7,9 +7,9 @@ builds query packets once with dnspython, checks each packet's response once
 loop and reports nanoseconds per call (best of several repeats). Misses are
 timed after the miss cache is warm. It must not change the engine.
 
-    .venv/bin/python benchmarks/bench_engine.py            # table
-    .venv/bin/python benchmarks/bench_engine.py --profile  # + cProfile of the query mix
-    .venv/bin/python benchmarks/bench_engine.py --json     # for bench_core.py
+    .venv/bin/python -m benchmarks.bench_engine            # table
+    .venv/bin/python -m benchmarks.bench_engine --profile  # + cProfile of the query mix
+    .venv/bin/python -m benchmarks.bench_engine --json     # for bench_core.py
 """
 
 from __future__ import annotations
@@ -30,21 +30,16 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.rcode
-import zonegen
+
+from testkit import zonegen
+from testkit.answers import build_engine
 
 Respond = Callable[..., bytes | None]
 MIX_LINES = 1000
 
 
 def build_respond(zone_dir: Path) -> Respond:
-    from dnsserve.answer.engine import Engine
-    from dnsserve.answer.snapshot import build_snapshot
-    from dnsserve.config import ServerConfig
-    from dnsserve.zones.load import load_zones
-
-    server = ServerConfig()  # the CHAOS answers a server without a config gives
-    tables = load_zones(zone_dir).tables
-    return Engine(build_snapshot(tables, version=server.version, identity=server.identity)).respond
+    return build_engine(zone_dir, chaos=True).respond
 
 
 def _packet(qname: str, qtype: str, *, edns: bool, do: bool = False, qid: int = 0) -> bytes:

@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import bench_core
-import bench_failover as bf
-import report
-import servers
-from http_backends import BackendSet
+from benchmarks.report import add_report_options, shown_argv, workdir, write_section
+from testkit import ROOT
+from testkit import health_pool as hp
+from testkit.backend_process import BackendSet
+from testkit.cpu import cpu_seconds, loadavg, pick_cpus
+from testkit.dnsperf import Run, dnsperf_cmd, measure
 
 RATE = 20_000
 BAR = 1.1  # pool µs/query <= 1.1 x static
@@ -39,7 +40,7 @@ BAR = 1.1  # pool µs/query <= 1.1 x static
 class Side:
     name: str
     qname: str
-    runs: list[bench_core.Run] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def cpu(self) -> float:
@@ -61,36 +62,36 @@ def query_file(work: Path, qname: str) -> Path:
 
 
 def run(args: argparse.Namespace, work: Path) -> tuple[dict[str, Side], str, str, float]:
-    sides = {"static": Side("static", bf.STATIC_NAME), "pool": Side("pool", bf.POOL_NAME)}
+    sides = {"static": Side("static", hp.STATIC_NAME), "pool": Side("pool", hp.POOL_NAME)}
     files = {k: query_file(work, s.qname) for k, s in sides.items()}
     client = None if args.server_cpu is None else str(args.client_cpu)
-    with BackendSet(list(bf.ADDRESSES)) as backends:
+    with BackendSet(list(hp.ADDRESSES)) as backends:
         srv = None
         try:
-            srv = bf.start_dnsserve(work / "dnsserve", backends.port, interval=1.0,
+            srv = hp.start_dnsserve(work / "dnsserve", backends.port, interval=1.0,
                                     timeout=0.5, cpu=args.server_cpu)
-            bf.settle(srv.port, 3.0, bf.PollStats())
-            if bf.answer_addresses(srv.port, bf.STATIC_NAME) != set(bf.ADDRESSES):
+            hp.settle(srv.port, 3.0, hp.PollStats())
+            if hp.answer_addresses(srv.port, hp.STATIC_NAME) != set(hp.ADDRESSES):
                 raise RuntimeError("the static name does not answer the three addresses")
             idle = srv.tree()
             time.sleep(args.idle)
-            idle_pct = 100 * servers.cpu_seconds(idle, srv.tree()) / args.idle
+            idle_pct = 100 * cpu_seconds(idle, srv.tree()) / args.idle
 
             def cmd(kind: str, seconds: int) -> list[str]:
-                return bench_core.dnsperf_cmd(srv.port, files[kind], seconds, rate=args.rate,
+                return dnsperf_cmd(srv.port, files[kind], seconds, rate=args.rate,
                                               clients=1, outstanding=100, client_cpu=client)
 
             for kind in ("static", "pool"):
-                bench_core.measure(srv, "warmup", cmd(kind, args.warmup), args.warmup)
+                measure(srv, "warmup", cmd(kind, args.warmup), args.warmup)
             order = ["static", "pool", "pool", "static"] * args.rounds
             for kind in order:
                 c = cmd(kind, args.seconds)
                 print(f"  {kind}: {shlex.join(c)}", flush=True)
-                r = bench_core.measure(srv, kind, c, args.seconds)
+                r = measure(srv, kind, c, args.seconds)
                 print(f"    {r.completed:,} answered, {r.cpu:.2f} s CPU,"
                       f" {r.us_per_query:.2f} µs/query, rcodes {r.rcodes}", flush=True)
                 sides[kind].runs.append(r)
-            if bf.answer_addresses(srv.port) != set(bf.ADDRESSES):
+            if hp.answer_addresses(srv.port) != set(hp.ADDRESSES):
                 raise RuntimeError("a pool member left the answer during the runs")
             return sides, shlex.join(srv.command), srv.affinity, idle_pct
         finally:
@@ -124,7 +125,7 @@ def render(argv: list[str], when: str, args: argparse.Namespace, sides: dict[str
                     f" {r.loss_pct:.2f} | {r.cpu:.2f} | {r.us_per_query:.2f} |"
                     f" {r.load.split()[0] if r.load else ''} |")
     return "\n".join([
-        "### CPU per query: pool name vs static name (`benchmarks/bench_pool.py`)",
+        "### CPU per query: pool name vs static name (`python -m benchmarks.bench_pool`)",
         "",
         f"Run {when}; load average at start / end: {load[0]} / {load[1]}.",
         "",
@@ -135,15 +136,15 @@ def render(argv: list[str], when: str, args: argparse.Namespace, sides: dict[str
         "```",
         "",
         f"dnsserve (`{command}`) pinned to CPU {args.server_cpu} (threads allowed on"
-        f" {{{affinity}}}), serving `{bf.POOL_NAME}` A from a pool of three members"
-        f" ({', '.join(bf.ADDRESSES)}, all up behind real HTTP backends, HTTP monitor every"
-        f" 1 s, so the monitor thread runs during every run) and `{bf.STATIC_NAME}` A as three"
+        f" {{{affinity}}}), serving `{hp.POOL_NAME}` A from a pool of three members"
+        f" ({', '.join(hp.ADDRESSES)}, all up behind real HTTP backends, HTTP monitor every"
+        f" 1 s, so the monitor thread runs during every run) and `{hp.STATIC_NAME}` A as three"
         " static records of the same addresses (same answer size). dnsperf at"
         f" `-Q {args.rate}` from CPU {args.client_cpu}, one query file per side with a single"
         f" line; {args.seconds} s per run, in the order static, pool, pool, static"
         f" (block repeated ×{args.rounds}), after {args.warmup} s of warm-up on each."
         " Server CPU = utime+stime of its process tree from /proc, around each run"
-        " (bench_core.measure); µs CPU/query = that / queries answered. Both sides include"
+        " (testkit.dnsperf.measure); µs CPU/query = that / queries answered. Both sides include"
         f" the monitor's own CPU (idle, the server used {idle_pct:.1f} % of a CPU: the"
         " monitor checking three members).",
         "",
@@ -171,24 +172,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=2, help="warm-up seconds per side (2)")
     ap.add_argument("--idle", type=float, default=2.0, help="idle CPU window, seconds (2)")
     ap.add_argument("--rate", type=int, default=RATE, help="dnsperf -Q (20000)")
-    report.add_report_options(ap)
-    return report.pick_cpus(ap.parse_args(argv))
+    add_report_options(ap)
+    return pick_cpus(ap.parse_args(argv))
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load_start = bench_core.loadavg()
-    with bf.workdir("dnsserve-pool-", args.keep) as tmp:
+    load_start = loadavg()
+    with workdir("dnsserve-pool-", args.keep) as tmp:
         sides, command, affinity, idle_pct = run(args, tmp)
-        command = command.replace(str(tmp), "$WORK").replace(f"{bf.ROOT}/", "")
-        load = (load_start, bench_core.loadavg())
-        report = render(bf.shown_argv("bench_pool.py", argv), when, args, sides, command,
+        command = command.replace(str(tmp), "$WORK").replace(f"{ROOT}/", "")
+        load = (load_start, loadavg())
+        report = render(shown_argv("bench_pool", argv), when, args, sides, command,
                         affinity, idle_pct, load)
         report = report.replace(str(tmp), "$WORK")
     print("\n" + report)
     if not args.no_report:
-        bf.write_section("pool", report, args.out)
+        write_section("pool", report, args.out)
         print(f"wrote {args.out}")
     ratio = sides["pool"].us_per_query / sides["static"].us_per_query
     return 1 if args.check and ratio > BAR else 0

@@ -20,8 +20,8 @@ After each flip the engine's answers for the flipped pool are checked (the
 down member is never served), so a fast but wrong build cannot pass. It must
 not change the engine or the snapshot module.
 
-    .venv/bin/python benchmarks/bench_snapshot.py                    # 10/100/1000 pools
-    .venv/bin/python benchmarks/bench_snapshot.py --pools 10,100 \\
+    .venv/bin/python -m benchmarks.bench_snapshot                    # 10/100/1000 pools
+    .venv/bin/python -m benchmarks.bench_snapshot --pools 10,100 \\
         --snapshot /tmp/old/snapshot.py                              # another snapshot.py
 """
 
@@ -40,13 +40,13 @@ from types import MappingProxyType, ModuleType
 import dns.message
 import dns.name
 import dns.rdatatype
-import zonegen
 
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Policy, Pool, PoolMember, Selection, select
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
 from dnsserve.zones.load import load_zones
 from dnsserve.zones.table import ZoneTable
+from testkit import zonegen
 
 MEMBERS = 3
 ORIGIN = dns.name.from_text(zonegen.ORIGIN)

@@ -1,0 +1,119 @@
+"""dnsserve as a subprocess on loopback: started on a free port, stopped by PID.
+
+Owns ``start_server`` (``python -m dnsserve serve`` on a random loopback port,
+waiting until it answers), ``ServerProc`` (the handle: queries over UDP and
+TCP, the log, ``stop()``) and the readiness checks shared with the peers
+(``serves_zone``: an authoritative SOA answer for a zone).
+
+Must not: listen or send anywhere but loopback, or leave the process running
+after ``stop()`` (SIGTERM, then SIGKILL after a bounded wait).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+
+from testkit import SHIPPED_ZONES
+from testkit.ports import free_port
+from testkit.wait import wait_for
+
+READY_SECONDS = 15.0
+
+
+@dataclass
+class ServerProc:
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def udp(self, q: dns.message.Message, timeout: float = 2.0) -> dns.message.Message:
+        return dns.query.udp(q, self.host, port=self.port, timeout=timeout)
+
+    def tcp(self, q: dns.message.Message, timeout: float = 2.0) -> dns.message.Message:
+        return dns.query.tcp(q, self.host, port=self.port, timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def answers(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when the server at ``host:port`` answers a query at all (any rcode)."""
+    q = dns.message.make_query("version.invalid.", "SOA")
+    with contextlib.suppress(OSError, dns.exception.Timeout):
+        dns.query.udp(q, host, port=port, timeout=timeout)
+        return True
+    return False
+
+
+def serves_zone(host: str, port: int, origin: str, timeout: float = 0.3) -> bool:
+    """True when ``origin``'s SOA is answered with NOERROR, AA and the record."""
+    q = dns.message.make_query(origin, "SOA")
+    q.flags &= ~dns.flags.RD
+    with contextlib.suppress(OSError, dns.exception.DNSException):
+        r = dns.query.udp(q, host, port=port, timeout=timeout)
+        return r.rcode() == dns.rcode.NOERROR and bool(r.flags & dns.flags.AA) and bool(r.answer)
+    return False
+
+
+def running(proc: subprocess.Popen[bytes], name: str = "server") -> None:
+    """Raise when ``proc`` has exited: a wait for it to answer would be in vain."""
+    if proc.poll() is not None:
+        raise RuntimeError(f"{name} exited early with {proc.returncode}")
+
+
+def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
+               seconds: float = READY_SECONDS) -> None:
+    """Poll with a query until the server answers anything (bounded in time)."""
+    def answered() -> bool:
+        running(proc)
+        return answers(host, port)
+
+    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds)
+
+
+def start_server(
+    tmp_path: Path,
+    *args: str,
+    zones: Path | None = SHIPPED_ZONES,
+    host: str = "127.0.0.1",
+    cwd: Path | None = None,
+) -> ServerProc:
+    """Start ``python -m dnsserve serve`` on a random loopback port."""
+    port = free_port(host)
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cmd = [sys.executable, "-m", "dnsserve", "serve", "--listen", listen]
+    if zones is not None:
+        cmd += ["--zones", str(zones)]
+    cmd += list(args)
+    log = tmp_path / f"server-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path)
+    srv = ServerProc(proc, host, port, log)
+    try:
+        wait_ready(host, port, proc)
+    except Exception:
+        srv.stop()
+        raise RuntimeError(f"server failed to start:\n{log.read_text(errors='replace')}") from None
+    return srv
