@@ -44,10 +44,15 @@ LEVELS: list[set[str]] = [
     # control, their importer; the CLI uses control_access too.
     {"control_routes", "control_access"},
     {"config", "zones.load", "health.probes"},
+    # config_validate (validate and the value checks, split out of
+    # config_schema) checks the Structs it imports from the level below;
+    # config is its importer, and net and settings (above) use its
+    # parse_hostport and check_listen.
+    {"config_validate"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
-    # config_schema (the Structs of dnsserve.toml and validate, split out of
-    # config) is not in DESIGN's map yet: directly under config, its importer;
+    # config_schema (the Structs of dnsserve.toml, split out of config) is
+    # not in DESIGN's map yet: under config and config_validate, its importers;
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
@@ -77,6 +82,7 @@ CORE = {
     "control_routes",
     "errors",
     "config_schema",
+    "config_validate",
     "zones.table",
     "zones.compile",
     "health.model",
