@@ -3,8 +3,9 @@
 Owns scheduling (first checks spread over the interval, then every ``interval``
 from the scheduled start so nothing drifts), per-check timeouts (a check still
 running at ``timeout`` is cancelled and is a failure "timeout"), at most one
-check in flight per member, the concurrency bound, the HTTP clients it injects
-into probes, and feeding results through the tracker and the guard.
+check in flight per member, the concurrency bound, injecting the HTTP clients
+(``health.clients``, one per TLS setting) into probes, and feeding results
+through the tracker and the guard.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
 ``on_result`` as a ``CheckOutcome`` (and suspicion changes through
@@ -20,7 +21,6 @@ import contextlib
 import logging
 import math
 import random
-import ssl
 import threading
 import time
 from collections import deque
@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-import httpx
 import trio
 
 from dnsserve.health import guard as guard_rules
+from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
 from dnsserve.health.model import MemberHealth, MemberId
-from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
+from dnsserve.health.probes import TIMEOUT, CheckSpec, ProbeResult, probe
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
@@ -84,26 +84,6 @@ COUNTERS = (
     "checks", "passes", "failures", "timeouts", "skipped", "triggered", "flips",
     "held", "suspicions", "probe_errors", "callback_errors",
 )
-
-
-def build_client(spec: CheckSpec) -> httpx.AsyncClient:
-    """The HTTP client for a spec's TLS settings: no pooling, no proxies, no redirects."""
-    verify: ssl.SSLContext | bool
-    if not spec.tls_verify:
-        verify = False
-    elif spec.ca_file:
-        verify = ssl.create_default_context(cafile=spec.ca_file)
-    else:
-        verify = True
-    return httpx.AsyncClient(
-        verify=verify,
-        trust_env=False,  # a proxy in the environment must not answer health checks
-        follow_redirects=False,
-        timeout=None,  # the monitor cancels at the check's timeout
-        # Each check opens its own connection, as a new client would.
-        limits=httpx.Limits(max_keepalive_connections=0),
-        headers={"User-Agent": "dnsserve-monitor"},
-    )
 
 
 def guard_window(targets: Iterable[Target]) -> float:
@@ -161,7 +141,7 @@ class Monitor:
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._wake: dict[MemberId, trio.Event] = {}
-        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}
+        self._clients = HttpClients()
 
     # -- other threads ------------------------------------------------------
 
@@ -266,16 +246,14 @@ class Monitor:
         finally:
             self._nursery = None
             with trio.CancelScope(shield=True), trio.move_on_after(2):
-                for client in self._clients.values():
-                    await client.aclose()
+                await self._clients.aclose()
 
     def _spawn(self, target: Target, *, at_once: bool) -> None:
         assert self._nursery is not None
-        if target.spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
-            # Built now: loading CA roots is not the check's time. A bad ca_file
-            # fails each check of this member, not the monitor.
-            with contextlib.suppress(OSError):
-                self._client(target.spec)
+        # An HTTP client is built now: loading CA roots is not the check's time.
+        # A bad ca_file fails each check of this member, not the monitor.
+        with contextlib.suppress(OSError):
+            self._clients.for_spec(target.spec)
         scope = trio.CancelScope()  # made here so a cancel before the task starts holds
         self._scopes[target.member] = scope
         self._wake[target.member] = trio.Event()
@@ -326,25 +304,16 @@ class Monitor:
 
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
-        client = None
-        if spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
-            try:
-                client = self._client(spec)
-            except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
-                return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
+        try:
+            client = self._clients.for_spec(spec)
+        except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
+            return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
         try:
             return await probe(spec, target.member.address, client=client)
         except Exception as exc:  # a probe bug must not end the monitor
             log.exception("probe of %s failed unexpectedly", target.member.to_text())
             self._count("probe_errors")
             return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
-
-    def _client(self, spec: CheckSpec) -> httpx.AsyncClient:
-        key = (spec.tls_verify, spec.ca_file)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = build_client(spec)
-        return client
 
     def _settle(self, target: Target, result: ProbeResult, at: float) -> None:
         member = target.member

@@ -42,7 +42,9 @@ LEVELS: list[set[str]] = [
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
-    {"control_routes", "control_access"},
+    # health.clients (the httpx clients injected into probes) is split out of
+    # health.monitor, its importer; it builds them for health.probes' specs.
+    {"control_routes", "control_access", "health.clients"},
     {"config", "zones.load", "health.probes"},
     # config_validate (validate and the value checks, split out of
     # config_schema) checks the Structs it imports from the level below;
@@ -109,6 +111,7 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "health.probes",
+    "health.clients",
     "health.monitor",
 }
 FORBIDDEN_IN_CORE = {
