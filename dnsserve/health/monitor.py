@@ -5,7 +5,8 @@ from the scheduled start so nothing drifts), per-check timeouts (a check still
 running at ``timeout`` is cancelled and is a failure "timeout"), at most one
 check in flight per member, the concurrency bound, injecting the HTTP clients
 (``health.clients``, one per TLS setting) into probes, and feeding results
-through the tracker and the guard.
+through the tracker and the guard. What it did (counters, recent check
+starts) goes to its ``health.checklog``.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
 ``on_result`` as a ``CheckOutcome`` (and suspicion changes through
@@ -23,7 +24,6 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -32,6 +32,7 @@ from typing import NamedTuple
 import trio
 
 from dnsserve.health import guard as guard_rules
+from dnsserve.health.checklog import CheckLog, CheckRecord
 from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
 from dnsserve.health.model import MemberHealth, MemberId
@@ -52,16 +53,6 @@ class Target(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class CheckRecord:
-    """When one check was due and when it started (trio clock), for drift."""
-
-    member: MemberId
-    scheduled: float | None  # None: triggered by check_now
-    started: float
-    at: float  # time.time() at the start
-
-
-@dataclass(frozen=True, slots=True)
 class CheckOutcome:
     """One finished check, as the monitor thread reports it.
 
@@ -79,11 +70,6 @@ class CheckOutcome:
 
 OnResult = Callable[[CheckOutcome], None]
 OnSuspicion = Callable[[Suspicion], None]
-
-COUNTERS = (
-    "checks", "passes", "failures", "timeouts", "skipped", "triggered", "flips",
-    "held", "suspicions", "probe_errors", "callback_errors",
-)
 
 
 def guard_window(targets: Iterable[Target]) -> float:
@@ -129,9 +115,8 @@ class Monitor:
         self._guard = GuardState()
         self._max_concurrency = max_concurrency
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()  # counters, ring and the health copy readers see
-        self._counters = dict.fromkeys(COUNTERS, 0)
-        self._ring: deque[CheckRecord] = deque(maxlen=ring_size)
+        self._lock = threading.Lock()  # the health copy readers see
+        self._log = CheckLog(ring_size)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         # trio-thread state, set in _main
@@ -205,12 +190,10 @@ class Monitor:
             return dict(self._health)
 
     def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counters)
+        return self._log.counters()
 
     def records(self) -> list[CheckRecord]:
-        with self._lock:
-            return list(self._ring)
+        return self._log.records()
 
     def _call(self, fn: Callable[..., object], *args: object) -> None:
         if self._token is not None:
@@ -275,7 +258,7 @@ class Monitor:
             now = trio.current_time()
             if due < now:  # came due while a check ran: skip, keep the phase
                 missed = math.ceil((now - due) / interval)
-                self._count("skipped", missed)
+                self._log.count("skipped", missed)
                 k += missed
                 continue
             wake = self._wake[member]
@@ -283,7 +266,7 @@ class Monitor:
                 await wake.wait()
             if wake.is_set():
                 self._wake[member] = trio.Event()
-                self._count("triggered")
+                self._log.count("triggered")
                 await self._check(target, None)
                 continue
             await self._check(target, due)
@@ -293,10 +276,9 @@ class Monitor:
         assert self._limiter is not None
         spec = target.spec
         async with self._limiter:
-            record = CheckRecord(target.member, scheduled, trio.current_time(), time.time())
-            with self._lock:
-                self._ring.append(record)
-                self._counters["checks"] += 1
+            self._log.started(
+                CheckRecord(target.member, scheduled, trio.current_time(), time.time())
+            )
             result = TIMEOUT
             with trio.move_on_after(spec.timeout):
                 result = await self._probe(target)
@@ -312,7 +294,7 @@ class Monitor:
             return await probe(spec, target.member.address, client=client)
         except Exception as exc:  # a probe bug must not end the monitor
             log.exception("probe of %s failed unexpectedly", target.member.to_text())
-            self._count("probe_errors")
+            self._log.count("probe_errors")
             return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
 
     def _settle(self, target: Target, result: ProbeResult, at: float) -> None:
@@ -332,10 +314,10 @@ class Monitor:
         with self._lock:
             self._health.update(out.restored)
             self._health[member] = out.health
-            self._counters["passes" if result.ok else "failures"] += 1
-            self._counters["timeouts"] += result.reason == "timeout"
-            self._counters["flips"] += out.flipped
-            self._counters["held"] += flipped and not out.flipped
+        self._log.settled(
+            ok=result.ok, timeout=result.reason == "timeout",
+            flipped=out.flipped, held=flipped and not out.flipped,
+        )
         if out.flipped:
             log.info("%s is %s: %s", member.to_text(), out.health.state.value, out.health.reason)
         if out.event is not None:
@@ -343,12 +325,12 @@ class Monitor:
         try:
             self._on_result(CheckOutcome(member, result, before, out.health, out.flipped, at))
         except Exception:
-            self._count("callback_errors")
+            self._log.count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())
 
     def _emit(self, event: Suspicion) -> None:
         if event.suspect:
-            self._count("suspicions")
+            self._log.count("suspicions")
             log.warning(
                 "suspecting the monitor's own network (%s): holding previous states",
                 event.reason,
@@ -360,7 +342,7 @@ class Monitor:
         try:
             self._on_suspicion(event)
         except Exception:
-            self._count("callback_errors")
+            self._log.count("callback_errors")
             log.exception("on_suspicion failed")
 
     def _force(self) -> None:
@@ -414,7 +396,3 @@ class Monitor:
             window=window,
             fraction=self._fraction,
         )
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counters[name] += n

@@ -42,9 +42,10 @@ LEVELS: list[set[str]] = [
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
-    # health.clients (the httpx clients injected into probes) is split out of
-    # health.monitor, its importer; it builds them for health.probes' specs.
-    {"control_routes", "control_access", "health.clients"},
+    # health.clients (the httpx clients injected into probes) and
+    # health.checklog (the monitor's counters and recent check starts) are
+    # split out of health.monitor, their importer.
+    {"control_routes", "control_access", "health.clients", "health.checklog"},
     {"config", "zones.load", "health.probes"},
     # config_validate (validate and the value checks, split out of
     # config_schema) checks the Structs it imports from the level below;
@@ -112,6 +113,7 @@ EDGE = {
     "zones.dnspython_adapter",
     "health.probes",
     "health.clients",
+    "health.checklog",
     "health.monitor",
 }
 FORBIDDEN_IN_CORE = {
