@@ -6,6 +6,18 @@ builds only the small pieces that are patched into prebuilt responses (the
 OPT record, header flags). It must not use dnspython, allocate per label, or
 know anything of zones: the answer engine decides, this module reads bytes.
 
+The cost of parsing any packet is bounded, whatever it holds (a packet's
+parse time is taken from every other query on the loop):
+
+- the question name is walked for 255 octets at most;
+- at most ``MAX_RECORDS`` records may follow the question; more is FORMERR
+  (a query carries an OPT, a TSIG, and for NOTIFY an SOA: nothing else);
+- the additional section of a message to us holds an OPT and a TSIG (last)
+  at most, as NSD requires; any other record there is FORMERR;
+- a record's owner name is skipped, never decoded: its labels are stepped
+  over up to the root or the first compression pointer, which is not
+  followed (nothing reads the name; a TSIG key name is read by the slow path).
+
 Named constants stand in for dnspython's enums here, by design (speed and no
 import cost on the hot path).
 """
@@ -46,6 +58,7 @@ BADVERS = 16
 
 # Types and classes the engine treats specially.
 TYPE_OPT = 41
+TYPE_TSIG = 250
 TYPE_IXFR = 251
 TYPE_AXFR = 252
 TYPE_MAILB = 253
@@ -57,7 +70,8 @@ CLASS_CH = 3
 OUR_PAYLOAD = 1232  # EDNS buffer size we advertise and honour (DNS flag day 2020)
 NO_EDNS = -1
 MAX_NAME = 255
-_MAX_POINTERS = 64
+MAX_RECORDS = 3  # records after the question: an OPT, a TSIG, a NOTIFY's SOA
+_QNAME_END = 12 + MAX_NAME  # the question's root label must start before this offset
 
 # The OPT record we append: root owner, TYPE 41, CLASS = our payload, TTL =
 # extended rcode (0), version (0), DO flag, then RDLEN 0.
@@ -69,35 +83,33 @@ OPT_BADVERS_DO = _OPT_HEAD + b"\x01\x00\x80\x00\x00\x00"
 
 
 def skip_name(data: bytes, offset: int) -> int:
-    """Return the offset just past a (possibly compressed) name; FormError if bad."""
+    """Return the offset just past a record's owner name, without decoding it.
+
+    Labels are stepped over up to the root label or the first compression
+    pointer; the pointer is not followed (only checked to point backwards),
+    so a name costs at most 128 steps however it is built. FormError if the
+    name is cut short, longer than 255 octets before its end, or holds an
+    unknown label type.
+    """
     n = len(data)
-    length = 0
-    hops = 0
-    end = -1
-    while True:
-        if offset >= n:
-            raise FormError("name runs past the message")
+    start = offset
+    end = start + MAX_NAME
+    if end > n:
+        end = n
+    while offset < end:
         b = data[offset]
         if b == 0:
-            return offset + 1 if end < 0 else end
-        kind = b & 0xC0
-        if kind == 0xC0:
+            return offset + 1
+        if b >= 0xC0:
             if offset + 1 >= n:
                 raise FormError("truncated compression pointer")
-            target = ((b & 0x3F) << 8) | data[offset + 1]
-            if end < 0:
-                end = offset + 2
-            hops += 1
-            if target >= offset or hops > _MAX_POINTERS:
-                raise FormError("compression pointer loop")
-            offset = target
-            continue
-        if kind:
+            if (((b & 0x3F) << 8) | data[offset + 1]) >= start:
+                raise FormError("compression pointer that does not point backwards")
+            return offset + 2
+        if b > 63:
             raise FormError("unknown label type")
-        length += b + 1
-        if length + 1 > MAX_NAME:
-            raise FormError("name longer than 255 octets")
         offset += b + 1
+    raise FormError("name runs past the message" if offset >= n else "name longer than 255 octets")
 
 
 def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
@@ -120,11 +132,15 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
         raise FormError("QDCOUNT is not 1")
     if (ancount or nscount) and not flags & OPCODE_MASK:
         raise FormError("answer or authority records in a query")
-    # The question name: uncompressed labels only.
+    # The question name: uncompressed labels only, its root label before
+    # _QNAME_END (so at most 255 octets, and at most 128 steps to find out).
     i = 12
+    end = n if n < _QNAME_END else _QNAME_END
     while True:
-        if i >= n:
-            raise FormError("question name runs past the message")
+        if i >= end:
+            if i >= n:
+                raise FormError("question name runs past the message")
+            raise FormError("question name longer than 255 octets")
         b = data[i]
         if b == 0:
             break
@@ -132,8 +148,6 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
             raise FormError("compressed or invalid label in the question")
         i += b + 1
     name_end = i + 1
-    if name_end - 12 > MAX_NAME:
-        raise FormError("question name longer than 255 octets")
     qend = name_end + 4
     if qend > n:
         raise FormError("question cut short")
@@ -153,37 +167,35 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
             flags, qend, key, payload if payload > 512 else 512,
             bool(data[qend + 7] & 0x80), data[qend + 6],
         )
+    records = ancount + nscount + arcount
+    if records > MAX_RECORDS:
+        raise FormError("more records after the question than a query carries")
     payload = NO_EDNS
     do = False
     version = 0
     offset = qend
-    for _ in range(ancount + nscount):  # only other opcodes get here with records
+    first_additional = ancount + nscount  # only other opcodes get here with these
+    for index in range(records):
+        owner = offset
         offset = skip_name(data, offset)
         if offset + 10 > n:
             raise FormError("record cut short")
-        offset += 10 + _RR_FIXED.unpack_from(data, offset)[3]
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, offset)
+        offset += 10 + rdlen
         if offset > n:
             raise FormError("record data cut short")
-    if arcount:
-        seen_opt = False
-        for _ in range(arcount):
-            owner = offset
-            offset = skip_name(data, offset)
-            if offset + 10 > n:
-                raise FormError("additional record cut short")
-            rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, offset)
-            offset += 10 + rdlen
-            if offset > n:
-                raise FormError("additional record data cut short")
-            if rtype == TYPE_OPT:
-                if seen_opt:
-                    raise FormError("more than one OPT record")
-                if data[owner] != 0:
-                    raise FormError("OPT owner is not the root")
-                seen_opt = True
-                payload = rclass if rclass > 512 else 512
-                version = (ttl >> 16) & 0xFF
-                do = bool(ttl & 0x8000)
+        if index < first_additional:
+            continue
+        if rtype == TYPE_OPT:
+            if payload != NO_EDNS:
+                raise FormError("more than one OPT record")
+            if data[owner] != 0:
+                raise FormError("OPT owner is not the root")
+            payload = rclass if rclass > 512 else 512
+            version = (ttl >> 16) & 0xFF
+            do = bool(ttl & 0x8000)
+        elif rtype != TYPE_TSIG:
+            raise FormError("an additional record other than OPT and TSIG")
     if offset != n:
         raise FormError("trailing bytes after the message")
     return flags, qend, key, payload, do, version

@@ -26,6 +26,9 @@ Judgment calls, with the rule applied:
 - Bytes after the last section: FORMERR (Knot's rule, DESIGN's "parse error").
 - Unknown class: FORMERR, REFUSED or NOTIMP, or silence (issue 2 lists it under
   bad input; NSD and Knot refuse it).
+- More records after the question than a query carries (``wire.MAX_RECORDS``:
+  an OPT, a TSIG and a NOTIFY's SOA fit): FORMERR, whatever the records are, so
+  no packet costs more to parse than a few records (issue "Survive faults" 7).
 """
 
 from __future__ import annotations
@@ -89,6 +92,24 @@ A_RR = WWW + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 1])
 
 def garbage(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
+
+
+def pointer_chains(records: int, hops: int = 64) -> bytes:
+    """A query with ``records`` additional records of 12 bytes or less each.
+
+    The first owner is the root; each next owner is a compression pointer to
+    the owner before it, so owner k is a chain of k pointers, until ``hops``:
+    from there on every owner points at the deepest one (``hops`` pointers
+    each). 5,444 of them fill a 65 KB datagram.
+    """
+    start = len(header()) + len(QUESTION)
+    body = bytearray()
+    owners: list[int] = []
+    for i in range(records):
+        owners.append(start + len(body))
+        owner = b"\x00" if i == 0 else struct.pack("!H", 0xC000 | owners[min(i, hops) - 1])
+        body += owner + struct.pack("!HHIH", 1, 1, 0, 0)
+    return header(ar=records) + QUESTION + bytes(body)
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,15 @@ BAD: list[Bad] = [
     ),
     bad("opt-truncated", header(ar=1) + QUESTION + ROOT_OPT[:7], *PARSE_ERROR),
     bad("opt-rdlen-too-long", header(ar=1) + QUESTION + ROOT_OPT[:-2] + b"\x00\x08", *PARSE_ERROR),
+    # Costly to parse (issue "Survive faults" 7): a 65 KB datagram of 5,444 additional
+    # records whose owners are 64-hop pointer chains, once answered NOERROR after
+    # following every chain; more records than a query carries; a question of 32,000
+    # one-byte labels (walked whole before its length was judged).
+    bad("additional-5444-pointer-chains", pointer_chains(5444), *PARSE_ERROR),
+    bad("additional-5-records", header(ar=5) + QUESTION + (b"\x00" + A_RR[len(WWW):]) * 5,
+        *PARSE_ERROR),
+    bad("question-32000-labels", header() + b"\x01a" * 32_000 + b"\x00\x00\x01\x00\x01",
+        *PARSE_ERROR),
     # QR set: a response, never answered (no reflection loops).
     bad("qr-set", header(flags=0x8100) + QUESTION, SILENCE),
     bad("qr-set-formerr-shaped", header(qd=0, flags=0x8001), SILENCE),

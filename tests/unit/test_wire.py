@@ -11,6 +11,8 @@ comment names the RFC rule it holds the parser to.
 
 from __future__ import annotations
 
+import struct
+
 import dns.edns
 import dns.flags
 import dns.message
@@ -84,3 +86,55 @@ def test_other_opcodes_with_records_get_notimp(engine: Engine, opcode: dns.opcod
     (q.answer if opcode == dns.opcode.NOTIFY else q.authority).append(record)
     r = dns.message.from_wire(exchange(engine, q.to_wire()))
     assert r.rcode() == dns.rcode.NOTIMP and r.opcode() == opcode and len(r.question) == 1
+
+
+# --- bounded parsing (issue "Survive faults" 7) -------------------------------------------------
+
+
+def _with_additional(records: bytes, count: int, *, opcode: dns.opcode.Opcode | None = None,
+                     answers: int = 0) -> bytes:
+    q = query("ns1.rv.example.", "A")
+    if opcode is not None:
+        q.set_opcode(opcode)
+    head = bytearray(q.to_wire())
+    head[6:8] = answers.to_bytes(2, "big")
+    head[10:12] = count.to_bytes(2, "big")
+    return bytes(head) + records
+
+
+ROOT_A = b"\x00" + struct.pack("!HHIH", 1, 1, 0, 4) + bytes(4)
+ROOT_OPT = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
+
+
+# Regression (a fixed bug): every additional record was walked, following each owner's
+# compression pointers (64 hops allowed), so a 65 KB datagram of 5,444 such records took 47 ms
+# and was answered NOERROR. Fix: at most wire.MAX_RECORDS records after the question, and in
+# the additional section only an OPT and a TSIG (NSD's rule); owners are skipped, not followed.
+@pytest.mark.parametrize(
+    ("wire_", "why"),
+    [
+        (_with_additional(ROOT_A, 1), "an A record in the additional section"),
+        (_with_additional(ROOT_OPT + ROOT_A, 2), "an OPT, then an A record"),
+        (_with_additional(ROOT_OPT * 4, 4), "more records than a query carries"),
+        (_with_additional(ROOT_A * 3 + ROOT_OPT, 1, opcode=dns.opcode.NOTIFY, answers=3),
+         "a NOTIFY with four records"),
+    ],
+)
+def test_records_a_query_does_not_carry_are_formerr(engine: Engine, wire_: bytes,
+                                                    why: str) -> None:
+    r = dns.message.from_wire(exchange(engine, wire_))
+    assert r.rcode() == dns.rcode.FORMERR, why
+
+
+def test_a_notify_with_its_soa_and_an_opt_is_within_the_bound(engine: Engine) -> None:
+    soa_owner_pointer = b"\xc0\x0c" + struct.pack("!HHIH", 6, 1, 0, 0)  # not followed, not read
+    data = _with_additional(soa_owner_pointer + ROOT_OPT, 1, opcode=dns.opcode.NOTIFY, answers=1)
+    r = dns.message.from_wire(exchange(engine, data))
+    assert r.rcode() == dns.rcode.NOTIMP and r.edns == 0
+
+
+@pytest.mark.parametrize("labels", [128, 32_000])
+def test_a_question_name_over_255_octets_is_formerr(engine: Engine, labels: int) -> None:
+    data = struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + b"\x01a" * labels + b"\x00\x00\x01\x00\x01"
+    r = dns.message.from_wire(exchange(engine, data))
+    assert r.rcode() == dns.rcode.FORMERR and r.id == 7
