@@ -3,11 +3,12 @@
     DnsServeError
      ├── ConfigError          bad configuration: names file, key path and value
      ├── ZoneError            a zone that cannot be served: names file and line
-     ├── WireError            a query that cannot be parsed
+     ├── WireError            a query the fast path cannot answer from its bytes alone
      │    ├── Dropped         not worth an answer: drop silently
      │    │    ├── ShortHeader   fewer than 12 bytes
      │    │    └── NotAQuery     QR bit set (a response sent to us)
-     │    └── FormError       parseable header, malformed rest: FORMERR
+     │    ├── FormError       parseable header, malformed rest: FORMERR
+     │    └── Signed          well formed, with a TSIG record last: the slow path judges it
      └── StateError           the state file cannot be read or written
 
 Protocol outcomes are decided at one boundary (``answer.engine``); nothing
@@ -58,6 +59,25 @@ class NotAQuery(Dropped):
 
 class FormError(WireError):
     """The header parsed but the rest is malformed: answer FORMERR."""
+
+
+class Signed(WireError):
+    """The query is well formed and its last record is a TSIG (RFC 8945).
+
+    Not an error of the client's: the fast path answers no signed query, so
+    the engine hands this one to its TSIG slow path. Carries what the parse
+    found: ``flags``, ``qend`` (the offset just past the question), the
+    client's EDNS ``payload`` (or ``wire.NO_EDNS``) and ``do`` bit, and
+    ``tsig``, the offset of the TSIG record's owner name.
+    """
+
+    def __init__(self, flags: int, qend: int, payload: int, do: bool, tsig: int) -> None:
+        super().__init__("TSIG-signed query")
+        self.flags = flags
+        self.qend = qend
+        self.payload = payload
+        self.do = do
+        self.tsig = tsig
 
 
 class StateError(DnsServeError):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 
-from dnsserve.errors import FormError, NotAQuery, ShortHeader
+from dnsserve.errors import FormError, NotAQuery, ShortHeader, Signed
 
 HEADER = struct.Struct("!HHHHHH")
 _COUNTS = struct.Struct("!HHHH")
@@ -54,7 +54,9 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+NOTAUTH = 9
 BADVERS = 16
+BADKEY = 17  # a TSIG error (RFC 8945 §4.2), carried in the TSIG record, not the header
 
 # Types and classes the engine treats specially.
 TYPE_OPT = 41
@@ -66,6 +68,7 @@ TYPE_MAILA = 254
 TYPE_ANY = 255
 CLASS_IN = 1
 CLASS_CH = 3
+CLASS_ANY = 255
 
 OUR_PAYLOAD = 1232  # EDNS buffer size we advertise and honour (DNS flag day 2020)
 NO_EDNS = -1
@@ -118,8 +121,10 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     Returns (flags, question_end, key, payload, do, version): ``key`` is the
     lower-cased qname wire followed by qtype and qclass, ``payload`` the
     client's EDNS buffer size (at least 512) or NO_EDNS.
-    Raises ShortHeader or NotAQuery (drop) and FormError (answer FORMERR).
-    The opcode is not judged here; the engine decides NOTIMP.
+    Raises ShortHeader or NotAQuery (drop), FormError (answer FORMERR) and,
+    for a well-formed query whose last record is a TSIG, Signed (the
+    engine's slow path judges it). The opcode is not judged here; the engine
+    decides NOTIMP.
     """
     n = len(data)
     if n < 12:
@@ -173,6 +178,7 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     payload = NO_EDNS
     do = False
     version = 0
+    tsig = 0
     offset = qend
     first_additional = ancount + nscount  # only other opcodes get here with these
     for index in range(records):
@@ -194,10 +200,16 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
             payload = rclass if rclass > 512 else 512
             version = (ttl >> 16) & 0xFF
             do = bool(ttl & 0x8000)
-        elif rtype != TYPE_TSIG:
+        elif rtype == TYPE_TSIG:
+            if index != records - 1:
+                raise FormError("TSIG is not the last record (RFC 8945 §5.1)")
+            tsig = owner
+        else:
             raise FormError("an additional record other than OPT and TSIG")
     if offset != n:
         raise FormError("trailing bytes after the message")
+    if tsig:
+        raise Signed(flags, qend, payload, do, tsig)
     return flags, qend, key, payload, do, version
 
 

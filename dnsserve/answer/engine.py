@@ -2,8 +2,10 @@
 
 Owns the protocol outcome of every query, decided at this one boundary:
 short header or QR set -> drop; malformed -> FORMERR; opcode other than
-QUERY -> NOTIMP; EDNS version above 0 -> BADVERS; not our zone -> REFUSED;
-anything unexpected -> SERVFAIL and a counter, never an exception out.
+QUERY -> NOTIMP; signed with a TSIG key we do not have -> NOTAUTH with BADKEY
+(``answer.tsig``, a slow path only signed queries take); EDNS version above
+0 -> BADVERS; not our zone -> REFUSED; anything unexpected -> SERVFAIL and a
+counter, never an exception out.
 
 Per query it parses only header, question and OPT (``wire``), looks up a
 prebuilt answer by (lower-cased qname, qtype, qclass) in the current
@@ -20,9 +22,10 @@ import logging
 from collections.abc import Mapping
 
 from dnsserve import wire
+from dnsserve.answer import tsig
 from dnsserve.answer.prebuilt import Prebuilt
 from dnsserve.answer.snapshot import Entry, Snapshot, key_parts
-from dnsserve.errors import Dropped, FormError
+from dnsserve.errors import Dropped, FormError, Signed
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,22 @@ CACHE_SIZE = 20_000
 class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
-    __slots__ = ("_answers", "_cache", "_snapshot", "cache_size", "formerr", "servfails")
+    __slots__ = (
+        "_answers", "_cache", "_snapshot", "cache_size", "formerr", "keyring", "servfails",
+    )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
     _cache: dict[bytes, Prebuilt]
 
-    def __init__(self, snapshot: Snapshot, *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        *,
+        cache_size: int = CACHE_SIZE,
+        keyring: tsig.Keyring = tsig.NO_KEYS,
+    ) -> None:
         self.cache_size = cache_size
+        self.keyring = keyring  # TSIG keys; none until zone transfers use them
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.swap(snapshot)
@@ -69,6 +81,8 @@ class Engine:
         except FormError:
             self.formerr += 1
             return wire.header_only(data, (data[2] << 8) | data[3], wire.FORMERR)
+        except Signed as signed:
+            return self._signed(data, signed)
         try:
             if flags & wire.OPCODE_MASK:
                 # RFC 6891 §6.1.1: an EDNS query gets our OPT back, errors included.
@@ -101,10 +115,28 @@ class Engine:
                 return out
             return self._truncate(data, fb, entry, qend, limit, opt)
         except Exception:
-            self.servfails += 1
-            if self.servfails & (self.servfails - 1) == 0:  # log the 1st, 2nd, 4th, 8th, …
-                log.exception("unexpected error answering a query (%d so far)", self.servfails)
-            return wire.header_only(data, flags, wire.SERVFAIL, data[12:qend])
+            return self._servfail(data, flags, qend)
+
+    def _signed(self, data: bytes, signed: Signed) -> bytes:
+        """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""
+        flags, qend = signed.flags, signed.qend
+        try:
+            if flags & wire.OPCODE_MASK:
+                opt = b"" if signed.payload < 0 else (wire.OPT_DO if signed.do else wire.OPT_PLAIN)
+                return wire.header_only(data, flags, wire.NOTIMP, data[12:qend], opt)
+            return tsig.answer(data, signed, self.keyring)
+        except FormError:
+            self.formerr += 1
+            return wire.header_only(data, flags, wire.FORMERR)
+        except Exception:
+            return self._servfail(data, flags, qend)
+
+    def _servfail(self, data: bytes, flags: int, qend: int) -> bytes:
+        """Called from an ``except``: count, log the 1st, 2nd, 4th, 8th, … time, SERVFAIL."""
+        self.servfails += 1
+        if self.servfails & (self.servfails - 1) == 0:
+            log.exception("unexpected error answering a query (%d so far)", self.servfails)
+        return wire.header_only(data, flags, wire.SERVFAIL, data[12:qend])
 
     def _miss(self, key: bytes) -> Prebuilt:
         qname, qtype, qclass = key_parts(key)

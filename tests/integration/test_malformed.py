@@ -29,6 +29,8 @@ Judgment calls, with the rule applied:
 - More records after the question than a query carries (``wire.MAX_RECORDS``:
   an OPT, a TSIG and a NOTIFY's SOA fit): FORMERR, whatever the records are, so
   no packet costs more to parse than a few records (issue "Survive faults" 7).
+- A TSIG record that is not the last record: FORMERR (RFC 8945 §5.1). A TSIG
+  with a key we do not have: tests/integration/test_tsig.py.
 """
 
 from __future__ import annotations
@@ -112,6 +114,15 @@ def pointer_chains(records: int, hops: int = 64) -> bytes:
     return header(ar=records) + QUESTION + bytes(body)
 
 
+def tsig_rr(owner: bytes = b"\x03key\x00") -> bytes:
+    """A TSIG record (hmac-sha256., empty MAC) as a signer lays it out; the MAC is not checked
+    before the key is known, so its value does not matter here."""
+    algorithm = dns.name.from_text("hmac-sha256.").to_wire()
+    times = struct.pack("!HIHH", 0, 1_700_000_000, 300, 0)  # time signed, fudge, MAC size 0
+    rdata = algorithm + times + struct.pack("!HHH", QID, 0, 0)  # original ID, error, other len
+    return owner + struct.pack("!HHIH", 250, 255, 0, len(rdata)) + rdata
+
+
 @dataclass(frozen=True)
 class Bad:
     id: str
@@ -189,6 +200,9 @@ BAD: list[Bad] = [
         *PARSE_ERROR),
     bad("question-32000-labels", header() + b"\x01a" * 32_000 + b"\x00\x00\x01\x00\x01",
         *PARSE_ERROR),
+    # TSIG (RFC 8945 §5.1): it must be the last additional record.
+    bad("tsig-not-last", header(ar=2) + QUESTION + tsig_rr() + ROOT_OPT, *PARSE_ERROR),
+    bad("two-tsig", header(ar=2) + QUESTION + tsig_rr() + tsig_rr(), *PARSE_ERROR),
     # QR set: a response, never answered (no reflection loops).
     bad("qr-set", header(flags=0x8100) + QUESTION, SILENCE),
     bad("qr-set-formerr-shaped", header(qd=0, flags=0x8001), SILENCE),

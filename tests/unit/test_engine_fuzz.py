@@ -183,7 +183,7 @@ def check(query: bytes, tcp: bool) -> dns.message.Message | None:
     if out is None:
         return None
     assert isinstance(out, bytes)
-    resp = dns.message.from_wire(out, ignore_trailing=False)
+    resp = dns.message.from_wire(out, ignore_trailing=False, keyring=False)  # a TSIG: BADKEY
     assert out[:2] == query[:2], "response ID must be the query's ID"
     assert resp.flags & dns.flags.QR
     assert not resp.flags & dns.flags.RA
