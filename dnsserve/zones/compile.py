@@ -18,6 +18,10 @@ Rules, each an error that keeps the zone from being served:
    and glue: A/AAAA of names that are NS targets of that delegation (or of
    the apex).
 6. Every owner inside the origin.
+7. Every RRset fits in a DNS message: its wire form (the owner written out
+   once, then compressed), after a header and the longest possible question
+   (a 255-octet name), within 65,535 octets. No answer could carry a larger
+   one; NSD, Knot and BIND refuse such a zone at load too.
 
 Warnings, served anyway:
 
@@ -25,7 +29,10 @@ Warnings, served anyway:
   (RFC 2181 §10.3);
 - glue missing for an NS target below its own delegation;
 - sibling glue: addresses below one delegation kept for another's NS;
-- DS at the apex (it belongs in the parent) or away from a delegation.
+- DS at the apex (it belongs in the parent) or away from a delegation;
+- an RRset whose smallest answer (header, its owner as the question, the
+  RRset, our OPT) is over 1,232 octets: over UDP it is truncated (TC) and
+  clients must retry over TCP.
 
 dnspython's nodes cannot hold a CNAME beside other data, nor its rdatasets two
 SOA, CNAME or DNAME records (the last one added wins), and its transactions
@@ -36,6 +43,7 @@ well, for zones built some other way (a transfer, a test).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -47,6 +55,7 @@ import dns.rdataset
 import dns.zone
 from dns.rdatatype import RdataType
 
+from dnsserve import wire
 from dnsserve.errors import ZoneError
 from dnsserve.zones.table import ZoneTable
 
@@ -55,6 +64,18 @@ Severity = Literal["error", "warning"]
 _ADDRESS_TYPES = frozenset({RdataType.A, RdataType.AAAA})
 # Types that may stand at a zone cut in the parent (RFC 4035 §2.4, RFC 3845).
 _CUT_TYPES = frozenset({RdataType.NS, RdataType.DS, RdataType.NSEC, RdataType.RRSIG})
+
+# Rule 7's arithmetic: a message is at most 65,535 octets; its header takes 12
+# and the longest question 259 (a 255-octet name, type, class).
+MESSAGE_MAX = 65535
+RRSET_MAX = MESSAGE_MAX - 12 - (wire.MAX_NAME + 4)
+_OPT_SIZE = len(wire.OPT_PLAIN)
+# The longest RDATA of the common types, so most RRsets are known to be small
+# without rendering them (a name is at most 255 octets).
+_RDATA_MAX = {
+    RdataType.A: 4, RdataType.AAAA: 16, RdataType.NS: 255, RdataType.CNAME: 255,
+    RdataType.PTR: 255, RdataType.DNAME: 255, RdataType.MX: 2 + 255, RdataType.SRV: 6 + 255,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +261,7 @@ class _Checker:
                 yield self._problem("error", f"{name} is outside the zone {self.origin}", name)
                 continue
             yield from self._soa_placement(k, node)
+            yield from self._sizes(k, node)
             yield from self._cname(k, node)
             yield from self._placement(k, node)
             yield from self._targets(k, node)
@@ -262,6 +284,33 @@ class _Checker:
             name = self.names[k]
             message = f"SOA record at {name}, not at the zone apex {self.origin}"
             yield self._rrset_problem("error", message, name, soa)
+
+    def _sizes(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
+        """Rule 7, and the UDP warning: each RRset measured in wire form."""
+        name = self.names[k]
+        for rdataset in node.rdatasets:
+            per = _RDATA_MAX.get(rdataset.rdtype)
+            if per is not None and len(rdataset) * (12 + per) + 31 <= wire.OUR_PAYLOAD:
+                continue  # small for sure: each record a pointer, fixed fields and RDATA
+            size, smallest = rrset_sizes(name, rdataset)
+            if size <= RRSET_MAX and smallest <= wire.OUR_PAYLOAD:
+                continue
+            what = (
+                f"the {RdataType(rdataset.rdtype).name} RRset at {name}"
+                f" ({len(rdataset):,} records, {size:,} octets)"
+            )
+            if size > RRSET_MAX:
+                message = (
+                    f"{what} does not fit in a DNS message: {RRSET_MAX:,} octets at most fit"
+                    " after a header and the longest question"
+                )
+                yield self._rrset_problem("error", message, name, rdataset)
+            else:
+                message = (
+                    f"{what} makes a {smallest:,}-octet answer: over UDP ({wire.OUR_PAYLOAD:,}"
+                    " octets) it is truncated and clients retry over TCP"
+                )
+                yield self._rrset_problem("warning", message, name, rdataset)
 
     def _cname(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         cname = _get(node, RdataType.CNAME)
@@ -391,6 +440,22 @@ class _Checker:
     def _ns_targets(self, k: _Key) -> frozenset[_Key]:
         ns = _get(self.nodes[k], RdataType.NS) if k in self.nodes else None
         return frozenset(_key(rdata.target) for rdata in ns) if ns is not None else frozenset()
+
+
+def rrset_sizes(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> tuple[int, int]:
+    """(wire size, smallest answer) of the RRset ``rdataset`` at ``name``.
+
+    The wire size has the owner written out once and compressed after that,
+    as in a message whose question shares nothing with it (the worst case);
+    the smallest answer is a header, ``name`` as the question (so the owner
+    is a pointer), the RRset and our OPT.
+    """
+    out = io.BytesIO()
+    rdataset.to_wire(name, out, compress={}, want_shuffle=False)
+    size = out.tell()
+    owner = len(name.to_wire() or b"")
+    pointer = 2 if owner > 1 else 1  # the root is never compressed
+    return size, 12 + owner + 4 + size - owner + pointer + _OPT_SIZE
 
 
 def _get(node: dns.node.Node, rdtype: RdataType) -> dns.rdataset.Rdataset | None:
