@@ -1,9 +1,11 @@
 """What ``dnsserve check`` finds: every problem in the zones and the config.
 
 Owns the list of problems a server would meet at start, without starting one:
-zone errors and warnings (file and line, from ``zones.load``), config errors
-against the loaded zones, config warnings, and where a pool's members and the
-zone's static records disagree (a secondary serves the static set).
+zone errors and warnings (file and line, from ``zones.load``), zones whose
+answers cannot be prebuilt (``answer.snapshot.build_snapshot`` leaves them
+out: an answer with its additional data too large for any message), config
+errors against the loaded zones, config warnings, and where a pool's members
+and the zone's static records disagree (a secondary serves the static set).
 
 Must not: open sockets or the state file, or change anything on disk.
 """
@@ -12,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dns.name
 import dns.rdatatype
 
 from dnsserve.answer.policies import Pool
-from dnsserve.answer.snapshot import find_zone
+from dnsserve.answer.snapshot import build_snapshot, find_zone
 from dnsserve.config import check_pools_against_zones, config_warnings, pools_from_config
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
@@ -46,6 +49,7 @@ def check(settings: Settings) -> list[Problem]:
     """Every problem in the zones and the config (errors and warnings)."""
     loaded = load_zones(settings.zones_dir, log_problems=False)
     problems: list[Problem] = list(loaded.problems)
+    problems += unbuildable(loaded.tables, loaded.files)
     config, name = settings.config, settings.config_name
     if config.pool:
         origins = loaded.tables.keys()
@@ -58,6 +62,18 @@ def check(settings: Settings) -> list[Problem]:
             ]
     problems += [ConfigProblem(w, "warning") for w in config_warnings(config, file=name)]
     return problems
+
+
+def unbuildable(
+    tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, Path]
+) -> list[ZoneProblem]:
+    """The zones that load but whose answers cannot all be prebuilt: not served."""
+    left_out = build_snapshot(tables).left_out
+    return [
+        ZoneProblem(str(files.get(origin, "")), 0, "error",
+                    f"zone {origin} cannot be served: {why}", origin.to_text())
+        for origin, why in left_out.items()
+    ]
 
 
 def static_mismatches(

@@ -8,13 +8,19 @@ answers, and the slow path that computes an answer on a miss.
 A snapshot is never changed after it is built: a reload or a health change
 builds a new one (sharing unchanged prebuilt answers) and the edge swaps the
 reference. Pure: no I/O, no clock.
+
+A zone one of whose answers cannot be prebuilt (dnspython raises TooBig when
+an answer, with its additional data, cannot fit a message although each
+RRset does) is left out whole, as a zone that fails to parse is: the build
+goes on without it and names it, with the error, in ``Snapshot.left_out``;
+the caller reports it. Nothing here raises for one zone's data.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -69,7 +75,9 @@ class Snapshot:
     rrset replaced by its current first variant (the slow path reads these).
     ``depends`` maps each pool to the answer keys that use its rrset (in any
     variant), so a health change rebuilds only those; ``zone_pools`` lists
-    the pools each zone holds.
+    the pools each zone holds. ``left_out`` names the zones given to
+    ``build_snapshot`` that are not served, each with why: an answer of
+    theirs could not be prebuilt.
     """
 
     zones: Mapping[dns.name.Name, ZoneTable]
@@ -80,6 +88,7 @@ class Snapshot:
     selections: Mapping[PoolKey, Selection] = field(default_factory=dict)
     depends: Mapping[PoolKey, frozenset[bytes]] = field(default_factory=dict)
     zone_pools: Mapping[dns.name.Name, frozenset[PoolKey]] = field(default_factory=dict)
+    left_out: Mapping[dns.name.Name, str] = field(default_factory=dict)
 
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ZoneTable | None:
         return find_zone(self.zones, qname, qtype)
@@ -127,6 +136,7 @@ class Snapshot:
             MappingProxyType(selections),
             depends,
             zone_pools,
+            self.left_out,
         )
 
     def _moved_zones(
@@ -299,6 +309,7 @@ def _prebuild_dynamic(
     selections: Mapping[PoolKey, Selection],
     rrsets: _PoolRRsets,
     found: Iterable[Found],
+    failed: dict[dns.name.Name, str] | None = None,
 ) -> tuple[dict[bytes, Entry], dict[PoolKey, set[bytes]]]:
     """The answers that use a pool, once per variant of the first pool each uses.
 
@@ -308,7 +319,9 @@ def _prebuild_dynamic(
     variant: one rotation per answer is enough. Answers are grouped by that
     first pool, so its zone is overlaid once per variant whatever the number
     of answers or pools. Returns the answers and, per pool, the keys whose
-    answer used it in any variant.
+    answer used it in any variant. With ``failed``, an answer that cannot be
+    built is left out and its zone noted there (``_note_failure``); without,
+    the error is raised.
     """
     answers: dict[bytes, Entry] = {}
     uses: dict[PoolKey, set[bytes]] = {}
@@ -316,11 +329,18 @@ def _prebuild_dynamic(
     for item in found:
         key, qname, qtype, qclass, result = item
         pools = sorted(p for p in (result.uses if result else ()) if p in selections)
-        if result is None or not pools:
-            answers[key] = compute(zones, qname, qtype, qclass)
+        try:
+            if result is None or not pools:
+                answers[key] = compute(zones, qname, qtype, qclass)
+                continue
+            first = render(qname, qtype, qclass, result)
+        except Exception as exc:
+            if failed is None:
+                raise
+            _note_failure(failed, zones, qname, qtype, exc)
             continue
         _note(uses, key, result.uses)
-        groups.setdefault(pools[0], []).append((item, render(qname, qtype, qclass, result)))
+        groups.setdefault(pools[0], []).append((item, first))
     for pool, items in groups.items():
         selection = selections[pool]
         variants = {item[0]: [first] for item, first in items}
@@ -329,15 +349,38 @@ def _prebuild_dynamic(
         for k in range(1, len(selection.values_variants)):
             overlay = table.with_rrsets({pool: rrsets.get(pool, k)})
             for (key, qname, qtype, qclass, _), _ in items:
-                result = overlay.lookup(qname, RdataType(qtype))
+                if key not in variants:
+                    continue  # an earlier variant of it failed
+                try:
+                    result = overlay.lookup(qname, RdataType(qtype))
+                    variants[key].append(render(qname, qtype, qclass, result))
+                except Exception as exc:
+                    if failed is None:
+                        raise
+                    _note_failure(failed, zones, qname, qtype, exc)
+                    del variants[key]
+                    continue
                 _note(uses, key, result.uses)
-                variants[key].append(render(qname, qtype, qclass, result))
         for key, rendered in variants.items():
             answers[key] = (
                 rendered[0] if len(rendered) == 1
                 else Variants(tuple(rendered), selection.cum_weights)
             )
     return answers, uses
+
+
+def _note_failure(
+    failed: dict[dns.name.Name, str],
+    zones: Mapping[dns.name.Name, ZoneTable],
+    qname: dns.name.Name,
+    qtype: int,
+    exc: Exception,
+) -> None:
+    """Note the zone that answers ``qname``/``qtype`` as failed (the first error kept)."""
+    table = find_zone(zones, qname, qtype)
+    origin = table.origin if table is not None else qname
+    why = f"the answer to {qname} {RdataType.to_text(qtype)} cannot be built: {exc!r}"
+    failed.setdefault(origin, why)
 
 
 def _copied(mapping: Mapping[K, V]) -> dict[K, V]:
@@ -375,8 +418,36 @@ def build_snapshot(
     generation: int = 0,
     health: HealthView | None = None,
 ) -> Snapshot:
-    """Prebuild every answer of ``zones`` with each pool at its selection."""
+    """Prebuild every answer of ``zones`` with each pool at its selection.
+
+    A zone an answer of which cannot be built is left out and named in
+    ``left_out``. Leaving a zone out changes who answers its names (a
+    parent's delegation, or nobody), so the build starts again without it;
+    each round leaves out at least one zone, so there are at most as many
+    rounds as zones, and one when every zone builds.
+    """
     selections = dict(selections or {})
+    serving = dict(zones)
+    left_out: dict[dns.name.Name, str] = {}
+    while True:
+        failed: dict[dns.name.Name, str] = {}
+        snapshot = _build(serving, selections, version, identity, generation, health, failed)
+        left_out.update(failed)
+        removed = [origin for origin in failed if serving.pop(origin, None) is not None]
+        if not removed:  # no failure, or none a zone can be blamed for: this is the snapshot
+            return replace(snapshot, left_out=MappingProxyType(left_out))
+
+
+def _build(
+    zones: Mapping[dns.name.Name, ZoneTable],
+    selections: dict[PoolKey, Selection],
+    version: str | None,
+    identity: str | None,
+    generation: int,
+    health: HealthView | None,
+    failed: dict[dns.name.Name, str],
+) -> Snapshot:
+    """One round of ``build_snapshot``; the zones an answer failed for go to ``failed``."""
     rrsets = _PoolRRsets(selections)
     current, zone_pools = _current_zones(zones, selections, rrsets)
     answers: dict[bytes, Entry] = {}
@@ -387,12 +458,15 @@ def build_snapshot(
         key = answer_key(qname, qtype, RdataClass.IN)
         if key in answers or key in dynamic:
             continue
-        result = _lookup(current, qname, qtype)
-        if result is not None and result.uses:
-            dynamic[key] = (key, qname, qtype, RdataClass.IN, result)
-        else:
-            answers[key] = compute(current, qname, qtype, RdataClass.IN)
-    prebuilt, uses = _prebuild_dynamic(current, selections, rrsets, dynamic.values())
+        try:
+            result = _lookup(current, qname, qtype)
+            if result is not None and result.uses:
+                dynamic[key] = (key, qname, qtype, RdataClass.IN, result)
+            else:
+                answers[key] = compute(current, qname, qtype, RdataClass.IN)
+        except Exception as exc:  # one zone's data must not stop the others being served
+            _note_failure(failed, current, qname, qtype, exc)
+    prebuilt, uses = _prebuild_dynamic(current, selections, rrsets, dynamic.values(), failed)
     answers.update(prebuilt)
     answers.update(chaos_answers(version, identity))
     depends = {pool: frozenset(uses.get(pool, ())) for pool in selections}

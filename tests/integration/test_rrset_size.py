@@ -6,7 +6,10 @@ a TooBig traceback and served no zone at all, and a SIGHUP that brought such
 a zone failed the whole reload. NSD, Knot and BIND reject such a zone at
 load. The rule (``zones.compile``): an RRset whose wire form cannot fit a
 message after a header and the longest possible question is an error naming
-file and line; one whose smallest answer is over 1,232 octets a warning.
+file and line; one whose smallest answer is over 1,232 octets a warning. A
+zone whose answers cannot be prebuilt although each RRset fits (an MX whose
+two targets hold 48 KB of addresses each) is left out at the prebuild stage
+(``answer.snapshot.build_snapshot``): the other zones are served.
 
 Real zone files, the real server and CLI as subprocesses.
 """
@@ -90,6 +93,27 @@ def test_serve_leaves_out_only_the_oversized_zones_and_reload_goes_on(tmp_path: 
                  lambda got: got == "NOERROR")
         assert rcode(srv, "good.example.") == "NOERROR"
         assert rcode(srv, "txt.example.") == "REFUSED"
+        assert srv.proc.poll() is None
+    finally:
+        srv.stop()
+
+
+def test_a_zone_whose_answers_cannot_be_prebuilt_is_left_out(tmp_path: Path) -> None:
+    """Each RRset fits, but the MX answer with both targets' addresses as additional data
+    does not (~96 KB): that zone alone is left out at the prebuild stage."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    write_zone(zones, "good.example.")
+    mx = "@ IN MX 10 t1\n@ IN MX 20 t2\n" + many_a("t1", 3000, 10) + many_a("t2", 3000, 11)
+    write_zone(zones, "mx.example.", mx)
+    done = check(zones)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{zones / 'mx.example.zone'}: error: zone mx.example. cannot be served" in done.stdout
+    assert "mx.example. MX" in done.stdout and "TooBig" in done.stdout
+    srv = start_server(tmp_path, zones=zones)
+    try:
+        assert rcode(srv, "good.example.") == "NOERROR"
+        assert rcode(srv, "mx.example.", "MX") == "REFUSED"
         assert srv.proc.poll() is None
     finally:
         srv.stop()

@@ -1,22 +1,29 @@
-"""RRsets too large for a DNS message: ``zones.compile`` rule 7.
+"""RRsets too large for a DNS message: ``zones.compile`` rule 7, and zones left out at prebuild.
 
 Rule 7 is an error when an RRset's wire form cannot fit a message after a
 header and the longest question (``RRSET_MAX`` octets), a warning when its
-smallest answer is over 1,232 octets (UDP truncates it). The same through the
-real server and CLI: tests/integration/test_rrset_size.py.
+smallest answer is over 1,232 octets (UDP truncates it). A zone whose RRsets
+all fit but one of whose answers does not (additional data included) is left
+out by ``build_snapshot`` and named in ``Snapshot.left_out``; the other zones
+are served. The same through the real server and CLI:
+tests/integration/test_rrset_size.py.
 """
 
 from __future__ import annotations
 
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.renderer
 import dns.zone
 import pytest
 from dns.rdatatype import RdataType
 
+from dnsserve.answer.engine import Engine
+from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.zones.compile import RRSET_MAX, check_zone, compile_zone, rrset_sizes
 from dnsserve.zones.table import ZoneTable
+from testkit.answers import ask
 
 HEAD = "$TTL 60\n@ IN SOA ns1 hostmaster 1 60 60 600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n"
 
@@ -87,3 +94,37 @@ def test_udp_warning_threshold() -> None:
         problems = check_zone(zone("u.example.", body), file="u.example.zone", lines={})
         assert any("over UDP" in p.message for p in problems) == warned
         assert not [p for p in problems if p.severity == "error"]
+
+
+def test_a_zone_whose_answer_cannot_be_prebuilt_is_left_out_and_the_others_served() -> None:
+    """Each A RRset fits (~48 KB); the MX answer with both as additional data does not."""
+    addresses = "".join(f"t{n} IN A 10.{n}.{i // 256}.{i % 256}\n"
+                        for n in (1, 2) for i in range(3000))
+    bad = table("mx.example.", "@ IN MX 10 t1\n@ IN MX 20 t2\n" + addresses)
+    good = table("good.example.", "www IN A 192.0.2.80\n")
+    origin = dns.name.from_text("mx.example.")
+    snapshot = build_snapshot({origin: bad, good.origin: good})
+    assert set(snapshot.left_out) == {origin}
+    assert "mx.example. MX" in snapshot.left_out[origin]
+    assert "TooBig" in snapshot.left_out[origin]
+    assert set(snapshot.zones) == {good.origin} and set(snapshot.base) == {good.origin}
+    engine = Engine(snapshot)
+    assert ask(engine, "www.good.example.", "A").answer
+    assert ask(engine, "mx.example.", "MX").rcode() == dns.rcode.REFUSED
+
+
+def test_a_left_out_child_is_answered_by_its_parent() -> None:
+    """Leaving a zone out rebuilds the rest without it: the parent's delegation answers."""
+    addresses = "".join(f"t{n} IN A 10.{n}.{i // 256}.{i % 256}\n"
+                        for n in (1, 2) for i in range(3000))
+    child = table("kid.p.example.", "@ IN MX 10 t1\n@ IN MX 20 t2\n" + addresses)
+    parent = table("p.example.", "kid IN NS ns1.kid\nns1.kid IN A 192.0.2.9\n")
+    snapshot = build_snapshot({child.origin: child, parent.origin: parent})
+    assert set(snapshot.left_out) == {child.origin}
+    r = ask(Engine(snapshot), "kid.p.example.", "MX")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority  # a referral
+
+
+def test_nothing_is_left_out_of_zones_that_build() -> None:
+    good = table("good.example.", "www IN A 192.0.2.80\n")
+    assert build_snapshot({good.origin: good}).left_out == {}
