@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import signal
 import ssl
@@ -31,7 +32,7 @@ import trio
 
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
-BODY_LIMIT = 64 * 1024  # bytes of a response body searched for expect_body
+BODY_LIMIT = 64 * 1024  # bytes of an HTTP body searched, and of an exec check's stderr kept
 DETAIL_LIMIT = 200      # characters of error detail kept in a result
 
 
@@ -172,34 +173,65 @@ async def _exchange_udp(
 
 
 async def probe_exec(spec: CheckSpec, address: str) -> ProbeResult:
+    """Run the command; its exit status is the verdict, its last stderr line the detail.
+
+    stdout goes to /dev/null; stderr is read as it comes and only its last
+    ``BODY_LIMIT`` bytes are kept (``_read_tail``), so a command that writes
+    without end costs no memory and changes no verdict.
+    """
     env = dict(os.environ)
     env["DNSSERVE_ADDRESS"] = address
     env["DNSSERVE_PORT"] = str(spec.effective_port) if spec.effective_port else ""
     shell = isinstance(spec.command, str)
+    run = functools.partial(
+        trio.run_process,
+        spec.command if shell else list(spec.command),
+        shell=shell,
+        env=env,
+        stdin=b"",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+        # Its own session, so a cancel kills the command and its children.
+        start_new_session=True,
+        deliver_cancel=_kill_group,
+    )
+    process: trio.Process | None = None
+    failed: OSError | None = None
+    tail = b""
     try:
-        done = await trio.run_process(
-            spec.command if shell else list(spec.command),
-            shell=shell,
-            env=env,
-            stdin=b"",
-            stdout=subprocess.DEVNULL,
-            capture_stderr=True,
-            check=False,
-            # Its own session, so a cancel kills the command and its children.
-            start_new_session=True,
-            deliver_cancel=_kill_group,
-        )
-    except OSError as exc:  # not found, not executable
-        return ProbeResult(False, "exec failed", _clip(str(exc)))
-    lines = done.stderr.decode(errors="replace").strip().splitlines()
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(run)
+            assert process.stderr is not None  # stderr=PIPE
+            tail = await _read_tail(process.stderr)
+    except* OSError as group:  # not found, not executable (trio groups what a nursery raises)
+        failed = next((e for e in _chain(group) if isinstance(e, OSError)), None)
+    if failed is not None or process is None or process.returncode is None:
+        return ProbeResult(False, "exec failed", _clip(str(failed or "no exit status")))
+    lines = tail.decode(errors="replace").strip().splitlines()
     detail = _clip(lines[-1]) if lines else ""
-    code = done.returncode
+    code = process.returncode
     if code == 0:
         return ProbeResult(True, "exit 0", detail)
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         return ProbeResult(False, f"killed by {name}", detail)
     return ProbeResult(False, f"exit {code}", detail)
+
+
+async def _read_tail(stream: trio.abc.ReceiveStream) -> bytes:
+    """Read ``stream`` to its end, keeping only its last ``BODY_LIMIT`` bytes.
+
+    At most twice the limit (and one chunk) is held at any time: the rest is
+    dropped as it arrives.
+    """
+    tail = bytearray()
+    async with stream:
+        async for chunk in stream:
+            tail += chunk
+            if len(tail) > 2 * BODY_LIMIT:
+                del tail[:-BODY_LIMIT]
+    return bytes(tail[-BODY_LIMIT:])
 
 
 async def _kill_group(process: trio.Process) -> None:

@@ -6,10 +6,12 @@ tests/unit/test_probes_client.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +297,32 @@ def test_exec_killed_at_the_timeout(tmp_path: Path, script: str) -> None:
     finally:
         if not _dead(pid):  # clean up before failing
             os.kill(pid, 9)
+
+
+# Issue "Survive faults" 6: an exec check's stderr was read whole into memory (a check
+# writing 300 MB to stderr took the server to 921 MB). The probe now keeps the last
+# BODY_LIMIT bytes and drops the rest as it reads; the verdict does not change. Measured in
+# a child process (ru_maxrss is a process's high-water mark): a memory bound, not timing.
+GROWTH = """
+import json, resource, sys, trio
+from dnsserve.health.probes import CheckKind, CheckSpec, probe_exec
+def run(command):
+    spec = CheckSpec(kind=CheckKind.EXEC, command=command, timeout=60.0)
+    return trio.run(probe_exec, spec, "127.0.0.24")
+run("echo warm-up >&2")  # imports, trio's first run and the first fork are not the probe's
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = run(sys.argv[1])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"ok": result.ok, "reason": result.reason, "detail": result.detail,
+                  "growth_mib": (after - before) / 1024}))
+"""
+
+
+def test_exec_stderr_flood_keeps_the_verdict_and_bounded_memory() -> None:
+    flood = "head -c 52428800 /dev/zero | tr '\\0' e >&2; echo >&2; echo all good >&2"  # 50 MiB
+    done = subprocess.run([sys.executable, "-c", GROWTH, flood], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["growth_mib"] < 64, got
+    assert (got["ok"], got["reason"], got["detail"]) == (True, "exit 0", "all good")
