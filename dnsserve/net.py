@@ -21,9 +21,13 @@ Rules:
   costs at most one read chunk of queries and one buffer of answers.
 - The TCP idle timeout runs from the last complete query (or the accept); on
   expiry the connection is closed, aborted if answers are still unsent.
-- Beyond ``tcp_max_connections`` open connections (all addresses together), a
-  new one is closed at once. A client's EOF gets every pending answer, then
-  the close.
+- Beyond the TCP cap of open connections (all addresses together), a new one
+  is closed at once. The cap is ``tcp_max_connections``, lowered when the
+  process's file descriptor limit (soft RLIMIT_NOFILE) leaves less than
+  ``FD_RESERVE`` descriptors beside it (``tcp_cap``; logged at start): running
+  out of descriptors would fail the health checks (a member taken out of
+  answers while its backend is fine), the state file and the control API.
+  A client's EOF gets every pending answer, then the close.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import resource
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +51,14 @@ UDP_RCVBUF = 4 * 1024 * 1024
 TCP_WRITE_HIGH_WATER = 64 * 1024
 TCP_BACKLOG = 1024
 _BIND_TRIES = 20
+# File descriptors kept free of DNS TCP connections, for everything else the
+# process opens: health checks in flight (up to 64 at once; an exec check holds
+# 3 or 4 while it runs, an HTTP check a connection plus those kept alive), the
+# control API (up to 64 connections), the state file (the database, its WAL and
+# shared-memory files), zone files read on reload, the listening sockets, the
+# event loops and the interpreter's own. Under a small limit the reserve is
+# three quarters of it instead, so a quarter still goes to TCP (``tcp_cap``).
+FD_RESERVE = 384
 
 
 class Responder(Protocol):
@@ -73,6 +86,23 @@ class NetStats:
         n = self.engine_errors
         if n == 1 or n % LOG_EVERY == 0:
             log.exception("engine.respond raised (%d times so far); query not answered", n)
+
+
+def fd_limit() -> int | None:
+    """The process's soft limit on open file descriptors; None when unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def tcp_cap(configured: int, limit: int | None) -> int:
+    """The TCP connection cap under a file descriptor ``limit`` (None: no limit).
+
+    ``configured`` (``tcp_max_connections``), at most ``limit - FD_RESERVE``;
+    when that is less than a quarter of the limit, a quarter of it.
+    """
+    if limit is None:
+        return configured
+    return min(configured, max(limit - FD_RESERVE, limit // 4))
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -256,6 +286,11 @@ class Listeners:
         self._udp: list[_Udp] = []
         self._tcp: list[asyncio.Server] = []
 
+    @property
+    def tcp_cap(self) -> int:
+        """The most TCP connections open at once (``tcp_max_connections`` under the fd limit)."""
+        return self._shared.cap
+
     async def _listen(self, text: str) -> None:
         loop = asyncio.get_running_loop()
         tcp_sock, udp_sock = _bind_pair(text)
@@ -338,9 +373,19 @@ async def serve(
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
     Raises ValueError for a malformed address and OSError naming the address
-    when it cannot be bound; nothing stays bound after a failure.
+    when it cannot be bound; nothing stays bound after a failure. The TCP cap
+    is ``tcp_max_connections`` under the file descriptor limit (``tcp_cap``).
     """
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, tcp_max_connections)
+    limit = fd_limit()
+    cap = tcp_cap(tcp_max_connections, limit)
+    if cap < tcp_max_connections:
+        log.warning(
+            "tcp_max_connections lowered from %d to %d: the file descriptor limit"
+            " (RLIMIT_NOFILE) is %s and %d descriptors are kept for health checks, the state"
+            " file and the control API; raise the limit (LimitNOFILE=) to allow more",
+            tcp_max_connections, cap, limit, (limit or 0) - cap,
+        )
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap)
     listeners = Listeners(shared)
     try:
         for text in listen:

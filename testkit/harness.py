@@ -157,8 +157,9 @@ class Harness:
         self.config.write_text(render_config(doc))
         return self.config
 
-    def serve(self) -> ServerProc:
-        srv = start_server(self.tmp_path, "-c", str(self.config))
+    def serve(self, *, nofile: int | None = None) -> ServerProc:
+        """The server on this config (``nofile``: its file descriptor limit)."""
+        srv = start_server(self.tmp_path, "-c", str(self.config), nofile=nofile)
         self.stack.callback(srv.stop)
         return srv
 

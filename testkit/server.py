@@ -93,17 +93,32 @@ def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
     wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds)
 
 
+# Run as ``python -c LIMITED N ARGS...``: set RLIMIT_NOFILE to N (soft and hard), then
+# exec the interpreter with ARGS, so the server keeps this process's PID.
+LIMITED = (
+    "import os, resource, sys; n = int(sys.argv[1]);"
+    " resource.setrlimit(resource.RLIMIT_NOFILE, (n, n));"
+    " os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 def start_server(
     tmp_path: Path,
     *args: str,
     zones: Path | None = SHIPPED_ZONES,
     host: str = "127.0.0.1",
     cwd: Path | None = None,
+    nofile: int | None = None,
 ) -> ServerProc:
-    """Start ``python -m dnsserve serve`` on a random loopback port."""
+    """Start ``python -m dnsserve serve`` on a random loopback port.
+
+    ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
+    hard), set in the child before it starts, as ``prlimit --nofile`` does.
+    """
     port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    cmd = [sys.executable, "-m", "dnsserve", "serve", "--listen", listen]
+    limited = [] if nofile is None else ["-c", LIMITED, str(nofile)]
+    cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]
     if zones is not None:
         cmd += ["--zones", str(zones)]
     cmd += list(args)
