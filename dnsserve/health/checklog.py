@@ -18,7 +18,7 @@ from dnsserve.health.model import MemberId
 
 COUNTERS = (
     "checks", "passes", "failures", "timeouts", "skipped", "triggered", "flips",
-    "held", "suspicions", "probe_errors", "callback_errors",
+    "held", "suspicions", "probe_errors", "callback_errors", "local_errors",
 )
 
 

@@ -10,6 +10,11 @@ timeout (the monitor cancels a probe at ``CheckSpec.timeout`` and names that
 built with the TLS settings of the spec), or read configuration files (the app
 converts config into ``CheckSpec``). A probe catches the errors a backend can
 cause and returns them as failures; cancellation always propagates.
+
+An error of our own host (out of file descriptors, buffers or memory, or a
+fork that failed: ``LOCAL_ERRNOS``) says nothing about the member: such a
+check is returned with ``local_error`` set, and the monitor keeps the
+member's state (``local_result``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 BODY_LIMIT = 64 * 1024  # bytes of an HTTP body searched, and of an exec check's stderr kept
 DETAIL_LIMIT = 200      # characters of error detail kept in a result
+# Errors of this host, not of the member: no descriptor, buffer or memory for the check.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Starting a command adds a fork that failed (EAGAIN: the process limit, or memory).
+_LOCAL_EXEC_ERRNOS = LOCAL_ERRNOS | {errno.EAGAIN}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,9 +83,13 @@ class CheckSpec:
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
+    """One check's raw outcome. ``local_error``: the check could not run on this host
+    (``LOCAL_ERRNOS``), so it is no verdict on the member (``ok`` is False)."""
+
     ok: bool
     reason: str
     detail: str = ""
+    local_error: bool = False
 
 
 TIMEOUT = ProbeResult(False, "timeout")
@@ -206,6 +219,8 @@ async def probe_exec(spec: CheckSpec, address: str) -> ProbeResult:
             tail = await _read_tail(process.stderr)
     except* OSError as group:  # not found, not executable (trio groups what a nursery raises)
         failed = next((e for e in _chain(group) if isinstance(e, OSError)), None)
+    if failed is not None and failed.errno in _LOCAL_EXEC_ERRNOS:
+        return local_result(failed)
     if failed is not None or process is None or process.returncode is None:
         return ProbeResult(False, "exec failed", _clip(str(failed or "no exit status")))
     lines = tail.decode(errors="replace").strip().splitlines()
@@ -239,8 +254,33 @@ async def _kill_group(process: trio.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def local_result(exc: BaseException) -> ProbeResult:
+    """The result of a check that could not run here, named by its error."""
+    code = getattr(exc, "errno", None)
+    name = errno.errorcode.get(code, "") if isinstance(code, int) else ""
+    detail = _clip(f"{name or type(exc).__name__}: {exc}")
+    return ProbeResult(False, "local error", detail, local_error=True)
+
+
+def local_cause(exc: BaseException) -> BaseException | None:
+    """The error of our own host in ``exc``'s chain (``LOCAL_ERRNOS``, MemoryError), if any."""
+    for seen in _chain(exc):
+        if isinstance(seen, MemoryError) or (
+            isinstance(seen, OSError) and seen.errno in LOCAL_ERRNOS
+        ):
+            return seen
+    return None
+
+
 def _failure(exc: BaseException) -> ProbeResult:
-    """Name a connection-level failure by the first OS or TLS error in its chain."""
+    """Name a connection-level failure by the first OS or TLS error in its chain.
+
+    An error of our own host anywhere in the chain wins: the check did not
+    reach the member, so it is a local error, no verdict on it.
+    """
+    local = local_cause(exc)
+    if local is not None:
+        return local_result(local)
     for seen in _chain(exc):
         if isinstance(seen, ssl.SSLCertVerificationError):
             return ProbeResult(False, "tls verify failed", _clip(seen.verify_message or str(seen)))

@@ -10,6 +10,9 @@ a flip must be reported eventually; how fast is the benchmarks' business.
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -302,3 +305,81 @@ def test_alive_follows_the_thread() -> None:
     finally:
         assert monitor.stop()
     assert not monitor.alive
+
+
+# Issue "Survive faults" item 4: a check that fails for want of a file descriptor here says
+# nothing about the member. Run in a child process whose descriptors are really exhausted
+# (RLIMIT_NOFILE 64, then /dev/null opened until EMFILE): an exec check (pipes, fork) and a
+# TCP check (a socket) of members that are fine, fall = 1 so one failure would flip them.
+EXHAUSTED = """
+import json, logging, os, resource, socket, sys, threading, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+from dnsserve.health.model import MemberId, State
+from dnsserve.health.monitor import Monitor, Target
+from dnsserve.health.probes import CheckKind, CheckSpec
+
+listener = socket.create_server(("127.0.0.52", 0))
+listener.settimeout(0.05)
+stop = threading.Event()
+def accept():
+    while not stop.is_set():
+        try:
+            listener.accept()[0].close()
+        except OSError:  # a timeout, or no descriptor for the connection right now
+            pass
+threading.Thread(target=accept, daemon=True).start()
+port = listener.getsockname()[1]
+run = MemberId("run", "127.0.0.52")
+tcp = MemberId("port", "127.0.0.52")
+targets = [Target(run, CheckSpec(kind=CheckKind.EXEC, command=("true",), timeout=0.9), 1.0, 1, 1),
+           Target(tcp, CheckSpec(kind=CheckKind.TCP, port=port, timeout=0.9), 1.0, 1, 1)]
+outcomes = []
+monitor = Monitor(targets, {}, outcomes.append)
+
+def wait(predicate):
+    for _ in range(400):  # 20 s at most
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+def up():
+    health = monitor.health()
+    return all(m in health and health[m].state is State.UP for m in (run, tcp))
+
+monitor.start()
+report = {"up_before": wait(lambda: up() and monitor.counters()["passes"] >= 4)}
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+report["exhausted"] = wait(lambda: monitor.counters()["local_errors"] >= 6)
+report["up_while_exhausted"] = up()
+for fd in held:
+    os.close(fd)
+passes = monitor.counters()["passes"]
+report["passing_again"] = wait(lambda: monitor.counters()["passes"] >= passes + 4)
+monitor.stop()
+stop.set()
+report["up_after"] = up()
+report["counters"] = monitor.counters()
+report["flips"] = sum(o.flipped for o in outcomes)
+report["local_results_reported"] = sum(o.result.local_error for o in outcomes)
+print(json.dumps(report))
+"""
+
+
+def test_checks_that_cannot_run_here_leave_members_up() -> None:
+    done = subprocess.run([sys.executable, "-c", EXHAUSTED], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["up_before"] and got["exhausted"] and got["passing_again"], got
+    assert got["up_while_exhausted"] and got["up_after"], got
+    assert got["flips"] == 0 and got["local_results_reported"] == 0, got
+    assert got["counters"]["failures"] == 0 and got["counters"]["local_errors"] >= 6, got
+    assert "could not run on this host (local error: EMFILE" in done.stderr, done.stderr
+    assert "is down" not in done.stderr
