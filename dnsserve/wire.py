@@ -173,6 +173,10 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
             bool(data[qend + 7] & 0x80), data[qend + 6],
         )
     records = ancount + nscount + arcount
+    if not records:  # the usual query without EDNS
+        if qend != n:
+            raise FormError("trailing bytes after the message")
+        return flags, qend, key, NO_EDNS, False, 0
     if records > MAX_RECORDS:
         raise FormError("more records after the question than a query carries")
     payload = NO_EDNS
