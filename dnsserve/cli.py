@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import enum
+import functools
 import logging
 import os
 import signal
@@ -28,7 +29,6 @@ from dnsserve.config import member_ids
 from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.model import MemberId, Override, OverrideEntry
-from dnsserve.healthsync import OVERRIDE_POLL
 from dnsserve.settings import Settings, load_settings
 from dnsserve.store import ALARM_MEMBER, Store
 
@@ -69,9 +69,11 @@ def _main(
     """dnsserve: an authoritative DNS server with health-based answers."""
 
 
-def _settings(config: Path | None, zones: Path | None, listen: list[str] | None) -> Settings:
+def _settings(
+    config: Path | None, zones: Path | None, listen: list[str] | None, control: str | None = None
+) -> Settings:
     try:
-        return load_settings(config, zones=zones, listen=listen)
+        return load_settings(config, zones=zones, listen=listen, control=control)
     except ConfigError as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -87,9 +89,23 @@ def serve(
             "--listen", "-l", help="ADDR:PORT for UDP and TCP; repeat for more ([::1]:5300)."
         ),
     ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option("--control", help="ADDR:PORT of the control API ('' turns it off)."),
+    ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Start even when no zone loads.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Accept zone files the deletion guard refuses at start."),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
 ) -> None:
-    """Serve the zones over UDP and TCP until SIGTERM or Ctrl-C."""
+    """Serve the zones over UDP and TCP until SIGTERM or Ctrl-C.
+
+    SIGHUP (or `dnsserve reload`) loads the zones and the config again.
+    """
     # Until the loop installs its handler, a SIGHUP (a reload) must not kill us.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(
@@ -100,9 +116,12 @@ def serve(
     # One line per check would drown the log; flips and answer changes are logged.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    settings = _settings(config, zones, listen)
+    settings = _settings(config, zones, listen, control)
+    # A reload reads the file again, with the same flags applied over it.
+    path = settings.config_path
+    reread = functools.partial(load_settings, path, zones=zones, listen=listen, control=control)
     try:
-        app.serve(settings)
+        app.serve(settings, read_settings=reread, allow_empty=allow_empty, force=force)
     except (OSError, ValueError, DnsServeError) as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -208,7 +227,7 @@ def _set_override(
         store.set_override(who, OverrideEntry(kind, until, reason), now)
     expiry = f" until {_when(until)}" if until else ""
     typer.echo(f"{who.to_text()}: {kind.value}{expiry} (in {path}; a running server "
-               f"applies it within {OVERRIDE_POLL:.0f} s)")
+               "applies it at its next start)")
 
 
 DurationOpt = Annotated[

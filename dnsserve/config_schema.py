@@ -62,6 +62,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1000
     suspect_fraction: float = 1.0
+    control_allow_remote: bool = False  # allow a non-loopback control address
+    max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
 
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -307,6 +309,15 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
     if server.tcp_max_connections < 1:
         errors.append(problem_line(file, "server.tcp_max_connections",
                                    server.tcp_max_connections, "must be >= 1"))
+    if not 0 <= server.max_delete_fraction <= 1:
+        errors.append(problem_line(file, "server.max_delete_fraction",
+                                   server.max_delete_fraction, "must be in [0, 1]"))
+    if not server.control_allow_remote and not _hostport_problem(server.control):
+        host = parse_hostport(server.control)[0]
+        if not ipaddress.ip_address(host).is_loopback:
+            errors.append(problem_line(file, "server.control", server.control,
+                                       "not a loopback address: the control API's reads are "
+                                       "open (set control_allow_remote = true to allow it)"))
     if not 0 < server.suspect_fraction <= 1:
         errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
                                    "must be in (0, 1]"))

@@ -278,6 +278,13 @@ class Listeners:
         self.addresses.append((host, port))
         log.info("listening on udp+tcp %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
+    @property
+    def serving(self) -> bool:
+        """Every listener is bound and open (what /healthz reports)."""
+        udp_open = all(u.transport is not None and not u.transport.is_closing()
+                       for u in self._udp)
+        return bool(self._udp) and udp_open and all(t.is_serving() for t in self._tcp)
+
     def close(self) -> None:
         for udp in self._udp:
             if udp.transport is not None:

@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import find_zone
-from dnsserve.config import check_pools_against_zones, config_warnings, pools_from_config
+from dnsserve.config import config_warnings, place_pools
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import load_zones
@@ -47,15 +47,13 @@ def check(settings: Settings) -> list[Problem]:
     loaded = load_zones(settings.zones_dir, log_problems=False)
     problems: list[Problem] = list(loaded.problems)
     config, name = settings.config, settings.config_name
-    if config.pool:
-        origins = loaded.tables.keys()
-        errors = check_pools_against_zones(config, origins, file=name)
-        problems += [ConfigProblem(e, "error") for e in errors]
-        if not errors:
-            pools = pools_from_config(config, origins)
-            problems += [
-                ConfigProblem(w, "warning") for w in static_mismatches(pools, loaded.tables)
-            ]
+    failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
+    placed = place_pools(config, loaded.tables, failed, file=name)
+    problems += [ConfigProblem(e, "error") for e in placed.errors + placed.set_aside]
+    if not placed.errors:
+        problems += [
+            ConfigProblem(w, "warning") for w in static_mismatches(placed.pools, loaded.tables)
+        ]
     problems += [ConfigProblem(w, "warning") for w in config_warnings(config, file=name)]
     return problems
 

@@ -45,6 +45,7 @@ def load_settings(
     *,
     zones: Path | None = None,
     listen: Sequence[str] | None = None,
+    control: str | None = None,
 ) -> Settings:
     """Read the config (``-c``, else ./dnsserve.toml when present) and apply flags.
 
@@ -67,5 +68,10 @@ def load_settings(
         if errors:
             raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, listen=tuple(listen))
+    if control is not None:
+        errors = [] if control == "" else check_listen([control], key="--control")
+        if errors:
+            raise ConfigError("\n".join(errors))
+        server = msgspec.structs.replace(server, control=control)
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)

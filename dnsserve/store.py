@@ -18,6 +18,13 @@ Tables:
                   alarms (the self-suspicion guard) use member "*", monitor "",
                   from_state NULL and to_state the alarm kind
     overrides     member PK, kind ("drain" | "force-up"), until, reason, set_at
+    zone_versions id, zone, serial, hash, records, added, removed, at, and the
+                  diff's records (removed_rrs, added_rrs: canonical wire, see
+                  zones.versions) for IXFR; one row per accepted zone version
+    zone_content  zone PK, version (zone_versions.id), data: the last accepted
+                  content (canonical wire), for the deletion guard at start
+
+Schema 1 (no zone tables) is upgraded in place on open.
 """
 
 from __future__ import annotations
@@ -33,14 +40,18 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.name
+import msgspec
 import sqlite_utils
 
 from dnsserve.errors import DnsServeError, StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
+from dnsserve.zones.versions import ZoneContent, ZoneVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALARM_MEMBER = "*"
 
 _SCHEMA = """
@@ -56,6 +67,13 @@ CREATE INDEX IF NOT EXISTS events_member ON events (member, id);
 CREATE TABLE IF NOT EXISTS overrides (
     member TEXT PRIMARY KEY, kind TEXT NOT NULL, until REAL,
     reason TEXT NOT NULL DEFAULT '', set_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS zone_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, zone TEXT NOT NULL, serial INTEGER NOT NULL,
+    hash TEXT NOT NULL, records INTEGER NOT NULL, added INTEGER NOT NULL,
+    removed INTEGER NOT NULL, at REAL NOT NULL, removed_rrs BLOB, added_rrs BLOB);
+CREATE INDEX IF NOT EXISTS zone_versions_zone ON zone_versions (zone, id);
+CREATE TABLE IF NOT EXISTS zone_content (
+    zone TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB NOT NULL);
 """
 
 
@@ -258,18 +276,35 @@ class Store:
         assert event_id is not None
         return event_id
 
+    def record_event(self, member: str, monitor: str, from_state: str | None, to_state: str,
+                     reason: str, at: float) -> int:
+        """An event that changes no member state (an override set, removed or expired)."""
+        event = {"time": at, "member": member, "monitor": monitor, "from_state": from_state,
+                 "to_state": to_state, "reason": reason}
+        with self._use("record an event") as db, _immediate(db):
+            table = db.table("events")
+            table.insert(event)
+            event_id = table.last_rowid
+        assert event_id is not None
+        return event_id
+
     def events(
-        self, limit: int = 100, member: MemberId | str | None = None
+        self, limit: int = 100, member: MemberId | str | None = None, since: float | None = None
     ) -> list[Event]:
         """The newest ``limit`` events, newest first; only ``member``'s if given
-        (a MemberId, its text, or ``ALARM_MEMBER`` for alarms)."""
-        where, args = None, None
+        (a MemberId, its text, or ``ALARM_MEMBER`` for alarms); only after ``since``."""
+        clauses: list[str] = []
+        args: list[object] = []
         if member is not None:
-            text = member.to_text() if isinstance(member, MemberId) else member
-            where, args = "member = ?", [text]
+            clauses.append("member = ?")
+            args.append(member.to_text() if isinstance(member, MemberId) else member)
+        if since is not None:
+            clauses.append("time > ?")
+            args.append(since)
+        where = " AND ".join(clauses) or None
         with self._use("read events") as db:
             rows = db.table("events").rows_where(
-                where, args, order_by="id desc", limit=max(0, limit)
+                where, args or None, order_by="id desc", limit=max(0, limit)
             )
             return [Event(**row) for row in rows]
 
@@ -284,13 +319,15 @@ class Store:
         now = time.time() if now is None else now
         with self._use("read overrides") as db:
             rows = db.execute(
-                "SELECT member, kind, until, reason FROM overrides "
+                "SELECT member, kind, until, reason, set_at FROM overrides "
                 "WHERE until IS NULL OR until > ?",
                 [now],
             ).fetchall()
         return {
-            MemberId.from_text(member): OverrideEntry(Override(kind), until, reason)
-            for member, kind, until, reason in rows
+            MemberId.from_text(member): OverrideEntry(
+                Override(kind), until, reason, source="api", set_at=set_at
+            )
+            for member, kind, until, reason, set_at in rows
         }
 
     def _prune(self, db: sqlite_utils.Database, now: float) -> None:
@@ -317,23 +354,94 @@ class Store:
             return removed
 
 
+    # -- zone versions ---------------------------------------------------------------
+
+    def record_zone_version(
+        self, version: ZoneVersion, removed: bytes, added: bytes, content: bytes
+    ) -> int:
+        """One accepted zone version: its record, its diff, and its whole content
+        (which replaces the zone's previous content). Returns the version id."""
+        row = {**msgspec.structs.asdict(version), "removed_rrs": removed, "added_rrs": added}
+        with self._use("record a zone version") as db, _immediate(db):
+            table = db.table("zone_versions")
+            table.insert(row)
+            version_id = table.last_rowid
+            db.table("zone_content").upsert(
+                {"zone": version.zone, "version": version_id, "data": content}, pk="zone"
+            )
+        assert version_id is not None
+        return version_id
+
+    def zone_versions(self, zone: str, limit: int = 100) -> list[ZoneVersion]:
+        """A zone's newest ``limit`` versions, newest first."""
+        fields = ("zone", "serial", "hash", "records", "added", "removed", "at")
+        with self._use("read zone versions") as db:
+            rows = db.execute(
+                f"SELECT {', '.join(fields)} FROM zone_versions WHERE zone = ? "
+                "ORDER BY id DESC LIMIT ?", [zone, max(0, limit)],
+            ).fetchall()
+        return [ZoneVersion(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def accepted_contents(self) -> dict[dns.name.Name, ZoneContent]:
+        """Each zone's last accepted content; a damaged one is left out (and logged)."""
+        with self._use("read zone contents") as db:
+            rows = db.execute("SELECT zone, data FROM zone_content").fetchall()
+        out = {}
+        for zone, data in rows:
+            try:
+                origin = dns.name.from_text(zone)
+                out[origin] = ZoneContent.from_wire(origin, data)
+            except (ValueError, dns.exception.DNSException) as exc:
+                log.error("%s: the last accepted version of zone %s is damaged (%s); "
+                          "the deletion guard cannot check it at start", self.path, zone, exc)
+        return out
+
+
 Write = Callable[[Store], object]  # one state-file write, run by the Writer's thread
+
+
+def _REOPEN(store: Store) -> None:
+    """Marks a request to reopen the state file (``Writer.reopen``)."""
 
 
 class Writer:
     """One thread that applies state-file writes in the order they were submitted.
 
-    The monitor thread hands its writes here, so a slow or locked state file
-    delays the record of a flip, never the flip itself nor the next check.
-    A failed write is logged and the next one is tried.
+    The monitor thread and the main loop hand their writes here, so a slow,
+    locked, full or read-only state file delays the record of a change, never
+    the change itself, a check or an answer.
+
+    A state file that cannot be opened or written never stops the server:
+    health state lives in memory, the first failure is logged once (naming
+    the cause: permission, read-only, disk full, locked), ``problem`` says it
+    for status and ``failures`` counts for metrics. The writer retries: it
+    reopens a file it could not open (at most every ``retry`` seconds), and
+    after the first write that works again it calls ``on_recover(store)`` so
+    the owner can write its current state whole, and logs the recovery.
     """
 
-    def __init__(self, store: Store, *, max_pending: int = 100_000) -> None:
-        self.store = store
+    def __init__(
+        self,
+        path: Path,
+        *,
+        on_recover: Callable[[Store], None] | None = None,
+        max_pending: int = 100_000,
+        retry: float = 5.0,
+    ) -> None:
+        self.path = path
+        self.notes: list[str] = []  # what happened to the file that an operator must know
+        self._on_recover = on_recover
+        self._retry = retry
+        self._next_open = 0.0
+        self.store: Store | None = None
+        self.problem: str | None = None  # why the state file is not being written
+        self.failures = 0  # writes that failed or were dropped
+        self.dropped = 0  # writes not queued: the queue was full
         self._queue: queue.Queue[Write | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="dnsserve-state", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
-        self.dropped = 0
 
     def submit(self, write: Write) -> None:
         """Run ``write(store)`` in the writer thread, after earlier writes.
@@ -346,22 +454,124 @@ class Writer:
             self._queue.put_nowait(write)
         except queue.Full:
             self.dropped += 1
+            self.failures += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("state file writes are %d behind; dropped %d", self._queue.qsize(),
                           self.dropped)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Finish the pending writes (bounded by ``timeout``), then stop."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
+        """Finish the pending writes (bounded by ``timeout``), stop, close the file."""
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+        if self.store is not None:
+            self.store.close()
+
+    def open_now(self) -> Store | None:
+        """Open the state file in the caller's thread (at start); None when it cannot be.
+
+        A file that is not a state file (damaged, truncated, another program's)
+        is moved aside, kept for a post-mortem and named in the log, and a
+        fresh one started: what it held is lost, DNS is not.
+        """
+        try:
+            self.store = Store.open(self.path)
+        except StateError as exc:
+            if cause(exc) != "damaged" or not self._move_aside(exc):
+                self._failed(exc)
+                return None
+            try:
+                self.store = Store.open(self.path)
+            except StateError as again:
+                self._failed(again)
+        return self.store
+
+    def _move_aside(self, exc: StateError) -> bool:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        try:
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError as move:
+            log.error("%s; cannot move it aside: %s", exc, move)
+            return False
+        note = f"state file {self.path} was damaged ({exc}); moved to {aside}, started afresh"
+        log.error("%s", note)
+        self.notes.append(note)
+        return True
+
+    def reopen(self) -> None:
+        """Close and open the state file again (it was deleted or replaced), after
+        the writes already queued; then write the owner's state whole."""
+        self.submit(_REOPEN)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            if item is _REOPEN:
+                self._reopen_now()
+                continue
+            store = self.store or self._reopen()
+            if store is None:
+                self.failures += 1
+                continue
             try:
-                item(self.store)
-            except DnsServeError:
-                log.exception("state file write failed")
+                item(store)
+            except DnsServeError as exc:
+                self._failed(exc)
+            else:
+                if self.problem is not None:
+                    self._recovered(store)
+
+    def _reopen_now(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self._next_open = 0.0
+        store = self._reopen()
+        if store is not None and self._on_recover is not None:
+            try:
+                self._on_recover(store)
+            except DnsServeError as exc:
+                self._failed(exc)
+
+    def _reopen(self) -> Store | None:
+        now = time.monotonic()
+        if now < self._next_open:
+            return None
+        self._next_open = now + self._retry
+        return self.open_now()
+
+    def _failed(self, exc: DnsServeError) -> None:
+        self.failures += 1
+        if self.problem is None:
+            self.problem = f"{cause(exc)}: {exc}"
+            log.error("state file not written (%s); health state is kept in memory and the "
+                      "write retried", self.problem)
+
+    def _recovered(self, store: Store) -> None:
+        log.warning("state file %s is written again (was: %s)", store.path, self.problem)
+        self.problem = None
+        if self._on_recover is not None:
+            try:
+                self._on_recover(store)
+            except DnsServeError as exc:
+                self._failed(exc)
+
+
+def cause(exc: BaseException) -> str:
+    """The kind of a state-file failure, in words an operator acts on."""
+    text = str(exc).lower()
+    for words, kind in (
+        (("readonly", "read-only"), "read-only"),
+        (("disk is full", "no space"), "disk full"),
+        (("locked", "busy"), "locked"),
+        (("permission", "unable to open", "access"), "permission denied"),
+        (("malformed", "not a database", "corrupt"), "damaged"),
+    ):
+        if any(w in text for w in words):
+            return kind
+    return "error"

@@ -33,6 +33,9 @@ LEVELS: list[set[str]] = [
     {"__main__"},
     {"cli"},
     {"app"},
+    # operations: what the control API asks of the running server; it reads
+    # the reloader and health sync it is handed.
+    {"operations"},
     # Split out of app (the house issue): reload/swap, health-state syncing and
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     {"reload", "healthsync", "preflight"},
@@ -55,7 +58,12 @@ LEVELS: list[set[str]] = [
     {"answer.snapshot"},
     # answer.prebuilt and health.guard are not in DESIGN's map yet: placed
     # where their imports and importers put them.
-    {"answer.policies", "answer.prebuilt", "zones.compile", "health.tracker", "health.guard"},
+    # zones.deletions (the deletion guard of a reload) reads zones.versions.
+    {"zones.deletions"},
+    # zones.versions: canonical zone content, diffs, serials (the reload path
+    # and the store read it).
+    {"answer.policies", "answer.prebuilt", "zones.compile", "health.tracker", "health.guard",
+     "zones.versions"},
     {"zones.table", "health.model"},
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
@@ -79,6 +87,8 @@ CORE = {
     "config_schema",
     "zones.table",
     "zones.compile",
+    "zones.versions",
+    "zones.deletions",
     "health.model",
     "health.tracker",
     "health.guard",
@@ -93,6 +103,7 @@ EDGE = {
     "app",
     "reload",
     "healthsync",
+    "operations",
     "preflight",
     "settings",
     "net",
