@@ -36,7 +36,7 @@ from collections.abc import Callable
 import uvloop
 
 from dnsserve import net
-from dnsserve.config_schema import parse_hostport
+from dnsserve.config_validate import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
 from dnsserve.errors import DnsServeError

@@ -4,10 +4,10 @@ Owns reading and decoding the file (TOML, then ``config_schema``'s Structs
 and ``validate``), decode errors as lines naming file, key and value, the
 cross-check of pools against loaded zone origins, warnings, member ids, and
 the mapping of a pool's config to the pure ``answer.policies.Pool``. The
-Structs, ``validate`` and ``parse_hostport`` live in ``config_schema`` and
-are importable from here. Relative paths (``zones``, ``state``,
-``ca_file``) are kept as written; the caller decides what they are relative
-to.
+Structs live in ``config_schema``, ``validate`` and ``parse_hostport`` in
+``config_validate``; all are importable from here. Relative paths
+(``zones``, ``state``, ``ca_file``) are kept as written; the caller decides
+what they are relative to.
 
 Must not: read zone files, open sockets, or be consulted per query. Code
 downstream gets these objects, never dicts.
@@ -51,11 +51,8 @@ from dnsserve.config_schema import (
     PoolType,
     ServerConfig,
     ZoneConfig,
-    key_problem_line,
-    parse_hostport,
-    problem_line,
-    validate,
 )
+from dnsserve.config_validate import key_problem_line, parse_hostport, problem_line, validate
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
 from dnsserve.zones.table import ZoneTable, closest_origin

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from dnsserve.config_schema import parse_hostport
+from dnsserve.config_validate import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class NetStats:
 def parse_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:5300"`` or ``"[::1]:5300"`` -> (host, port); port 0 binds a free port.
 
-    ``config_schema.parse_hostport`` is the rule; this only names the value.
+    ``config_validate.parse_hostport`` is the rule; this only names the value.
     """
     try:
         return parse_hostport(text, any_port=True)

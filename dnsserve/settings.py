@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from dnsserve.config import Config, ServerConfig, load_config
-from dnsserve.config_schema import check_listen
+from dnsserve.config_validate import check_listen
 from dnsserve.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dnsserve.toml")

@@ -3,8 +3,10 @@
 Owns scheduling (first checks spread over the interval, then every ``interval``
 from the scheduled start so nothing drifts), per-check timeouts (a check still
 running at ``timeout`` is cancelled and is a failure "timeout"), at most one
-check in flight per member, the concurrency bound, the HTTP clients it injects
-into probes, and feeding results through the tracker and the guard.
+check in flight per member, the concurrency bound, injecting the HTTP clients
+(``health.clients``, one per TLS setting) into probes, and feeding results
+through the tracker and the guard. What it did (counters, recent check
+starts) goes to its ``health.checklog``.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
 ``on_result`` as a ``CheckOutcome`` (and suspicion changes through
@@ -20,22 +22,21 @@ import contextlib
 import logging
 import math
 import random
-import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-import httpx
 import trio
 
 from dnsserve.health import guard as guard_rules
+from dnsserve.health.checklog import CheckLog, CheckRecord
+from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
 from dnsserve.health.model import MemberHealth, MemberId
-from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
+from dnsserve.health.probes import TIMEOUT, CheckSpec, ProbeResult, probe
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
@@ -49,16 +50,6 @@ class Target(NamedTuple):
     interval: float
     rise: int
     fall: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckRecord:
-    """When one check was due and when it started (trio clock), for drift."""
-
-    member: MemberId
-    scheduled: float | None  # None: triggered by check_now
-    started: float
-    at: float  # time.time() at the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,31 +71,6 @@ class CheckOutcome:
 
 OnResult = Callable[[CheckOutcome], None]
 OnSuspicion = Callable[[Suspicion], None]
-
-COUNTERS = (
-    "checks", "passes", "failures", "timeouts", "skipped", "triggered", "flips",
-    "held", "suspicions", "probe_errors", "callback_errors",
-)
-
-
-def build_client(spec: CheckSpec) -> httpx.AsyncClient:
-    """The HTTP client for a spec's TLS settings: no pooling, no proxies, no redirects."""
-    verify: ssl.SSLContext | bool
-    if not spec.tls_verify:
-        verify = False
-    elif spec.ca_file:
-        verify = ssl.create_default_context(cafile=spec.ca_file)
-    else:
-        verify = True
-    return httpx.AsyncClient(
-        verify=verify,
-        trust_env=False,  # a proxy in the environment must not answer health checks
-        follow_redirects=False,
-        timeout=None,  # the monitor cancels at the check's timeout
-        # Each check opens its own connection, as a new client would.
-        limits=httpx.Limits(max_keepalive_connections=0),
-        headers={"User-Agent": "dnsserve-monitor"},
-    )
 
 
 def guard_window(targets: Iterable[Target]) -> float:
@@ -150,9 +116,8 @@ class Monitor:
         self._guard = GuardState()
         self._max_concurrency = max_concurrency
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()  # counters, ring and the health copy readers see
-        self._counters = dict.fromkeys(COUNTERS, 0)
-        self._ring: deque[CheckRecord] = deque(maxlen=ring_size)
+        self._lock = threading.Lock()  # the health copy readers see
+        self._log = CheckLog(ring_size)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         # trio-thread state, set in _main
@@ -162,7 +127,7 @@ class Monitor:
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._wake: dict[MemberId, trio.Event] = {}
-        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}
+        self._clients = HttpClients()
 
     # -- other threads ------------------------------------------------------
 
@@ -226,12 +191,10 @@ class Monitor:
             return dict(self._health)
 
     def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counters)
+        return self._log.counters()
 
     def records(self) -> list[CheckRecord]:
-        with self._lock:
-            return list(self._ring)
+        return self._log.records()
 
     def _call(self, fn: Callable[..., object], *args: object) -> None:
         if self._token is not None:
@@ -267,16 +230,14 @@ class Monitor:
         finally:
             self._nursery = None
             with trio.CancelScope(shield=True), trio.move_on_after(2):
-                for client in self._clients.values():
-                    await client.aclose()
+                await self._clients.aclose()
 
     def _spawn(self, target: Target, *, at_once: bool) -> None:
         assert self._nursery is not None
-        if target.spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
-            # Built now: loading CA roots is not the check's time. A bad ca_file
-            # fails each check of this member, not the monitor.
-            with contextlib.suppress(OSError):
-                self._client(target.spec)
+        # An HTTP client is built now: loading CA roots is not the check's time.
+        # A bad ca_file fails each check of this member, not the monitor.
+        with contextlib.suppress(OSError):
+            self._clients.for_spec(target.spec)
         scope = trio.CancelScope()  # made here so a cancel before the task starts holds
         self._scopes[target.member] = scope
         self._wake[target.member] = trio.Event()
@@ -298,7 +259,7 @@ class Monitor:
             now = trio.current_time()
             if due < now:  # came due while a check ran: skip, keep the phase
                 missed = math.ceil((now - due) / interval)
-                self._count("skipped", missed)
+                self._log.count("skipped", missed)
                 k += missed
                 continue
             wake = self._wake[member]
@@ -306,7 +267,7 @@ class Monitor:
                 await wake.wait()
             if wake.is_set():
                 self._wake[member] = trio.Event()
-                self._count("triggered")
+                self._log.count("triggered")
                 await self._check(target, None)
                 continue
             await self._check(target, due)
@@ -317,9 +278,7 @@ class Monitor:
         spec = target.spec
         async with self._limiter:
             record = CheckRecord(target.member, scheduled, trio.current_time(), time.time())
-            with self._lock:
-                self._ring.append(record)
-                self._counters["checks"] += 1
+            self._log.started(record)
             result = TIMEOUT
             with trio.move_on_after(spec.timeout):
                 result = await self._probe(target)
@@ -328,25 +287,16 @@ class Monitor:
 
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
-        client = None
-        if spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
-            try:
-                client = self._client(spec)
-            except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
-                return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
+        try:
+            client = self._clients.for_spec(spec)
+        except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
+            return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
         try:
             return await probe(spec, target.member.address, client=client)
         except Exception as exc:  # a probe bug must not end the monitor
             log.exception("probe of %s failed unexpectedly", target.member.to_text())
-            self._count("probe_errors")
+            self._log.count("probe_errors")
             return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
-
-    def _client(self, spec: CheckSpec) -> httpx.AsyncClient:
-        key = (spec.tls_verify, spec.ca_file)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = build_client(spec)
-        return client
 
     def _settle(self, target: Target, result: ProbeResult, at: float, took: float = 0.0) -> None:
         member = target.member
@@ -365,10 +315,10 @@ class Monitor:
         with self._lock:
             self._health.update(out.restored)
             self._health[member] = out.health
-            self._counters["passes" if result.ok else "failures"] += 1
-            self._counters["timeouts"] += result.reason == "timeout"
-            self._counters["flips"] += out.flipped
-            self._counters["held"] += flipped and not out.flipped
+        self._log.settled(
+            ok=result.ok, timeout=result.reason == "timeout",
+            flipped=out.flipped, held=flipped and not out.flipped,
+        )
         if out.flipped:
             log.info("%s is %s: %s", member.to_text(), out.health.state.value, out.health.reason)
         if out.event is not None:
@@ -378,12 +328,12 @@ class Monitor:
                 CheckOutcome(member, result, before, out.health, out.flipped, at, took)
             )
         except Exception:
-            self._count("callback_errors")
+            self._log.count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())
 
     def _emit(self, event: Suspicion) -> None:
         if event.suspect:
-            self._count("suspicions")
+            self._log.count("suspicions")
             log.warning(
                 "suspecting the monitor's own network (%s): holding previous states",
                 event.reason,
@@ -395,7 +345,7 @@ class Monitor:
         try:
             self._on_suspicion(event)
         except Exception:
-            self._count("callback_errors")
+            self._log.count("callback_errors")
             log.exception("on_suspicion failed")
 
     def _force(self) -> None:
@@ -449,7 +399,3 @@ class Monitor:
             window=window,
             fraction=self._fraction,
         )
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counters[name] += n

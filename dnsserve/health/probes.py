@@ -51,8 +51,8 @@ class CheckSpec:
     expect_rcode: dns.rcode.Rcode = dns.rcode.Rcode.NOERROR
     expect_answer: bool = False
     command: tuple[str, ...] | str = ()  # argv, or a shell command line
-    tls_verify: bool = True              # client settings: the monitor builds
-    ca_file: str = ""                    # clients per (tls_verify, ca_file)
+    tls_verify: bool = True              # client settings: health.clients builds
+    ca_file: str = ""                    # one client per (tls_verify, ca_file)
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:

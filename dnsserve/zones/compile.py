@@ -216,6 +216,12 @@ class _Checker:
         where = self._where(name, rdata) if name is not None else Source(self.file, 0)
         return ZoneProblem(where.file, where.line, severity, message, self.zone_text)
 
+    def _rrset_problem(
+        self, severity: Severity, message: str, name: dns.name.Name, rrset: dns.rdataset.Rdataset
+    ) -> ZoneProblem:
+        """A problem with the RRset ``rrset`` at ``name``: at its first record's line."""
+        return self._problem(severity, message, name, next(iter(rrset), None))
+
     def _line_text(self, name: dns.name.Name) -> str:
         where = self._where(name)
         if not where.line:
@@ -247,23 +253,15 @@ class _Checker:
             yield self._problem("error", f"no NS records at the zone apex {self.origin}", name)
         ds = _get(apex, RdataType.DS) if apex is not None else None
         if ds is not None:
-            yield self._problem(
-                "warning",
-                f"DS at the zone apex {self.origin} belongs in the parent zone",
-                self.origin,
-                _first(ds),
-            )
+            message = f"DS at the zone apex {self.origin} belongs in the parent zone"
+            yield self._rrset_problem("warning", message, self.origin, ds)
 
     def _soa_placement(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         soa = _get(node, RdataType.SOA)
         if soa is not None and k != self.apex:
             name = self.names[k]
-            yield self._problem(
-                "error",
-                f"SOA record at {name}, not at the zone apex {self.origin}",
-                name,
-                _first(soa),
-            )
+            message = f"SOA record at {name}, not at the zone apex {self.origin}"
+            yield self._rrset_problem("error", message, name, soa)
 
     def _cname(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         cname = _get(node, RdataType.CNAME)
@@ -271,7 +269,7 @@ class _Checker:
             return
         name = self.names[k]
         if k == self.apex:
-            yield self._problem("error", f"CNAME at the zone apex {name}", name, _first(cname))
+            yield self._rrset_problem("error", f"CNAME at the zone apex {name}", name, cname)
             return
         others = sorted(
             RdataType(rds.rdtype).name
@@ -279,12 +277,8 @@ class _Checker:
             if dns.node.NodeKind.classify_rdataset(rds) == dns.node.NodeKind.REGULAR
         )
         if others:
-            yield self._problem(
-                "error",
-                f"CNAME at {name} beside other data ({', '.join(others)})",
-                name,
-                _first(cname),
-            )
+            message = f"CNAME at {name} beside other data ({', '.join(others)})"
+            yield self._rrset_problem("error", message, name, cname)
 
     def _placement(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         """Rules 4 and 5: names below a DNAME, data at and below a zone cut."""
@@ -292,13 +286,11 @@ class _Checker:
         dname = next((a for a in self._chain(k)[1:] if a in self.dnames), None)
         if dname is not None:
             owner = self.names[dname]
-            yield self._problem(
-                "error",
+            message = (
                 f"{name} is below the DNAME at {owner}{self._line_text(owner)};"
-                " a DNAME owner can have no names below it",
-                name,
-                _first(node.rdatasets[0]),
+                " a DNAME owner can have no names below it"
             )
+            yield self._rrset_problem("error", message, name, node.rdatasets[0])
             return
         cut = self._top_cut(k)
         if cut is not None:
@@ -306,9 +298,8 @@ class _Checker:
             return
         ds = _get(node, RdataType.DS)
         if ds is not None and k != self.apex:
-            yield self._problem(
-                "warning", f"DS at {name}, which is not a delegation", name, _first(ds)
-            )
+            message = f"DS at {name}, which is not a delegation"
+            yield self._rrset_problem("warning", message, name, ds)
 
     def _occluded(self, k: _Key, node: dns.node.Node, cut: _Key) -> Iterator[ZoneProblem]:
         name, cut_name = self.names[k], self.names[cut]
@@ -321,22 +312,18 @@ class _Checker:
             if rdtype in _ADDRESS_TYPES and is_glue:
                 continue
             if rdtype in _ADDRESS_TYPES and any(k in t for t in self.ns_targets.values()):
-                yield self._problem(
-                    "warning",
+                message = (
                     f"{rdtype.name} at {name} is below the delegation {cut_name} but not one of"
-                    " its NS targets: served only as glue for another delegation",
-                    name,
-                    _first(rdataset),
+                    " its NS targets: served only as glue for another delegation"
                 )
+                yield self._rrset_problem("warning", message, name, rdataset)
                 continue
             where = "at" if k == cut else "below"
-            yield self._problem(
-                "error",
+            message = (
                 f"{rdtype.name} at {name} is {where} the delegation {cut_name}"
-                f"{self._line_text(cut_name)}; only NS, DS and glue may be there",
-                name,
-                _first(rdataset),
+                f"{self._line_text(cut_name)}; only NS, DS and glue may be there"
             )
+            yield self._rrset_problem("error", message, name, rdataset)
 
     def _targets(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         """Warnings about in-zone NS, MX and SRV targets."""
@@ -412,10 +399,6 @@ def _get(node: dns.node.Node, rdtype: RdataType) -> dns.rdataset.Rdataset | None
         if rdataset.rdtype == rdtype and rdataset.covers == RdataType.NONE:
             return rdataset
     return None
-
-
-def _first(rdataset: dns.rdataset.Rdataset | None) -> dns.rdata.Rdata | None:
-    return next(iter(rdataset), None) if rdataset is not None else None
 
 
 def _target(rdata: dns.rdata.Rdata) -> dns.name.Name | None:

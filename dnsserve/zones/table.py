@@ -52,10 +52,12 @@ _WILD = b"*"
 
 
 class ResultKind(enum.Enum):
-    ANSWER = "answer"
-    NODATA = "nodata"
-    NXDOMAIN = "nxdomain"
-    REFERRAL = "referral"
+    """What a lookup found; compared by identity, never written out: no spelling."""
+
+    ANSWER = enum.auto()
+    NODATA = enum.auto()
+    NXDOMAIN = enum.auto()
+    REFERRAL = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)

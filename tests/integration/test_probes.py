@@ -22,7 +22,7 @@ import dns.rrset
 import pytest
 import trio
 
-from dnsserve.health.monitor import build_client
+from dnsserve.health.clients import build_client
 from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
 from testkit.backends import HttpBackend, Mode
 from testkit.ports import free_port

@@ -45,12 +45,20 @@ LEVELS: list[set[str]] = [
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
-    {"control_routes", "control_access"},
+    # health.clients (the httpx clients injected into probes) and
+    # health.checklog (the monitor's counters and recent check starts) are
+    # split out of health.monitor, their importer.
+    {"control_routes", "control_access", "health.clients", "health.checklog"},
     {"config", "zones.load", "health.probes"},
+    # config_validate (validate and the value checks, split out of
+    # config_schema) checks the Structs it imports from the level below;
+    # config is its importer, and net and settings (above) use its
+    # parse_hostport and check_listen.
+    {"config_validate"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
-    # config_schema (the Structs of dnsserve.toml and validate, split out of
-    # config) is not in DESIGN's map yet: directly under config, its importer;
+    # config_schema (the Structs of dnsserve.toml, split out of config) is
+    # not in DESIGN's map yet: under config and config_validate, its importers;
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
@@ -85,6 +93,7 @@ CORE = {
     "control_routes",
     "errors",
     "config_schema",
+    "config_validate",
     "zones.table",
     "zones.compile",
     "zones.versions",
@@ -114,6 +123,8 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "health.probes",
+    "health.clients",
+    "health.checklog",
     "health.monitor",
 }
 FORBIDDEN_IN_CORE = {

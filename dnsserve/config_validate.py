@@ -1,0 +1,388 @@
+"""File-only validation of ``dnsserve.toml``: every rule a decoded file must
+meet that needs the file alone.
+
+Owns the value checks (addresses, ADDRESS:PORT, DNS names; ``parse_hostport``
+is the one parser of an address with a port, ``net`` and the ``--listen``
+flag use it too), ``validate`` (one error line per problem, never an
+exception) and the form of those lines, which names file, key and value:
+
+    dnsserve.toml: pool[1].members[0].weight = -1: must be >= 0
+    dnsserve.toml: pool[0].members[0].target: missing: required in a CNAME pool
+
+Pure: no I/O, no clock. Must not: define the file's shape (``config_schema``'s
+Structs do), read files or decode TOML (``config`` does, then calls
+``validate``), or look at loaded zones (``config`` checks pools against
+them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import ipaddress
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from dnsserve.answer.policies import AllDown
+from dnsserve.config_schema import (
+    TSIG_ALGORITHMS,
+    Config,
+    MemberConfig,
+    MonitorConfig,
+    PoolConfig,
+    PoolType,
+    ServerConfig,
+)
+from dnsserve.health.model import CheckKind
+
+# -- error lines ---------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, list | tuple):
+        text = "[" + ", ".join(_show(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def problem_line(file: str, key: str, value: Any, problem: str) -> str:
+    """``file: key = value: problem``, the value as TOML would write it."""
+    tsig, _, field = key.partition(".")
+    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
+    shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
+    return f"{file}: {key} = {shown}: {problem}"
+
+
+def key_problem_line(file: str, key: str, problem: str) -> str:
+    """``file: key: problem``, for a key that is missing or has no one value."""
+    return f"{file}: {key}: {problem}"
+
+
+# -- value checks (None = fine, else the problem) -------------------------------
+
+
+def parse_hostport(
+    text: str, default_port: int | None = None, *, any_port: bool = False
+) -> tuple[str, int]:
+    """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
+    port) -> (address, port). Raises ValueError naming the problem.
+
+    The one parser of addresses with a port, for the config file, the
+    ``--listen`` flag and ``net``. Port 0 (the kernel picks a free one) is
+    refused unless ``any_port``: a server address in a config file or a flag
+    must be one clients can be told; only code that reads back the bound
+    port (``net.serve`` for tests and benchmarks) passes ``any_port``.
+    """
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]")
+        if sep and port.startswith(":"):
+            port = port[1:]
+        elif sep and not port and default_port is not None:
+            port = str(default_port)
+        else:
+            raise ValueError("expected [IPV6]:PORT")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    elif default_port is not None:
+        host, port = text, str(default_port)
+    else:
+        raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if text.startswith("[") and address.version != 6:
+        raise ValueError("brackets are for IPv6 only")
+    lowest = 0 if any_port else 1
+    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not {lowest}..65535")
+    return address.compressed, int(port)
+
+
+def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
+    try:
+        parse_hostport(text, default_port)
+    except ValueError as exc:
+        return f"not an ADDRESS:PORT ({exc})"
+    return None
+
+
+def check_listen(
+    addresses: Sequence[str], *, file: str = "command line", key: str = "--listen"
+) -> list[str]:
+    """Error lines for listen addresses: at least one, each ``parse_hostport``'s.
+
+    ``validate`` calls it for ``server.listen``; the app for ``--listen``
+    flags, which replace ``server.listen`` after the file was validated.
+    """
+    if not addresses:
+        return [problem_line(file, key, addresses, "at least one address")]
+    return [
+        problem_line(file, f"{key}[{i}]", text, problem)
+        for i, text in enumerate(addresses)
+        if (problem := _hostport_problem(text))
+    ]
+
+
+def _ip_problem(text: str, version: int | None = None) -> str | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    want = {4: "an IPv4", 6: "an IPv6", None: "an IP"}[version]
+    if address is None or "%" in text or (version and address.version != version):
+        return f"not {want} address"
+    return None
+
+
+def _name_problem(text: str, *, absolute: bool) -> str | None:
+    if absolute and not text.endswith("."):
+        return "must be an absolute name (end with '.')"
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        return f"not a DNS name ({exc})"
+    return None
+
+
+_VALUE_CHECKS: dict[PoolType, Callable[[str], str | None]] = {
+    PoolType.A: lambda v: _ip_problem(v, 4),
+    PoolType.AAAA: lambda v: _ip_problem(v, 6),
+    PoolType.CNAME: lambda v: _name_problem(v, absolute=False),
+}
+
+
+def _canonical(value: str, rdtype: PoolType) -> str:
+    if rdtype is PoolType.CNAME:
+        return dns.name.from_text(value).to_text().lower()
+    return ipaddress.ip_address(value).compressed
+
+
+# -- validation of the whole file -----------------------------------------------
+
+
+def validate(config: Config, *, file: str) -> list[str]:
+    """Every check that needs this file alone; returns the error lines."""
+    errors = _check_server(config.server, file)
+    monitors: dict[str, str] = {}
+    for i, monitor in enumerate(config.monitor):
+        key = f"monitor[{i}]"
+        if monitor.name in monitors:
+            first = monitors[monitor.name]
+            errors.append(problem_line(file, f"{key}.name", monitor.name,
+                                       f"duplicate monitor name (first at {first})"))
+        monitors.setdefault(monitor.name, key)
+        errors += _check_monitor(monitor, key, file)
+    pools: dict[tuple[dns.name.Name, PoolType], str] = {}
+    for i, pool in enumerate(config.pool):
+        key = f"pool[{i}]"
+        errors += _check_pool(pool, key, file, monitors)
+        if _name_problem(pool.owner, absolute=True) is None:
+            ident = (dns.name.from_text(pool.owner), pool.type)
+            if ident in pools:
+                errors.append(problem_line(file, f"{key}.owner", pool.owner,
+                                           f"duplicate pool for {pool.owner} {pool.type.value} "
+                                           f"(first at {pools[ident]})"))
+            pools.setdefault(ident, key)
+    errors += _check_transfers(config, file)
+    return errors
+
+
+def _check_server(server: ServerConfig, file: str) -> list[str]:
+    errors = check_listen(server.listen, file=file, key="server.listen")
+    if server.control and (problem := _hostport_problem(server.control)):
+        errors.append(problem_line(file, "server.control", server.control, problem))
+    elif server.control and not server.control_allow_remote:
+        host = parse_hostport(server.control)[0]
+        if not ipaddress.ip_address(host).is_loopback:
+            errors.append(problem_line(file, "server.control", server.control,
+                                       "not a loopback address: the control API's reads are "
+                                       "open to whoever connects (control_allow_remote = true "
+                                       "allows it)"))
+    if not 0 <= server.max_delete_fraction <= 1:
+        errors.append(problem_line(file, "server.max_delete_fraction",
+                                   server.max_delete_fraction, "must be in [0, 1]"))
+    if not server.tcp_idle_timeout > 0:
+        errors.append(problem_line(file, "server.tcp_idle_timeout", server.tcp_idle_timeout,
+                                   "must be > 0"))
+    if server.tcp_max_connections < 1:
+        errors.append(problem_line(file, "server.tcp_max_connections",
+                                   server.tcp_max_connections, "must be >= 1"))
+    if not 0 < server.suspect_fraction <= 1:
+        errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
+                                   "must be in (0, 1]"))
+    return errors
+
+
+def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
+    errors = []
+
+    def bad(field: str, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", getattr(m, field), problem))
+
+    if not m.name or "/" in m.name or any(c.isspace() for c in m.name):
+        bad("name", "must be non-empty, without '/' or spaces")
+    if m.port is None and m.kind is CheckKind.TCP:
+        errors.append(key_problem_line(file, f"{key}.port", 'missing: required for kind "tcp"'))
+    if m.port is not None and not 0 < m.port < 65536:
+        bad("port", "must be 1..65535")
+    if not m.path.startswith("/"):
+        bad("path", "must start with '/'")
+    if not m.expect_status or any(not 100 <= s <= 599 for s in m.expect_status):
+        bad("expect_status", "one or more HTTP status codes (100..599)")
+    if not m.timeout > 0:
+        bad("timeout", "must be > 0")
+    elif not m.interval > m.timeout:
+        bad("interval", f"must be greater than timeout ({m.timeout})")
+    for field in ("rise", "fall"):
+        if getattr(m, field) < 1:
+            bad(field, "must be >= 1")
+    if m.kind is CheckKind.DNS:
+        if m.query_name is None:
+            errors.append(key_problem_line(file, f"{key}.query_name",
+                                           'missing: required for kind "dns"'))
+        elif problem := _name_problem(m.query_name, absolute=False):
+            bad("query_name", problem)
+        try:
+            dns.rdatatype.from_text(m.query_type)
+        except dns.exception.DNSException:
+            bad("query_type", "not a DNS record type")
+        try:
+            dns.rcode.from_text(m.expect_rcode)
+        except dns.exception.DNSException:
+            bad("expect_rcode", "not a DNS rcode")
+    if m.kind is CheckKind.EXEC and m.command is None:
+        errors.append(key_problem_line(file, f"{key}.command", 'missing: required for kind "exec"'))
+    if m.command is not None and (not m.command or not m.command[0].strip()):
+        bad("command", "must name a program (argv list or a shell command line)")
+    return errors
+
+
+def _check_pool(pool: PoolConfig, key: str, file: str, monitors: dict[str, str]) -> list[str]:
+    errors = []
+
+    def bad(field: str, value: Any, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", value, problem))
+
+    if problem := _name_problem(pool.owner, absolute=True):
+        bad("owner", pool.owner, problem)
+    if pool.monitor not in monitors:
+        known = ", ".join(sorted(monitors)) or "none defined"
+        bad("monitor", pool.monitor, f"no such monitor (known: {known})")
+    if pool.max_answers < 1:
+        bad("max_answers", pool.max_answers, "must be >= 1")
+    if not 0 <= pool.ttl <= 2**31 - 1:
+        bad("ttl", pool.ttl, "must be 0..2147483647")
+    if pool.when_all_down is AllDown.FALLBACK and not pool.fallback:
+        bad("fallback", pool.fallback, 'must not be empty when when_all_down = "fallback"')
+    check_value = _VALUE_CHECKS[pool.type]
+    for j, value in enumerate(pool.fallback):
+        if problem := check_value(value):
+            bad(f"fallback[{j}]", value, f"{problem} (pool type {pool.type.value})")
+    if not pool.members:
+        bad("members", pool.members, "at least one member")
+    seen: dict[str, str] = {}
+    for j, member in enumerate(pool.members):
+        mkey = f"{key}.members[{j}]"
+        errors += _check_member(pool.type, member, mkey, file)
+        field = "target" if pool.type is PoolType.CNAME else "address"
+        answer = getattr(member, field)
+        if answer is not None and check_value(answer) is None:
+            norm = _canonical(answer, pool.type)
+            if norm in seen:
+                errors.append(problem_line(file, f"{mkey}.{field}", answer,
+                                           f"duplicate member (first at {seen[norm]})"))
+            seen.setdefault(norm, mkey)
+    return errors
+
+
+def _check_member(rdtype: PoolType, member: MemberConfig, key: str, file: str) -> list[str]:
+    errors = []
+
+    def bad(field: str, problem: str) -> None:
+        errors.append(problem_line(file, f"{key}.{field}", getattr(member, field), problem))
+
+    if rdtype is PoolType.CNAME:
+        if member.target is None:
+            errors.append(key_problem_line(file, f"{key}.target",
+                                           "missing: required in a CNAME pool"))
+        elif problem := _VALUE_CHECKS[PoolType.CNAME](member.target):
+            bad("target", problem)
+        if problem := _ip_problem(member.address):
+            bad("address", f"{problem} (the address to probe)")
+    else:
+        if problem := _VALUE_CHECKS[rdtype](member.address):
+            bad("address", f"{problem} (pool type {rdtype.value})")
+        if member.target is not None:
+            bad("target", "only CNAME pools take a target")
+    if member.probe is not None and (problem := _ip_problem(member.probe)):
+        bad("probe", problem)
+    if member.weight < 0:
+        bad("weight", "must be >= 0")
+    if member.priority < 0:
+        bad("priority", "must be >= 0")
+    return errors
+
+
+def _check_transfers(config: Config, file: str) -> list[str]:
+    errors = []
+    keys: set[str] = set()
+    for i, tkey in enumerate(config.key):
+        key = f"key[{i}]"
+        if not tkey.name or tkey.name in keys:
+            errors.append(problem_line(file, f"{key}.name", tkey.name,
+                                       "empty or duplicate key name"))
+        keys.add(tkey.name)
+        if tkey.algorithm not in TSIG_ALGORITHMS:
+            errors.append(problem_line(file, f"{key}.algorithm", tkey.algorithm,
+                                       f"one of {', '.join(sorted(TSIG_ALGORITHMS))}"))
+        if (tkey.secret is None) == (tkey.key_file is None):
+            errors.append(key_problem_line(file, key, "exactly one of secret and key_file"))
+        elif tkey.secret is not None:
+            try:
+                base64.b64decode(tkey.secret, validate=True)
+            except (binascii.Error, ValueError):
+                errors.append(problem_line(file, f"{key}.secret", tkey.secret, "not base64"))
+    zones: set[dns.name.Name] = set()
+    for i, zone in enumerate(config.zone):
+        key = f"zone[{i}]"
+        if problem := _name_problem(zone.name, absolute=True):
+            errors.append(problem_line(file, f"{key}.name", zone.name, problem))
+        elif dns.name.from_text(zone.name) in zones:
+            errors.append(problem_line(file, f"{key}.name", zone.name, "duplicate zone"))
+        else:
+            zones.add(dns.name.from_text(zone.name))
+        for field in ("allow_transfer", "allow_notify"):
+            for j, prefix in enumerate(getattr(zone, field)):
+                try:
+                    ipaddress.ip_network(prefix, strict=False)
+                except ValueError:
+                    errors.append(
+                        problem_line(file, f"{key}.{field}[{j}]", prefix, "not an address prefix")
+                    )
+        for field in ("notify", "primaries"):
+            for j, target in enumerate(getattr(zone, field)):
+                if problem := _hostport_problem(target, default_port=53):
+                    errors.append(problem_line(file, f"{key}.{field}[{j}]", target, problem))
+        named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
+        named += [("key", zone.key)] if zone.key is not None else []
+        for field, name in named:
+            if name not in keys:
+                errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+    return errors
