@@ -100,6 +100,7 @@ class Server:
             self.health.apply_overrides_file()
 
     def _sighup(self) -> None:
+        log.info("SIGHUP: reloading the zones and %s", self.settings.config_name)
         self.reloader.reload()
 
     async def run(self) -> None:
@@ -114,6 +115,10 @@ class Server:
             except DnsServeError as exc:  # a damaged state file must not stop DNS
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
+        # Before the listeners: once a query is answered, a SIGHUP must reload.
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
             self.listeners = await net.serve(
                 engine,
@@ -125,9 +130,6 @@ class Server:
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control:
                 self.control = await self._start_control()
-            loop.add_signal_handler(signal.SIGTERM, self._stop.set)
-            loop.add_signal_handler(signal.SIGINT, self._stop.set)
-            loop.add_signal_handler(signal.SIGHUP, self._sighup)
             await self._stop.wait()
         finally:
             await self._close()

@@ -51,6 +51,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     suspect_fraction: float = 1.0
     control_allow_remote: bool = False  # allow a non-loopback control address
     max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
+    reload_timeout: float = 300.0  # seconds a reload may take before it is abandoned
 
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -215,6 +215,9 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
                                        "not a loopback address: the control API's reads are "
                                        "open to whoever connects (control_allow_remote = true "
                                        "allows it)"))
+    if not server.reload_timeout > 0:
+        errors.append(problem_line(file, "server.reload_timeout", server.reload_timeout,
+                                   "must be > 0"))
     if not 0 <= server.max_delete_fraction <= 1:
         errors.append(problem_line(file, "server.max_delete_fraction",
                                    server.max_delete_fraction, "must be in [0, 1]"))

@@ -36,10 +36,13 @@ handed out through ``Prepared``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import dns.exception
 import dns.name
@@ -411,12 +414,21 @@ class Reloader:
         return await self._reloading
 
     async def _reload(self, force: bool) -> ReloadResult:
+        deadline = self.settings.server.reload_timeout
         try:
-            settings = self.settings
-            if self._read_settings is not None:
-                settings = await asyncio.to_thread(self._read_settings)
-            restart = _needs_restart(self.settings, settings)
-            prepared = await asyncio.to_thread(prepare, self._input(settings, force=force))
+            async with asyncio.timeout(deadline):
+                settings = self.settings
+                if self._read_settings is not None:
+                    settings = await in_daemon_thread(self._read_settings)
+                restart = _needs_restart(self.settings, settings)
+                prepared = await in_daemon_thread(prepare, self._input(settings, force=force))
+        except TimeoutError:
+            # The thread cannot be stopped (a blocked read: a FIFO, a dead NFS
+            # mount); it is a daemon, so it never keeps the process from exiting,
+            # and whatever it returns later is thrown away.
+            result = self._refused([f"reload abandoned after {deadline:g} s (server."
+                                    "reload_timeout): a zone or config file did not finish "
+                                    "loading"], False)
         except ReloadRefused as exc:
             result = self._refused(list(exc.lines), exc.guard)
         except DnsServeError as exc:
@@ -488,3 +500,37 @@ def _failed(loaded: LoadedZones) -> set[dns.name.Name]:
             except dns.exception.DNSException:
                 continue
     return out
+
+
+T = TypeVar("T")
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """Run ``fn(*args)`` in a new daemon thread; its result as a future on this loop.
+
+    Unlike ``asyncio.to_thread`` (whose executor threads are joined at exit),
+    a thread stuck reading a file never keeps SIGTERM from ending the process.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return  # abandoned (timed out, or the server is stopping)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            value = fn(*args)
+        except BaseException as exc:
+            outcome: tuple[bool, Any] = (False, exc)
+        else:
+            outcome = (True, value)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="dnsserve-reload", daemon=True).start()
+    return future
