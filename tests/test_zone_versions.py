@@ -135,12 +135,28 @@ def test_records_are_canonical_and_ordered() -> None:
 
 def test_canonical_order_is_rfc4034() -> None:
     # RFC 4034 §6.1's example, shuffled
-    names = ["z.example.", "\\001.z.example.", "*.z.example.", "\\200.z.example.",
-             "example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.",
-             "zABC.a.EXAMPLE."]  # fmt: skip
-    expected = ["example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.",
-                "zABC.a.EXAMPLE.", "z.example.", "\\001.z.example.", "*.z.example.",
-                "\\200.z.example."]  # fmt: skip
+    names = [
+        "z.example.",
+        "\\001.z.example.",
+        "*.z.example.",
+        "\\200.z.example.",
+        "example.",
+        "a.example.",
+        "yljkjljk.a.example.",
+        "Z.a.example.",
+        "zABC.a.EXAMPLE.",
+    ]
+    expected = [
+        "example.",
+        "a.example.",
+        "yljkjljk.a.example.",
+        "Z.a.example.",
+        "zABC.a.EXAMPLE.",
+        "z.example.",
+        "\\001.z.example.",
+        "*.z.example.",
+        "\\200.z.example.",
+    ]
     parsed = [dns.name.from_text(n) for n in names]
     assert [n.to_text() for n in sorted(parsed, key=canonical_order)] == expected
 
@@ -241,13 +257,9 @@ def test_diff_nothing() -> None:
 
 def test_diff_add_remove_ttl() -> None:
     old = content(APEX + BODY)
-    new_text = (
-        (APEX + BODY)
-        .replace("2025112601", "2025112602")
-        .replace("mail A 192.0.2.25\n", "mail 600 A 192.0.2.25\n")
-        .replace("sip A 192.0.2.30\n", "")
-        + "new A 192.0.2.99\n"
-    )
+    new_text = (APEX + BODY).replace("2025112601", "2025112602").replace(
+        "mail A 192.0.2.25\n", "mail 600 A 192.0.2.25\n"
+    ).replace("sip A 192.0.2.30\n", "") + "new A 192.0.2.99\n"
     d = diff(old, content(new_text))
     assert texts(d.removed) == [
         "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com."
