@@ -19,6 +19,7 @@ import dns.zonetypes
 import pytest
 from dns.rdatatype import RdataType
 
+from dnsserve.zones import versions
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.load import load_zone_file, load_zones
 from dnsserve.zones.table import ZoneTable
@@ -31,11 +32,10 @@ from dnsserve.zones.versions import (
     content_hash,
     diff,
     new_version,
-    records_from_wire,
-    records_to_wire,
     serial_gt,
     serial_next,
     serial_problem,
+    split_records,
     to_rrsets,
     zone_content,
 )
@@ -81,8 +81,12 @@ def content(text: str, origin: str = ORIGIN) -> ZoneContent:
     return zone_content(table(text, origin))
 
 
-def texts(records: tuple[Record, ...]) -> list[str]:
-    return [r.to_text() for r in records]
+def parsed(records: tuple[bytes, ...]) -> list[Record]:
+    return [Record.from_wire(rr) for rr in records]
+
+
+def texts(records: tuple[bytes, ...]) -> list[str]:
+    return [r.to_text() for r in parsed(records)]
 
 
 # -- content and hash ----------------------------------------------------------------
@@ -107,7 +111,7 @@ def test_shipped_zones_match_zonemd() -> None:
 
 def test_fast_encoders_equal_dnspython() -> None:
     t = table(APEX + BODY)
-    by_key = {(r.owner, r.rdtype, r.rdata) for r in zone_content(t).records}
+    by_key = {(r.owner, r.rdtype, r.rdata) for r in parsed(zone_content(t).records)}
     checked = set()
     for name, rdtype in t.rrset_keys():
         rrset = t.rrset(name, rdtype)
@@ -142,11 +146,12 @@ def test_content_does_not_depend_on_key_order() -> None:
 
 def test_records_are_canonical_and_ordered() -> None:
     c = content(APEX + BODY)
-    owners = [r.name() for r in c.records]
+    records = parsed(c.records)
+    owners = [r.name() for r in records]
     assert owners == sorted(owners)  # dnspython orders names canonically
-    assert all(r.owner == r.owner.lower() for r in c.records)
-    assert [r.rdtype for r in c.records[:3]] == [RdataType.NS, RdataType.NS, RdataType.SOA]
-    www = [r for r in c.records if r.name() == dns.name.from_text("www.example.com.")]
+    assert all(r.owner == r.owner.lower() for r in records)
+    assert [r.rdtype for r in records[:3]] == [RdataType.NS, RdataType.NS, RdataType.SOA]
+    www = [r for r in records if r.name() == dns.name.from_text("www.example.com.")]
     assert [r.rdtype for r in www] == [RdataType.A, RdataType.A, RdataType.TXT, RdataType.AAAA]
     assert www[0].rdata < www[1].rdata
     assert texts(c.records[2:3]) == [
@@ -221,7 +226,9 @@ def test_hash_is_pinned() -> None:
 def test_serial() -> None:
     assert content(APEX).serial == 2025112601
     c = content(APEX)
-    no_soa = ZoneContent(c.origin, tuple(r for r in c.records if r.rdtype != RdataType.SOA))
+    no_soa = ZoneContent(
+        c.origin, tuple(rr for rr in c.records if Record.from_wire(rr).rdtype != RdataType.SOA)
+    )
     with pytest.raises(ValueError, match="no SOA"):
         _ = no_soa.serial
 
@@ -233,12 +240,13 @@ def test_wire_round_trip() -> None:
     c = content(APEX + BODY)
     back = ZoneContent.from_wire(c.origin, c.to_wire())
     assert back == c
-    assert back.records[2].rdtype is RdataType.SOA
-    assert back.records[2].rdclass is dns.rdataclass.RdataClass.IN
-    assert records_from_wire(b"") == ()
+    soa = Record.from_wire(back.records[2])
+    assert soa.rdtype is RdataType.SOA
+    assert soa.rdclass is dns.rdataclass.RdataClass.IN
+    assert soa.to_wire() == back.records[2]
+    assert split_records(b"") == ()
     some = c.records[3:7]
-    assert records_from_wire(records_to_wire(some)) == some
-    assert b"".join(r.to_wire() for r in some) == records_to_wire(some)
+    assert split_records(b"".join(some)) == some
 
 
 @pytest.mark.parametrize(
@@ -254,7 +262,35 @@ def test_wire_round_trip() -> None:
 def test_from_wire_refuses_malformed(cut: Callable[[bytes], bytes]) -> None:
     wire = content(APEX).to_wire()
     with pytest.raises(ValueError):
-        records_from_wire(cut(wire))
+        split_records(cut(wire))
+
+
+def test_record_is_one_record() -> None:
+    first, second = content(APEX).records[:2]
+    with pytest.raises(ValueError, match="bytes after the record"):
+        Record.from_wire(first + second)
+    with pytest.raises(ValueError):
+        Record.from_wire(first[:-1])
+
+
+@pytest.mark.parametrize("cost", [1, 10**9], ids=["binary-search", "one-pass"])
+def test_types_at(cost: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of finding an owner's types (chosen by how many owners are asked for)."""
+    monkeypatch.setattr(versions, "_SEARCH_COST", cost)
+    many = "".join(f"h{i:03d} A 198.51.100.{i}\nh{i:03d} TXT x\n" for i in range(200))
+    c = content(APEX + many + BODY)
+    www, h7, h199, apex, absent = (
+        dns.name.from_text(n, dns.name.from_text(ORIGIN)).to_digestable()
+        for n in ("www", "h007", "h199", "@", "nowhere.sub")
+    )
+    assert c.types_at({www, h7, h199, apex, absent}) == {
+        www: {RdataType.A, RdataType.AAAA, RdataType.TXT},
+        h7: {RdataType.A, RdataType.TXT},
+        h199: {RdataType.A, RdataType.TXT},
+        apex: {RdataType.NS, RdataType.SOA, RdataType.MX, RdataType.CAA},
+    }
+    owners = {Record.from_wire(rr).owner for rr in c.records}
+    assert len(c.types_at(owners | {absent})) == len(owners)
 
 
 def test_to_rrsets_rebuilds_the_zone() -> None:

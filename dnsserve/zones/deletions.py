@@ -49,12 +49,22 @@ go: at most ``LISTED`` items, then "and N more".
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TypeVar
 
 import dns.name
 from dns.rdatatype import RdataType
 
-from dnsserve.zones.versions import Record, ZoneContent, ZoneDiff, canonical_order, diff
+from dnsserve.zones.versions import (
+    Record,
+    ZoneContent,
+    ZoneDiff,
+    canonical_order,
+    diff,
+    record_keys,
+)
+
+T = TypeVar("T")
 
 SMALL_ZONE_ALLOWANCE = 3  # records that may always go (rule 9)
 LISTED = 10  # items named in one refusal line
@@ -83,58 +93,83 @@ def check_deletions(
     zone = old.origin.to_text()
     apex = old.origin.to_digestable()
     pools = {(owner.to_digestable(), RdataType(rdtype)) for owner, rdtype in protected}
-    touched = {r.owner for r in changes.removed}
-    left: dict[bytes, set[RdataType]] = {}  # what the new zone has at the touched owners
-    for r in new.records:
-        if r.owner in touched:
-            left.setdefault(r.owner, set()).add(r.rdtype)
+    removed = list(record_keys(changes.removed))
+    left = new.types_at({owner for owner, _, _ in removed})  # the new zone at those owners
     emptied = [
-        key
-        for key in dict.fromkeys((r.owner, r.rdtype) for r in changes.removed)
-        if key[1] not in left.get(key[0], ())
+        (owner, RdataType(rdtype))
+        for owner, rdtype in dict.fromkeys((owner, rdtype) for owner, rdtype, _ in removed)
+        if rdtype not in left.get(owner, ())
     ]
-    refusals = _apex(zone, apex, emptied, changes.removed)
     gone_pools = sorted(
-        {owner for owner, _ in pools if owner in touched and owner not in left},
+        {owner for owner, _ in emptied if owner not in left} & {owner for owner, _ in pools},
         key=lambda owner: canonical_order(_name(owner)),
     )
-    if gone_pools:  # rule 3
-        items = [f"{_name(o)} (pool {_types(t for p, t in pools if p == o)})" for o in gone_pools]
-        refusals.append(f"{zone}: {len(items)} pool name(s) would go: {_listed(items)}")
-    lost: dict[bytes, list[RdataType]] = {}  # rules 4, 5, 6
-    for owner, rdtype in emptied:
-        if (owner == apex and rdtype in (RdataType.SOA, RdataType.NS)) or owner in gone_pools:
-            continue
-        if (owner, rdtype) not in pools and _still_answers(rdtype, left.get(owner, set())):
-            continue
-        lost.setdefault(owner, []).append(rdtype)
-    if lost:
-        items = [
-            f"{_name(o)} {_types(types)}" + ("" if o in left else " (the name would go)")
-            for o, types in lost.items()
-        ]
-        count = sum(len(types) for types in lost.values())
-        refusals.append(f"{zone}: {count} RRset(s) would be emptied: {_listed(items)}")
-    gone = _gone(apex, changes)  # rules 7, 8, 9
-    if len(gone) > max(max_delete_fraction * len(old), SMALL_ZONE_ALLOWANCE):
-        refusals.append(
-            f"{zone}: {len(gone)} of {len(old)} records would go ({len(gone) / len(old):.1%},"
-            f" more than {max_delete_fraction:.0%}): {_listed([_brief(r) for r in gone])}"
-        )
-    return refusals
+    reported = {(apex, RdataType.SOA), (apex, RdataType.NS)}
+    rest = [k for k in emptied if k not in reported and k[0] not in gone_pools]
+    return [
+        *_apex(zone, apex, emptied, changes.removed),
+        *_pool_names(zone, gone_pools, pools),
+        *_emptied(zone, rest, pools, left),
+        *_too_many(zone, len(old), _gone(apex, changes, removed), max_delete_fraction),
+    ]
 
 
 def _apex(
-    zone: str, apex: bytes, emptied: list[tuple[bytes, RdataType]], removed: Sequence[Record]
+    zone: str, apex: bytes, emptied: list[tuple[bytes, RdataType]], removed: Sequence[bytes]
 ) -> list[str]:
     """Rules 1 and 2."""
     out = []
     if (apex, RdataType.SOA) in emptied:
         out.append(f"{zone}: the apex SOA would go")
     if (apex, RdataType.NS) in emptied:
-        ns = [_rdata_text(r) for r in removed if r.owner == apex and r.rdtype == RdataType.NS]
-        out.append(f"{zone}: the apex NS records would go: {_listed(ns)}")
+        records = [Record.from_wire(rr) for rr in removed if rr.startswith(apex)]
+        ns = [r for r in records if r.owner == apex and r.rdtype == RdataType.NS]
+        out.append(f"{zone}: the apex NS records would go: {_listed(ns, _rdata_text)}")
     return out
+
+
+def _pool_names(zone: str, gone: list[bytes], pools: set[tuple[bytes, RdataType]]) -> list[str]:
+    """Rule 3."""
+
+    def pool(owner: bytes) -> str:
+        return f"{_name(owner)} (pool {_types(t for p, t in pools if p == owner)})"
+
+    if not gone:
+        return []
+    return [f"{zone}: {len(gone)} pool name(s) would go: {_listed(gone, pool)}"]
+
+
+def _emptied(
+    zone: str,
+    emptied: list[tuple[bytes, RdataType]],
+    pools: set[tuple[bytes, RdataType]],
+    left: dict[bytes, set[RdataType]],
+) -> list[str]:
+    """Rules 4, 5 and 6 (the apex and the pool names gone are reported already)."""
+    lost: dict[bytes, list[RdataType]] = {}
+    for owner, rdtype in emptied:
+        if (owner, rdtype) in pools or not _still_answers(rdtype, left.get(owner, set())):
+            lost.setdefault(owner, []).append(rdtype)
+
+    def rrsets(owner: bytes) -> str:
+        gone = "" if owner in left else " (the name would go)"
+        return f"{_name(owner)} {_types(lost[owner])}{gone}"
+
+    if not lost:
+        return []
+    count = sum(len(types) for types in lost.values())
+    return [f"{zone}: {count} RRset(s) would be emptied: {_listed(list(lost), rrsets)}"]
+
+
+def _too_many(zone: str, old_records: int, gone: list[bytes], fraction: float) -> list[str]:
+    """Rule 9."""
+    if len(gone) <= max(fraction * old_records, SMALL_ZONE_ALLOWANCE):
+        return []
+    share = len(gone) / old_records
+    return [
+        f"{zone}: {len(gone)} of {old_records} records would go ({share:.1%}, more than"
+        f" {fraction:.0%}): {_listed(gone, _brief)}"
+    ]
 
 
 def _still_answers(rdtype: RdataType, left: set[RdataType]) -> bool:
@@ -144,14 +179,16 @@ def _still_answers(rdtype: RdataType, left: set[RdataType]) -> bool:
     return RdataType.CNAME in left
 
 
-def _gone(apex: bytes, changes: ZoneDiff) -> list[Record]:
-    """Removed records whose rdata is not back (rule 8), the apex SOA left out."""
-    back = {(r.owner, r.rdtype, r.rdclass, r.rdata) for r in changes.added}
+def _gone(apex: bytes, changes: ZoneDiff, removed: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+    """Removed records whose rdata is not back (rule 8), the apex SOA left out.
+
+    ``removed`` is ``record_keys(changes.removed)``.
+    """
+    back = {same for _, _, same in record_keys(changes.added)}
     return [
-        r
-        for r in changes.removed
-        if (r.owner, r.rdtype, r.rdclass, r.rdata) not in back
-        and not (r.owner == apex and r.rdtype == RdataType.SOA)
+        rr
+        for rr, (owner, rdtype, same) in zip(changes.removed, removed, strict=True)
+        if same not in back and not (owner == apex and rdtype == RdataType.SOA)
     ]
 
 
@@ -167,10 +204,12 @@ def _rdata_text(record: Record) -> str:
     return str(record.to_rdata().to_text())
 
 
-def _brief(record: Record) -> str:
-    return f"{_name(record.owner)} {record.rdtype.name} {_rdata_text(record)}"
+def _brief(rr: bytes) -> str:
+    record = Record.from_wire(rr)
+    return f"{record.name()} {record.rdtype.name} {_rdata_text(record)}"
 
 
-def _listed(items: Sequence[str]) -> str:
+def _listed(items: Sequence[T], show: Callable[[T], str]) -> str:
+    """The first ``LISTED`` items shown, and how many more (only those are formatted)."""
     more = len(items) - LISTED
-    return "; ".join(items[:LISTED]) + (f"; and {more} more" if more > 0 else "")
+    return "; ".join(map(show, items[:LISTED])) + (f"; and {more} more" if more > 0 else "")
