@@ -38,7 +38,9 @@ LEVELS: list[set[str]] = [
     {"reload", "healthsync", "preflight"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
-    {"net", "control", "health.monitor", "store", "demo", "settings"},
+    # client (the CLI's side of the control API, over httpx) is an edge leaf
+    # under cli, its importer; it decodes with statuspage's Structs (below).
+    {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -90,6 +92,7 @@ EDGE = {
     "__main__",
     "demo",
     "cli",
+    "client",
     "app",
     "reload",
     "healthsync",
