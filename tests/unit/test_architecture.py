@@ -32,10 +32,16 @@ PACKAGE = ROOT / "dnsserve"
 LEVELS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"app"},
+    # change (drain, force-up, undrain, reload: the CLI's commands that change
+    # a running server) builds on operate's shared options and helpers.
+    {"app", "change"},
+    # operate (status, query, history, and what the CLI's commands share).
+    {"operate"},
     # Split out of app (the house issue): reload/swap, health-state syncing and
     # `dnsserve check`, each wired by app; siblings, so none imports another.
-    {"reload", "healthsync", "preflight"},
+    # fleet (which nodes, their tokens, acting on each) and report (the live
+    # commands' tables) are the CLI's, under operate.
+    {"reload", "healthsync", "preflight", "fleet", "report"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -93,6 +99,10 @@ EDGE = {
     "demo",
     "cli",
     "client",
+    "operate",
+    "change",
+    "fleet",
+    "report",
     "app",
     "reload",
     "healthsync",
