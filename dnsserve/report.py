@@ -143,7 +143,12 @@ def status_view(status: Status, problems: Sequence[str] = (), events: int = 10) 
     return Group(*parts)
 
 
-def _pool_table(pool: PoolDoc, members: dict[str, MemberDoc], now: float) -> Table:
+def _titled(title: Text, table: Table, caption: Text | None = None) -> Group:
+    """A table between its title and caption lines: they never wrap to the table's width."""
+    return Group(title, table, *([caption] if caption is not None else []))
+
+
+def _pool_table(pool: PoolDoc, members: dict[str, MemberDoc], now: float) -> Group:
     title = Text(f"{pool.owner} {pool.type}", style="bold")
     title.append(f"  policy {pool.policy}, when all down: {pool.when_all_down}")
     if pool.ttl is not None:
@@ -152,7 +157,7 @@ def _pool_table(pool: PoolDoc, members: dict[str, MemberDoc], now: float) -> Tab
     caption.append(", ".join(pool.answer) or "(nothing)", style="bold")
     if pool.reason:
         caption.append(f"  ({pool.reason})")
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    table = Table()
     for column in ("member", "answers", "state", "since", "last check", "override"):
         table.add_column(column)
     for pm in pool.members:
@@ -164,7 +169,7 @@ def _pool_table(pool: PoolDoc, members: dict[str, MemberDoc], now: float) -> Tab
             Text(pm.member), Text(pm.value), member_state(m.effective, m.real, m.held),
             Text(ago(m.since, now)), _last_check(m, now), override_text(m.override, now),
         )
-    return table
+    return _titled(title, table, caption)
 
 
 def _last_check(m: MemberDoc, now: float) -> Text:
@@ -178,8 +183,8 @@ def _last_check(m: MemberDoc, now: float) -> Text:
     return text
 
 
-def _zones_table(zones: Iterable[ZoneDoc], now: float) -> Table:
-    table = Table(title=Text("zones", style="bold"), title_justify="left")
+def _zones_table(zones: Iterable[ZoneDoc], now: float) -> Group:
+    table = Table()
     for column in ("zone", "serial", "records", "loaded", "last load"):
         table.add_column(column)
     for z in zones:
@@ -188,11 +193,11 @@ def _zones_table(zones: Iterable[ZoneDoc], now: float) -> Table:
             Text("-" if z.records is None else str(z.records)), Text(ago(z.loaded_at, now)),
             Text(z.result or ("ok" if z.ok else "failed"), style="" if z.ok else "bold red"),
         )
-    return table
+    return _titled(Text("zones", style="bold"), table)
 
 
-def events_table(events: Iterable[EventDoc], now: float | None, title: str = "events") -> Table:
-    table = Table(title=Text(title, style="bold"), title_justify="left")
+def events_table(events: Iterable[EventDoc], now: float | None, title: str = "events") -> Group:
+    table = Table()
     for column in ("time", "member", "change", "reason"):
         table.add_column(column)
     for e in events:
@@ -201,7 +206,7 @@ def events_table(events: Iterable[EventDoc], now: float | None, title: str = "ev
                            else Text(e.to_state, style="yellow"))
         time_text = when(e.time) + (f" ({ago(e.time, now)})" if now is not None else "")
         table.add_row(Text(time_text), Text(e.member), change, Text(e.reason))
-    return table
+    return _titled(Text(title, style="bold"), table)
 
 
 # --- an answer and why --------------------------------------------------------
@@ -253,7 +258,7 @@ def explanation_view(expl: Explanation) -> Group:
     return Group(*parts)
 
 
-def selection_table(sel: Selection, kind: str) -> Table:
+def selection_table(sel: Selection, kind: str) -> Group:
     title = Text(f"{kind}: ", style="bold")
     if sel.down:
         title.append(", ".join(sel.down) + "  ", style="bold red")
@@ -267,12 +272,12 @@ def selection_table(sel: Selection, kind: str) -> Table:
     caption.append(", ".join(sel.answer) or "(nothing)", style="bold")
     if sel.reason:
         caption.append(f"  ({sel.reason})")
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    table = Table()
     for column in ("member", "answers", "state", "reason", "override"):
         table.add_column(column)
     for m in sel.members:
         table.add_row(*_member_why(m))
-    return table
+    return _titled(title, table, caption)
 
 
 def _member_why(m: MemberWhy) -> tuple[Text, ...]:
@@ -286,12 +291,12 @@ def _member_why(m: MemberWhy) -> tuple[Text, ...]:
 OFFLINE = "OFFLINE: from the state file, not the running server"
 
 
-def offline_table(rows: Iterable[tuple[str, str, float | None, str, OverrideDoc | None]]) -> Table:
+def offline_table(rows: Iterable[tuple[str, str, float | None, str, OverrideDoc | None]]) -> Group:
     """(member, state, since, reason, override) rows read from the state file."""
-    table = Table(title=Text(OFFLINE, style="bold yellow"), title_justify="left")
+    table = Table()
     for column in ("member", "state", "since", "reason", "override"):
         table.add_column(column)
     for member, state, since, reason, override in rows:
         table.add_row(Text(member), state_text(state), Text(when(since)), Text(reason),
                       override_text(override, None))
-    return table
+    return _titled(Text(OFFLINE, style="bold yellow"), table)
