@@ -194,6 +194,8 @@ def status(
 ) -> None:
     """Pools, members (state, since, last check, override) and events of each running server."""
     if offline:
+        if nodes:
+            raise typer.BadParameter("--offline reads this host's state file: no --node")
         _status_offline(config, state, events, fmt)
         return
     _, chosen = targets(config, nodes)

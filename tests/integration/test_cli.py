@@ -543,9 +543,10 @@ def test_e2e_status_query_and_history(harness: Harness) -> None:
     doc = cli_json(harness, "status", *cfg)[0]
     assert {m["member"]: m["effective"] for m in doc["members"]} == \
         {f"web/{a}": "up", f"web/{b}": "up"}
-    out = harness.cli("query", owner, *cfg).stdout  # DNS to the config's listen address
+    dns_at = ("--server", f"{srv.host}:{srv.port}")  # the test server's --listen, not the file's
+    out = harness.cli("query", owner, *cfg, *dns_at).stdout
     assert "NOERROR" in out and a in out and "why: zone example.com." in out
-    docs = cli_json(harness, "query", owner, *cfg, "--what-if-down", a)
+    docs = cli_json(harness, "query", owner, *cfg, *dns_at, "--what-if-down", a)
     assert docs[0]["dns"]["rcode"] == "NOERROR"
     assert docs[0]["explanation"]["name"] == owner
     harness.cli("drain", a, *cfg, "--reason", "e2e")
