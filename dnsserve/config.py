@@ -47,12 +47,19 @@ from dnsserve.config_schema import (
     KeyConfig,
     MemberConfig,
     MonitorConfig,
+    NodeConfig,
     PoolConfig,
     PoolType,
     ServerConfig,
     ZoneConfig,
 )
-from dnsserve.config_validate import key_problem_line, parse_hostport, problem_line, validate
+from dnsserve.config_validate import (
+    key_problem_line,
+    parse_hostport,
+    parse_node_url,
+    problem_line,
+    validate,
+)
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
 from dnsserve.zones.table import ZoneTable, closest_origin
@@ -66,6 +73,7 @@ __all__ = [
     "KeyConfig",
     "MemberConfig",
     "MonitorConfig",
+    "NodeConfig",
     "PoolConfig",
     "PoolType",
     "ServerConfig",
@@ -77,6 +85,7 @@ __all__ = [
     "member_id",
     "member_ids",
     "parse_hostport",
+    "parse_node_url",
     "place_pools",
     "pool_from_config",
     "pools_from_config",

@@ -123,3 +123,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     pool: tuple[PoolConfig, ...] = ()
     key: tuple[KeyConfig, ...] = ()
     zone: tuple[ZoneConfig, ...] = ()
+    node: tuple[NodeConfig, ...] = ()
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A server the CLI's live commands act on (``[[node]]``): a fleet of anycast nodes."""
+
+    name: str
+    url: str  # its control API: http://ADDRESS:PORT (its [server] control)
+    token_file: str | None = None  # its control token; relative to this file
+    dns: str | None = None  # ADDRESS:PORT `dnsserve query` asks; None: url's address, listen's port

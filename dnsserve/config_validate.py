@@ -36,6 +36,7 @@ from dnsserve.config_schema import (
     Config,
     MemberConfig,
     MonitorConfig,
+    NodeConfig,
     PoolConfig,
     PoolType,
     ServerConfig,
@@ -201,6 +202,7 @@ def validate(config: Config, *, file: str) -> list[str]:
                                            f"(first at {pools[ident]})"))
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
+    errors += _check_nodes(config.node, file)
     return errors
 
 
@@ -388,4 +390,61 @@ def _check_transfers(config: Config, file: str) -> list[str]:
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+    return errors
+
+
+# -- [[node]]: the servers the CLI's live commands act on -------------------------
+
+
+def parse_node_url(text: str) -> tuple[str, int]:
+    """``"http://127.0.0.1:8053"`` (a node's control API) -> (address, port).
+
+    The one rule for a node's URL, for ``[[node]] url`` and the CLI's
+    ``--node``: plain HTTP (the control API speaks nothing else), an IP
+    address and a port, nothing after them but an optional "/". Raises
+    ValueError naming the problem.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme != "http":
+        raise ValueError("expected http://ADDRESS:PORT (the control API is plain HTTP)")
+    rest = rest[:-1] if rest.endswith("/") else rest
+    if any(c in rest for c in "/?#@"):
+        raise ValueError("expected http://ADDRESS:PORT, with no path, query or user")
+    return parse_hostport(rest)
+
+
+def node_url_problem(text: str) -> str | None:
+    try:
+        parse_node_url(text)
+    except ValueError as exc:
+        return f"not a node URL ({exc})"
+    return None
+
+
+def _check_nodes(nodes: Sequence[NodeConfig], file: str) -> list[str]:
+    errors = []
+    names: dict[str, str] = {}
+    urls: dict[tuple[str, int], str] = {}
+    for i, node in enumerate(nodes):
+        key = f"node[{i}]"
+        if not node.name or "/" in node.name or any(c.isspace() for c in node.name):
+            errors.append(problem_line(file, f"{key}.name", node.name,
+                                       "must be non-empty, without '/' or spaces"))
+        elif node.name in names:
+            errors.append(problem_line(file, f"{key}.name", node.name,
+                                       f"duplicate node name (first at {names[node.name]})"))
+        names.setdefault(node.name, key)
+        if problem := node_url_problem(node.url):
+            errors.append(problem_line(file, f"{key}.url", node.url, problem))
+        else:
+            where = parse_node_url(node.url)
+            if where in urls:
+                errors.append(problem_line(file, f"{key}.url", node.url,
+                                           f"duplicate node (first at {urls[where]})"))
+            urls.setdefault(where, key)
+        if node.dns is not None and (problem := _hostport_problem(node.dns)):
+            errors.append(problem_line(file, f"{key}.dns", node.dns, problem))
+        if node.token_file is not None and not node.token_file.strip():
+            errors.append(problem_line(file, f"{key}.token_file", node.token_file,
+                                       "must name a file"))
     return errors

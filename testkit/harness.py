@@ -176,7 +176,8 @@ class Harness:
         return done
 
     def status(self) -> dict[str, Any]:
-        done = self.cli("status", "--state", str(self.state), "--format", "json",
+        """``dnsserve status --offline`` of the state file, as JSON."""
+        done = self.cli("status", "--offline", "--state", str(self.state), "--format", "json",
                         "--events", "1000")
         doc: dict[str, Any] = json.loads(done.stdout)
         return doc

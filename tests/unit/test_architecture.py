@@ -32,16 +32,23 @@ PACKAGE = ROOT / "dnsserve"
 LEVELS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"app"},
-    # operations: what the control API asks of the running server; it reads
-    # the reloader and health sync it is handed.
-    {"operations"},
+    # change (drain, force-up, undrain, reload: the CLI's commands that change
+    # a running server) builds on operate's shared options and helpers.
+    {"app", "change"},
+    # operate (the CLI's status, query, history, and what its commands share);
+    # operations (what the control API asks of the running server; it reads
+    # the reloader and health sync it is handed).
+    {"operate", "operations"},
     # Split out of app (the house issue): reload/swap, health-state syncing and
     # `dnsserve check`, each wired by app; siblings, so none imports another.
-    {"reload", "healthsync", "preflight"},
+    # fleet (which nodes, their tokens, acting on each) and report (the live
+    # commands' tables) are the CLI's, under operate.
+    {"reload", "healthsync", "preflight", "fleet", "report"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
-    {"net", "control", "health.monitor", "store", "demo", "settings"},
+    # client (the CLI's side of the control API, over httpx) is an edge leaf
+    # under cli, its importer; it decodes with statuspage's Structs (below).
+    {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -109,6 +116,11 @@ EDGE = {
     "__main__",
     "demo",
     "cli",
+    "client",
+    "operate",
+    "change",
+    "fleet",
+    "report",
     "app",
     "reload",
     "healthsync",
