@@ -36,7 +36,7 @@ import pytest
 
 from testkit import ROOT, SHIPPED_ZONES
 from testkit.backends import HttpBackend, Mode
-from testkit.deploy import DEPLOY, HEALTHCHECK, enable_examples
+from testkit.deploy import DEPLOY, HEALTHCHECK, enable_examples, unit_file
 from testkit.peers import required_binary
 from testkit.wait import wait_for
 
@@ -82,6 +82,16 @@ def test_check_of_the_deploy_config_with_its_examples(tmp_path: Path) -> None:
     assert "differ from the pool's members" in done.stdout
     assert done.stdout.splitlines()[-1].endswith("(1 warning(s))")
 
+
+
+@pytest.mark.skip(reason="needs `dnsserve reload` (i12-cli): the unit's ExecReload runs it")
+def test_the_units_reload_command_exists(tmp_path: Path) -> None:
+    service = unit_file(DEPLOY / "dnsserve.service")["Service"]
+    (line,) = [v for k, v in service if k == "ExecReload"]
+    args = line.split()[1:]  # reload -c /etc/dnsserve/dnsserve.toml
+    done = run([sys.executable, "-m", "dnsserve", args[0], "--help"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--force" in done.stdout and "-c" in done.stdout
 
 # -- the tools' own checks -------------------------------------------------------------------------
 
