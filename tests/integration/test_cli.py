@@ -499,7 +499,6 @@ def test_reload_refused_then_forced(fake: Fake, tmp_path: Path) -> None:
 
 # --- end to end: dnsserve serve, real backends, the CLI as a subprocess ------------------------
 
-NEEDS_WIRING = pytest.mark.skip(reason="needs the control wiring (i12)")
 
 
 def ip(x: int) -> str:
@@ -531,7 +530,6 @@ def test_status_with_no_server_running(harness: Harness) -> None:
     assert json.loads(done.stdout)[0]["error"].startswith(f"no server answers at {control_at}")
 
 
-@NEEDS_WIRING
 def test_e2e_status_query_and_history(harness: Harness) -> None:
     owner = "cli-status.example.com."
     a, b = two_member_pool(harness, 82, owner)
@@ -554,7 +552,6 @@ def test_e2e_status_query_and_history(harness: Harness) -> None:
     assert events and events[0]["member"] == f"web/{a}"
 
 
-@NEEDS_WIRING
 def test_e2e_mutations_need_the_token(harness: Harness) -> None:
     owner = "cli-token.example.com."
     a, _ = two_member_pool(harness, 84, owner)
@@ -572,7 +569,6 @@ def test_e2e_mutations_need_the_token(harness: Harness) -> None:
     harness.cli("drain", a, "-c", str(harness.config), "--token-file", str(elsewhere))
 
 
-@NEEDS_WIRING
 def test_e2e_drain_refused_without_yes(harness: Harness) -> None:
     owner = "cli-refuse.example.com."
     a, b = two_member_pool(harness, 86, owner)
@@ -590,7 +586,6 @@ def test_e2e_drain_refused_without_yes(harness: Harness) -> None:
     wait_answer(srv, owner, {a})
 
 
-@NEEDS_WIRING
 def test_e2e_fleet_of_two_servers(harness: Harness) -> None:
     owner = "cli-fleet.example.com."
     a, b = two_member_pool(harness, 88, owner)
@@ -628,7 +623,6 @@ def test_e2e_fleet_of_two_servers(harness: Harness) -> None:
     wait_answer(first, owner, {a, b})  # the node still up acted
 
 
-@NEEDS_WIRING
 def test_e2e_reload(harness: Harness) -> None:
     owner = "cli-reload.example.com."
     two_member_pool(harness, 90, owner)

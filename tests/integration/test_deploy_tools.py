@@ -84,7 +84,6 @@ def test_check_of_the_deploy_config_with_its_examples(tmp_path: Path) -> None:
 
 
 
-@pytest.mark.skip(reason="needs `dnsserve reload` (i12-cli): the unit's ExecReload runs it")
 def test_the_units_reload_command_exists(tmp_path: Path) -> None:
     service = unit_file(DEPLOY / "dnsserve.service")["Service"]
     (line,) = [v for k, v in service if k == "ExecReload"]

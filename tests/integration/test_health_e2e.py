@@ -299,7 +299,6 @@ def test_guard_publishes_no_down_flip_before_suspicion(harness: Harness) -> None
 # Regression (a fixed bug): after an operator forces a state, suspicion is cleared
 # but the held members' next failures re-trigger it within one interval (flips applied, then
 # restored again)
-@pytest.mark.skip(reason="needs the control wiring (i12)")  # drains through the API
 def test_operator_force_ends_suspicion(harness: Harness) -> None:
     names, hosts, backends = six_in_three_pools(harness, 211)
     everyone = [h for hs in hosts.values() for h in hs]
@@ -327,7 +326,6 @@ def test_operator_force_ends_suspicion(harness: Harness) -> None:
 # -- drain and force-up through the CLI, with expiry ----------------------------------------------
 
 
-@pytest.mark.skip(reason="needs the control wiring (i12)")  # drains through the API
 def test_drain_and_force_up_with_expiry(harness: Harness) -> None:
     a, b, c = ip(141), ip(142), ip(143)
     owner = "drain.example.com."
@@ -499,7 +497,6 @@ def test_probe_checks_another_address_than_the_answer(harness: Harness) -> None:
 # -- restart --------------------------------------------------------------------------------------
 
 
-@pytest.mark.skip(reason="needs the control wiring (i12)")  # drains through the API
 def test_restart_restores_states_and_overrides(harness: Harness) -> None:
     a, b, c = ip(191), ip(192), ip(193)
     owner = "restart.example.com."

@@ -250,8 +250,6 @@ def test_page_says_when_the_server_is_gone(served: Served, watched: Watched) -> 
 # -- the real server ------------------------------------------------------------------------------
 
 
-@pytest.mark.skip(reason="needs the control wiring (i12): the server does not serve [server] "
-                         "control yet")
 def test_page_shows_a_member_going_down(harness: Harness, watched: Watched) -> None:
     hosts = ["127.0.0.231", "127.0.0.232", "127.0.0.233"]
     backends = harness.http(*hosts)

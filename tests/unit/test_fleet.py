@@ -38,7 +38,8 @@ dns = "[2001:db8::53]:5353"
 
 
 def test_the_local_server_by_default(tmp_path: Path) -> None:
-    s = settings_with(tmp_path, '[server]\nlisten = ["0.0.0.0:5300"]\ncontrol = "0.0.0.0:8053"\ncontrol_allow_remote = true\n')
+    s = settings_with(tmp_path, '[server]\nlisten = ["0.0.0.0:5300"]\ncontrol = "0.0.0.0:8053"\n'
+                      "control_allow_remote = true\n")
     assert targets(s, []) == [Target(Node("http://127.0.0.1:8053"), None, ("127.0.0.1", 5300))]
 
 
