@@ -24,7 +24,7 @@ import typer
 
 from dnsserve import __version__, app, change, operate, preflight
 from dnsserve.demo import HELP, Backends
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.operate import ConfigOpt, Format, load
 from dnsserve.settings import load_settings
 
@@ -114,18 +114,27 @@ def check(
     zones: ZonesOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
 ) -> None:
-    """Load every zone (and the config); print each problem; exit 1 on any error."""
-    settings = load(config, zones, None)
-    problems = preflight.check(settings)
-    errors = [p for p in problems if p.severity == "error"]
+    """Load every zone (and the config); print each problem and each zone that
+    would be served (serial, records); exit 1 on any error."""
+    try:
+        settings = load_settings(config, zones=zones)
+        report = preflight.check(settings)
+        zones_dir = settings.zones_dir
+    except ConfigError as exc:  # every config error, and the zones' problems too
+        base = config.resolve().parent if config is not None else Path.cwd()
+        zones_dir = zones if zones is not None else base / "zones"
+        report = preflight.check_without_config(zones_dir, str(exc).splitlines())
     if fmt is Format.json:
-        typer.echo(msgspec.json.encode([p.to_dict() for p in problems]).decode())
+        typer.echo(msgspec.json.encode([p.to_dict() for p in report.problems]).decode())
     else:
-        for problem in problems:
+        for problem in report.problems:
             typer.echo(problem.to_text())
-        if not errors:
-            typer.echo(f"ok: {settings.zones_dir} ({len(problems)} warning(s))")
-    raise typer.Exit(1 if errors else 0)
+        for zone in report.zones:
+            typer.echo(zone.to_text())
+        if not report.errors:
+            warnings = len(report.problems)
+            typer.echo(f"ok: {zones_dir} ({len(report.zones)} zone(s), {warnings} warning(s))")
+    raise typer.Exit(1 if report.errors else 0)
 
 
 @cli.command()

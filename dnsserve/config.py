@@ -123,11 +123,38 @@ def decode_config(data: str | bytes, *, file: str = "<config>") -> Config:
     try:
         config = msgspec.convert(raw, type=Config, str_keys=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_validation_message(str(exc), raw, file)) from None
+        errors = _every_decode_error(raw, file) or [_validation_message(str(exc), raw, file)]
+        raise ConfigError("\n".join(errors)) from None
     errors = validate(config, file=file)
     if errors:
         raise ConfigError("\n".join(errors))
     return config
+
+
+def _every_decode_error(raw: dict[str, Any], file: str) -> list[str]:
+    """One error line per bad table or array entry: msgspec stops at the first
+    problem of a document, so each entry is decoded on its own to find them all."""
+    hints = typing.get_type_hints(Config)
+    errors = []
+    for key, value in raw.items():
+        hint = hints.get(key)
+        if hint is None:
+            errors.append(problem_line(file, key, value, "unknown key"))
+            continue
+        many = typing.get_origin(hint) is tuple and isinstance(value, list)
+        kind = typing.get_args(hint)[0] if many else hint
+        entries = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if many else [(key, value)]
+        for path, entry in entries:
+            try:
+                msgspec.convert(entry, type=kind, str_keys=True)
+            except msgspec.ValidationError as exc:
+                message = str(exc)
+                if " - at `$" in message:
+                    message = message.replace(" - at `$", f" - at `$.{path}", 1)
+                else:
+                    message += f" - at `$.{path}`"
+                errors.append(_validation_message(message, raw, file))
+    return errors
 
 
 def _toml_line(message: str, text: str) -> int:
