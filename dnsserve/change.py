@@ -10,6 +10,7 @@ every change goes through the control API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -75,9 +76,8 @@ def _override(
     out = console()
     for o in outcomes:
         if o.result is None:
-            refused = o.error is not None and o.error.status == 409
-            report_error(o, several, hint=(
-                "nothing changed there; add --yes to drain anyway" if refused else ""))
+            report_error(o, several, hints={409: "nothing changed there; add --yes to drain "
+                                                  "anyway"})
             continue
         reply, warning = o.result
         if warning is not None:
@@ -101,31 +101,31 @@ YesOpt = Annotated[
 ]
 
 
-@app.command()
-def drain(
-    member: MemberArg,
-    config: ConfigOpt = None,
-    nodes: NodeOpt = None,
-    token_file: TokenFileOpt = None,
-    duration: DurationOpt = None,
-    reason: ReasonOpt = "",
-    yes: YesOpt = False,
-) -> None:
-    """Force a member down (out of every answer) on each server, optionally for a while."""
-    _override("drain", member, config, nodes, token_file, duration, reason, yes)
+def _override_command(kind: str, doc: str) -> Callable[..., None]:
+    """``drain`` and ``force-up``: one command each, the same options."""
+
+    def command(
+        member: MemberArg,
+        config: ConfigOpt = None,
+        nodes: NodeOpt = None,
+        token_file: TokenFileOpt = None,
+        duration: DurationOpt = None,
+        reason: ReasonOpt = "",
+        yes: YesOpt = False,
+    ) -> None:
+        _override(kind, member, config, nodes, token_file, duration, reason, yes)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command("force-up")
-def force_up(
-    member: MemberArg,
-    config: ConfigOpt = None,
-    nodes: NodeOpt = None,
-    token_file: TokenFileOpt = None,
-    duration: DurationOpt = None,
-    reason: ReasonOpt = "",
-) -> None:
-    """Force a member up whatever its checks say, on each server, optionally for a while."""
-    _override("force-up", member, config, nodes, token_file, duration, reason, False)
+drain = app.command("drain")(_override_command(
+    "drain", "Force a member down (out of every answer) on each server, optionally for a while."
+))
+force_up = app.command("force-up")(_override_command(
+    "force-up", "Force a member up whatever its checks say, on each server, optionally for a "
+    "while. (--yes is accepted and changes nothing: a force-up never empties a pool.)"
+))
 
 
 @app.command()
@@ -156,7 +156,7 @@ def reload(
     nodes: NodeOpt = None,
     token_file: TokenFileOpt = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Apply what loaded; keep the old version of the rest.")
+        bool, typer.Option("--force", help="Apply, once, a reload the deletion guard refuses.")
     ] = False,
 ) -> None:
     """Load zones and config again on each server; refused (exit 1) on errors unless --force."""
@@ -166,9 +166,8 @@ def reload(
     several = len(outcomes) > 1
     for o in outcomes:
         if o.result is None:
-            refused = o.error is not None and o.error.status == 422
-            report_error(o, several, hint=(
-                "the old versions still serve; --force applies what loaded" if refused else ""))
+            report_error(o, several, hints={422: "the old versions still serve; --force "
+                                                  "overrides the deletion guard once"})
             continue
         typer.echo(f"{prefix(o.node, several)}reload: ok")
         for line in report.detail_lines(o.result.doc):

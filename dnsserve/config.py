@@ -41,17 +41,11 @@ import msgspec
 
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
 from dnsserve.config_schema import (
-    DEFAULT_VERSION,
-    TSIG_ALGORITHMS,
     Config,
-    KeyConfig,
     MemberConfig,
     MonitorConfig,
-    NodeConfig,
     PoolConfig,
     PoolType,
-    ServerConfig,
-    ZoneConfig,
 )
 from dnsserve.config_validate import (
     key_problem_line,
@@ -66,18 +60,12 @@ from dnsserve.zones.table import ZoneTable, closest_origin
 
 __all__ = [
     "DEFAULT_PORTS",
-    "DEFAULT_VERSION",
-    "TSIG_ALGORITHMS",
     "Config",
     "ConfigError",
-    "KeyConfig",
     "MemberConfig",
     "MonitorConfig",
-    "NodeConfig",
     "PoolConfig",
     "PoolType",
-    "ServerConfig",
-    "ZoneConfig",
     "check_pools_against_zones",
     "config_warnings",
     "decode_config",

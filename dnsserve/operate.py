@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -148,21 +148,49 @@ _HINTS = {
 }
 
 
-def report_error(outcome: Outcome[Any], several: bool, hint: str = "") -> None:
-    """One failed node on stderr: the message, the server's detail, and what to do."""
+def report_error(
+    outcome: Outcome[Any], several: bool, hint: str = "", hints: Mapping[int, str] | None = None
+) -> None:
+    """One failed node on stderr: the message, the server's detail, and what to do
+    (``hints`` by HTTP status, else ``hint``)."""
     err = outcome.error
     assert err is not None
     out = console(err=True)
     out.print(Text(f"dnsserve: {prefix(outcome.node, several)}{err.message}"))
     for line in report.detail_lines(err.detail):
         out.print(Text(f"  {line}"))
-    hint = _HINTS.get(err.status or 0, hint)
+    status = err.status or 0
+    hint = (hints or {}).get(status) or _HINTS.get(status, hint)
     if hint:
         out.print(Text(f"  {hint}", style="dim"))
 
 
 def exit_for(outcomes: Sequence[Outcome[Any]]) -> None:
     raise typer.Exit(1 if any(o.error is not None for o in outcomes) else 0)
+
+
+def per_node(
+    outcomes: Sequence[Outcome[Any]],
+    fmt: Format,
+    show: Callable[[Console, Any], None],
+    *,
+    hint: str = "",
+) -> None:
+    """A read command's output: the JSON list, or a section per node (its reply
+    shown by ``show``, or its error with ``hint`` when no server answered); then
+    exit 1 when any node failed."""
+    if fmt is Format.json:
+        json_docs(outcomes, lambda reply: dict(reply.raw))
+        exit_for(outcomes)
+    out = console()
+    for o in outcomes:
+        out.print(report.node_rule(o.node))
+        if o.result is not None:
+            show(out, o.result)
+        else:
+            unreachable = o.error is not None and o.error.status is None
+            report_error(o, len(outcomes) > 1, hint=hint if unreachable else "")
+    exit_for(outcomes)
 
 
 def json_docs(outcomes: Sequence[Outcome[Any]], doc: Callable[[Any], dict[str, Any]]) -> None:
@@ -199,21 +227,13 @@ def status(
         _status_offline(config, state, events, fmt)
         return
     _, chosen = targets(config, nodes)
-    outcomes = fleet.run(chosen, lambda c, _: c.status())
-    if fmt is Format.json:
-        json_docs(outcomes, lambda reply: dict(reply.raw))
-        exit_for(outcomes)
-    out = console()
-    for o in outcomes:
-        out.print(report.node_rule(o.node))
-        if o.result is None:
-            report_error(o, len(outcomes) > 1, hint=(
-                "is `dnsserve serve` running there? `dnsserve status --offline` reads the "
-                "state file" if o.error is not None and o.error.status is None else ""))
-            continue
-        problems = o.result.raw.get("problems", []) if isinstance(o.result.raw, dict) else []
-        out.print(report.status_view(o.result.doc, [str(p) for p in problems], events))
-    exit_for(outcomes)
+
+    def show(out: Console, reply: Any) -> None:
+        problems = reply.raw.get("problems", []) if isinstance(reply.raw, dict) else []
+        out.print(report.status_view(reply.doc, [str(p) for p in problems], events))
+
+    per_node(fleet.run(chosen, lambda c, _: c.status()), fmt, show, hint=(
+        "is `dnsserve serve` running there? `dnsserve status --offline` reads the state file"))
 
 
 def _status_offline(config: Path | None, state: Path | None, events: int, fmt: Format) -> None:
@@ -383,17 +403,11 @@ def history(
     settings, chosen = targets(config, nodes)
     after = time.time() - parse_duration(since) if since else None
     who = resolve_member(member, settings).to_text() if member else None
-    outcomes = fleet.run(chosen, lambda c, _: c.events(after, who, limit))
-    if fmt is Format.json:
-        json_docs(outcomes, lambda reply: dict(reply.raw))
-        exit_for(outcomes)
-    out = console()
-    for o in outcomes:
-        out.print(report.node_rule(o.node))
-        if o.result is None:
-            report_error(o, len(outcomes) > 1)
-        elif not o.result.doc:
+
+    def show(out: Console, reply: Any) -> None:
+        if not reply.doc:
             out.print(Text("no events", style="dim"))
         else:
-            out.print(report.events_table(o.result.doc, None))
-    exit_for(outcomes)
+            out.print(report.events_table(reply.doc, None))
+
+    per_node(fleet.run(chosen, lambda c, _: c.events(after, who, limit)), fmt, show)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 
-from dnsserve.config import Config, ServerConfig, load_config
+from dnsserve.config import Config, load_config
+from dnsserve.config_schema import ServerConfig
 from dnsserve.config_validate import check_listen
 from dnsserve.errors import ConfigError
 

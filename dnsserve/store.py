@@ -260,21 +260,8 @@ class Store:
         return event_id
 
     def record_alarm(self, kind: str, reason: str, at: float) -> int:
-        """An event for the whole monitor (member "*"), e.g. kind "suspect"."""
-        event = {
-            "time": at,
-            "member": ALARM_MEMBER,
-            "monitor": "",
-            "from_state": None,
-            "to_state": kind,
-            "reason": reason,
-        }
-        with self._use("record an alarm") as db, _immediate(db):
-            table = db.table("events")
-            table.insert(event)
-            event_id = table.last_rowid
-        assert event_id is not None
-        return event_id
+        """An event for the whole monitor (member "*"), e.g. kind "suspicion"."""
+        return self.record_event(ALARM_MEMBER, "", None, kind, reason, at)
 
     def record_event(self, member: str, monitor: str, from_state: str | None, to_state: str,
                      reason: str, at: float) -> int:
