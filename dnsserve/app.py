@@ -36,15 +36,16 @@ from collections.abc import Callable
 import uvloop
 
 from dnsserve import net
-from dnsserve.config_validate import parse_hostport
+from dnsserve.config_values import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
 from dnsserve.errors import DnsServeError
 from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, server_metrics
 from dnsserve.operations import Operations
-from dnsserve.reload import Prepared, Reloader
+from dnsserve.reload import Reloader
 from dnsserve.settings import Settings
+from dnsserve.staging import Prepared
 from dnsserve.store import Store
 
 log = logging.getLogger("dnsserve")

@@ -47,13 +47,8 @@ from dnsserve.config_schema import (
     PoolConfig,
     PoolType,
 )
-from dnsserve.config_validate import (
-    key_problem_line,
-    parse_hostport,
-    parse_node_url,
-    problem_line,
-    validate,
-)
+from dnsserve.config_validate import validate
+from dnsserve.config_values import key_problem_line, parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
 from dnsserve.zones.table import ZoneTable, closest_origin

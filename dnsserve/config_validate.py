@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import ipaddress
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,104 +39,16 @@ from dnsserve.config_schema import (
     PoolType,
     ServerConfig,
 )
+from dnsserve.config_values import (
+    check_listen,
+    hostport_problem,
+    key_problem_line,
+    node_url_problem,
+    parse_hostport,
+    parse_node_url,
+    problem_line,
+)
 from dnsserve.health.model import CheckKind
-
-# -- error lines ---------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, list | tuple):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
-    else:
-        text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def problem_line(file: str, key: str, value: Any, problem: str) -> str:
-    """``file: key = value: problem``, the value as TOML would write it."""
-    tsig, _, field = key.partition(".")
-    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
-    shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
-    return f"{file}: {key} = {shown}: {problem}"
-
-
-def key_problem_line(file: str, key: str, problem: str) -> str:
-    """``file: key: problem``, for a key that is missing or has no one value."""
-    return f"{file}: {key}: {problem}"
-
-
-# -- value checks (None = fine, else the problem) -------------------------------
-
-
-def parse_hostport(
-    text: str, default_port: int | None = None, *, any_port: bool = False
-) -> tuple[str, int]:
-    """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
-    port) -> (address, port). Raises ValueError naming the problem.
-
-    The one parser of addresses with a port, for the config file, the
-    ``--listen`` flag and ``net``. Port 0 (the kernel picks a free one) is
-    refused unless ``any_port``: a server address in a config file or a flag
-    must be one clients can be told; only code that reads back the bound
-    port (``net.serve`` for tests and benchmarks) passes ``any_port``.
-    """
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]")
-        if sep and port.startswith(":"):
-            port = port[1:]
-        elif sep and not port and default_port is not None:
-            port = str(default_port)
-        else:
-            raise ValueError("expected [IPV6]:PORT")
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    elif default_port is not None:
-        host, port = text, str(default_port)
-    else:
-        raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address") from None
-    if text.startswith("[") and address.version != 6:
-        raise ValueError("brackets are for IPv6 only")
-    lowest = 0 if any_port else 1
-    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
-        raise ValueError(f"port {port!r} is not {lowest}..65535")
-    return address.compressed, int(port)
-
-
-def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
-    try:
-        parse_hostport(text, default_port)
-    except ValueError as exc:
-        return f"not an ADDRESS:PORT ({exc})"
-    return None
-
-
-def check_listen(
-    addresses: Sequence[str], *, file: str = "command line", key: str = "--listen"
-) -> list[str]:
-    """Error lines for listen addresses: at least one, each ``parse_hostport``'s.
-
-    ``validate`` calls it for ``server.listen``; the app for ``--listen``
-    flags, which replace ``server.listen`` after the file was validated.
-    """
-    if not addresses:
-        return [problem_line(file, key, addresses, "at least one address")]
-    return [
-        problem_line(file, f"{key}[{i}]", text, problem)
-        for i, text in enumerate(addresses)
-        if (problem := _hostport_problem(text))
-    ]
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -208,7 +118,7 @@ def validate(config: Config, *, file: str) -> list[str]:
 
 def _check_server(server: ServerConfig, file: str) -> list[str]:
     errors = check_listen(server.listen, file=file, key="server.listen")
-    if server.control and (problem := _hostport_problem(server.control)):
+    if server.control and (problem := hostport_problem(server.control)):
         errors.append(problem_line(file, "server.control", server.control, problem))
     elif server.control and not server.control_allow_remote:
         host = parse_hostport(server.control)[0]
@@ -383,7 +293,7 @@ def _check_transfers(config: Config, file: str) -> list[str]:
                     )
         for field in ("notify", "primaries"):
             for j, target in enumerate(getattr(zone, field)):
-                if problem := _hostport_problem(target, default_port=53):
+                if problem := hostport_problem(target, default_port=53):
                     errors.append(problem_line(file, f"{key}.{field}[{j}]", target, problem))
         named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
         named += [("key", zone.key)] if zone.key is not None else []
@@ -394,31 +304,6 @@ def _check_transfers(config: Config, file: str) -> list[str]:
 
 
 # -- [[node]]: the servers the CLI's live commands act on -------------------------
-
-
-def parse_node_url(text: str) -> tuple[str, int]:
-    """``"http://127.0.0.1:8053"`` (a node's control API) -> (address, port).
-
-    The one rule for a node's URL, for ``[[node]] url`` and the CLI's
-    ``--node``: plain HTTP (the control API speaks nothing else), an IP
-    address and a port, nothing after them but an optional "/". Raises
-    ValueError naming the problem.
-    """
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme != "http":
-        raise ValueError("expected http://ADDRESS:PORT (the control API is plain HTTP)")
-    rest = rest[:-1] if rest.endswith("/") else rest
-    if any(c in rest for c in "/?#@"):
-        raise ValueError("expected http://ADDRESS:PORT, with no path, query or user")
-    return parse_hostport(rest)
-
-
-def node_url_problem(text: str) -> str | None:
-    try:
-        parse_node_url(text)
-    except ValueError as exc:
-        return f"not a node URL ({exc})"
-    return None
 
 
 def _check_nodes(nodes: Sequence[NodeConfig], file: str) -> list[str]:
@@ -442,7 +327,7 @@ def _check_nodes(nodes: Sequence[NodeConfig], file: str) -> list[str]:
                 errors.append(problem_line(file, f"{key}.url", node.url,
                                            f"duplicate node (first at {urls[where]})"))
             urls.setdefault(where, key)
-        if node.dns is not None and (problem := _hostport_problem(node.dns)):
+        if node.dns is not None and (problem := hostport_problem(node.dns)):
             errors.append(problem_line(file, f"{key}.dns", node.dns, problem))
         if node.token_file is not None and not node.token_file.strip():
             errors.append(problem_line(file, f"{key}.token_file", node.token_file,

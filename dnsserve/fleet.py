@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from dnsserve.client import Client, ControlClientError, Node
-from dnsserve.config_validate import parse_hostport, parse_node_url
+from dnsserve.config_values import parse_hostport, parse_node_url
 from dnsserve.control_access import TOKEN_ENV, TokenError, client_token
 from dnsserve.settings import Settings
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from dnsserve.config_validate import parse_hostport
+from dnsserve.config_values import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)

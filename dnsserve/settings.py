@@ -19,7 +19,7 @@ import msgspec
 
 from dnsserve.config import Config, load_config
 from dnsserve.config_schema import ServerConfig
-from dnsserve.config_validate import check_listen
+from dnsserve.config_values import check_listen
 from dnsserve.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dnsserve.toml")

@@ -44,6 +44,10 @@ LEVELS: list[set[str]] = [
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
     {"reload", "healthsync", "preflight", "fleet", "report"},
+    # staging (the next state to serve, built whole: prepare), statewriter (the
+    # state file's writer thread) and health_inputs (the config's monitor
+    # targets, overrides.toml): what reload and healthsync build on.
+    {"staging", "statewriter", "health_inputs"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -57,11 +61,12 @@ LEVELS: list[set[str]] = [
     # split out of health.monitor, their importer.
     {"control_routes", "control_access", "health.clients", "health.checklog"},
     {"config", "zones.load", "health.probes"},
-    # config_validate (validate and the value checks, split out of
-    # config_schema) checks the Structs it imports from the level below;
-    # config is its importer, and net and settings (above) use its
-    # parse_hostport and check_listen.
+    # config_validate (validate, split out of config_schema) checks the
+    # Structs it imports from below; config is its importer.
     {"config_validate"},
+    # config_values (ADDRESS:PORT and node URLs read, a problem line written)
+    # under config_validate; net, settings and the CLI use parse_hostport too.
+    {"config_values"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -101,6 +106,7 @@ CORE = {
     "errors",
     "config_schema",
     "config_validate",
+    "config_values",
     "zones.table",
     "zones.compile",
     "zones.versions",
@@ -123,6 +129,9 @@ EDGE = {
     "report",
     "app",
     "reload",
+    "staging",
+    "statewriter",
+    "health_inputs",
     "healthsync",
     "operations",
     "preflight",

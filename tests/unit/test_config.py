@@ -22,7 +22,7 @@ from dnsserve.config import (
     pool_from_config,
     pools_from_config,
 )
-from dnsserve.config_validate import check_listen
+from dnsserve.config_values import check_listen
 from dnsserve.health.model import CheckKind, MemberId
 from testkit import ROOT, TEST_DATA
 
