@@ -1,64 +1,125 @@
 """The composition root: builds the running server's parts and wires them together.
 
 Owns construction, wiring and the lifecycle only: read the settings, build
-the parts, bind the listeners, handle signals (SIGTERM/SIGINT stop, SIGHUP
-reloads the zones and overrides), and stop everything in order. What each
-part does lives in its own module:
+the parts, bind the listeners and the control API, handle signals
+(SIGTERM/SIGINT stop, SIGHUP reloads zones and config), and stop everything
+in order. What each part does lives in its own module:
 
     settings    the config file with flags applied
-    reload      the engine, snapshots, reloads and pool re-selection
-    healthsync  the monitor thread, the loop's health view and the state file
-    net         the UDP/TCP listeners
+    reload      the engine, snapshots, reloads (with the deletion guard) and
+                pool re-selection
+    healthsync  the monitor thread, the loop's health view, overrides and the
+                state file
+    operations  what the control API asks of the running server
+    control     the control API's HTTP endpoint
+    net         the DNS listeners
 
 Siblings never import each other; this module connects them with callbacks:
 
     monitor thread --HealthSync.on_result--> writer thread (state file)
                    --call_soon_threadsafe--> main loop: HealthSync.view
                    --on_change--> Reloader.reselect --> Engine.swap
-    SIGHUP --> Reloader.reload (worker thread) --> commit --> overrides re-read
+    SIGHUP, POST /api/v1/reload --> Reloader.reload (worker thread) --> commit
+                   --on_commit--> zone versions recorded, monitor targets and
+                                  overrides.toml applied
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import secrets
 import signal
+from collections.abc import Callable
 
 import uvloop
 
 from dnsserve import net
+from dnsserve.config_values import parse_hostport
+from dnsserve.control import ControlServer, start_control
+from dnsserve.control_access import TokenError, ensure_token, token_path
+from dnsserve.errors import DnsServeError
 from dnsserve.healthsync import HealthSync
+from dnsserve.metrics import Registry, server_metrics
+from dnsserve.operations import Operations
 from dnsserve.reload import Reloader
 from dnsserve.settings import Settings
+from dnsserve.staging import Prepared
+from dnsserve.store import Store
 
 log = logging.getLogger("dnsserve")
 
 
 class Server:
-    """One running server: the reloader's engine behind the listeners, and health.
+    """One running server: listeners, control API, reloader and health, wired.
 
     Threads: the main loop owns the health view, the engine and every swap;
     the monitor thread and the state-file writer are ``HealthSync``'s.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        read_settings: Callable[[], Settings] | None = None,
+        allow_empty: bool = False,
+        force: bool = False,
+    ) -> None:
         self.settings = settings
-        self.health = HealthSync(settings, on_change=self._health_changed)
+        self.registry = Registry()
+        self.metrics = server_metrics(self.registry)
+        self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
-            settings, view=lambda: self.health.view, after_reload=self.health.poll_overrides
+            settings, view=lambda: self.health.view, read_settings=read_settings,
+            on_commit=self._committed,
+        )
+        self.ops = Operations(
+            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners
         )
         self.listeners: net.Listeners | None = None
+        self.control: ControlServer | None = None
+        self._allow_empty = allow_empty
+        self._force = force
+        self._started = False
         self._stop = asyncio.Event()
 
     def _health_changed(self, reason: str) -> None:
-        self.reloader.reselect(reason)
+        if self.reloader.engine is not None:
+            self.reloader.reselect(reason)
+
+    def _committed(self, prepared: Prepared) -> None:
+        """After a load or reload is served: record it, and follow its config."""
+        for version, changes, content in prepared.versions:
+            self.health.writer.submit(functools.partial(
+                Store.record_zone_version, version=version,
+                removed=b"".join(changes.removed), added=b"".join(changes.added),
+                content=content.to_wire(),
+            ))
+        if self._started:
+            self.health.apply_pools(prepared.served.pools, prepared.served.settings)
+            self.health.apply_overrides_file()
+
+    def _sighup(self) -> None:
+        log.info("SIGHUP: reloading the zones and %s", self.settings.config_name)
+        self.reloader.reload()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         server = self.settings.server
-        if self.settings.config.pool:
-            self.health.open(loop)
-        engine = self.reloader.load()
+        self.health.open(loop)
+        store = self.health.writer.store
+        accepted = {}
+        if store is not None:
+            try:
+                accepted = await asyncio.to_thread(store.accepted_contents)
+            except DnsServeError as exc:  # a damaged state file must not stop DNS
+                log.error("%s; the deletion guard cannot check the zones at start", exc)
+        engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
+        # Before the listeners: once a query is answered, a SIGHUP must reload.
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
             self.listeners = await net.serve(
                 engine,
@@ -66,24 +127,50 @@ class Server:
                 tcp_idle_timeout=server.tcp_idle_timeout,
                 tcp_max_connections=server.tcp_max_connections,
             )
-            if self.reloader.pools:
-                self.health.start_monitor(self.reloader.pools)
-            loop.add_signal_handler(signal.SIGTERM, self._stop.set)
-            loop.add_signal_handler(signal.SIGINT, self._stop.set)
-            loop.add_signal_handler(signal.SIGHUP, self.reloader.reload)
+            self._started = True
+            self.health.apply_pools(self.reloader.pools, self.reloader.settings)
+            if server.control:
+                self.control = await self._start_control()
             await self._stop.wait()
         finally:
             await self._close()
 
+    async def _start_control(self) -> ControlServer:
+        server = self.settings.server
+        host, port = parse_hostport(server.control)
+        path = token_path(self.settings.state_path)
+        try:
+            token = ensure_token(path)
+        except TokenError as exc:
+            # Reads still work; no one can send a mutation without the file.
+            log.error("control API: %s; drain, force-up and reload over the API are refused "
+                      "until the token file can be made", exc)
+            token = secrets.token_urlsafe(32)
+        control = await start_control(
+            self.ops, host, port, token, allow_remote=server.control_allow_remote
+        )
+        log.info("control API on http://%s (token in %s)", server.control, path)
+        return control
+
     async def _close(self) -> None:
         log.info("stopping")
         self.health.stop_monitor()
+        if self.control is not None:
+            self.control.close()
+            await self.control.wait_closed()
         if self.listeners is not None:
             self.listeners.close()
             await self.listeners.wait_closed()
         self.health.close()
 
 
-def serve(settings: Settings) -> None:
+def serve(
+    settings: Settings,
+    *,
+    read_settings: Callable[[], Settings] | None = None,
+    allow_empty: bool = False,
+    force: bool = False,
+) -> None:
     """Run the server until SIGTERM or SIGINT."""
-    uvloop.run(Server(settings).run())
+    uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
+                      force=force).run())

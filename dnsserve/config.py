@@ -30,44 +30,37 @@ import ipaddress
 import re
 import tomllib
 import typing
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dns.name
+import dns.rdatatype
 import msgspec
 
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
 from dnsserve.config_schema import (
-    DEFAULT_VERSION,
-    TSIG_ALGORITHMS,
     Config,
-    KeyConfig,
     MemberConfig,
     MonitorConfig,
     PoolConfig,
     PoolType,
-    ServerConfig,
-    ZoneConfig,
 )
-from dnsserve.config_validate import key_problem_line, parse_hostport, problem_line, validate
+from dnsserve.config_validate import validate
+from dnsserve.config_values import key_problem_line, parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
-from dnsserve.zones.table import closest_origin
+from dnsserve.zones.table import ZoneTable, closest_origin
 
 __all__ = [
     "DEFAULT_PORTS",
-    "DEFAULT_VERSION",
-    "TSIG_ALGORITHMS",
     "Config",
     "ConfigError",
-    "KeyConfig",
     "MemberConfig",
     "MonitorConfig",
     "PoolConfig",
     "PoolType",
-    "ServerConfig",
-    "ZoneConfig",
     "check_pools_against_zones",
     "config_warnings",
     "decode_config",
@@ -75,6 +68,8 @@ __all__ = [
     "member_id",
     "member_ids",
     "parse_hostport",
+    "parse_node_url",
+    "place_pools",
     "pool_from_config",
     "pools_from_config",
     "validate",
@@ -111,11 +106,38 @@ def decode_config(data: str | bytes, *, file: str = "<config>") -> Config:
     try:
         config = msgspec.convert(raw, type=Config, str_keys=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_validation_message(str(exc), raw, file)) from None
+        errors = _every_decode_error(raw, file) or [_validation_message(str(exc), raw, file)]
+        raise ConfigError("\n".join(errors)) from None
     errors = validate(config, file=file)
     if errors:
         raise ConfigError("\n".join(errors))
     return config
+
+
+def _every_decode_error(raw: dict[str, Any], file: str) -> list[str]:
+    """One error line per bad table or array entry: msgspec stops at the first
+    problem of a document, so each entry is decoded on its own to find them all."""
+    hints = typing.get_type_hints(Config)
+    errors = []
+    for key, value in raw.items():
+        hint = hints.get(key)
+        if hint is None:
+            errors.append(problem_line(file, key, value, "unknown key"))
+            continue
+        many = typing.get_origin(hint) is tuple and isinstance(value, list)
+        kind = typing.get_args(hint)[0] if many else hint
+        entries = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if many else [(key, value)]
+        for path, entry in entries:
+            try:
+                msgspec.convert(entry, type=kind, str_keys=True)
+            except msgspec.ValidationError as exc:
+                message = str(exc)
+                if " - at `$" in message:
+                    message = message.replace(" - at `$", f" - at `$.{path}", 1)
+                else:
+                    message += f" - at `$.{path}`"
+                errors.append(_validation_message(message, raw, file))
+    return errors
 
 
 def _toml_line(message: str, text: str) -> int:
@@ -195,23 +217,81 @@ def check_pools_against_zones(
 ) -> list[str]:
     """Error lines for pools outside every loaded zone, CNAME pools at an apex
     and primary ``[[zone]]`` entries without a zone file."""
-    served = set(origins)
-    known = ", ".join(sorted(o.to_text() for o in served)) or "none loaded"
-    errors = []
-    for i, pool in enumerate(config.pool):
-        owner = dns.name.from_text(pool.owner)
-        origin = closest_origin(owner, served)
+    return list(place_pools(config, dict.fromkeys(origins), file=file).errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The config's pools placed in the loaded zones (``place_pools``)."""
+
+    pools: tuple[Pool, ...]  # to serve
+    set_aside: tuple[str, ...]  # pools inside a zone whose file failed, with why
+    errors: tuple[str, ...]  # config errors: the config must not be served
+
+
+def place_pools(
+    config: Config,
+    tables: Mapping[dns.name.Name, ZoneTable | None],
+    failed: Collection[dns.name.Name] = (),
+    *,
+    file: str = "<config>",
+) -> Placed:
+    """Each pool in the zone that holds its owner, as the policies' ``Pool``.
+
+    A pool inside a zone whose file ``failed`` to load is set aside (the other
+    zones and pools serve). Errors: an owner inside no zone file at all, a
+    CNAME pool at an apex, a pool beside a CNAME (RFC 1034 §3.6.2), a primary
+    ``[[zone]]`` without a zone file. ``tables`` may map an origin to None
+    when only the origins are known (no CNAME checks then).
+    """
+    known = ", ".join(sorted(o.to_text() for o in tables)) or "none loaded"
+    pools: list[Pool] = []
+    set_aside: list[str] = []
+    errors: list[str] = []
+    for i, cfg in enumerate(config.pool):
+        owner = dns.name.from_text(cfg.owner)
+        origin = closest_origin(owner, tables)
+        key = f"pool[{i}].owner"
         if origin is None:
-            errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
-                                       f"not inside a loaded zone (zones: {known})"))
-        elif pool.type is PoolType.CNAME and owner == origin:
-            errors.append(problem_line(file, f"pool[{i}].owner", pool.owner,
-                                       "a CNAME pool cannot sit at a zone apex"))
+            broken = closest_origin(owner, failed)
+            if broken is None:
+                errors.append(problem_line(file, key, cfg.owner,
+                                           f"not inside a loaded zone (zones: {known})"))
+            else:
+                set_aside.append(f"{file}: pool[{i}] ({cfg.owner} {cfg.type.value}) set aside: "
+                                 f"its zone {broken} failed to load")
+            continue
+        problem = _conflict(cfg.type, owner, origin, tables[origin])
+        if problem is not None:
+            errors.append(problem_line(file, key, cfg.owner, problem))
+            continue
+        pools.append(pool_from_config(cfg, origin))
     for i, zone in enumerate(config.zone):
-        if not zone.primaries and dns.name.from_text(zone.name) not in served:
+        name = dns.name.from_text(zone.name)
+        if not zone.primaries and name not in tables and name not in failed:
             errors.append(problem_line(file, f"zone[{i}].name", zone.name,
                                        "primary zone without a zone file (or set primaries)"))
-    return errors
+    return Placed(tuple(pools), tuple(set_aside), tuple(errors))
+
+
+_BESIDE_CNAME = (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX, dns.rdatatype.TXT)
+
+
+def _conflict(
+    rdtype: PoolType, owner: dns.name.Name, origin: dns.name.Name, table: ZoneTable | None
+) -> str | None:
+    """Why a pool cannot answer at ``owner`` in its zone, or None."""
+    if rdtype is PoolType.CNAME:
+        if owner == origin:
+            return "a CNAME pool cannot sit at a zone apex"
+        others = [t for t in _BESIDE_CNAME if table is not None and table.rrset(owner, t)]
+        if others:
+            names = ", ".join(dns.rdatatype.to_text(t) for t in others)
+            return f"a CNAME pool where the zone has other data ({names}): CNAME beside data"
+    elif table is not None and table.rrset(owner, dns.rdatatype.CNAME) is not None:
+        return (f"the zone has a CNAME at {owner}: an {rdtype.value} pool there would put "
+                "data beside a CNAME")
+    return None
 
 
 def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:

@@ -43,12 +43,15 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     listen: tuple[str, ...] = ("127.0.0.1:5300",)
     zones: str = "zones"
     state: str = "dnsserve.db"
-    control: str = "127.0.0.1:8053"
+    control: str = "127.0.0.1:8053"  # "" turns the control API off
     version: str | None = DEFAULT_VERSION  # CHAOS TXT version.bind; None: REFUSED
     identity: str | None = None  # CHAOS TXT id.server; None (the default): REFUSED
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1000
     suspect_fraction: float = 1.0
+    control_allow_remote: bool = False  # allow a non-loopback control address
+    max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
+    reload_timeout: float = 300.0  # seconds a reload may take before it is abandoned
 
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -120,3 +123,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     pool: tuple[PoolConfig, ...] = ()
     key: tuple[KeyConfig, ...] = ()
     zone: tuple[ZoneConfig, ...] = ()
+    node: tuple[NodeConfig, ...] = ()
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A server the CLI's live commands act on (``[[node]]``): a fleet of anycast nodes."""
+
+    name: str
+    url: str  # its control API: http://ADDRESS:PORT (its [server] control)
+    token_file: str | None = None  # its control token; relative to this file
+    dns: str | None = None  # ADDRESS:PORT `dnsserve query` asks; None: url's address, listen's port

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import ipaddress
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,108 +34,21 @@ from dnsserve.config_schema import (
     Config,
     MemberConfig,
     MonitorConfig,
+    NodeConfig,
     PoolConfig,
     PoolType,
     ServerConfig,
 )
+from dnsserve.config_values import (
+    check_listen,
+    hostport_problem,
+    key_problem_line,
+    node_url_problem,
+    parse_hostport,
+    parse_node_url,
+    problem_line,
+)
 from dnsserve.health.model import CheckKind
-
-# -- error lines ---------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, list | tuple):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
-    else:
-        text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def problem_line(file: str, key: str, value: Any, problem: str) -> str:
-    """``file: key = value: problem``, the value as TOML would write it."""
-    tsig, _, field = key.partition(".")
-    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
-    shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
-    return f"{file}: {key} = {shown}: {problem}"
-
-
-def key_problem_line(file: str, key: str, problem: str) -> str:
-    """``file: key: problem``, for a key that is missing or has no one value."""
-    return f"{file}: {key}: {problem}"
-
-
-# -- value checks (None = fine, else the problem) -------------------------------
-
-
-def parse_hostport(
-    text: str, default_port: int | None = None, *, any_port: bool = False
-) -> tuple[str, int]:
-    """``"127.0.0.1:53"`` / ``"[::1]:53"`` (or a bare address with a default
-    port) -> (address, port). Raises ValueError naming the problem.
-
-    The one parser of addresses with a port, for the config file, the
-    ``--listen`` flag and ``net``. Port 0 (the kernel picks a free one) is
-    refused unless ``any_port``: a server address in a config file or a flag
-    must be one clients can be told; only code that reads back the bound
-    port (``net.serve`` for tests and benchmarks) passes ``any_port``.
-    """
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]")
-        if sep and port.startswith(":"):
-            port = port[1:]
-        elif sep and not port and default_port is not None:
-            port = str(default_port)
-        else:
-            raise ValueError("expected [IPV6]:PORT")
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    elif default_port is not None:
-        host, port = text, str(default_port)
-    else:
-        raise ValueError("expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address") from None
-    if text.startswith("[") and address.version != 6:
-        raise ValueError("brackets are for IPv6 only")
-    lowest = 0 if any_port else 1
-    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
-        raise ValueError(f"port {port!r} is not {lowest}..65535")
-    return address.compressed, int(port)
-
-
-def _hostport_problem(text: str, default_port: int | None = None) -> str | None:
-    try:
-        parse_hostport(text, default_port)
-    except ValueError as exc:
-        return f"not an ADDRESS:PORT ({exc})"
-    return None
-
-
-def check_listen(
-    addresses: Sequence[str], *, file: str = "command line", key: str = "--listen"
-) -> list[str]:
-    """Error lines for listen addresses: at least one, each ``parse_hostport``'s.
-
-    ``validate`` calls it for ``server.listen``; the app for ``--listen``
-    flags, which replace ``server.listen`` after the file was validated.
-    """
-    if not addresses:
-        return [problem_line(file, key, addresses, "at least one address")]
-    return [
-        problem_line(file, f"{key}[{i}]", text, problem)
-        for i, text in enumerate(addresses)
-        if (problem := _hostport_problem(text))
-    ]
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -201,13 +112,27 @@ def validate(config: Config, *, file: str) -> list[str]:
                                            f"(first at {pools[ident]})"))
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
+    errors += _check_nodes(config.node, file)
     return errors
 
 
 def _check_server(server: ServerConfig, file: str) -> list[str]:
     errors = check_listen(server.listen, file=file, key="server.listen")
-    if problem := _hostport_problem(server.control):
+    if server.control and (problem := hostport_problem(server.control)):
         errors.append(problem_line(file, "server.control", server.control, problem))
+    elif server.control and not server.control_allow_remote:
+        host = parse_hostport(server.control)[0]
+        if not ipaddress.ip_address(host).is_loopback:
+            errors.append(problem_line(file, "server.control", server.control,
+                                       "not a loopback address: the control API's reads are "
+                                       "open to whoever connects (control_allow_remote = true "
+                                       "allows it)"))
+    if not server.reload_timeout > 0:
+        errors.append(problem_line(file, "server.reload_timeout", server.reload_timeout,
+                                   "must be > 0"))
+    if not 0 <= server.max_delete_fraction <= 1:
+        errors.append(problem_line(file, "server.max_delete_fraction",
+                                   server.max_delete_fraction, "must be in [0, 1]"))
     if not server.tcp_idle_timeout > 0:
         errors.append(problem_line(file, "server.tcp_idle_timeout", server.tcp_idle_timeout,
                                    "must be > 0"))
@@ -368,11 +293,43 @@ def _check_transfers(config: Config, file: str) -> list[str]:
                     )
         for field in ("notify", "primaries"):
             for j, target in enumerate(getattr(zone, field)):
-                if problem := _hostport_problem(target, default_port=53):
+                if problem := hostport_problem(target, default_port=53):
                     errors.append(problem_line(file, f"{key}.{field}[{j}]", target, problem))
         named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
         named += [("key", zone.key)] if zone.key is not None else []
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+    return errors
+
+
+# -- [[node]]: the servers the CLI's live commands act on -------------------------
+
+
+def _check_nodes(nodes: Sequence[NodeConfig], file: str) -> list[str]:
+    errors = []
+    names: dict[str, str] = {}
+    urls: dict[tuple[str, int], str] = {}
+    for i, node in enumerate(nodes):
+        key = f"node[{i}]"
+        if not node.name or "/" in node.name or any(c.isspace() for c in node.name):
+            errors.append(problem_line(file, f"{key}.name", node.name,
+                                       "must be non-empty, without '/' or spaces"))
+        elif node.name in names:
+            errors.append(problem_line(file, f"{key}.name", node.name,
+                                       f"duplicate node name (first at {names[node.name]})"))
+        names.setdefault(node.name, key)
+        if problem := node_url_problem(node.url):
+            errors.append(problem_line(file, f"{key}.url", node.url, problem))
+        else:
+            where = parse_node_url(node.url)
+            if where in urls:
+                errors.append(problem_line(file, f"{key}.url", node.url,
+                                           f"duplicate node (first at {urls[where]})"))
+            urls.setdefault(where, key)
+        if node.dns is not None and (problem := hostport_problem(node.dns)):
+            errors.append(problem_line(file, f"{key}.dns", node.dns, problem))
+        if node.token_file is not None and not node.token_file.strip():
+            errors.append(problem_line(file, f"{key}.token_file", node.token_file,
+                                       "must name a file"))
     return errors

@@ -2,10 +2,11 @@
 
 Owns the route of every health fact from where it is decided to where it is
 read: the monitor's results into the main loop's ``HealthView`` and into the
-state file, overrides (drain, force-up) from the state file into the view,
-the state file itself (opened at start, reopened when it is replaced), and the
-alarm when the monitor thread dies. Also maps the config's monitors and pools
-to the monitor's targets (``check_spec``, ``targets``, ``pool_names``).
+state file; overrides (drain, force-up) from the control API and from
+``overrides.toml`` into the view, with their expiry; the recent-events ring
+the status and events endpoints read; and the alarm when the monitor thread
+dies. Also maps the config's monitors and pools to the monitor's targets
+(``check_spec``, ``targets``, ``pool_names``).
 
 One source, two copies. A member's real health (state, counters, last check)
 has one source: the tracker state the monitor thread holds (``Monitor.health()``).
@@ -19,151 +20,166 @@ Derived from it:
                       (flips with their events, counters as they move), read
                       at start to seed the monitor, never per query.
 
-Overrides have the state file as their source (``dnsserve drain`` writes it);
-the view takes them every ``OVERRIDE_POLL`` seconds and on reload.
+Overrides have the view as their source while the server runs (the control
+API changes it on the loop); the state file keeps the API's overrides for
+the next start, and ``overrides.toml`` (beside the zones directory) declares
+overrides in git: applied at start and on every reload, and removed when
+they leave the file.
 
 Threads: ``on_result``/``on_suspicion`` run in the monitor thread and only
 hand work on (``loop.call_soon_threadsafe`` for the view, the ``Writer`` for
-the file). Everything else runs on the main loop; state-file reads run in
-worker threads so a locked file never stalls answers.
+the file). Everything else runs on the main loop and never waits for the
+state file: writes are queued, and the state file is read only at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-import dns.rcode
-import dns.rdatatype
-
 from dnsserve.answer.policies import Pool
-from dnsserve.config import Config, MonitorConfig, member_ids
+from dnsserve.config import member_ids
+from dnsserve.errors import ConfigError
 from dnsserve.health.guard import Suspicion
-from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
-from dnsserve.health.monitor import CheckOutcome, Monitor, Target
-from dnsserve.health.probes import CheckSpec
+from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
+from dnsserve.health.monitor import CheckOutcome, Monitor
+from dnsserve.health_inputs import OVERRIDES_FILE, pool_names, read_overrides_file, targets
+from dnsserve.metrics import ServerMetrics
 from dnsserve.settings import Settings
-from dnsserve.store import Store, Writer
+from dnsserve.statewriter import Writer
+from dnsserve.store import ALARM_MEMBER, Event, Store
 
 log = logging.getLogger("dnsserve")
 
-OVERRIDE_POLL = 1.0  # seconds between reads of the overrides in the state file
+EVENT_RING = 10_000  # recent events kept in memory for status and /api/v1/events
+ALIVE_POLL = 1.0  # seconds between looks at the monitor thread and the state file
+
 
 OnChange = Callable[[str], None]  # main loop: the view changed, for this reason
 
 
-def check_spec(monitor: MonitorConfig) -> CheckSpec:
-    """A monitor's config as the probe's parameters."""
-    command = monitor.command if monitor.command is not None else ()
-    return CheckSpec(
-        kind=monitor.kind,
-        port=monitor.probe_port or 0,
-        path=monitor.path,
-        host=monitor.host or "",
-        expect_status=tuple(monitor.expect_status),
-        expect_body=monitor.expect_body or "",
-        timeout=monitor.timeout,
-        query_name=monitor.query_name or "",
-        query_type=dns.rdatatype.RdataType.make(monitor.query_type),
-        expect_rcode=dns.rcode.Rcode.make(monitor.expect_rcode),
-        expect_answer=monitor.expect_answer,
-        command=command,
-        tls_verify=monitor.tls_verify,
-        ca_file=monitor.ca_file or "",
-    )
+@dataclass(frozen=True, slots=True)
+class LastCheck:
+    """A member's most recent check, for status."""
 
-
-def targets(config: Config, pools: Sequence[Pool]) -> list[Target]:
-    """One target per member (monitor, probe address), shared by every pool."""
-    monitors = {m.name: m for m in config.monitor}
-    out: dict[MemberId, Target] = {}
-    for pool in pools:
-        for pm in pool.members:
-            m = monitors[pm.member.monitor]
-            out.setdefault(
-                pm.member, Target(pm.member, check_spec(m), m.interval, m.rise, m.fall)
-            )
-    return list(out.values())
-
-
-def pool_names(pools: Sequence[Pool]) -> dict[MemberId, set[str]]:
-    """Which pools each member serves (for the self-suspicion guard)."""
-    out: dict[MemberId, set[str]] = {}
-    for pool in pools:
-        name = f"{pool.owner}/{dns.rdatatype.to_text(pool.rdtype)}"
-        for pm in pool.members:
-            out.setdefault(pm.member, set()).add(name)
-    return out
+    ok: bool
+    result: str
+    took: float
+    at: float
 
 
 class HealthSync:
     """The monitor, the state file and the loop's ``HealthView``, kept in step."""
 
-    def __init__(self, settings: Settings, on_change: OnChange) -> None:
+    def __init__(
+        self, settings: Settings, on_change: OnChange, metrics: ServerMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.view = HealthView()
-        self.store: Store | None = None
-        self.writer: Writer | None = None
         self.monitor: Monitor | None = None
+        self.events: collections.deque[Event] = collections.deque(maxlen=EVENT_RING)
+        self.checks: dict[MemberId, LastCheck] = {}  # written by the monitor thread
+        self.suspect_since: tuple[float, str] | None = None
+        self.monitor_lost = False
+        self._metrics = metrics
         self._on_change = on_change
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state_id: tuple[int, int] | None = None
         self._poller: asyncio.Future[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._event_id = 0
+        self._file_id: tuple[int, int] | None = None
+        self._reopening = False
+        self.writer = Writer(settings.state_path, on_recover=self._rewrite)
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why the state file is not being written, or None."""
+        return self.writer.problem
+
+    @property
+    def overrides_path(self) -> Path:
+        return self.settings.zones_dir.parent / OVERRIDES_FILE
 
     # -- lifecycle (main loop) ---------------------------------------------------
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the state file; the view starts from its states and overrides."""
+        """Open the state file; the view starts from its states, overrides and events.
+
+        A state file that cannot be opened leaves health in memory (the
+        writer retries); it never stops the server.
+        """
         self._loop = loop
-        path = self.settings.state_path
-        self.store = Store.open(path)
-        self._state_id = _file_id(path)
-        self.writer = Writer(self.store)
-        states = self.store.load_states()
-        overrides = self.store.load_overrides(time.time())
+        store = self.writer.open_now()
+        self._file_id = _file_id(self.settings.state_path)
+        states: dict[MemberId, MemberHealth] = {}
+        overrides: dict[MemberId, OverrideEntry] = {}
+        if store is not None:
+            try:
+                states = store.load_states()
+                overrides = store.load_overrides(time.time())
+                self.events.extend(reversed(store.events(limit=1000)))
+            except Exception as exc:  # a damaged row must not stop DNS
+                log.error("state file %s: %s; starting with no recorded health",
+                          self.settings.state_path, exc)
         known = set(member_ids(self.settings.config))
         for member in sorted(set(overrides) - known):
             log.warning(
                 "override %s for %s: no pool in %s has this member; it has no effect",
                 overrides[member].kind.value, member.to_text(), self.settings.config_name,
             )
+        if self.events:
+            self._event_id = max(e.id for e in self.events)
+        self.writer.start()
         self.view = HealthView(
             members=MappingProxyType(states), overrides=MappingProxyType(overrides)
         )
+        self.apply_overrides_file()
+        self._schedule_expiry()
 
-    def start_monitor(self, pools: Sequence[Pool]) -> None:
-        """Start checking every member of ``pools``, from the states in the view."""
-        self.monitor = Monitor(
-            targets(self.settings.config, pools),
-            dict(self.view.members),
-            self.on_result,
-            pools=pool_names(pools),
-            suspect_fraction=self.settings.server.suspect_fraction,
-            on_suspicion=self.on_suspicion,
-        )
-        self.monitor.start()
-        self._poller = asyncio.ensure_future(self._poll_forever())
+    def apply_pools(self, pools: Sequence[Pool], settings: Settings) -> None:
+        """Check every member of ``pools`` (start, or a reload changed them).
+
+        Members that stay keep their state and history; new ones start
+        unseen (up) and are checked at once; removed ones stop being checked.
+        """
+        self.settings = settings
+        monitor_targets = targets(settings.config, pools)
+        if self.monitor is None:
+            if not monitor_targets:
+                return
+            self.monitor = Monitor(
+                monitor_targets,
+                dict(self.view.members),
+                self.on_result,
+                pools=pool_names(pools),
+                suspect_fraction=settings.server.suspect_fraction,
+                on_suspicion=self.on_suspicion,
+            )
+            self.monitor.start()
+            self._poller = asyncio.ensure_future(self._watch())
+            return
+        self.monitor.update_members(monitor_targets, dict(self.view.members), pool_names(pools))
 
     def stop_monitor(self) -> None:
-        """Stop checking (and polling overrides); the state file stays open."""
+        """Stop checking; the state file stays open for the last writes."""
         if self._poller is not None:
             self._poller.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.monitor is not None:
             self.monitor.stop()
 
     def close(self) -> None:
         """Stop the monitor, finish pending writes, close the state file."""
         self.stop_monitor()
-        if self.writer is not None:
-            self.writer.close()
-        if self.store is not None:
-            self.store.close()
+        self.writer.close()
 
     # -- the monitor thread --------------------------------------------------------
 
@@ -174,13 +190,24 @@ class HealthSync:
         the main loop; the state file is written by the writer thread, so a
         slow or locked file never delays a flip or the next check.
         """
-        assert self.writer is not None and self._loop is not None
+        assert self._loop is not None
         member, health, before = outcome.member, outcome.health, outcome.before
+        self.checks[member] = LastCheck(
+            outcome.result.ok, outcome.result.reason, outcome.took, outcome.at
+        )
+        if self._metrics is not None:
+            self._metrics.check_duration.labels(monitor=member.monitor).observe(outcome.took)
+            if not outcome.result.ok:
+                self._metrics.check_failures.labels(monitor=member.monitor).inc()
         if outcome.flipped:
-            self._loop.call_soon_threadsafe(self._apply_health, member, health)
+            if self._metrics is not None:
+                self._metrics.state_changes.labels(
+                    monitor=member.monitor, to=health.state.value
+                ).inc()
+            old = before.state if before else None
+            self._loop.call_soon_threadsafe(self._apply_health, member, health, old, outcome.at)
             self.writer.submit(functools.partial(
-                Store.record_transition, member=member,
-                old=before.state if before else None, new=health.state,
+                Store.record_transition, member=member, old=old, new=health.state,
                 reason=health.reason, at=outcome.at, health=health,
             ))
         elif (before is None or not outcome.result.ok or before.failures
@@ -191,7 +218,9 @@ class HealthSync:
 
     def on_suspicion(self, event: Suspicion) -> None:
         """Monitor thread: show the suspicion, then record the alarm and restored members."""
-        assert self.writer is not None and self._loop is not None
+        assert self._loop is not None
+        if self._metrics is not None and event.suspect:
+            self._metrics.suspicions.inc()
         self._loop.call_soon_threadsafe(self._apply_suspicion, event)
         kind = "suspicion" if event.suspect else "suspicion-cleared"
         self.writer.submit(functools.partial(
@@ -206,10 +235,22 @@ class HealthSync:
 
     # -- the main loop -----------------------------------------------------------
 
-    def _apply_health(self, member: MemberId, health: MemberHealth) -> None:
+    def _event(self, member: str, from_state: str | None, to_state: str, reason: str,
+               at: float) -> None:
+        """Remember an event for status and /api/v1/events (the file has its own)."""
+        self._event_id += 1
+        monitor = "" if member == ALARM_MEMBER else member.partition("/")[0]
+        self.events.append(Event(self._event_id, at, member, monitor, from_state, to_state,
+                                 reason))
+
+    def _apply_health(
+        self, member: MemberId, health: MemberHealth, old: State | None, at: float
+    ) -> None:
         members = dict(self.view.members)
         members[member] = health
         self.view = replace(self.view, members=MappingProxyType(members))
+        self._event(member.to_text(), old.value if old else None, health.state.value,
+                    health.reason, at)
         self._on_change(f"{member.to_text()} {health.state.value}: {health.reason}")
 
     def _apply_suspicion(self, event: Suspicion) -> None:
@@ -217,57 +258,133 @@ class HealthSync:
         self.view = replace(
             self.view, members=MappingProxyType(members), suspect=event.suspect
         )
+        self.suspect_since = (event.at, event.reason) if event.suspect else None
+        self._event(ALARM_MEMBER, None, "suspicion" if event.suspect else "suspicion-cleared",
+                    event.reason, event.at)
         self._on_change("suspicion " + ("entered" if event.suspect else "cleared"))
 
-    async def poll_overrides(self) -> None:
-        """Take drains and force-ups from the state file (read in a worker thread)."""
-        if self.store is None:
-            return
-        await asyncio.to_thread(self._check_state_file)
-        now = time.time()
-        overrides = await asyncio.to_thread(self.store.load_overrides, now)
-        current = dict(self.view.overrides)
-        expired = any(e.until is not None and e.until <= now for e in current.values())
-        if overrides == current and not expired:
-            return  # nothing new, nothing expired: no policy runs
-        if self.monitor is not None and set(overrides) - set(current):
-            # An operator forced states: that ends a suspicion.
-            await asyncio.to_thread(self.monitor.clear_suspicion)
-        self.view = replace(self.view, overrides=MappingProxyType(overrides))
-        self._on_change("overrides")
+    # -- overrides ---------------------------------------------------------------
 
-    def _check_state_file(self) -> None:
-        """Worker thread: reopen the state file when it was deleted or replaced."""
-        assert self.store is not None and self.writer is not None
-        path = self.settings.state_path
-        if _file_id(path) == self._state_id:
-            return
-        log.error("state file %s was deleted or replaced; reopening it", path)
-        store = Store.open(path)
-        self._state_id = _file_id(path)
-        old, self.store, self.writer.store = self.store, store, store
+    def set_override(self, member: MemberId, entry: OverrideEntry) -> None:
+        """An operator's drain or force-up: in the answers now, in the file after."""
+        self._replace_overrides({**self.view.overrides, member: entry})
+        until = f" until {entry.until:.0f}" if entry.until is not None else ""
+        self._record_override(member, entry.kind.value, f"{entry.reason}{until}".strip())
+        if entry.source == "api":
+            self.writer.submit(functools.partial(
+                Store.set_override, member=member, entry=entry, at=entry.set_at or time.time()
+            ))
+        if self.monitor is not None:
+            # An operator forced states: that ends a suspicion.
+            self.monitor.clear_suspicion()
+        self._on_change(f"{entry.kind.value} {member.to_text()}")
+
+    def clear_override(self, member: MemberId, why: str = "removed") -> bool:
+        """Remove ``member``'s override; False when it had none."""
+        if member not in self.view.overrides:
+            return False
+        overrides = dict(self.view.overrides)
+        entry = overrides.pop(member)
+        self._replace_overrides(overrides)
+        self._record_override(member, f"{entry.kind.value}-{why}", entry.reason)
+        self.writer.submit(functools.partial(Store.clear_override, member=member))
+        self._on_change(f"override of {member.to_text()} {why}")
+        return True
+
+    def apply_overrides_file(self) -> list[str]:
+        """Take ``overrides.toml`` again: its entries replace the file's previous
+        ones. Returns problems (the file's entries stay as they were)."""
+        try:
+            wanted = read_overrides_file(self.overrides_path, time.time())
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return [str(exc)]
+        current = dict(self.view.overrides)
+        for member, entry in list(current.items()):
+            if entry.source == "file" and member not in wanted:
+                del current[member]
+                self._record_override(member, f"{entry.kind.value}-removed",
+                                      "left overrides.toml")
+        for member, entry in wanted.items():
+            old = current.get(member)
+            if old is None or (old.kind, old.until, old.reason) != (
+                entry.kind, entry.until, entry.reason
+            ):
+                current[member] = entry
+                self._record_override(member, entry.kind.value, entry.reason)
+        if current != dict(self.view.overrides):
+            self._replace_overrides(current)
+            self._on_change("overrides.toml")
+        return []
+
+    def _record_override(self, member: MemberId, what: str, reason: str) -> None:
+        at = time.time()
+        self._event(member.to_text(), None, what, reason, at)
+        self.writer.submit(functools.partial(
+            Store.record_event, member=member.to_text(), monitor=member.monitor,
+            from_state=None, to_state=what, reason=reason, at=at,
+        ))
+        log.info("%s: %s (%s)", member.to_text(), what, reason or "no reason given")
+
+    def _replace_overrides(self, overrides: Mapping[MemberId, OverrideEntry]) -> None:
+        self.view = replace(self.view, overrides=MappingProxyType(dict(overrides)))
+        self._schedule_expiry()
+
+    def _schedule_expiry(self) -> None:
+        """Wake at the next override's expiry (timers, not polling)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        ends = [e.until for e in self.view.overrides.values() if e.until is not None]
+        if ends and self._loop is not None:
+            delay = max(0.0, min(ends) - time.time())
+            self._expiry = self._loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        now = time.time()
+        gone = [m for m, e in self.view.overrides.items()
+                if e.until is not None and e.until <= now]
+        for member in gone:
+            self.clear_override(member, "expired")
+        self._schedule_expiry()
+
+    # -- the state file --------------------------------------------------------------
+
+    def _rewrite(self, store: Store) -> None:
+        """Writer thread, after the state file works again: write what memory holds."""
         if self.monitor is not None:
             store.save_states(self.monitor.health())
-        old.close()
+        for member, entry in dict(self.view.overrides).items():
+            if entry.source == "api":
+                store.set_override(member, entry, entry.set_at or time.time())
 
-    async def _poll_forever(self) -> None:
-        monitor_lost = False
+    async def _watch(self) -> None:
+        """Say loudly when the monitor thread dies; probe a failing state file."""
         while True:
-            await asyncio.sleep(OVERRIDE_POLL)
-            if self.monitor is not None and not self.monitor.alive and not monitor_lost:
+            await asyncio.sleep(ALIVE_POLL)
+            if self.monitor is not None and not self.monitor.alive and not self.monitor_lost:
                 # Answers keep the last states; say so loudly and in the state file.
-                monitor_lost = True
+                self.monitor_lost = True
                 log.critical("the monitor thread died: health answers are frozen at the "
                              "last states until a restart")
-                if self.writer is not None:
-                    self.writer.submit(functools.partial(
-                        Store.record_alarm, kind="monitor-died",
-                        reason="monitor thread died; states frozen", at=time.time(),
-                    ))
-            try:
-                await self.poll_overrides()
-            except Exception:
-                log.exception("reading overrides failed")
+                reason = "monitor thread died; states frozen"
+                self._event(ALARM_MEMBER, None, "monitor-died", reason, time.time())
+                self.writer.submit(functools.partial(
+                    Store.record_alarm, kind="monitor-died", reason=reason, at=time.time(),
+                ))
+            now_id = await asyncio.to_thread(_file_id, self.settings.state_path)
+            if self._reopening:  # the writer made the file again: remember the new one
+                self._file_id, self._reopening = now_id, False
+            elif now_id != self._file_id and self.writer.problem is None:
+                log.error("state file %s was deleted or replaced; reopening it",
+                          self.settings.state_path)
+                self.writer.reopen()
+                self._reopening = True
+            if self.writer.problem is not None and self.monitor is not None:
+                # A write that works again is how the writer notices recovery.
+                self.writer.submit(functools.partial(
+                    Store.save_states, states=self.monitor.health()
+                ))
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

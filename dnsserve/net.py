@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from dnsserve.config_validate import parse_hostport
+from dnsserve.config_values import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
@@ -312,6 +312,13 @@ class Listeners:
                 sock.close()
         self.addresses.append((host, port))
         log.info("listening on udp+tcp %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    @property
+    def serving(self) -> bool:
+        """Every listener is bound and open (what /healthz reports)."""
+        udp_open = all(u.transport is not None and not u.transport.is_closing()
+                       for u in self._udp)
+        return bool(self._udp) and udp_open and all(t.is_serving() for t in self._tcp)
 
     def close(self) -> None:
         for udp in self._udp:

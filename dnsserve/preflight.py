@@ -21,10 +21,10 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import build_snapshot, find_zone
-from dnsserve.config import check_pools_against_zones, config_warnings, pools_from_config
+from dnsserve.config import config_warnings, place_pools
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
-from dnsserve.zones.load import load_zones
+from dnsserve.zones.load import LoadedZones, load_zones
 from dnsserve.zones.table import ZoneTable
 
 
@@ -45,23 +45,66 @@ class ConfigProblem:
 Problem = ZoneProblem | ConfigProblem
 
 
-def check(settings: Settings) -> list[Problem]:
+@dataclass(frozen=True, slots=True)
+class ZoneSummary:
+    """A zone ``dnsserve check`` found servable: what a server would serve."""
+
+    origin: str
+    file: str
+    serial: int
+    records: int
+
+    def to_text(self) -> str:
+        return f"zone {self.origin}: serial {self.serial}, {self.records} records ({self.file})"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What ``dnsserve check`` prints: every problem, and the zones that would serve."""
+
+    problems: list[Problem]
+    zones: list[ZoneSummary]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def check(settings: Settings) -> Report:
     """Every problem in the zones and the config (errors and warnings)."""
     loaded = load_zones(settings.zones_dir, log_problems=False)
     problems: list[Problem] = list(loaded.problems)
     problems += unbuildable(loaded.tables, loaded.files)
     config, name = settings.config, settings.config_name
-    if config.pool:
-        origins = loaded.tables.keys()
-        errors = check_pools_against_zones(config, origins, file=name)
-        problems += [ConfigProblem(e, "error") for e in errors]
-        if not errors:
-            pools = pools_from_config(config, origins)
-            problems += [
-                ConfigProblem(w, "warning") for w in static_mismatches(pools, loaded.tables)
-            ]
+    failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
+    placed = place_pools(config, loaded.tables, failed, file=name)
+    problems += [ConfigProblem(e, "error") for e in placed.errors + placed.set_aside]
+    if not placed.errors:
+        problems += [
+            ConfigProblem(w, "warning") for w in static_mismatches(placed.pools, loaded.tables)
+        ]
     problems += [ConfigProblem(w, "warning") for w in config_warnings(config, file=name)]
-    return problems
+    return Report(problems, _summaries(loaded))
+
+
+def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:
+    """``check`` when the config itself does not decode: its errors, and the zones'."""
+    loaded = load_zones(zones_dir, log_problems=False)
+    problems: list[Problem] = [ConfigProblem(e, "error") for e in config_errors]
+    problems += loaded.problems
+    return Report(problems, _summaries(loaded))
+
+
+def _summaries(loaded: LoadedZones) -> list[ZoneSummary]:
+    out = []
+    for origin, table in sorted(loaded.tables.items()):
+        records = 0
+        for name, rdtype in table.rrset_keys():
+            rrset = table.rrset(name, rdtype)
+            records += len(rrset) if rrset is not None else 0
+        serial = int(table.soa[0].serial)
+        out.append(ZoneSummary(origin.to_text(), str(loaded.files[origin]), serial, records))
+    return out
 
 
 def unbuildable(

@@ -1,15 +1,14 @@
-"""Loading, reloading and swapping what the engine serves.
+"""Reloading and swapping what the engine serves.
 
 Owns the engine and the snapshots it serves: the first load, reloads (one at a
-time, in a worker thread), re-selecting pools when the health view changes,
-and the generation count. A snapshot is built whole from an immutable
-``ReloadInput`` (zone files, config, the health view and selections at that
-moment) by ``prepare``, which may run in any thread and reads nothing the
-main loop owns; the main loop then ``commit``s it with one reference swap.
-
-A reload never leaves a half-applied zone: every zone file is loaded and
-compiled into a new snapshot first; a zone that fails, or whose file is gone,
-keeps serving its last good version, and the error is logged with file and line.
+time, of the zone files *and* the configuration, in a daemon thread with a
+deadline), re-selecting pools when the health view changes, and the
+generation count. What a reload builds and when it is refused is
+``staging``'s; here the result is committed on the main loop with one
+reference swap, so a query is answered either wholly from the old state or
+wholly from the new one. A reload asked for while one runs is queued (any
+number coalesce into one); a reload past ``server.reload_timeout`` is
+abandoned and reported, and its thread never keeps the process from exiting.
 
 Must not: touch sockets, the monitor or the state file.
 """
@@ -17,182 +16,208 @@ Must not: touch sockets, the monitor or the state file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
 
-import dns.exception
 import dns.name
 import dns.rdatatype
+import msgspec
 
 from dnsserve.answer.engine import Engine
-from dnsserve.answer.policies import Pool, Selection, select
-from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
-from dnsserve.config import Config, ServerConfig, check_pools_against_zones, pools_from_config
-from dnsserve.errors import ConfigError
+from dnsserve.answer.policies import Pool
+from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
-from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
+from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
 
 
-@dataclass(frozen=True, slots=True)
-class ReloadInput:
-    """Everything ``prepare`` reads, captured on the main loop at one moment."""
+class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one load or reload did, for the log, the API and ``dnsserve reload``."""
 
-    zones_dir: Path
-    config: Config
-    config_name: str
-    server: ServerConfig
-    previous: LoadedZones | None  # what is served now; None at start
-    view: HealthView
-    selections: Mapping[PoolKey, Selection]
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A whole new state to serve, not yet swapped in."""
-
-    loaded: LoadedZones
-    pools: tuple[Pool, ...]
-    snapshot: Snapshot
-
-
-def select_all(
-    pools: Sequence[Pool],
-    view: HealthView,
-    now: float,
-    previous: Mapping[PoolKey, Selection],
-) -> dict[PoolKey, Selection]:
-    """Every pool's selection under ``view`` (``previous`` serves "hold")."""
-    return {
-        (p.owner, p.rdtype): select(p, view, now, previous.get((p.owner, p.rdtype)))
-        for p in pools
-    }
-
-
-def prepare(inp: ReloadInput) -> Prepared:
-    """Load every zone and build a whole new snapshot (any thread; swaps nothing)."""
-    loaded = load_zones(inp.zones_dir)
-    tables = dict(loaded.tables)
-    if inp.previous is not None:
-        # A reload never silently deletes what we serve: a zone that fails to
-        # load, or whose file is gone, keeps its last good version (a restart
-        # drops a removed zone on purpose).
-        failed = _failed(loaded)
-        for origin, table in inp.previous.tables.items():
-            if origin not in tables:
-                why = "failed to reload" if origin in failed else "lost its zone file"
-                log.error("zone %s %s; still serving the last good version", origin, why)
-                tables[origin] = table
-    pools: tuple[Pool, ...] = ()
-    if inp.config.pool:
-        errors = check_pools_against_zones(inp.config, tables.keys(), file=inp.config_name)
-        if errors:
-            raise ConfigError("\n".join(errors))
-        pools = pools_from_config(inp.config, tables.keys())
-    snapshot = build_snapshot(
-        tables,
-        selections=select_all(pools, inp.view, inp.now, inp.selections),
-        version=inp.server.version,
-        identity=inp.server.identity,
-        health=inp.view,
-    )
-    return Prepared(LoadedZones(tables, loaded.problems, loaded.files), pools, snapshot)
+    ok: bool
+    at: float
+    message: str
+    errors: tuple[str, ...] = ()  # why it was refused
+    warnings: tuple[str, ...] = ()  # what was reported with it
+    forced: bool = False
+    generation: int = 0
+    zones: dict[str, int] = msgspec.field(default_factory=dict)  # origin -> serial served
 
 
 class Reloader:
     """The engine and what it serves: first load, reloads and pool re-selection.
 
-    Runs on the main loop; ``view`` gives the current health view, and
-    ``after_reload`` runs once a reload is served (the app re-reads overrides).
+    Runs on the main loop. ``view`` gives the current health view;
+    ``read_settings`` re-reads the configuration (in a worker thread);
+    ``on_commit`` runs on the loop after each accepted load or reload with
+    what was prepared (the app updates the monitor and records versions).
     """
 
     def __init__(
         self,
         settings: Settings,
         view: Callable[[], HealthView],
-        after_reload: Callable[[], Awaitable[None]] | None = None,
+        *,
+        read_settings: Callable[[], Settings] | None = None,
+        on_commit: Callable[[Prepared], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
-        self.loaded: LoadedZones | None = None
-        self.pools: tuple[Pool, ...] = ()
+        self.served: Served | None = None
+        self.last: ReloadResult | None = None
         self._view = view
-        self._after_reload = after_reload
+        self._read_settings = read_settings
+        self._on_commit = on_commit
         self._generation = 0
-        self._reloading: asyncio.Future[None] | None = None
-        self._again = False  # a reload was asked for while one ran
+        self._reloading: asyncio.Future[ReloadResult] | None = None
+        self._again: asyncio.Future[ReloadResult] | None = None  # the reload queued behind
+        self.accepted = 0  # loads and reloads served
+        self.refused = 0
 
-    def _input(self) -> ReloadInput:
-        s = self.settings
+    @property
+    def pools(self) -> tuple[Pool, ...]:
+        return self.served.pools if self.served is not None else ()
+
+    @property
+    def unserved(self) -> Mapping[dns.name.Name, str]:
+        """Zones whose file failed at start and so are not served, with why."""
+        return self.served.unserved if self.served is not None else {}
+
+    def _input(
+        self,
+        settings: Settings,
+        *,
+        force: bool = False,
+        accepted: Mapping[dns.name.Name, ZoneContent] | None = None,
+        allow_empty: bool = False,
+    ) -> ReloadInput:
         return ReloadInput(
-            zones_dir=s.zones_dir,
-            config=s.config,
-            config_name=s.config_name,
-            server=s.server,
-            previous=self.loaded,
+            settings=settings,
+            previous=self.served,
+            accepted=accepted or {},
             view=self._view(),
             selections=self.engine.snapshot.selections if self.engine is not None else {},
             now=time.time(),
+            force=force,
+            allow_empty=allow_empty,
         )
 
-    def commit(self, prepared: Prepared) -> None:
+    def commit(self, prepared: Prepared) -> ReloadResult:
         """Main loop: serve the prepared snapshot."""
         self._generation += 1
         snapshot = replace(prepared.snapshot, generation=self._generation)
-        self.loaded, self.pools = prepared.loaded, prepared.pools
+        self.served = prepared.served
+        self.settings = prepared.served.settings
         if self.engine is None:
             self.engine = Engine(snapshot)
         else:
             self.engine.swap(snapshot)
+        served = prepared.served
         log.info(
             "serving %d zone(s) from %s with %d pool(s) (generation %d)",
-            len(prepared.loaded.tables), self.settings.zones_dir, len(prepared.pools),
+            len(served.loaded.tables), self.settings.zones_dir, len(served.pools),
             self._generation,
         )
+        for line in served.set_aside:
+            log.error("%s", line)
+        self.accepted += 1
+        if self._on_commit is not None:
+            self._on_commit(prepared)
+        return ReloadResult(
+            ok=True, at=time.time(), message=f"serving generation {self._generation}",
+            warnings=prepared.warnings + served.set_aside, generation=self._generation,
+            zones={o.to_text(): z.serial for o, z in served.zones.items()},
+        )
 
-    def load(self) -> Engine:
-        """Load and serve the zones now (at start, before the listeners)."""
-        self.commit(prepare(self._input()))
+    def load(
+        self,
+        accepted: Mapping[dns.name.Name, ZoneContent] | None = None,
+        *,
+        force: bool = False,
+        allow_empty: bool = False,
+    ) -> Engine:
+        """Load and serve the zones now (at start, before the listeners).
+
+        ``accepted`` is each zone's last accepted content (the state file's):
+        the deletion guard checks the files against it. Raises ReloadRefused.
+        """
+        inp = self._input(self.settings, force=force, accepted=accepted, allow_empty=allow_empty)
+        self.last = self.commit(prepare(inp))
         assert self.engine is not None
         return self.engine
 
-    def reload(self) -> None:
-        """SIGHUP: load zones again, off the loop; one reload at a time.
+    def reload(self, *, force: bool = False) -> asyncio.Future[ReloadResult]:
+        """Load the config and zones again, off the loop; one reload at a time.
 
         A request that arrives while a reload runs is not dropped: one more
         reload follows the current one (any number of requests coalesce into
-        it), so an edit saved during a long reload is served.
+        it, and all get its result), so an edit saved during a long reload
+        is served.
         """
-        if self._reloading is not None and not self._reloading.done():
-            if not self._again:
-                log.info("reload requested while one runs; another follows it")
-            self._again = True
-            return
-        self._reloading = asyncio.ensure_future(self._reload_until_settled())
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self._reload(force))
+            return self._reloading
+        if self._again is None:
+            log.info("reload requested while one runs; another follows it")
+            self._again = asyncio.ensure_future(self._after(self._reloading, force))
+        return self._again
 
-    async def _reload_until_settled(self) -> None:
-        while True:
-            self._again = False
-            await self._reload()
-            if not self._again:
-                return
+    async def _after(self, running: asyncio.Future[ReloadResult], force: bool) -> ReloadResult:
+        await asyncio.wait([running])
+        self._again = None
+        self._reloading = asyncio.ensure_future(self._reload(force))
+        return await self._reloading
 
-    async def _reload(self) -> None:
+    async def _reload(self, force: bool) -> ReloadResult:
+        deadline = self.settings.server.reload_timeout
         try:
-            prepared = await asyncio.to_thread(prepare, self._input())
-        except Exception:
-            log.exception("reload failed; still serving the previous snapshot")
-            return
-        self.commit(prepared)
-        self.reselect("reload")  # flips that arrived while the zones loaded
-        if self._after_reload is not None:
-            await self._after_reload()
+            async with asyncio.timeout(deadline):
+                settings = self.settings
+                if self._read_settings is not None:
+                    settings = await in_daemon_thread(self._read_settings)
+                restart = _needs_restart(self.settings, settings)
+                prepared = await in_daemon_thread(prepare, self._input(settings, force=force))
+        except TimeoutError:
+            # The thread cannot be stopped (a blocked read: a FIFO, a dead NFS
+            # mount); it is a daemon, so it never keeps the process from exiting,
+            # and whatever it returns later is thrown away.
+            result = self._refused([f"reload abandoned after {deadline:g} s (server."
+                                    "reload_timeout): a zone or config file did not finish "
+                                    "loading"], False)
+        except ReloadRefused as exc:
+            result = self._refused(list(exc.lines), exc.guard)
+        except DnsServeError as exc:
+            result = self._refused(str(exc).splitlines(), False)
+        except Exception as exc:
+            log.exception("reload failed; still serving the previous zones and config")
+            result = self._refused([f"internal error: {exc!r}"], False)
+        else:
+            result = self.commit(prepared)
+            self.reselect("reload")  # flips that arrived while the zones loaded
+            if force:
+                result = msgspec.structs.replace(result, forced=True)
+            if restart:
+                result = msgspec.structs.replace(result, warnings=result.warnings + restart)
+            for line in result.warnings:
+                log.warning("reload: %s", line)
+        self.last = result
+        return result
+
+    def _refused(self, lines: list[str], guard: bool) -> ReloadResult:
+        self.refused += 1
+        hint = " (dnsserve reload --force applies it once)" if guard else ""
+        log.error("reload refused%s; still serving the previous zones and config:\n  %s",
+                  hint, "\n  ".join(lines))
+        return ReloadResult(ok=False, at=time.time(), message=f"reload refused{hint}",
+                            errors=tuple(lines), generation=self._generation)
 
     def reselect(self, reason: str) -> None:
         """Re-run every pool's policy on the current view; swap if any answer changed."""
@@ -219,13 +244,44 @@ class Reloader:
             )
 
 
-def _failed(loaded: LoadedZones) -> set[dns.name.Name]:
-    """Origins whose file had an error this time."""
-    out: set[dns.name.Name] = set()
-    for problem in loaded.problems:
-        if problem.severity == "error" and problem.zone:
-            try:
-                out.add(dns.name.from_text(problem.zone))
-            except dns.exception.DNSException:
-                continue
-    return out
+def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
+    """Settings a reload reads but cannot apply to a running process."""
+    out = []
+    for key in ("listen", "control", "state"):
+        if getattr(old.server, key) != getattr(new.server, key):
+            out.append(f"server.{key} changed in {new.config_name}: takes a restart")
+    return tuple(out)
+
+
+T = TypeVar("T")
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """Run ``fn(*args)`` in a new daemon thread; its result as a future on this loop.
+
+    Unlike ``asyncio.to_thread`` (whose executor threads are joined at exit),
+    a thread stuck reading a file never keeps SIGTERM from ending the process.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return  # abandoned (timed out, or the server is stopping)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            value = fn(*args)
+        except BaseException as exc:
+            outcome: tuple[bool, Any] = (False, exc)
+        else:
+            outcome = (True, value)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="dnsserve-reload", daemon=True).start()
+    return future

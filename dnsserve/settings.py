@@ -17,8 +17,9 @@ from pathlib import Path
 
 import msgspec
 
-from dnsserve.config import Config, ServerConfig, load_config
-from dnsserve.config_validate import check_listen
+from dnsserve.config import Config, load_config
+from dnsserve.config_schema import ServerConfig
+from dnsserve.config_values import check_listen
 from dnsserve.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
@@ -45,6 +46,7 @@ def load_settings(
     *,
     zones: Path | None = None,
     listen: Sequence[str] | None = None,
+    control: str | None = None,
 ) -> Settings:
     """Read the config (``-c``, else ./dnsserve.toml when present) and apply flags.
 
@@ -67,5 +69,10 @@ def load_settings(
         if errors:
             raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, listen=tuple(listen))
+    if control is not None:
+        errors = [] if control == "" else check_listen([control], key="--control")
+        if errors:
+            raise ConfigError("\n".join(errors))
+        server = msgspec.structs.replace(server, control=control)
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)

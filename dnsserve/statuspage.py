@@ -117,6 +117,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     suspect: SuspicionDoc | None = None  # set while the guard holds states
     last_reload: ReloadDoc | None = None
     events: tuple[EventDoc, ...] = ()  # the most recent, newest first
+    problems: tuple[str, ...] = ()  # what an operator must know: state file, pools set aside
 
 
 def decode_status(builtins: object) -> Status:
@@ -327,6 +328,10 @@ def render_fragment(status: Status) -> str:
             f'<div class="banner bad"><strong>Last reload refused</strong> '
             f"{_when(status.last_reload.at, now)}: {_e(status.last_reload.message)}</div>"
         )
+    parts.extend(
+        f'<div class="banner bad"><strong>Problem</strong>: {_e(problem)}</div>'
+        for problem in status.problems
+    )
     members = {m.member: m for m in status.members}
     parts.append("<h2>Pools</h2>")
     parts.extend(_pool(p, members, now) for p in status.pools)

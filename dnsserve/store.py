@@ -18,6 +18,13 @@ Tables:
                   alarms (the self-suspicion guard) use member "*", monitor "",
                   from_state NULL and to_state the alarm kind
     overrides     member PK, kind ("drain" | "force-up"), until, reason, set_at
+    zone_versions id, zone, serial, hash, records, added, removed, at, and the
+                  diff's records (removed_rrs, added_rrs: canonical wire, see
+                  zones.versions) for IXFR; one row per accepted zone version
+    zone_content  zone PK, version (zone_versions.id), data: the last accepted
+                  content (canonical wire), for the deletion guard at start
+
+Schema 1 (no zone tables) is upgraded in place on open.
 """
 
 from __future__ import annotations
@@ -25,22 +32,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.name
+import msgspec
 import sqlite_utils
 
-from dnsserve.errors import DnsServeError, StateError
+from dnsserve.errors import StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
+from dnsserve.zones.versions import ZoneContent, ZoneVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALARM_MEMBER = "*"
 
 _SCHEMA = """
@@ -56,6 +66,13 @@ CREATE INDEX IF NOT EXISTS events_member ON events (member, id);
 CREATE TABLE IF NOT EXISTS overrides (
     member TEXT PRIMARY KEY, kind TEXT NOT NULL, until REAL,
     reason TEXT NOT NULL DEFAULT '', set_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS zone_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, zone TEXT NOT NULL, serial INTEGER NOT NULL,
+    hash TEXT NOT NULL, records INTEGER NOT NULL, added INTEGER NOT NULL,
+    removed INTEGER NOT NULL, at REAL NOT NULL, removed_rrs BLOB, added_rrs BLOB);
+CREATE INDEX IF NOT EXISTS zone_versions_zone ON zone_versions (zone, id);
+CREATE TABLE IF NOT EXISTS zone_content (
+    zone TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB NOT NULL);
 """
 
 
@@ -242,16 +259,15 @@ class Store:
         return event_id
 
     def record_alarm(self, kind: str, reason: str, at: float) -> int:
-        """An event for the whole monitor (member "*"), e.g. kind "suspect"."""
-        event = {
-            "time": at,
-            "member": ALARM_MEMBER,
-            "monitor": "",
-            "from_state": None,
-            "to_state": kind,
-            "reason": reason,
-        }
-        with self._use("record an alarm") as db, _immediate(db):
+        """An event for the whole monitor (member "*"), e.g. kind "suspicion"."""
+        return self.record_event(ALARM_MEMBER, "", None, kind, reason, at)
+
+    def record_event(self, member: str, monitor: str, from_state: str | None, to_state: str,
+                     reason: str, at: float) -> int:
+        """An event that changes no member state (an override set, removed or expired)."""
+        event = {"time": at, "member": member, "monitor": monitor, "from_state": from_state,
+                 "to_state": to_state, "reason": reason}
+        with self._use("record an event") as db, _immediate(db):
             table = db.table("events")
             table.insert(event)
             event_id = table.last_rowid
@@ -259,17 +275,22 @@ class Store:
         return event_id
 
     def events(
-        self, limit: int = 100, member: MemberId | str | None = None
+        self, limit: int = 100, member: MemberId | str | None = None, since: float | None = None
     ) -> list[Event]:
         """The newest ``limit`` events, newest first; only ``member``'s if given
-        (a MemberId, its text, or ``ALARM_MEMBER`` for alarms)."""
-        where, args = None, None
+        (a MemberId, its text, or ``ALARM_MEMBER`` for alarms); only after ``since``."""
+        clauses: list[str] = []
+        args: list[object] = []
         if member is not None:
-            text = member.to_text() if isinstance(member, MemberId) else member
-            where, args = "member = ?", [text]
+            clauses.append("member = ?")
+            args.append(member.to_text() if isinstance(member, MemberId) else member)
+        if since is not None:
+            clauses.append("time > ?")
+            args.append(since)
+        where = " AND ".join(clauses) or None
         with self._use("read events") as db:
             rows = db.table("events").rows_where(
-                where, args, order_by="id desc", limit=max(0, limit)
+                where, args or None, order_by="id desc", limit=max(0, limit)
             )
             return [Event(**row) for row in rows]
 
@@ -284,13 +305,15 @@ class Store:
         now = time.time() if now is None else now
         with self._use("read overrides") as db:
             rows = db.execute(
-                "SELECT member, kind, until, reason FROM overrides "
+                "SELECT member, kind, until, reason, set_at FROM overrides "
                 "WHERE until IS NULL OR until > ?",
                 [now],
             ).fetchall()
         return {
-            MemberId.from_text(member): OverrideEntry(Override(kind), until, reason)
-            for member, kind, until, reason in rows
+            MemberId.from_text(member): OverrideEntry(
+                Override(kind), until, reason, source="api", set_at=set_at
+            )
+            for member, kind, until, reason, set_at in rows
         }
 
     def _prune(self, db: sqlite_utils.Database, now: float) -> None:
@@ -317,51 +340,44 @@ class Store:
             return removed
 
 
-Write = Callable[[Store], object]  # one state-file write, run by the Writer's thread
+    # -- zone versions ---------------------------------------------------------------
 
+    def record_zone_version(
+        self, version: ZoneVersion, removed: bytes, added: bytes, content: bytes
+    ) -> int:
+        """One accepted zone version: its record, its diff, and its whole content
+        (which replaces the zone's previous content). Returns the version id."""
+        row = {**msgspec.structs.asdict(version), "removed_rrs": removed, "added_rrs": added}
+        with self._use("record a zone version") as db, _immediate(db):
+            table = db.table("zone_versions")
+            table.insert(row)
+            version_id = table.last_rowid
+            db.table("zone_content").upsert(
+                {"zone": version.zone, "version": version_id, "data": content}, pk="zone"
+            )
+        assert version_id is not None
+        return version_id
 
-class Writer:
-    """One thread that applies state-file writes in the order they were submitted.
+    def zone_versions(self, zone: str, limit: int = 100) -> list[ZoneVersion]:
+        """A zone's newest ``limit`` versions, newest first."""
+        fields = ("zone", "serial", "hash", "records", "added", "removed", "at")
+        with self._use("read zone versions") as db:
+            rows = db.execute(
+                f"SELECT {', '.join(fields)} FROM zone_versions WHERE zone = ? "
+                "ORDER BY id DESC LIMIT ?", [zone, max(0, limit)],
+            ).fetchall()
+        return [ZoneVersion(**dict(zip(fields, row, strict=True))) for row in rows]
 
-    The monitor thread hands its writes here, so a slow or locked state file
-    delays the record of a flip, never the flip itself nor the next check.
-    A failed write is logged and the next one is tried.
-    """
-
-    def __init__(self, store: Store, *, max_pending: int = 100_000) -> None:
-        self.store = store
-        self._queue: queue.Queue[Write | None] = queue.Queue(maxsize=max_pending)
-        self._thread = threading.Thread(target=self._run, name="dnsserve-state", daemon=True)
-        self._thread.start()
-        self.dropped = 0
-
-    def submit(self, write: Write) -> None:
-        """Run ``write(store)`` in the writer thread, after earlier writes.
-
-        Pass a bound call such as ``functools.partial(Store.save_state,
-        member=m, health=h)``: the method is looked up here, in the caller's
-        thread, so a renamed method fails where it is named, not later.
-        """
-        try:
-            self._queue.put_nowait(write)
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("state file writes are %d behind; dropped %d", self._queue.qsize(),
-                          self.dropped)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Finish the pending writes (bounded by ``timeout``), then stop."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
+    def accepted_contents(self) -> dict[dns.name.Name, ZoneContent]:
+        """Each zone's last accepted content; a damaged one is left out (and logged)."""
+        with self._use("read zone contents") as db:
+            rows = db.execute("SELECT zone, data FROM zone_content").fetchall()
+        out = {}
+        for zone, data in rows:
             try:
-                item(self.store)
-            except DnsServeError:
-                log.exception("state file write failed")
+                origin = dns.name.from_text(zone)
+                out[origin] = ZoneContent.from_wire(origin, data)
+            except (ValueError, dns.exception.DNSException) as exc:
+                log.error("%s: the last accepted version of zone %s is damaged (%s); "
+                          "the deletion guard cannot check it at start", self.path, zone, exc)
+        return out

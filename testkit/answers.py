@@ -22,7 +22,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import build_snapshot
-from dnsserve.config import ServerConfig
+from dnsserve.config_schema import ServerConfig
 from dnsserve.zones.load import load_zones
 from testkit import TEST_DATA
 

@@ -28,6 +28,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import httpx
 
 from testkit.backends import HttpBackend, TcpListener, close_all
 from testkit.ports import common_port, free_port
@@ -129,6 +130,7 @@ class Harness:
         self.stack = stack
         self.state = tmp_path / "state.db"
         self.config = tmp_path / "health.toml"  # not ./dnsserve.toml: the CLI must not find it
+        self.control = ""  # the control API's ADDR:PORT, set by write_config
 
     def http(self, *hosts: str) -> dict[str, HttpBackend]:
         """Started HTTP backends, one per host, on one port free on all of them."""
@@ -149,8 +151,9 @@ class Harness:
 
     def write_config(self, monitors: list[dict[str, Any]], pools: list[dict[str, Any]],
                      **server: Any) -> Path:
+        self.control = f"127.0.0.1:{free_port()}"
         doc = {
-            "server": {"state": str(self.state), "control": f"127.0.0.1:{free_port()}", **server},
+            "server": {"state": str(self.state), "control": self.control, **server},
             "monitor": monitors,
             "pool": pools,
         }
@@ -174,10 +177,23 @@ class Harness:
         return done
 
     def status(self) -> dict[str, Any]:
-        done = self.cli("status", "--state", str(self.state), "--format", "json",
+        """``dnsserve status --offline`` of the state file, as JSON."""
+        done = self.cli("status", "--offline", "--state", str(self.state), "--format", "json",
                         "--events", "1000")
         doc: dict[str, Any] = json.loads(done.stdout)
         return doc
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+            token: bool = True) -> httpx.Response:
+        """One request to the running server's control API (with the token file's
+        bearer token unless ``token`` is False)."""
+        headers = {}
+        if token:
+            secret = Path(f"{self.state}.token").read_text().strip()
+            headers["Authorization"] = f"Bearer {secret}"
+        with httpx.Client(base_url=f"http://{self.control}", timeout=10.0,
+                          trust_env=False) as client:
+            return client.request(method, path, json=body, headers=headers)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with contextlib.closing(sqlite3.connect(self.state, timeout=5)) as db:

@@ -11,7 +11,9 @@ the network), or leave a process running after ``stop()``.
 
 A missing Knot or NSD binary skips the calling test, unless the environment
 sets ``DNSSERVE_REQUIRE_PEERS=1`` (``.ci/run`` does): then it fails the test,
-so CI cannot pass by skipping the comparison. A missing gdnsd or PowerDNS
+so CI cannot pass by skipping the comparison. ``required_binary`` and
+``missing`` apply the same rule to the other tools CI installs (Chromium,
+systemd-analyze, BIRD, ExaBGP). A missing gdnsd or PowerDNS
 raises ``PeerFailed`` (a benchmark records it and goes on).
 """
 
@@ -24,6 +26,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import dns.name
 import dns.zone
@@ -55,15 +58,24 @@ def find_binary(name: str) -> str | None:
     )
 
 
-def peer_binary(name: str) -> str:
-    """Path of ``name``; skip the test when missing, or fail when peers are required."""
+def missing(msg: str) -> NoReturn:
+    """Skip the test for ``msg`` (something not installed), or fail it when peers are required."""
+    if peers_required():
+        pytest.fail(f"{msg} and {REQUIRE_ENV} is set", pytrace=False)
+    pytest.skip(msg)
+
+
+def required_binary(name: str, what: str) -> str:
+    """Path of the executable ``name`` (``what`` it is, for the message), else ``missing``."""
     path = find_binary(name)
     if path is None:
-        msg = f"peer server binary {name!r} not installed"
-        if peers_required():
-            pytest.fail(f"{msg} and {REQUIRE_ENV} is set", pytrace=False)
-        pytest.skip(msg)
+        missing(f"{what} {name!r} not installed")
     return path
+
+
+def peer_binary(name: str) -> str:
+    """Path of ``name``; skip the test when missing, or fail when peers are required."""
+    return required_binary(name, "peer server binary")
 
 
 def load_zone(origin: str, path: Path) -> dns.zone.Zone:

@@ -38,6 +38,7 @@ class ServerProc:
     host: str
     port: int
     log: Path
+    control: str = ""  # the control API's ADDR:PORT ("" when off, or from a config)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -121,11 +122,16 @@ def start_server(
     cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]
     if zones is not None:
         cmd += ["--zones", str(zones)]
+    control = ""
+    if "--control" not in args and "-c" not in args and "--config" not in args:
+        # the built-in default (127.0.0.1:8053) would clash between servers
+        control = f"127.0.0.1:{free_port()}"
+        cmd += ["--control", control]
     cmd += list(args)
     log = tmp_path / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path)
-    srv = ServerProc(proc, host, port, log)
+    srv = ServerProc(proc, host, port, log, control)
     try:
         wait_ready(host, port, proc)
     except Exception:

@@ -36,7 +36,8 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_snapshot", "cache_size", "formerr", "keyring", "servfails",
+        "_answers", "_cache", "_snapshot", "answered", "cache_size", "formerr", "keyring",
+        "servfails", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -53,6 +54,10 @@ class Engine:
         self.keyring = keyring  # TSIG keys; none until zone transfers use them
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
+        self.truncated = 0  # answers sent with TC set
+        # answers by (rcode, qtype, tcp), packed in one int (``count_key``): one
+        # dict update per query, read by the metrics (``answered_by``)
+        self.answered: dict[int, int] = {}
         self.swap(snapshot)
 
     @property
@@ -101,6 +106,11 @@ class Engine:
                 entry = entry.pick()
             # the index layout of wire.flag_variants (RD -> bit 1, CD -> bit 0), inline
             fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]
+            # count_key, inline: rcode, then qtype (the key's last four bytes are
+            # qtype and qclass), then the transport
+            k = (entry.rcode << 17) | (key[-4] << 9) | (key[-3] << 1) | tcp
+            answered = self.answered
+            answered[k] = answered.get(k, 0) + 1
             if payload < 0:
                 out = data[:2] + fb + entry.counts + data[12:qend] + entry.body
                 if tcp or len(out) <= 512:
@@ -146,15 +156,25 @@ class Engine:
         self._cache[key] = entry
         return entry
 
-    @staticmethod
     def _truncate(
-        data: bytes, fb: bytes, entry: Prebuilt, qend: int, limit: int, opt: bytes
+        self, data: bytes, fb: bytes, entry: Prebuilt, qend: int, limit: int, opt: bytes
     ) -> bytes:
         """Cut at an rrset boundary to fit ``limit``; TC when an essential rrset is left out."""
         question = data[12:qend]
         body, counts, truncated = entry.cut(limit - 12 - len(question) - len(opt))
         if truncated:
+            self.truncated += 1
             fb = (int.from_bytes(fb, "big") | wire.TC).to_bytes(2, "big")
         if opt:
             counts = counts[:6] + (int.from_bytes(counts[6:], "big") + 1).to_bytes(2, "big")
         return data[:2] + fb + counts + question + body + opt
+
+
+def count_key(rcode: int, qtype: int, tcp: bool) -> int:
+    """The key ``Engine.answered`` counts under (``respond`` packs it inline)."""
+    return (rcode << 17) | (qtype << 1) | tcp
+
+
+def answered_by(counts: dict[int, int]) -> dict[tuple[int, int, bool], int]:
+    """``Engine.answered`` unpacked: (rcode, qtype, tcp) -> answers."""
+    return {(k >> 17, (k >> 1) & 0xFFFF, bool(k & 1)): n for k, n in counts.items()}

@@ -68,6 +68,8 @@ class OverrideEntry:
     kind: Override
     until: float | None = None  # None = until removed
     reason: str = ""
+    source: str = "api"  # "api" (an operator, kept in the state file) | "file" (overrides.toml)
+    set_at: float | None = field(default=None, compare=False)  # when it was set
 
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until

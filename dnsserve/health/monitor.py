@@ -82,6 +82,7 @@ class CheckOutcome:
     health: MemberHealth
     flipped: bool
     at: float  # time.time() when the check ended
+    took: float = 0.0  # seconds the check ran (its timeout when it timed out)
 
 
 OnResult = Callable[[CheckOutcome], None]
@@ -293,13 +294,13 @@ class Monitor:
         assert self._limiter is not None
         spec = target.spec
         async with self._limiter:
-            self._log.started(
-                CheckRecord(target.member, scheduled, trio.current_time(), time.time())
-            )
+            record = CheckRecord(target.member, scheduled, trio.current_time(), time.time())
+            self._log.started(record)
             result = TIMEOUT
             with trio.move_on_after(spec.timeout):
                 result = await self._probe(target)
-        self._settle(target, result, time.time())
+            took = trio.current_time() - record.started
+        self._settle(target, result, time.time(), took)
 
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
@@ -317,7 +318,7 @@ class Monitor:
             self._log.count("probe_errors")
             return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
 
-    def _settle(self, target: Target, result: ProbeResult, at: float) -> None:
+    def _settle(self, target: Target, result: ProbeResult, at: float, took: float = 0.0) -> None:
         member = target.member
         if self._targets.get(member) != target:  # removed or changed by a reload
             return
@@ -346,7 +347,9 @@ class Monitor:
         if out.event is not None:
             self._emit(out.event)
         try:
-            self._on_result(CheckOutcome(member, result, before, out.health, out.flipped, at))
+            self._on_result(
+                CheckOutcome(member, result, before, out.health, out.flipped, at, took)
+            )
         except Exception:
             self._log.count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())

@@ -145,6 +145,10 @@ class SourceMap(Mapping[dns.name.Name, int]):
     def record(self, name: dns.name.Name, rdata: dns.rdata.Rdata) -> Source | None:
         return self._records.get((name, rdata))
 
+    def files(self) -> set[str]:
+        """Every file a record came from: the zone file and what it included."""
+        return {source.file for source in self._records.values()}
+
 
 @dataclass(frozen=True, slots=True)
 class Compiled:

@@ -126,11 +126,13 @@ def _load_directory(directory: Path) -> LoadedZones:
     tables: dict[dns.name.Name, ZoneTable] = {}
     files: dict[dns.name.Name, Path] = {}
     origins = _zone_files(directory, problems)
+    used: set[str] = set()
     for origin, path in origins.items():
-        table = _load_one(path, origin, directory, problems)
+        table = _load_one(path, origin, directory, problems, used)
         if table is not None:
             tables[origin] = table
             files[origin] = path
+    problems.extend(_strays(directory, used))
     return LoadedZones(
         tables=MappingProxyType(tables), problems=tuple(problems), files=MappingProxyType(files)
     )
@@ -169,12 +171,32 @@ def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.N
     return origins
 
 
+def _strays(directory: Path, used: set[str]) -> list[ZoneProblem]:
+    """Files beside the zones that are neither a zone nor included by one: most
+    often a zone file misnamed (``example.com`` for ``example.com.zone``)."""
+    if not directory.is_dir():
+        return []
+    return [
+        ZoneProblem(str(p), 0, "warning", f"not named <origin>{ZONE_SUFFIX} and included by "
+                    "no zone: not served (rename it, or move an included file into a "
+                    "subdirectory)", "")
+        for p in sorted(directory.iterdir())
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(ZONE_SUFFIX)
+        and str(p) not in used
+    ]
+
+
 def _load_one(
-    path: Path, origin: dns.name.Name, directory: Path, problems: list[ZoneProblem]
+    path: Path,
+    origin: dns.name.Name,
+    directory: Path,
+    problems: list[ZoneProblem],
+    used: set[str],
 ) -> ZoneTable | None:
     zone_text = origin.to_text()
     try:
         zone, sources = load_zone_file(path, origin, include_dir=directory)
+        used.update(sources.files())
         compiled = compile_with_problems(zone, file=str(path), lines=sources)
     except ZoneError as exc:
         problems.append(ZoneProblem(exc.file, exc.line, "error", exc.message, zone_text))

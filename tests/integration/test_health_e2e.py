@@ -313,7 +313,7 @@ def test_operator_force_ends_suspicion(harness: Harness) -> None:
     harness.wait_states("members failing while held",
                         lambda s: all(s[m]["failures"] >= FALL + 1 for m in members))
 
-    harness.cli("drain", members[0], "--state", str(harness.state))  # the operator acts
+    harness.cli("drain", members[0], "-c", str(harness.config), "--yes")  # the operator acts
     wait_for("suspicion to clear", lambda: alarms(harness),
              lambda a: a[:2] == ["suspicion", "suspicion-cleared"])
     base = {m: s["failures"] for m, s in harness.states().items()}
@@ -335,35 +335,34 @@ def test_drain_and_force_up_with_expiry(harness: Harness) -> None:
     srv = harness.serve()
     harness.wait_up([web(141), web(142), web(143)])
     wait_answer(srv, owner, {a, b, c})
-    state = ("--state", str(harness.state))
+    cfg = ("-c", str(harness.config))
 
     # drain by bare address (resolved through the config), expiring; the first
     # drain lasts long enough to be seen in status however slow the machine,
     # the second replaces it with a short one that must expire
-    harness.cli("drain", a, "-c", str(harness.config), *state, "--for", "10m",
-                "--reason", "maintenance")
+    harness.cli("drain", a, *cfg, "--for", "10m", "--reason", "maintenance")
     wait_answer(srv, owner, {b, c})
     entry = harness.status()["members"][web(141)]
     assert (entry["state"], entry["override"]) == ("up", "drain")  # real state next to it
     assert entry["override_until"] is not None
-    harness.cli("drain", a, "-c", str(harness.config), *state, "--for", "2s")
+    harness.cli("drain", a, *cfg, "--for", "2s")
     wait_answer(srv, owner, {a, b, c})  # the drain expired
 
     # force-up of a failing member, by MONITOR/ADDRESS, expiring
     backends[b].stop()
     wait_answer(srv, owner, {a, c})
-    harness.cli("force-up", web(142), *state, "--for", "10m")
+    harness.cli("force-up", web(142), *cfg, "--for", "10m")
     wait_answer(srv, owner, {a, b, c})
     entry = harness.status()["members"][web(142)]
     assert (entry["state"], entry["override"]) == ("down", "force-up")
-    harness.cli("force-up", web(142), *state, "--for", "2s")
+    harness.cli("force-up", web(142), *cfg, "--for", "2s")
     wait_answer(srv, owner, {a, c})  # the force-up expired; the checks still fail
 
     # a drain without expiry lasts until undrain
-    harness.cli("drain", web(143), *state)
+    harness.cli("drain", web(143), *cfg)
     wait_answer(srv, owner, {a})
     assert harness.status()["members"][web(143)]["override_until"] is None
-    harness.cli("undrain", web(143), *state)
+    harness.cli("undrain", web(143), *cfg)
     wait_answer(srv, owner, {a, c})
     backends[b].start()
     wait_answer(srv, owner, {a, b, c})
@@ -508,7 +507,7 @@ def test_restart_restores_states_and_overrides(harness: Harness) -> None:
     harness.wait_up([web(191), web(192), web(193)])
     backends[a].stop()
     wait_answer(srv, owner, {b, c})
-    harness.cli("drain", web(192), "--state", str(harness.state))
+    harness.cli("drain", web(192), "-c", str(harness.config))
     wait_answer(srv, owner, {c})
     srv.stop()
 
@@ -523,7 +522,7 @@ def test_restart_restores_states_and_overrides(harness: Harness) -> None:
 
     backends[a].start()
     wait_answer(srv, owner, {a, c})
-    harness.cli("undrain", b, "-c", str(harness.config), "--state", str(harness.state))
+    harness.cli("undrain", b, "-c", str(harness.config))
     wait_answer(srv, owner, {a, b, c})
 
 

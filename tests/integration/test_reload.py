@@ -15,6 +15,7 @@ import dns.message
 import dns.rcode
 
 from testkit import SHIPPED_ZONES
+from testkit.ports import free_port
 from testkit.server import ServerProc, start_server
 from testkit.wait import wait_for
 
@@ -73,5 +74,76 @@ def test_unserved_name_is_refused_before_and_after_reload(tmp_path: Path) -> Non
         os.kill(srv.proc.pid, signal.SIGHUP)
         wait_for("'generation 2' in the log", lambda: "generation 2" in srv.log_text())
         assert srv.tcp(q).rcode() == dns.rcode.REFUSED
+    finally:
+        srv.stop()
+
+
+def _fifo_zone(zones: Path) -> Path:
+    """A zone whose $INCLUDE is a FIFO: loading it blocks until someone writes to it."""
+    fifo = zones / "held.inc"
+    os.mkfifo(fifo)
+    (zones / "held.example.zone").write_text(
+        "$ORIGIN held.example.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 60 60 600 60\n"
+        "  IN NS ns1\n$INCLUDE held.inc\n"
+    )
+    return fifo
+
+
+def _release(fifo: Path) -> None:
+    """Let a reader blocked on ``fifo`` finish (it reads one record, then EOF)."""
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"ns1 IN A 192.0.2.1\n")
+    finally:
+        os.close(fd)
+
+
+def test_sighup_during_a_reload_is_not_dropped(tmp_path: Path) -> None:
+    """A reload held by a blocking $INCLUDE; an edit and a second SIGHUP arrive
+    meanwhile: once the first reload ends, a second one runs and serves the edit."""
+    zones = tmp_path / "zones"
+    shutil.copytree(SHIPPED_ZONES, zones)
+    srv = start_server(tmp_path, zones=zones)
+    try:
+        fifo = _fifo_zone(zones)
+        os.kill(srv.proc.pid, signal.SIGHUP)  # this reload blocks on the FIFO
+        # (two signals sent at once may arrive as one: wait for the first)
+        wait_for("the first reload to start", srv.log_text, lambda log: "SIGHUP" in log)
+        bump(zones / "example.org.zone", "2026112601", "2026112605")
+        os.kill(srv.proc.pid, signal.SIGHUP)  # arrives while the first one runs
+        wait_for("the second SIGHUP to be queued", srv.log_text,
+                 lambda log: "another follows it" in log)
+        assert soa_serial(srv, "example.org.") == 2026112601  # nothing applied yet
+        (zones / "held.example.zone").unlink()  # the second reload must not block too
+        _release(fifo)
+        assert wait_for("the edit made during the first reload to be served",
+                        lambda: soa_serial(srv, "example.org."),
+                        lambda serial: serial == 2026112605) == 2026112605
+    finally:
+        srv.stop()
+
+
+def test_a_reload_that_hangs_is_abandoned_and_sigterm_still_exits(tmp_path: Path) -> None:
+    """A $INCLUDE that never ends: past server.reload_timeout the reload is abandoned
+    and reported, the old data serves, the next reload works, and SIGTERM ends the
+    process although a thread is still stuck reading the FIFO."""
+    zones = tmp_path / "zones"
+    shutil.copytree(SHIPPED_ZONES, zones)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[server]\nreload_timeout = 1.0\ncontrol = "127.0.0.1:{free_port()}"\n')
+    srv = start_server(tmp_path, "-c", str(config), zones=zones)
+    try:
+        _fifo_zone(zones)
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        wait_for("the reload to be abandoned", srv.log_text,
+                 lambda log: "reload abandoned after 1 s" in log)
+        assert soa_serial(srv, "example.org.") == 2026112601
+        (zones / "held.example.zone").unlink()
+        bump(zones / "example.org.zone", "2026112601", "2026112606")
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        assert wait_for("the next reload to be served", lambda: soa_serial(srv, "example.org."),
+                        lambda serial: serial == 2026112606) == 2026112606
+        os.kill(srv.proc.pid, signal.SIGTERM)
+        assert srv.proc.wait(timeout=20) == 0  # not held by the stuck reader
     finally:
         srv.stop()

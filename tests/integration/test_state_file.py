@@ -29,6 +29,8 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.query
+import httpx
 import pytest
 
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
@@ -37,6 +39,7 @@ from testkit import SHIPPED_ZONES
 from testkit.backends import Mode
 from testkit.harness import Harness, addresses, monitor, pool, render_config, wait_answer
 from testkit.ports import free_port
+from testkit.server import wait_ready
 from testkit.wait import wait_for
 
 
@@ -168,15 +171,23 @@ def _corrupt(kind: str, path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "text", "truncated"])
-def test_corrupt_state_file_exits_1_naming_the_file(harness: Harness, kind: str) -> None:
-    harness.write_config([monitor(port=9)], [pool("corrupt-state.example.com.",
-                                                  [{"address": ip(61)}, {"address": ip(62)}])])
+def test_corrupt_state_file_is_moved_aside_and_dns_starts(harness: Harness, kind: str) -> None:
+    """Whatever is in the state file, DNS starts: a file that is not a state file is
+    moved aside (kept, named in the log) and a fresh one started; status says so."""
+    backends = harness.http(ip(61), ip(62))
+    harness.write_config([monitor(port=backends[ip(61)].port)],
+                         [pool("corrupt-state.example.com.",
+                               [{"address": ip(61)}, {"address": ip(62)}])])
     _corrupt(kind, harness.state)
-    done = harness.cli("serve", "-c", str(harness.config), "--zones", str(SHIPPED_ZONES),
-                       "--listen", f"127.0.0.1:{free_port()}", check=False, timeout=20)
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    assert done.returncode == 1, lines
-    assert len(lines) == 1 and lines[0].startswith(f"dnsserve: {harness.state}: "), lines
+    srv = harness.serve()
+    assert addresses(srv, "corrupt-state.example.com.") == {ip(61), ip(62)}
+    aside = list(harness.tmp_path.glob("state.db.damaged-*"))
+    assert len(aside) == 1
+    assert str(aside[0]) in srv.log_text()
+    problems = harness.api("GET", "/api/v1/status").json()["problems"]
+    assert any(str(aside[0]) in p for p in problems), problems
+    with Store.open(harness.state) as store:  # the fresh one is a state file
+        assert store.load_states() is not None
 
 
 def test_state_file_from_an_older_config(harness: Harness) -> None:
@@ -227,31 +238,37 @@ def test_state_file_deleted_while_running(harness: Harness) -> None:
     harness.wait_up([web(71), web(72)])
     for suffix in ("", "-wal", "-shm"):  # an operator wipes the state
         Path(f"{harness.state}{suffix}").unlink(missing_ok=True)
-    # The server notices and makes a new file (the CLI refuses a missing one).
+    # The server notices and makes a new file, and what it writes lands there.
     wait_for("the server to recreate the state file", harness.state.exists,
              lambda exists: exists, seconds=10.0)
-    harness.cli("drain", web(71), "--state", str(harness.state))
+    harness.cli("drain", web(71), "-c", str(harness.config))
     got = wait_for(f"{owner} to leave out the drained {a}", lambda: addresses(srv, owner),
                    lambda got: got == {b}, seconds=10.0)
     assert got == {b}
+    wait_for("the drain in the new state file",
+             lambda: harness._rows("SELECT member FROM overrides"),
+             lambda rows: [r["member"] for r in rows] == [web(71)])
 
 
 # -- the CLI's override commands -----------------------------------------------------------------
 
 
-# Regression (a fixed bug): drain with a mistyped --state creates a new state file
-# and reports success; a  MONITOR/ADDRESS no pool has is accepted even when the config is
-# given
-def test_drain_refuses_a_missing_state_file_and_an_unknown_member(harness: Harness) -> None:
+# Regression (a fixed bug): drain with a mistyped --state created a new state file and
+# reported success; a MONITOR/ADDRESS no pool has was accepted even when the config was given.
+# The CLI now changes a running server only through its control API: it never creates or
+# writes a state file, and still refuses a member no pool has before asking any server.
+def test_drain_never_writes_a_state_file_and_refuses_an_unknown_member(
+    harness: Harness,
+) -> None:
     harness.write_config([monitor(port=9)], [pool("drain-cli.example.com.",
                                                   [{"address": ip(73)}, {"address": ip(74)}])])
-    Store.open(harness.state).close()
-    typo = harness.tmp_path / "stat.db"
-    done = harness.cli("drain", web(73), "--state", str(typo), check=False)
-    assert (done.returncode, typo.exists()) == (1, False), done.stdout
-    done = harness.cli("drain", f"wbe/{ip(73)}", "-c", str(harness.config),
-                       "--state", str(harness.state), check=False)
-    assert done.returncode == 1, done.stdout
+    done = harness.cli("drain", web(73), "--state", str(harness.state), check=False)
+    assert done.returncode == 2 and "--state" in done.stderr  # no such option any more
+    done = harness.cli("drain", web(73), "-c", str(harness.config), check=False)
+    assert done.returncode == 1, done.stdout  # no token, and no server to take it
+    done = harness.cli("drain", f"wbe/{ip(73)}", "-c", str(harness.config), check=False)
+    assert done.returncode == 1 and f"wbe/{ip(73)}: in no pool of" in done.stderr
+    assert not harness.state.exists()
 
 
 # -- permissions (run unprivileged: as root, through setpriv as nobody) --------------------------
@@ -293,22 +310,42 @@ def run_as_nobody(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=20, check=False)
 
 
-def test_state_file_in_a_read_only_directory_exits_1_naming_it(open_dir: Path) -> None:
+def test_state_file_in_a_read_only_directory_never_stops_dns(open_dir: Path) -> None:
+    """The state file cannot be made: DNS is served with health in memory, the log says
+    why once (naming the cause), and /healthz's detail says it too."""
     readonly = open_dir / "ro"
     readonly.mkdir()
     readonly.chmod(0o555)
     state = readonly / "state.db"
     config = open_dir / "c.toml"
+    control = f"127.0.0.1:{free_port()}"
     config.write_text(render_config({
-        "server": {"state": str(state)},
+        "server": {"state": str(state), "control": control},
         "monitor": [monitor(port=9)],
         "pool": [pool("readonly-state.example.com.", [{"address": ip(75)}, {"address": ip(76)}])],
     }))
-    done = run_as_nobody(open_dir, "serve", "-c", str(config), "--zones", str(SHIPPED_ZONES),
-                         "--listen", f"127.0.0.1:{free_port()}")
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    assert done.returncode == 1, lines
-    assert len(lines) == 1 and lines[0].startswith(f"dnsserve: {state}: "), lines
+    port = free_port()
+    log = open_dir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*unprivileged(), sys.executable, "-m", "dnsserve", "serve", "-c", str(config),
+             "--zones", str(SHIPPED_ZONES), "--listen", f"127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=open_dir,
+        )
+    try:
+        wait_ready("127.0.0.1", port, proc)
+        q = dns.message.make_query("readonly-state.example.com.", "A")
+        answer = dns.query.udp(q, "127.0.0.1", port=port, timeout=2.0)
+        assert {rd.address for rrset in answer.answer for rd in rrset} == {ip(75), ip(76)}
+        health = wait_for("/healthz to name the state file problem",
+                          lambda: httpx.get(f"http://{control}/healthz", trust_env=False),
+                          lambda r: "permission denied" in r.json()["state_file"])
+        assert health.status_code == 200  # DNS is fine: no reason to withdraw the route
+        text = log.read_text()
+        assert text.count("state file not written") == 1, text
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
 
 
 # Regression (a fixed bug): status cannot read a read-only state file:
@@ -319,6 +356,6 @@ def test_status_reads_a_read_only_state_file(open_dir: Path) -> None:
     with Store.open(state) as store:
         store.set_override(MemberId("web", ip(77)), OverrideEntry(Override.DRAIN), time.time())
     state.chmod(0o444)
-    done = run_as_nobody(open_dir, "status", "--state", str(state))
+    done = run_as_nobody(open_dir, "status", "--offline", "--state", str(state))
     assert done.returncode == 0, done.stderr
     assert f"web/{ip(77)}" in done.stdout

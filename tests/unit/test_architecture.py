@@ -32,13 +32,27 @@ PACKAGE = ROOT / "dnsserve"
 LEVELS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"app"},
+    # change (drain, force-up, undrain, reload: the CLI's commands that change
+    # a running server) builds on operate's shared options and helpers.
+    {"app", "change"},
+    # operate (the CLI's status, query, history, and what its commands share);
+    # operations (what the control API asks of the running server; it reads
+    # the reloader and health sync it is handed).
+    {"operate", "operations"},
     # Split out of app (the house issue): reload/swap, health-state syncing and
     # `dnsserve check`, each wired by app; siblings, so none imports another.
-    {"reload", "healthsync", "preflight"},
+    # fleet (which nodes, their tokens, acting on each) and report (the live
+    # commands' tables) are the CLI's, under operate.
+    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # staging (the next state to serve, built whole: prepare), statewriter (the
+    # state file's writer thread) and health_inputs (the config's monitor
+    # targets, overrides.toml): what reload and healthsync build on.
+    {"staging", "statewriter", "health_inputs"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
-    {"net", "control", "health.monitor", "store", "demo", "settings"},
+    # client (the CLI's side of the control API, over httpx) is an edge leaf
+    # under cli, its importer; it decodes with statuspage's Structs (below).
+    {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -47,11 +61,12 @@ LEVELS: list[set[str]] = [
     # split out of health.monitor, their importer.
     {"control_routes", "control_access", "health.clients", "health.checklog"},
     {"config", "zones.load", "health.probes"},
-    # config_validate (validate and the value checks, split out of
-    # config_schema) checks the Structs it imports from the level below;
-    # config is its importer, and net and settings (above) use its
-    # parse_hostport and check_listen.
+    # config_validate (validate, split out of config_schema) checks the
+    # Structs it imports from below; config is its importer.
     {"config_validate"},
+    # config_values (ADDRESS:PORT and node URLs read, a problem line written)
+    # under config_validate; net, settings and the CLI use parse_hostport too.
+    {"config_values"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -64,9 +79,13 @@ LEVELS: list[set[str]] = [
     # answer.prebuilt, answer.tsig (the engine's slow path for TSIG-signed
     # queries) and health.guard are not in DESIGN's map yet: placed where
     # their imports and importers put them.
+    # zones.deletions (the deletion guard of a reload) reads zones.versions.
+    {"zones.deletions"},
+    # zones.versions: canonical zone content, diffs, serials (the reload path
+    # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard",
+        "health.guard", "zones.versions",
     },
     {"zones.table", "health.model"},
     # metrics (the Prometheus text renderer) and statuspage (the status
@@ -90,8 +109,11 @@ CORE = {
     "errors",
     "config_schema",
     "config_validate",
+    "config_values",
     "zones.table",
     "zones.compile",
+    "zones.versions",
+    "zones.deletions",
     "health.model",
     "health.tracker",
     "health.guard",
@@ -104,9 +126,18 @@ EDGE = {
     "__main__",
     "demo",
     "cli",
+    "client",
+    "operate",
+    "change",
+    "fleet",
+    "report",
     "app",
     "reload",
+    "staging",
+    "statewriter",
+    "health_inputs",
     "healthsync",
+    "operations",
     "preflight",
     "settings",
     "net",

@@ -18,10 +18,11 @@ from dnsserve.config import (
     load_config,
     member_id,
     parse_hostport,
+    parse_node_url,
     pool_from_config,
     pools_from_config,
 )
-from dnsserve.config_validate import check_listen
+from dnsserve.config_values import check_listen
 from dnsserve.health.model import CheckKind, MemberId
 from testkit import ROOT, TEST_DATA
 
@@ -348,3 +349,61 @@ def test_check_listen_names_the_flag_and_value() -> None:
         "(port '0' is not 1..65535)",
     ]
     assert check_listen([]) == ["command line: --listen = []: at least one address"]
+
+
+# -- [[node]]: the fleet the CLI's live commands act on ---------------------------------
+
+
+def test_nodes_decode() -> None:
+    config = decode_config(
+        '[[node]]\nname = "ns1"\nurl = "http://127.0.0.1:8053"\n'
+        '[[node]]\nname = "ns2"\nurl = "http://[::1]:8053/"\ntoken_file = "ns2.token"\n'
+        'dns = "[::1]:53"\n',
+        file="t.toml",
+    )
+    assert [(n.name, n.url, n.token_file, n.dns) for n in config.node] == [
+        ("ns1", "http://127.0.0.1:8053", None, None),
+        ("ns2", "http://[::1]:8053/", "ns2.token", "[::1]:53"),
+    ]
+    assert Config().node == ()
+
+
+NODE = '[[node]]\nname = "ns1"\nurl = "http://127.0.0.1:8053"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[node]]\nname = "a"\nurl = "https://127.0.0.1:8053"',
+         'node[0].url = "https://127.0.0.1:8053": not a node URL (expected http://ADDRESS:PORT'),
+        ('[[node]]\nname = "a"\nurl = "http://ns1.example.com:8053"',
+         "not a node URL ('ns1.example.com' is not an IP address)"),
+        ('[[node]]\nname = "a"\nurl = "http://127.0.0.1"', "not a node URL (expected ADDRESS:PORT"),
+        ('[[node]]\nname = "a"\nurl = "http://127.0.0.1:8053/api"', "with no path, query or user"),
+        ('[[node]]\nname = "a"\nurl = "127.0.0.1:8053"', "not a node URL (expected http://"),
+        ('[[node]]\nname = "a b"\nurl = "http://127.0.0.1:8053"',
+         'node[0].name = "a b": must be non-empty'),
+        (NODE + NODE, 'node[1].name = "ns1": duplicate node name (first at node[0])'),
+        (NODE + '[[node]]\nname = "ns2"\nurl = "http://127.0.0.1:8053/"',
+         'node[1].url = "http://127.0.0.1:8053/": duplicate node (first at node[0])'),
+        (NODE + 'dns = "127.0.0.1"', 'node[0].dns = "127.0.0.1": not an ADDRESS:PORT'),
+        (NODE + 'token_file = ""', 'node[0].token_file = "": must name a file'),
+        (NODE + 'token = "x"', "node[0].token = \"x\": unknown key"),
+        ('[[node]]\nurl = "http://127.0.0.1:8053"', "node[0].name: missing required key"),
+    ],
+)
+def test_bad_nodes(text: str, expected: str) -> None:
+    message = decode_error(text)
+    assert message.startswith("t.toml: node[") and expected in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://127.0.0.1:8053", ("127.0.0.1", 8053)),
+        ("http://127.0.0.1:8053/", ("127.0.0.1", 8053)),
+        ("http://[::1]:8053", ("::1", 8053)),
+    ],
+)
+def test_parse_node_url(text: str, expected: tuple[str, int]) -> None:
+    assert parse_node_url(text) == expected

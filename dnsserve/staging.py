@@ -1,0 +1,304 @@
+"""Staging: the next state to serve, built whole before anything is swapped.
+
+Owns ``prepare``: from an immutable ``ReloadInput`` (the settings just read,
+what is served now, the health view and selections at that moment) it loads
+every zone file, places the pools, runs the deletion guard, and prebuilds a
+whole new snapshot. It may run in any thread and reads nothing the main loop
+owns; ``reload.Reloader`` swaps the result in.
+
+A reload is all or nothing. These refuse it (the old zones and config keep
+serving, and the refusal lists why):
+
+    what                                                    overridden by
+    the config file does not parse or validate              -
+    a pool is inside no loaded zone, or beside a CNAME      -
+    the deletion guard (``zones.deletions``): a zone would  ``force`` (once)
+      lose its apex SOA or NS, a pool's name, a served
+      RRset, or more than ``max_delete_fraction`` of it
+
+These do not refuse it, and are reported with it: a zone whose file fails to
+load or is gone keeps its last good version; a zone whose content changed
+while its serial did not (secondaries would never pick it up).
+
+At start there is nothing old to keep: a zone that fails to load is not
+served and the pools inside it are set aside (the other zones serve); a zone
+the guard refuses against the last version accepted in the state file serves
+that last version instead. Starting with no zone at all is an error unless
+``allow_empty``.
+
+Must not: touch sockets, the monitor, the engine or the state file (what to
+record is handed out in ``Prepared``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import dns.exception
+import dns.name
+import dns.zone
+
+from dnsserve.answer.policies import Pool, Selection, select
+from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
+from dnsserve.config import place_pools
+from dnsserve.errors import DnsServeError
+from dnsserve.health.model import HealthView
+from dnsserve.settings import Settings
+from dnsserve.zones.compile import compile_zone
+from dnsserve.zones.deletions import check_deletions
+from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.zones.table import ZoneTable
+from dnsserve.zones.versions import (
+    ZoneContent,
+    ZoneDiff,
+    ZoneVersion,
+    diff,
+    new_version,
+    serial_problem,
+    to_rrsets,
+    zone_content,
+)
+
+log = logging.getLogger("dnsserve")
+
+
+class ReloadRefused(DnsServeError):
+    """A reload that must not be applied; ``lines`` say why, one problem each."""
+
+    def __init__(self, lines: Sequence[str], *, guard: bool = False) -> None:
+        self.lines = tuple(lines)
+        self.guard = guard  # refused by the deletion guard only: ``force`` applies it
+        super().__init__("\n".join(self.lines))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneInfo:
+    """One served zone, for status: where it came from and how its last load went."""
+
+    origin: dns.name.Name
+    file: str
+    serial: int
+    records: int
+    loaded_at: float  # when the version served now was accepted
+    ok: bool = True  # the last load of its file succeeded
+    result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What is served now: the zones (with their content for the guard) and pools."""
+
+    settings: Settings
+    loaded: LoadedZones
+    contents: Mapping[dns.name.Name, ZoneContent]
+    pools: tuple[Pool, ...]
+    zones: Mapping[dns.name.Name, ZoneInfo]
+    set_aside: tuple[str, ...] = ()  # pools not served, and why
+    unserved: Mapping[dns.name.Name, str] = field(default_factory=dict)  # zones failed at start
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadInput:
+    """Everything ``prepare`` reads, captured on the main loop at one moment."""
+
+    settings: Settings
+    previous: Served | None  # None at start
+    accepted: Mapping[dns.name.Name, ZoneContent]  # at start: the state file's last versions
+    view: HealthView
+    selections: Mapping[PoolKey, Selection]
+    now: float
+    force: bool = False
+    allow_empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A whole new state to serve, not yet swapped in, and what to record of it."""
+
+    served: Served
+    snapshot: Snapshot
+    versions: tuple[tuple[ZoneVersion, ZoneDiff, ZoneContent], ...]  # accepted changes
+    warnings: tuple[str, ...] = ()
+
+
+def select_all(
+    pools: Sequence[Pool],
+    view: HealthView,
+    now: float,
+    previous: Mapping[PoolKey, Selection],
+) -> dict[PoolKey, Selection]:
+    """Every pool's selection under ``view`` (``previous`` serves "hold")."""
+    return {
+        (p.owner, p.rdtype): select(p, view, now, previous.get((p.owner, p.rdtype)))
+        for p in pools
+    }
+
+
+def prepare(inp: ReloadInput) -> Prepared:
+    """Load every zone and build a whole new snapshot (any thread; swaps nothing).
+
+    Raises ReloadRefused with every reason when the result must not be served.
+    """
+    settings, previous = inp.settings, inp.previous
+    loaded = load_zones(settings.zones_dir)
+    failed = _failed(loaded)
+    tables = dict(loaded.tables)
+    zones: dict[dns.name.Name, ZoneInfo] = {}
+    warnings: list[str] = []
+    if previous is not None:
+        # A reload never silently deletes what we serve: a zone that fails to
+        # load, or whose file is gone, keeps its last good version (a restart
+        # drops a removed zone on purpose).
+        for origin, table in previous.loaded.tables.items():
+            if origin not in tables:
+                why = "failed to reload" if origin in failed else "lost its zone file"
+                line = f"zone {origin} {why}; still serving the last good version"
+                log.error("%s", line)
+                warnings.append(line)
+                tables[origin] = table
+                zones[origin] = replace(previous.zones[origin], ok=False, result=why)
+    if not tables and not inp.allow_empty:
+        why = "; ".join(p.to_text() for p in loaded.errors) or "no zone files"
+        raise ReloadRefused([f"no zone could be loaded from {settings.zones_dir}: {why}"])
+    placed = place_pools(settings.config, tables, failed, file=settings.config_name)
+    pools, set_aside, errors = placed.pools, list(placed.set_aside), list(placed.errors)
+    if previous is not None and set_aside:
+        errors += set_aside  # a reload never drops a pool that the config still names
+    if errors:
+        raise ReloadRefused(errors)
+    contents, versions, guard = _versions(inp, tables, pools, warnings)
+    if guard and not inp.force:
+        if previous is not None:
+            raise ReloadRefused([line for lines in guard.values() for line in lines],
+                                guard=True)
+        for origin, lines in guard.items():  # at start: serve the last accepted version
+            tables[origin] = _table_from(inp.accepted[origin])
+            contents[origin] = inp.accepted[origin]
+            versions = [v for v in versions if v[2].origin != origin]
+            line = (f"zone {origin}: the file would delete what was served ("
+                    f"{'; '.join(lines)}); serving the last accepted version (serial "
+                    f"{contents[origin].serial}) instead; dnsserve serve --force accepts the file")
+            log.error("%s", line)
+            warnings.append(line)
+    for origin in tables:
+        if origin not in zones:
+            content = contents[origin]
+            old = previous.zones.get(origin) if previous is not None else None
+            changed = old is None or any(v[2].origin == origin for v in versions)
+            zones[origin] = ZoneInfo(
+                origin, str(loaded.files.get(origin, old.file if old else "")),
+                content.serial, len(content), inp.now if changed or old is None else
+                old.loaded_at,
+            )
+    def build(pools: Sequence[Pool]) -> Snapshot:
+        return build_snapshot(
+            tables,
+            selections=select_all(pools, inp.view, inp.now, inp.selections),
+            version=settings.server.version,
+            identity=settings.server.identity,
+            health=inp.view,
+        )
+
+    snapshot = build(pools)
+    unbuilt: dict[dns.name.Name, str] = {}
+    if snapshot.left_out:
+        # A zone whose answers cannot be built is a zone that failed to load:
+        # its last good version serves, or (at start) it is not served.
+        for origin, why in snapshot.left_out.items():
+            kept = previous.loaded.tables.get(origin) if previous is not None else None
+            line = f"zone {origin} ({loaded.files.get(origin, '')}) cannot be served: {why}"
+            if previous is not None and kept is not None and kept is not tables.get(origin):
+                tables[origin], contents[origin] = kept, previous.contents[origin]
+                zones[origin] = replace(previous.zones[origin], ok=False, result=why)
+                line += "; still serving the last good version"
+            else:
+                tables.pop(origin, None)
+                zones.pop(origin, None)
+                unbuilt[origin] = why
+            versions = [v for v in versions if v[2].origin != origin]
+            log.error("%s", line)
+            warnings.append(line)
+        placed = place_pools(settings.config, tables, failed | set(unbuilt),
+                             file=settings.config_name)
+        pools, set_aside = placed.pools, list(placed.set_aside)
+        if placed.errors or (previous is not None and set_aside):
+            raise ReloadRefused([*placed.errors, *set_aside, *warnings])
+        snapshot = build(pools)
+    unserved = {o: _why(loaded, o) for o in failed if o not in tables} | unbuilt
+    served = Served(
+        settings, LoadedZones(tables, loaded.problems, loaded.files), contents, pools, zones,
+        tuple(set_aside), unserved,
+    )
+    return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _why(loaded: LoadedZones, origin: dns.name.Name) -> str:
+    text = origin.to_text()
+    return "; ".join(p.to_text() for p in loaded.errors if p.zone == text) or "failed to load"
+
+
+def _versions(
+    inp: ReloadInput,
+    tables: Mapping[dns.name.Name, ZoneTable],
+    pools: Sequence[Pool],
+    warnings: list[str],
+) -> tuple[
+    dict[dns.name.Name, ZoneContent],
+    list[tuple[ZoneVersion, ZoneDiff, ZoneContent]],
+    dict[dns.name.Name, list[str]],
+]:
+    """Each zone's content, the versions to record, and the guard's refusals by zone."""
+    previous = inp.previous
+    before = previous.contents if previous is not None else inp.accepted
+    fraction = inp.settings.server.max_delete_fraction
+    contents: dict[dns.name.Name, ZoneContent] = {}
+    versions: list[tuple[ZoneVersion, ZoneDiff, ZoneContent]] = []
+    refusals: dict[dns.name.Name, list[str]] = {}
+    for origin, table in tables.items():
+        old = before.get(origin)
+        kept = previous is not None and table is previous.loaded.tables.get(origin)
+        if old is not None and kept:
+            contents[origin] = old  # kept (failed or lost file): nothing new
+            continue
+        content = zone_content(table)
+        contents[origin] = content
+        changes = diff(old, content) if old is not None else ZoneDiff((), content.records)
+        if old is not None and not changes:
+            continue
+        if old is not None:
+            protected = {(p.owner, p.rdtype) for p in pools if p.owner.is_subdomain(origin)}
+            lines = check_deletions(
+                old, content, protected=protected, max_delete_fraction=fraction,
+                changes=changes,
+            )
+            if lines:
+                refusals[origin] = lines
+        version = new_version(content, changes, at=inp.now)
+        if old is not None:
+            old_version = new_version(old, ZoneDiff((), ()), at=inp.now)
+            if (problem := serial_problem(old_version, version)) is not None:
+                warnings.append(f"zone {origin}: {problem}")
+        versions.append((version, changes, content))
+    return contents, versions, refusals
+
+
+def _table_from(content: ZoneContent) -> ZoneTable:
+    """A served table from recorded content (the last accepted version)."""
+    zone = dns.zone.Zone(content.origin, relativize=False)
+    for rrset in to_rrsets(content.records):
+        zone.replace_rdataset(rrset.name, rrset)
+    return compile_zone(zone, file="<state file>", lines={})
+
+
+def _failed(loaded: LoadedZones) -> set[dns.name.Name]:
+    """Origins whose file had an error this time."""
+    out: set[dns.name.Name] = set()
+    for problem in loaded.problems:
+        if problem.severity == "error" and problem.zone:
+            try:
+                out.add(dns.name.from_text(problem.zone))
+            except dns.exception.DNSException:
+                continue
+    return out

@@ -1,0 +1,423 @@
+"""Zone versions: a zone's canonical content, its hash, diffs, serials.
+
+Pure [C]: owns what one loaded zone *is* when versions are compared (its
+records in canonical form), the hash that names a version, the diff between
+two versions, the version record the state file keeps, and RFC 1982 serial
+arithmetic. It must not read files or the state file (``zones.load`` and
+``store`` do), read the clock (a version's time is passed in), log, or
+decide whether a reload may happen (``zones.deletions`` does).
+
+Content. A zone's content is its records, each one ``bytes``: the record
+in the canonical wire form of RFC 4034 §6.2 (owner and names in rdata
+lower-cased and uncompressed; type, class, TTL, rdata length, rdata), in
+canonical order: owners by RFC 4034 §6.1, then type ascending, then rdata
+as unsigned octets (§6.3). That form and order are the input of ZONEMD's
+SIMPLE scheme (RFC 8976 §3.3.1), so ``content_hash`` is "ZONEMD SIMPLE
+with SHA-256": stable across runs, platforms and Python versions, the same
+for the same records in any file order. Records compare in canonical form:
+a change of case alone is no change. RRSIGs are not in a ``ZoneTable``, so
+not in the content. One ``bytes`` per record, not a tuple: 100k tuples
+would sit in the garbage collector's view for the life of the server (and
+making them set off a full collection, a third of the time of a 100k-record
+zone, measured); ``Record.from_wire`` reads one when its fields are wanted.
+A content goes to the state file as its records concatenated
+(``to_wire``) and comes back with ``from_wire``; a diff's side likewise
+(``b"".join``, ``split_records``).
+
+Diff. A record in ``old`` and not in ``new`` is removed, the reverse added;
+a TTL or rdata changed in place is one of each. The SOA is content like any
+other record, so a new serial alone is a one-record change and a change
+without a new serial shows as equal serials with different hashes
+(``serial_problem``).
+
+IXFR (RFC 1995) builds on ``ZoneDiff``: every diff between two serials
+removes the old SOA and adds the new one, so one difference sequence is
+``old SOA, removed without the SOA, new SOA, added without the SOA``, each
+part turned into RRsets by ``to_rrsets``. The store keeps, per accepted
+version, its ``ZoneVersion`` and its diff's records (``split_records``);
+a request from serial s is answered by the diffs from s to the current
+serial in order (``serial_gt`` says which is later; RFC 1995 §5 allows
+condensing them), or by AXFR when s's version is no longer kept. The last
+accepted version's ``ZoneContent.to_wire`` lets the deletion guard run at
+start against it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import struct
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import dns.name
+import dns.rdata
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+import msgspec
+from dns.rdataclass import RdataClass
+from dns.rdatatype import RdataType
+
+from dnsserve.zones.table import Node, ZoneTable
+
+SERIAL_BITS = 32
+_HALF = 1 << (SERIAL_BITS - 1)
+_MOD = 1 << SERIAL_BITS
+_FIXED = struct.Struct("!HHIH")  # type, class, TTL, rdata length (RFC 1035 §4.1.3)
+_HEAD = struct.Struct("!HHI")  # type, class, TTL
+_U16 = struct.Struct("!H")  # an rdata length, an MX preference
+_TTL_AT, _TTL_SIZE = 4, 4  # after the owner: type, class, then the TTL
+_SEARCH_COST = 4096  # a binary search (~17 owners read) costs about a pass over this many
+_MAX_LABEL = 63
+
+
+class Record(NamedTuple):
+    """One record of a content, read into its fields."""
+
+    owner: bytes  # canonical wire form of the owner name
+    rdtype: RdataType
+    rdclass: RdataClass
+    ttl: int
+    rdata: bytes  # canonical wire form of the rdata
+
+    @classmethod
+    def from_wire(cls, rr: bytes) -> Record:
+        """Read one record of a content; ``ValueError`` when it is not exactly one."""
+        at = _end_of_record(rr, 0)
+        if at != len(rr):
+            raise ValueError(f"{len(rr) - at} bytes after the record")
+        end = _end_of_owner(rr, 0)
+        rdtype, rdclass, ttl, _ = _FIXED.unpack_from(rr, end)
+        return cls(rr[:end], RdataType(rdtype), RdataClass(rdclass), ttl, rr[end + _FIXED.size :])
+
+    def to_wire(self) -> bytes:
+        fixed = _FIXED.pack(self.rdtype, self.rdclass, self.ttl, len(self.rdata))
+        return self.owner + fixed + self.rdata
+
+    def name(self) -> dns.name.Name:
+        """The owner (lower-cased: the canonical form keeps no case)."""
+        return dns.name.from_wire(self.owner, 0)[0]
+
+    def to_rdata(self) -> dns.rdata.Rdata:
+        return dns.rdata.from_wire(self.rdclass, self.rdtype, self.rdata, 0, len(self.rdata))
+
+    def to_text(self) -> str:
+        """``owner TTL CLASS TYPE rdata``, as in a zone file."""
+        return (
+            f"{self.name()} {self.ttl} {self.rdclass.name} {self.rdtype.name} "
+            f"{self.to_rdata().to_text()}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneContent:
+    """Every record of one zone, canonical, in canonical order (the module docstring)."""
+
+    origin: dns.name.Name
+    records: tuple[bytes, ...]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def serial(self) -> int:
+        """The apex SOA's serial; ``ValueError`` when there is no apex SOA."""
+        apex = self.origin.to_digestable()
+        for rr in self.records:  # the apex sorts first
+            if not rr.startswith(apex):  # a wire name is no other's prefix
+                break
+            record = Record.from_wire(rr)
+            soa = record.to_rdata() if record.rdtype == RdataType.SOA else None
+            if isinstance(soa, dns.rdtypes.ANY.SOA.SOA):
+                return int(soa.serial)
+        raise ValueError(f"no SOA at the apex of {self.origin}")
+
+    def to_wire(self) -> bytes:
+        """The records, concatenated: what ``content_hash`` hashes."""
+        return b"".join(self.records)
+
+    @classmethod
+    def from_wire(cls, origin: dns.name.Name, data: bytes) -> ZoneContent:
+        """The inverse of ``to_wire``; ``ValueError`` when ``data`` is not such a stream."""
+        return cls(origin, split_records(data))
+
+    def types_at(self, owners: Collection[bytes]) -> dict[bytes, set[RdataType]]:
+        """The types with records at each of ``owners`` (canonical wire forms) that has any.
+
+        A few owners are found by binary search; many, in one pass.
+        """
+        found: dict[bytes, set[RdataType]] = {}
+        if len(owners) * _SEARCH_COST < len(self.records):
+            for owner in owners:
+                at = bisect.bisect_left(self.records, _owner_order(owner), key=_owner_order)
+                for rr in itertools.islice(self.records, at, None):
+                    if not rr.startswith(owner):  # a wire name is no other's prefix
+                        break
+                    found.setdefault(owner, set()).add(RdataType(_rdtype(rr, len(owner))))
+            return found
+        rdtypes: dict[int, RdataType] = {}  # the enum's own lookup is slow
+        for owner, rdtype, _ in record_keys(self.records):
+            if owner in owners:
+                if rdtype not in rdtypes:
+                    rdtypes[rdtype] = RdataType(rdtype)
+                found.setdefault(owner, set()).add(rdtypes[rdtype])
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDiff:
+    """What changed from one content to the next, each side in canonical order."""
+
+    removed: tuple[bytes, ...]
+    added: tuple[bytes, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.removed or self.added)
+
+
+class ZoneVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One accepted version of a zone, as the state file records it."""
+
+    zone: str  # origin, as text
+    serial: int
+    hash: str  # content_hash
+    records: int
+    added: int
+    removed: int
+    at: float  # when it was accepted (seconds since the epoch, passed in)
+
+
+# -- content ---------------------------------------------------------------------
+
+
+def zone_content(table: ZoneTable) -> ZoneContent:
+    """The canonical content of a *loaded* table (``LoadedZones.tables``).
+
+    A pool variant of a table (``ZoneTable.with_rrsets``) holds the pools'
+    answers in place of the zone file's records: pass the loaded one.
+    """
+    origin = table.origin
+    # rrset_keys yields a node's types together, with one Name object: each
+    # owner is taken once without hashing its Name (slow in dnspython). An
+    # owner seen twice anyway sorts beside itself and is skipped.
+    owners: list[dns.name.Name] = []
+    for name, _ in table.rrset_keys():
+        if not owners or owners[-1] is not name:
+            owners.append(name)
+    owners.sort(key=canonical_order)
+    records: list[bytes] = []
+    previous = b""
+    for name in owners:
+        owner = name.to_digestable()
+        if owner != previous:
+            records += _owner_records(owner, table.node(name), origin)
+            previous = owner
+    return ZoneContent(origin, tuple(records))
+
+
+def _owner_records(owner: bytes, node: Node, origin: dns.name.Name) -> list[bytes]:
+    """The records at one owner, types ascending, rdata in canonical order."""
+    out: list[bytes] = []
+    for rdtype in sorted(node) if len(node) > 1 else node:
+        rrset = node[rdtype]
+        rdclass = rrset.rdclass
+        encode = _ENCODERS.get(rdtype, _any) if rdclass == RdataClass.IN else _any
+        rdatas = [encode(rd, origin) for rd in rrset]
+        if len(rdatas) > 1:
+            rdatas.sort()
+        head = owner + _HEAD.pack(rdtype, rdclass, rrset.ttl)
+        out += [head + _U16.pack(len(rdata)) + rdata for rdata in rdatas]
+    return out
+
+
+def canonical_order(name: dns.name.Name) -> tuple[bytes, ...]:
+    """RFC 4034 §6.1: labels from the root down, each lower-cased, compared as octets."""
+    return tuple(map(bytes.lower, name.labels[::-1]))
+
+
+# Canonical rdata (RFC 4034 §6.2) of the commonest IN types without
+# dnspython's general writer, which builds a Name per label of every embedded
+# name (an MX costs ten times its exchange's to_digestable). Each equals
+# ``rdata.to_digestable()``; tests/test_zone_versions.py holds them to it.
+
+
+def _any(rdata: Any, origin: dns.name.Name) -> bytes:
+    wire: bytes = rdata.to_digestable(origin)
+    return wire
+
+
+def _a(rdata: Any, origin: dns.name.Name) -> bytes:
+    return bytes(map(int, rdata.address.split(".")))  # dnspython keeps it canonical
+
+
+def _target(rdata: Any, origin: dns.name.Name) -> bytes:
+    wire: bytes = rdata.target.to_digestable(origin)
+    return wire
+
+
+def _mx(rdata: Any, origin: dns.name.Name) -> bytes:
+    exchange: bytes = rdata.exchange.to_digestable(origin)
+    return _U16.pack(rdata.preference) + exchange
+
+
+_ENCODERS: dict[RdataType, Callable[[Any, dns.name.Name], bytes]] = {
+    RdataType.A: _a,
+    RdataType.NS: _target,
+    RdataType.CNAME: _target,
+    RdataType.PTR: _target,
+    RdataType.DNAME: _target,
+    RdataType.MX: _mx,
+}
+
+
+def content_hash(content: ZoneContent) -> str:
+    """SHA-256, hex, of ``content.to_wire()`` (ZONEMD SIMPLE's input, RFC 8976)."""
+    return hashlib.sha256(content.to_wire()).hexdigest()
+
+
+def split_records(data: bytes) -> tuple[bytes, ...]:
+    """The records of concatenated canonical records, in order; ``ValueError`` if malformed."""
+    records: list[bytes] = []
+    end, at = len(data), 0
+    while at < end:
+        start, at = at, _end_of_record(data, at)
+        records.append(data[start:at])
+    return tuple(records)
+
+
+def _end_of_owner(data: bytes, at: int) -> int:
+    start, end = at, len(data)
+    while at < end and data[at]:  # uncompressed labels up to the root label
+        if data[at] > _MAX_LABEL:
+            raise ValueError(f"bad label length {data[at]} at offset {at}")
+        at += data[at] + 1
+    if at >= end:
+        raise ValueError(f"owner name runs past the end at offset {start}")
+    return at + 1
+
+
+def _end_of_record(data: bytes, at: int) -> int:
+    start = at
+    at = _end_of_owner(data, at)
+    if at + _FIXED.size > len(data):
+        raise ValueError(f"record cut short at offset {start}")
+    at += _FIXED.size + _U16.unpack_from(data, at + _FIXED.size - _U16.size)[0]
+    if at > len(data):
+        raise ValueError(f"rdata runs past the end at offset {start}")
+    return at
+
+
+def record_keys(records: Iterable[bytes]) -> Iterator[tuple[bytes, int, bytes]]:
+    """(owner, type, the record without its TTL) of each record: what the guard compares.
+
+    Reads an owner only where it changes (records of one owner are together).
+    """
+    unpack = _U16.unpack_from
+    owner = b"\xff"  # no wire name starts with 255
+    for rr in records:
+        if not rr.startswith(owner):  # a wire name is no other's prefix
+            owner = rr[: _end_of_owner(rr, 0)]
+        at = len(owner)
+        yield owner, unpack(rr, at)[0], rr[: at + _TTL_AT] + rr[at + _TTL_AT + _TTL_SIZE :]
+
+
+def _rdtype(rr: bytes, owner_length: int) -> int:
+    rdtype: int = _U16.unpack_from(rr, owner_length)[0]
+    return rdtype
+
+
+def _owner_order(rr: bytes) -> tuple[bytes, ...]:
+    """``canonical_order`` of a record's owner, read from its canonical wire form."""
+    labels: list[bytes] = [b""]
+    at = 0
+    while rr[at]:
+        labels.append(rr[at + 1 : at + 1 + rr[at]])
+        at += rr[at] + 1
+    labels[1:] = labels[:0:-1]
+    return tuple(labels)
+
+
+def to_rrsets(records: Iterable[bytes]) -> list[dns.rrset.RRset]:
+    """dnspython RRsets of ``records``, one per run of (owner, type, class, TTL)."""
+    out: list[dns.rrset.RRset] = []
+    key: tuple[bytes, int, int, int] | None = None
+    for rr in records:
+        record = Record.from_wire(rr)
+        here = (record.owner, record.rdtype, record.rdclass, record.ttl)
+        if here != key:
+            key = here
+            out.append(dns.rrset.RRset(record.name(), record.rdclass, record.rdtype))
+        out[-1].add(record.to_rdata(), record.ttl)
+    return out
+
+
+# -- diffs and versions ----------------------------------------------------------
+
+
+def diff(old: ZoneContent, new: ZoneContent) -> ZoneDiff:
+    """Records only in ``old`` (removed) and only in ``new`` (added); a TTL change is both."""
+    if old.records == new.records:
+        return ZoneDiff((), ())
+    old_set, new_set = set(old.records), set(new.records)
+    return ZoneDiff(
+        tuple(r for r in old.records if r not in new_set),
+        tuple(r for r in new.records if r not in old_set),
+    )
+
+
+def new_version(content: ZoneContent, changes: ZoneDiff | None, *, at: float) -> ZoneVersion:
+    """The version of ``content``, reached by ``changes`` (None: the first, all added)."""
+    return ZoneVersion(
+        zone=content.origin.to_text(),
+        serial=content.serial,
+        hash=content_hash(content),
+        records=len(content),
+        added=len(changes.added) if changes is not None else len(content),
+        removed=len(changes.removed) if changes is not None else 0,
+        at=at,
+    )
+
+
+# -- serials -------------------------------------------------------------------
+
+
+def serial_problem(old: ZoneVersion, new: ZoneVersion) -> str | None:
+    """A warning when the content changed but the serial did not move forward.
+
+    Secondaries compare serials (RFC 1982) and transfer only a later one:
+    they would keep the old content.
+    """
+    if old.hash == new.hash:
+        return None
+    if new.serial == old.serial:
+        return (
+            f"{new.zone}: the content changed but the serial stayed {new.serial}:"
+            " secondaries will not pick the change up"
+        )
+    if not serial_gt(new.serial, old.serial):
+        return (
+            f"{new.zone}: the content changed but the serial went from {old.serial} to"
+            f" {new.serial}, which is not later (RFC 1982): secondaries will not pick"
+            " the change up"
+        )
+    return None
+
+
+def serial_gt(a: int, b: int) -> bool:
+    """``a`` is later than ``b`` (RFC 1982 §3.2); false when they are 2**31 apart."""
+    _check_serial(a)
+    _check_serial(b)
+    return (a < b and b - a > _HALF) or (a > b and a - b < _HALF)
+
+
+def serial_next(serial: int) -> int:
+    """The serial after ``serial`` (RFC 1982 §3.1: add 1, wrapping at 2**32)."""
+    _check_serial(serial)
+    return (serial + 1) % _MOD
+
+
+def _check_serial(serial: int) -> None:
+    if not 0 <= serial < _MOD:
+        raise ValueError(f"a serial is a 32-bit unsigned number, got {serial}")

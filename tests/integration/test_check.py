@@ -1,0 +1,52 @@
+"""`dnsserve check` as an operator runs it before a reload: every problem, every zone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from testkit import SHIPPED_ZONES
+
+
+def check(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnsserve", "check", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_check_lists_each_zone_with_its_serial_and_record_count(tmp_path: Path) -> None:
+    done = check(tmp_path, "--zones", str(SHIPPED_ZONES))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("zone example.org.: serial 2026112601, 7 records")
+               for line in lines), lines
+    assert lines[-1].startswith("ok: ") and "3 zone(s)" in lines[-1]
+
+
+def test_a_misnamed_zone_file_is_named_in_a_warning(tmp_path: Path) -> None:
+    zones = tmp_path / "zones"
+    shutil.copytree(SHIPPED_ZONES, zones)
+    (zones / "example.org.zone").rename(zones / "example.org")  # the .zone forgotten
+    done = check(tmp_path, "--zones", str(zones))
+    assert f"{zones / 'example.org'}: warning: " in done.stdout, done.stdout
+    assert "not named <origin>.zone" in done.stdout
+
+
+def test_every_config_error_is_reported_also_as_json(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[server]\nbogus = 1\n[[monitor]]\nname = "web"\nkind = "htp"\n'
+        '[[pool]]\nowner = "www.example.com."\ntype = "MX"\nmonitor = "web"\n'
+        'members = [{ address = "127.0.0.11", wieght = 3 }]\n'
+    )
+    done = check(tmp_path, "-c", str(config), "--zones", str(SHIPPED_ZONES))
+    assert done.returncode == 1
+    for fragment in ("server.bogus = 1: unknown key", 'monitor[0].kind = "htp"',
+                     'pool[0].type = "MX"'):
+        assert fragment in done.stdout, done.stdout
+    done = check(tmp_path, "-c", str(config), "--zones", str(SHIPPED_ZONES), "--format", "json")
+    assert done.returncode == 1
+    errors = [p["message"] for p in json.loads(done.stdout) if p["severity"] == "error"]
+    assert len(errors) >= 3, errors
