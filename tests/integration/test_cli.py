@@ -491,7 +491,7 @@ def test_reload_refused_then_forced(fake: Fake, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         "dnsserve: reload refused: zone errors",
         "  zones/example.com.zone:3: bad TTL",
-        "  the old versions still serve; --force applies what loaded",
+        "  the old versions still serve; --force overrides the deletion guard once",
     ]
     ok(run("reload", "-c", str(cfg), "--force"))
     assert api_calls(fake, "reload") == [("reload", False), ("reload", False), ("reload", True)]
