@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,16 @@ LIMITED = (
 )
 
 
+def _config_sets_control(args: tuple[str, ...]) -> bool:
+    """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] control``."""
+    for flag in ("-c", "--config"):
+        if flag in args[:-1]:
+            path = Path(args[args.index(flag) + 1])
+            with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+                return "control" in tomllib.loads(path.read_text()).get("server", {})
+    return False
+
+
 def start_server(
     tmp_path: Path,
     *args: str,
@@ -123,7 +134,7 @@ def start_server(
     if zones is not None:
         cmd += ["--zones", str(zones)]
     control = ""
-    if "--control" not in args and "-c" not in args and "--config" not in args:
+    if "--control" not in args and not _config_sets_control(args):
         # the built-in default (127.0.0.1:8053) would clash between servers
         control = f"127.0.0.1:{free_port()}"
         cmd += ["--control", control]

@@ -113,7 +113,7 @@ def test_sighup_while_starting_does_not_kill_the_server(tmp_path: Path) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dnsserve", "serve", "--zones", str(zones),
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", f"127.0.0.1:{port}", "--control", ""],
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
         )
     srv = ServerProc(proc, "127.0.0.1", port, log)
