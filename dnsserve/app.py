@@ -88,8 +88,9 @@ class Server:
         if self.reloader.engine is not None:
             self.reloader.reselect(reason)
 
-    def _committed(self, prepared: Prepared) -> None:
-        """After a load or reload is served: record it, and follow its config."""
+    def _committed(self, prepared: Prepared) -> list[str]:
+        """After a load or reload is served: record it, and follow its config.
+        Returns what to report with it (``overrides.toml``'s problems)."""
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
@@ -98,7 +99,8 @@ class Server:
             ))
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
-            self.health.apply_overrides_file()
+        known = {pm.member for pool in prepared.served.pools for pm in pool.members}
+        return self.health.apply_overrides_file(known)
 
     def _sighup(self) -> None:
         log.info("SIGHUP: reloading the zones and %s", self.settings.config_name)

@@ -39,8 +39,9 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -140,7 +141,6 @@ class HealthSync:
         self.view = HealthView(
             members=MappingProxyType(states), overrides=MappingProxyType(overrides)
         )
-        self.apply_overrides_file()
         self._schedule_expiry()
 
     def apply_pools(self, pools: Sequence[Pool], settings: Settings) -> None:
@@ -268,7 +268,8 @@ class HealthSync:
     def set_override(self, member: MemberId, entry: OverrideEntry) -> None:
         """An operator's drain or force-up: in the answers now, in the file after."""
         self._replace_overrides({**self.view.overrides, member: entry})
-        until = f" until {entry.until:.0f}" if entry.until is not None else ""
+        until = "" if entry.until is None else " until " + datetime.fromtimestamp(
+            entry.until, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         self._record_override(member, entry.kind.value, f"{entry.reason}{until}".strip())
         if entry.source == "api":
             self.writer.submit(functools.partial(
@@ -291,14 +292,22 @@ class HealthSync:
         self._on_change(f"override of {member.to_text()} {why}")
         return True
 
-    def apply_overrides_file(self) -> list[str]:
+    def apply_overrides_file(self, known: Collection[MemberId]) -> list[str]:
         """Take ``overrides.toml`` again: its entries replace the file's previous
-        ones. Returns problems (the file's entries stay as they were)."""
+        ones. Returns problems: a file that does not read leaves the file's
+        entries as they were; an entry for a member in no pool (``known``) is
+        left out (a typo must not become a drain that does nothing)."""
         try:
             wanted = read_overrides_file(self.overrides_path, time.time())
         except ConfigError as exc:
             log.error("%s", exc)
             return [str(exc)]
+        problems = []
+        for member in sorted(set(wanted) - set(known)):
+            del wanted[member]
+            problems.append(f"{self.overrides_path}: {member.to_text()}: in no pool; "
+                            "its override is left out")
+            log.error("%s", problems[-1])
         current = dict(self.view.overrides)
         for member, entry in list(current.items()):
             if entry.source == "file" and member not in wanted:
@@ -315,7 +324,7 @@ class HealthSync:
         if current != dict(self.view.overrides):
             self._replace_overrides(current)
             self._on_change("overrides.toml")
-        return []
+        return problems
 
     def _record_override(self, member: MemberId, what: str, reason: str) -> None:
         at = time.time()

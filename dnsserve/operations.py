@@ -203,6 +203,7 @@ class Operations:
         pools = [p for p in self._pools()
                  if (p.owner, p.rdtype) in owners
                  or (p.rdtype == dns.rdatatype.CNAME and any(o == p.owner for o, _ in owners))]
+        pools.sort(key=lambda p: p.owner != qname)  # the name asked first, then its chain
         now = time.time()
         view = self._health.view
         selections = self._selections()
@@ -216,29 +217,41 @@ class Operations:
                           for line in rrset.to_text().split("\n")],
             "zone": table.origin.to_text(),
             "source": "pool" if pools else ("static" if response.answer else "none"),
-            "pools": [self._explain(p, selections.get(_pool_key(p)), view, now)
-                      for p in pools],
-            "what_if_down": None,
+            "pools": [self._explain(p, selections.get(_pool_key(p)), view, now) for p in pools],
         }
-        if down:
+        # the pool of the name asked (or of the first name in its CNAME chain)
+        doc["pool"] = doc["pools"][0] if pools else None
+        doc["what_if_down"] = None
+        if down and pools:
             hypothetical = _with_drains(view, down, now)
-            doc["what_if_down"] = {
-                "members": [m.to_text() for m in down],
-                "pools": [self._explain(p, select(p, hypothetical, now,
-                                                  selections.get(_pool_key(p))),
-                                        hypothetical, now) for p in pools],
-            }
+            pool = pools[0]
+            chosen = select(pool, hypothetical, now, selections.get(_pool_key(pool)))
+            doc["what_if_down"] = self._explain(pool, chosen, hypothetical, now, down)
         return doc
 
     def _explain(
-        self, pool: Pool, selection: Selection | None, view: HealthView, now: float
+        self, pool: Pool, selection: Selection | None, view: HealthView, now: float,
+        down: Sequence[MemberId] = (),
     ) -> dict[str, Any]:
-        doc = msgspec.to_builtins(self._pool_doc(pool, selection))
-        doc["all_down"] = bool(selection and selection.all_down)
-        doc["all_down_rule"] = pool.when_all_down.value if doc["all_down"] else None
-        doc["member_states"] = [msgspec.to_builtins(self._member_doc(pm.member, view, now))
-                                for pm in pool.members]
-        return doc
+        """One pool's selection and why: each member's state, reason and override."""
+        members = []
+        for pm in pool.members:
+            state = msgspec.to_builtins(self._member_doc(pm.member, view, now))
+            members.append({
+                "member": pm.member.to_text(), "value": pm.value, "weight": pm.weight,
+                "priority": pm.priority, "real": state["real"], "effective": state["effective"],
+                "reason": state["reason"], "override": state["override"],
+            })
+        return {
+            "owner": pool.owner.to_text(), "type": dns.rdatatype.to_text(pool.rdtype),
+            "policy": pool.policy.value, "when_all_down": pool.when_all_down.value,
+            "ttl": pool.ttl,
+            "all_down_rule_applied": bool(selection and selection.all_down),
+            "reason": selection.reason if selection else "",
+            "answer": sorted(selection.values()) if selection else [],
+            "down": [m.to_text() for m in down],
+            "members": members,
+        }
 
     # -- events ----------------------------------------------------------------------
 
@@ -266,8 +279,8 @@ class Operations:
             empty = self._left_empty(who, now)
             if empty:
                 raise ControlError(
-                    409, f"draining {member} leaves {len(empty)} pool(s) with no member up; "
-                    "send force to drain anyway", detail={"pools": empty},
+                    409, f"draining {member} leaves {len(empty)} pool(s) with no member up",
+                    detail={"pools": empty},
                 )
         entry = OverrideEntry(
             Override.DRAIN if kind == "drain" else Override.FORCE_UP,
@@ -324,7 +337,8 @@ class Operations:
                         "running" if self._health.monitor is not None else "none"),
             "suspect": self._health.suspect_since is not None,
         }
-        ok = up and not unserved and self._reloader.served is not None
+        served = self._reloader.served
+        ok = up and not unserved and served is not None and bool(served.zones)
         return ok, detail
 
     def metrics(self) -> str:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -67,7 +67,7 @@ class Reloader:
         view: Callable[[], HealthView],
         *,
         read_settings: Callable[[], Settings] | None = None,
-        on_commit: Callable[[Prepared], None] | None = None,
+        on_commit: Callable[[Prepared], Sequence[str]] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
@@ -129,11 +129,11 @@ class Reloader:
         for line in served.set_aside:
             log.error("%s", line)
         self.accepted += 1
-        if self._on_commit is not None:
-            self._on_commit(prepared)
+        reported = tuple(self._on_commit(prepared)) if self._on_commit is not None else ()
         return ReloadResult(
             ok=True, at=time.time(), message=f"serving generation {self._generation}",
-            warnings=prepared.warnings + served.set_aside, generation=self._generation,
+            warnings=prepared.warnings + served.set_aside + reported,
+            generation=self._generation,
             zones={o.to_text(): z.serial for o, z in served.zones.items()},
         )
 

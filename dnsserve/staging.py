@@ -182,6 +182,12 @@ def prepare(inp: ReloadInput) -> Prepared:
                     f"{contents[origin].serial}) instead; dnsserve serve --force accepts the file")
             log.error("%s", line)
             warnings.append(line)
+            zones[origin] = ZoneInfo(
+                origin, str(loaded.files.get(origin, "")), contents[origin].serial,
+                len(contents[origin]), inp.now, ok=False,
+                result="the file would delete what was served: serving the last accepted "
+                       "version (serve --force accepts the file)",
+            )
     for origin in tables:
         if origin not in zones:
             content = contents[origin]
@@ -279,7 +285,7 @@ def _versions(
         if old is not None:
             old_version = new_version(old, ZoneDiff((), ()), at=inp.now)
             if (problem := serial_problem(old_version, version)) is not None:
-                warnings.append(f"zone {origin}: {problem}")
+                warnings.append(f"zone {problem}")
         versions.append((version, changes, content))
     return contents, versions, refusals
 
