@@ -80,7 +80,9 @@ LEVELS: list[set[str]] = [
     # queries) and health.guard are not in DESIGN's map yet: placed where
     # their imports and importers put them.
     # zones.deletions (the deletion guard of a reload) reads zones.versions.
-    {"zones.deletions"},
+    # answer.lookup (answer keys, the zone for a qname, the slow path) is
+    # split out of answer.snapshot, above it; the engine and preflight use it.
+    {"zones.deletions", "answer.lookup"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -119,6 +121,7 @@ CORE = {
     "health.guard",
     "answer.policies",
     "answer.tsig",
+    "answer.lookup",
     "answer.snapshot",
     "answer.engine",
 }
