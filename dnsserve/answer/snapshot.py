@@ -1,9 +1,9 @@
 """Frozen snapshots: everything one query reads, built whole and swapped.
 
 Owns the merge of all served zones into one table of prebuilt answers keyed
-by ``answer.lookup.answer_key``, the CHAOS identity answers, and the pools'
-rrsets overlaid onto the zones. The choice of zone for a qname and the slow
-path that computes an answer on a miss are ``answer.lookup``'s.
+by ``answer.lookup.answer_key`` (``answer.chaos``'s answers among them), and
+the pools' rrsets overlaid onto the zones. The choice of zone for a qname
+and the slow path that computes an answer on a miss are ``answer.lookup``'s.
 
 A snapshot is never changed after it is built: a reload or a health change
 builds a new one (sharing unchanged prebuilt answers) and the edge swaps the
@@ -26,21 +26,16 @@ from typing import TypeVar
 import dns.name
 import dns.rdata
 import dns.rdataclass
-import dns.rdtypes.ANY.TXT
 import dns.rrset
-from dns.rcode import Rcode
 from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
+from dnsserve.answer.chaos import chaos_answers
 from dnsserve.answer.lookup import answer_key, compute, find_zone, key_parts, lookup
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Result, ResultKind, ZoneTable
-
-# Names answered in class CHAOS, and which configured text each carries.
-CHAOS_VERSION = ("version.bind.", "version.server.")
-CHAOS_IDENTITY = ("id.server.", "hostname.bind.")
+from dnsserve.zones.table import Result, ZoneTable
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -145,23 +140,6 @@ class Snapshot:
             )
         return MappingProxyType(zones), MappingProxyType(zone_pools)
 
-
-
-def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Prebuilt]:
-    """CHAOS TXT answers for version.bind and friends; a name left out is REFUSED."""
-    out: dict[bytes, Prebuilt] = {}
-    for names, text in ((CHAOS_VERSION, version), (CHAOS_IDENTITY, identity)):
-        if not text:
-            continue
-        for name_text in names:
-            name = dns.name.from_text(name_text)
-            rrset = dns.rrset.RRset(name, RdataClass.CH, RdataType.TXT)
-            rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [text.encode()]), 0)
-            result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, (rrset,))
-            out[answer_key(name, RdataType.TXT, RdataClass.CH)] = render(
-                name, RdataType.TXT, RdataClass.CH, result
-            )
-    return out
 
 
 def _candidates(table: ZoneTable) -> Iterable[tuple[dns.name.Name, int]]:

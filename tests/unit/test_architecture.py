@@ -82,6 +82,8 @@ LEVELS: list[set[str]] = [
     # zones.deletions (the deletion guard of a reload) reads zones.versions.
     # answer.lookup (answer keys, the zone for a qname, the slow path) is
     # split out of answer.snapshot, above it; the engine and preflight use it.
+    # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
+    {"answer.chaos"},
     {"zones.deletions", "answer.lookup"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
@@ -122,6 +124,7 @@ CORE = {
     "answer.policies",
     "answer.tsig",
     "answer.lookup",
+    "answer.chaos",
     "answer.snapshot",
     "answer.engine",
 }
