@@ -91,9 +91,10 @@ LEVELS: list[set[str]] = [
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
         "health.guard", "zones.versions",
     },
-    # zones.limits (rule 7's RRset size limits) is split out of zones.compile,
-    # its importer.
-    {"zones.table", "zones.limits", "health.model"},
+    # zones.limits (rule 7's RRset size limits) and zones.sources (where a
+    # zone's records were written; zones.load fills it) are split out of
+    # zones.compile, their importer.
+    {"zones.table", "zones.limits", "zones.sources", "health.model"},
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
@@ -119,6 +120,7 @@ CORE = {
     "zones.table",
     "zones.compile",
     "zones.limits",
+    "zones.sources",
     "zones.versions",
     "zones.deletions",
     "health.model",
