@@ -15,12 +15,9 @@ thread; the app forwards them to its loop with ``loop.call_soon_threadsafe`` and
 writes the store off the query path. Event times are ``time.time()``; the
 schedule runs on trio's clock.
 
-A check that could not run on this host (``ProbeResult.local_error``: out of
-file descriptors, buffers or memory, a fork that failed) is no verdict on the
-member: it is not fed to the tracker or the guard and not reported through
-``on_result``, so the member keeps its state; it is counted
-(``local_errors``) and logged at most once per ``LOCAL_ERROR_LOG_EVERY``
-seconds.
+A check that could not run on this host (``ProbeResult.local_error``) is no
+verdict on the member: it goes to ``health.localerrors`` instead of the
+tracker, the guard and ``on_result``, so the member keeps its state.
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from dnsserve.health import guard as guard_rules
 from dnsserve.health.checklog import CheckLog, CheckRecord
 from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
+from dnsserve.health.localerrors import LocalErrors
 from dnsserve.health.model import MemberHealth, MemberId
 from dnsserve.health.probes import (
     TIMEOUT,
@@ -54,8 +52,6 @@ from dnsserve.health.probes import (
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
-
-LOCAL_ERROR_LOG_EVERY = 10.0  # seconds between two log lines about local errors
 
 
 class Target(NamedTuple):
@@ -144,7 +140,7 @@ class Monitor:
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._wake: dict[MemberId, trio.Event] = {}
         self._clients = HttpClients()
-        self._local_logged: tuple[float, int] | None = None  # (when, local_errors then)
+        self._local_errors = LocalErrors(self._log)
 
     # -- other threads ------------------------------------------------------
 
@@ -323,7 +319,7 @@ class Monitor:
         if self._targets.get(member) != target:  # removed or changed by a reload
             return
         if result.local_error:
-            self._local_error(member, result, at)
+            self._local_errors.note(member, result, at)
             return
         before = self._health.get(member)
         proposed, flipped = observe(
@@ -353,21 +349,6 @@ class Monitor:
         except Exception:
             self._log.count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())
-
-    def _local_error(self, member: MemberId, result: ProbeResult, at: float) -> None:
-        """A check that could not run here: count it, and log now and then; no verdict."""
-        self._log.count("local_errors")
-        total = self._log.counters()["local_errors"]
-        last = self._local_logged
-        if last is not None and at - last[0] < LOCAL_ERROR_LOG_EVERY:
-            return
-        since = total - (last[1] if last is not None else 0)
-        self._local_logged = (at, total)
-        log.warning(
-            "check of %s could not run on this host (%s: %s); the member keeps its state"
-            " (%d such checks since the last report, %d in all)",
-            member.to_text(), result.reason, result.detail, since, total,
-        )
 
     def _emit(self, event: Suspicion) -> None:
         if event.suspect:

@@ -53,6 +53,10 @@ LEVELS: list[set[str]] = [
     # client (the CLI's side of the control API, over httpx) is an edge leaf
     # under cli, its importer; it decodes with statuspage's Structs (below).
     {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
+    # health.localerrors (checks that could not run on this host: counted, the
+    # log rate-limited) is split out of health.monitor, its importer; it
+    # counts in health.checklog, below.
+    {"health.localerrors"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -159,6 +163,7 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "health.probes",
+    "health.localerrors",
     "health.clients",
     "health.checklog",
     "health.monitor",
