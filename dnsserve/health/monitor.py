@@ -9,7 +9,7 @@ through the tracker and the guard. What it did (counters, recent check
 starts) goes to its ``health.checklog``.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
-``on_result`` as a ``CheckOutcome`` (and suspicion changes through
+``on_result`` as a ``CheckOutcome`` (``health.targets``; suspicion changes through
 ``on_suspicion``), called in this
 thread; the app forwards them to its loop with ``loop.call_soon_threadsafe`` and
 writes the store off the query path. Event times are ``time.time()``; the
@@ -29,9 +29,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Set
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple
 
 import trio
 
@@ -43,63 +41,22 @@ from dnsserve.health.localerrors import LocalErrors
 from dnsserve.health.model import MemberHealth, MemberId
 from dnsserve.health.probes import (
     TIMEOUT,
-    CheckSpec,
     ProbeResult,
     local_cause,
     local_result,
     probe,
 )
+from dnsserve.health.targets import (
+    CheckOutcome,
+    OnResult,
+    OnSuspicion,
+    Target,
+    dedupe,
+    guard_window,
+)
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
-
-
-class Target(NamedTuple):
-    """One member to check and its schedule."""
-
-    member: MemberId
-    spec: CheckSpec
-    interval: float
-    rise: int
-    fall: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """One finished check, as the monitor thread reports it.
-
-    ``before`` is the member's health before this check (None: never seen);
-    ``health`` after it, guard applied; ``flipped``: the state changed.
-    """
-
-    member: MemberId
-    result: ProbeResult
-    before: MemberHealth | None
-    health: MemberHealth
-    flipped: bool
-    at: float  # time.time() when the check ended
-    took: float = 0.0  # seconds the check ran (its timeout when it timed out)
-
-
-OnResult = Callable[[CheckOutcome], None]
-OnSuspicion = Callable[[Suspicion], None]
-
-
-def guard_window(targets: Iterable[Target]) -> float:
-    """The spread of flips one network-wide failure gives: an interval plus timeouts."""
-    return max((t.interval + 2 * t.spec.timeout for t in targets), default=0.0)
-
-
-def _dedupe(targets: Iterable[Target | tuple]) -> dict[MemberId, Target]:
-    found: dict[MemberId, Target] = {}
-    for raw in targets:
-        target = Target(*raw)
-        if target.interval <= 0 or target.spec.timeout >= target.interval:
-            raise ValueError(f"{target.member.to_text()}: need 0 < timeout < interval")
-        seen = found.setdefault(target.member, target)
-        if seen != target:
-            raise ValueError(f"{target.member.to_text()}: two different checks for one member")
-    return found
 
 
 class Monitor:
@@ -116,7 +73,7 @@ class Monitor:
         seed: int | None = None,
         ring_size: int = 10_000,
     ) -> None:
-        self._targets = _dedupe(targets)
+        self._targets = dedupe(targets)
         self._health: dict[MemberId, MemberHealth] = {
             m: h for m, h in initial.items() if m in self._targets
         }
@@ -187,7 +144,7 @@ class Monitor:
         pools: Mapping[MemberId, Set[str]] | None = None,
     ) -> None:
         """Reload: stop checking removed members, start new ones, restart changed ones."""
-        found = _dedupe(targets)
+        found = dedupe(targets)
         self._call(self._update, found, dict(initial or {}), pools)
 
     @property

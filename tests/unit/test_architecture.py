@@ -56,7 +56,9 @@ LEVELS: list[set[str]] = [
     # health.localerrors (checks that could not run on this host: counted, the
     # log rate-limited) is split out of health.monitor, its importer; it
     # counts in health.checklog, below.
-    {"health.localerrors"},
+    # health.targets (Target, its rule, CheckOutcome) is split out of it too;
+    # health_inputs and healthsync read it.
+    {"health.localerrors", "health.targets"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -164,6 +166,7 @@ EDGE = {
     "zones.dnspython_adapter",
     "health.probes",
     "health.localerrors",
+    "health.targets",
     "health.clients",
     "health.checklog",
     "health.monitor",
