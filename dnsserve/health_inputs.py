@@ -23,8 +23,8 @@ from dnsserve.answer.policies import Pool
 from dnsserve.config import Config, MonitorConfig
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import MemberId, Override, OverrideEntry
-from dnsserve.health.monitor import Target
 from dnsserve.health.probes import CheckSpec
+from dnsserve.health.targets import Target
 
 OVERRIDES_FILE = "overrides.toml"  # beside the zones directory
 

@@ -50,7 +50,8 @@ from dnsserve.config import member_ids
 from dnsserve.errors import ConfigError
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, OverrideEntry, State
-from dnsserve.health.monitor import CheckOutcome, Monitor
+from dnsserve.health.monitor import Monitor
+from dnsserve.health.targets import CheckOutcome
 from dnsserve.health_inputs import OVERRIDES_FILE, pool_names, read_overrides_file, targets
 from dnsserve.metrics import ServerMetrics
 from dnsserve.settings import Settings

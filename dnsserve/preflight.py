@@ -19,8 +19,9 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 
+from dnsserve.answer.lookup import find_zone
 from dnsserve.answer.policies import Pool
-from dnsserve.answer.snapshot import build_snapshot, find_zone
+from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.config import config_warnings, place_pools
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem

@@ -23,8 +23,9 @@ from collections.abc import Mapping
 
 from dnsserve import wire
 from dnsserve.answer import tsig
+from dnsserve.answer.lookup import key_parts
 from dnsserve.answer.prebuilt import Prebuilt
-from dnsserve.answer.snapshot import Entry, Snapshot, key_parts
+from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.errors import Dropped, FormError, Signed
 
 log = logging.getLogger(__name__)

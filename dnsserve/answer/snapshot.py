@@ -1,9 +1,9 @@
 """Frozen snapshots: everything one query reads, built whole and swapped.
 
 Owns the merge of all served zones into one table of prebuilt answers keyed
-by (lower-cased qname wire, qtype, qclass), the choice of zone for a qname
-(the deepest, except DS which the parent answers), the CHAOS identity
-answers, and the slow path that computes an answer on a miss.
+by ``answer.lookup.answer_key`` (``answer.chaos``'s answers among them), and
+the pools' rrsets overlaid onto the zones. The choice of zone for a qname
+and the slow path that computes an answer on a miss are ``answer.lookup``'s.
 
 A snapshot is never changed after it is built: a reload or a health change
 builds a new one (sharing unchanged prebuilt answers) and the edge swaps the
@@ -18,7 +18,6 @@ the caller reports it. Nothing here raises for one zone's data.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -27,44 +26,21 @@ from typing import TypeVar
 import dns.name
 import dns.rdata
 import dns.rdataclass
-import dns.rdtypes.ANY.TXT
 import dns.rrset
-from dns.rcode import Rcode
 from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
+from dnsserve.answer.chaos import chaos_answers
+from dnsserve.answer.lookup import answer_key, compute, find_zone, key_parts, lookup
 from dnsserve.answer.policies import Selection
-from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
+from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Result, ResultKind, ZoneTable, closest_origin
-
-_TYPE_CLASS = struct.Struct("!HH")
-
-# Names answered in class CHAOS, and which configured text each carries.
-CHAOS_VERSION = ("version.bind.", "version.server.")
-CHAOS_IDENTITY = ("id.server.", "hostname.bind.")
-
-# Query types answered without a lookup (transfers are not offered here).
-_REFUSED_TYPES = frozenset({RdataType.AXFR, RdataType.IXFR})
-_NOTIMP_TYPES = frozenset({RdataType.MAILA, RdataType.MAILB})
+from dnsserve.zones.table import Result, ZoneTable
 
 K = TypeVar("K")
 V = TypeVar("V")
 Entry = Prebuilt | Variants
 PoolKey = tuple[dns.name.Name, RdataType]  # (owner, type) a pool answers for
-
-
-def answer_key(qname: dns.name.Name, qtype: int, qclass: int) -> bytes:
-    """The key the engine computes from a query's bytes, from dnspython values."""
-    wire = qname.to_wire()
-    assert wire is not None  # None only when writing to a file
-    return wire.lower() + _TYPE_CLASS.pack(qtype, qclass)
-
-
-def key_parts(key: bytes) -> tuple[dns.name.Name, int, int]:
-    qname, used = dns.name.from_wire(key, 0)
-    qtype, qclass = _TYPE_CLASS.unpack_from(key, used)
-    return qname, qtype, qclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,60 +141,6 @@ class Snapshot:
         return MappingProxyType(zones), MappingProxyType(zone_pools)
 
 
-def find_zone(
-    zones: Mapping[dns.name.Name, ZoneTable], qname: dns.name.Name, qtype: int
-) -> ZoneTable | None:
-    """The deepest zone containing ``qname``.
-
-    DS at a zone apex belongs to the parent side (RFC 4035 §3.1.4.1): the
-    parent zone answers it when we serve that too, else the child's own
-    zone answers (NODATA with its SOA), as Knot and NSD do.
-    """
-    if qtype == RdataType.DS and qname in zones and qname != dns.name.root:
-        parent = _deepest(zones, qname.parent())
-        if parent is not None:
-            return parent
-    return _deepest(zones, qname)
-
-
-def _deepest(
-    zones: Mapping[dns.name.Name, ZoneTable], name: dns.name.Name
-) -> ZoneTable | None:
-    origin = closest_origin(name, zones)
-    return None if origin is None else zones[origin]
-
-
-def compute(
-    zones: Mapping[dns.name.Name, ZoneTable], qname: dns.name.Name, qtype: int, qclass: int
-) -> Prebuilt:
-    if qclass != RdataClass.IN:
-        return empty(Rcode.REFUSED)
-    if qtype in _NOTIMP_TYPES:
-        return empty(Rcode.NOTIMP)
-    if qtype in _REFUSED_TYPES:
-        return empty(Rcode.REFUSED)
-    table = find_zone(zones, qname, qtype)
-    if table is None:
-        return empty(Rcode.REFUSED)
-    return render(qname, qtype, qclass, table.lookup(qname, RdataType(qtype)))
-
-
-def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Prebuilt]:
-    """CHAOS TXT answers for version.bind and friends; a name left out is REFUSED."""
-    out: dict[bytes, Prebuilt] = {}
-    for names, text in ((CHAOS_VERSION, version), (CHAOS_IDENTITY, identity)):
-        if not text:
-            continue
-        for name_text in names:
-            name = dns.name.from_text(name_text)
-            rrset = dns.rrset.RRset(name, RdataClass.CH, RdataType.TXT)
-            rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [text.encode()]), 0)
-            result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, (rrset,))
-            out[answer_key(name, RdataType.TXT, RdataClass.CH)] = render(
-                name, RdataType.TXT, RdataClass.CH, result
-            )
-    return out
-
 
 def _candidates(table: ZoneTable) -> Iterable[tuple[dns.name.Name, int]]:
     for qname, qtype in table.rrset_keys():
@@ -288,20 +210,13 @@ def _current_zones(
     return MappingProxyType(zones), MappingProxyType(pools)
 
 
-def _lookup(
-    zones: Mapping[dns.name.Name, ZoneTable], qname: dns.name.Name, qtype: int
-) -> Result | None:
-    table = find_zone(zones, qname, qtype)
-    return None if table is None else table.lookup(qname, RdataType(qtype))
-
-
 # An answer key, its qname, qtype and qclass, and its lookup in the current zones.
 Found = tuple[bytes, dns.name.Name, int, int, Result | None]
 
 
 def _found(zones: Mapping[dns.name.Name, ZoneTable], key: bytes) -> Found:
     qname, qtype, qclass = key_parts(key)
-    return key, qname, qtype, qclass, _lookup(zones, qname, qtype)
+    return key, qname, qtype, qclass, lookup(zones, qname, qtype)
 
 
 def _prebuild_dynamic(
@@ -459,7 +374,7 @@ def _build(
         if key in answers or key in dynamic:
             continue
         try:
-            result = _lookup(current, qname, qtype)
+            result = lookup(current, qname, qtype)
             if result is not None and result.uses:
                 dynamic[key] = (key, qname, qtype, RdataClass.IN, result)
             else:

@@ -9,18 +9,15 @@ through the tracker and the guard. What it did (counters, recent check
 starts) goes to its ``health.checklog``.
 
 Must not: touch asyncio, sqlite or the snapshot. Every result leaves through
-``on_result`` as a ``CheckOutcome`` (and suspicion changes through
+``on_result`` as a ``CheckOutcome`` (``health.targets``; suspicion changes through
 ``on_suspicion``), called in this
 thread; the app forwards them to its loop with ``loop.call_soon_threadsafe`` and
 writes the store off the query path. Event times are ``time.time()``; the
 schedule runs on trio's clock.
 
-A check that could not run on this host (``ProbeResult.local_error``: out of
-file descriptors, buffers or memory, a fork that failed) is no verdict on the
-member: it is not fed to the tracker or the guard and not reported through
-``on_result``, so the member keeps its state; it is counted
-(``local_errors``) and logged at most once per ``LOCAL_ERROR_LOG_EVERY``
-seconds.
+A check that could not run on this host (``ProbeResult.local_error``) is no
+verdict on the member: it goes to ``health.localerrors`` instead of the
+tracker, the guard and ``on_result``, so the member keeps its state.
 """
 
 from __future__ import annotations
@@ -32,9 +29,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Set
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple
 
 import trio
 
@@ -42,68 +37,26 @@ from dnsserve.health import guard as guard_rules
 from dnsserve.health.checklog import CheckLog, CheckRecord
 from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
+from dnsserve.health.localerrors import LocalErrors
 from dnsserve.health.model import MemberHealth, MemberId
 from dnsserve.health.probes import (
     TIMEOUT,
-    CheckSpec,
     ProbeResult,
     local_cause,
     local_result,
     probe,
 )
+from dnsserve.health.targets import (
+    CheckOutcome,
+    OnResult,
+    OnSuspicion,
+    Target,
+    dedupe,
+    guard_window,
+)
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
-
-LOCAL_ERROR_LOG_EVERY = 10.0  # seconds between two log lines about local errors
-
-
-class Target(NamedTuple):
-    """One member to check and its schedule."""
-
-    member: MemberId
-    spec: CheckSpec
-    interval: float
-    rise: int
-    fall: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """One finished check, as the monitor thread reports it.
-
-    ``before`` is the member's health before this check (None: never seen);
-    ``health`` after it, guard applied; ``flipped``: the state changed.
-    """
-
-    member: MemberId
-    result: ProbeResult
-    before: MemberHealth | None
-    health: MemberHealth
-    flipped: bool
-    at: float  # time.time() when the check ended
-    took: float = 0.0  # seconds the check ran (its timeout when it timed out)
-
-
-OnResult = Callable[[CheckOutcome], None]
-OnSuspicion = Callable[[Suspicion], None]
-
-
-def guard_window(targets: Iterable[Target]) -> float:
-    """The spread of flips one network-wide failure gives: an interval plus timeouts."""
-    return max((t.interval + 2 * t.spec.timeout for t in targets), default=0.0)
-
-
-def _dedupe(targets: Iterable[Target | tuple]) -> dict[MemberId, Target]:
-    found: dict[MemberId, Target] = {}
-    for raw in targets:
-        target = Target(*raw)
-        if target.interval <= 0 or target.spec.timeout >= target.interval:
-            raise ValueError(f"{target.member.to_text()}: need 0 < timeout < interval")
-        seen = found.setdefault(target.member, target)
-        if seen != target:
-            raise ValueError(f"{target.member.to_text()}: two different checks for one member")
-    return found
 
 
 class Monitor:
@@ -120,7 +73,7 @@ class Monitor:
         seed: int | None = None,
         ring_size: int = 10_000,
     ) -> None:
-        self._targets = _dedupe(targets)
+        self._targets = dedupe(targets)
         self._health: dict[MemberId, MemberHealth] = {
             m: h for m, h in initial.items() if m in self._targets
         }
@@ -144,7 +97,7 @@ class Monitor:
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._wake: dict[MemberId, trio.Event] = {}
         self._clients = HttpClients()
-        self._local_logged: tuple[float, int] | None = None  # (when, local_errors then)
+        self._local_errors = LocalErrors(self._log)
 
     # -- other threads ------------------------------------------------------
 
@@ -191,7 +144,7 @@ class Monitor:
         pools: Mapping[MemberId, Set[str]] | None = None,
     ) -> None:
         """Reload: stop checking removed members, start new ones, restart changed ones."""
-        found = _dedupe(targets)
+        found = dedupe(targets)
         self._call(self._update, found, dict(initial or {}), pools)
 
     @property
@@ -323,7 +276,7 @@ class Monitor:
         if self._targets.get(member) != target:  # removed or changed by a reload
             return
         if result.local_error:
-            self._local_error(member, result, at)
+            self._local_errors.note(member, result, at)
             return
         before = self._health.get(member)
         proposed, flipped = observe(
@@ -353,21 +306,6 @@ class Monitor:
         except Exception:
             self._log.count("callback_errors")
             log.exception("on_result failed for %s", member.to_text())
-
-    def _local_error(self, member: MemberId, result: ProbeResult, at: float) -> None:
-        """A check that could not run here: count it, and log now and then; no verdict."""
-        self._log.count("local_errors")
-        total = self._log.counters()["local_errors"]
-        last = self._local_logged
-        if last is not None and at - last[0] < LOCAL_ERROR_LOG_EVERY:
-            return
-        since = total - (last[1] if last is not None else 0)
-        self._local_logged = (at, total)
-        log.warning(
-            "check of %s could not run on this host (%s: %s); the member keeps its state"
-            " (%d such checks since the last report, %d in all)",
-            member.to_text(), result.reason, result.detail, since, total,
-        )
 
     def _emit(self, event: Suspicion) -> None:
         if event.suspect:

@@ -21,7 +21,8 @@ Rules, each an error that keeps the zone from being served:
 7. Every RRset fits in a DNS message: its wire form (the owner written out
    once, then compressed), after a header and the longest possible question
    (a 255-octet name), within 65,535 octets. No answer could carry a larger
-   one; NSD, Knot and BIND refuse such a zone at load too.
+   one; NSD, Knot and BIND refuse such a zone at load too. The limit, the
+   measuring and the message are ``zones.limits``'s (``RRSET_MAX``).
 
 Warnings, served anyway:
 
@@ -32,7 +33,7 @@ Warnings, served anyway:
 - DS at the apex (it belongs in the parent) or away from a delegation;
 - an RRset whose smallest answer (header, its owner as the question, the
   RRset, our OPT) is over 1,232 octets: over UDP it is truncated (TC) and
-  clients must retry over TCP.
+  clients must retry over TCP (``zones.limits`` too).
 
 dnspython's nodes cannot hold a CNAME beside other data, nor its rdatasets two
 SOA, CNAME or DNAME records (the last one added wins), and its transactions
@@ -43,10 +44,8 @@ well, for zones built some other way (a transfer, a test).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import dns.name
 import dns.node
@@ -55,27 +54,14 @@ import dns.rdataset
 import dns.zone
 from dns.rdatatype import RdataType
 
-from dnsserve import wire
 from dnsserve.errors import ZoneError
+from dnsserve.zones.limits import Severity, size_problem
+from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
-
-Severity = Literal["error", "warning"]
 
 _ADDRESS_TYPES = frozenset({RdataType.A, RdataType.AAAA})
 # Types that may stand at a zone cut in the parent (RFC 4035 §2.4, RFC 3845).
 _CUT_TYPES = frozenset({RdataType.NS, RdataType.DS, RdataType.NSEC, RdataType.RRSIG})
-
-# Rule 7's arithmetic: a message is at most 65,535 octets; its header takes 12
-# and the longest question 259 (a 255-octet name, type, class).
-MESSAGE_MAX = 65535
-RRSET_MAX = MESSAGE_MAX - 12 - (wire.MAX_NAME + 4)
-_OPT_SIZE = len(wire.OPT_PLAIN)
-# The longest RDATA of the common types, so most RRsets are known to be small
-# without rendering them (a name is at most 255 octets).
-_RDATA_MAX = {
-    RdataType.A: 4, RdataType.AAAA: 16, RdataType.NS: 255, RdataType.CNAME: 255,
-    RdataType.PTR: 255, RdataType.DNAME: 255, RdataType.MX: 2 + 255, RdataType.SRV: 6 + 255,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,53 +87,6 @@ class ZoneProblem:
             "message": self.message,
             "zone": self.zone,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A place in a zone file (or in a file it includes)."""
-
-    file: str
-    line: int
-
-
-class SourceMap(Mapping[dns.name.Name, int]):
-    """Where the owners and records of one zone were first written.
-
-    As a mapping it gives each owner's first line, which is all ``check_zone``
-    needs from a plain ``{name: line}`` dict. It also knows the file of each
-    line (a record may come from an ``$INCLUDE``d file) and the line of each
-    record, so that a problem names the offending record's own line.
-    """
-
-    __slots__ = ("_owners", "_records")
-
-    def __init__(
-        self,
-        owners: Mapping[dns.name.Name, Source],
-        records: Mapping[tuple[dns.name.Name, dns.rdata.Rdata], Source],
-    ) -> None:
-        self._owners = dict(owners)
-        self._records = dict(records)
-
-    def __getitem__(self, name: dns.name.Name) -> int:
-        return self._owners[name].line
-
-    def __iter__(self) -> Iterator[dns.name.Name]:
-        return iter(self._owners)
-
-    def __len__(self) -> int:
-        return len(self._owners)
-
-    def owner(self, name: dns.name.Name) -> Source | None:
-        return self._owners.get(name)
-
-    def record(self, name: dns.name.Name, rdata: dns.rdata.Rdata) -> Source | None:
-        return self._records.get((name, rdata))
-
-    def files(self) -> set[str]:
-        """Every file a record came from: the zone file and what it included."""
-        return {source.file for source in self._records.values()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,31 +229,12 @@ class _Checker:
             yield self._rrset_problem("error", message, name, soa)
 
     def _sizes(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
-        """Rule 7, and the UDP warning: each RRset measured in wire form."""
+        """Rule 7, and the UDP warning (``zones.limits``): each RRset measured."""
         name = self.names[k]
         for rdataset in node.rdatasets:
-            per = _RDATA_MAX.get(rdataset.rdtype)
-            if per is not None and len(rdataset) * (12 + per) + 31 <= wire.OUR_PAYLOAD:
-                continue  # small for sure: each record a pointer, fixed fields and RDATA
-            size, smallest = rrset_sizes(name, rdataset)
-            if size <= RRSET_MAX and smallest <= wire.OUR_PAYLOAD:
-                continue
-            what = (
-                f"the {RdataType(rdataset.rdtype).name} RRset at {name}"
-                f" ({len(rdataset):,} records, {size:,} octets)"
-            )
-            if size > RRSET_MAX:
-                message = (
-                    f"{what} does not fit in a DNS message: {RRSET_MAX:,} octets at most fit"
-                    " after a header and the longest question"
-                )
-                yield self._rrset_problem("error", message, name, rdataset)
-            else:
-                message = (
-                    f"{what} makes a {smallest:,}-octet answer: over UDP ({wire.OUR_PAYLOAD:,}"
-                    " octets) it is truncated and clients retry over TCP"
-                )
-                yield self._rrset_problem("warning", message, name, rdataset)
+            found = size_problem(name, rdataset)
+            if found is not None:
+                yield self._rrset_problem(*found, name, rdataset)
 
     def _cname(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
         cname = _get(node, RdataType.CNAME)
@@ -444,22 +364,6 @@ class _Checker:
     def _ns_targets(self, k: _Key) -> frozenset[_Key]:
         ns = _get(self.nodes[k], RdataType.NS) if k in self.nodes else None
         return frozenset(_key(rdata.target) for rdata in ns) if ns is not None else frozenset()
-
-
-def rrset_sizes(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> tuple[int, int]:
-    """(wire size, smallest answer) of the RRset ``rdataset`` at ``name``.
-
-    The wire size has the owner written out once and compressed after that,
-    as in a message whose question shares nothing with it (the worst case);
-    the smallest answer is a header, ``name`` as the question (so the owner
-    is a pointer), the RRset and our OPT.
-    """
-    out = io.BytesIO()
-    rdataset.to_wire(name, out, compress={}, want_shuffle=False)
-    size = out.tell()
-    owner = len(name.to_wire() or b"")
-    pointer = 2 if owner > 1 else 1  # the root is never compressed
-    return size, 12 + owner + 4 + size - owner + pointer + _OPT_SIZE
 
 
 def _get(node: dns.node.Node, rdtype: RdataType) -> dns.rdataset.Rdataset | None:

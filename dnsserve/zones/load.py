@@ -44,8 +44,9 @@ import dns.zonefile
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.compile import Source, SourceMap, ZoneProblem, compile_with_problems
+from dnsserve.zones.compile import ZoneProblem, compile_with_problems
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
+from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ import pytest
 
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberHealth, MemberId, State
-from dnsserve.health.monitor import CheckOutcome, Monitor, Target
+from dnsserve.health.monitor import Monitor
 from dnsserve.health.probes import CheckKind, CheckSpec, ProbeResult
+from dnsserve.health.targets import CheckOutcome, Target
 from testkit.backends import HttpBackend, Mode
 from testkit.ports import free_port
 from testkit.wait import WAIT, wait_for
@@ -316,7 +317,8 @@ import json, logging, os, resource, socket, sys, threading, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
 from dnsserve.health.model import MemberId, State
-from dnsserve.health.monitor import Monitor, Target
+from dnsserve.health.monitor import Monitor
+from dnsserve.health.targets import Target
 from dnsserve.health.probes import CheckKind, CheckSpec
 
 listener = socket.create_server(("127.0.0.52", 0))

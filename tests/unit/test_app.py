@@ -17,7 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from dnsserve import app
-from dnsserve.answer.snapshot import answer_key
+from dnsserve.answer.lookup import answer_key
 from dnsserve.health.guard import Suspicion
 from dnsserve.health.model import MemberId
 from dnsserve.settings import load_settings

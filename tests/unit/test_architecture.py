@@ -53,6 +53,12 @@ LEVELS: list[set[str]] = [
     # client (the CLI's side of the control API, over httpx) is an edge leaf
     # under cli, its importer; it decodes with statuspage's Structs (below).
     {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
+    # health.localerrors (checks that could not run on this host: counted, the
+    # log rate-limited) is split out of health.monitor, its importer; it
+    # counts in health.checklog, below.
+    # health.targets (Target, its rule, CheckOutcome) is split out of it too;
+    # health_inputs and healthsync read it.
+    {"health.localerrors", "health.targets"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -80,14 +86,21 @@ LEVELS: list[set[str]] = [
     # queries) and health.guard are not in DESIGN's map yet: placed where
     # their imports and importers put them.
     # zones.deletions (the deletion guard of a reload) reads zones.versions.
-    {"zones.deletions"},
+    # answer.lookup (answer keys, the zone for a qname, the slow path) is
+    # split out of answer.snapshot, above it; the engine and preflight use it.
+    # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
+    {"answer.chaos"},
+    {"zones.deletions", "answer.lookup"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
         "health.guard", "zones.versions",
     },
-    {"zones.table", "health.model"},
+    # zones.limits (rule 7's RRset size limits) and zones.sources (where a
+    # zone's records were written; zones.load fills it) are split out of
+    # zones.compile, their importer.
+    {"zones.table", "zones.limits", "zones.sources", "health.model"},
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
@@ -112,6 +125,8 @@ CORE = {
     "config_values",
     "zones.table",
     "zones.compile",
+    "zones.limits",
+    "zones.sources",
     "zones.versions",
     "zones.deletions",
     "health.model",
@@ -119,6 +134,8 @@ CORE = {
     "health.guard",
     "answer.policies",
     "answer.tsig",
+    "answer.lookup",
+    "answer.chaos",
     "answer.snapshot",
     "answer.engine",
 }
@@ -148,6 +165,8 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "health.probes",
+    "health.localerrors",
+    "health.targets",
     "health.clients",
     "health.checklog",
     "health.monitor",

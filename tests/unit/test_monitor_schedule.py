@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dnsserve.health.model import MemberId
-from dnsserve.health.monitor import Monitor, Target
+from dnsserve.health.monitor import Monitor
 from dnsserve.health.probes import CheckKind, CheckSpec
+from dnsserve.health.targets import Target
 
 
 def http_target(address: str, port: int, *, interval: float = 0.2, timeout: float = 0.15,

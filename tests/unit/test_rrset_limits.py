@@ -21,7 +21,8 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import build_snapshot
-from dnsserve.zones.compile import RRSET_MAX, check_zone, compile_zone, rrset_sizes
+from dnsserve.zones.compile import check_zone, compile_zone
+from dnsserve.zones.limits import RRSET_MAX, rrset_sizes
 from dnsserve.zones.table import ZoneTable
 from testkit.answers import ask
 

@@ -16,8 +16,9 @@ import pytest
 from dns.rdatatype import RdataType
 
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.lookup import answer_key
 from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember, select
-from dnsserve.answer.snapshot import Snapshot, answer_key, build_snapshot
+from dnsserve.answer.snapshot import Snapshot, build_snapshot
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
 from dnsserve.zones.load import load_zones
 from testkit import SHIPPED_ZONES
