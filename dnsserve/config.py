@@ -227,6 +227,7 @@ class Placed:
     pools: tuple[Pool, ...]  # to serve
     set_aside: tuple[str, ...]  # pools inside a zone whose file failed, with why
     errors: tuple[str, ...]  # config errors: the config must not be served
+    aside: frozenset[tuple[dns.name.Name, str]] = frozenset()  # set aside: (owner, type)
 
 
 def place_pools(
@@ -247,6 +248,7 @@ def place_pools(
     known = ", ".join(sorted(o.to_text() for o in tables)) or "none loaded"
     pools: list[Pool] = []
     set_aside: list[str] = []
+    aside: set[tuple[dns.name.Name, str]] = set()
     errors: list[str] = []
     for i, cfg in enumerate(config.pool):
         owner = dns.name.from_text(cfg.owner)
@@ -258,6 +260,7 @@ def place_pools(
                 errors.append(problem_line(file, key, cfg.owner,
                                            f"not inside a loaded zone (zones: {known})"))
             else:
+                aside.add((owner, cfg.type.value))
                 set_aside.append(f"{file}: pool[{i}] ({cfg.owner} {cfg.type.value}) set aside: "
                                  f"its zone {broken} failed to load")
             continue
@@ -271,7 +274,7 @@ def place_pools(
         if not zone.primaries and name not in tables and name not in failed:
             errors.append(problem_line(file, f"zone[{i}].name", zone.name,
                                        "primary zone without a zone file (or set primaries)"))
-    return Placed(tuple(pools), tuple(set_aside), tuple(errors))
+    return Placed(tuple(pools), tuple(set_aside), tuple(errors), frozenset(aside))
 
 
 _BESIDE_CNAME = (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX, dns.rdatatype.TXT)

@@ -32,7 +32,7 @@ from dnsserve.answer.engine import answered_by
 from dnsserve.answer.policies import Pool, Selection, select
 from dnsserve.answer.snapshot import PoolKey
 from dnsserve.control_routes import ControlError, Doc, OverrideKind
-from dnsserve.health.model import HealthView, MemberId, Override, OverrideEntry
+from dnsserve.health.model import HealthView, MemberHealth, MemberId, Override, OverrideEntry
 from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, ServerMetrics
 from dnsserve.net import Listeners
@@ -97,8 +97,17 @@ class Operations:
         engine = self._reloader.engine
         return engine.snapshot.selections if engine is not None else {}
 
-    def _member_doc(self, member: MemberId, view: HealthView, now: float) -> MemberDoc:
-        health = view.members.get(member)
+    def _healths(self, view: HealthView) -> Mapping[MemberId, MemberHealth]:
+        """Each member's health from the source (the monitor's tracker), whose
+        every check counts (since, reason); the view changes on flips only."""
+        monitor = self._health.monitor
+        return {**view.members, **monitor.health()} if monitor is not None else view.members
+
+    def _member_doc(
+        self, member: MemberId, view: HealthView, now: float,
+        healths: Mapping[MemberId, MemberHealth],
+    ) -> MemberDoc:
+        health = healths.get(member)
         check = self._health.checks.get(member)
         entry = view.overrides.get(member)
         override = None
@@ -133,6 +142,7 @@ class Operations:
         view = self._health.view
         selections = self._selections()
         members = sorted({pm.member for pool in self._pools() for pm in pool.members})
+        healths = self._healths(view)
         last = self._reloader.last
         suspect = None
         if self._health.suspect_since is not None:
@@ -144,7 +154,7 @@ class Operations:
             version=__version__,
             zones=self._zone_docs(),
             pools=tuple(self._pool_doc(p, selections.get(_pool_key(p))) for p in self._pools()),
-            members=tuple(self._member_doc(m, view, now) for m in members),
+            members=tuple(self._member_doc(m, view, now, healths) for m in members),
             suspect=suspect,
             last_reload=ReloadDoc(at=last.at, ok=last.ok, message="; ".join(
                 (last.message, *last.errors))) if last is not None else None,
@@ -235,8 +245,9 @@ class Operations:
     ) -> dict[str, Any]:
         """One pool's selection and why: each member's state, reason and override."""
         members = []
+        healths = self._healths(view)
         for pm in pool.members:
-            state = msgspec.to_builtins(self._member_doc(pm.member, view, now))
+            state = msgspec.to_builtins(self._member_doc(pm.member, view, now, healths))
             members.append({
                 "member": pm.member.to_text(), "value": pm.value, "weight": pm.weight,
                 "priority": pm.priority, "real": state["real"], "effective": state["effective"],

@@ -11,6 +11,7 @@ reads these values; nothing re-reads the file behind their back.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import msgspec
 
 from dnsserve.config import Config, load_config
 from dnsserve.config_schema import ServerConfig
-from dnsserve.config_values import check_listen
+from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
@@ -71,6 +72,12 @@ def load_settings(
         server = msgspec.structs.replace(server, listen=tuple(listen))
     if control is not None:
         errors = [] if control == "" else check_listen([control], key="--control")
+        if not errors and control and not server.control_allow_remote:
+            host = parse_hostport(control)[0]
+            if not ipaddress.ip_address(host).is_loopback:
+                errors = [f"--control {control}: not a loopback address: the control API's "
+                          "reads are open to whoever connects (set control_allow_remote = "
+                          "true in the config to allow it)"]
         if errors:
             raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, control=control)

@@ -38,11 +38,12 @@ from dataclasses import dataclass, field, replace
 
 import dns.exception
 import dns.name
+import dns.rdatatype
 import dns.zone
 
 from dnsserve.answer.policies import Pool, Selection, select
 from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
-from dnsserve.config import place_pools
+from dnsserve.config import Placed, place_pools
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
@@ -164,8 +165,8 @@ def prepare(inp: ReloadInput) -> Prepared:
         raise ReloadRefused([f"no zone could be loaded from {settings.zones_dir}: {why}"])
     placed = place_pools(settings.config, tables, failed, file=settings.config_name)
     pools, set_aside, errors = placed.pools, list(placed.set_aside), list(placed.errors)
-    if previous is not None and set_aside:
-        errors += set_aside  # a reload never drops a pool that the config still names
+    if _drops_served(previous, placed):
+        errors += set_aside  # a reload never drops a pool that is served
     if errors:
         raise ReloadRefused(errors)
     contents, versions, guard = _versions(inp, tables, pools, warnings)
@@ -229,7 +230,7 @@ def prepare(inp: ReloadInput) -> Prepared:
         placed = place_pools(settings.config, tables, failed | set(unbuilt),
                              file=settings.config_name)
         pools, set_aside = placed.pools, list(placed.set_aside)
-        if placed.errors or (previous is not None and set_aside):
+        if placed.errors or _drops_served(previous, placed):
             raise ReloadRefused([*placed.errors, *set_aside, *warnings])
         snapshot = build(pools)
     unserved = {o: _why(loaded, o) for o in failed if o not in tables} | unbuilt
@@ -238,6 +239,15 @@ def prepare(inp: ReloadInput) -> Prepared:
         tuple(set_aside), unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _drops_served(previous: Served | None, placed: Placed) -> bool:
+    """Whether a pool served now would be set aside (a pool set aside at start,
+    its zone still broken, does not hold up reloads of everything else)."""
+    if previous is None:
+        return False
+    served = {(p.owner, dns.rdatatype.to_text(p.rdtype)) for p in previous.pools}
+    return bool(served & placed.aside)
 
 
 def _why(loaded: LoadedZones, origin: dns.name.Name) -> str:
