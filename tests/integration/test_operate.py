@@ -19,6 +19,9 @@ Tests of behaviour that the server gets wrong today are marked
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import stat
 import subprocess
 import sys
@@ -589,3 +592,253 @@ def test_events_filter_by_time_member_and_limit(site: Site) -> None:
     assert [(e["member"], e["to_state"]) for e in later] == [(web(52), "drain-removed")]
     only = site.events(member=web(53))
     assert [(e["member"], e["to_state"]) for e in only] == [(web(53), "drain")]
+
+
+# == 6. reloads of zones and config, all or nothing, with the deletion guard =====================
+
+
+def metric(site: Site, name: str, **labels: str) -> float | None:
+    """One sample of /metrics (Prometheus text), or None when it is absent."""
+    with httpx.Client(base_url=f"http://{site.h.control}", timeout=10.0,
+                      trust_env=False) as client:
+        reply = client.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    for line in reply.text.splitlines():
+        found = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if found is None or found[1] != name:
+            continue
+        got = dict(re.findall(r'([a-z_]+)="([^"]*)"', found[2] or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(found[3])
+    return None
+
+
+def test_reload_through_the_api_and_sighup_serves_the_edited_zone(site: Site) -> None:
+    site.configure([], [])
+    srv = site.serve()
+    site.zone.write_text(zone_text(2, extra="added IN A 192.0.2.111\n"))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    doc = reply.json()
+    assert (doc["ok"], doc["forced"], doc["zones"], doc["errors"]) == (True, False, {ZONE: 2}, [])
+    assert soa_serial(srv) == 2  # served when the reply came
+    assert addresses(srv, f"added.{ZONE}") == {"192.0.2.111"}
+
+    site.zone.write_text(zone_text(3, extra="added IN A 192.0.2.112\n"))
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    wait_serial(srv, 3)
+    assert addresses(srv, f"added.{ZONE}") == {"192.0.2.112"}
+    status = site.status()
+    assert status["last_reload"]["ok"] is True
+    assert [(z["name"], z["serial"]) for z in status["zones"]] == [(ZONE, 3)]
+
+
+BAD_CONFIGS = {
+    "syntax": ("[[pool]\nowner = 'x'\n", "TOML"),
+    "negative weight": (None, "weight"),
+    "unknown monitor": (None, "monitor"),
+    "pool in no zone": (None, "not inside a loaded zone"),
+    "pool beside a CNAME": (None, "CNAME"),
+}
+
+
+def _bad_config(site: Site, kind: str, hosts: list[str]) -> None:
+    mon = [monitor(port=site.backends[hosts[0]].port)]
+    members = [{"address": h} for h in hosts]
+    if kind == "syntax":
+        site.h.config.write_text(site.h.config.read_text() + BAD_CONFIGS[kind][0])
+    elif kind == "negative weight":
+        site.configure(mon, [pool(POOL, [{**members[0], "weight": -2}, members[1]])])
+    elif kind == "unknown monitor":
+        site.configure(mon, [pool(POOL, members, monitor="nosuch")])
+    elif kind == "pool in no zone":
+        site.configure(mon, [pool(POOL, members), pool("www.elsewhere.test.", members)])
+    else:
+        site.configure(mon, [pool(POOL, members), pool(f"alias.{ZONE}", members)])
+
+
+@pytest.mark.parametrize("kind", list(BAD_CONFIGS))
+def test_a_reload_with_a_bad_config_is_refused_and_nothing_of_it_applies(
+    site: Site, kind: str
+) -> None:
+    a, b = site.backend_pool(60, 61)
+    site.zone.write_text(zone_text(1, extra="alias IN CNAME static\n"))
+    srv = site.serve()
+    wait_answer(srv, POOL, {a, b})
+    good_config = site.h.config.read_text()
+    _bad_config(site, kind, [a, b])
+    site.zone.write_text(zone_text(2, extra="alias IN CNAME static\nadded IN A 192.0.2.9\n"))
+    reply = site.reload()
+    assert reply.status_code == 422, reply.text
+    doc = reply.json()
+    errors = doc["detail"]["errors"]
+    assert errors and any(BAD_CONFIGS[kind][1] in line for line in errors), errors
+    assert doc["detail"]["ok"] is False
+    # all or nothing: the zone edit made with it is not served either
+    assert soa_serial(srv) == 1 and rcode_of(srv, f"added.{ZONE}") == "NXDOMAIN"
+    assert addresses(srv, POOL) == {a, b}
+    status = site.status()
+    assert status["last_reload"]["ok"] is False
+    assert BAD_CONFIGS[kind][1] in status["last_reload"]["message"]
+    assert metric(site, "dnsserve_reloads_total", result="refused") == 1
+
+    site.h.config.write_text(good_config)
+    assert site.reload().status_code == 200
+    assert soa_serial(srv) == 2
+    assert site.status()["last_reload"]["ok"] is True
+
+
+# (name, how the zone file changes, what the refusal names)
+GUARDED = [
+    ("pool-name", {"drop": ("www",)}, f"www.{ZONE} (pool A)"),
+    ("rrset-emptied", {"drop": ("mx",)}, f"{ZONE} MX"),
+    ("too-many-records", {"many": MANY - 4}, f"4 of {7 + MANY} records would go"),
+]
+
+
+@pytest.mark.parametrize(("case", "edit", "named"), GUARDED, ids=[g[0] for g in GUARDED])
+def test_the_deletion_guard_refuses_a_reload_and_force_applies_it_once(
+    site: Site, case: str, edit: dict[str, Any], named: str
+) -> None:
+    a, b = site.backend_pool(62, 63)
+    srv = site.serve()
+    wait_answer(srv, POOL, {a, b})
+    site.zone.write_text(zone_text(2, **edit))
+    reply = site.reload()
+    assert reply.status_code == 422, reply.text
+    errors = reply.json()["detail"]["errors"]
+    assert any(named in line and ZONE in line for line in errors), errors
+    assert "--force" in reply.json()["error"] or "force" in reply.json()["error"]
+    assert soa_serial(srv) == 1  # the old version keeps serving
+    mx = query(srv, ZONE, "MX")
+    assert mx is not None and len(mx.answer) == 1
+    assert len(addresses(srv, f"many.{ZONE}") or ()) == MANY
+    # SIGHUP is refused alike
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    wait_for("the SIGHUP reload to be refused", lambda: metric(
+        site, "dnsserve_reloads_total", result="refused"), lambda n: n == 2)
+    assert soa_serial(srv) == 2 - 1
+
+    forced = site.reload(force=True)
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["forced"] is True
+    assert soa_serial(srv) == 2
+    assert addresses(srv, POOL) == {a, b}  # the pool still answers its name
+    # once: the next deletion is guarded again, against the forced version
+    site.zone.write_text(zone_text(3, drop=("static",) + edit.get("drop", ()),
+                                   many=edit.get("many", MANY)))
+    assert site.reload().status_code == 422
+    assert soa_serial(srv) == 2
+
+
+def test_small_deletions_pass_the_guard(site: Site) -> None:
+    site.configure([], [])
+    srv = site.serve()
+    # three records may always go (one RRset thinned, nothing emptied)
+    site.zone.write_text(zone_text(2, many=MANY - 3))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    assert len(addresses(srv, f"many.{ZONE}") or ()) == MANY - 3
+    # a replaced address counts as one gone; a TTL change is no deletion
+    site.zone.write_text(zone_text(3, many=MANY - 3).replace(
+        "static IN A 192.0.2.90", "static 120 IN A 192.0.2.91"))
+    assert site.reload().status_code == 200
+    assert addresses(srv, f"static.{ZONE}") == {"192.0.2.91"}
+
+
+def test_max_delete_fraction_is_read_from_the_config(site: Site) -> None:
+    site.configure([], [], max_delete_fraction=0.5)
+    srv = site.serve()
+    site.zone.write_text(zone_text(2, many=MANY - 10))  # 10 of 27: over 10 %, under 50 %
+    assert site.reload().status_code == 200
+    assert len(addresses(srv, f"many.{ZONE}") or ()) == MANY - 10
+
+
+def test_a_zone_file_without_its_apex_ns_keeps_the_served_version(site: Site) -> None:
+    site.configure([], [])
+    srv = site.serve()
+    site.zone.write_text(zone_text(2, drop=("ns",)))
+    reply = site.reload()
+    # not served either way: accepted-but-reported (README) or refused (the guard)
+    ns = query(srv, ZONE, "NS")
+    assert ns is not None and [rr.to_text() for rr in ns.answer[0]] == [f"ns1.{ZONE}"]
+    assert soa_serial(srv) == 1
+    doc = reply.json()
+    said = doc.get("warnings", []) + doc.get("detail", {}).get("errors", [])
+    assert any(ZONE in line for line in said), doc
+    [z] = site.status()["zones"]
+    assert (z["serial"], z["ok"]) == (1, False)
+
+
+def test_a_content_change_without_a_serial_change_is_a_warning(site: Site) -> None:
+    site.configure([], [])
+    srv = site.serve()
+    site.zone.write_text(zone_text(1, extra="added IN A 192.0.2.120\n"))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    warnings = reply.json()["warnings"]
+    assert any(ZONE in w and "serial" in w for w in warnings), warnings
+    assert addresses(srv, f"added.{ZONE}") == {"192.0.2.120"}  # served all the same
+
+
+def test_a_config_reload_adds_and_removes_pools_and_members_keep_their_history(
+    site: Site,
+) -> None:
+    a, b, c, d = (ip(x) for x in (64, 65, 66, 67))
+    site.backends.update(site.h.http(a, b, c, d))
+    mon = [monitor(port=site.backends[a].port)]
+    kept = pool(POOL, [{"address": a}, {"address": b}])
+    site.configure(mon, [kept, pool(f"old.{ZONE}", [{"address": c}])])
+    srv = site.serve()
+    site.wait_checked_up(web(64), web(65), web(66))
+    site.backends[a].stop()
+    wait_answer(srv, POOL, {b})
+    wait_answer(srv, f"old.{ZONE}", {c})
+    down = site.wait_member(web(64), "down", lambda m: m["real"] == "down")
+    history = site.events(member=web(64))
+    assert [e["to_state"] for e in history] == ["down"]
+
+    site.configure(mon, [kept, pool(f"new.{ZONE}", [{"address": d}])])
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    assert addresses(srv, f"new.{ZONE}") == {d}  # the added pool answers at once
+    assert rcode_of(srv, f"old.{ZONE}") == "NXDOMAIN"  # the removed pool's name is gone
+    assert addresses(srv, POOL) == {b}  # a is still down: its state was kept
+    assert site.member(web(64))["since"] == down["since"]
+    assert site.events(member=web(64)) == history
+    status = site.status()
+    assert [p["owner"] for p in status["pools"]] == [POOL, f"new.{ZONE}"]
+    assert {m["member"] for m in status["members"]} == {web(64), web(65), web(67)}
+    site.wait_checked_up(web(67))
+    site.backends[a].start()
+    wait_answer(srv, POOL, {a, b})
+
+
+def test_settings_that_take_a_restart_are_reported(site: Site) -> None:
+    site.configure([], [])
+    srv = site.serve()
+    old_control = site.h.control
+    moved = f"127.0.0.1:{free_port()}"
+    site.configure([], [], control=moved, state=str(site.h.tmp_path / "elsewhere.db"))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    warnings = reply.json()["warnings"]
+    for key in ("server.control", "server.state"):
+        assert any(key in w and "takes a restart" in w for w in warnings), (key, warnings)
+    assert site.h.control == old_control  # still answering where it was
+    assert site.status()["last_reload"]["ok"] is True
+    assert soa_serial(srv) == 1
+
+
+def test_a_refused_reload_keeps_the_old_config_too(site: Site) -> None:
+    a, b = site.backend_pool(68, 69)
+    srv = site.serve()
+    wait_answer(srv, POOL, {a, b})
+    site.configure([monitor(port=site.backends[a].port)],
+                   [pool(POOL, [{"address": a}]), pool(f"new.{ZONE}", [{"address": b}])])
+    site.zone.write_text(zone_text(2, drop=("mx",)))  # the guard refuses this
+    assert site.reload().status_code == 422
+    assert rcode_of(srv, f"new.{ZONE}") == "NXDOMAIN"
+    assert addresses(srv, POOL) == {a, b}
+    assert [p["owner"] for p in site.status()["pools"]] == [POOL]
