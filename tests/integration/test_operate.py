@@ -726,7 +726,7 @@ def test_the_deletion_guard_refuses_a_reload_and_force_applies_it_once(
     assert soa_serial(srv) == 2
     assert addresses(srv, POOL) == {a, b}  # the pool still answers its name
     # once: the next deletion is guarded again, against the forced version
-    site.zone.write_text(zone_text(3, drop=("static",) + edit.get("drop", ()),
+    site.zone.write_text(zone_text(3, drop=("static", *edit.get("drop", ())),
                                    many=edit.get("many", MANY)))
     assert site.reload().status_code == 422
     assert soa_serial(srv) == 2
@@ -842,3 +842,196 @@ def test_a_refused_reload_keeps_the_old_config_too(site: Site) -> None:
     assert rcode_of(srv, f"new.{ZONE}") == "NXDOMAIN"
     assert addresses(srv, POOL) == {a, b}
     assert [p["owner"] for p in site.status()["pools"]] == [POOL]
+
+
+# == 7. the deletion guard at start ================================================================
+
+
+def _accepted(site: Site) -> list[dict[str, Any]]:
+    return site.h._rows("SELECT zone, serial, records FROM zone_versions ORDER BY id")
+
+
+def test_each_accepted_version_is_recorded_in_the_state_file(site: Site) -> None:
+    site.configure([], [])
+    site.serve()
+    wait_for("the first version recorded", lambda: _accepted(site), lambda rows: len(rows) == 1)
+    site.zone.write_text(zone_text(2, extra="added IN A 192.0.2.130\n"))
+    assert site.reload().status_code == 200
+    site.zone.write_text(zone_text(3, drop=("mx",)))
+    assert site.reload().status_code == 422  # a refused version is not recorded
+    rows = wait_for("the second version recorded", lambda: _accepted(site),
+                    lambda rows: len(rows) >= 2)
+    assert [(r["zone"], r["serial"], r["records"]) for r in rows] == [
+        (ZONE, 1, 7 + MANY), (ZONE, 2, 8 + MANY)]
+    [content] = site.h._rows("SELECT zone FROM zone_content")
+    assert content["zone"] == ZONE
+
+
+def test_at_start_a_file_that_deletes_what_was_served_is_not_served(site: Site) -> None:
+    a, b = site.backend_pool(70, 71)
+    srv = site.serve()
+    wait_for("the first version recorded", lambda: _accepted(site), lambda rows: len(rows) == 1)
+    wait_answer(srv, POOL, {a, b})
+    site.stop()
+    site.zone.write_text(zone_text(2, drop=("mx",)))  # edited while the server was down
+
+    srv = site.serve()
+    assert soa_serial(srv) == 1  # the last accepted version, from the state file
+    mx = query(srv, ZONE, "MX")
+    assert mx is not None and [rr.to_text() for rr in mx.answer[0]] == [f"10 mail.{ZONE}"]
+    assert addresses(srv, POOL) == {a, b}
+    assert "serving the last accepted version" in srv.log_text()
+    assert "--force" in srv.log_text()
+    [z] = site.status()["zones"]
+    assert z["serial"] == 1
+
+    srv = site.restart("--force")
+    assert soa_serial(srv) == 2
+    mx = query(srv, ZONE, "MX")
+    assert mx is not None and mx.answer == []
+    srv = site.restart()  # the forced version is the accepted one now
+    assert soa_serial(srv) == 2
+
+
+def test_at_start_a_harmless_edit_is_served_and_recorded(site: Site) -> None:
+    site.configure([], [])
+    site.serve()
+    wait_for("the first version recorded", lambda: _accepted(site), lambda rows: len(rows) == 1)
+    site.stop()
+    site.zone.write_text(zone_text(2, extra="added IN A 192.0.2.131\n"))
+    srv = site.serve()
+    assert soa_serial(srv) == 2
+    assert "last accepted version" not in srv.log_text()
+    wait_for("the second version recorded", lambda: _accepted(site), lambda rows: len(rows) == 2)
+
+
+def test_a_reload_after_a_guarded_start_is_guarded_against_the_served_version(
+    site: Site,
+) -> None:
+    site.configure([], [])
+    site.serve()
+    wait_for("the first version recorded", lambda: _accepted(site), lambda rows: len(rows) == 1)
+    site.stop()
+    site.zone.write_text(zone_text(2, drop=("mx",)))
+    srv = site.serve()
+    assert soa_serial(srv) == 1
+    assert site.reload().status_code == 422  # the same file, the same verdict
+    site.zone.write_text(zone_text(3))  # the operator puts the MX back
+    assert site.reload().status_code == 200
+    assert soa_serial(srv) == 3
+
+
+# == 8. safe start ================================================================================
+
+
+BROKEN = "broken IN A 192.0.2.999\n"  # a syntax error: not an IPv4 address
+
+
+def test_a_broken_zone_is_set_aside_with_its_pools_and_the_rest_serves(site: Site) -> None:
+    a, b, c = (ip(x) for x in (80, 81, 82))
+    site.backends.update(site.h.http(a, b, c))
+    site.other.write_text(other_text(1, BROKEN))
+    site.configure([monitor(port=site.backends[a].port)],
+                   [pool(POOL, [{"address": a}, {"address": b}]),
+                    pool(f"app.{OTHER}", [{"address": c}])])
+    srv = site.serve()
+    wait_answer(srv, POOL, {a, b})
+    assert rcode_of(srv, f"app.{OTHER}") == "REFUSED"  # not served at all
+    status = site.status()
+    zones = {z["name"]: z for z in status["zones"]}
+    assert zones[ZONE]["ok"] is True
+    assert (zones[OTHER]["ok"], zones[OTHER]["serial"]) == (False, None)
+    assert "192.0.2.999" in zones[OTHER]["result"] or OTHER in zones[OTHER]["result"]
+    assert [p["owner"] for p in status["pools"]] == [POOL]
+    assert any(f"app.{OTHER}" in p and "set aside" in p for p in status["problems"]), \
+        status["problems"]
+    health = site.h.api("GET", "/healthz", token=False)
+    assert health.status_code == 503
+    assert OTHER in health.json()["zones_not_loaded"]
+
+    site.other.write_text(other_text(2))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    wait_answer(srv, f"app.{OTHER}", {c})
+    assert site.h.api("GET", "/healthz", token=False).status_code == 200
+    assert site.status()["problems"] == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: while a zone that failed at start is still broken, every reload is refused "
+    "('pool[1] ... set aside: its zone other.example. failed to load'), so no other "
+    "zone or the config can be reloaded until that file is fixed"))
+def test_a_zone_broken_at_start_does_not_block_reloads_of_the_others(site: Site) -> None:
+    a, c = ip(83), ip(84)
+    site.backends.update(site.h.http(a, c))
+    site.other.write_text(other_text(1, BROKEN))
+    site.configure([monitor(port=site.backends[a].port)],
+                   [pool(POOL, [{"address": a}]), pool(f"app.{OTHER}", [{"address": c}])])
+    srv = site.serve()
+    wait_answer(srv, POOL, {a})
+    site.zone.write_text(zone_text(2, extra="added IN A 192.0.2.140\n"))
+    reply = site.reload()
+    assert reply.status_code == 200, reply.text
+    assert soa_serial(srv) == 2
+
+
+def test_healthz_is_200_when_every_zone_loaded(site: Site) -> None:
+    site.other.write_text(other_text(1))
+    site.configure([], [])
+    site.serve()
+    reply = site.h.api("GET", "/healthz", token=False)
+    assert reply.status_code == 200, reply.text
+    doc = reply.json()
+    assert (doc["listeners"], doc["zones_not_loaded"], doc["zones"]) == ("up", {}, 2)
+
+
+@pytest.mark.parametrize("how", ["empty dir", "missing dir", "every zone broken"])
+def test_no_zone_at_all_is_an_error_unless_allow_empty(site: Site, how: str) -> None:
+    site.zone.unlink()
+    if how == "missing dir":
+        site.zones.rmdir()
+    elif how == "every zone broken":
+        site.other.write_text(other_text(1, BROKEN))
+    site.configure([], [])
+    done = run_serve(site.h, "-c", str(site.h.config))
+    assert done.returncode == 1, done.stderr
+    assert "no zone" in done.stderr and str(site.zones) in done.stderr, done.stderr
+    if how == "every zone broken":
+        assert "192.0.2.999" in done.stderr or f"{OTHER}zone" in done.stderr, done.stderr
+
+    srv = site.serve("--allow-empty")
+    assert rcode_of(srv, f"static.{ZONE}") == "REFUSED"
+    status = site.status()
+    assert all(z["ok"] is False for z in status["zones"])
+
+
+def test_allow_empty_then_a_zone_appears_on_reload(site: Site) -> None:
+    site.zone.unlink()
+    site.configure([], [])
+    srv = site.serve("--allow-empty")
+    assert rcode_of(srv, f"static.{ZONE}") == "REFUSED"
+    site.zone.write_text(zone_text(1))
+    assert site.reload().status_code == 200
+    assert soa_serial(srv) == 1
+
+
+def test_a_pool_beside_a_cname_is_a_config_error_at_start(site: Site) -> None:
+    site.zone.write_text(zone_text(1, extra="alias IN CNAME static\n"))
+    backends = site.h.http(ip(85))
+    site.configure([monitor(port=backends[ip(85)].port)],
+                   [pool(f"alias.{ZONE}", [{"address": ip(85)}])])
+    done = run_serve(site.h, "-c", str(site.h.config))
+    assert done.returncode == 1, done.stderr
+    assert "pool[0]" in done.stderr and f"alias.{ZONE}" in done.stderr, done.stderr
+    assert "CNAME" in done.stderr
+
+
+def test_check_exits_non_zero_for_a_broken_zone_and_its_set_aside_pool(site: Site) -> None:
+    site.other.write_text(other_text(1, BROKEN))
+    site.configure([monitor(port=8080)], [pool(f"app.{OTHER}", [{"address": ip(86)}])])
+    done = site.h.cli("check", "-c", str(site.h.config), check=False)
+    assert done.returncode == 1, done.stdout
+    assert f"{OTHER}zone" in done.stdout and "error" in done.stdout, done.stdout
+    assert "pool[0]" in done.stdout, done.stdout
+    site.other.write_text(other_text(2))
+    assert site.h.cli("check", "-c", str(site.h.config), check=False).returncode == 0
