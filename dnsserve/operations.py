@@ -117,7 +117,8 @@ class Operations:
         return MemberDoc(
             member=member.to_text(), monitor=member.monitor, address=member.address,
             real=view.real(member).value, effective=view.effective(member, now).value,
-            since=health.since if health else None, reason=health.reason if health else "",
+            since=health.since if health else None,
+            reason=(health.reason if health else "") or (check.result if check else ""),
             checked=check.at if check else None, ok=check.ok if check else None,
             result=check.result if check else "", latency=check.took if check else None,
             override=override, held=view.suspect,
