@@ -97,6 +97,13 @@ class Event:
         return self.member == ALARM_MEMBER
 
 
+def _count(value: object) -> int:
+    """A stored counter: a non-negative int, else ValueError."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
+
+
 def _state_row(member: MemberId, health: MemberHealth) -> dict[str, Any]:
     return {
         "member": member.to_text(),
@@ -202,19 +209,25 @@ class Store:
     # -- member states -----------------------------------------------------------
 
     def load_states(self) -> dict[MemberId, MemberHealth]:
-        """Every member's last recorded state."""
+        """Every member's last recorded state; a row with a bad value is skipped
+        and logged (nothing read from the file may stop the server or the monitor)."""
         with self._use("read member states") as db:
-            return {
-                MemberId.from_text(row["member"]): MemberHealth(
+            rows = list(db.table("member_state").rows)
+        out = {}
+        for row in rows:
+            try:
+                checked = row["checked"]
+                out[MemberId.from_text(str(row["member"]))] = MemberHealth(
                     state=State(row["state"]),
-                    since=row["since"],
-                    reason=row["reason"],
-                    passes=row["passes"],
-                    failures=row["failures"],
-                    checked=row["checked"],
+                    since=float(row["since"]),
+                    reason=str(row["reason"]),
+                    passes=_count(row["passes"]),
+                    failures=_count(row["failures"]),
+                    checked=None if checked is None else float(checked),
                 )
-                for row in db.table("member_state").rows
-            }
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("%s: member_state row %r skipped: %s", self.path, row.get("member"), exc)
+        return out
 
     def save_state(self, member: MemberId, health: MemberHealth) -> None:
         """Record counters and last check without an event (no transition)."""
@@ -309,12 +322,16 @@ class Store:
                 "WHERE until IS NULL OR until > ?",
                 [now],
             ).fetchall()
-        return {
-            MemberId.from_text(member): OverrideEntry(
-                Override(kind), until, reason, source="api", set_at=set_at
-            )
-            for member, kind, until, reason, set_at in rows
-        }
+        out = {}
+        for member, kind, until, reason, set_at in rows:
+            try:
+                out[MemberId.from_text(str(member))] = OverrideEntry(
+                    Override(kind), None if until is None else float(until), str(reason),
+                    source="api", set_at=None if set_at is None else float(set_at),
+                )
+            except (ValueError, TypeError) as exc:
+                log.error("%s: overrides row %r skipped: %s", self.path, member, exc)
+        return out
 
     def _prune(self, db: sqlite_utils.Database, now: float) -> None:
         db.execute("DELETE FROM overrides WHERE until IS NOT NULL AND until <= ?", [now])

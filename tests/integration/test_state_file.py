@@ -360,3 +360,26 @@ def test_status_reads_a_read_only_state_file(open_dir: Path) -> None:
     done = run_as_nobody(open_dir, "status", "--offline", "--state", str(state))
     assert done.returncode == 0, done.stderr
     assert f"web/{ip(77)}" in done.stdout
+
+
+def test_a_row_with_a_bad_value_never_freezes_health(harness: Harness) -> None:
+    """passes = 'abc' in one row (it once killed the monitor at every start): the row is
+    skipped and logged, and that member is checked and fails over like the others."""
+    a, b = ip(68), ip(69)
+    owner = "bad-row.example.com."
+    with Store.open(harness.state) as store:
+        store.save_states({MemberId("web", a): MemberHealth(State.UP, 1.0, "", 1, 0, 1.0)})
+    conn = sqlite3.connect(harness.state)
+    conn.execute("UPDATE member_state SET passes = 'abc'")
+    conn.commit()
+    conn.close()
+    backends = harness.http(a, b)
+    harness.write_config([monitor(port=backends[a].port)],
+                         [pool(owner, [{"address": a}, {"address": b}])])
+    srv = harness.serve()
+    wait_answer(srv, owner, {a, b})
+    backends[a].mode = Mode.ERROR
+    wait_answer(srv, owner, {b})  # the monitor runs: the member was checked and went down
+    log = srv.log_text()
+    assert "member_state row" in log and "skipped" in log
+    assert "monitor thread died" not in log

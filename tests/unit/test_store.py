@@ -126,3 +126,18 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StateError, match="schema 99 is newer"):
         Store.open(path)
+
+
+def test_a_row_with_a_bad_value_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """passes='abc' in one row: that member is read as never seen, the others load."""
+    path = tmp_path / "state.db"
+    good, bad = MemberId("web", "127.0.0.11"), MemberId("web", "127.0.0.12")
+    with Store.open(path) as store:
+        store.save_states({good: MemberHealth(State.DOWN, 1.0, "HTTP 503", 0, 2, 1.0),
+                           bad: MemberHealth(State.UP, 1.0, "", 1, 0, 1.0)})
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE member_state SET passes = 'abc' WHERE member = ?", [bad.to_text()])
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert set(store.load_states()) == {good}
