@@ -45,7 +45,7 @@ from dnsserve.control_access import TOKEN_ENV
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.fleet import Outcome, Target
 from dnsserve.health.model import MemberId
-from dnsserve.settings import Settings, load_settings
+from dnsserve.settings import Settings, load_settings, settings_as_written
 from dnsserve.statuspage import EventDoc, OverrideDoc
 from dnsserve.store import ALARM_MEMBER, Store
 
@@ -104,8 +104,25 @@ def console(err: bool = False) -> Console:
     return Console(stderr=err, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
+def load_for_live(config: Path | None) -> Settings:
+    """The settings for a command that acts on running servers.
+
+    A config with errors must not lock the operator out of a running server
+    (halfway through an edit, a drain is what is needed): its errors are
+    shown as a warning, and the server's address, state file and listen
+    addresses are read from it as written (members then by MONITOR/ADDRESS).
+    """
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"dnsserve: warning: the config has errors (the server refuses a reload "
+                   f"until they are fixed):\n  {str(exc).replace(chr(10), chr(10) + '  ')}",
+                   err=True)
+    return settings_as_written(config)
+
+
 def targets(config: Path | None, nodes: list[str] | None) -> tuple[Settings, list[Target]]:
-    settings = load(config)
+    settings = load_for_live(config)
     try:
         return settings, fleet.targets(settings, nodes or [])
     except ValueError as exc:

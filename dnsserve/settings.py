@@ -12,6 +12,7 @@ reads these values; nothing re-reads the file behind their back.
 from __future__ import annotations
 
 import ipaddress
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,3 +84,22 @@ def load_settings(
         server = msgspec.structs.replace(server, control=control)
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)
+
+
+def settings_as_written(config_path: Path | None) -> Settings:
+    """The server's addresses and state file as the config file writes them,
+    for a config that does not validate (the CLI must still reach the running
+    server); everything else takes its default."""
+    path = config_path if config_path is not None else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text()).get("server", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = {}
+    wanted: dict[str, object] = {
+        k: raw[k] for k in ("control", "state", "zones") if isinstance(raw.get(k), str)
+    }
+    if isinstance(raw.get("listen"), list) and all(isinstance(x, str) for x in raw["listen"]):
+        wanted["listen"] = tuple(raw["listen"])
+    server = msgspec.structs.replace(ServerConfig(), **wanted)
+    base = path.resolve().parent if path.is_file() else Path.cwd()
+    return Settings(Config(server=server), path, base / server.zones, server, base / server.state)

@@ -652,3 +652,24 @@ def test_cli_subprocess_reads_json(fake: Fake, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["node"] == fake.url
 
+
+
+def test_e2e_a_config_with_errors_does_not_lock_the_operator_out(harness: Harness) -> None:
+    """Halfway through an edit the config does not validate: drain still reaches the
+    running server (the errors are a warning), and reload is refused by the server,
+    which logs and counts it."""
+    owner = "cli-broken-config.example.com."
+    a, b = two_member_pool(harness, 88, owner)
+    srv = harness.serve()
+    wait_answer(srv, owner, {a, b})
+    text = harness.config.read_text()
+    harness.config.write_text(text.replace("ttl = 20", "ttl = 20\nmax_answers = 0"))
+    assert "max_answers = 0" in harness.config.read_text()
+    cfg = ("-c", str(harness.config))
+    done = harness.cli("drain", f"web/{a}", *cfg, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "warning: the config has errors" in done.stderr and "max_answers" in done.stderr
+    wait_answer(srv, owner, {b})
+    done = harness.cli("reload", *cfg, check=False)
+    assert done.returncode == 1 and "max_answers" in done.stderr, done.stderr
+    assert "reload refused" in srv.log_text()
