@@ -118,6 +118,7 @@ def test_a_reload_with_a_bad_config_is_refused_and_nothing_of_it_applies(
     good_config = site.h.config.read_text()
     _bad_config(site, kind, [a, b])
     site.zone.write_text(zone_text(2, extra="alias IN CNAME static\nadded IN A 192.0.2.9\n"))
+    assert site.reload(force=True).status_code == 422  # force is the guard's override only
     reply = site.reload()
     assert reply.status_code == 422, reply.text
     doc = reply.json()
@@ -130,7 +131,7 @@ def test_a_reload_with_a_bad_config_is_refused_and_nothing_of_it_applies(
     status = site.status()
     assert status["last_reload"]["ok"] is False
     assert BAD_CONFIGS[kind] in status["last_reload"]["message"]
-    assert site.metric("dnsserve_reloads_total", result="refused") == 1
+    assert site.metric("dnsserve_reloads_total", result="refused") == 2
 
     site.h.config.write_text(good_config)
     assert site.reload().status_code == 200
@@ -276,6 +277,28 @@ def test_a_config_reload_adds_and_removes_pools_and_members_keep_their_history(
     site.wait_checked_up(web(67))
     site.backends[a].start()
     wait_answer(srv, POOL, {a, b})
+
+
+def test_a_config_reload_applies_changed_monitors_and_pool_settings(site: Site) -> None:
+    fallback = ["192.0.2.203"]
+    a, b = site.backend_pool(ip(56), ip(57), when_all_down="fallback", fallback=fallback)
+    srv = site.serve()
+    site.wait_checked_up(web(56), web(57))
+    wait_answer(srv, POOL, {a, b})
+    members = [{"address": a}, {"address": b}]
+    # a new TTL and policy for the pool; the monitor now expects a body no backend sends
+    site.configure([monitor(port=site.backends[a].port)],
+                   [pool(POOL, members, ttl=33, policy="priority",
+                         when_all_down="fallback", fallback=fallback)])
+    assert site.reload().status_code == 200
+    msg = query(srv, POOL)
+    assert msg is not None and msg.answer[0].ttl == 33
+    assert site.status()["pools"][0]["policy"] == "priority"
+    site.configure([monitor(port=site.backends[a].port, expect_body="never sent")],
+                   [pool(POOL, members, ttl=33, when_all_down="fallback", fallback=fallback)])
+    assert site.reload().status_code == 200
+    wait_answer(srv, POOL, set(fallback))  # both fail the changed check
+    assert site.member(web(56))["result"] == "body mismatch"
 
 
 def test_a_reload_keeps_api_overrides(site: Site) -> None:

@@ -248,6 +248,19 @@ def test_answer_for_a_static_name_a_missing_name_and_a_name_in_no_zone(site: Sit
     assert "no served zone" in reply.json()["error"]
 
 
+def test_answer_through_a_cname_to_a_pool_names_the_pool(site: Site) -> None:
+    site.zone.write_text(zone_text(1, extra="alias IN CNAME www\n"))
+    a, b = site.backend_pool(ip(26), ip(27))
+    srv = site.serve()
+    wait_answer(srv, POOL, {a, b})
+    doc = site.get("/api/v1/answer", name=f"alias.{ZONE}")
+    assert (doc["rcode"], doc["source"]) == ("NOERROR", "pool")
+    assert doc["answer"][0] == f"alias.{ZONE} 60 IN CNAME {POOL}"
+    assert [p["owner"] for p in doc["pools"]] == [POOL]
+    hyp = site.get("/api/v1/answer", name=f"alias.{ZONE}", what_if_down=web(26))
+    assert hyp["what_if_down"]["pools"][0]["answer"] == [b]
+
+
 def test_what_if_down_shows_the_hypothetical_selection_and_changes_nothing(site: Site) -> None:
     fallback = ["192.0.2.201"]
     a, b = site.backend_pool(ip(24), ip(25), when_all_down="fallback", fallback=fallback)
