@@ -29,7 +29,7 @@ import dns.rdatatype
 import httpx
 import pytest
 
-from testkit.harness import addresses, wait_answer
+from testkit.harness import addresses, monitor, pool, wait_answer
 from testkit.ports import free_port
 from testkit.site import POOL, RECORDS, ZONE, Site, run_serve, soa_serial, zone_text
 from testkit.wait import wait_for
@@ -200,15 +200,24 @@ def test_status_lists_events_newest_first(site: Site) -> None:
 
 
 def test_status_names_a_state_file_that_cannot_be_written(site: Site) -> None:
+    a, b = site.backend_pool(ip(16), ip(17))
     blocker = site.h.tmp_path / "not-a-dir"
     blocker.write_text("a file where the state file's directory should be\n")
-    site.configure([], [], state=str(blocker / "state.db"))
+    site.configure([monitor(port=site.backends[a].port)],
+                   [pool(POOL, [{"address": a}, {"address": b}])],
+                   state=str(blocker / "state.db"))
     srv = site.serve()
     assert soa_serial(srv) == 1  # DNS is not stopped by it
     problems = site.status()["problems"]
     assert any("state file" in p and "not written" in p for p in problems), problems
     health = site.get("/healthz")  # 200: a state-file problem does not fail /healthz
     assert health["state_file"] != "ok"
+    site.backends[a].stop()  # a flip: health goes on in memory, its record fails
+    wait_answer(srv, POOL, {b})
+    assert site.events(member=web(16))[0]["reason"] == "connect refused"
+    wait_for("a failed state-file write counted",
+             lambda: site.metric("dnsserve_state_write_failures_total"),
+             lambda n: n is not None and n >= 1)
 
 
 # == 3. GET /api/v1/answer ========================================================================
