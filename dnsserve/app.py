@@ -147,6 +147,7 @@ class Server:
             # Reads still work; no one can send a mutation without the file.
             log.error("control API: %s; drain, force-up and reload over the API are refused "
                       "until the token file can be made", exc)
+            self.ops.token_problem = str(exc)
             token = secrets.token_urlsafe(32)
         control = await start_control(
             self.ops, host, port, token, allow_remote=server.control_allow_remote

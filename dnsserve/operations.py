@@ -76,6 +76,7 @@ class Operations:
         self._registry = registry
         self._metrics = metrics
         self._listeners = listeners
+        self.token_problem = ""  # why POSTs cannot be authorised (the app sets it)
 
     # -- members -----------------------------------------------------------------
 
@@ -182,9 +183,12 @@ class Operations:
                        f"{self._health.store_problem}; health state is kept in memory")
         if self._health.monitor_lost:
             out.append("the monitor thread died: health answers are frozen until a restart")
+        if self.token_problem:
+            out.append(f"control API token: {self.token_problem}; every POST is refused")
         served = self._reloader.served
         if served is not None:
             out.extend(served.set_aside)
+            out.extend(served.notes)
         return tuple(out)
 
     # -- answers ---------------------------------------------------------------------

@@ -97,6 +97,7 @@ class Served:
     pools: tuple[Pool, ...]
     zones: Mapping[dns.name.Name, ZoneInfo]
     set_aside: tuple[str, ...] = ()  # pools not served, and why
+    notes: tuple[str, ...] = ()  # what the load reported (zones kept, files gone, ...)
     unserved: Mapping[dns.name.Name, str] = field(default_factory=dict)  # zones failed at start
 
 
@@ -154,12 +155,22 @@ def prepare(inp: ReloadInput) -> Prepared:
         # drops a removed zone on purpose).
         for origin, table in previous.loaded.tables.items():
             if origin not in tables:
-                why = "failed to reload" if origin in failed else "lost its zone file"
+                why = (f"failed to reload ({_why(loaded, origin)})" if origin in failed
+                       else "lost its zone file")
                 line = f"zone {origin} {why}; still serving the last good version"
                 log.error("%s", line)
                 warnings.append(line)
                 tables[origin] = table
                 zones[origin] = replace(previous.zones[origin], ok=False, result=why)
+    if previous is None:
+        # A zone served before (its last version is in the state file) whose file is
+        # gone at start is not served; say so, it may be a mistake.
+        for origin, content in inp.accepted.items():
+            if origin not in tables and origin not in failed:
+                line = (f"zone {origin}: its file is gone; it was served before (serial "
+                        f"{content.serial}) and is not served now")
+                log.warning("%s", line)
+                warnings.append(line)
     if not tables and not inp.allow_empty:
         why = "; ".join(p.to_text() for p in loaded.errors) or "no zone files"
         raise ReloadRefused([f"no zone could be loaded from {settings.zones_dir}: {why}"])
@@ -236,7 +247,7 @@ def prepare(inp: ReloadInput) -> Prepared:
     unserved = {o: _why(loaded, o) for o in failed if o not in tables} | unbuilt
     served = Served(
         settings, LoadedZones(tables, loaded.problems, loaded.files), contents, pools, zones,
-        tuple(set_aside), unserved,
+        set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
 

@@ -23,6 +23,7 @@ from hypothesis import settings
 
 from testkit.harness import Harness
 from testkit.server import ServerProc, start_server
+from testkit.site import Site
 
 settings.register_profile("thorough")
 settings.register_profile("quick", max_examples=20)
@@ -42,3 +43,11 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     """A health test's harness; everything it started is stopped at the end, server first."""
     with contextlib.ExitStack() as stack:
         yield Harness(tmp_path, stack)
+
+
+@pytest.fixture
+def site(harness: Harness) -> Site:
+    """An operator's site on the harness: a zones directory with operate.example.
+    (``testkit.site``); the test writes the config and starts the server."""
+    return Site.create(harness)
+
