@@ -489,7 +489,9 @@ def test_probe_checks_another_address_than_the_answer(harness: Harness) -> None:
     assert set(harness.states()) == {web(181), web(182)}  # the answer addresses are not probed
     backends[probe_a].stop()
     wait_answer(srv, owner, {answer_b})
-    assert harness.states()[web(181)]["state"] == "down"
+    # the writer thread records the flip just after the answer changes
+    harness.wait_states("the probed member recorded down",
+                        lambda states: states[web(181)]["state"] == "down")
     backends[probe_a].start()
     wait_answer(srv, owner, {answer_a, answer_b})
 
