@@ -18,15 +18,13 @@ import os
 import re
 import socket
 import stat
-import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import msgspec
 import pytest
-import uvloop
 
 from dnsserve import control
 from dnsserve.control import ControlError, ControlServer, TokenError
@@ -41,6 +39,7 @@ from dnsserve.statuspage import (
     Status,
     ZoneDoc,
 )
+from testkit.loopthread import LoopThread
 
 T = TypeVar("T")
 
@@ -146,24 +145,6 @@ class FakeApi:
 
 
 API: control.Api = FakeApi()  # mypy checks that the fake has the Protocol's shape
-
-
-class LoopThread:
-    """A uvloop event loop running in a daemon thread; stopped by stop()."""
-
-    def __init__(self) -> None:
-        self.loop = uvloop.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-        self.loop.close()
 
 
 class Running:
