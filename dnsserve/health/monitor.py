@@ -3,8 +3,8 @@
 Owns scheduling (first checks spread over the interval, then every ``interval``
 from the scheduled start so nothing drifts), per-check timeouts (a check still
 running at ``timeout`` is cancelled and is a failure "timeout"), at most one
-check in flight per member, the concurrency bound, injecting the HTTP clients
-(``health.clients``, one per TLS setting) into probes, and feeding results
+check in flight per member, the concurrency bound, injecting the TLS contexts
+(``health.tls``, one per TLS setting) into https probes, and feeding results
 through the tracker and the guard. What it did (counters, recent check
 starts) goes to its ``health.checklog``.
 
@@ -35,7 +35,6 @@ import trio
 
 from dnsserve.health import guard as guard_rules
 from dnsserve.health.checklog import CheckLog, CheckRecord
-from dnsserve.health.clients import HttpClients
 from dnsserve.health.guard import GuardConfig, GuardState, Suspicion
 from dnsserve.health.localerrors import LocalErrors
 from dnsserve.health.model import MemberHealth, MemberId
@@ -54,6 +53,7 @@ from dnsserve.health.targets import (
     dedupe,
     guard_window,
 )
+from dnsserve.health.tls import TlsContexts
 from dnsserve.health.tracker import never_seen, observe
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Monitor:
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._wake: dict[MemberId, trio.Event] = {}
-        self._clients = HttpClients()
+        self._tls = TlsContexts()
         self._local_errors = LocalErrors(self._log)
 
     # -- other threads ------------------------------------------------------
@@ -199,15 +199,13 @@ class Monitor:
                     await trio.sleep_forever()
         finally:
             self._nursery = None
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await self._clients.aclose()
 
     def _spawn(self, target: Target, *, at_once: bool) -> None:
         assert self._nursery is not None
-        # An HTTP client is built now: loading CA roots is not the check's time.
+        # A TLS context is built now: loading CA roots is not the check's time.
         # A bad ca_file fails each check of this member, not the monitor.
         with contextlib.suppress(OSError):
-            self._clients.for_spec(target.spec)
+            self._tls.for_spec(target.spec)
         scope = trio.CancelScope()  # made here so a cancel before the task starts holds
         self._scopes[target.member] = scope
         self._wake[target.member] = trio.Event()
@@ -258,11 +256,11 @@ class Monitor:
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
         try:
-            client = self._clients.for_spec(spec)
+            tls = self._tls.for_spec(spec)
         except OSError as exc:  # ca_file missing or not PEM (ssl.SSLError is an OSError)
             return ProbeResult(False, "tls config error", f"{spec.ca_file}: {exc}"[:200])
         try:
-            return await probe(spec, target.member.address, client=client)
+            return await probe(spec, target.member.address, tls=tls)
         except Exception as exc:  # a probe bug must not end the monitor
             local = local_cause(exc)
             if local is not None:  # out of memory or descriptors here, not a bug

@@ -1,15 +1,18 @@
 """Probes: one check of one address -> a raw result, never a verdict.
 
-Owns how each kind of check talks to a backend (http/https, tcp, dns, exec) and
-how its outcome is named ("HTTP 200", "HTTP 503", "body mismatch", "connect
-refused", "timeout", "exit 1"). Runs on trio, in the monitor thread.
+Owns how each kind of check talks to a backend (http/https through
+``health.http11``: one GET on the monitor's own trio socket, parsed with h11;
+tcp, dns, exec) and how its outcome is named ("HTTP 200", "HTTP 503", "body
+mismatch", "connect refused", "timeout", "tls verify failed", "exit 1"). Runs
+on trio, in the monitor thread.
 
 Must not: decide UP/DOWN (the tracker does, from many results), apply its own
 timeout (the monitor cancels a probe at ``CheckSpec.timeout`` and names that
-"timeout"), construct HTTP clients (the caller injects an ``httpx.AsyncClient``
-built with the TLS settings of the spec), or read configuration files (the app
-converts config into ``CheckSpec``). A probe catches the errors a backend can
-cause and returns them as failures; cancellation always propagates.
+"timeout"), construct TLS contexts (the caller injects the ``ssl.SSLContext``
+of the spec's TLS settings, from ``health.tls``), or read configuration files
+(the app converts config into ``CheckSpec``). A probe catches the errors a
+backend can cause and returns them as failures; cancellation always
+propagates.
 
 An error of our own host (out of file descriptors, buffers or memory, or a
 fork that failed: ``LOCAL_ERRNOS``) says nothing about the member: such a
@@ -32,9 +35,10 @@ import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import httpx
+import h11
 import trio
 
+from dnsserve.health import http11
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 BODY_LIMIT = 64 * 1024  # bytes of an HTTP body searched, and of an exec check's stderr kept
@@ -61,8 +65,8 @@ class CheckSpec:
     expect_rcode: dns.rcode.Rcode = dns.rcode.Rcode.NOERROR
     expect_answer: bool = False
     command: tuple[str, ...] | str = ()  # argv, or a shell command line
-    tls_verify: bool = True              # client settings: health.clients builds
-    ca_file: str = ""                    # one client per (tls_verify, ca_file)
+    tls_verify: bool = True              # TLS settings: health.tls builds one
+    ca_file: str = ""                    # context per (tls_verify, ca_file)
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -96,13 +100,16 @@ TIMEOUT = ProbeResult(False, "timeout")
 
 
 async def probe(
-    spec: CheckSpec, address: str, *, client: httpx.AsyncClient | None = None
+    spec: CheckSpec, address: str, *, tls: ssl.SSLContext | None = None
 ) -> ProbeResult:
-    """Run one check of ``address``; never raises for what a backend does."""
+    """Run one check of ``address``; never raises for what a backend does.
+
+    An https check needs the TLS context of its spec injected (``tls``).
+    """
     if spec.kind in (CheckKind.HTTP, CheckKind.HTTPS):
-        if client is None:
-            raise ValueError("http and https probes need an injected httpx.AsyncClient")
-        return await probe_http(spec, address, client)
+        if spec.kind is CheckKind.HTTPS and tls is None:
+            raise ValueError("https probes need an injected ssl.SSLContext (health.tls)")
+        return await probe_http(spec, address, tls)
     if spec.kind is CheckKind.TCP:
         return await probe_tcp(spec, address)
     if spec.kind is CheckKind.DNS:
@@ -110,39 +117,35 @@ async def probe(
     return await probe_exec(spec, address)
 
 
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+async def probe_http(
+    spec: CheckSpec, address: str, tls: ssl.SSLContext | None = None
+) -> ProbeResult:
+    """One GET of the spec's path: the status, then (if asked) a substring of the body.
 
-
-async def probe_http(spec: CheckSpec, address: str, client: httpx.AsyncClient) -> ProbeResult:
-    scheme = spec.kind.value
-    url = f"{scheme}://{_hostport(address, spec.effective_port)}{spec.path}"
-    headers = {"Host": spec.host} if spec.host else {}
-    # The URL holds the member's address; the TLS handshake must name the host.
-    extensions = {"sni_hostname": spec.host} if spec.kind is CheckKind.HTTPS and spec.host else {}
+    ``Host`` is the spec's host, else the address (and port, if not the
+    default); TLS names the spec's host (SNI, and the name verified), else
+    the address (verified against the certificate's IP addresses; no SNI).
+    """
+    port = spec.effective_port
+    default = DEFAULT_PORTS[spec.kind]
     try:
-        async with client.stream("GET", url, headers=headers, extensions=extensions) as resp:
-            status = resp.status_code
-            if status not in spec.expect_status:
-                return ProbeResult(False, f"HTTP {status}")
-            if spec.expect_body:
-                body = await _read_limited(resp)
-                if spec.expect_body.encode() not in body:
-                    return ProbeResult(False, "body mismatch", _clip(repr(body[:80])))
-            return ProbeResult(True, f"HTTP {status}")
-    except httpx.TimeoutException as exc:
-        return ProbeResult(False, "timeout", _clip(repr(exc)))
-    except httpx.HTTPError as exc:
+        response = await http11.get(
+            address, port,
+            path=spec.path,
+            host=spec.host or http11.host_header(address, port, default),
+            tls=tls if spec.kind is CheckKind.HTTPS else None,
+            server_hostname=spec.host or address,
+            body_limit=BODY_LIMIT if spec.expect_body else 0,
+            body_of=spec.expect_status,
+        )
+    except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
         return _failure(exc)
-
-
-async def _read_limited(resp: httpx.Response) -> bytes:
-    body = bytearray()
-    async for chunk in resp.aiter_bytes():
-        body += chunk
-        if len(body) >= BODY_LIMIT:
-            break
-    return bytes(body[:BODY_LIMIT])
+    status = response.status
+    if status not in spec.expect_status:
+        return ProbeResult(False, f"HTTP {status}")
+    if spec.expect_body and spec.expect_body.encode() not in response.body:
+        return ProbeResult(False, "body mismatch", _clip(repr(response.body[:80])))
+    return ProbeResult(True, f"HTTP {status}")
 
 
 async def probe_tcp(spec: CheckSpec, address: str) -> ProbeResult:
@@ -294,7 +297,7 @@ def _failure(exc: BaseException) -> ProbeResult:
             return ProbeResult(False, "connection reset", _clip(str(seen)))
         if isinstance(seen, OSError) and seen.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return ProbeResult(False, "unreachable", _clip(str(seen)))
-    kind = "connect error" if isinstance(exc, httpx.ConnectError | OSError) else "protocol error"
+    kind = "connect error" if isinstance(exc, OSError) else "protocol error"
     return ProbeResult(False, kind, _clip(f"{type(exc).__name__}: {exc}"))
 
 

@@ -1,8 +1,8 @@
 """Probes against real backends on loopback: HTTP(S) servers, TCP ports, a UDP DNS
 responder and real commands. The timeout is applied here as the monitor applies it.
 
-That a probe needs its injected client is tested without a backend, in
-tests/unit/test_probes_client.py."""
+That an https probe needs its injected TLS context is tested without a
+backend, in tests/unit/test_probes_tls.py."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ import dns.rrset
 import pytest
 import trio
 
-from dnsserve.health.clients import build_client
+from dnsserve.health import probes
 from dnsserve.health.probes import TIMEOUT, CheckKind, CheckSpec, ProbeResult, probe
+from dnsserve.health.tls import TlsContexts
 from testkit.backends import HttpBackend, Mode
 from testkit.ports import free_port
 from testkit.wait import wait_for
@@ -42,13 +43,13 @@ def http_backend() -> Iterator[HttpBackend]:
 
 
 def check(spec: CheckSpec, address: str) -> ProbeResult:
-    """One check with the monitor's client and its timeout rule."""
+    """One check with the monitor's TLS context and its timeout rule."""
 
     async def main() -> ProbeResult:
-        async with build_client(spec) as client:
-            with trio.move_on_after(spec.timeout):
-                return await probe(spec, address, client=client)
-            return TIMEOUT
+        tls = TlsContexts().for_spec(spec)
+        with trio.move_on_after(spec.timeout):
+            return await probe(spec, address, tls=tls)
+        return TIMEOUT
 
     return trio.run(main)
 
@@ -94,6 +95,139 @@ def test_http_stopped_backend_refuses() -> None:
     port = free_port("127.0.0.21")
     result = check(http(port, "/ok"), "127.0.0.21")
     assert (result.ok, result.reason) == (False, "connect refused")
+
+
+# -- what the server sends, byte for byte -----------------------------------
+
+
+class Canned:
+    """A TCP server on 127.0.0.26 that answers each connection with fixed bytes.
+
+    ``hold``: after sending, keep the connection open (until stop) instead of
+    closing it. ``requests`` keeps the raw request head of each connection.
+    """
+
+    def __init__(self, response: bytes, *, hold: bool = False) -> None:
+        self.response, self.hold = response, hold
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.26", 0))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                head = b""
+                for _ in range(64):  # a request head is a few hundred bytes
+                    chunk = conn.recv(4096)
+                    head += chunk
+                    if not chunk or b"\r\n\r\n" in head:
+                        break
+                self.requests.append(head)
+                conn.sendall(self.response)
+                if self.hold:
+                    self.done.wait(10)
+
+    def __enter__(self) -> Canned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(15)
+        self.listener.close()
+
+
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nall\r\n4\r\n ok \r\n5\r\nhere.\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("response", "extra", "expected"),
+    [
+        (CHUNKED, {"expect_body": "l ok h"}, ProbeResult(True, "HTTP 200")),
+        # No length: the body ends when the server closes (HTTP/1.0).
+        (b"HTTP/1.0 200 OK\r\n\r\nstatus: ok", {"expect_body": "ok"},
+         ProbeResult(True, "HTTP 200")),
+        # A redirect is not followed: its status is the result.
+        (b"HTTP/1.1 301 Moved\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n", {},
+         ProbeResult(False, "HTTP 301")),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+         {"expect_status": (204,)}, ProbeResult(True, "HTTP 204")),
+    ],
+)
+def test_http_response_forms(response: bytes, extra: dict, expected: ProbeResult) -> None:
+    with Canned(response) as server:
+        assert check(http(server.port, "/ok", **extra), "127.0.0.26") == expected
+
+
+def test_http_request_is_one_get_that_closes() -> None:
+    with Canned(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as server:
+        assert check(http(server.port, "/health?x=1", host="www.example.com"), "127.0.0.26").ok
+    head = server.requests[0].decode()
+    assert head.startswith("GET /health?x=1 HTTP/1.1\r\n")
+    lines = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip()
+             for line in head.split("\r\n")[1:] if ":" in line}
+    assert lines["host"] == "www.example.com"
+    assert lines["connection"] == "close"
+    assert "accept-encoding" not in lines  # the body is searched as sent
+
+
+def test_http_body_is_searched_within_the_limit() -> None:
+    big = b"x" * probes.BODY_LIMIT
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sok" % (len(big) + 2, big)
+    with Canned(response) as server:
+        result = check(http(server.port, "/ok", expect_body="ok"), "127.0.0.26")
+    assert (result.ok, result.reason) == (False, "body mismatch")
+
+
+def test_http_wrong_status_does_not_wait_for_the_body() -> None:
+    # The status fails the check: the body that never ends is not read.
+    head = b"HTTP/1.1 503 Unavailable\r\nContent-Length: 1000\r\n\r\npartial"
+    with Canned(head, hold=True) as server:
+        spec = http(server.port, "/ok", expect_body="ok")
+        assert check(spec, "127.0.0.26") == ProbeResult(False, "HTTP 503")
+
+
+@pytest.mark.parametrize("response", [b"", b"HTTP/1.1 200 OK\r\nContent-Le", b"SSH-2.0-x\r\n\r\n"])
+def test_http_no_valid_response_is_a_protocol_error(response: bytes) -> None:
+    with Canned(response) as server:
+        result = check(http(server.port, "/ok"), "127.0.0.26")
+    assert (result.ok, result.reason) == (False, "protocol error")
+
+
+def test_http_over_ipv6_names_the_address_in_host() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("::1 not configured")
+    with listener:
+        port = listener.getsockname()[1]
+        listener.settimeout(5.0)
+
+        def answer() -> bytes:
+            conn, _ = listener.accept()
+            with conn:
+                head = conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            return head
+
+        seen: list[bytes] = []
+        thread = threading.Thread(target=lambda: seen.append(answer()))
+        thread.start()
+        result = check(http(port, "/ok"), "::1")
+        thread.join(10)
+    assert result == ProbeResult(True, "HTTP 200")
+    assert f"Host: [::1]:{port}\r\n".encode() in seen[0]
 
 
 # -- https ----------------------------------------------------------------

@@ -62,11 +62,14 @@ LEVELS: list[set[str]] = [
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
-    # health.clients (the httpx clients injected into probes) and
+    # health.tls (the TLS contexts injected into https probes) and
     # health.checklog (the monitor's counters and recent check starts) are
     # split out of health.monitor, their importer.
-    {"control_routes", "control_access", "health.clients", "health.checklog"},
+    {"control_routes", "control_access", "health.tls", "health.checklog"},
     {"config", "zones.load", "health.probes"},
+    # health.http11 (one GET on a trio socket, read with h11) is an edge leaf
+    # under health.probes, its importer.
+    {"health.http11"},
     # config_validate (validate, split out of config_schema) checks the
     # Structs it imports from below; config is its importer.
     {"config_validate"},
@@ -167,7 +170,8 @@ EDGE = {
     "health.probes",
     "health.localerrors",
     "health.targets",
-    "health.clients",
+    "health.tls",
+    "health.http11",
     "health.checklog",
     "health.monitor",
 }

@@ -2,7 +2,7 @@
 
 ``health.probes`` marks a result ``local_error`` when the check could not run
 here: out of file descriptors, buffers or memory (``LOCAL_ERRNOS``), found
-anywhere in the error's chain (httpx wraps the OSError; trio groups it). The
+anywhere in the error's chain (trio wraps the OSError; a nursery groups it). The
 monitor then keeps the member's state: tests/integration/test_monitor.py runs
 that with the descriptors really exhausted.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 
-import httpx
 import pytest
+import trio
 
 from dnsserve.health import probes
 from dnsserve.health.probes import ProbeResult
@@ -22,20 +22,21 @@ def os_error(code: int) -> OSError:
     return OSError(code, errno.errorcode[code])
 
 
-def wrapped(exc: BaseException) -> httpx.ConnectError:
+def wrapped(exc: BaseException) -> trio.BrokenResourceError:
+    """The shape trio's streams give an OSError of the socket."""
     try:
         try:
             raise exc
         except OSError as inner:
-            raise httpx.ConnectError("cannot connect") from inner
-    except httpx.ConnectError as outer:
+            raise trio.BrokenResourceError("socket failed") from inner
+    except trio.BrokenResourceError as outer:
         return outer
 
 
 @pytest.mark.parametrize("code", sorted(probes.LOCAL_ERRNOS))
 @pytest.mark.parametrize(
     "shape", [lambda e: e, wrapped, lambda e: ExceptionGroup("attempts", [e])],
-    ids=["bare", "httpx", "group"],
+    ids=["bare", "trio", "group"],
 )
 def test_local_errnos_are_local(code: int, shape: object) -> None:
     exc = shape(os_error(code))  # type: ignore[operator]
@@ -50,7 +51,8 @@ def test_local_errnos_are_local(code: int, shape: object) -> None:
     [
         (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "connect refused"),
         (os_error(errno.EHOSTUNREACH), "unreachable"),
-        (wrapped(os_error(errno.ECONNABORTED)), "connect error"),
+        (os_error(errno.ECONNABORTED), "connect error"),
+        (wrapped(os_error(errno.EPIPE)), "protocol error"),
     ],
 )
 def test_errors_of_the_member_are_not_local(exc: BaseException, reason: str) -> None:

@@ -1,0 +1,123 @@
+"""One HTTP/1.1 GET over the monitor's own trio socket: the mechanics of an http(s) check.
+
+Owns the connection (a TCP socket to the member's address, TLS over it with
+the context it is handed and the name it is told to send as SNI and to
+verify), the request (``GET path``, ``Host``, ``User-Agent``, ``Connection:
+close``: one request per connection, as gdnsd's ``http_status`` sends), and
+reading the response with h11: its status, and, when asked, the first
+``body_limit`` bytes of its body (chunked or not; no content coding is asked
+for, so none is undone). The socket is closed before ``get`` returns or
+raises.
+
+Must not: name an outcome or decide pass/fail (``health.probes`` does), apply
+a timeout (the monitor cancels a check at its timeout), build TLS contexts
+(``health.tls`` does), follow redirects, or pool connections. It raises what
+the network, TLS or h11 raise (``OSError``; ``trio.BrokenResourceError`` with
+the ``OSError`` or ``ssl.SSLError`` as its cause; ``h11.ProtocolError``);
+cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Container
+from dataclasses import dataclass
+
+import h11
+import trio
+
+USER_AGENT = "dnsserve-monitor"
+RECEIVE_SIZE = 16 * 1024  # bytes asked of the socket per read
+# Reads and events per response at most: a response in more pieces than this
+# is a protocol error (the monitor's timeout bounds the time too).
+MAX_STEPS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a check reads of a response: the status and a prefix of the body."""
+
+    status: int
+    body: bytes = b""  # at most body_limit bytes; b"" when the body was not read
+
+
+def host_header(address: str, port: int, default_port: int) -> str:
+    """The ``Host`` a browser would send for the member's address (the port if not default)."""
+    host = f"[{address}]" if ":" in address else address
+    return host if port == default_port else f"{host}:{port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _request(path: str, host: str) -> h11.Request:
+    """The request event of a check (built once: h11 validates the target and headers)."""
+    headers = [("Host", host), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
+               ("Connection", "close")]
+    return h11.Request(method="GET", target=path, headers=headers)
+
+
+_END = h11.EndOfMessage()
+
+
+async def get(
+    address: str,
+    port: int,
+    *,
+    path: str,
+    host: str,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    body_limit: int = 0,
+    body_of: Container[int] = (),
+) -> Response:
+    """GET ``path`` from ``address:port`` with ``Host: host``; read the status (and body).
+
+    With ``tls``, the handshake sends ``server_hostname`` as SNI and verifies
+    the certificate against it (as the context says). The body is read (its
+    first ``body_limit`` bytes) only for a status in ``body_of``. Raises
+    ``h11.LocalProtocolError`` for a path or host h11 refuses to send.
+    """
+    conn = h11.Connection(h11.CLIENT)
+    request = conn.send(_request(path, host))
+    end = conn.send(_END)
+    assert request is not None and end is not None  # None only for ConnectionClosed
+    family = trio.socket.AF_INET6 if ":" in address else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((address, port))
+        stream: trio.abc.Stream = trio.SocketStream(sock)
+        if tls is not None:
+            ssl_stream = trio.SSLStream(
+                stream, tls, server_hostname=server_hostname, https_compatible=True
+            )
+            await ssl_stream.do_handshake()
+            stream = ssl_stream
+        await stream.send_all(request + end)
+        return await _read_response(conn, stream, body_limit, body_of)
+    finally:
+        sock.close()  # no close_notify: the check is over either way
+
+
+async def _read_response(
+    conn: h11.Connection, stream: trio.abc.ReceiveStream, body_limit: int,
+    body_of: Container[int],
+) -> Response:
+    """Feed h11 what the server sends, until the status (and the body prefix) is known."""
+    status = 0
+    body = bytearray()
+    for _ in range(MAX_STEPS):
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(RECEIVE_SIZE)))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            if not body_limit or status not in body_of:
+                return Response(status)
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) >= body_limit:
+                return Response(status, bytes(body[:body_limit]))
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            return Response(status, bytes(body))
+        # h11.InformationalResponse (1xx): the final response follows.
+    raise h11.RemoteProtocolError(f"no complete response in {MAX_STEPS} reads")
