@@ -198,6 +198,7 @@ class HealthSync:
         )
         if self._metrics is not None:
             self._metrics.check_duration.labels(monitor=member.monitor).observe(outcome.took)
+            self._metrics.check_lateness.labels(monitor=member.monitor).observe(outcome.late)
             if not outcome.result.ok:
                 self._metrics.check_failures.labels(monitor=member.monitor).inc()
         if outcome.flipped:

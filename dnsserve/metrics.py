@@ -334,6 +334,7 @@ class ServerMetrics:
     member_up: Gauge
     member_override: Gauge
     check_duration: Histogram
+    check_lateness: Histogram
     check_failures: Counter
     state_changes: Counter
     suspect: Gauge
@@ -368,6 +369,9 @@ def server_metrics(registry: Registry) -> ServerMetrics:
                                 "a member; kind=drain or force-up.", ("monitor", "member", "kind")),
         check_duration=r.histogram("dnsserve_check_duration_seconds",
                                    "Time one health check took, by monitor.", ("monitor",)),
+        check_lateness=r.histogram("dnsserve_check_lateness_seconds",
+                                   "How long after its scheduled time a health check started, "
+                                   "by monitor (a monitor that falls behind).", ("monitor",)),
         check_failures=r.counter("dnsserve_check_failures_total",
                                  "Health checks that failed, by monitor.", ("monitor",)),
         state_changes=r.counter("dnsserve_member_state_changes_total",

@@ -251,7 +251,8 @@ class Monitor:
             with trio.move_on_after(spec.timeout):
                 result = await self._probe(target)
             took = trio.current_time() - record.started
-        self._settle(target, result, time.time(), took)
+        late = 0.0 if scheduled is None else max(0.0, record.started - scheduled)
+        self._settle(target, result, time.time(), took, late)
 
     async def _probe(self, target: Target) -> ProbeResult:
         spec = target.spec
@@ -269,7 +270,9 @@ class Monitor:
             self._log.count("probe_errors")
             return ProbeResult(False, "probe error", f"{type(exc).__name__}: {exc}"[:200])
 
-    def _settle(self, target: Target, result: ProbeResult, at: float, took: float = 0.0) -> None:
+    def _settle(
+        self, target: Target, result: ProbeResult, at: float, took: float = 0.0, late: float = 0.0
+    ) -> None:
         member = target.member
         if self._targets.get(member) != target:  # removed or changed by a reload
             return
@@ -299,7 +302,7 @@ class Monitor:
             self._emit(out.event)
         try:
             self._on_result(
-                CheckOutcome(member, result, before, out.health, out.flipped, at, took)
+                CheckOutcome(member, result, before, out.health, out.flipped, at, took, late)
             )
         except Exception:
             self._log.count("callback_errors")

@@ -36,6 +36,9 @@ class CheckOutcome:
 
     ``before`` is the member's health before this check (None: never seen);
     ``health`` after it, guard applied; ``flipped``: the state changed.
+    ``late``: seconds the check started after its scheduled time (waiting
+    for the concurrency bound, or a busy thread; a member checked at once is
+    due at the monitor's start); 0 for a check asked for with ``check_now``.
     """
 
     member: MemberId
@@ -45,6 +48,7 @@ class CheckOutcome:
     flipped: bool
     at: float  # time.time() when the check ended
     took: float = 0.0  # seconds the check ran (its timeout when it timed out)
+    late: float = 0.0  # seconds it started after its schedule
 
 
 OnResult = Callable[[CheckOutcome], None]

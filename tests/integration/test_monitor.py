@@ -195,6 +195,22 @@ def test_regular_checks_start_at_or_after_their_schedule(
     assert all(abs(g / 0.2 - round(g / 0.2)) < 1e-6 and round(g / 0.2) >= 1 for g in gaps)
 
 
+def test_checks_that_wait_for_the_concurrency_bound_report_lateness(
+    cleanup: list[Callable[[], object]],
+) -> None:
+    port = free_port("127.0.0.53")
+    # Three hanging members, one check at a time: each check takes its whole
+    # timeout (0.15 s), so three need 0.45 s of every 0.2 s interval.
+    backends = [HttpBackend(f"127.0.0.{i}", port, Mode.HANG).start() for i in (53, 54, 55)]
+    cleanup += [b.stop for b in backends]
+    targets = [http_target(b.host, port) for b in backends]
+    monitor, rec = start_monitor(cleanup, targets, max_concurrency=1)
+    assert rec.wait(lambda: len(rec.results) >= 12)
+    assert monitor.stop() is True
+    assert all(o.late >= 0.0 for o in rec.results)
+    assert max(o.late for o in rec.results) > 0.1
+
+
 def test_one_check_serves_every_pool_sharing_a_member(
     cleanup: list[Callable[[], object]],
 ) -> None:

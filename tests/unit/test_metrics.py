@@ -82,6 +82,7 @@ def test_server_metrics_render_and_parse() -> None:
     m.queries.labels(rcode="NOERROR", qtype="A", transport="udp").inc(2)
     m.check_duration.labels(monitor="web").observe(0.003)
     m.check_duration.labels(monitor="web").observe(99.0)
+    m.check_lateness.labels(monitor="web").observe(0.03)
     m.zone_serial.labels(zone='odd"zone\\\n.').set(2024010101)
     m.engine_errors.set_total(5)
     text = registry.render()
@@ -99,6 +100,8 @@ def test_server_metrics_render_and_parse() -> None:
     assert samples[("dnsserve_check_duration_seconds_bucket", (*web, ("le", "+Inf")))] == 2
     assert samples[("dnsserve_check_duration_seconds_count", web)] == 2
     assert samples[("dnsserve_check_duration_seconds_sum", web)] == pytest.approx(99.003)
+    assert samples[("dnsserve_check_lateness_seconds_bucket", (*web, ("le", "0.025")))] == 0
+    assert samples[("dnsserve_check_lateness_seconds_bucket", (*web, ("le", "0.05")))] == 1
     assert all(name.startswith("dnsserve_") for name, _ in samples)
 
 
