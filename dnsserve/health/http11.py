@@ -20,9 +20,12 @@ cancellation propagates.
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import ssl
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import Protocol
 
 import h11
 import trio
@@ -81,25 +84,82 @@ async def get(
     request = conn.send(_request(path, host))
     end = conn.send(_END)
     assert request is not None and end is not None  # None only for ConnectionClosed
-    family = trio.socket.AF_INET6 if ":" in address else trio.socket.AF_INET
-    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        await sock.connect((address, port))
-        stream: trio.abc.Stream = trio.SocketStream(sock)
-        if tls is not None:
+        sock.setblocking(False)
+        await _connect(sock, (address, port))
+        stream: _Stream
+        if tls is None:
+            stream = _PlainStream(sock)
+        else:
             ssl_stream = trio.SSLStream(
-                stream, tls, server_hostname=server_hostname, https_compatible=True
+                trio.SocketStream(trio.socket.from_stdlib_socket(sock)), tls,
+                server_hostname=server_hostname, https_compatible=True,
             )
             await ssl_stream.do_handshake()
             stream = ssl_stream
         await stream.send_all(request + end)
         return await _read_response(conn, stream, body_limit, body_of)
     finally:
+        trio.lowlevel.notify_closing(sock)  # trio forgets the descriptor before it is reused
         sock.close()  # no close_notify: the check is over either way
 
 
+async def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
+    """Connect a non-blocking socket; raise the connect's OSError (refused, unreachable)."""
+    try:
+        sock.connect(address)
+    except BlockingIOError:
+        await trio.lowlevel.wait_writable(sock)
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code), address) from None
+    else:
+        await trio.lowlevel.checkpoint()  # a trio function always checkpoints
+
+
+class _Stream(Protocol):
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def receive_some(self, max_bytes: int) -> bytes | bytearray: ...
+
+
+class _PlainStream:
+    """The two calls a check makes of a plain socket, straight on trio's I/O waits.
+
+    trio's SocketStream would do the same with a checkpoint and a conflict
+    check per call; a check is one send and a read or two, so this is much
+    of its cost.
+    """
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        for _ in range(MAX_STEPS):
+            if not view:
+                return
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+        raise h11.LocalProtocolError(f"request not sent in {MAX_STEPS} writes")
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        for _ in range(MAX_STEPS):  # a wake-up with nothing to read: wait again
+            try:
+                return self._sock.recv(max_bytes)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+        raise h11.RemoteProtocolError(f"nothing to read after {MAX_STEPS} wake-ups")
+
+
 async def _read_response(
-    conn: h11.Connection, stream: trio.abc.ReceiveStream, body_limit: int,
+    conn: h11.Connection, stream: _Stream, body_limit: int,
     body_of: Container[int],
 ) -> Response:
     """Feed h11 what the server sends, until the status (and the body prefix) is known."""
