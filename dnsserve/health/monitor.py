@@ -1,9 +1,12 @@
 """The monitor thread: when to check whom, on trio, in its own OS thread.
 
 Owns scheduling (first checks spread over the interval, then every ``interval``
-from the scheduled start so nothing drifts), per-check timeouts (a check still
-running at ``timeout`` is cancelled and is a failure "timeout"), at most one
-check in flight per member, the concurrency bound, injecting the TLS contexts
+from the scheduled start so nothing drifts; ``health.timers`` wakes each member
+when its check is due), per-check timeouts (a check still running at
+``timeout`` is cancelled and is a failure "timeout"), at most one check in
+flight per member, the concurrency bound (by default what the schedules need
+when every check runs to its timeout, so it bounds bursts, at start or after
+a reload, and never makes a steady schedule late), injecting the TLS contexts
 (``health.tls``, one per TLS setting) into https probes, and feeding results
 through the tracker and the guard. What it did (counters, recent check
 starts) goes to its ``health.checklog``.
@@ -50,9 +53,11 @@ from dnsserve.health.targets import (
     OnResult,
     OnSuspicion,
     Target,
+    concurrency_needed,
     dedupe,
     guard_window,
 )
+from dnsserve.health.timers import Timers
 from dnsserve.health.tls import TlsContexts
 from dnsserve.health.tracker import never_seen, observe
 
@@ -69,7 +74,7 @@ class Monitor:
         pools: Mapping[MemberId, Set[str]] | None = None,
         suspect_fraction: float = 1.0,
         on_suspicion: OnSuspicion | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         seed: int | None = None,
         ring_size: int = 10_000,
     ) -> None:
@@ -83,7 +88,7 @@ class Monitor:
         self._pools = pools
         self._guard_config = self._make_guard_config()
         self._guard = GuardState()
-        self._max_concurrency = max_concurrency
+        self._max_concurrency = max_concurrency  # None: concurrency_needed
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # the health copy readers see
         self._log = CheckLog(ring_size)
@@ -95,7 +100,7 @@ class Monitor:
         self._nursery: trio.Nursery | None = None
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
-        self._wake: dict[MemberId, trio.Event] = {}
+        self._timers = Timers()
         self._tls = TlsContexts()
         self._local_errors = LocalErrors(self._log)
 
@@ -187,12 +192,13 @@ class Monitor:
 
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        self._limiter = trio.CapacityLimiter(self._bound())
         try:
             with trio.CancelScope() as scope:
                 self._main_scope = scope
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    nursery.start_soon(self._timers.run)
                     for member, target in self._targets.items():
                         self._spawn(target, at_once=member not in self._health)
                     self._ready.set()
@@ -208,7 +214,6 @@ class Monitor:
             self._tls.for_spec(target.spec)
         scope = trio.CancelScope()  # made here so a cancel before the task starts holds
         self._scopes[target.member] = scope
-        self._wake[target.member] = trio.Event()
         self._nursery.start_soon(self._schedule, target, at_once, scope)
 
     async def _schedule(self, target: Target, at_once: bool, scope: trio.CancelScope) -> None:
@@ -230,11 +235,7 @@ class Monitor:
                 self._log.count("skipped", missed)
                 k += missed
                 continue
-            wake = self._wake[member]
-            with trio.move_on_at(due):
-                await wake.wait()
-            if wake.is_set():
-                self._wake[member] = trio.Event()
+            if await self._timers.sleep_until(member, due):
                 self._log.count("triggered")
                 await self._check(target, None)
                 continue
@@ -242,15 +243,21 @@ class Monitor:
             k += 1
 
     async def _check(self, target: Target, scheduled: float | None) -> None:
-        assert self._limiter is not None
-        spec = target.spec
-        async with self._limiter:
+        limiter = self._limiter
+        assert limiter is not None
+        try:  # no checkpoint when a token is free: the probe has its own
+            limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
             record = CheckRecord(target.member, scheduled, trio.current_time(), time.time())
             self._log.started(record)
             result = TIMEOUT
-            with trio.move_on_after(spec.timeout):
+            with trio.move_on_after(target.spec.timeout):
                 result = await self._probe(target)
             took = trio.current_time() - record.started
+        finally:
+            limiter.release()
         late = 0.0 if scheduled is None else max(0.0, record.started - scheduled)
         self._settle(target, result, time.time(), took, late)
 
@@ -333,9 +340,8 @@ class Monitor:
             self._emit(Suspicion(False, time.time(), held, MappingProxyType({}), why))
 
     def _trigger(self, member: MemberId) -> None:
-        wake = self._wake.get(member)
-        if wake is not None:
-            wake.set()
+        if member in self._scopes:
+            self._timers.trigger(member)
 
     def _update(
         self,
@@ -348,7 +354,7 @@ class Monitor:
                 scope = self._scopes.pop(member, None)
                 if scope is not None:
                     scope.cancel()
-                self._wake.pop(member, None)
+                self._timers.forget(member)
                 if member not in found:
                     with self._lock:
                         self._health.pop(member, None)
@@ -361,11 +367,18 @@ class Monitor:
         if pools is not None:
             self._pools = pools
         self._guard_config = self._make_guard_config()
+        if self._limiter is not None:
+            self._limiter.total_tokens = self._bound()
         if self._nursery is None:  # not running: _main spawns every target
             return
         for member, target in found.items():
             if old.get(member) != target:
                 self._spawn(target, at_once=member not in self._health)
+
+    def _bound(self) -> int:
+        if self._max_concurrency is not None:
+            return self._max_concurrency
+        return concurrency_needed(self._targets.values())
 
     def _make_guard_config(self) -> GuardConfig | None:
         window = guard_window(self._targets.values())

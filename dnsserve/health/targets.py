@@ -2,7 +2,8 @@
 
 Owns ``Target`` (one member, its check and its schedule), the rule a set of
 targets must meet (0 < timeout < interval; one check per member), the guard's
-window those schedules give (``guard_window``), and ``CheckOutcome``, which
+window those schedules give (``guard_window``) and the checks in flight they
+need at most (``concurrency_needed``), and ``CheckOutcome``, which
 leaves the monitor thread through ``on_result``.
 
 Must not: schedule or run checks (``health.monitor`` does) or decide health
@@ -11,6 +12,7 @@ Must not: schedule or run checks (``health.monitor`` does) or decide health
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -58,6 +60,15 @@ OnSuspicion = Callable[[Suspicion], None]
 def guard_window(targets: Iterable[Target]) -> float:
     """The spread of flips one network-wide failure gives: an interval plus timeouts."""
     return max((t.interval + 2 * t.spec.timeout for t in targets), default=0.0)
+
+
+MIN_CONCURRENCY = 64  # the monitor's default bound on checks in flight, at least
+
+
+def concurrency_needed(targets: Iterable[Target]) -> int:
+    """Checks in flight when every check runs to its timeout (the monitor's default bound)."""
+    needed = math.ceil(sum(t.spec.timeout / t.interval for t in targets))
+    return max(MIN_CONCURRENCY, needed)
 
 
 def dedupe(targets: Iterable[Target | tuple]) -> dict[MemberId, Target]:

@@ -57,8 +57,9 @@ LEVELS: list[set[str]] = [
     # log rate-limited) is split out of health.monitor, its importer; it
     # counts in health.checklog, below.
     # health.targets (Target, its rule, CheckOutcome) is split out of it too;
-    # health_inputs and healthsync read it.
-    {"health.localerrors", "health.targets"},
+    # health_inputs and healthsync read it. health.timers (one task wakes each
+    # member when its check is due) too.
+    {"health.localerrors", "health.targets", "health.timers"},
     # control_routes (the API as a function: routes, auth, JSON) and
     # control_access (the token file, the address rule) are split out of
     # control, their importer; the CLI uses control_access too.
@@ -171,6 +172,7 @@ EDGE = {
     "health.localerrors",
     "health.targets",
     "health.tls",
+    "health.timers",
     "health.http11",
     "health.checklog",
     "health.monitor",
