@@ -27,11 +27,13 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_core
 
-# Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load.
+# Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load,
+# CPU per health check vs gdnsd and 900 checks/s on one core.
 bench-health: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_failover
 	$(BIN)/python -m benchmarks.bench_pool
 	$(BIN)/python -m benchmarks.bench_drift
+	$(BIN)/python -m benchmarks.bench_checks
 
 lint: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks testkit

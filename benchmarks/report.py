@@ -23,7 +23,7 @@ from pathlib import Path
 from testkit import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_ORDER = ("core", "failover", "pool", "drift", "hostile")
+SECTION_ORDER = ("core", "failover", "pool", "drift", "checks", "hostile")
 TITLE = "# Benchmark results"
 INTRO = (
     "Each section is written by the script it names (`make bench` runs the core one;"
