@@ -19,6 +19,7 @@ cancellation propagates.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -88,18 +89,19 @@ async def get(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        await _connect(sock, (address, port))
         stream: _Stream
         if tls is None:
             stream = _PlainStream(sock)
+            await stream.connect_and_send((address, port), request + end)
         else:
+            await _connect(sock, (address, port))
             ssl_stream = trio.SSLStream(
                 trio.SocketStream(trio.socket.from_stdlib_socket(sock)), tls,
                 server_hostname=server_hostname, https_compatible=True,
             )
             await ssl_stream.do_handshake()
+            await ssl_stream.send_all(request + end)
             stream = ssl_stream
-        await stream.send_all(request + end)
         return await _read_response(conn, stream, body_limit, body_of)
     finally:
         trio.lowlevel.notify_closing(sock)  # trio forgets the descriptor before it is reused
@@ -120,8 +122,6 @@ async def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
 
 
 class _Stream(Protocol):
-    async def send_all(self, data: bytes) -> None: ...
-
     async def receive_some(self, max_bytes: int) -> bytes | bytearray: ...
 
 
@@ -137,6 +137,23 @@ class _PlainStream:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+
+    async def connect_and_send(self, address: tuple[str, int], data: bytes) -> None:
+        """Connect, then send ``data``, waiting for the handshake only if it is not over.
+
+        On loopback (and often on a LAN) it is over when ``connect`` returns,
+        so the request goes at once; a send before the handshake ends raises
+        BlockingIOError, and one after it failed raises the connect's error.
+        """
+        code = self._sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS):
+            raise OSError(code, os.strerror(code), address)
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:  # still connecting
+            await _connect(self._sock, address)
+            sent = 0
+        await self.send_all(data[sent:])
 
     async def send_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -57,7 +57,7 @@ from dnsserve.health.targets import (
     dedupe,
     guard_window,
 )
-from dnsserve.health.timers import Timers
+from dnsserve.health.timers import Timers, tick_for
 from dnsserve.health.tls import TlsContexts
 from dnsserve.health.tracker import never_seen, observe
 
@@ -100,7 +100,7 @@ class Monitor:
         self._nursery: trio.Nursery | None = None
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
-        self._timers = Timers()
+        self._timers = Timers(tick_for(t.interval for t in self._targets.values()))
         self._tls = TlsContexts()
         self._local_errors = LocalErrors(self._log)
 
@@ -367,6 +367,7 @@ class Monitor:
         if pools is not None:
             self._pools = pools
         self._guard_config = self._make_guard_config()
+        self._timers.tick = tick_for(t.interval for t in found.values())
         if self._limiter is not None:
             self._limiter.total_tokens = self._bound()
         if self._nursery is None:  # not running: _main spawns every target

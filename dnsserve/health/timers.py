@@ -1,9 +1,11 @@
 """The monitor's timers: one trio task wakes every member whose check is due.
 
 Owns when a member's task resumes: at its due time rounded up to the next
-multiple of ``tick`` of trio's clock, so that the checks due within one tick
-start together, in one pass of trio's loop (one wake-up of the thread for
-them all, not one per member, and no cancel scope per member per check), or
+multiple of ``tick`` of trio's clock (``tick_for``: 2 % of the shortest
+interval, at most 50 ms), so that the checks due within one tick start
+together, in one pass of trio's loop (one wake-up of the thread for them all,
+not one per member, and no cancel scope per member per check; their replies
+then come back together too), or
 at once when ``trigger`` asks (``Monitor.check_now``; a trigger that comes
 while the member is not waiting is kept for its next wait). Holds a heap of
 due times and the parked task of each member; a parked task that is
@@ -19,21 +21,28 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Iterable
 
 import trio
 
 from dnsserve.health.model import MemberId
 
-TICK = 0.005  # seconds: due times are rounded up to this grid (at most 2 % of a 0.25 s interval)
+TICK_SHARE = 0.02  # of the shortest interval: how late a check may start, at most
+TICK_MAX = 0.05  # seconds
+
+
+def tick_for(intervals: Iterable[float]) -> float:
+    """The tick for members checked at these intervals (``TICK_MAX`` when there are none)."""
+    return min(TICK_MAX, TICK_SHARE * min(intervals, default=TICK_MAX / TICK_SHARE))
 
 
 class Timers:
     """Every member's next wake-up, and the one task (``run``) that delivers them."""
 
-    __slots__ = ("_changed", "_heap", "_next", "_parked", "_pending", "_seq", "_tick")
+    __slots__ = ("_changed", "_heap", "_next", "_parked", "_pending", "_seq", "tick")
 
-    def __init__(self, tick: float = TICK) -> None:
-        self._tick = tick
+    def __init__(self, tick: float = TICK_MAX) -> None:
+        self.tick = tick
         self._heap: list[tuple[float, int, MemberId]] = []
         self._parked: dict[MemberId, tuple[int, trio.lowlevel.Task]] = {}
         self._pending: set[MemberId] = set()  # triggered while not waiting
@@ -42,7 +51,7 @@ class Timers:
         self._next = math.inf  # when ``run`` wakes next
 
     def _round(self, due: float) -> float:
-        return math.ceil(due / self._tick) * self._tick
+        return math.ceil(due / self.tick) * self.tick
 
     async def run(self) -> None:
         """Wake members as they come due; runs until cancelled (the monitor's nursery)."""

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from dnsserve.health.model import MemberId
-from dnsserve.health.timers import Timers
+from dnsserve.health.timers import TICK_MAX, Timers, tick_for
 
 A, B, C = (MemberId("web", f"192.0.2.{i}") for i in (1, 2, 3))
 
@@ -98,6 +98,13 @@ def test_a_cancelled_wait_is_forgotten() -> None:
 
     run(main)
     assert woke == [A]  # the new task, at its own due time, not triggered
+
+
+def test_the_tick_is_a_small_share_of_the_shortest_interval() -> None:
+    assert tick_for([1.0, 0.25, 30.0]) == pytest.approx(0.005)
+    assert tick_for([1.0]) == pytest.approx(0.02)
+    assert tick_for([60.0]) == TICK_MAX
+    assert tick_for([]) == TICK_MAX
 
 
 def test_nothing_due_sleeps_until_something_is() -> None:
