@@ -209,12 +209,11 @@ def propose(
 
 def passed(guard: GuardState, member: MemberId) -> tuple[GuardState, bool]:
     """A member passed a check; return the new state and whether suspicion cleared."""
-    exempt = guard.exempt - {member}
     if guard.mode is Mode.SUSPECT and member in guard.held:
-        return GuardState(exempt=exempt), True
-    if exempt != guard.exempt:
-        return replace(guard, exempt=exempt), False
-    return guard, False
+        return GuardState(exempt=guard.exempt - {member}), True
+    if member in guard.exempt:
+        return replace(guard, exempt=guard.exempt - {member}), False
+    return guard, False  # the common case: nothing to change, nothing built
 
 
 def forced(guard: GuardState) -> tuple[GuardState, bool]:

@@ -86,9 +86,8 @@ async def get(
     end = conn.send(_END)
     assert request is not None and end is not None  # None only for ConnectionClosed
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        sock.setblocking(False)
         stream: _Stream
         if tls is None:
             stream = _PlainStream(sock)
@@ -133,10 +132,11 @@ class _PlainStream:
     of its cost.
     """
 
-    __slots__ = ("_sock",)
+    __slots__ = ("_replied", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._replied = False  # the first read waits: no reply is there right after a send
 
     async def connect_and_send(self, address: tuple[str, int], data: bytes) -> None:
         """Connect, then send ``data``, waiting for the handshake only if it is not over.
@@ -167,6 +167,9 @@ class _PlainStream:
         raise h11.LocalProtocolError(f"request not sent in {MAX_STEPS} writes")
 
     async def receive_some(self, max_bytes: int) -> bytes:
+        if not self._replied:
+            self._replied = True
+            await trio.lowlevel.wait_readable(self._sock)
         for _ in range(MAX_STEPS):  # a wake-up with nothing to read: wait again
             try:
                 return self._sock.recv(max_bytes)
