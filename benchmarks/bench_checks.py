@@ -38,7 +38,7 @@ from benchmarks.report import add_report_options, shown_argv, workdir, write_sec
 from testkit import ROOT
 from testkit import health_many as hm
 from testkit.backend_farm import Farm, addresses
-from testkit.cpu import WatchedServer, cpu_seconds, loadavg, pick_cpus
+from testkit.cpu import CLK_TCK, WatchedServer, cpu_seconds, loadavg, pick_cpus
 from testkit.ports import common_port
 
 CPU_BAR = 2.0  # dnsserve's CPU per check at most this many times gdnsd's
@@ -57,6 +57,7 @@ class Window:
     cpu: float = 0.0  # seconds of CPU
     checks: int = 0  # requests the backends answered
     results: int = 0  # checks dnsserve reported (metrics), -1: not known
+    others: float = math.nan  # share of the server's CPU that other processes used
     late_p95: float = math.nan
     late_n: int = 0
     command: str = ""
@@ -80,18 +81,34 @@ class Window:
         return self.members * self.seconds / self.interval
 
 
+def cpu_busy(cpu: int | None) -> float | None:
+    """Seconds ``cpu`` has been busy since boot (/proc/stat: all but idle and iowait)."""
+    if cpu is None:
+        return None
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{cpu}":
+            ticks = [int(x) for x in fields[1:]]
+            return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+    return None
+
+
 def measure(srv: WatchedServer, farm: Farm, w: Window, args: argparse.Namespace,
             control: str = "") -> None:
     """Warm up, then take the window's CPU, checks and (dnsserve) lateness."""
     time.sleep(args.warmup)
     before_m = hm.scrape(control) if control else {}
+    busy = cpu_busy(args.server_cpu)
     before, start, asked = srv.tree(), farm.requests(), time.monotonic()
     time.sleep(args.seconds)
     after, end, w.seconds = srv.tree(), farm.requests(), time.monotonic() - asked
+    busy_after = cpu_busy(args.server_cpu)
     after_m = hm.scrape(control) if control else {}
     if not srv.alive():
         raise RuntimeError(f"{srv.name} died during the run:\n{srv.log_tail()}")
     w.cpu, w.checks, w.load = cpu_seconds(before, after), end - start, loadavg()
+    if busy is not None and busy_after is not None:
+        w.others = max(0.0, busy_after - busy - w.cpu) / w.seconds
     if control:
         name = "dnsserve_check_lateness_seconds"
         w.late_p95, w.late_n = hm.quantile(hm.histogram(before_m, name, MONITOR),
@@ -100,7 +117,9 @@ def measure(srv: WatchedServer, farm: Farm, w: Window, args: argparse.Namespace,
     print(f"  {w.server}: {w.members} members every {w.interval:g} s: {w.checks} checks"
           f" in {w.seconds:.1f} s ({w.checks / w.due:.1%} of due), CPU {w.cpu:.2f} s"
           f" = {w.us_per_check:.0f} us/check, {100 * w.cpu_share:.0f} % of a CPU"
-          + (f", p95 late {1000 * w.late_p95:.1f} ms" if control else ""), flush=True)
+          + (f", p95 late {1000 * w.late_p95:.1f} ms" if control else "")
+          + (f"; others used {100 * w.others:.0f} % of its CPU" if w.others == w.others else ""),
+          flush=True)
 
 
 def run_server(name: str, work: Path, members: list[str], interval: float, timeout: float,
@@ -171,15 +190,16 @@ def render(argv: list[str], when: str, args: argparse.Namespace,
            pairs: list[tuple[Window, Window]], big: Window | None, load: tuple[str, str]) -> str:
     def row(w: Window) -> str:
         if w.error:
-            return f"| {w.server} | {w.members} | FAILED: {w.error[:80]} | | | | |"
+            return f"| {w.server} | {w.members} | FAILED: {w.error[:80]} | | | | | |"
         late = "" if math.isnan(w.late_p95) else f"{1000 * w.late_p95:.1f}"
+        others = "" if math.isnan(w.others) else f"{100 * w.others:.0f} %"
         return (f"| {w.server} | {w.members} / {w.interval:g} s = {w.rate:g}/s |"
                 f" {w.checks} of {w.due:.0f} ({w.checks / w.due:.1%}) | {w.cpu:.2f} |"
-                f" {100 * w.cpu_share:.1f} % | **{w.us_per_check:.0f}** | {late} |")
+                f" {100 * w.cpu_share:.1f} % | {others} | **{w.us_per_check:.0f}** | {late} |")
 
     head = ["| server | members / interval = rate | checks made of due | CPU s |"
-            " CPU share of one core | µs CPU per check | p95 late ms |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+            " CPU share of one core | others on that core | µs CPU per check | p95 late ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     ratios = [f"- {p.rate:g} checks/s: dnsserve / gdnsd = "
               f"**{ratio(o.us_per_check, p.us_per_check):.2f}×**"
               for o, p in pairs if not (o.error or p.error)]
@@ -205,7 +225,10 @@ def render(argv: list[str], when: str, args: argparse.Namespace,
         f" warm-up (its first checks), then a {args.seconds:g} s window. CPU = utime+stime of"
         " the server's process tree (/proc) over the window; checks = requests the backends"
         " answered in it; µs per check = CPU / checks, the server's idle cost included"
-        " (no queries are sent). (a) pools of three members, checked every 2 s (gdnsd's"
+        " (no queries are sent). Others on that core: the share of the server's CPU that"
+        " other processes kept busy in the window (/proc/stat), which a quiet machine has"
+        " near 0: where it is high, the server waited for its CPU, and checks started"
+        " late for that. (a) pools of three members, checked every 2 s (gdnsd's"
         " shortest interval, timeout 1 s): dnsserve's `http` monitor and gdnsd's `multifo` +"
         " `http_status`, one after the other, on the same backends. (b) dnsserve alone,"
         f" {args.pools} pools x 3 members, interval 1 s, timeout 0.5 s; p95 late = the 95th"
