@@ -5,8 +5,8 @@ from the scheduled start so nothing drifts; ``health.timers`` wakes each member
 when its check is due), per-check timeouts (a check still running at
 ``timeout`` is cancelled and is a failure "timeout"), at most one check in
 flight per member, the concurrency bound (by default what the schedules need
-when every check runs to its timeout, so it bounds bursts, at start or after
-a reload, and never makes a steady schedule late), injecting the TLS contexts
+when every check runs to its timeout, 64 to 256: it bounds bursts, at start or
+after a reload, and a steady schedule is not late for it), injecting the TLS contexts
 (``health.tls``, one per TLS setting) into https probes, and feeding results
 through the tracker and the guard. What it did (counters, recent check
 starts) goes to its ``health.checklog``.

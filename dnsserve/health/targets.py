@@ -62,13 +62,21 @@ def guard_window(targets: Iterable[Target]) -> float:
     return max((t.interval + 2 * t.spec.timeout for t in targets), default=0.0)
 
 
-MIN_CONCURRENCY = 64  # the monitor's default bound on checks in flight, at least
+# The monitor's default bound on checks in flight: at least MIN, at most MAX, which
+# with the control API's connections and the state file stays within the
+# descriptors net.FD_RESERVE keeps free of DNS TCP connections.
+MIN_CONCURRENCY = 64
+MAX_CONCURRENCY = 256
 
 
 def concurrency_needed(targets: Iterable[Target]) -> int:
-    """Checks in flight when every check runs to its timeout (the monitor's default bound)."""
+    """Checks in flight when every check runs to its timeout, within MIN and MAX_CONCURRENCY.
+
+    The monitor's default bound: it never makes a steady schedule late (up to
+    MAX_CONCURRENCY), and still bounds bursts (the first checks, a reload).
+    """
     needed = math.ceil(sum(t.spec.timeout / t.interval for t in targets))
-    return max(MIN_CONCURRENCY, needed)
+    return min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, needed))
 
 
 def dedupe(targets: Iterable[Target | tuple]) -> dict[MemberId, Target]:
