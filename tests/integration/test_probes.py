@@ -203,6 +203,25 @@ def test_http_no_valid_response_is_a_protocol_error(response: bytes) -> None:
     assert (result.ok, result.reason) == (False, "protocol error")
 
 
+def test_http_connect_that_never_completes_is_a_timeout() -> None:
+    # A listener that accepts nothing, its queue full: the kernel drops the
+    # check's SYN, the handshake never ends, and the request waits for it.
+    with socket.create_server(("127.0.0.26", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # more than the queue holds
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.26", port))
+                fillers.append(filler)
+            spec = CheckSpec(kind=CheckKind.HTTP, port=port, path="/ok", timeout=0.3)
+            assert check(spec, "127.0.0.26") == TIMEOUT
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
 def test_http_over_ipv6_names_the_address_in_host() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
