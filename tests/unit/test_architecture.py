@@ -104,7 +104,7 @@ LEVELS: list[set[str]] = [
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
     # zones.compile, their importer.
-    {"zones.table", "zones.limits", "zones.sources", "health.model"},
+    {"zones.table", "zones.limits", "zones.sources", "zones.records", "health.model"},
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
@@ -131,6 +131,7 @@ CORE = {
     "zones.compile",
     "zones.limits",
     "zones.sources",
+    "zones.records",
     "zones.versions",
     "zones.deletions",
     "health.model",
