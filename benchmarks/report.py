@@ -23,7 +23,10 @@ from pathlib import Path
 from testkit import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_ORDER = ("core", "failover", "pool", "drift", "checks", "hostile")
+SECTION_ORDER = (
+    "core", "flood", "parse", "zones", "workers", "failover", "pool", "drift", "checks",
+    "hostile", "xfr", "publish",
+)
 TITLE = "# Benchmark results"
 INTRO = (
     "Each section is written by the script it names (`make bench` runs the core one;"
