@@ -12,7 +12,9 @@ in order. What each part does lives in its own module:
                 state file
     operations  what the control API asks of the running server
     control     the control API's HTTP endpoint
-    net         the DNS listeners
+    net         the DNS listeners (with ``[server] workers = 1``)
+    workers     the answering worker processes (workers >= 2): forked from
+                this process, told every swap; this process answers none
 
 Siblings never import each other; this module connects them with callbacks:
 
@@ -22,6 +24,7 @@ Siblings never import each other; this module connects them with callbacks:
     SIGHUP, POST /api/v1/reload --> Reloader.reload (worker thread) --> commit
                    --on_commit--> zone versions recorded, monitor targets and
                                   overrides.toml applied
+    every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Callable
@@ -36,6 +40,8 @@ from collections.abc import Callable
 import uvloop
 
 from dnsserve import net
+from dnsserve.answer.snapshot import Snapshot
+from dnsserve.config_schema import worker_count
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
@@ -47,6 +53,7 @@ from dnsserve.reload import Reloader
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
+from dnsserve.workers import WorkerSet
 
 log = logging.getLogger("dnsserve")
 
@@ -72,12 +79,18 @@ class Server:
         self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
-            on_commit=self._committed,
+            on_commit=self._committed, on_swap=self._swapped,
         )
         self.ops = Operations(
-            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners
+            self.reloader, self.health, self.registry, self.metrics,
+            lambda: self.workers or self.listeners, lambda: self.workers,
         )
         self.listeners: net.Listeners | None = None
+        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
+        self.workers = WorkerSet(
+            count, settings.server,
+            lambda: self.reloader.engine.snapshot if self.reloader.engine else None,
+        ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
         self._force = force
@@ -87,6 +100,10 @@ class Server:
     def _health_changed(self, reason: str) -> None:
         if self.reloader.engine is not None:
             self.reloader.reselect(reason)
+
+    def _swapped(self, snapshot: Snapshot) -> None:
+        if self.workers is not None:
+            self.workers.serve(snapshot)
 
     def _committed(self, prepared: Prepared) -> list[str]:
         """After a load or reload is served: record it, and follow its config.
@@ -123,12 +140,15 @@ class Server:
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
-            self.listeners = await net.serve(
-                engine,
-                server.listen,
-                tcp_idle_timeout=server.tcp_idle_timeout,
-                tcp_max_connections=server.tcp_max_connections,
-            )
+            if self.workers is not None:
+                await self.workers.start()
+            else:
+                self.listeners = await net.serve(
+                    engine,
+                    server.listen,
+                    tcp_idle_timeout=server.tcp_idle_timeout,
+                    tcp_max_connections=server.tcp_max_connections,
+                )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control:
@@ -164,6 +184,9 @@ class Server:
         if self.listeners is not None:
             self.listeners.close()
             await self.listeners.wait_closed()
+        if self.workers is not None:
+            self.workers.close()
+            await self.workers.wait_closed()
         self.health.close()
 
 

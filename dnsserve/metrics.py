@@ -343,6 +343,8 @@ class ServerMetrics:
     zone_serial: Gauge
     zone_records: Gauge
     state_write_failures: Counter
+    worker_queries: Counter
+    worker_restarts: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -387,4 +389,10 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         zone_records=r.gauge("dnsserve_zone_records", "Records served, by zone.", ("zone",)),
         state_write_failures=r.counter("dnsserve_state_write_failures_total",
                                        "Writes to the state file that failed."),
+        worker_queries=r.counter("dnsserve_worker_queries_total",
+                                 "DNS queries received, by answering worker (workers >= 2).",
+                                 ("worker",)),
+        worker_restarts=r.counter("dnsserve_worker_restarts_total",
+                                  "Answering workers started again after one exited, by worker.",
+                                  ("worker",)),
     )

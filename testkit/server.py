@@ -104,13 +104,13 @@ LIMITED = (
 )
 
 
-def _config_sets_control(args: tuple[str, ...]) -> bool:
-    """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] control``."""
+def _config_sets(args: tuple[str, ...], key: str) -> bool:
+    """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] key``."""
     for flag in ("-c", "--config"):
         if flag in args[:-1]:
             path = Path(args[args.index(flag) + 1])
             with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
-                return "control" in tomllib.loads(path.read_text()).get("server", {})
+                return key in tomllib.loads(path.read_text()).get("server", {})
     return False
 
 
@@ -121,11 +121,14 @@ def start_server(
     host: str = "127.0.0.1",
     cwd: Path | None = None,
     nofile: int | None = None,
+    workers: int = 1,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
+    ``workers``: ``--workers`` (answering processes), unless ``args`` or the
+    config file say; 1 (one process, as before workers) unless a test asks.
     """
     port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -134,7 +137,9 @@ def start_server(
     if zones is not None:
         cmd += ["--zones", str(zones)]
     control = ""
-    if "--control" not in args and not _config_sets_control(args):
+    if "--workers" not in args and not _config_sets(args, "workers"):
+        cmd += ["--workers", str(workers)]
+    if "--control" not in args and not _config_sets(args, "control"):
         # the built-in default (127.0.0.1:8053) would clash between servers
         control = f"127.0.0.1:{free_port()}"
         cmd += ["--control", control]

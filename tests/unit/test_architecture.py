@@ -43,11 +43,15 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # workers (the owner's side of the answering worker processes: fork,
+    # restart, pass on each swap) is wired by app like its siblings here.
+    {"reload", "healthsync", "preflight", "fleet", "report", "workers"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
-    {"staging", "statewriter", "health_inputs"},
+    # worker (one answering worker process, forked by workers) runs net's
+    # listeners and the engine.
+    {"staging", "statewriter", "health_inputs", "worker"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -84,7 +88,9 @@ LEVELS: list[set[str]] = [
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
-    {"answer.engine"},
+    # worker_protocol (the owner <-> worker messages and frames) is pure and
+    # reads the snapshot below, beside the engine.
+    {"answer.engine", "worker_protocol"},
     {"answer.snapshot"},
     # answer.prebuilt, answer.tsig (the engine's slow path for TSIG-signed
     # queries) and health.guard are not in DESIGN's map yet: placed where
@@ -143,6 +149,7 @@ CORE = {
     "answer.chaos",
     "answer.snapshot",
     "answer.engine",
+    "worker_protocol",
 }
 EDGE = {
     "__main__",
@@ -177,6 +184,8 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "worker",
+    "workers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
