@@ -59,6 +59,14 @@ class ServerProc:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def children(self) -> list[int]:
+        """The PIDs of the server's child processes (its answering workers)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
 
 def answers(host: str, port: int, timeout: float = 0.2) -> bool:
     """True when the server at ``host:port`` answers a query at all (any rcode)."""
