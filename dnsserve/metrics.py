@@ -345,6 +345,7 @@ class ServerMetrics:
     state_write_failures: Counter
     worker_queries: Counter
     worker_restarts: Counter
+    worker_change_delay: Gauge
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -395,4 +396,8 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         worker_restarts=r.counter("dnsserve_worker_restarts_total",
                                   "Answering workers started again after one exited, by worker.",
                                   ("worker",)),
+        worker_change_delay=r.gauge("dnsserve_worker_change_delay_seconds",
+                                    "From the owner's swap (a flip, drain, expiry) to the worker "
+                                    "answering with it, for the last such change, by worker.",
+                                    ("worker",)),
     )

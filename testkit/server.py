@@ -130,6 +130,7 @@ def start_server(
     cwd: Path | None = None,
     nofile: int | None = None,
     workers: int = 1,
+    ready_seconds: float = READY_SECONDS,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
@@ -157,7 +158,7 @@ def start_server(
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path)
     srv = ServerProc(proc, host, port, log, control)
     try:
-        wait_ready(host, port, proc)
+        wait_ready(host, port, proc, ready_seconds)
     except Exception:
         srv.stop()
         raise RuntimeError(f"server failed to start:\n{log.read_text(errors='replace')}") from None
