@@ -10,8 +10,13 @@ counter, never an exception out.
 Per query it parses only header, question and OPT (``wire``), looks up a
 prebuilt answer by (lower-cased qname, qtype, qclass) in the current
 snapshot, and patches ID, flags, the client's question bytes (case kept) and
-OPT around it. A miss is computed once by the snapshot's slow path and kept
-in a bounded cache that lives as long as the snapshot.
+OPT around it. A miss (a name or type with no prebuilt answer) is answered by
+the snapshot's miss index (``answer.misses``: the closest encloser found
+with dict lookups, a body shared by every name with the same outcome), so a
+flood of random names costs about what hits cost. What the index leaves to
+the slow path (DNAME, DS at existing names, answers that use a pool, names
+the zone data mentions) is computed once by the snapshot's slow path and
+kept in a bounded cache that lives as long as the snapshot.
 
 Pure: no sockets, no awaits, no clock, no logging per query.
 """
@@ -21,12 +26,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import dns.name
+
 from dnsserve import wire
 from dnsserve.answer import tsig
 from dnsserve.answer.lookup import key_parts
+from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.prebuilt import Prebuilt
 from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.errors import Dropped, FormError, Signed
+from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +46,14 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_snapshot", "answered", "cache_size", "formerr", "keyring",
-        "servfails", "truncated",
+        "_answers", "_cache", "_misses", "_snapshot", "_zones", "answered", "cache_size",
+        "formerr", "keyring", "servfails", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
     _cache: dict[bytes, Prebuilt]
+    _misses: MissIndex
+    _zones: Mapping[dns.name.Name, ZoneTable]
 
     def __init__(
         self,
@@ -76,6 +87,12 @@ class Engine:
         )
         self._snapshot = snapshot
         self._answers = snapshot.answers
+        self._zones = snapshot.zones
+        if snapshot.misses is not None:
+            self._misses = snapshot.misses
+        elif not same_zones or not hasattr(self, "_misses"):
+            # a snapshot made without one (built by hand): index its zones here
+            self._misses = build_index(snapshot.zones, snapshot.selections)
         if not same_zones:
             self._cache = {}
 
@@ -100,7 +117,9 @@ class Engine:
             if entry is None:
                 entry = self._cache.get(key)
                 if entry is None:
-                    entry = self._miss(key)
+                    entry = self._misses.answer(key, self._zones)
+                    if entry is None:
+                        entry = self._miss(key)
             elif entry.__class__ is not Prebuilt:
                 # a pool's Variants draws one; a Prebuilt is its own pick, so
                 # static answers skip the call

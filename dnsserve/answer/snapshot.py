@@ -32,6 +32,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.chaos import chaos_answers
 from dnsserve.answer.lookup import answer_key, compute, find_zone, key_parts, lookup
+from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
@@ -53,7 +54,9 @@ class Snapshot:
     variant), so a health change rebuilds only those; ``zone_pools`` lists
     the pools each zone holds. ``left_out`` names the zones given to
     ``build_snapshot`` that are not served, each with why: an answer of
-    theirs could not be prebuilt.
+    theirs could not be prebuilt. ``misses`` is the miss index of ``zones``
+    (``answer.misses``): the engine's fast path for names not prebuilt; a
+    snapshot that changes only pool selections shares it.
     """
 
     zones: Mapping[dns.name.Name, ZoneTable]
@@ -65,6 +68,7 @@ class Snapshot:
     depends: Mapping[PoolKey, frozenset[bytes]] = field(default_factory=dict)
     zone_pools: Mapping[dns.name.Name, frozenset[PoolKey]] = field(default_factory=dict)
     left_out: Mapping[dns.name.Name, str] = field(default_factory=dict)
+    misses: MissIndex | None = None
 
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ZoneTable | None:
         return find_zone(self.zones, qname, qtype)
@@ -103,6 +107,10 @@ class Snapshot:
             rebuilt, uses = _prebuild_dynamic(zones, selections, rrsets, found)
             answers = {**self.answers, **rebuilt}
             depends = _merge_depends(depends, uses)
+        misses = self.misses
+        if misses is None or not selections.keys() <= misses.pools:
+            # a new pool's owner may be a new name: the index is built again
+            misses = build_index(zones, selections)
         return Snapshot(
             zones,
             answers,
@@ -113,6 +121,7 @@ class Snapshot:
             depends,
             zone_pools,
             self.left_out,
+            misses,
         )
 
     def _moved_zones(
@@ -395,4 +404,5 @@ def _build(
         MappingProxyType(selections),
         MappingProxyType(depends),
         zone_pools,
+        misses=build_index(current, selections),
     )

@@ -93,7 +93,9 @@ LEVELS: list[set[str]] = [
     # answer.lookup (answer keys, the zone for a qname, the slow path) is
     # split out of answer.snapshot, above it; the engine and preflight use it.
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
-    {"answer.chaos"},
+    # answer.misses (the miss index: misses answered from the query's wire
+    # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
+    {"answer.chaos", "answer.misses"},
     {"zones.deletions", "answer.lookup"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
@@ -141,6 +143,7 @@ CORE = {
     "answer.tsig",
     "answer.lookup",
     "answer.chaos",
+    "answer.misses",
     "answer.snapshot",
     "answer.engine",
 }
