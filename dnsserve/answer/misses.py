@@ -81,6 +81,12 @@ _ANY = int(RdataType.ANY)
 _REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
 _WILD = b"\x01*"
+# Types whose rdata holds no domain name: their records are not read for names.
+_NAMELESS = frozenset({
+    RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
+    RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.LOC, RdataType.DS,
+    RdataType.DNSKEY,
+})
 
 PoolKey = tuple[dns.name.Name, RdataType]
 
@@ -245,13 +251,18 @@ class _Zone:
     ) -> None:
         self.origin = origin
         self.types: dict[bytes, set[int]] = {}
+        owners: dict[dns.name.Name, bytes] = {}
         for owner, rdtype in table.rrset_keys():
-            wire = _wire(owner)
-            self.types.setdefault(wire, set()).add(int(rdtype))
-            mentioned.add(wire)
-            rrset = table.rrset(owner, rdtype)
-            for rdata in rrset if rrset is not None else ():
-                mentioned.update(_wire(n) for n in rdata_names(rdata))
+            wire = owners.get(owner)
+            if wire is None:
+                wire = owners[owner] = _wire(owner)
+                self.types[wire] = set()
+            self.types[wire].add(int(rdtype))
+            if rdtype not in _NAMELESS:
+                rrset = table.rrset(owner, rdtype)
+                for rdata in rrset if rrset is not None else ():
+                    mentioned.update(_wire(n) for n in rdata_names(rdata))
+        mentioned.update(self.types)
         for pool_owner, pool_type in pools:
             self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
         self.names: set[bytes] = set()
@@ -330,10 +341,16 @@ def _suffixes(wire: bytes) -> Iterator[bytes]:
 
 def rdata_names(rdata: dns.rdata.Rdata) -> Iterator[dns.name.Name]:
     """Every domain name in ``rdata``'s fields (targets, SOA MNAME/RNAME, HIP servers...)."""
-    for cls in type(rdata).__mro__:
-        for slot in getattr(cls, "__slots__", ()):
-            value = getattr(rdata, slot, None)
-            if isinstance(value, dns.name.Name):
-                yield value
-            elif isinstance(value, tuple | list):
-                yield from (v for v in value if isinstance(v, dns.name.Name))
+    cls = type(rdata)
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        slots = _SLOTS[cls] = tuple(s for c in cls.__mro__ for s in getattr(c, "__slots__", ()))
+    for slot in slots:
+        value = getattr(rdata, slot, None)
+        if isinstance(value, dns.name.Name):
+            yield value
+        elif isinstance(value, tuple | list):
+            yield from (v for v in value if isinstance(v, dns.name.Name))
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}  # each rdata class's fields, read once
