@@ -14,25 +14,28 @@ encloser, P labels that do not exist), the answer's records are the zone's
 own (owners and rdata names of the zone, the qname itself as a wildcard's
 owner), so their compression pointers point into the question only at
 suffixes of the qname that are E or above (their offsets fixed by the length
-of P), or at the whole qname (offset 12). One exception: a suffix of P that
-is itself named somewhere in the zone's data (an rdata target, an SOA
-RNAME, an owner in a zone it shadows): the index knows every such name and
-sends those queries to the slow path. So every qname with the same E, the
-same length of P and the same outcome gets the same body, byte for byte,
-whatever its labels. The decisions, by the rules of ``ZoneTable.lookup``:
+of P), or at the whole qname (offset 12). A suffix of P may itself be named
+in the zone's data (an rdata target, an SOA RNAME, an owner in a zone it
+shadows) without existing: the index holds every such name as a name of its
+own, which answers as below its encloser, so the walk stops there and a body
+is shared only by qnames that run through it at the same offset. So every
+qname with the same first name found, the same length below it and the same
+outcome gets the same body, byte for byte, whatever its labels. The
+decisions, by the rules of ``ZoneTable.lookup`` (E: the first name of the
+index found walking up; a mentioned name decides as its encloser's "below"):
 
     walking up from the qname                outcome           template type
-    a suffix named in the data, not existing  slow path         -
-    no existing suffix                        REFUSED (no zone) -
-    qname exists, DS                          slow path         -
-    qname exists, a cut/DNAME above it        referral / slow   one per name
-    qname exists, a cut itself                referral          one per name
-    qname exists                              node              qtype if the node has it,
+    no name of the index                      REFUSED (no zone) -
+    a mentioned name in no zone               REFUSED           -
+    qname is E, DS                            slow path         -
+    qname is E, a cut/DNAME above it          referral / slow   one per name
+    qname is E, a cut itself                  referral          one per name
+    qname is E                                node              qtype if the node has it,
                                                                  ANY, or it has a CNAME;
                                                                  else one NODATA
     below E, a cut/DNAME at or above E        referral / slow   one per name
     below E, *.E a cut                        referral          one per name
-    below E, *.E exists                       wildcard node     as "qname exists"
+    below E, *.E exists                       wildcard node     as "qname is E"
     below E, otherwise                        NXDOMAIN          one per name
 
 Bodies are learnt, not predicted: the first query of a (name, type, length)
@@ -68,6 +71,7 @@ TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood c
 SLOW = 0  # DNAME, DS at an existing name: the slow path answers
 FIXED = 1  # one body whatever the qtype: a referral or NXDOMAIN
 NODE = 2  # the answer at a node (the name's own, or a wildcard's)
+REFUSED = 3  # in no zone we serve
 
 _FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
 _NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
@@ -112,9 +116,6 @@ class _Name:
         self.below_types = below_types
 
 
-# A name the zones' data names that does not exist: a qname through it takes the slow path.
-_MENTIONED = _Name(0, SLOW, None, SLOW, None)
-
 
 class MissIndex:
     """The miss index of a set of zones, and the bodies learnt from it.
@@ -125,7 +126,7 @@ class MissIndex:
     learns from it; an answer that depends on pools is never kept.
     """
 
-    __slots__ = ("_names", "_notimp", "_refused", "_templates", "limit", "pools")
+    __slots__ = ("_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools")
 
     def __init__(
         self,
@@ -135,6 +136,8 @@ class MissIndex:
         limit: int = TEMPLATES,
     ) -> None:
         self._names = names
+        # no name of the index is longer: the walk starts at the first suffix this short
+        self._longest = max(map(len, names), default=1)
         self.pools = pools  # the pools the index was built with (names they add exist)
         self.limit = limit
         self._templates: dict[int, Prebuilt | None] = {}
@@ -156,19 +159,17 @@ class MissIndex:
         names = self._names
         end = len(key) - 4
         i = 0
-        mentioned = False
+        start = end - self._longest
+        while i < start:
+            i += key[i] + 1
         while True:
             info = names.get(key[i:end])
             if info is not None:
-                if info is not _MENTIONED:
-                    break
-                mentioned = True
+                break
             n = key[i]
             if n == 0:
                 return self._refused  # in no zone we serve
             i += n + 1
-        if mentioned:
-            return None  # below the encloser, a name the data mentions: compression may differ
         if i:
             kind, types = info.below, info.below_types
         else:
@@ -179,6 +180,8 @@ class MissIndex:
             t = _FIXED_TYPE
         elif kind == NODE:
             t = qtype if types is None or qtype in types else _NODATA_TYPE
+        elif kind == REFUSED:
+            return self._refused
         else:
             return None
         k = info.ident | (t << 8) | i
@@ -224,19 +227,36 @@ def build_index(
         table = find_zone(zones, pool[0], pool[1])
         if table is not None:
             by_zone.setdefault(_wire(table.origin), []).append(pool)
-    ident = 0
     for origin_wire, origin in origins.items():
         zone = _Zone(zones[origin], origin_wire, by_zone.get(origin_wire, ()), mentioned)
         for name in sorted(zone.names, key=len):  # parents before children
             if zone.shadowed(name, origins):
                 mentioned.add(name)  # a deeper zone we serve answers it
                 continue
-            ident += 1
-            names[name] = zone.decide(name, ident)
-    for name in mentioned:
-        for suffix in _suffixes(name):
-            names.setdefault(suffix, _MENTIONED)
+            names[name] = zone.decide(name, len(names) + 1)
+    # A name the data mentions that does not exist is a name of its own: below it,
+    # the answer's names may compress against it. It answers as below its encloser.
+    existing = dict(names)
+    for suffix in {suffix for name in mentioned for suffix in _suffixes(name)}:
+        if suffix in existing:
+            continue
+        encloser = _encloser(suffix, existing)
+        if encloser is None:
+            names[suffix] = _Name(len(names) + 1, REFUSED, None, REFUSED, None)
+        else:
+            below, types = encloser.below, encloser.below_types
+            names[suffix] = _Name(len(names) + 1, below, types, below, types)
     return MissIndex(names, pool_set, limit=limit)
+
+
+def _encloser(name: bytes, existing: Mapping[bytes, _Name]) -> _Name | None:
+    """The closest existing name above ``name`` (in the deepest zone holding it), or None."""
+    while name[0]:
+        name = name[name[0] + 1 :]
+        found = existing.get(name)
+        if found is not None:
+            return found
+    return None
 
 
 class _Zone:

@@ -289,17 +289,36 @@ def test_names_in_no_zone_and_other_classes_are_refused(shipped: Snapshot,
     assert learnt == []
 
 
-def test_names_the_data_mentions_take_the_slow_path(shipped: Snapshot,
-                                                    learnt: list[bytes]) -> None:
-    # hostmaster.example.com (the SOA RNAME) does not exist: below example.com its
-    # name compresses differently, so the index leaves it to the slow path.
+def test_names_the_data_mentions_have_bodies_of_their_own(shipped: Snapshot,
+                                                         learnt: list[bytes]) -> None:
+    # hostmaster.example.com (the SOA RNAME) does not exist; below it the SOA's RNAME
+    # compresses against the question, so names through it share bodies among themselves.
     fast, slow = pair(shipped)
-    for qname in ("hostmaster.example.com.", "x.hostmaster.example.com.",
-                  "HostMaster.example.com.", "ns1.sub.example.com.x.example.com."):
+    rng = random.Random(6)
+    for qname in ("hostmaster.example.com.", "HostMaster.example.com.",
+                  "ns1.sub.example.com.x.example.com."):
         for qtype in ("A", "SOA", "NS"):
             same(fast, slow, query(qname, qtype))
-    # the last runs through no name the data mentions: one body learnt, for its NXDOMAIN
-    assert len(learnt) == 1
+    assert len(learnt) == 2  # the name itself; the last (through no mentioned name)
+    for _ in range(20):
+        qname = random_name(rng, "hostmaster.example.com.", labels=1, size=5)
+        r = same(fast, slow, query(qname, "A"))
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        qname = random_name(rng, "www.example.net.", labels=1, size=5)  # mentioned, no zone
+        assert same(fast, slow, query(qname, "A")).rcode() == dns.rcode.REFUSED
+    assert len(learnt) == 3
+
+
+def test_long_names_of_one_byte_labels(shipped: Snapshot, learnt: list[bytes]) -> None:
+    fast, slow = pair(shipped)
+    rng = random.Random(12)
+    for _ in range(20):
+        labels = ".".join(rng.choice("xyz") for _ in range(110))
+        same(fast, slow, query(f"{labels}.example.com.", "A"))
+        same(fast, slow, query(f"{labels}.wild.example.com.", "TXT"))
+        same(fast, slow, query(f"{labels}.sub.example.com.", "A"))
+        same(fast, slow, query(f"{labels}.example.net.", "A"))
+    assert len(learnt) == 3
 
 
 # --- pools: the index is shared across health flips, pool answers are never kept ------------
