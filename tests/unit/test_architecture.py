@@ -48,6 +48,10 @@ LEVELS: list[set[str]] = [
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
     {"staging", "statewriter", "health_inputs"},
+    # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
+    # targets) is read by handoff, app and the secondary side; an edge leaf
+    # over the xfr core.
+    {"transfers"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -94,12 +98,16 @@ LEVELS: list[set[str]] = [
     # split out of answer.snapshot, above it; the engine and preflight use it.
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
     {"answer.chaos"},
-    {"zones.deletions", "answer.lookup"},
+    # xfr.* (zone transfers as a primary, pure): access rules, requests
+    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
+    # zones.versions, answer.tsig and xfr.keys.
+    {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
+     "xfr.publish"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard", "zones.versions",
+        "health.guard", "zones.versions", "xfr.keys",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -108,7 +116,7 @@ LEVELS: list[set[str]] = [
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
-    {"errors", "", "zones", "health", "answer"},
+    {"errors", "", "zones", "health", "answer", "xfr"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -143,6 +151,12 @@ CORE = {
     "answer.chaos",
     "answer.snapshot",
     "answer.engine",
+    "xfr",
+    "xfr.keys",
+    "xfr.access",
+    "xfr.request",
+    "xfr.outgoing",
+    "xfr.publish",
 }
 EDGE = {
     "__main__",
@@ -177,6 +191,7 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "transfers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
