@@ -4,7 +4,8 @@ Owns reading ``[[key]]`` entries (a secret in the config, or ``key_file``:
 a file in BIND's ``key`` syntax, relative to the config's directory) into
 ``TsigKey``s and the dnspython keyring both sides of transfers use (the
 secondary side reads ``load_keyring`` too), and each primary ``[[zone]]``'s
-``AccessRule`` and NOTIFY targets (``zone_settings``).
+``AccessRule`` and NOTIFY targets (``zone_settings``), and the recent diffs
+IXFR answers from (``History``).
 
 Must not: open sockets (``net``, ``notify`` and dnspython's transfer calls
 do), answer queries (``handoff`` does, with ``xfr.*``), or be consulted per
@@ -13,7 +14,8 @@ ordinary query.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.xfr.access import DENY, AccessRule
 from dnsserve.xfr.keys import KeySyntaxError, TsigKey, check_secret, from_text
+from dnsserve.zones.versions import ZoneDiff
 
 Keyring = Mapping[dns.name.Name, dns.tsig.Key]
 
@@ -106,3 +109,25 @@ def zone_settings(config: Config) -> dict[dns.name.Name, ZoneTransfer]:
         notify_key = dns.name.from_text(zone.transfer_keys[0]) if zone.transfer_keys else None
         out[origin] = ZoneTransfer(origin, access, notify, notify_key)
     return out
+
+
+class History:
+    """Each zone's recent diffs, oldest first, for IXFR; at most ``limit`` per zone.
+
+    Filled from the state file at start and with each accepted version after.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._diffs: dict[dns.name.Name, collections.deque[ZoneDiff]] = {}
+
+    def add(self, origin: dns.name.Name, changes: ZoneDiff) -> None:
+        diffs = self._diffs.setdefault(origin, collections.deque(maxlen=self.limit))
+        diffs.append(changes)
+
+    def extend(self, origin: dns.name.Name, changes: Iterable[ZoneDiff]) -> None:
+        for one in changes:
+            self.add(origin, one)
+
+    def diffs(self, origin: dns.name.Name) -> Sequence[ZoneDiff]:
+        return tuple(self._diffs.get(origin, ()))

@@ -44,6 +44,10 @@ LEVELS: list[set[str]] = [
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
     {"reload", "healthsync", "preflight", "fleet", "report"},
+    # handoff (transfers, NOTIFY in, signed queries: what the engine hands
+    # off) and notify (the NOTIFY sender) are wired by app; handoff reads
+    # transfers below.
+    {"handoff", "notify"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
@@ -107,7 +111,7 @@ LEVELS: list[set[str]] = [
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -153,6 +157,7 @@ CORE = {
     "answer.engine",
     "xfr",
     "xfr.keys",
+    "xfr.sign",
     "xfr.access",
     "xfr.request",
     "xfr.outgoing",
@@ -192,6 +197,8 @@ EDGE = {
     "health.checklog",
     "health.monitor",
     "transfers",
+    "handoff",
+    "notify",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
