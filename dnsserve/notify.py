@@ -47,8 +47,8 @@ class NotifyStats:
 def notify_message(zone: dns.name.Name, key: dns.tsig.Key | None) -> dns.message.Message:
     """A NOTIFY for ``zone`` (question ZONE SOA IN, AA set), signed with ``key`` if given."""
     message = dns.message.make_query(zone, dns.rdatatype.SOA)
+    message.flags = dns.flags.AA  # and no RD; the opcode lives in the same word: set it after
     message.set_opcode(dns.opcode.NOTIFY)
-    message.flags = dns.flags.AA
     if key is not None:
         message.use_tsig({key.name: key}, key.name, algorithm=key.algorithm)
     return message
