@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import dns.zone
 import pytest
 from dns.rdatatype import RdataType
 
+from dnsserve.xfr.keys import from_text
 from testkit.peers import Peer, find_binary, missing
 from testkit.ports import free_port
 from testkit.secondaries import Primary, knot_secondary, nsd_secondary, wait_serving
@@ -248,3 +250,16 @@ def test_ixfr_over_udp_is_the_soa_alone(setup: Setup) -> None:
     assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA and r.had_tsig
     assert [rr.rdtype for rr in r.answer] == [RdataType.SOA]
     assert r.answer[0][0].serial == 1
+
+
+def test_tsig_keygen_prints_a_key_bind_accepts(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "tsig-keygen", "xfr.example",
+                          "--algorithm", "hmac-sha384"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    [key] = from_text(out)
+    assert (key.name, key.algorithm) == ("xfr.example", "hmac-sha384")
+    checkconf = find_binary("named-checkconf")
+    if checkconf is not None:
+        path = tmp_path / "xfr.key"
+        path.write_text(out)
+        subprocess.run([checkconf, str(path)], check=True, timeout=30)
