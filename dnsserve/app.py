@@ -16,6 +16,7 @@ in order. What each part does lives in its own module:
     handoff     transfers, NOTIFY in and signed queries (what the engine hands off)
     transfers   the TSIG keyring, each zone's transfer rule, IXFR history
     notify      the NOTIFY sender
+    publishing  publish mode: pool answers written into transferred zones
 
 Siblings never import each other; this module connects them with callbacks:
 
@@ -27,6 +28,7 @@ Siblings never import each other; this module connects them with callbacks:
                                   overrides.toml applied, the keyring and
                                   transfer rules applied, IXFR history noted,
                                   NOTIFY sent for zones whose serial moved
+    health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
 """
 
@@ -37,13 +39,14 @@ import functools
 import logging
 import secrets
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dns.name
 import uvloop
 
 from dnsserve import net
+from dnsserve.answer.policies import Pool, Selection
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
@@ -53,13 +56,15 @@ from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, server_metrics
 from dnsserve.notify import Notifier
 from dnsserve.operations import Operations
+from dnsserve.publishing import Publisher
 from dnsserve.reload import Reloader
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
-from dnsserve.transfers import load_keyring, zone_settings
+from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.xfr.outgoing import diff_serials
-from dnsserve.zones.versions import ZoneContent
+from dnsserve.xfr.publish import PoolKey
+from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
 
@@ -92,6 +97,7 @@ class Server:
         )
         self.handoff = HandOff(self._respond, self._contents)
         self.notifier = Notifier()
+        self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -103,9 +109,24 @@ class Server:
         engine = self.reloader.engine
         return None if engine is None else engine.respond(data, tcp=tcp)
 
-    def _contents(self) -> dict[dns.name.Name, ZoneContent]:
+    def _file_contents(self) -> Mapping[dns.name.Name, ZoneContent]:
         served = self.reloader.served
-        return {} if served is None else dict(served.contents)
+        return {} if served is None else served.contents
+
+    def _contents(self) -> dict[dns.name.Name, ZoneContent]:
+        """What transfers give: the zone files' contents, published ones in their place."""
+        return {**self._file_contents(), **self.publisher.published}
+
+    def _pool_state(self) -> tuple[Sequence[Pool], Mapping[PoolKey, Selection]]:
+        engine = self.reloader.engine
+        return self.reloader.pools, ({} if engine is None else engine.snapshot.selections)
+
+    def _published(
+        self, origin: dns.name.Name, content: ZoneContent, changes: ZoneDiff | None
+    ) -> None:
+        if changes is not None and diff_serials(changes) is not None:
+            self.handoff.history.add(origin, changes)
+        self._notify(origin)
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``; kept on an error."""
@@ -133,21 +154,27 @@ class Server:
     def _health_changed(self, reason: str) -> None:
         if self.reloader.engine is not None:
             self.reloader.reselect(reason)
+            if self.publisher.zones:
+                self.publisher.poke()
 
     def _committed(self, prepared: Prepared) -> list[str]:
         """After a load or reload is served: record it, and follow its config.
         Returns what to report with it (``overrides.toml``'s problems)."""
         self._apply_transfers(prepared.served.settings)
+        publish = publish_zones(prepared.served.settings.config, prepared.served.contents)
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
                 removed=b"".join(changes.removed), added=b"".join(changes.added),
                 content=content.to_wire(),
             ))
+            if content.origin in publish:
+                continue  # the publisher records and announces what it publishes
             if diff_serials(changes) is not None:  # a new serial: IXFR can carry it
                 self.handoff.history.add(content.origin, changes)
             if changes:
                 self._notify(content.origin)
+        self.publisher.set_zones(publish)
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
         known = {pm.member for pool in prepared.served.pools for pm in pool.members}
@@ -220,6 +247,7 @@ class Server:
 
     async def _close(self) -> None:
         log.info("stopping")
+        self.publisher.close()
         await self.notifier.close()
         self.health.stop_monitor()
         if self.control is not None:

@@ -19,6 +19,7 @@ to send):
     IXFR, diffs chain from its serial  the diffs (xfr.outgoing)
     IXFR, otherwise                  an AXFR-style answer (RFC 1995 §4)
     AXFR                             SOA, records, SOA, in ~16 KB messages
+    signed SOA of a [[zone]]'s apex  the SOA transfers give (publish mode's serial)
     any other signed query           the engine's answer to it unsigned, signed
 
 Every answer to a signed request is signed with its key (a transfer's
@@ -106,6 +107,12 @@ class HandOff:
             return self._transfer(request, peer, tcp, now)
         if request.opcode != wire.OPCODE_QUERY:
             return [self._sign(request, self._header(request, wire.NOTIMP), now)]
+        if request.qtype == RdataType.SOA and request.qname in self.zones:
+            # a secondary's serial check: the serial transfers give (publish mode's)
+            content = self._contents().get(request.qname)
+            if content is not None:
+                soa = single(request.id, request.flags, request.question, [soa_record(content)])
+                return [self._sign(request, soa, now)]
         out = self._respond(request.unsigned, tcp=tcp)
         if not out:
             return []

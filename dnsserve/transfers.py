@@ -27,6 +27,7 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.xfr.access import DENY, AccessRule
 from dnsserve.xfr.keys import KeySyntaxError, TsigKey, check_secret, from_text
+from dnsserve.xfr.publish import DEFAULT_MIN_INTERVAL, PoolKey, PublishZone
 from dnsserve.zones.versions import ZoneDiff
 
 Keyring = Mapping[dns.name.Name, dns.tsig.Key]
@@ -109,6 +110,31 @@ def zone_settings(config: Config) -> dict[dns.name.Name, ZoneTransfer]:
         notify_key = dns.name.from_text(zone.transfer_keys[0]) if zone.transfer_keys else None
         out[origin] = ZoneTransfer(origin, access, notify, notify_key)
     return out
+
+
+def publish_zones(
+    config: Config, origins: Iterable[dns.name.Name]
+) -> dict[dns.name.Name, PublishZone]:
+    """The zones (among the served ``origins``) with published pools: a pool with
+    ``publish = true``, or any pool inside a ``[[zone]]`` with ``publish = true``."""
+    served = sorted(origins, key=lambda o: len(o), reverse=True)  # closest origin first
+    zones = {dns.name.from_text(z.name): z for z in config.zone if not z.primaries}
+    found: dict[dns.name.Name, set[PoolKey]] = {}
+    for pool in config.pool:
+        owner = dns.name.from_text(pool.owner)
+        origin = next((o for o in served if owner.is_subdomain(o)), None)
+        if origin is None:
+            continue
+        zone = zones.get(origin)
+        if pool.publish or (zone is not None and zone.publish):
+            found.setdefault(origin, set()).add((owner, pool.type.rdtype))
+    return {
+        origin: PublishZone(
+            origin, frozenset(keys),
+            zones[origin].publish_min_interval if origin in zones else DEFAULT_MIN_INTERVAL,
+        )
+        for origin, keys in found.items()
+    }
 
 
 class History:

@@ -52,10 +52,12 @@ LEVELS: list[set[str]] = [
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
     {"staging", "statewriter", "health_inputs"},
+    # publishing (publish mode's timers and published contents) is wired by
+    # app beside transfers.
     # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
     # targets) is read by handoff, app and the secondary side; an edge leaf
     # over the xfr core.
-    {"transfers"},
+    {"transfers", "publishing"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -197,6 +199,7 @@ EDGE = {
     "health.checklog",
     "health.monitor",
     "transfers",
+    "publishing",
     "handoff",
     "notify",
 }
