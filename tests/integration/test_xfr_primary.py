@@ -263,3 +263,27 @@ def test_tsig_keygen_prints_a_key_bind_accepts(tmp_path: Path) -> None:
         path = tmp_path / "xfr.key"
         path.write_text(out)
         subprocess.run([checkconf, str(path)], check=True, timeout=30)
+
+
+def test_ixfr_history_survives_a_restart(tmp_path: Path) -> None:
+    (tmp_path / "zones").mkdir()
+    zone_file = tmp_path / "zones" / f"{ORIGIN}zone"
+    zone_file.write_text(zone_text(1))
+    config = write_config(tmp_path, free_port(), free_port())
+    server = start_server(tmp_path, "-c", str(config), zones=None)
+    try:
+        zone_file.write_text(zone_text(2, www="192.0.2.20"))
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for("serial 2", lambda: soa_serial(server.host, server.port), lambda s: s == 2)
+        wait_for("the version recorded", server.log_text, lambda t: "generation 2" in t)
+    finally:
+        server.stop()
+    server = start_server(tmp_path, "-c", str(config), zones=None)
+    try:
+        zone = zone_at(1)
+        [message] = transfer(server, request(RdataType.IXFR, serial=1), zone, serial=1)
+        assert len(message.answer) == 6  # the diff from the state file, not the whole zone
+        assert zone == dns.zone.from_text(zone_text(2, www="192.0.2.20"), ORIGIN,
+                                          relativize=False)
+    finally:
+        server.stop()
