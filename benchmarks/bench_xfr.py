@@ -181,7 +181,7 @@ def bench_dnsserve(tmp: Path, zone: Path, records: int, reps: int) -> XfrRow:
     config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\n\n[[zone]]\n'
                       f'name = "{ORIGIN}"\nallow_transfer = ["127.0.0.1/32"]\n')
     started = time.perf_counter()
-    server = start_server(work, "-c", str(config), zones=None)
+    server = start_server(work, "-c", str(config), zones=None, ready_seconds=600)
     try:
         wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=300)
         load = time.perf_counter() - started
