@@ -129,12 +129,15 @@ class Server:
         self._notify(origin)
 
     def _apply_transfers(self, settings: Settings) -> None:
-        """The keyring and the zones' transfer rules of ``settings``; kept on an error."""
+        """The keyring and the zones' transfer rules of ``settings``. A key file that
+        cannot be read stops the start (ConfigError); on a reload the old ones stay."""
         base = settings.config_path.resolve().parent if settings.config_path else Path.cwd()
         try:
             keyring = load_keyring(settings.config, base)
             zones = zone_settings(settings.config)
         except ConfigError as exc:
+            if not self._started:
+                raise  # at start: the server does not run without the keys it was given
             log.error("TSIG keys or transfer rules not applied (the previous ones stay): %s", exc)
             return
         self.handoff.keyring = keyring

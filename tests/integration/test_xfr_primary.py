@@ -287,3 +287,16 @@ def test_ixfr_history_survives_a_restart(tmp_path: Path) -> None:
                                           relativize=False)
     finally:
         server.stop()
+
+
+def test_a_missing_key_file_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "zones" / f"{ORIGIN}zone").write_text(zone_text(1))
+    config = tmp_path / "dnsserve.toml"
+    config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\ncontrol = ""\n'
+                      f'listen = ["127.0.0.1:{free_port()}"]\n\n'
+                      f'[[key]]\nname = "xfr-key"\nkey_file = "missing.key"\n')
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "serve", "-c", str(config)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "missing.key" in out.stderr
