@@ -79,7 +79,8 @@ def zone_text(records: int, serial: int, seed: int = 7, changed: bool = False) -
                 last = 255  # the one change (randrange never gives 255)
             lines.append(f"{name} A 10.{rng.randrange(256)}.{rng.randrange(256)}.{last}")
         elif kind == 1:
-            lines.append(f"{name} AAAA 2001:db8::{rng.randrange(1 << 16):x}:{i & 0xFFFF:x}:{i >> 16:x}")
+            word = rng.randrange(1 << 16)
+            lines.append(f"{name} AAAA 2001:db8::{word:x}:{i & 0xFFFF:x}:{i >> 16:x}")
         elif kind == 2:
             lines.append(f'{name} TXT "v={rng.randrange(1 << 30):x}"')
         else:
