@@ -115,6 +115,12 @@ class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     primaries: tuple[str, ...] = ()
     key: str | None = None
     allow_notify: tuple[str, ...] = ()
+    guard: bool = True  # the deletion guard holds back a transfer that deletes too much
+
+    @property
+    def secondary(self) -> bool:
+        """A zone we take from ``primaries`` by zone transfer (no file in zones/)."""
+        return bool(self.primaries)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

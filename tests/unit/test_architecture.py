@@ -94,7 +94,9 @@ LEVELS: list[set[str]] = [
     # split out of answer.snapshot, above it; the engine and preflight use it.
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
     {"answer.chaos"},
-    {"zones.deletions", "answer.lookup"},
+    # xfr.refresh (a secondary zone's timers and decisions) reads zones.versions'
+    # serial arithmetic; secondary (the edge that runs them) is far above.
+    {"zones.deletions", "answer.lookup", "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -108,7 +110,7 @@ LEVELS: list[set[str]] = [
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
-    {"errors", "", "zones", "health", "answer"},
+    {"errors", "", "zones", "health", "answer", "xfr"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -143,6 +145,8 @@ CORE = {
     "answer.chaos",
     "answer.snapshot",
     "answer.engine",
+    "xfr",
+    "xfr.refresh",
 }
 EDGE = {
     "__main__",
