@@ -72,7 +72,7 @@ class Engine:
         (a change of reasons only), whose misses are the same.
         """
         same_zones = getattr(self, "_snapshot", None) is not None and (
-            snapshot.zones is self._snapshot.zones
+            snapshot.zones is self._snapshot.zones and snapshot.expired == self._snapshot.expired
         )
         self._snapshot = snapshot
         self._answers = snapshot.answers
