@@ -13,6 +13,7 @@ in order. What each part does lives in its own module:
     operations  what the control API asks of the running server
     control     the control API's HTTP endpoint
     net         the DNS listeners
+    secondary   the secondary zones' refreshes (AXFR/IXFR in)
 
 Siblings never import each other; this module connects them with callbacks:
 
@@ -22,6 +23,8 @@ Siblings never import each other; this module connects them with callbacks:
     SIGHUP, POST /api/v1/reload --> Reloader.reload (worker thread) --> commit
                    --on_commit--> zone versions recorded, monitor targets and
                                   overrides.toml applied
+    SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
+                  (expired or not) --Hooks.expired--> Reloader.set_expired
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import secrets
 import signal
 from collections.abc import Callable
 
+import dns.name
 import uvloop
+from dns.rdatatype import RdataType
 
 from dnsserve import net
 from dnsserve.config_values import parse_hostport
@@ -44,9 +49,11 @@ from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, server_metrics
 from dnsserve.operations import Operations
 from dnsserve.reload import Reloader
+from dnsserve.secondary import Hooks, Secondaries
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
+from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
 
@@ -74,8 +81,13 @@ class Server:
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed,
         )
+        self.secondaries = Secondaries(settings, Hooks(
+            served=self._served_content, protected=self._protected, serve=self._serve_copies,
+            expired=self.reloader.set_expired,
+        ))
         self.ops = Operations(
-            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners
+            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners,
+            self.secondaries,
         )
         self.listeners: net.Listeners | None = None
         self.control: ControlServer | None = None
@@ -83,6 +95,18 @@ class Server:
         self._force = force
         self._started = False
         self._stop = asyncio.Event()
+
+    def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
+        served = self.reloader.served
+        return served.contents.get(origin) if served is not None else None
+
+    def _protected(self, origin: dns.name.Name) -> set[tuple[dns.name.Name, RdataType]]:
+        return {(p.owner, p.rdtype) for p in self.reloader.pools if p.owner.is_subdomain(origin)}
+
+    async def _serve_copies(self) -> tuple[bool, str]:
+        """A secondary zone's new copy is on disk: serve it by a reload."""
+        result = await self.reloader.reload()
+        return result.ok, "; ".join(result.errors) or result.message
 
     def _health_changed(self, reason: str) -> None:
         if self.reloader.engine is not None:
@@ -118,6 +142,7 @@ class Server:
             except DnsServeError as exc:  # a damaged state file must not stop DNS
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
+        self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
@@ -157,6 +182,7 @@ class Server:
 
     async def _close(self) -> None:
         log.info("stopping")
+        await self.secondaries.stop()
         self.health.stop_monitor()
         if self.control is not None:
             self.control.close()

@@ -38,6 +38,11 @@ class Settings:
     state_path: Path = Path("dnsserve.db")
 
     @property
+    def secondary_dir(self) -> Path:
+        """Where the copies of secondary zones are kept: beside the state file."""
+        return self.state_path.parent / "secondary"
+
+    @property
     def config_name(self) -> str:
         """How errors name the configuration: its path, or ``<no config>``."""
         return str(self.config_path) if self.config_path is not None else "<no config>"

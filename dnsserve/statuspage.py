@@ -89,6 +89,24 @@ class ZoneDoc(msgspec.Struct, frozen=True, kw_only=True):
     result: str = ""  # its outcome, e.g. the error that kept the old version
 
 
+class SecondaryDoc(msgspec.Struct, frozen=True, kw_only=True):
+    """A secondary zone's refresh state (``secondary.SecondaryZone``)."""
+
+    zone: str
+    primaries: tuple[str, ...] = ()
+    serial: int | None = None  # of the copy served; None: no copy yet
+    last_refresh: float | None = None  # the last attempt
+    last_success: float | None = None  # the last check or transfer that left us current
+    next_refresh: float | None = None
+    expires_at: float | None = None
+    expired: bool = False  # answering SERVFAIL
+    last_error: str = ""
+    refreshes: int = 0
+    failures: int = 0
+    transfers: dict[str, int] = msgspec.field(default_factory=dict)  # axfr/ixfr -> count
+    held: int = 0  # transfers the deletion guard held back
+
+
 class ReloadDoc(msgspec.Struct, frozen=True, kw_only=True):
     at: float
     ok: bool
@@ -118,6 +136,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     last_reload: ReloadDoc | None = None
     events: tuple[EventDoc, ...] = ()  # the most recent, newest first
     problems: tuple[str, ...] = ()  # what an operator must know: state file, pools set aside
+    secondary: tuple[SecondaryDoc, ...] = ()  # the secondary zones' refreshes
 
 
 def decode_status(builtins: object) -> Status:

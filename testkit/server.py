@@ -121,13 +121,14 @@ def start_server(
     host: str = "127.0.0.1",
     cwd: Path | None = None,
     nofile: int | None = None,
+    port: int | None = None,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
     """
-    port = free_port(host)
+    port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     limited = [] if nofile is None else ["-c", LIMITED, str(nofile)]
     cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]

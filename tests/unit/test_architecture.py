@@ -43,7 +43,8 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # secondary (the secondary zones' refreshes) is wired by app like reload.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
@@ -159,6 +160,7 @@ EDGE = {
     "report",
     "app",
     "reload",
+    "secondary",
     "staging",
     "statewriter",
     "health_inputs",

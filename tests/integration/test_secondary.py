@@ -1,0 +1,147 @@
+"""dnsserve as a secondary of Knot DNS and BIND, end to end on loopback.
+
+Each test starts a real primary (``testkit.primaries``: knotd or named with a
+loopback-only config, NOTIFY only to this test's dnsserve) and the real
+dnsserve with a ``[[zone]]`` whose ``primaries`` is that peer, then changes
+the zone on the primary and watches what dnsserve answers (bounded polls),
+what its copy on disk holds and what its status says. Every process a test
+starts is stopped by it (``ExitStack``, by PID). No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import httpx
+import pytest
+
+from testkit.ports import free_port
+from testkit.primaries import (
+    ORIGIN,
+    TSIG_NAME,
+    TSIG_SECRET,
+    Primary,
+    start_knot_primary,
+    zone_text,
+)
+from testkit.server import ServerProc, start_server
+from testkit.wait import wait_for
+
+WWW = f"www.{ORIGIN}"
+
+
+@pytest.fixture
+def stack() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as es:
+        yield es
+
+
+def ask(srv: ServerProc, qname: str, qtype: str = "A") -> dns.message.Message:
+    q = dns.message.make_query(qname, qtype)
+    q.flags &= ~dns.flags.RD
+    return srv.udp(q)
+
+
+def rcode_and_addresses(srv: ServerProc, qname: str = WWW) -> tuple[int, set[str]]:
+    try:
+        r = ask(srv, qname)
+    except Exception:  # a timeout while the server is busy: poll again
+        return -1, set()
+    return r.rcode(), {rd.to_text() for rrset in r.answer for rd in rrset}
+
+
+def wait_answer(srv: ServerProc, expected: set[str], qname: str = WWW,
+                seconds: float = 30.0) -> None:
+    wait_for(f"{qname} to answer {expected}", lambda: rcode_and_addresses(srv, qname),
+             lambda got: got == (dns.rcode.NOERROR, expected), seconds=seconds)
+
+
+def wait_rcode(srv: ServerProc, rcode: int, seconds: float = 30.0) -> None:
+    wait_for(f"{WWW} to answer {dns.rcode.to_text(rcode)}", lambda: rcode_and_addresses(srv),
+             lambda got: got[0] == rcode, seconds=seconds)
+
+
+def write_config(tmp: Path, primary: Primary | str, *, dns_port: int, tsig: bool = False,
+                 guard: bool = True, extra: str = "") -> Path:
+    address = primary if isinstance(primary, str) else primary.address
+    control = free_port()
+    key = (f'[[key]]\nname = "{TSIG_NAME}"\nalgorithm = "hmac-sha256"\n'
+           f'secret = "{TSIG_SECRET}"\n\n') if tsig else ""
+    zones = tmp / "zones"
+    zones.mkdir(exist_ok=True)
+    conf = tmp / "dnsserve.toml"
+    conf.write_text(
+        f'[server]\nlisten = ["127.0.0.1:{dns_port}"]\nzones = "zones"\n'
+        f'state = "state/dnsserve.db"\ncontrol = "127.0.0.1:{control}"\n\n'
+        f'{key}[[zone]]\nname = "{ORIGIN}"\nprimaries = ["{address}"]\n'
+        + (f'key = "{TSIG_NAME}"\n' if tsig else "")
+        + ("guard = false\n" if not guard else "")
+        + extra
+    )
+    (tmp / "state").mkdir(exist_ok=True)
+    return conf
+
+
+def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack) -> ServerProc:
+    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf))
+    stack.callback(srv.stop)
+    return srv
+
+
+def _port_of(conf: Path) -> int:
+    import tomllib
+
+    return int(tomllib.loads(conf.read_text())["server"]["listen"][0].rsplit(":", 1)[1])
+
+
+def refresh(srv: ServerProc, conf: Path, zone: str = ORIGIN) -> None:
+    """``dnsserve refresh ZONE`` through the CLI (it reads the token beside the state file)."""
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "refresh", zone, "-c", str(conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+def status(srv: ServerProc, conf: Path) -> dict[str, object]:
+    import tomllib
+
+    control = tomllib.loads(conf.read_text())["server"]["control"]
+    reply = httpx.get(f"http://{control}/api/v1/status", timeout=5)
+    reply.raise_for_status()
+    doc = reply.json()
+    zones = {z["zone"]: z for z in doc.get("secondary", [])}
+    return zones[ORIGIN]
+
+
+# -- AXFR at start, IXFR after a change -------------------------------------------
+
+
+def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
+                                                         stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    copy = tmp_path / "state" / "secondary" / "example.org.zone"
+    assert copy.is_file() and "192.0.2.1" in copy.read_text()
+
+    primary.change(zone_text(2, {"www": "192.0.2.2", "new": "192.0.2.9"}))
+    # refresh is an hour away: the operator's refresh makes dnsserve look now
+    refresh(srv, conf)
+    wait_answer(srv, {"192.0.2.2"})
+    assert rcode_and_addresses(srv, f"new.{ORIGIN}") == (dns.rcode.NOERROR, {"192.0.2.9"})
+    doc = status(srv, conf)
+    assert doc["serial"] == 2 and doc["expired"] is False and doc["last_error"] == ""
+    assert doc["transfers"] == {"axfr": 1, "ixfr": 1}
+    assert "192.0.2.2" in copy.read_text()
+    assert "IXFR, outgoing" in primary.peer.log_text()
