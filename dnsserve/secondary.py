@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import random
@@ -149,6 +150,24 @@ class SecondaryZone:
             soa = _soa_of(content)
             self.state = refresh.loaded(content.serial, _timers(soa), self.path.stat().st_mtime,
                                         now)
+
+    def notify_allowed(self, peer: str, key_name: dns.name.Name | None) -> str:
+        """Why a NOTIFY from ``peer`` (TSIG-verified as ``key_name``) is refused, or ""."""
+        if self.config.key is not None and key_name != dns.name.from_text(self.config.key):
+            return f"not signed with the zone's key {self.config.key}"
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return f"{peer} is not an address"
+        if self.config.allow_notify:
+            if any(address in ipaddress.ip_network(p, strict=False)
+                   for p in self.config.allow_notify):
+                return ""
+            return f"{peer} is not in allow_notify"
+        if any(address == ipaddress.ip_address(parse_hostport(p, default_port=53)[0])
+               for p in self.config.primaries):
+            return ""
+        return f"{peer} is none of the primaries (allow_notify is empty)"
 
     def wake(self) -> None:
         """Refresh now (a NOTIFY, or an operator's request)."""
@@ -387,6 +406,21 @@ class Secondaries:
         zone = self.zones.get(origin)
         if zone is None:
             return False
+        zone.wake()
+        return True
+
+    def on_notify(self, origin: dns.name.Name, peer: str, key_name: dns.name.Name | None) -> bool:
+        """A NOTIFY for ``origin`` from ``peer`` (its TSIG verified as ``key_name``):
+        True (NOERROR) and a refresh at once when it is allowed, else False (REFUSED)."""
+        zone = self.zones.get(origin)
+        if zone is None:
+            log.info("NOTIFY for %s from %s refused: not a secondary zone", origin, peer)
+            return False
+        why = zone.notify_allowed(peer, key_name)
+        if why:
+            log.warning("NOTIFY for %s from %s refused: %s", origin, peer, why)
+            return False
+        log.info("NOTIFY for %s from %s: refreshing now", origin, peer)
         zone.wake()
         return True
 
