@@ -11,10 +11,13 @@ starts is stopped by it (``ExitStack``, by PID). No timing is asserted.
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -98,8 +101,6 @@ def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack) -> ServerProc:
 
 
 def _port_of(conf: Path) -> int:
-    import tomllib
-
     return int(tomllib.loads(conf.read_text())["server"]["listen"][0].rsplit(":", 1)[1])
 
 
@@ -110,10 +111,12 @@ def refresh(srv: ServerProc, conf: Path, zone: str = ORIGIN) -> None:
     assert out.returncode == 0, out.stderr
 
 
-def status(srv: ServerProc, conf: Path) -> dict[str, object]:
-    import tomllib
+def _control(conf: Path) -> str:
+    return str(tomllib.loads(conf.read_text())["server"]["control"])
 
-    control = tomllib.loads(conf.read_text())["server"]["control"]
+
+def status(srv: ServerProc, conf: Path) -> dict[str, Any]:
+    control = _control(conf)
     reply = httpx.get(f"http://{control}/api/v1/status", timeout=5)
     reply.raise_for_status()
     doc = reply.json()
@@ -145,3 +148,135 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     assert doc["transfers"] == {"axfr": 1, "ixfr": 1}
     assert "192.0.2.2" in copy.read_text()
     assert "IXFR, outgoing" in primary.peer.log_text()
+
+
+# -- TSIG ------------------------------------------------------------------------------
+
+
+def test_tsig_required_by_the_primary(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 tsig=True)
+    stack.callback(primary.stop)
+    # without the key: Knot refuses the transfer; no copy, so SERVFAIL, and status says why
+    unsigned = tmp_path / "unsigned"
+    unsigned.mkdir()
+    conf = write_config(unsigned, primary, dns_port=free_port())
+    srv = serve(unsigned, conf, stack)
+    wait_for("a failed refresh", lambda: status(srv, conf),
+             lambda doc: doc["failures"] >= 1, seconds=30)
+    doc = status(srv, conf)
+    assert doc["serial"] is None and doc["expired"] is True and doc["last_error"]
+    assert rcode_and_addresses(srv)[0] == dns.rcode.SERVFAIL
+    srv.stop()
+    # with it: transferred and served
+    signed = tmp_path / "signed"
+    signed.mkdir()
+    conf = write_config(signed, primary, dns_port=free_port(), tsig=True)
+    srv = serve(signed, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    assert status(srv, conf)["transfers"] == {"axfr": 1, "ixfr": 0}
+
+
+# -- restart, expire, recovery ----------------------------------------------------------
+
+
+def test_restart_serves_the_copy_with_the_primary_down(tmp_path: Path,
+                                                       stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    srv.stop()
+    primary.stop()
+    srv = serve(tmp_path, conf, stack)  # start_server waits until it answers: the copy
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.1"})
+    wait_for("the refresh to fail", lambda: status(srv, conf),
+             lambda doc: doc["failures"] >= 1, seconds=30)
+    doc = status(srv, conf)
+    assert doc["serial"] == 1 and doc["expired"] is False and doc["last_error"]
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.1"})
+
+
+def test_expire_servfails_then_a_refresh_recovers(tmp_path: Path,
+                                                  stack: contextlib.ExitStack) -> None:
+    text = zone_text(1, {"www": "192.0.2.1"}, refresh=1, retry=1, expire=4)
+    primary = start_knot_primary(tmp_path / "knot", text)
+    stack.callback(primary.stop)
+    port = primary.peer.port
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.stop()
+    wait_rcode(srv, dns.rcode.SERVFAIL)
+    doc = status(srv, conf)
+    assert doc["expired"] is True and doc["serial"] == 1 and doc["last_error"]
+    control = _control(conf)
+    health = httpx.get(f"http://{control}/healthz", timeout=5)
+    assert health.status_code == 503
+    assert health.json()["secondary_expired"] == [ORIGIN]
+    metrics = httpx.get(f"http://{control}/metrics", timeout=5).text
+    assert 'dnsserve_secondary_expired{zone="example.org."} 1' in metrics
+
+    again = start_knot_primary(tmp_path / "knot-again", text, port=port)
+    stack.callback(again.stop)
+    wait_answer(srv, {"192.0.2.1"})
+    assert status(srv, conf)["expired"] is False
+    assert httpx.get(f"http://{control}/healthz", timeout=5).status_code == 200
+
+
+# -- the deletion guard ------------------------------------------------------------------
+
+MANY = {f"h{i}": f"192.0.2.{100 + i}" for i in range(20)} | {"www": "192.0.2.1"}
+FEWER = {k: v for k, v in MANY.items() if k not in {f"h{i}" for i in range(10)}}
+
+
+def test_guard_holds_back_a_deleting_transfer_unless_off(tmp_path: Path,
+                                                         stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, MANY))
+    stack.callback(primary.stop)
+    dns_port = free_port()
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.100"}, qname=f"h0.{ORIGIN}")
+    primary.change(zone_text(2, FEWER))
+    refresh(srv, conf)
+    wait_for("the guard to hold the transfer back", lambda: status(srv, conf),
+             lambda doc: doc["held"] >= 1, seconds=30)
+    doc = status(srv, conf)
+    assert doc["serial"] == 1 and "deletion guard" in str(doc["last_error"])
+    assert rcode_and_addresses(srv, f"h0.{ORIGIN}") == (dns.rcode.NOERROR, {"192.0.2.100"})
+    srv.stop()
+
+    conf = write_config(tmp_path, primary, dns_port=dns_port, guard=False)
+    srv = serve(tmp_path, conf, stack)
+    wait_for("h0 to be gone", lambda: rcode_and_addresses(srv, f"h0.{ORIGIN}"),
+             lambda got: got[0] == dns.rcode.NXDOMAIN, seconds=30)
+    assert status(srv, conf)["serial"] == 2
+
+
+# -- pools on a secondary zone ----------------------------------------------------------
+
+
+def test_pool_on_a_secondary_zone_answers_by_health(tmp_path: Path,
+                                                    stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    up, down = "127.0.7.1", "127.0.7.2"
+    port = free_port(up)
+    listener = socket.create_server((up, port))
+    stack.callback(listener.close)
+    pool = (
+        f'\n[[monitor]]\nname = "web"\nkind = "tcp"\nport = {port}\ninterval = 0.2\n'
+        'timeout = 0.15\nrise = 1\nfall = 1\n\n'
+        f'[[pool]]\nowner = "{WWW}"\ntype = "A"\nmonitor = "web"\n'
+        f'members = [{{ address = "{up}" }}, {{ address = "{down}" }}]\n'
+    )
+    conf = write_config(tmp_path, primary, dns_port=free_port(), extra=pool)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {up})
+    # a change on the primary elsewhere in the zone leaves the pool answering by health
+    primary.change(zone_text(2, {"www": "192.0.2.1", "new": "192.0.2.9"}))
+    refresh(srv, conf)
+    wait_answer(srv, {"192.0.2.9"}, qname=f"new.{ORIGIN}")
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {up})
