@@ -33,6 +33,7 @@ from testkit.primaries import (
     TSIG_NAME,
     TSIG_SECRET,
     Primary,
+    start_bind_primary,
     start_knot_primary,
     zone_text,
 )
@@ -280,3 +281,19 @@ def test_pool_on_a_secondary_zone_answers_by_health(tmp_path: Path,
     refresh(srv, conf)
     wait_answer(srv, {"192.0.2.9"}, qname=f"new.{ORIGIN}")
     assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {up})
+
+
+# -- BIND as the primary -----------------------------------------------------------------
+
+
+def test_bind_primary_axfr_then_ixfr(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    primary = start_bind_primary(tmp_path / "bind", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    refresh(srv, conf)
+    wait_answer(srv, {"192.0.2.2"})
+    doc = status(srv, conf)
+    assert doc["serial"] == 2 and doc["transfers"] == {"axfr": 1, "ixfr": 1}
