@@ -143,6 +143,8 @@ class Server:
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
         self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
+        if self.secondaries.zones:
+            engine.expire = self.secondaries.expire_for_key  # RFC 7314 EXPIRE
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)

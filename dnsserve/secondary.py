@@ -54,6 +54,7 @@ import dns.xfr
 import dns.zone
 from dns.rdatatype import RdataType
 
+from dnsserve.answer.lookup import key_parts
 from dnsserve.config_schema import KeyConfig, ZoneConfig
 from dnsserve.config_values import parse_hostport
 from dnsserve.errors import DnsServeError
@@ -64,6 +65,7 @@ from dnsserve.xfr.refresh import Action, RefreshState, Timers
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
 from dnsserve.zones.load import zone_file_name
+from dnsserve.zones.table import closest_origin
 from dnsserve.zones.versions import Record, ZoneContent, zone_content
 
 log = logging.getLogger("dnsserve")
@@ -424,10 +426,12 @@ class Secondaries:
         zone.wake()
         return True
 
-    def remaining(self, origin: dns.name.Name) -> int | None:
-        """RFC 7314's EXPIRE for ``origin``; None when it is not a secondary zone."""
-        zone = self.zones.get(origin)
-        return None if zone is None else zone.state.remaining(time.time())
+    def expire_for_key(self, key: bytes) -> int | None:
+        """The engine's RFC 7314 EXPIRE callback: the seconds left of the secondary
+        zone that holds the query's name (an answer key), None for other zones."""
+        qname = key_parts(key)[0]
+        origin = closest_origin(qname, self.zones)
+        return None if origin is None else self.zones[origin].state.remaining(time.time())
 
     def status(self) -> list[SecondaryDoc]:
         now = time.time()

@@ -19,7 +19,7 @@ Pure: no sockets, no awaits, no clock, no logging per query.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dnsserve import wire
 from dnsserve.answer import tsig
@@ -37,8 +37,8 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_snapshot", "answered", "cache_size", "formerr", "keyring",
-        "servfails", "truncated",
+        "_answers", "_cache", "_snapshot", "answered", "cache_size", "expire", "formerr",
+        "keyring", "servfails", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -53,6 +53,10 @@ class Engine:
     ) -> None:
         self.cache_size = cache_size
         self.keyring = keyring  # TSIG keys; none until zone transfers use them
+        # RFC 7314 EXPIRE: the seconds a secondary zone's copy has left, by the
+        # query's answer key (None: not a secondary zone). Set by the app when
+        # it has secondary zones; asked only for queries that carry the option.
+        self.expire: Callable[[bytes], int | None] | None = None
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
@@ -118,6 +122,8 @@ class Engine:
                     return out
                 return self._truncate(data, fb, entry, qend, 512, b"")
             opt = wire.OPT_DO if do else wire.OPT_PLAIN
+            if self.expire is not None and len(data) - qend > 11:  # OPT with options
+                opt = self._expire_opt(data, qend, key, do, opt)
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
@@ -127,6 +133,14 @@ class Engine:
             return self._truncate(data, fb, entry, qend, limit, opt)
         except Exception:
             return self._servfail(data, flags, qend)
+
+    def _expire_opt(self, data: bytes, qend: int, key: bytes, do: bool, opt: bytes) -> bytes:
+        """Our OPT with RFC 7314's EXPIRE when the query asks and the zone is a secondary."""
+        assert self.expire is not None
+        if not wire.has_option(data, qend, wire.OPTION_EXPIRE):
+            return opt
+        seconds = self.expire(key)
+        return opt if seconds is None else wire.opt_expire(do, seconds)
 
     def _signed(self, data: bytes, signed: Signed) -> bytes:
         """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""

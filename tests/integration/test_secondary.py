@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.query
@@ -149,6 +150,13 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     assert doc["transfers"] == {"axfr": 1, "ixfr": 1}
     assert "192.0.2.2" in copy.read_text()
     assert "IXFR, outgoing" in primary.peer.log_text()
+
+    # RFC 7314: the EXPIRE option is answered with the seconds left (expire is an hour)
+    q = dns.message.make_query(ORIGIN, "SOA", use_edns=0, options=[
+        dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b"")])
+    r = srv.tcp(q)
+    (option,) = [o for o in r.options if o.otype == dns.edns.OptionType.EXPIRE]
+    assert 0 < int.from_bytes(option.to_wire(), "big") <= 3600
 
 
 # -- TSIG ------------------------------------------------------------------------------
