@@ -134,6 +134,8 @@ class SecondaryZone:
     held_back: int = 0
     transfers: dict[str, int] = field(default_factory=lambda: {"axfr": 0, "ixfr": 0})
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _refreshing: bool = False
+    _again: bool = False  # a NOTIFY came during a refresh: refresh once more after it
 
     @property
     def origin(self) -> dns.name.Name:
@@ -172,7 +174,9 @@ class SecondaryZone:
         return f"{peer} is none of the primaries (allow_notify is empty)"
 
     def wake(self) -> None:
-        """Refresh now (a NOTIFY, or an operator's request)."""
+        """Refresh now (a NOTIFY, or an operator's request); during a refresh, once
+        more after it (RFC 1996 §4.4: the change may be newer than what it asked for)."""
+        self._again = self._refreshing
         self.state = refresh.notified(self.state, time.time())
         self._wake.set()
 
@@ -206,13 +210,22 @@ class SecondaryZone:
 
     async def refresh(self) -> None:
         """One refresh: check the serial, transfer when later, serve the result."""
+        self._refreshing, self._again = True, False
+        try:
+            await self._refresh()
+        finally:
+            self._refreshing = False
+        if self._again:
+            self.state = refresh.notified(self.state, time.time())
+
+    async def _refresh(self) -> None:
         self.refreshes += 1
         errors = []
         for primary in self.config.primaries:
             try:
                 if await self._refresh_from(primary):
                     return
-            except (TransferError, OSError, dns.exception.DNSException) as exc:
+            except (DnsServeError, OSError, ValueError, dns.exception.DNSException) as exc:
                 errors.append(f"{primary}: {_text(exc)}")
             except Exception as exc:  # a bug must not end the zone's refresh task
                 log.exception("refreshing zone %s from %s", self.config.name, primary)
