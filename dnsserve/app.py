@@ -123,6 +123,7 @@ class Server:
             ))
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
+            self.secondaries.apply(prepared.served.settings)
         known = {pm.member for pool in prepared.served.pools for pm in pool.members}
         return self.health.apply_overrides_file(known)
 

@@ -281,6 +281,8 @@ class SecondaryZone:
         key = self.key
         if key is not None:
             query.use_tsig(key)
+        elif self.config.key is not None:
+            raise TransferError(f"the key {self.config.key} could not be loaded")
 
     def _soa_serial(self, host: str, port: int) -> int:
         """The primary's SOA serial for the zone (worker thread)."""
@@ -305,6 +307,8 @@ class SecondaryZone:
         else:
             zone, incremental = _Zone(self.origin, relativize=False), False
         key = self.key
+        if key is None and self.config.key is not None:
+            raise TransferError(f"the key {self.config.key} could not be loaded")
         query, _ = dns.xfr.make_query(
             zone, serial=None if not incremental else 0,  # 0: the zone's own serial
             keyring=None if key is None else {key.name: key},
@@ -382,26 +386,60 @@ class Secondaries:
     def __init__(self, settings: Settings, hooks: Hooks) -> None:
         self.hooks = hooks
         self.zones: dict[dns.name.Name, SecondaryZone] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[dns.name.Name, asyncio.Task[None]] = {}
         self._expired: frozenset[dns.name.Name] | None = None
-        base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
-        secondaries = [z for z in settings.config.zone if z.primaries]
-        keyring = keyring_for(settings.config.key, base) if secondaries else {}
-        for config in secondaries:
-            origin = dns.name.from_text(config.name)
-            self.zones[origin] = SecondaryZone(
-                config, settings.secondary_dir / zone_file_name(origin), hooks, keyring,
-                settings.server.max_delete_fraction,
-            )
+        self._running = False
+        self._follow(settings)
+
+    def _follow(self, settings: Settings) -> list[SecondaryZone]:
+        """Take the config's secondary zones: new ones made (and returned), gone ones
+        dropped, the others given their new settings."""
+        wanted = {dns.name.from_text(z.name): z for z in settings.config.zone if z.primaries}
+        keyring: Mapping[dns.name.Name, dns.tsig.Key] = {}
+        if wanted:
+            base = settings.config_path.parent if settings.config_path else Path.cwd()
+            try:
+                keyring = keyring_for(settings.config.key, base)
+            except DnsServeError as exc:
+                log.error("secondary zones: %s; transfers that need a key fail", exc)
+        for origin in [o for o in self.zones if o not in wanted]:
+            del self.zones[origin]
+            task = self._tasks.pop(origin, None)
+            if task is not None:
+                task.cancel()
+        made = []
+        for origin, config in wanted.items():
+            zone = self.zones.get(origin)
+            if zone is None:
+                zone = self.zones[origin] = SecondaryZone(
+                    config, settings.secondary_dir / zone_file_name(origin), self.hooks,
+                    keyring, settings.server.max_delete_fraction,
+                )
+                made.append(zone)
+            else:
+                zone.config, zone.keyring = config, keyring
+                zone.fraction = settings.server.max_delete_fraction
+        return made
 
     def start(self) -> None:
         """On the main loop: take each copy's state, tell the reloader what has
         expired, and start the refresh tasks."""
+        self._running = True
+        self._start(list(self.zones.values()))
+
+    def _start(self, zones: list[SecondaryZone]) -> None:
         now = time.time()
-        for zone in self.zones.values():
+        for zone in zones:
             zone.start(now)
         self.changed()
-        self._tasks = [asyncio.ensure_future(z.run(self.changed)) for z in self.zones.values()]
+        for zone in zones:
+            self._tasks[zone.origin] = asyncio.ensure_future(zone.run(self.changed))
+
+    def apply(self, settings: Settings) -> None:
+        """After a reload: follow the config's secondary zones (added, removed, changed)."""
+        if self._running:
+            self._start(self._follow(settings))
+            self.changed()
 
     def changed(self) -> None:
         now = time.time()
@@ -451,9 +489,10 @@ class Secondaries:
         return [z.status(now) for z in self.zones.values()]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._running = False
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []

@@ -255,10 +255,15 @@ def test_guard_holds_back_a_deleting_transfer_unless_off(tmp_path: Path,
     doc = status(srv, conf)
     assert doc["serial"] == 1 and "deletion guard" in str(doc["last_error"])
     assert rcode_and_addresses(srv, f"h0.{ORIGIN}") == (dns.rcode.NOERROR, {"192.0.2.100"})
-    srv.stop()
 
+    # the operator turns the guard off for this zone: a reload takes the setting
+    control = _control(conf)
     conf = write_config(tmp_path, primary, dns_port=dns_port, guard=False)
-    srv = serve(tmp_path, conf, stack)
+    conf.write_text(conf.read_text().replace(_control(conf), control))
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "reload", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    refresh(srv, conf)
     wait_for("h0 to be gone", lambda: rcode_and_addresses(srv, f"h0.{ORIGIN}"),
              lambda got: got[0] == dns.rcode.NXDOMAIN, seconds=30)
     assert status(srv, conf)["serial"] == 2
