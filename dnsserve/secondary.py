@@ -64,7 +64,6 @@ from dnsserve.xfr import refresh
 from dnsserve.xfr.refresh import Action, RefreshState, Timers
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
-from dnsserve.zones.load import zone_file_name
 from dnsserve.zones.table import closest_origin
 from dnsserve.zones.versions import Record, ZoneContent, zone_content
 
@@ -395,6 +394,7 @@ class Secondaries:
         """Take the config's secondary zones: new ones made (and returned), gone ones
         dropped, the others given their new settings."""
         wanted = {dns.name.from_text(z.name): z for z in settings.config.zone if z.primaries}
+        copies = settings.secondary_copies()
         keyring: Mapping[dns.name.Name, dns.tsig.Key] = {}
         if wanted:
             base = settings.config_path.parent if settings.config_path else Path.cwd()
@@ -412,7 +412,7 @@ class Secondaries:
             zone = self.zones.get(origin)
             if zone is None:
                 zone = self.zones[origin] = SecondaryZone(
-                    config, settings.secondary_dir / zone_file_name(origin), self.hooks,
+                    config, copies[origin], self.hooks,
                     keyring, settings.server.max_delete_fraction,
                 )
                 made.append(zone)

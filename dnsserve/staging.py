@@ -144,17 +144,17 @@ def prepare(inp: ReloadInput) -> Prepared:
     Raises ReloadRefused with every reason when the result must not be served.
     """
     settings, previous = inp.settings, inp.previous
-    secondaries = {dns.name.from_text(z.name) for z in settings.config.zone if z.primaries}
+    copies = settings.secondary_copies()
+    secondaries = set(copies)
     clash = [settings.zones_dir / zone_file_name(o) for o in sorted(secondaries)
              if (settings.zones_dir / zone_file_name(o)).exists()]
     if clash:
         raise ReloadRefused([f"{path}: zone {path.name.removesuffix('.zone')} is a secondary "
                              f"zone in {settings.config_name} (primaries): remove the file, or "
                              "the zone's primaries" for path in clash])
-    copies = {o: settings.secondary_dir / zone_file_name(o) for o in secondaries}
     waiting = {o for o, path in copies.items() if not path.is_file()}
-    loaded = load_zones(settings.zones_dir,
-                        extra={o: p for o, p in copies.items() if o not in waiting})
+    loaded = load_zones(settings.zones_dir, extra={
+        o: p for o, p in copies.items() if o not in waiting} if copies else None)
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}

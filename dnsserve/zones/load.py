@@ -118,9 +118,10 @@ def load_zones(
     """Load every zone in ``directory``; a zone that fails is left out (and logged).
 
     ``extra`` adds zone files from elsewhere by origin (a secondary zone's
-    copy in the state directory).
+    copy in the state directory); given (even empty: no copy yet), a zones
+    directory with no zone file is no error.
     """
-    loaded = _load_directory(directory, extra or {})
+    loaded = _load_directory(directory, extra)
     if not log_problems:
         return loaded
     for problem in loaded.problems:
@@ -144,7 +145,7 @@ def _load_directory(
     problems: list[ZoneProblem] = []
     tables: dict[dns.name.Name, ZoneTable] = {}
     files: dict[dns.name.Name, Path] = {}
-    origins = _zone_files(directory, problems)
+    origins = _zone_files(directory, problems, empty_ok=extra is not None)
     for origin, path in (extra or {}).items():
         if origin in origins:
             problems.append(_whole(str(origins[origin]), origin.to_text(),
@@ -163,7 +164,9 @@ def _load_directory(
     )
 
 
-def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.Name, Path]:
+def _zone_files(
+    directory: Path, problems: list[ZoneProblem], *, empty_ok: bool = False
+) -> dict[dns.name.Name, Path]:
     """Map origin -> file; files that share an origin are all left out."""
     if not directory.is_dir():
         problems.append(_whole(str(directory), "", "the zones directory does not exist"))
@@ -173,7 +176,7 @@ def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.N
         for p in directory.iterdir()
         if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and p.is_file()
     )
-    if not paths:
+    if not paths and not empty_ok:
         problems.append(_whole(str(directory), "", f"no <origin>{ZONE_SUFFIX} files here"))
     by_origin: dict[dns.name.Name, list[Path]] = {}
     for path in paths:

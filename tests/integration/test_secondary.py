@@ -287,6 +287,10 @@ def test_pool_on_a_secondary_zone_answers_by_health(tmp_path: Path,
         f'members = [{{ address = "{up}" }}, {{ address = "{down}" }}]\n'
     )
     conf = write_config(tmp_path, primary, dns_port=free_port(), extra=pool)
+    # dnsserve check places the pool in the secondary zone, copy or not
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "check", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
     srv = serve(tmp_path, conf, stack)
     wait_answer(srv, {up})
     # a change on the primary elsewhere in the zone leaves the pool answering by health
