@@ -318,6 +318,25 @@ def _zones(zones: tuple[ZoneDoc, ...], now: float) -> str:
                   "no zones loaded")
 
 
+def _secondary(zones: tuple[SecondaryDoc, ...], now: float) -> str:
+    muted = '<span class="muted">-</span>'
+    rows = [
+        _row(
+            f'<span class="mono">{_e(z.zone)}</span>',
+            _e(z.serial) if z.serial is not None else muted,
+            _when(z.last_refresh, now), _when(z.next_refresh, now),
+            '<span class="badge drain">expired: SERVFAIL</span>' if z.expired
+            else _when(z.expires_at, now),
+            _e(", ".join(f"{k} {n}" for k, n in sorted(z.transfers.items()))
+               + (f", held {z.held}" if z.held else "")),
+            _e(z.last_error) if z.last_error else muted,
+        )
+        for z in zones
+    ]
+    return _table(("zone", "serial", "last refresh", "next refresh", "expires", "transfers",
+                   "last error"), rows, "no secondary zones")
+
+
 def _events(events: tuple[EventDoc, ...], now: float) -> str:
     rows = [
         _row(
@@ -358,6 +377,8 @@ def render_fragment(status: Status) -> str:
         parts.append('<p class="muted">no pools configured</p>')
     parts.append("<h2>Recent events</h2>" + _events(status.events, now))
     parts.append("<h2>Zones</h2>" + _zones(status.zones, now))
+    if status.secondary:
+        parts.append("<h2>Secondary zones</h2>" + _secondary(status.secondary, now))
     return "\n".join(parts)
 
 
