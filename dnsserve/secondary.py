@@ -254,6 +254,9 @@ class SecondaryZone:
                                 "(RFC 1982)")
         zone, kind = await asyncio.to_thread(self._transfer, host, port, ours is not None)
         content = zone_content(compile_zone(zone, file=f"<transfer from {primary}>", lines={}))
+        if refresh.action(ours, content.serial) is Action.BEHIND:  # changed since its SOA
+            raise TransferError(f"transferred serial {content.serial} is older than ours "
+                                f"({ours}): not taken (RFC 1982)")
         if served is not None and self.config.guard:
             lines = check_deletions(served, content, protected=self.hooks.protected(self.origin),
                                     max_delete_fraction=self.fraction)
@@ -291,6 +294,8 @@ class SecondaryZone:
         response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=SOA_TIMEOUT)
         if response.rcode() != dns.rcode.NOERROR:
             raise TransferError(f"SOA query answered {dns.rcode.to_text(response.rcode())}")
+        if not response.flags & dns.flags.AA:
+            raise TransferError("SOA query answered without AA: not authoritative for the zone")
         rrset = response.get_rrset(response.answer, self.origin, dns.rdataclass.IN,
                                    RdataType.SOA)
         if rrset is None or not isinstance(rrset[0], dns.rdtypes.ANY.SOA.SOA):
