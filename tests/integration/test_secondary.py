@@ -314,3 +314,22 @@ def test_bind_primary_axfr_then_ixfr(tmp_path: Path, stack: contextlib.ExitStack
     wait_answer(srv, {"192.0.2.2"})
     doc = status(srv, conf)
     assert doc["serial"] == 2 and doc["transfers"] == {"axfr": 1, "ixfr": 1}
+
+
+def test_a_serial_that_went_backwards_is_not_taken(tmp_path: Path,
+                                                   stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(5, {"www": "192.0.2.5"}))
+    stack.callback(primary.stop)
+    port = primary.peer.port
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.5"})
+    primary.stop()
+    older = start_knot_primary(tmp_path / "knot-older", zone_text(3, {"www": "192.0.2.3"}),
+                               port=port)
+    stack.callback(older.stop)
+    refresh(srv, conf)
+    wait_for("the refresh to say the serial went backwards", lambda: status(srv, conf),
+             lambda doc: "older than ours" in doc["last_error"], seconds=30)
+    assert status(srv, conf)["serial"] == 5
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.5"})
