@@ -43,7 +43,8 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # secondary (the secondary zones' refreshes) is wired by app like reload.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
     # transfers below.
@@ -108,9 +109,10 @@ LEVELS: list[set[str]] = [
     {"answer.chaos", "answer.misses"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
     # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
-    # zones.versions, answer.tsig and xfr.keys.
+    # zones.versions, answer.tsig and xfr.keys. xfr.refresh (a secondary
+    # zone's timers and decisions) reads zones.versions' serial arithmetic.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.publish"},
+     "xfr.publish", "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -167,6 +169,7 @@ CORE = {
     "xfr.request",
     "xfr.outgoing",
     "xfr.publish",
+    "xfr.refresh",
 }
 EDGE = {
     "__main__",
@@ -179,6 +182,7 @@ EDGE = {
     "report",
     "app",
     "reload",
+    "secondary",
     "staging",
     "statewriter",
     "health_inputs",
