@@ -346,6 +346,9 @@ class ServerMetrics:
     worker_queries: Counter
     worker_restarts: Counter
     worker_change_delay: Gauge
+    secondary_expired: Gauge
+    secondary_refreshes: Counter
+    secondary_transfers: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -400,4 +403,13 @@ def server_metrics(registry: Registry) -> ServerMetrics:
                                     "From the owner's swap (a flip, drain, expiry) to the worker "
                                     "answering with it, for the last such change, by worker.",
                                     ("worker",)),
+        secondary_expired=r.gauge("dnsserve_secondary_expired", "1 while a secondary zone is "
+                                  "past its expire (or has no copy yet) and answers SERVFAIL.",
+                                  ("zone",)),
+        secondary_refreshes=r.counter("dnsserve_secondary_refreshes_total",
+                                      "Refreshes of a secondary zone, by result: ok or failed.",
+                                      ("zone", "result")),
+        secondary_transfers=r.counter("dnsserve_secondary_transfers_total",
+                                      "Transfers served, by zone and kind (axfr, ixfr); held: "
+                                      "held back by the deletion guard.", ("zone", "kind")),
     )

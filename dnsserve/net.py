@@ -10,6 +10,12 @@ Rules:
 - The engine never raises by contract. If it does, that query goes unanswered,
   ``engine_errors`` counts it, the traceback is logged the first and every
   ``LOG_EVERY``-th time, and the protocol keeps serving.
+- ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
+  the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
+  queries), which returns the messages to send: over TCP each is framed and
+  written in order (an AXFR is several), over UDP each is a datagram. A
+  worker's hand-off returns a future of them (its owner answers): they are
+  sent when it is done, unless the connection closed meanwhile.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -37,7 +43,7 @@ import collections
 import logging
 import resource
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -45,6 +51,12 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
+
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to
+# send, or a future of them (a worker asks its owner: sent when it is done)
+HandOff = Callable[
+    [bytes, tuple[str, int], bool], "Iterable[bytes] | asyncio.Future[tuple[bytes, ...]]"
+]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
@@ -125,10 +137,12 @@ class _Shared:
     idle: float
     cap: int
     conns: set[_Tcp] = field(default_factory=set)
+    hand_off: HandOff | None = None
 
 
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
         self._respond = shared.respond
         self._stats = shared.stats
         self._paused = False
@@ -149,10 +163,35 @@ class _Udp(asyncio.DatagramProtocol):
         except Exception:
             stats.engine_failed()
             return
-        if out is None:
+        if out:
+            self.transport.sendto(out, addr)  # type: ignore[union-attr]
+        elif out is None:
             stats.dropped += 1
         else:
+            self._hand_off(data, addr)
+
+    def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        hand_off = self._shared.hand_off
+        try:
+            outs = [] if hand_off is None else hand_off(data, _peer(addr), False)
+        except Exception:
+            self._stats.engine_failed()
+            return
+        if isinstance(outs, asyncio.Future):
+            outs.add_done_callback(lambda done: self._send_later(done, addr))
+            return
+        for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
+
+    def _send_later(
+        self, done: asyncio.Future[tuple[bytes, ...]], addr: tuple[str | int, ...]
+    ) -> None:
+        transport = self.transport
+        if done.cancelled() or done.exception() is not None or transport is None:
+            return
+        if not transport.is_closing():
+            for out in done.result():
+                transport.sendto(out, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors and failed sends to one client concern only that client
@@ -213,7 +252,11 @@ class _Tcp(asyncio.Protocol):
         while queries and not self._writing_paused:
             stats.tcp_queries += 1
             try:
-                out = self._respond(queries.popleft(), tcp=True)
+                query = queries.popleft()
+                out = self._respond(query, tcp=True)
+                if out == b"":  # wire.HAND_OFF: several messages may follow
+                    self._hand_off(query, transport)
+                    continue
                 framed = None if out is None else frame(out)  # >65535 bytes: engine bug
             except Exception:
                 stats.engine_failed()
@@ -224,6 +267,18 @@ class _Tcp(asyncio.Protocol):
                 transport.write(framed)
         if self._eof and not queries:
             transport.close()  # flushes the answers already written
+
+    def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
+        hand_off = self._shared.hand_off
+        if hand_off is None:
+            return
+        peer = _peer(transport.get_extra_info("peername") or ("", 0))
+        outs = hand_off(query, peer, True)
+        if isinstance(outs, asyncio.Future):
+            # RFC 7766 §7: answers to pipelined queries may come out of order
+            outs.add_done_callback(lambda done: _write_later(done, transport))
+            return
+        transport.writelines([frame(out) for out in outs])
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -336,6 +391,16 @@ class Listeners:
             await tcp.wait_closed()
 
 
+def _write_later(done: asyncio.Future[tuple[bytes, ...]], transport: asyncio.Transport) -> None:
+    if done.cancelled() or done.exception() is not None or transport.is_closing():
+        return
+    transport.writelines([frame(out) for out in done.result()])
+
+
+def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:
+    return str(addr[0]), int(addr[1]) if len(addr) > 1 else 0
+
+
 def _bind(
     host: str, port: int, kind: socket.SocketKind, reuse_port: bool = False
 ) -> socket.socket:
@@ -380,6 +445,7 @@ async def serve(
     *,
     tcp_idle_timeout: float,
     tcp_max_connections: int,
+    hand_off: HandOff | None = None,
     reuse_port: bool = False,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
@@ -399,7 +465,7 @@ async def serve(
             " file and the control API; raise the limit (LimitNOFILE=) to allow more",
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap)
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off)
     listeners = Listeners(shared)
     try:
         for text in listen:

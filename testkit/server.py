@@ -131,6 +131,7 @@ def start_server(
     nofile: int | None = None,
     workers: int = 1,
     ready_seconds: float = READY_SECONDS,
+    port: int | None = None,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
@@ -138,8 +139,9 @@ def start_server(
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
     ``workers``: ``--workers`` (answering processes), unless ``args`` or the
     config file say; 1 (one process, as before workers) unless a test asks.
+    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     """
-    port = free_port(host)
+    port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     limited = [] if nofile is None else ["-c", LIMITED, str(nofile)]
     cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]
