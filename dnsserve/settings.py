@@ -21,7 +21,7 @@ import dns.name
 import msgspec
 
 from dnsserve.config import Config, load_config
-from dnsserve.config_schema import ServerConfig
+from dnsserve.config_schema import MAX_WORKERS, ServerConfig
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.zones.load import zone_file_name
@@ -63,6 +63,7 @@ def load_settings(
     zones: Path | None = None,
     listen: Sequence[str] | None = None,
     control: str | None = None,
+    workers: int | None = None,
 ) -> Settings:
     """Read the config (``-c``, else ./dnsserve.toml when present) and apply flags.
 
@@ -96,6 +97,10 @@ def load_settings(
         if errors:
             raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, control=control)
+    if workers is not None:
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers {workers}: must be between 1 and {MAX_WORKERS}")
+        server = msgspec.structs.replace(server, workers=workers)
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)
 
