@@ -24,8 +24,9 @@ place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -44,8 +45,9 @@ import dns.zonefile
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.compile import ZoneProblem, compile_with_problems
+from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records, records_from_zone
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
+from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
 
@@ -187,6 +189,28 @@ def _strays(directory: Path, used: set[str]) -> list[ZoneProblem]:
     ]
 
 
+def parse_with_dnspython(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
+    """``load_zone_file``'s records as ``ParsedRecords`` (what the fast parser gives)."""
+    zone, sources = load_zone_file(path, origin, include_dir=include_dir)
+    return records_from_zone(zone, file=str(path), lines=sources)
+
+
+def zone_parser() -> Callable[..., ParsedRecords]:
+    """The parser of zone files: ``zones.parse``'s when it is there, else dnspython's."""
+    try:
+        module = importlib.import_module("dnsserve.zones.parse")
+    except ImportError:
+        return parse_with_dnspython
+    parse: Callable[..., ParsedRecords] = module.parse_zone_file
+    return parse
+
+
+def compile_file(path: Path, origin: dns.name.Name, directory: Path) -> Compiled:
+    """Parse and compile one zone file; raises ``ZoneError`` for what stops parsing."""
+    parsed = zone_parser()(path, origin, include_dir=directory)
+    return compile_records(parsed, origin=origin)
+
+
 def _load_one(
     path: Path,
     origin: dns.name.Name,
@@ -196,9 +220,10 @@ def _load_one(
 ) -> ZoneTable | None:
     zone_text = origin.to_text()
     try:
-        zone, sources = load_zone_file(path, origin, include_dir=directory)
-        used.update(sources.files())
-        compiled = compile_with_problems(zone, file=str(path), lines=sources)
+        parsed = zone_parser()(path, origin, include_dir=directory)
+        used.update(parsed.file_names)
+        compiled = compile_records(parsed, origin=origin)
+        del parsed
     except ZoneError as exc:
         problems.append(ZoneProblem(exc.file, exc.line, "error", exc.message, zone_text))
         return None

@@ -315,6 +315,18 @@ class ZoneTable:
         return cls(origin, store)
 
     @classmethod
+    def from_parts(
+        cls,
+        origin: dns.name.Name,
+        blobs: dict[bytes, bytes],
+        ents: frozenset[bytes],
+        cuts: Iterable[bytes],
+        dnames: Iterable[bytes],
+    ) -> ZoneTable:
+        """A table over what ``zones.compile`` found while checking the blobs."""
+        return cls(origin, WireStore(blobs, ents, frozenset(cuts), frozenset(dnames)))
+
+    @classmethod
     def build(cls, zone: dns.zone.Zone) -> ZoneTable:
         """A table of a dnspython zone (``relativize=False``), RRSIGs left out."""
         origin = zone.origin
