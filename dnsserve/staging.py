@@ -49,7 +49,7 @@ from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
-from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -144,7 +144,7 @@ def prepare(inp: ReloadInput) -> Prepared:
     Raises ReloadRefused with every reason when the result must not be served.
     """
     settings, previous = inp.settings, inp.previous
-    loaded = load_zones(settings.zones_dir)
+    loaded = load_zones(settings.zones_dir, previous=previous.loaded if previous else None)
     failed = _failed(loaded)
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
@@ -246,10 +246,20 @@ def prepare(inp: ReloadInput) -> Prepared:
         snapshot = build(pools)
     unserved = {o: _why(loaded, o) for o in failed if o not in tables} | unbuilt
     served = Served(
-        settings, LoadedZones(tables, loaded.problems, loaded.files), contents, pools, zones,
+        settings,
+        LoadedZones(tables, loaded.problems, loaded.files, _fresh_prints(loaded, tables)),
+        contents, pools, zones,
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _fresh_prints(
+    loaded: LoadedZones, tables: Mapping[dns.name.Name, ZoneTable]
+) -> Mapping[dns.name.Name, Fingerprint]:
+    """The fingerprints of the tables served that this load read (a kept last
+    good version has none: its file is read again at the next reload)."""
+    return {o: f for o, f in loaded.fingerprints.items() if tables.get(o) is loaded.tables[o]}
 
 
 def _drops_served(previous: Served | None, placed: Placed) -> bool:
