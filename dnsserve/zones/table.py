@@ -423,6 +423,10 @@ class ZoneTable:
             if key not in self._store.blobs:
                 yield from ((key, int(t)) for t in node)
 
+    def loaded_keys(self) -> Iterator[bytes]:
+        """The lookup key of every owner as loaded (pool overlays not included)."""
+        return iter(self._store.blobs)
+
     def wire_node(self, key: bytes) -> tuple[bytes, list[tuple[int, int, list[bytes]]]] | None:
         """The loaded owner ``key`` as stored: (owner as written, [(type, TTL, rdatas)])."""
         blob = self._store.blobs.get(key)
