@@ -1,8 +1,9 @@
 """Staging: the next state to serve, built whole before anything is swapped.
 
 Owns ``prepare``: from an immutable ``ReloadInput`` (the settings just read,
-what is served now, the health view and selections at that moment) it loads
-every zone file, places the pools, runs the deletion guard, and prebuilds a
+what is served now, the health view and selections at that moment, and the
+zone files when they were read already, in a child process) it loads
+every zone file whose files changed, places the pools, runs the deletion guard, and prebuilds a
 whole new snapshot. It may run in any thread and reads nothing the main loop
 owns; ``reload.Reloader`` swaps the result in.
 
@@ -113,6 +114,7 @@ class ReloadInput:
     now: float
     force: bool = False
     allow_empty: bool = False
+    loaded: LoadedZones | None = None  # the zone files, read already (None: read them here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,9 @@ def prepare(inp: ReloadInput) -> Prepared:
     Raises ReloadRefused with every reason when the result must not be served.
     """
     settings, previous = inp.settings, inp.previous
-    loaded = load_zones(settings.zones_dir, previous=previous.loaded if previous else None)
+    loaded = inp.loaded
+    if loaded is None:
+        loaded = load_zones(settings.zones_dir, previous=previous.loaded if previous else None)
     failed = _failed(loaded)
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}

@@ -135,13 +135,18 @@ def load_zones(
     table and its problems; only the others are read again.
     """
     loaded = _load_directory(directory, previous)
-    if not log_problems:
-        return loaded
+    if log_problems:
+        log_loaded(loaded, directory)
+    return loaded
+
+
+def log_loaded(loaded: LoadedZones, directory: Path) -> None:
+    """Log every problem of a load, and what it loaded."""
     for problem in loaded.problems:
         level = logging.ERROR if problem.severity == "error" else logging.WARNING
         log.log(level, "%s", problem.to_text())
-    log.info("loaded %d zone(s) from %s", len(loaded.tables), directory)
-    return loaded
+    log.info("loaded %d zone(s) from %s (%d unchanged, kept)", len(loaded.tables), directory,
+             len(loaded.reused))
 
 
 def check_zones(directory: Path) -> list[ZoneProblem]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import enum
 import itertools
 import struct
+from array import array
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -719,6 +720,74 @@ def empty_non_terminals(owners: Mapping[bytes, object], apex: bytes) -> frozense
             ents.add(above)
             at += key[at] + 1
     return frozenset(ents)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedTable:
+    """A loaded table as a few flat byte strings: what a process hands another.
+
+    Pickling it copies a handful of large buffers (no object per owner), and
+    ``unpack_steps`` rebuilds the table a slice at a time.
+    """
+
+    origin: bytes  # wire form, as written
+    keys: bytes  # every owner's lookup key, concatenated
+    blobs: bytes  # every owner's blob, concatenated, in the same order
+    blob_ends: array[int]  # where each blob ends ("Q")
+    ents: bytes  # empty non-terminals, concatenated
+    cuts: bytes
+    dnames: bytes
+
+
+def pack_table(table: ZoneTable) -> PackedTable:
+    """The loaded data of ``table`` (pool overlays are not packed)."""
+    store = table._store
+    ends = array("Q")
+    at = 0
+    for blob in store.blobs.values():
+        at += len(blob)
+        ends.append(at)
+    origin = table.origin.to_wire()
+    assert origin is not None
+    return PackedTable(
+        origin, b"".join(store.blobs), b"".join(store.blobs.values()), ends,
+        b"".join(store.ents), b"".join(store.cuts), b"".join(store.dnames),
+    )
+
+
+def _split_names(joined: bytes) -> Iterator[bytes]:
+    at, end = 0, len(joined)
+    while at < end:
+        start = at
+        while joined[at]:
+            at += joined[at] + 1
+        at += 1
+        yield joined[start:at]
+
+
+def unpack_steps(packed: PackedTable, step: int = 10_000) -> Iterator[ZoneTable | None]:
+    """Rebuild a packed table ``step`` owners at a time: None after each slice
+    (the caller may yield to its event loop there), the table last."""
+    blobs: dict[bytes, bytes] = {}
+    ends = packed.blob_ends
+    keys, data = packed.keys, packed.blobs
+    at = blob_at = 0
+    count = 0
+    while count < len(ends):
+        for blob_end in ends[count : count + step]:
+            end = at
+            while keys[end]:
+                end += keys[end] + 1
+            end += 1
+            blobs[keys[at:end]] = data[blob_at:blob_end]
+            at, blob_at = end, blob_end
+        count += step
+        yield None
+    origin = name_from_wire(packed.origin)
+    ents = frozenset(_split_names(packed.ents))
+    yield ZoneTable.from_parts(
+        origin, blobs, ents, _split_names(packed.cuts), _split_names(packed.dnames)
+    )
 
 
 def wild_owner(encloser: dns.name.Name) -> dns.name.Name:

@@ -8,6 +8,8 @@ order) what dnspython's reader refused while reading.
 
 from __future__ import annotations
 
+import pickle
+
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -16,6 +18,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.zones.compile import compile_records
 from dnsserve.zones.records import ParsedRecords
+from dnsserve.zones.table import ZoneTable, pack_table, unpack_steps
 
 ORIGIN = "z.example."
 
@@ -134,3 +137,24 @@ def test_wire_accessors() -> None:
     assert not table.exists_key(wire("c.z.example."))
     stored = table.wire_node(wire("a.b.z.example."))
     assert stored == (wire("a.b.z.example."), [(int(RdataType.TXT), 60, [b"\x01x"])])
+
+
+def test_a_packed_table_unpacks_a_slice_at_a_time() -> None:
+    rows = [(f"h{i}.a.b.z.example.", "A", 60, f"192.0.2.{i}") for i in range(25)]
+    table = compile_records(parsed(
+        *APEX, *rows, ("sub.z.example.", "NS", 60, "ns.sub"),
+        ("ns.sub.z.example.", "A", 60, "192.0.2.99"), ("d.z.example.", "DNAME", 60, "x.test."),
+    )).table
+    assert table is not None
+    packed = pickle.loads(pickle.dumps(pack_table(table)))
+    steps = list(unpack_steps(packed, step=10))
+    assert steps[:-1] == [None] * 3  # 30 owners, 10 at a time
+    copy = steps[-1]
+    assert isinstance(copy, ZoneTable)
+    assert copy.origin == table.origin
+    assert list(copy.wire_rrset_keys()) == list(table.wire_rrset_keys())
+    assert copy.exists_key(wire("b.z.example.")) and copy.exists_key(wire("a.b.z.example."))
+    for qname, qtype in (("h3.a.b.z.example.", RdataType.A), ("x.sub.z.example.", RdataType.A),
+                         ("y.d.z.example.", RdataType.A), ("nx.z.example.", RdataType.A)):
+        name = dns.name.from_text(qname)
+        assert copy.lookup(name, qtype) == table.lookup(name, qtype), qname
