@@ -118,6 +118,13 @@ class Server:
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
+        if count > 1 and _secondary_zones(settings):
+            # A secondary zone's EXPIRE option (RFC 7314) is counted down here,
+            # by the refreshes; a worker's copy would go stale between reloads.
+            # (Transfers, NOTIFY and TSIG are forwarded by workers to this process.)
+            log.warning("[server] workers = %d: secondary zones ([[zone]] primaries) are "
+                        "answered by one process yet; serving with 1", count)
+            count = 1
         self.workers = WorkerSet(
             count, settings.server, lambda: self.reloader.engine, self.handoff.handle,
         ) if count > 1 else None
@@ -320,3 +327,8 @@ def serve(
     """Run the server until SIGTERM or SIGINT."""
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
+
+
+def _secondary_zones(settings: Settings) -> bool:
+    """Whether the config makes this server a secondary for some zone."""
+    return any(zone.primaries for zone in settings.config.zone)

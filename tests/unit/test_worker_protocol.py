@@ -76,10 +76,13 @@ def test_new_zones_are_whole_and_nothing_new_is_nothing(first: Snapshot) -> None
     assert wp.changes(first, first, 0.0) is None
 
 
-def test_an_expired_zone_is_not_a_selection_change(first: Snapshot) -> None:
+def test_a_secondary_zone_expiring_or_recovering_is_whole(first: Snapshot) -> None:
+    """Expiry changes answers (SERVFAIL) without new zones: workers take it whole."""
     expired = first.with_expired(frozenset({dns.name.from_text("example.com.")}))
     change = wp.changes(first, expired, 0.0)
     assert isinstance(change, wp.Whole) and change.snapshot is expired
+    back = wp.changes(expired, expired.with_expired(frozenset()), 0.0)
+    assert isinstance(back, wp.Whole)
 
 
 def test_a_hand_off_and_its_reply_cross_whole() -> None:
