@@ -254,6 +254,11 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
             if self.workers is not None:
+                # The control API (and its token file) first: the first worker
+                # answers before the others are ready, and whoever sees an
+                # answer may use the API at once.
+                if server.control:
+                    self.control = await self._start_control()
                 await self.workers.start()
             else:
                 self.listeners = await net.serve(
@@ -265,7 +270,7 @@ class Server:
                 )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
-            if server.control:
+            if server.control and self.control is None:
                 self.control = await self._start_control()
             await self._stop.wait()
         finally:
