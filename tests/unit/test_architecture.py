@@ -66,11 +66,16 @@ LEVELS: list[set[str]] = [
     # health.tls (the TLS contexts injected into https probes) and
     # health.checklog (the monitor's counters and recent check starts) are
     # split out of health.monitor, their importer.
-    {"control_routes", "control_access", "health.tls", "health.checklog"},
+    # zones.parse_reference (zones.load's reader as ParsedRecords: the measure
+    # of the fast parser in its tests and benchmark) reads zones.load.
+    {"control_routes", "control_access", "health.tls", "health.checklog",
+     "zones.parse_reference"},
     {"config", "zones.load", "health.probes"},
     # health.http11 (one GET on a trio socket, read with h11) is an edge leaf
     # under health.probes, its importer.
-    {"health.http11"},
+    # zones.parse (the fast zone-file reader, to ParsedRecords) is an edge
+    # module under zones.load, which will call it; it reads the adapter.
+    {"health.http11", "zones.parse"},
     # config_validate (validate, split out of config_schema) checks the
     # Structs it imports from below; config is its importer.
     {"config_validate"},
@@ -104,7 +109,12 @@ LEVELS: list[set[str]] = [
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
     # zones.compile, their importer.
-    {"zones.table", "zones.limits", "zones.sources", "zones.records", "health.model"},
+    # zones.fastscan and zones.fastrdata (the fast parser's line scanner and
+    # rdata encoders) are pure leaves under zones.parse.
+    {
+        "zones.table", "zones.limits", "zones.sources", "zones.records", "health.model",
+        "zones.fastscan", "zones.fastrdata",
+    },
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
@@ -132,6 +142,8 @@ CORE = {
     "zones.limits",
     "zones.sources",
     "zones.records",
+    "zones.fastscan",
+    "zones.fastrdata",
     "zones.versions",
     "zones.deletions",
     "health.model",
@@ -169,6 +181,8 @@ EDGE = {
     "config",
     "zones.load",
     "zones.dnspython_adapter",
+    "zones.parse",
+    "zones.parse_reference",
     "health.probes",
     "health.localerrors",
     "health.targets",
