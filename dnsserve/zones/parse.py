@@ -148,6 +148,7 @@ class _Parser:
         self.default_ttl_from_soa = False
         self.file_name = str(path)
         self.file = records.file_index(self.file_name)
+        self.open_end = 0
         self.collector = _Collector(apex)
         self.zf = ZoneFileReader(
             cast(dns.transaction.Transaction, self.collector),
@@ -162,6 +163,8 @@ class _Parser:
         lines = _lines(text)
         lineno = 0
         record = self._record
+        # the last line of a file that does not end in a newline ends at EOF
+        self.open_end = 0 if text.endswith("\n") else text.count("\n") + 1
         for line in lines:
             lineno += 1
             if not line or line[0] == ";":
@@ -366,11 +369,13 @@ class _Parser:
     def _slow_rest(self, text: str, lineno: int) -> None:
         """The rest of the file from ``lineno`` through dnspython (it names the error)."""
         rest = text[_line_offset(text, lineno) :]
+        self.open_end = lineno  # the text is read to its end as it is
         self._slow([rest], lineno)
 
     def _slow(self, raw: list[str], lineno: int) -> None:
         """Entries read by dnspython's reader, as ``zones.load`` drives it."""
-        tok = Tokenizer("\n".join(raw) + "\n", self.file_name, lineno)
+        end = "" if lineno + len(raw) - 1 == self.open_end else "\n"
+        tok = Tokenizer("\n".join(raw) + end, self.file_name, lineno)
         zf = self.zf
         zf.restore_state(
             {
@@ -487,7 +492,7 @@ class _Parser:
         # the included file starts from this reader's state, and leaves it as it was
         self._sync_from_zf()
         saved = zf.save_state()
-        outer = (self.file_name, self.file)
+        outer = (self.file_name, self.file, self.open_end)
         self.files.append(path.resolve())
         self.file_name = str(path)
         self.file = self.records.file_index(self.file_name)
@@ -495,7 +500,7 @@ class _Parser:
             self.codec = fr.NameCodec(origin)
         self.read(text, self.file_name)
         self.files.pop()
-        self.file_name, self.file = outer
+        self.file_name, self.file, self.open_end = outer
         zf.restore_state(saved)
 
 
