@@ -10,6 +10,10 @@ Rules:
 - The engine never raises by contract. If it does, that query goes unanswered,
   ``engine_errors`` counts it, the traceback is logged the first and every
   ``LOG_EVERY``-th time, and the protocol keeps serving.
+- ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
+  the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
+  queries), which returns the messages to send: over TCP each is framed and
+  written in order (an AXFR is several), over UDP each is a datagram.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -37,7 +41,7 @@ import collections
 import logging
 import resource
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -45,6 +49,9 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
+
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to send
+HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
@@ -125,10 +132,12 @@ class _Shared:
     idle: float
     cap: int
     conns: set[_Tcp] = field(default_factory=set)
+    hand_off: HandOff | None = None
 
 
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
         self._respond = shared.respond
         self._stats = shared.stats
         self._paused = False
@@ -149,9 +158,21 @@ class _Udp(asyncio.DatagramProtocol):
         except Exception:
             stats.engine_failed()
             return
-        if out is None:
+        if out:
+            self.transport.sendto(out, addr)  # type: ignore[union-attr]
+        elif out is None:
             stats.dropped += 1
         else:
+            self._hand_off(data, addr)
+
+    def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        hand_off = self._shared.hand_off
+        try:
+            outs = [] if hand_off is None else list(hand_off(data, _peer(addr), False))
+        except Exception:
+            self._stats.engine_failed()
+            return
+        for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
 
     def error_received(self, exc: Exception) -> None:
@@ -213,7 +234,11 @@ class _Tcp(asyncio.Protocol):
         while queries and not self._writing_paused:
             stats.tcp_queries += 1
             try:
-                out = self._respond(queries.popleft(), tcp=True)
+                query = queries.popleft()
+                out = self._respond(query, tcp=True)
+                if out == b"":  # wire.HAND_OFF: several messages may follow
+                    self._hand_off(query, transport)
+                    continue
                 framed = None if out is None else frame(out)  # >65535 bytes: engine bug
             except Exception:
                 stats.engine_failed()
@@ -224,6 +249,13 @@ class _Tcp(asyncio.Protocol):
                 transport.write(framed)
         if self._eof and not queries:
             transport.close()  # flushes the answers already written
+
+    def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
+        hand_off = self._shared.hand_off
+        if hand_off is None:
+            return
+        peer = _peer(transport.get_extra_info("peername") or ("", 0))
+        transport.writelines([frame(out) for out in hand_off(query, peer, True)])
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -291,9 +323,9 @@ class Listeners:
         """The most TCP connections open at once (``tcp_max_connections`` under the fd limit)."""
         return self._shared.cap
 
-    async def _listen(self, text: str) -> None:
+    async def _listen(self, text: str, reuse_port: bool) -> None:
         loop = asyncio.get_running_loop()
-        tcp_sock, udp_sock = _bind_pair(text)
+        tcp_sock, udp_sock = _bind_pair(text, reuse_port)
         host, port = tcp_sock.getsockname()[:2]
         owned = [tcp_sock, udp_sock]  # closed here until a transport owns them
         try:
@@ -336,11 +368,19 @@ class Listeners:
             await tcp.wait_closed()
 
 
-def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:
+    return str(addr[0]), int(addr[1]) if len(addr) > 1 else 0
+
+
+def _bind(
+    host: str, port: int, kind: socket.SocketKind, reuse_port: bool = False
+) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     try:
         if ":" in host:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:  # every worker binds the same address; the kernel spreads the load
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         else:  # the kernel caps this at rmem_max; less only means more loss in bursts
@@ -353,16 +393,16 @@ def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     return sock
 
 
-def _bind_pair(text: str) -> tuple[socket.socket, socket.socket]:
+def _bind_pair(text: str, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """Bind TCP, then UDP on the same port; with port 0, retry until both get one."""
     host, port = parse_listen(text)
     for attempt in range(_BIND_TRIES):
         try:
-            tcp = _bind(host, port, socket.SOCK_STREAM)
+            tcp = _bind(host, port, socket.SOCK_STREAM, reuse_port)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot bind tcp {text}: {exc.strerror}") from exc
         try:
-            return tcp, _bind(host, tcp.getsockname()[1], socket.SOCK_DGRAM)
+            return tcp, _bind(host, tcp.getsockname()[1], socket.SOCK_DGRAM, reuse_port)
         except OSError as exc:
             tcp.close()
             if port != 0 or attempt + 1 == _BIND_TRIES:
@@ -376,12 +416,16 @@ async def serve(
     *,
     tcp_idle_timeout: float,
     tcp_max_connections: int,
+    hand_off: HandOff | None = None,
+    reuse_port: bool = False,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
     Raises ValueError for a malformed address and OSError naming the address
     when it cannot be bound; nothing stays bound after a failure. The TCP cap
     is ``tcp_max_connections`` under the file descriptor limit (``tcp_cap``).
+    With ``reuse_port`` every socket is bound with SO_REUSEPORT, beside the
+    other workers' sockets on the same addresses (``reserve``).
     """
     limit = fd_limit()
     cap = tcp_cap(tcp_max_connections, limit)
@@ -392,13 +436,74 @@ async def serve(
             " file and the control API; raise the limit (LimitNOFILE=) to allow more",
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap)
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off)
     listeners = Listeners(shared)
     try:
         for text in listen:
-            await listeners._listen(text)
+            await listeners._listen(text, reuse_port)
     except BaseException:
         listeners.close()
         await listeners.wait_closed()
         raise
     return listeners
+
+
+class Reservation:
+    """The listen addresses held for the workers (``reserve``), port 0 resolved.
+
+    Holds a TCP socket bound (never listening, so the kernel gives it no
+    connection) with SO_REUSEPORT on each address: the port stays ours while
+    workers come and go, and each worker binds it again beside the others.
+    """
+
+    def __init__(self, addresses: list[str], held: list[socket.socket]) -> None:
+        self.addresses = addresses
+        """Each listen address as ``host:port`` (``[host]:port`` for IPv6), port resolved."""
+        self._held = held
+
+    def close(self) -> None:
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
+
+
+def reserve(listen: Sequence[str]) -> Reservation:
+    """Bind every address of ``listen`` with SO_REUSEPORT and keep its TCP port.
+
+    The UDP socket is closed at once: a bound UDP socket in the group would
+    be given a share of the queries. Raises like ``serve``.
+    """
+    held: list[socket.socket] = []
+    addresses: list[str] = []
+    try:
+        for text in listen:
+            tcp, udp = _bind_pair(text, reuse_port=True)
+            udp.close()
+            held.append(tcp)
+            host, port = tcp.getsockname()[:2]
+            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return Reservation(addresses, held)
+
+
+def channel_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected pair of stream sockets: the owner's end and a worker's end.
+
+    The worker's end is inheritable: pass its ``fileno()`` to the worker
+    process (``pass_fds``), then close it in the owner.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    theirs.set_inheritable(True)
+    return ours, theirs
+
+
+async def open_channel(
+    sock: socket.socket | int,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over one end of ``channel_pair`` (a worker passes the inherited fd)."""
+    if isinstance(sock, int):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=sock)
+    return await asyncio.open_unix_connection(sock=sock, limit=2**16)

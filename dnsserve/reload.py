@@ -30,6 +30,7 @@ import msgspec
 
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Pool
+from dnsserve.answer.snapshot import Snapshot
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
@@ -58,7 +59,9 @@ class Reloader:
     Runs on the main loop. ``view`` gives the current health view;
     ``read_settings`` re-reads the configuration (in a worker thread);
     ``on_commit`` runs on the loop after each accepted load or reload with
-    what was prepared (the app updates the monitor and records versions).
+    what was prepared (the app updates the monitor and records versions);
+    ``on_swap`` after every swap, with the snapshot served from then on (the
+    app passes it on to the answering workers).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Reloader:
         *,
         read_settings: Callable[[], Settings] | None = None,
         on_commit: Callable[[Prepared], Sequence[str]] | None = None,
+        on_swap: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
@@ -76,11 +80,14 @@ class Reloader:
         self._view = view
         self._read_settings = read_settings
         self._on_commit = on_commit
+        self._on_swap = on_swap
         self._generation = 0
         self._reloading: asyncio.Future[ReloadResult] | None = None
         self._again: asyncio.Future[ReloadResult] | None = None  # the reload queued behind
         self.accepted = 0  # loads and reloads served
         self.refused = 0
+        # Secondary zones past their expire (or with no copy yet): SERVFAIL.
+        self.expired: frozenset[dns.name.Name] = frozenset()
 
     @property
     def pools(self) -> tuple[Pool, ...]:
@@ -114,12 +121,15 @@ class Reloader:
         """Main loop: serve the prepared snapshot."""
         self._generation += 1
         snapshot = replace(prepared.snapshot, generation=self._generation)
+        snapshot = snapshot.with_expired(self.expired)
         self.served = prepared.served
         self.settings = prepared.served.settings
         if self.engine is None:
             self.engine = Engine(snapshot)
         else:
             self.engine.swap(snapshot)
+        if self._on_swap is not None:
+            self._on_swap(snapshot)
         served = prepared.served
         log.info(
             "serving %d zone(s) from %s with %d pool(s) (generation %d)",
@@ -219,6 +229,20 @@ class Reloader:
         return ReloadResult(ok=False, at=time.time(), message=f"reload refused{hint}",
                             errors=tuple(lines), generation=self._generation)
 
+    def set_expired(self, expired: frozenset[dns.name.Name]) -> None:
+        """Answer SERVFAIL for the zones in ``expired`` from the next query on.
+
+        A zone that leaves the set is answered by the slow path at once, and
+        prebuilt again by a reload (its pools rotate again).
+        """
+        recovered = self.expired - expired
+        self.expired = expired
+        if self.engine is None:
+            return
+        self.engine.swap(self.engine.snapshot.with_expired(expired))
+        if recovered:
+            self.reload()
+
     def reselect(self, reason: str) -> None:
         """Re-run every pool's policy on the current view; swap if any answer changed."""
         assert self.engine is not None
@@ -230,9 +254,11 @@ class Reloader:
             return
         # A reason-only change is stored (for status) but rebuilds no answer.
         self._generation += 1
-        self.engine.swap(
-            current.with_selections(changed, health=view, generation=self._generation)
-        )
+        fresh_snapshot = current.with_selections(changed, health=view,
+                                                 generation=self._generation)
+        self.engine.swap(fresh_snapshot)
+        if self._on_swap is not None:
+            self._on_swap(fresh_snapshot)
         for (owner, rdtype), selection in changed.items():
             before = current.selections.get((owner, rdtype))
             if before is not None and before.answers_same(selection):
@@ -247,7 +273,7 @@ class Reloader:
 def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
     """Settings a reload reads but cannot apply to a running process."""
     out = []
-    for key in ("listen", "control", "state"):
+    for key in ("listen", "control", "state", "workers"):
         if getattr(old.server, key) != getattr(new.server, key):
             out.append(f"server.{key} changed in {new.config_name}: takes a restart")
     return tuple(out)

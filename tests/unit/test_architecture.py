@@ -43,11 +43,27 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # secondary (the secondary zones' refreshes) and workers (the owner's side of
+    # the answering worker processes: fork, restart, pass on each swap) are
+    # wired by app like reload.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary",
+     "workers"},
+    # handoff (transfers, NOTIFY in, signed queries: what the engine hands
+    # off) and notify (the NOTIFY sender) are wired by app; handoff reads
+    # transfers below.
+    {"handoff", "notify"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
-    {"staging", "statewriter", "health_inputs"},
+    # worker (one answering worker process, forked by workers) runs net's
+    # listeners and the engine.
+    {"staging", "statewriter", "health_inputs", "worker"},
+    # publishing (publish mode's timers and published contents) is wired by
+    # app beside transfers.
+    # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
+    # targets) is read by handoff, app and the secondary side; an edge leaf
+    # over the xfr core.
+    {"transfers", "publishing"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -89,7 +105,9 @@ LEVELS: list[set[str]] = [
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
-    {"answer.engine"},
+    # worker_protocol (the owner <-> worker messages and frames) is pure and
+    # reads the snapshot below, beside the engine.
+    {"answer.engine", "worker_protocol"},
     {"answer.snapshot"},
     # answer.prebuilt, answer.tsig (the engine's slow path for TSIG-signed
     # queries) and health.guard are not in DESIGN's map yet: placed where
@@ -98,13 +116,20 @@ LEVELS: list[set[str]] = [
     # answer.lookup (answer keys, the zone for a qname, the slow path) is
     # split out of answer.snapshot, above it; the engine and preflight use it.
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
-    {"answer.chaos"},
-    {"zones.deletions", "answer.lookup"},
+    # answer.misses (the miss index: misses answered from the query's wire
+    # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
+    {"answer.chaos", "answer.misses"},
+    # xfr.* (zone transfers as a primary, pure): access rules, requests
+    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
+    # zones.versions, answer.tsig and xfr.keys. xfr.refresh (a secondary
+    # zone's timers and decisions) reads zones.versions' serial arithmetic.
+    {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
+     "xfr.publish", "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard", "zones.versions",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -118,7 +143,7 @@ LEVELS: list[set[str]] = [
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
-    {"errors", "", "zones", "health", "answer"},
+    {"errors", "", "zones", "health", "answer", "xfr"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -153,8 +178,18 @@ CORE = {
     "answer.tsig",
     "answer.lookup",
     "answer.chaos",
+    "answer.misses",
     "answer.snapshot",
     "answer.engine",
+    "xfr",
+    "xfr.keys",
+    "xfr.sign",
+    "xfr.access",
+    "xfr.request",
+    "xfr.outgoing",
+    "xfr.publish",
+    "xfr.refresh",
+    "worker_protocol",
 }
 EDGE = {
     "__main__",
@@ -167,6 +202,7 @@ EDGE = {
     "report",
     "app",
     "reload",
+    "secondary",
     "staging",
     "statewriter",
     "health_inputs",
@@ -191,6 +227,12 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "transfers",
+    "publishing",
+    "handoff",
+    "notify",
+    "worker",
+    "workers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
