@@ -78,6 +78,10 @@ class NameCodec:
         self._cache[text] = wire
         return wire
 
+    def owner(self, text: str) -> bytes:
+        """``wire`` without the cache: owners are mostly new, each written once in a row."""
+        return self._encode(text)
+
     def _encode(self, text: str) -> bytes:
         if text == "@":
             return self.origin

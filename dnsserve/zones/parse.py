@@ -46,9 +46,12 @@ MAX_GENERATE = 65536  # the same as zones.load's
 _SOA = 6
 _CHUNK = 1 << 20  # characters of text split into lines at a time
 # Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
-_OTHER_CLASSES = frozenset(
-    {"RESERVED0", "INTERNET", "CH", "CHAOS", "HS", "HESIOD", "NONE", "ANY"}
-)
+# IN as written (any other class, CLASSnnn included, is dnspython's to judge)
+_IN = frozenset({"IN", "in", "In", "iN"})
+# type mnemonics as usually written; fr.TYPES (upper case) for the rest
+_TYPES = {**fr.TYPES, **{name.lower(): code for name, code in fr.TYPES.items()}}
+# an IPv4 address's octets as dnspython reads them (no sign, no leading zero)
+_OCTET = {str(i): i for i in range(256)}
 
 
 def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
@@ -63,6 +66,15 @@ def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> 
     text = read_text(path, str(path), 0)
     _Parser(origin, include_dir, records, path).read(text, str(path))
     return records
+
+
+def _ttl(text: str) -> int:
+    if text.isdigit() and text.isascii():
+        value = int(text)
+        if value > fr.MAX_UINT32:
+            raise fr.NotFast
+        return value
+    return fr.ttl(text)
 
 
 def read_text(path: Path, cited_file: str, cited_line: int) -> str:
@@ -139,6 +151,7 @@ class _Parser:
         self.records = records
         self.files = [path.resolve()]
         self.codec = fr.NameCodec(apex)
+        self.origin_inside = True
         self.last_wire = self.codec.origin
         self.last_text: str | None = None
         self.last_ttl = 0
@@ -163,48 +176,50 @@ class _Parser:
         lines = _lines(text)
         lineno = 0
         record = self._record
+        plain = is_plain
         # the last line of a file that does not end in a newline ends at EOF
         self.open_end = 0 if text.endswith("\n") else text.count("\n") + 1
         for line in lines:
             lineno += 1
             if not line or line[0] == ";":
                 continue
-            if is_plain(line):
+            if plain(line):
                 tokens = line.split()
                 if not tokens:
                     continue
-                raw = [line]
-                here = lineno
-            else:
-                tokens = []
-                raw = [line]
-                depth = scan(line, 0, tokens)
-                here = lineno if tokens or line[0] in " \t" else 0
-                while depth:  # inside parentheses: the entry goes on
-                    more = next(lines, None)
-                    if more is None:
-                        depth = None
-                        break
-                    raw.append(more)
-                    had = len(tokens)
-                    depth = scan(more, depth, tokens)
-                    if not here and len(tokens) > had:
-                        here = lineno + len(raw) - 1
-                if depth is None:
-                    # dnspython's error (or, should it read on, the rest of the file)
-                    self._slow_rest(text, lineno)
-                    return
-                if not tokens:
-                    lineno += len(raw) - 1
-                    continue
-            first = tokens[0]
-            if first[0] == "$" and line[0] not in " \t(":
-                self._directive(tokens, raw, lineno, here)
-            else:
-                record(tokens, line[0] in " \t", raw, lineno, here)
+                if tokens[0][0] == "$" and line[0] not in " \t":
+                    self._directive(tokens, [line], lineno, lineno)
+                else:
+                    record(tokens, line[0] in " \t", line, lineno, lineno)
+                continue
+            tokens = []
+            raw = [line]
+            depth = scan(line, 0, tokens)
+            here = lineno if tokens or line[0] in " \t" else 0
+            while depth:  # inside parentheses: the entry goes on
+                more = next(lines, None)
+                if more is None:
+                    depth = None
+                    break
+                raw.append(more)
+                had = len(tokens)
+                depth = scan(more, depth, tokens)
+                if not here and len(tokens) > had:
+                    here = lineno + len(raw) - 1
+            if depth is None:
+                # dnspython's error (or, should it read on, the rest of the file)
+                self._slow_rest(text, lineno)
+                return
+            if tokens:
+                if tokens[0][0] == "$" and line[0] not in " \t(":
+                    self._directive(tokens, raw, lineno, here)
+                else:
+                    record(tokens, line[0] in " \t", raw, lineno, here)
             lineno += len(raw) - 1
 
-    def _record(self, t: list[str], leading: bool, raw: list[str], lineno: int, here: int) -> None:
+    def _record(
+        self, t: list[str], leading: bool, raw: str | list[str], lineno: int, here: int
+    ) -> None:
         """One record's tokens to the columns; dnspython reads what this cannot."""
         try:
             if leading:
@@ -215,48 +230,59 @@ class _Parser:
                 if text == self.last_text:
                     owner = self.last_wire
                 else:
-                    owner = self.codec.wire(text)
-                    if not self._inside(owner):
+                    owner = self.codec.owner(text)
+                    # a relative name under an origin inside the zone is inside
+                    if (
+                        text[-1] == "." or "\\" in text or not self.origin_inside
+                    ) and not self._inside(owner):
                         raise self._outside(owner, here)
                 k = 1
             ttl: int | None = None
             tok = t[k]
             if "0" <= tok[0] <= "9":
-                ttl = fr.ttl(tok)
+                ttl = _ttl(tok)
                 k += 1
                 tok = t[k]
-            word = tok.upper()
-            if word == "IN":
+            if tok in _IN:
                 k += 1
                 tok = t[k]
-                word = tok.upper()
-            elif word in _OTHER_CLASSES or word.startswith("CLASS"):
-                raise fr.NotFast
-            if ttl is None and "0" <= tok[0] <= "9":
-                ttl = fr.ttl(tok)
-                k += 1
-                word = t[k].upper()
-            rtype = fr.TYPES[word]
-            args = t[k + 1 :]
-            if args and args[0] == "\\#":
-                raise fr.NotFast  # RFC 3597 generic rdata: dnspython
-            rdata = fr.ENCODERS[rtype](args, self.codec)
+                if ttl is None and "0" <= tok[0] <= "9":
+                    ttl = _ttl(tok)
+                    k += 1
+                    tok = t[k]
+            rtype = _TYPES.get(tok) or fr.TYPES[tok.upper()]  # KeyError: dnspython
+            if rtype == 1:  # A, the most common, inline
+                if len(t) != k + 2:
+                    raise fr.NotFast
+                octets = t[k + 1].split(".")
+                if len(octets) != 4:
+                    raise fr.NotFast
+                rdata = bytes(
+                    [_OCTET[octets[0]], _OCTET[octets[1]], _OCTET[octets[2]], _OCTET[octets[3]]]
+                )
+            else:
+                args = t[k + 1 :]
+                if args and args[0] == "\\#":
+                    raise fr.NotFast  # RFC 3597 generic rdata: dnspython
+                rdata = fr.ENCODERS[rtype](args, self.codec)
         except (fr.NotFast, IndexError, KeyError):
             self._slow(raw, lineno)
             return
-        if ttl is not None:
-            self.last_ttl = ttl
-            self.last_ttl_known = True
         if rtype == _SOA and not self.default_ttl_known:
             # dnspython: without $TTL, the SOA's minimum is the default TTL
             self.default_ttl = int.from_bytes(rdata[-4:], "big")
             self.default_ttl_known = True
             self.default_ttl_from_soa = True
-        if ttl is None:
-            ttl = self._implicit_ttl()
-            if ttl is None:
-                self._slow(raw, lineno)  # "Missing default TTL value"
-                return
+        if ttl is not None:
+            self.last_ttl = ttl
+            self.last_ttl_known = True
+        elif self.last_ttl_known and (not self.default_ttl_known or self.default_ttl_from_soa):
+            ttl = self.last_ttl  # dnspython's Reader._implicit_ttl, inline
+        elif self.default_ttl_known:
+            ttl = self.default_ttl
+        else:
+            self._slow(raw, lineno)  # "Missing default TTL value"
+            return
         if not leading:
             self.last_wire = owner
             self.last_text = t[0]
@@ -267,6 +293,10 @@ class _Parser:
         records.rdatas.append(rdata)
         records.files.append(self.file)
         records.lines.append(here)
+
+    def _set_origin(self, origin: dns.name.Name) -> None:
+        self.codec = fr.NameCodec(origin)
+        self.origin_inside = origin.is_subdomain(self.apex)
 
     def _error(self, message: str, line: int) -> ZoneError:
         return ZoneError(message, file=self.file_name, line=line)
@@ -323,13 +353,9 @@ class _Parser:
                 ttl = fr.ttl(t[k])
                 k += 1
             explicit = ttl is not None
-            word = t[k].upper()
-            if word == "IN":
+            if t[k] in _IN:
                 k += 1
-                word = t[k].upper()
-            elif word in _OTHER_CLASSES or word.startswith("CLASS"):
-                return False
-            rtype = fr.TYPES[word]
+            rtype = _TYPES.get(t[k]) or fr.TYPES[t[k].upper()]
         except (fr.NotFast, IndexError, KeyError):
             return False
         if k + 2 != len(t):
@@ -372,8 +398,10 @@ class _Parser:
         self.open_end = lineno  # the text is read to its end as it is
         self._slow([rest], lineno)
 
-    def _slow(self, raw: list[str], lineno: int) -> None:
+    def _slow(self, raw: str | list[str], lineno: int) -> None:
         """Entries read by dnspython's reader, as ``zones.load`` drives it."""
+        if isinstance(raw, str):
+            raw = [raw]
         end = "" if lineno + len(raw) - 1 == self.open_end else "\n"
         tok = Tokenizer("\n".join(raw) + end, self.file_name, lineno)
         zf = self.zf
@@ -419,7 +447,7 @@ class _Parser:
         state = self.zf.save_state()
         origin = state["current_origin"]
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
-            self.codec = fr.NameCodec(origin)
+            self._set_origin(origin)
         self.last_wire = fr.name_wire(state["last_name"])
         self.last_text = None
         self.last_ttl = state["last_ttl"]
@@ -497,7 +525,7 @@ class _Parser:
         self.file_name = str(path)
         self.file = self.records.file_index(self.file_name)
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
-            self.codec = fr.NameCodec(origin)
+            self._set_origin(origin)
         self.read(text, self.file_name)
         self.files.pop()
         self.file_name, self.file, self.open_end = outer
