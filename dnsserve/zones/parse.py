@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 import dns.exception
 import dns.grange
@@ -63,8 +63,8 @@ def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> 
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    text = read_text(path, str(path), 0)
-    _Parser(origin, include_dir, records, path).read(text, str(path))
+    parser = _Parser(origin, include_dir, records, path)
+    parser.read(path, open_text(path, str(path), 0))
     return records
 
 
@@ -77,40 +77,26 @@ def _ttl(text: str) -> int:
     return fr.ttl(text)
 
 
-def read_text(path: Path, cited_file: str, cited_line: int) -> str:
-    """A zone file's text; a missing or unreadable file is an error where it was cited."""
+def open_text(path: Path, cited_file: str, cited_line: int) -> TextIO:
+    """A zone file opened to be read as UTF-8 text (newlines as ``read_text`` gives
+    them); a missing or unreadable file is an error where it was cited."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path)) from None
+        return path.open(encoding="utf-8")
     except OSError as exc:
         raise ZoneError(
             f"cannot read {path}: {exc.strerror or exc}", file=cited_file, line=cited_line
         ) from None
 
 
-def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` (split at ``\\n``), a chunk at a time to bound memory."""
-    start = 0
-    size = len(text)
-    while start < size:
-        cut = text.find("\n", start + _CHUNK)
-        if cut < 0:
-            chunk = text[start:]
-            if chunk.endswith("\n"):
-                chunk = chunk[:-1]
-            yield from chunk.split("\n")
-            return
-        yield from text[start:cut].split("\n")
-        start = cut + 1
-
-
-def _line_offset(text: str, line: int) -> int:
-    """Where line ``line`` (1-based) of ``text`` starts."""
-    offset = 0
-    for _ in range(line - 1):
-        offset = text.index("\n", offset) + 1
-    return offset
+def _not_utf8(path: Path) -> ZoneError | None:
+    """The error of a file that is not UTF-8, or None (the whole file is decoded)."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path))
+    except OSError:
+        return None
+    return None
 
 
 class _Manager:
@@ -161,7 +147,7 @@ class _Parser:
         self.default_ttl_from_soa = False
         self.file_name = str(path)
         self.file = records.file_index(self.file_name)
-        self.open_end = 0
+        self.at_open_end = False
         self.collector = _Collector(apex)
         self.zf = ZoneFileReader(
             cast(dns.transaction.Transaction, self.collector),
@@ -171,14 +157,45 @@ class _Parser:
 
     # -- the line loop ---------------------------------------------------------
 
-    def read(self, text: str, file_name: str) -> None:
-        """Read ``text`` (the file ``file_name``) entry by entry."""
-        lines = _lines(text)
+    def read(self, path: Path, file: TextIO) -> None:
+        """Read the open zone file ``path`` entry by entry.
+
+        The file is read a chunk at a time; dnspython (and ``zones.load``)
+        decode it whole first, so when an error turns up, a file that is
+        not UTF-8 is that error instead, as it is there.
+        """
+        with file:
+            try:
+                self._read_lines(self._lines(file))
+            except UnicodeDecodeError:
+                error = _not_utf8(path) or ZoneError(f"{path} is not UTF-8", file=str(path))
+                raise error from None
+            except ZoneError:
+                decoding = _not_utf8(path)
+                if decoding is not None:
+                    raise decoding from None
+                raise
+
+    def _lines(self, file: TextIO) -> Iterator[str]:
+        """The lines of ``file`` without their newlines; ``at_open_end`` is set
+        before a last line that has none is given."""
+        self.at_open_end = False
+        rest = ""
+        while True:  # bounded by the file's size
+            chunk = file.read(_CHUNK)
+            if not chunk:
+                break
+            lines = (rest + chunk).split("\n") if rest else chunk.split("\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            self.at_open_end = True
+            yield rest
+
+    def _read_lines(self, lines: Iterator[str]) -> None:
         lineno = 0
         record = self._record
         plain = is_plain
-        # the last line of a file that does not end in a newline ends at EOF
-        self.open_end = 0 if text.endswith("\n") else text.count("\n") + 1
         for line in lines:
             lineno += 1
             if not line or line[0] == ";":
@@ -208,7 +225,8 @@ class _Parser:
                     here = lineno + len(raw) - 1
             if depth is None:
                 # dnspython's error (or, should it read on, the rest of the file)
-                self._slow_rest(text, lineno)
+                rest = "\n".join([*raw, *lines]) + ("" if self.at_open_end else "\n")
+                self._slow(rest, lineno, end="")
                 return
             if tokens:
                 if tokens[0][0] == "$" and line[0] not in " \t(":
@@ -392,18 +410,15 @@ class _Parser:
 
     # -- dnspython, for what the fast path does not take ---------------------------
 
-    def _slow_rest(self, text: str, lineno: int) -> None:
-        """The rest of the file from ``lineno`` through dnspython (it names the error)."""
-        rest = text[_line_offset(text, lineno) :]
-        self.open_end = lineno  # the text is read to its end as it is
-        self._slow([rest], lineno)
+    def _slow(self, raw: str | list[str], lineno: int, end: str | None = None) -> None:
+        """Entries read by dnspython's reader, as ``zones.load`` drives it.
 
-    def _slow(self, raw: str | list[str], lineno: int) -> None:
-        """Entries read by dnspython's reader, as ``zones.load`` drives it."""
-        if isinstance(raw, str):
-            raw = [raw]
-        end = "" if lineno + len(raw) - 1 == self.open_end else "\n"
-        tok = Tokenizer("\n".join(raw) + end, self.file_name, lineno)
+        ``raw`` is their lines; ``end`` what follows the last (a newline,
+        unless it is the file's last line and has none)."""
+        if end is None:
+            end = "" if self.at_open_end else "\n"
+        text = raw if isinstance(raw, str) else "\n".join(raw)
+        tok = Tokenizer(text + end, self.file_name, lineno)
         zf = self.zf
         zf.restore_state(
             {
@@ -516,19 +531,19 @@ class _Parser:
             raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", here)
         if path.resolve() in self.files:
             raise self._error(f"$INCLUDE loop: {path} is already being read", here)
-        text = read_text(path, self.file_name, here)
+        file = open_text(path, self.file_name, here)
         # the included file starts from this reader's state, and leaves it as it was
         self._sync_from_zf()
         saved = zf.save_state()
-        outer = (self.file_name, self.file, self.open_end)
+        outer = (self.file_name, self.file, self.at_open_end)
         self.files.append(path.resolve())
         self.file_name = str(path)
         self.file = self.records.file_index(self.file_name)
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
             self._set_origin(origin)
-        self.read(text, self.file_name)
+        self.read(path, file)
         self.files.pop()
-        self.file_name, self.file, self.open_end = outer
+        self.file_name, self.file, self.at_open_end = outer
         zf.restore_state(saved)
 
 

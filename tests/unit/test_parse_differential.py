@@ -19,6 +19,7 @@ import dns.name
 import pytest
 
 from dnsserve.errors import ZoneError
+from dnsserve.zones import parse
 from dnsserve.zones.load import origin_from_path
 from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.parse_reference import parse_zone_file_dnspython
@@ -410,3 +411,37 @@ def test_include_depth(tmp_path: Path) -> None:
     fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
     assert fast == reference
     assert "nested more than" in str(fast)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"$TTL 60\nbad A 1.2.3\na TXT \"\xff\"\n",  # the decoding error wins, as in the loader
+        b"$TTL 60\r\na A 192.0.2.1\r\nb TXT \"x\"\r\n",  # CRLF
+        b"$TTL 60\ra A 192.0.2.1\rb A 192.0.2.2",  # CR alone, no final newline
+        b"$TTL 60\na A 192.0.2.1\nb TXT ( \"x\"",  # unbalanced at the end, no newline
+        b"$TTL 60\na A 192.0.2.1\n$GENERATE 1-2 g$ A 10.0.0.$",  # no final newline
+        b"\xef\xbb\xbf$TTL 60\na A 192.0.2.1\n",  # a byte order mark
+        b"$TTL 60\na TXT \"caf\xc3\xa9\" ; \xc3\xa9\n\xc3\xa9t\xc3\xa9 A 192.0.2.1\n",  # UTF-8
+    ],
+)
+def test_file_forms(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "z.zone"
+    path.write_bytes(data)
+    assert_same(path, dns.name.from_text(ORIGIN), tmp_path)
+
+
+def test_lines_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines and multi-line records across the reader's chunk boundaries read the same."""
+    monkeypatch.setattr(parse, "_CHUNK", 97)
+    rng = random.Random(5)
+    lines = ["$TTL 60", "@ SOA ns hm ( 1 2", " 3 4 5 )"]
+    for i in range(300):
+        lines.append(_record(rng, ORIGIN, False).replace("alias", f"alias{i}-"))
+    path = tmp_path / "z.zone"
+    path.write_text("\n".join(lines) + "\n")
+    fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert fast == reference
+    path.write_text("\n".join(lines))
+    fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert fast == reference
