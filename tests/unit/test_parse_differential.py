@@ -41,9 +41,9 @@ def outcome(records: ParsedRecords) -> tuple[object, ...]:
 def both(path: Path, origin: dns.name.Name, include_dir: Path) -> tuple[object, object]:
     """(fast, reference) outcome: the columns, or ("error", file, line, message)."""
     results: list[object] = []
-    for parse in (parse_zone_file, parse_zone_file_dnspython):
+    for read in (parse_zone_file, parse_zone_file_dnspython):
         try:
-            results.append(outcome(parse(path, origin, include_dir=include_dir)))
+            results.append(outcome(read(path, origin, include_dir=include_dir)))
         except ZoneError as exc:
             results.append(("error", exc.file, exc.line, exc.message))
     return results[0], results[1]
