@@ -83,6 +83,15 @@ class NameCodec:
         return self._encode(text)
 
     def _encode(self, text: str) -> bytes:
+        if (
+            "." not in text
+            and len(text) < 64
+            and text.isascii()
+            and "\\" not in text
+            and text[0] != '"'
+            and text != "@"
+        ):
+            return _LENGTH[len(text)] + text.encode() + self.origin  # one plain label
         if text == "@":
             return self.origin
         if text[0] == '"' or "\\" in text or not text.isascii():

@@ -30,6 +30,10 @@ _MODIFIER = re.compile(r"\{(-?\d+)(?:,(\d+)(?:,([doxX]))?)?\}")
 MAX_GENERATE_WIDTH = 127  # dnspython's limit (a wider field is its error)
 
 
+# ``match_plain(line)`` is not None for a plain line (``is_plain``, without the call)
+match_plain = _PLAIN.fullmatch
+
+
 def is_plain(line: str) -> bool:
     """True when ``line.split()`` gives exactly dnspython's tokens of it."""
     return _PLAIN.fullmatch(line) is not None

@@ -38,7 +38,7 @@ import dns.ttl
 from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.fastscan import generate_text, is_plain, scan
+from dnsserve.zones.fastscan import generate_text, is_plain, match_plain, scan
 from dnsserve.zones.records import ParsedRecords
 
 MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
@@ -195,12 +195,11 @@ class _Parser:
     def _read_lines(self, lines: Iterator[str]) -> None:
         lineno = 0
         record = self._record
-        plain = is_plain
         for line in lines:
             lineno += 1
             if not line or line[0] == ";":
                 continue
-            if plain(line):
+            if match_plain(line) is not None:
                 tokens = line.split()
                 if not tokens:
                     continue
