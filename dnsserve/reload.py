@@ -3,12 +3,14 @@
 Owns the engine and the snapshots it serves: the first load, reloads (one at a
 time, of the zone files *and* the configuration, in a daemon thread with a
 deadline), re-selecting pools when the health view changes, and the
-generation count. What a reload builds and when it is refused is
-``staging``'s; here the result is committed on the main loop with one
-reference swap, so a query is answered either wholly from the old state or
-wholly from the new one. A reload asked for while one runs is queued (any
-number coalesce into one); a reload past ``server.reload_timeout`` is
-abandoned and reported, and its thread never keeps the process from exiting.
+generation count. A reload reads the zone files that changed in a child
+process (``zones.offload``) and adopts the tables between answers; what it
+builds from them and when it is refused is ``staging``'s; here the result
+is committed on the main loop with one reference swap, so a query is
+answered either wholly from the old state or wholly from the new one. A
+reload asked for while one runs is queued (any number coalesce into one); a
+reload past ``server.reload_timeout`` is abandoned and reported (its child
+process killed), and its thread never keeps the process from exiting.
 
 Must not: touch sockets, the monitor or the state file.
 """
@@ -35,6 +37,8 @@ from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
+from dnsserve.zones.load import LoadedZones
+from dnsserve.zones.offload import ChildLoad, adopt
 from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
@@ -105,6 +109,7 @@ class Reloader:
         force: bool = False,
         accepted: Mapping[dns.name.Name, ZoneContent] | None = None,
         allow_empty: bool = False,
+        loaded: LoadedZones | None = None,
     ) -> ReloadInput:
         return ReloadInput(
             settings=settings,
@@ -115,6 +120,7 @@ class Reloader:
             now=time.time(),
             force=force,
             allow_empty=allow_empty,
+            loaded=loaded,
         )
 
     def commit(self, prepared: Prepared) -> ReloadResult:
@@ -188,14 +194,25 @@ class Reloader:
 
     async def _reload(self, force: bool) -> ReloadResult:
         deadline = self.settings.server.reload_timeout
+        child: ChildLoad | None = None
         try:
             async with asyncio.timeout(deadline):
                 settings = self.settings
                 if self._read_settings is not None:
                     settings = await in_daemon_thread(self._read_settings)
                 restart = _needs_restart(self.settings, settings)
-                prepared = await in_daemon_thread(prepare, self._input(settings, force=force))
+                # Parsing and validating run in a child process (not under this
+                # process's GIL); its tables are adopted here a slice at a time.
+                before = self.served.loaded if self.served is not None else None
+                child = ChildLoad(settings.zones_dir, before, settings.copies_to_load()[0])
+                packed = await in_daemon_thread(child.run)
+                loaded = await adopt(packed, before, settings.zones_dir)
+                prepared = await in_daemon_thread(
+                    prepare, self._input(settings, force=force, loaded=loaded)
+                )
         except TimeoutError:
+            if child is not None:
+                child.kill()
             # The thread cannot be stopped (a blocked read: a FIFO, a dead NFS
             # mount); it is a daemon, so it never keeps the process from exiting,
             # and whatever it returns later is thrown away.

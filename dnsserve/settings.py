@@ -51,6 +51,15 @@ class Settings:
             for origin in (dns.name.from_text(z.name) for z in self.config.zone if z.primaries)
         }
 
+    def copies_to_load(self) -> tuple[dict[dns.name.Name, Path] | None, set[dns.name.Name]]:
+        """The secondary zones' copies on disk, as ``load_zones(extra=...)`` takes
+        them (None: no secondary zones), and the zones with no copy yet."""
+        copies = self.secondary_copies()
+        waiting = {o for o, path in copies.items() if not path.is_file()}
+        if not copies:
+            return None, waiting
+        return {o: p for o, p in copies.items() if o not in waiting}, waiting
+
     @property
     def config_name(self) -> str:
         """How errors name the configuration: its path, or ``<no config>``."""

@@ -68,7 +68,9 @@ LEVELS: list[set[str]] = [
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
     # under cli, its importer; it decodes with statuspage's Structs (below).
-    {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
+    # zones.offload (zones.load in a spawned child process, tables handed back
+    # packed) is an edge module under reload, its importer.
+    {"net", "control", "health.monitor", "store", "demo", "settings", "client", "zones.offload"},
     # health.localerrors (checks that could not run on this host: counted, the
     # log rate-limited) is split out of health.monitor, its importer; it
     # counts in health.checklog, below.
