@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -178,6 +179,14 @@ def report(rows: list[Row], argv: list[str]) -> str:
             f"| {r.records:,} | {r.file_mb:.1f} MB | {r.who} | {r.cpu:.2f} | "
             f"{r.rss_mb:.0f}{base} | {ratio} | {r.load} |"
         )
+    loads = [float(x) for r in rows for x in r.load.split(" → ") if x != "?"]
+    if loads and max(loads) > (os.cpu_count() or 1) / 2:
+        lines += [
+            "",
+            f"**The machine was loaded** (load average up to {max(loads):.1f} on "
+            f"{os.cpu_count()} cores, other engineers' tests and benchmarks): CPU seconds "
+            "vary by about a third between runs; the ratios, measured minutes apart, less.",
+        ]
     lines += [
         "",
         "Bars (issue #10, shared with the table builder, which adds its own time and "
