@@ -86,6 +86,7 @@ class NameCodec:
         if (
             "." not in text
             and len(text) < 64
+            and len(text) + len(self.origin) < 256
             and text.isascii()
             and "\\" not in text
             and text[0] != '"'

@@ -339,6 +339,16 @@ BAD = [
     ("label too long", f"{'a' * 64} A 192.0.2.1\n", 1),
     ("name too long", ("a" * 60 + ".") * 5 + " A 192.0.2.1\n", 1),
     ("empty label", "a..b A 192.0.2.1\n", 1),
+    (
+        "one label past 255 octets",
+        f"$TTL 1\n$ORIGIN {'a' * 60}.{'b' * 60}.{'c' * 60}.gen.example.\n{'x' * 60} A 192.0.2.1\n",
+        3,
+    ),
+    (
+        "a target past 255 octets",
+        f"$TTL 1\n$ORIGIN {'a' * 60}.{'b' * 60}.{'c' * 60}.gen.example.\nx MX 1 {'y' * 60}\n",
+        3,
+    ),
     ("bad ttl", "www 1x A 192.0.2.1\n", 1),
     ("ttl too big", "www 4294967296 A 192.0.2.1\n", 1),
     ("other class", "www CH A 192.0.2.1\n", 1),
