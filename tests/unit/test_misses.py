@@ -10,6 +10,7 @@ show that the fast path, not the slow path, answered.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 from dns.rdatatype import RdataType
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dnsserve import wire
 from dnsserve.answer import misses
@@ -418,3 +421,34 @@ def test_wire_key_and_index_agree_on_names() -> None:
     assert key[:-4] == dns.name.from_text("www.example.com.").to_wire()
     assert (key[-2] << 8 | key[-1]) == dns.rdataclass.IN
     assert (key[-4] << 8 | key[-3]) == dns.rdatatype.A
+
+
+# --- any label bytes ------------------------------------------------------------------------
+
+
+@functools.cache
+def _edge_pair() -> tuple[Engine, Engine, tuple[dns.name.Name, ...]]:
+    snapshot = snapshot_of(EDGE_MAIN)
+    fast, slow = pair(snapshot)
+    return fast, slow, tuple(dns.name.from_text(n) for n in existing_names(snapshot.zones))
+
+
+@given(
+    labels=st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=3),
+    below=st.integers(min_value=0, max_value=10_000),
+    qtype=st.sampled_from(QTYPES),
+    edns=st.booleans(),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_any_label_bytes_answer_as_the_slow_path(
+    labels: list[bytes], below: int, qtype: str, edns: bool
+) -> None:
+    """Labels of any bytes (dots, upper case, 0x00, non-ASCII) below any name of the zones."""
+    fast, slow, names = _edge_pair()
+    parent = names[below % len(names)]
+    try:
+        qname = dns.name.Name((*labels, *parent.labels))
+    except dns.name.NameTooLong:
+        return
+    data = dns.message.make_query(qname, qtype, use_edns=0 if edns else None).to_wire()
+    assert fast.respond(data, tcp=False) == slow.respond(data, tcp=False)
