@@ -13,6 +13,10 @@ in order. What each part does lives in its own module:
     operations  what the control API asks of the running server
     control     the control API's HTTP endpoint
     net         the DNS listeners
+    handoff     transfers, NOTIFY in and signed queries (what the engine hands off)
+    transfers   the TSIG keyring, each zone's transfer rule, IXFR history
+    notify      the NOTIFY sender
+    publishing  publish mode: pool answers written into transferred zones
 
 Siblings never import each other; this module connects them with callbacks:
 
@@ -21,7 +25,11 @@ Siblings never import each other; this module connects them with callbacks:
                    --on_change--> Reloader.reselect --> Engine.swap
     SIGHUP, POST /api/v1/reload --> Reloader.reload (worker thread) --> commit
                    --on_commit--> zone versions recorded, monitor targets and
-                                  overrides.toml applied
+                                  overrides.toml applied, the keyring and
+                                  transfer rules applied, IXFR history noted,
+                                  NOTIFY sent for zones whose serial moved
+    health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
+    net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
 """
 
 from __future__ import annotations
@@ -31,22 +39,32 @@ import functools
 import logging
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
+import dns.name
 import uvloop
 
 from dnsserve import net
+from dnsserve.answer.policies import Pool, Selection
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
+from dnsserve.handoff import HandOff
 from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, server_metrics
+from dnsserve.notify import Notifier
 from dnsserve.operations import Operations
+from dnsserve.publishing import Publisher
 from dnsserve.reload import Reloader
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
+from dnsserve.transfers import load_keyring, publish_zones, zone_settings
+from dnsserve.xfr.outgoing import diff_serials
+from dnsserve.xfr.publish import PoolKey
+from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
 
@@ -77,6 +95,9 @@ class Server:
         self.ops = Operations(
             self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners
         )
+        self.handoff = HandOff(self._respond, self._contents)
+        self.notifier = Notifier()
+        self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -84,19 +105,79 @@ class Server:
         self._started = False
         self._stop = asyncio.Event()
 
+    def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
+        engine = self.reloader.engine
+        return None if engine is None else engine.respond(data, tcp=tcp)
+
+    def _file_contents(self) -> Mapping[dns.name.Name, ZoneContent]:
+        served = self.reloader.served
+        return {} if served is None else served.contents
+
+    def _contents(self) -> dict[dns.name.Name, ZoneContent]:
+        """What transfers give: the zone files' contents, published ones in their place."""
+        return {**self._file_contents(), **self.publisher.published}
+
+    def _pool_state(self) -> tuple[Sequence[Pool], Mapping[PoolKey, Selection]]:
+        engine = self.reloader.engine
+        return self.reloader.pools, ({} if engine is None else engine.snapshot.selections)
+
+    def _published(
+        self, origin: dns.name.Name, content: ZoneContent, changes: ZoneDiff | None
+    ) -> None:
+        if changes is not None and diff_serials(changes) is not None:
+            self.handoff.history.add(origin, changes)
+        self._notify(origin)
+
+    def _apply_transfers(self, settings: Settings) -> None:
+        """The keyring and the zones' transfer rules of ``settings``. A key file that
+        cannot be read stops the start (ConfigError); on a reload the old ones stay."""
+        base = settings.config_path.resolve().parent if settings.config_path else Path.cwd()
+        try:
+            keyring = load_keyring(settings.config, base)
+            zones = zone_settings(settings.config)
+        except ConfigError as exc:
+            if not self._started:
+                raise  # at start: the server does not run without the keys it was given
+            log.error("TSIG keys or transfer rules not applied (the previous ones stay): %s", exc)
+            return
+        self.handoff.keyring = keyring
+        self.handoff.zones = zones
+        engine = self.reloader.engine
+        if engine is not None:
+            engine.keyring = keyring
+            engine.hand_off = True
+
+    def _notify(self, origin: dns.name.Name) -> None:
+        zone = self.handoff.zones.get(origin)
+        if zone is None or not zone.notify:
+            return
+        key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
+        self.notifier.notify(origin, zone.notify, key)
+
     def _health_changed(self, reason: str) -> None:
         if self.reloader.engine is not None:
             self.reloader.reselect(reason)
+            if self.publisher.zones:
+                self.publisher.poke()
 
     def _committed(self, prepared: Prepared) -> list[str]:
         """After a load or reload is served: record it, and follow its config.
         Returns what to report with it (``overrides.toml``'s problems)."""
+        self._apply_transfers(prepared.served.settings)
+        publish = publish_zones(prepared.served.settings.config, prepared.served.contents)
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
                 removed=b"".join(changes.removed), added=b"".join(changes.added),
                 content=content.to_wire(),
             ))
+            if content.origin in publish:
+                continue  # the publisher records and announces what it publishes
+            if diff_serials(changes) is not None:  # a new serial: IXFR can carry it
+                self.handoff.history.add(content.origin, changes)
+            if changes:
+                self._notify(content.origin)
+        self.publisher.set_zones(publish)
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
         known = {pm.member for pool in prepared.served.pools for pm in pool.members}
@@ -117,6 +198,7 @@ class Server:
                 accepted = await asyncio.to_thread(store.accepted_contents)
             except DnsServeError as exc:  # a damaged state file must not stop DNS
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
+            await self._load_history(store, accepted)
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -128,6 +210,7 @@ class Server:
                 server.listen,
                 tcp_idle_timeout=server.tcp_idle_timeout,
                 tcp_max_connections=server.tcp_max_connections,
+                hand_off=self.handoff.handle,
             )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
@@ -136,6 +219,16 @@ class Server:
             await self._stop.wait()
         finally:
             await self._close()
+
+    async def _load_history(self, store: Store, accepted: Mapping[dns.name.Name, object]) -> None:
+        """IXFR history from the state file's diffs (before the first load adds its own)."""
+        for origin in accepted:
+            try:
+                diffs = await asyncio.to_thread(store.zone_diffs, origin.to_text())
+            except (DnsServeError, ValueError) as exc:
+                log.error("zone %s: no IXFR history from the state file: %s", origin, exc)
+                continue
+            self.handoff.history.extend(origin, diffs)
 
     async def _start_control(self) -> ControlServer:
         server = self.settings.server
@@ -157,6 +250,8 @@ class Server:
 
     async def _close(self) -> None:
         log.info("stopping")
+        self.publisher.close()
+        await self.notifier.close()
         self.health.stop_monitor()
         if self.control is not None:
             self.control.close()

@@ -3,7 +3,7 @@
 Owns argument parsing, exit codes and human/JSON output. It builds nothing
 itself: ``app`` does. Errors the user can fix (a bad config key, a zone with a
 syntax error) are printed as one line naming file, line or key, and exit 1.
-``serve``, ``check`` and ``demo`` are here; the commands that operate a
+``serve``, ``check``, ``demo`` and ``tsig-keygen`` are here; the commands that operate a
 running server (``status``, ``query``, ``drain`` ...) are ``operate``'s, merged
 into this app.
 """
@@ -13,12 +13,15 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Annotated
 
+import dns.exception
+import dns.name
 import msgspec
 import typer
 
@@ -27,6 +30,7 @@ from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.operate import ConfigOpt, Format, load
 from dnsserve.settings import load_settings
+from dnsserve.xfr import keys
 
 cli = typer.Typer(
     add_completion=False,
@@ -175,6 +179,27 @@ def demo(
         raise typer.Exit(1) from None
     finally:
         backends.stop_all()
+
+
+@cli.command("tsig-keygen")
+def tsig_keygen(
+    name: Annotated[str, typer.Argument(help="The key's name (as secondaries will name it).")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", "-a", help="hmac-sha256, hmac-sha384 or hmac-sha512.")
+    ] = "hmac-sha256",
+) -> None:
+    """Print a new TSIG key in BIND's key syntax (as tsig-keygen writes it).
+
+    Save it as a file for [[key]] key_file, or give it to Knot (keymgr) and NSD.
+    """
+    try:
+        key = keys.generate(name, algorithm, secrets.token_bytes(64))
+        keys.algorithm_name(algorithm)
+        dns.name.from_text(name)
+    except (keys.KeySyntaxError, ValueError, dns.exception.DNSException) as exc:
+        typer.echo(f"tsig-keygen: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(keys.to_text(key), nl=False)
 
 
 def main() -> None:

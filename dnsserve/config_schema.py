@@ -98,6 +98,7 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     when_all_down: AllDown = AllDown.ALL
     fallback: tuple[str, ...] = ()
     members: tuple[MemberConfig, ...]
+    publish: bool = False  # write the answer set into the zone secondaries transfer
 
 
 class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -115,6 +116,8 @@ class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     primaries: tuple[str, ...] = ()
     key: str | None = None
     allow_notify: tuple[str, ...] = ()
+    publish: bool = False  # publish every pool inside this zone (see PoolConfig.publish)
+    publish_min_interval: float = 5.0  # seconds: publications of this zone at most this often
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -295,6 +295,9 @@ def _check_transfers(config: Config, file: str) -> list[str]:
             for j, target in enumerate(getattr(zone, field)):
                 if problem := hostport_problem(target, default_port=53):
                     errors.append(problem_line(file, f"{key}.{field}[{j}]", target, problem))
+        if not zone.publish_min_interval >= 0:
+            errors.append(problem_line(file, f"{key}.publish_min_interval",
+                                       zone.publish_min_interval, "must be >= 0"))
         named = [(f"transfer_keys[{j}]", n) for j, n in enumerate(zone.transfer_keys)]
         named += [("key", zone.key)] if zone.key is not None else []
         for field, name in named:

@@ -10,6 +10,10 @@ Rules:
 - The engine never raises by contract. If it does, that query goes unanswered,
   ``engine_errors`` counts it, the traceback is logged the first and every
   ``LOG_EVERY``-th time, and the protocol keeps serving.
+- ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
+  the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
+  queries), which returns the messages to send: over TCP each is framed and
+  written in order (an AXFR is several), over UDP each is a datagram.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -37,7 +41,7 @@ import collections
 import logging
 import resource
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -45,6 +49,9 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
+
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to send
+HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
@@ -125,10 +132,12 @@ class _Shared:
     idle: float
     cap: int
     conns: set[_Tcp] = field(default_factory=set)
+    hand_off: HandOff | None = None
 
 
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
         self._respond = shared.respond
         self._stats = shared.stats
         self._paused = False
@@ -149,9 +158,21 @@ class _Udp(asyncio.DatagramProtocol):
         except Exception:
             stats.engine_failed()
             return
-        if out is None:
+        if out:
+            self.transport.sendto(out, addr)  # type: ignore[union-attr]
+        elif out is None:
             stats.dropped += 1
         else:
+            self._hand_off(data, addr)
+
+    def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        hand_off = self._shared.hand_off
+        try:
+            outs = [] if hand_off is None else list(hand_off(data, _peer(addr), False))
+        except Exception:
+            self._stats.engine_failed()
+            return
+        for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
 
     def error_received(self, exc: Exception) -> None:
@@ -213,7 +234,11 @@ class _Tcp(asyncio.Protocol):
         while queries and not self._writing_paused:
             stats.tcp_queries += 1
             try:
-                out = self._respond(queries.popleft(), tcp=True)
+                query = queries.popleft()
+                out = self._respond(query, tcp=True)
+                if out == b"":  # wire.HAND_OFF: several messages may follow
+                    self._hand_off(query, transport)
+                    continue
                 framed = None if out is None else frame(out)  # >65535 bytes: engine bug
             except Exception:
                 stats.engine_failed()
@@ -224,6 +249,13 @@ class _Tcp(asyncio.Protocol):
                 transport.write(framed)
         if self._eof and not queries:
             transport.close()  # flushes the answers already written
+
+    def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
+        hand_off = self._shared.hand_off
+        if hand_off is None:
+            return
+        peer = _peer(transport.get_extra_info("peername") or ("", 0))
+        transport.writelines([frame(out) for out in hand_off(query, peer, True)])
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -336,6 +368,10 @@ class Listeners:
             await tcp.wait_closed()
 
 
+def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:
+    return str(addr[0]), int(addr[1]) if len(addr) > 1 else 0
+
+
 def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     try:
@@ -376,6 +412,7 @@ async def serve(
     *,
     tcp_idle_timeout: float,
     tcp_max_connections: int,
+    hand_off: HandOff | None = None,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
@@ -392,7 +429,7 @@ async def serve(
             " file and the control API; raise the limit (LimitNOFILE=) to allow more",
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap)
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off)
     listeners = Listeners(shared)
     try:
         for text in listen:

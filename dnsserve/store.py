@@ -46,7 +46,7 @@ import sqlite_utils
 
 from dnsserve.errors import StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
-from dnsserve.zones.versions import ZoneContent, ZoneVersion
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, ZoneVersion, split_records
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,16 @@ class Store:
                 "ORDER BY id DESC LIMIT ?", [zone, max(0, limit)],
             ).fetchall()
         return [ZoneVersion(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def zone_diffs(self, zone: str, limit: int = 64) -> list[ZoneDiff]:
+        """A zone's newest ``limit`` diffs (what IXFR answers from), oldest first."""
+        with self._use("read zone diffs") as db:
+            rows = db.execute(
+                "SELECT removed_rrs, added_rrs FROM zone_versions WHERE zone = ? "
+                "ORDER BY id DESC LIMIT ?", [zone, max(0, limit)],
+            ).fetchall()
+        return [ZoneDiff(split_records(removed or b""), split_records(added or b""))
+                for removed, added in reversed(rows)]
 
     def accepted_contents(self) -> dict[dns.name.Name, ZoneContent]:
         """Each zone's last accepted content; a damaged one is left out (and logged)."""

@@ -56,7 +56,9 @@ NOTIMP = 4
 REFUSED = 5
 NOTAUTH = 9
 BADVERS = 16
-BADKEY = 17  # a TSIG error (RFC 8945 §4.2), carried in the TSIG record, not the header
+BADSIG = 16  # TSIG errors (RFC 8945 §4.2), carried in the TSIG record, not the header
+BADKEY = 17
+BADTIME = 18
 
 # Types and classes the engine treats specially.
 TYPE_OPT = 41
@@ -73,7 +75,12 @@ CLASS_ANY = 255
 OUR_PAYLOAD = 1232  # EDNS buffer size we advertise and honour (DNS flag day 2020)
 NO_EDNS = -1
 MAX_NAME = 255
-MAX_RECORDS = 3  # records after the question: an OPT, a TSIG, a NOTIFY's SOA
+MAX_RECORDS = 3  # records after the question: an OPT, a TSIG, a NOTIFY's or an IXFR's SOA
+
+# What ``engine.respond`` returns for a request the pure path does not answer
+# (a zone transfer, a NOTIFY, a signed query, when a hand-off is wired): the
+# caller passes the request to its hand-off. Empty, so no real answer is it.
+HAND_OFF = b""
 _QNAME_END = 12 + MAX_NAME  # the question's root label must start before this offset
 
 # The OPT record we append: root owner, TYPE 41, CLASS = our payload, TTL =
@@ -135,7 +142,7 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(data, 4)
     if qdcount != 1:
         raise FormError("QDCOUNT is not 1")
-    if (ancount or nscount) and not flags & OPCODE_MASK:
+    if (ancount or nscount) and not flags & OPCODE_MASK and not _ixfr_soa(data, ancount, nscount):
         raise FormError("answer or authority records in a query")
     # The question name: uncompressed labels only, its root label before
     # _QNAME_END (so at most 255 octets, and at most 128 steps to find out).
@@ -215,6 +222,17 @@ def parse_query(data: bytes) -> tuple[int, int, bytes, int, bool, int]:
     if tsig:
         raise Signed(flags, qend, payload, do, tsig)
     return flags, qend, key, payload, do, version
+
+
+def _ixfr_soa(data: bytes, ancount: int, nscount: int) -> bool:
+    """An IXFR query's one authority record (its SOA, RFC 1995 §3): allowed in a QUERY."""
+    if ancount or nscount != 1:
+        return False
+    try:
+        end = skip_name(data, 12)
+    except FormError:
+        return False
+    return end + 2 <= len(data) and data[end] == 0 and data[end + 1] == TYPE_IXFR
 
 
 def header_only(

@@ -121,11 +121,13 @@ def start_server(
     host: str = "127.0.0.1",
     cwd: Path | None = None,
     nofile: int | None = None,
+    ready_seconds: float = READY_SECONDS,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
+    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     """
     port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -144,7 +146,7 @@ def start_server(
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path)
     srv = ServerProc(proc, host, port, log, control)
     try:
-        wait_ready(host, port, proc)
+        wait_ready(host, port, proc, ready_seconds)
     except Exception:
         srv.stop()
         raise RuntimeError(f"server failed to start:\n{log.read_text(errors='replace')}") from None

@@ -1,7 +1,9 @@
 """The answer engine: query bytes in, response bytes out (None = drop).
 
 Owns the protocol outcome of every query, decided at this one boundary:
-short header or QR set -> drop; malformed -> FORMERR; opcode other than
+short header or QR set -> drop; malformed -> FORMERR; with a hand-off
+wired (``hand_off``), AXFR/IXFR, NOTIFY and TSIG-signed queries ->
+``wire.HAND_OFF`` (the caller's transfer code answers them); opcode other than
 QUERY -> NOTIMP; signed with a TSIG key we do not have -> NOTAUTH with BADKEY
 (``answer.tsig``, a slow path only signed queries take); EDNS version above
 0 -> BADVERS; not our zone -> REFUSED; anything unexpected -> SERVFAIL and a
@@ -40,6 +42,7 @@ from dnsserve.zones.table import ZoneTable
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
+_TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
 
 
 class Engine:
@@ -47,7 +50,7 @@ class Engine:
 
     __slots__ = (
         "_answers", "_cache", "_misses", "_snapshot", "_zones", "answered", "cache_size",
-        "formerr", "keyring", "servfails", "truncated",
+        "formerr", "hand_off", "keyring", "servfails", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -64,6 +67,9 @@ class Engine:
     ) -> None:
         self.cache_size = cache_size
         self.keyring = keyring  # TSIG keys; none until zone transfers use them
+        # True when the caller has a hand-off (``wire.HAND_OFF``): transfers,
+        # NOTIFY and signed queries are returned to it instead of answered here
+        self.hand_off = False
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
@@ -108,6 +114,8 @@ class Engine:
             return self._signed(data, signed)
         try:
             if flags & wire.OPCODE_MASK:
+                if self.hand_off and flags & wire.OPCODE_MASK == wire.OPCODE_NOTIFY:
+                    return wire.HAND_OFF
                 # RFC 6891 §6.1.1: an EDNS query gets our OPT back, errors included.
                 opt = b"" if payload < 0 else (wire.OPT_DO if do else wire.OPT_PLAIN)
                 return wire.header_only(data, flags, wire.NOTIMP, data[12:qend], opt)
@@ -117,6 +125,8 @@ class Engine:
             if entry is None:
                 entry = self._cache.get(key)
                 if entry is None:
+                    if self.hand_off and key[-4] == 0 and key[-3] in _TRANSFERS:
+                        return wire.HAND_OFF
                     entry = self._misses.answer(key, self._zones)
                     if entry is None:
                         entry = self._miss(key)
@@ -150,6 +160,8 @@ class Engine:
     def _signed(self, data: bytes, signed: Signed) -> bytes:
         """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""
         flags, qend = signed.flags, signed.qend
+        if self.hand_off:
+            return wire.HAND_OFF
         try:
             if flags & wire.OPCODE_MASK:
                 opt = b"" if signed.payload < 0 else (wire.OPT_DO if signed.do else wire.OPT_PLAIN)

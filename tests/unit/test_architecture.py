@@ -44,10 +44,20 @@ LEVELS: list[set[str]] = [
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
     {"reload", "healthsync", "preflight", "fleet", "report"},
+    # handoff (transfers, NOTIFY in, signed queries: what the engine hands
+    # off) and notify (the NOTIFY sender) are wired by app; handoff reads
+    # transfers below.
+    {"handoff", "notify"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
     {"staging", "statewriter", "health_inputs"},
+    # publishing (publish mode's timers and published contents) is wired by
+    # app beside transfers.
+    # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
+    # targets) is read by handoff, app and the secondary side; an edge leaf
+    # over the xfr core.
+    {"transfers", "publishing"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -96,12 +106,16 @@ LEVELS: list[set[str]] = [
     # answer.misses (the miss index: misses answered from the query's wire
     # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
     {"answer.chaos", "answer.misses"},
-    {"zones.deletions", "answer.lookup"},
+    # xfr.* (zone transfers as a primary, pure): access rules, requests
+    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
+    # zones.versions, answer.tsig and xfr.keys.
+    {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
+     "xfr.publish"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard", "zones.versions",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -110,7 +124,7 @@ LEVELS: list[set[str]] = [
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
-    {"errors", "", "zones", "health", "answer"},
+    {"errors", "", "zones", "health", "answer", "xfr"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -146,6 +160,13 @@ CORE = {
     "answer.misses",
     "answer.snapshot",
     "answer.engine",
+    "xfr",
+    "xfr.keys",
+    "xfr.sign",
+    "xfr.access",
+    "xfr.request",
+    "xfr.outgoing",
+    "xfr.publish",
 }
 EDGE = {
     "__main__",
@@ -180,6 +201,10 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "transfers",
+    "publishing",
+    "handoff",
+    "notify",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
