@@ -26,7 +26,6 @@ index found walking up; a mentioned name decides as its encloser's "below"):
 
     walking up from the qname                outcome           template type
     no name of the index                      REFUSED (no zone) -
-    a mentioned name in no zone               REFUSED           -
     qname is E, DS                            slow path         -
     qname is E, a cut/DNAME above it          referral / slow   one per name
     qname is E, a cut itself                  referral          one per name
@@ -71,7 +70,6 @@ TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood c
 SLOW = 0  # DNAME, DS at an existing name: the slow path answers
 FIXED = 1  # one body whatever the qtype: a referral or NXDOMAIN
 NODE = 2  # the answer at a node (the name's own, or a wildcard's)
-REFUSED = 3  # in no zone we serve
 
 _FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
 _NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
@@ -180,8 +178,6 @@ class MissIndex:
             t = _FIXED_TYPE
         elif kind == NODE:
             t = qtype if types is None or qtype in types else _NODATA_TYPE
-        elif kind == REFUSED:
-            return self._refused
         else:
             return None
         k = info.ident | (t << 8) | i
@@ -229,34 +225,31 @@ def build_index(
             by_zone.setdefault(_wire(table.origin), []).append(pool)
     for origin_wire, origin in origins.items():
         zone = _Zone(zones[origin], origin_wire, by_zone.get(origin_wire, ()), mentioned)
+        inner = [o for o in origins if o != origin_wire and o.endswith(origin_wire)]
         for name in sorted(zone.names, key=len):  # parents before children
-            if zone.shadowed(name, origins):
+            if inner and zone.shadowed(name, origins):
                 mentioned.add(name)  # a deeper zone we serve answers it
                 continue
             names[name] = zone.decide(name, len(names) + 1)
     # A name the data mentions that does not exist is a name of its own: below it,
-    # the answer's names may compress against it. It answers as below its encloser.
+    # the answer's names may compress against it. It answers as below its encloser
+    # (a name in no zone needs no entry: the walk finds nothing and answers REFUSED).
     existing = dict(names)
-    for suffix in {suffix for name in mentioned for suffix in _suffixes(name)}:
-        if suffix in existing:
-            continue
-        encloser = _encloser(suffix, existing)
-        if encloser is None:
-            names[suffix] = _Name(len(names) + 1, REFUSED, None, REFUSED, None)
-        else:
+    for name in mentioned:
+        chain: list[bytes] = []
+        while name not in existing:
+            if not name[0]:
+                chain = []  # in no zone we serve
+                break
+            chain.append(name)
+            name = name[name[0] + 1 :]
+        if chain:
+            encloser = existing[name]
             below, types = encloser.below, encloser.below_types
-            names[suffix] = _Name(len(names) + 1, below, types, below, types)
+            for suffix in chain:
+                if suffix not in names:
+                    names[suffix] = _Name(len(names) + 1, below, types, below, types)
     return MissIndex(names, pool_set, limit=limit)
-
-
-def _encloser(name: bytes, existing: Mapping[bytes, _Name]) -> _Name | None:
-    """The closest existing name above ``name`` (in the deepest zone holding it), or None."""
-    while name[0]:
-        name = name[name[0] + 1 :]
-        found = existing.get(name)
-        if found is not None:
-            return found
-    return None
 
 
 class _Zone:
@@ -271,18 +264,23 @@ class _Zone:
     ) -> None:
         self.origin = origin
         self.types: dict[bytes, set[int]] = {}
-        owners: dict[dns.name.Name, bytes] = {}
+        # rrset_keys gives an owner's types one after another: its wire form is made
+        # once (dnspython hashes a name in Python: a dict of names would cost more)
+        last: dns.name.Name | None = None
+        types: set[int] = set()
+        named: list[dns.name.Name] = []  # owners with rdata that may hold names
         for owner, rdtype in table.rrset_keys():
-            wire = owners.get(owner)
-            if wire is None:
-                wire = owners[owner] = _wire(owner)
-                self.types[wire] = set()
-            self.types[wire].add(int(rdtype))
-            if rdtype not in _NAMELESS:
-                rrset = table.rrset(owner, rdtype)
-                for rdata in rrset if rrset is not None else ():
-                    mentioned.update(_wire(n) for n in rdata_names(rdata))
-        mentioned.update(self.types)
+            if owner is not last:
+                last = owner
+                types = self.types.setdefault(_wire(owner), set())
+            types.add(int(rdtype))
+            if rdtype not in _NAMELESS and (not named or named[-1] is not owner):
+                named.append(owner)
+        for owner in named:
+            for rdtype, rrset in table.node(owner).items():
+                if rdtype not in _NAMELESS:
+                    for rdata in rrset:
+                        mentioned.update(_wire(n) for n in rdata_names(rdata))
         for pool_owner, pool_type in pools:
             self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
         self.names: set[bytes] = set()
@@ -291,6 +289,9 @@ class _Zone:
                 if len(suffix) < len(origin):
                     break
                 self.names.add(suffix)
+        self._shared: dict[frozenset[int], frozenset[int]] = {}
+        self._cuts = {w for w, t in self.types.items() if _NS in t and w != origin}
+        self._dnames = {w for w, t in self.types.items() if _DNAME in t}
         # top-most cut or DNAME at or above each name (None: none), filled parents first
         self._above: dict[bytes, int | None] = {}
 
@@ -302,14 +303,11 @@ class _Zone:
             name = name[name[0] + 1 :]
         return False
 
-    def _is_cut(self, name: bytes) -> bool:
-        return name != self.origin and _NS in self.types.get(name, ())
-
     def _own(self, name: bytes) -> int | None:
         """The outcome a cut (referral) or a DNAME at ``name`` gives names below it."""
-        if self._is_cut(name):
+        if name in self._cuts:
             return FIXED
-        if _DNAME in self.types.get(name, ()):
+        if name in self._dnames:
             return SLOW
         return None
 
@@ -320,7 +318,7 @@ class _Zone:
         self._above[name] = inclusive
         if strict is not None:
             at, at_types = strict, None
-        elif self._is_cut(name):
+        elif name in self._cuts:
             at, at_types = FIXED, None  # DS at the cut is sent to the slow path
         else:
             at, at_types = NODE, self._node_types(name)
@@ -328,7 +326,7 @@ class _Zone:
             below, below_types = inclusive, None
         else:
             source = _WILD + name
-            if self._is_cut(source):
+            if source in self._cuts:
                 below, below_types = FIXED, None
             elif source in self.names:
                 below, below_types = NODE, self._node_types(source)
@@ -340,7 +338,8 @@ class _Zone:
         types = self.types.get(name, set())
         if _CNAME in types:
             return None  # a CNAME: each qtype follows it to its own answer
-        return frozenset(types | {_ANY})
+        shared = frozenset(types | {_ANY})
+        return self._shared.setdefault(shared, shared)  # one object per set of types
 
 
 def _wire(name: dns.name.Name) -> bytes:
