@@ -81,6 +81,8 @@ _NS = int(RdataType.NS)
 _DNAME = int(RdataType.DNAME)
 _ANY = int(RdataType.ANY)
 _REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
+# qtypes at a CNAME whose bodies are kept for good (the ones prebuilt for an eager zone)
+_CHASED = frozenset({int(RdataType.A), int(RdataType.AAAA), int(RdataType.CNAME), _ANY})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
 _WILD = b"\x01*"
 # Types whose rdata holds no domain name: their records are not read for names.
@@ -124,7 +126,9 @@ class MissIndex:
     learns from it; an answer that depends on pools is never kept.
     """
 
-    __slots__ = ("_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools")
+    __slots__ = (
+        "_kept", "_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools",
+    )
 
     def __init__(
         self,
@@ -138,13 +142,19 @@ class MissIndex:
         self._longest = max(map(len, names), default=1)
         self.pools = pools  # the pools the index was built with (names they add exist)
         self.limit = limit
-        self._templates: dict[int, Prebuilt | None] = {}
+        self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
+        self._kept: dict[int, Prebuilt | None] = {}  # bounded by the zones' names and types
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
 
     def __len__(self) -> int:
-        """Bodies kept now."""
+        """Bodies in the bounded memo now (names below the index's names)."""
         return len(self._templates)
+
+    @property
+    def kept(self) -> int:
+        """Bodies of the index's names themselves (a lazy zone's answers among them)."""
+        return len(self._kept)
 
     def answer(
         self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
@@ -181,13 +191,23 @@ class MissIndex:
         else:
             return None
         k = info.ident | (t << 8) | i
-        templates = self._templates
-        if k in templates:
-            return templates[k]
-        return self._learn(k, key, zones)
+        # names of the index themselves have finitely many bodies: kept for good (in a
+        # lazy zone they are its answers); below them, and any qtype after a CNAME, bounded
+        memo = (
+            self._templates
+            if i or (t == qtype and types is None and qtype not in _CHASED)
+            else self._kept
+        )
+        if k in memo:
+            return memo[k]
+        return self._learn(k, key, zones, memo)
 
     def _learn(
-        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+        self,
+        k: int,
+        key: bytes,
+        zones: Mapping[dns.name.Name, ZoneTable],
+        memo: dict[int, Prebuilt | None],
     ) -> Prebuilt:
         """Answer by the slow path; keep the body unless it depends on a pool."""
         qname, qtype, qclass = key_parts(key)
@@ -195,10 +215,9 @@ class MissIndex:
         if result is None:  # not expected: the index found a zone
             return self._refused
         body = render(qname, qtype, qclass, result)
-        templates = self._templates
-        if len(templates) >= self.limit:
-            templates.clear()
-        templates[k] = None if result.uses else body
+        if memo is self._templates and len(memo) >= self.limit:
+            memo.clear()
+        memo[k] = None if result.uses else body
         return body
 
 

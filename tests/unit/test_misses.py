@@ -63,9 +63,9 @@ def learnt(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     seen: list[bytes] = []
     real = MissIndex._learn
 
-    def counting(self: MissIndex, k: int, key: bytes, zones: object) -> object:
+    def counting(self: MissIndex, k: int, key: bytes, *rest: object) -> object:
         seen.append(key)
-        return real(self, k, key, zones)  # type: ignore[arg-type]
+        return real(self, k, key, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(MissIndex, "_learn", counting)
     return seen
@@ -452,3 +452,48 @@ def test_any_label_bytes_answer_as_the_slow_path(
         return
     data = dns.message.make_query(qname, qtype, use_edns=0 if edns else None).to_wire()
     assert fast.respond(data, tcp=False) == slow.respond(data, tcp=False)
+
+
+# --- lazy zones: answers built when first asked, through the index --------------------------
+
+
+def both(eager: Engine, lazy: Engine, data: bytes) -> None:
+    for tcp in (False, True):
+        assert lazy.respond(data, tcp=tcp) == eager.respond(data, tcp=tcp)
+
+
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
+                         ids=["shipped", "edge-main", "edge-root"])
+def test_lazy_zones_answer_as_prebuilt_ones(directory: Path, learnt: list[bytes]) -> None:
+    tables = load_zones(directory, log_problems=False).tables
+    eager_snap = build_snapshot(tables, lazy_rrsets=None, version="v", identity="i")
+    lazy_snap = build_snapshot(tables, lazy_rrsets=1, version="v", identity="i")
+    assert eager_snap.lazy == frozenset() and lazy_snap.lazy == frozenset(tables)
+    assert len(lazy_snap.answers) < 10  # the CHAOS answers only
+    eager, lazy = Engine(eager_snap), Engine(lazy_snap)
+    rng = random.Random(f"lazy-{directory.name}")
+    asked = []
+    for name in existing_names(tables):
+        for qtype in QTYPES:
+            for edns in (True, False):
+                data = query(mixed(rng, name), qtype, edns=edns, rng=rng)
+                both(eager, lazy, data)
+                asked.append(data)
+        both(eager, lazy, query(random_name(rng, name), rng.choice(QTYPES), rng=rng))
+    learnt.clear()
+    for data in asked:  # asked again: every answer is kept, none built again
+        both(eager, lazy, data)
+    assert learnt == []
+    assert lazy_snap.misses is not None and lazy_snap.misses.kept > len(eager_snap.answers) / 2
+
+
+def test_a_zone_with_a_pool_or_below_the_threshold_is_prebuilt() -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    owner = dns.name.from_text("www.example.com.")
+    pool = Pool(owner, RdataType.A, Policy.ALL, members(2))
+    selections = {(owner, RdataType.A): select(pool, HealthView(), 0.0)}
+    snap = build_snapshot(tables, selections=selections, lazy_rrsets=1)
+    assert snap.lazy == frozenset(tables) - {dns.name.from_text("example.com.")}
+    assert build_snapshot(tables, lazy_rrsets=10_000).lazy == frozenset()
+    flipped = snap.with_selections({(owner, RdataType.A): select(pool, down(members(2)[0]), 1.0)})
+    assert flipped.lazy == snap.lazy and flipped.misses is snap.misses
