@@ -30,6 +30,7 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.config_schema import (
+    MAX_WORKERS,
     TSIG_ALGORITHMS,
     Config,
     MemberConfig,
@@ -142,6 +143,9 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
     if not 0 < server.suspect_fraction <= 1:
         errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
                                    "must be in (0, 1]"))
+    if server.workers is not None and not 1 <= server.workers <= MAX_WORKERS:
+        errors.append(problem_line(file, "server.workers", server.workers,
+                                   f"must be between 1 and {MAX_WORKERS}"))
     return errors
 
 
@@ -303,6 +307,11 @@ def _check_transfers(config: Config, file: str) -> list[str]:
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+        if not zone.primaries:
+            for field in ("key", "allow_notify"):
+                if getattr(zone, field):
+                    errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
+                                               "only for a secondary zone (set primaries)"))
     return errors
 
 

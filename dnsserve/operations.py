@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import dns.exception
 import dns.flags
@@ -35,8 +35,9 @@ from dnsserve.control_routes import ControlError, Doc, OverrideKind
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, Override, OverrideEntry
 from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, ServerMetrics
-from dnsserve.net import Listeners
+from dnsserve.net import NetStats
 from dnsserve.reload import Reloader
+from dnsserve.secondary import Secondaries
 from dnsserve.statuspage import (
     EventDoc,
     MemberDoc,
@@ -44,6 +45,7 @@ from dnsserve.statuspage import (
     PoolDoc,
     PoolMemberDoc,
     ReloadDoc,
+    SecondaryDoc,
     Status,
     SuspicionDoc,
     ZoneDoc,
@@ -60,6 +62,25 @@ def _pool_text(pool: Pool) -> str:
     return f"{pool.owner} {dns.rdatatype.to_text(pool.rdtype)}"
 
 
+class Serving(Protocol):
+    """What answers queries, as /healthz and /metrics read it: ``net.Listeners``
+    in this process, or the answering workers (``workers.WorkerSet``)."""
+
+    @property
+    def serving(self) -> bool: ...
+
+    @property
+    def stats(self) -> NetStats: ...
+
+
+class Workers(Serving, Protocol):
+    """The answering workers' counters (``workers.WorkerSet``)."""
+
+    def engine_counts(self) -> tuple[dict[int, int], int, int]: ...
+
+    def per_worker(self) -> list[tuple[int, int, int, float]]: ...
+
+
 class Operations:
     """The Api over one running server's reloader, health and listeners."""
 
@@ -69,13 +90,17 @@ class Operations:
         health: HealthSync,
         registry: Registry,
         metrics: ServerMetrics,
-        listeners: Callable[[], Listeners | None],
+        listeners: Callable[[], Serving | None],
+        workers: Callable[[], Workers | None] = lambda: None,
+        secondaries: Secondaries | None = None,
     ) -> None:
+        self._secondaries = secondaries
         self._reloader = reloader
         self._health = health
         self._registry = registry
         self._metrics = metrics
         self._listeners = listeners
+        self._workers = workers
         self.token_problem = ""  # why POSTs cannot be authorised (the app sets it)
 
     # -- members -----------------------------------------------------------------
@@ -162,7 +187,11 @@ class Operations:
                 (last.message, *last.errors))) if last is not None else None,
             events=tuple(_event_doc(e) for e in recent),
             problems=self._problems(),
+            secondary=tuple(self._secondary_docs()),
         )
+
+    def _secondary_docs(self) -> Sequence[SecondaryDoc]:
+        return self._secondaries.status() if self._secondaries is not None else ()
 
     def _zone_docs(self) -> tuple[ZoneDoc, ...]:
         served = self._reloader.served
@@ -338,6 +367,15 @@ class Operations:
             raise ControlError(422, result.message, detail=doc)
         return doc
 
+    def refresh(self, zone: str) -> Doc:
+        try:
+            origin = dns.name.from_text(zone)
+        except dns.exception.DNSException as exc:
+            raise ControlError(400, f"{zone}: {exc}") from None
+        if self._secondaries is None or not self._secondaries.wake(origin):
+            raise ControlError(404, f"{origin}: not a secondary zone")
+        return {"zone": origin.to_text(), "refresh": "started"}
+
     # -- metrics and health ------------------------------------------------------------
 
     def healthz(self) -> tuple[bool, Doc]:
@@ -353,22 +391,37 @@ class Operations:
                         "running" if self._health.monitor is not None else "none"),
             "suspect": self._health.suspect_since is not None,
         }
+        expired = [d.zone for d in self._secondary_docs() if d.expired]
+        if self._secondaries is not None:
+            detail["secondary_expired"] = expired
         served = self._reloader.served
-        ok = up and not unserved and served is not None and bool(served.zones)
+        ok = (up and not unserved and not expired and served is not None
+              and bool(served.zones or self._secondary_docs()))
         return ok, detail
 
     def metrics(self) -> str:
         m, now = self._metrics, time.time()
         engine = self._reloader.engine
         if engine is not None:
+            answered, truncated, formerr = dict(engine.answered), engine.truncated, engine.formerr
+            workers = self._workers()
+            if workers is not None:
+                more, more_truncated, more_formerr = workers.engine_counts()
+                for key, n in more.items():
+                    answered[key] = answered.get(key, 0) + n
+                truncated += more_truncated
+                formerr += more_formerr
+                for index, queries, restarts, _ in workers.per_worker():
+                    m.worker_queries.labels(worker=str(index)).set_total(queries)
+                    m.worker_restarts.labels(worker=str(index)).set_total(restarts)
             m.queries.clear()
-            for (rcode, qtype, tcp), n in answered_by(engine.answered).items():
+            for (rcode, qtype, tcp), n in answered_by(answered).items():
                 m.queries.labels(
                     rcode=dns.rcode.to_text(dns.rcode.Rcode(rcode)), qtype=_qtype(qtype),
                     transport="tcp" if tcp else "udp",
                 ).set_total(n)
-            m.truncated.set_total(engine.truncated)
-            m.malformed.labels(transport="any").set_total(engine.formerr)
+            m.truncated.set_total(truncated)
+            m.malformed.labels(transport="any").set_total(formerr)
         listeners = self._listeners()
         if listeners is not None:
             stats = listeners.stats
@@ -396,6 +449,15 @@ class Operations:
         m.reloads.labels(result="accepted").set_total(self._reloader.accepted)
         m.reloads.labels(result="refused").set_total(self._reloader.refused)
         m.state_write_failures.set_total(self._health.writer.failures)
+        m.secondary_expired.clear()
+        for doc in self._secondary_docs():
+            m.secondary_expired.labels(zone=doc.zone).set(1 if doc.expired else 0)
+            ok = doc.refreshes - doc.failures
+            m.secondary_refreshes.labels(zone=doc.zone, result="ok").set_total(ok)
+            m.secondary_refreshes.labels(zone=doc.zone, result="failed").set_total(doc.failures)
+            for kind, n in doc.transfers.items():
+                m.secondary_transfers.labels(zone=doc.zone, kind=kind).set_total(n)
+            m.secondary_transfers.labels(zone=doc.zone, kind="held").set_total(doc.held)
         return self._registry.render()
 
 

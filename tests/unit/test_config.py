@@ -98,6 +98,10 @@ def test_missing_file() -> None:
         ('[server]\nlisten = []', "server.listen = []: at least one"),
         ("[server]\nsuspect_fraction = 0", "server.suspect_fraction = 0.0: must be in (0, 1]"),
         ("[server]\nidentity = true", "server.identity = true: a string, or false"),
+        ("[server]\nworkers = 0", "server.workers = 0: must be between 1 and 64"),
+        ("[server]\nworkers = -2", "server.workers = -2: must be between 1 and 64"),
+        ("[server]\nworkers = 65", "server.workers = 65: must be between 1 and 64"),
+        ('[server]\nworkers = "2"', 'server.workers = "2": expected int'),
         ("[server]\nport = 53", "server.port = 53: unknown key"),
         ("[[pool]]\nowner = 3", "pool[0].owner = 3: expected str, got int"),
         ('[[monitor]]\nname = "x"\nkind = "ftp"', 'monitor[0].kind = "ftp": must be one of http'),
@@ -407,3 +411,22 @@ def test_bad_nodes(text: str, expected: str) -> None:
 )
 def test_parse_node_url(text: str, expected: tuple[str, int]) -> None:
     assert parse_node_url(text) == expected
+
+
+def test_secondary_zone_settings() -> None:
+    text = """
+[[zone]]
+name = "example.org."
+primaries = ["127.0.0.1:5301"]
+allow_notify = ["127.0.0.1/32"]
+guard = false
+
+[[zone]]
+name = "example.com."
+allow_notify = ["127.0.0.1/32"]
+"""
+    message = decode_error(text)
+    assert message == ('t.toml: zone[1].allow_notify = ["127.0.0.1/32"]: only for a secondary '
+                       "zone (set primaries)")
+    config = decode_config(text.split("[[zone]]\nname = \"example.com.")[0])
+    assert config.zone[0].secondary and config.zone[0].guard is False
