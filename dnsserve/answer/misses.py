@@ -85,6 +85,14 @@ _REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
 _CHASED = frozenset({int(RdataType.A), int(RdataType.AAAA), int(RdataType.CNAME), _ANY})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
 _WILD = b"\x01*"
+# Types whose rdata is one uncompressed name at an offset (after a preference, or
+# SRV's priority, weight and port), as the zone tables store them.
+_NAME_AT = {
+    int(RdataType.CNAME): 0, int(RdataType.NS): 0, int(RdataType.PTR): 0,
+    int(RdataType.DNAME): 0, int(RdataType.MX): 2, int(RdataType.KX): 2, int(RdataType.RT): 2,
+    int(RdataType.AFSDB): 2, int(RdataType.SRV): 6,
+}
+_SOA = int(RdataType.SOA)
 # Types whose rdata holds no domain name: their records are not read for names.
 _NAMELESS = frozenset({
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
@@ -283,23 +291,20 @@ class _Zone:
     ) -> None:
         self.origin = origin
         self.types: dict[bytes, set[int]] = {}
-        # rrset_keys gives an owner's types one after another: its wire form is made
-        # once (dnspython hashes a name in Python: a dict of names would cost more)
-        last: dns.name.Name | None = None
+        # the table's wire accessors: keys are lower-cased wire names, as ours, and
+        # nothing is decoded into dnspython objects but owners of rare name types
+        last = b""
         types: set[int] = set()
-        named: list[dns.name.Name] = []  # owners with rdata that may hold names
-        for owner, rdtype in table.rrset_keys():
-            if owner is not last:
-                last = owner
-                types = self.types.setdefault(_wire(owner), set())
-            types.add(int(rdtype))
-            if rdtype not in _NAMELESS and (not named or named[-1] is not owner):
-                named.append(owner)
-        for owner in named:
-            for rdtype, rrset in table.node(owner).items():
-                if rdtype not in _NAMELESS:
-                    for rdata in rrset:
-                        mentioned.update(_wire(n) for n in rdata_names(rdata))
+        named: list[bytes] = []  # owners with rdata that may hold names
+        for key, rdtype in table.wire_rrset_keys():
+            if key != last:
+                last = key
+                types = self.types.setdefault(key, set())
+            types.add(rdtype)
+            if rdtype not in _NAMELESS and (not named or named[-1] != key):
+                named.append(key)
+        for key in named:
+            mentioned.update(_names_at(table, key))
         for pool_owner, pool_type in pools:
             self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
         self.names: set[bytes] = set()
@@ -359,6 +364,38 @@ class _Zone:
             return None  # a CNAME: each qtype follows it to its own answer
         shared = frozenset(types | {_ANY})
         return self._shared.setdefault(shared, shared)  # one object per set of types
+
+
+def _names_at(table: ZoneTable, key: bytes) -> Iterator[bytes]:
+    """The names (lower-cased wire) in the rdata of owner ``key``, read from its stored
+    wire form where the type's layout is simple, else from the decoded records."""
+    stored = table.wire_node(key)
+    rare = stored is None  # only in a pool's overlay: decoded
+    for rdtype, _, rdatas in stored[1] if stored is not None else ():
+        if rdtype in _NAMELESS:
+            continue
+        at = _NAME_AT.get(rdtype)
+        if at is not None:
+            yield from (rdata[at:].lower() for rdata in rdatas)
+        elif rdtype == _SOA:
+            for rdata in rdatas:
+                end = _name_end(rdata, 0)
+                yield rdata[:end].lower()
+                yield rdata[end : _name_end(rdata, end)].lower()
+        else:
+            rare = True
+    if rare:
+        for rdtype, rrset in table.node_by_key(key).items():
+            if rdtype not in _NAMELESS:
+                for rdata in rrset:
+                    yield from (_wire(n) for n in rdata_names(rdata))
+
+
+def _name_end(wire: bytes, at: int) -> int:
+    """The offset just past the uncompressed name at ``at``."""
+    while wire[at]:
+        at += wire[at] + 1
+    return at + 1
 
 
 def _wire(name: dns.name.Name) -> bytes:

@@ -497,3 +497,13 @@ def test_a_zone_with_a_pool_or_below_the_threshold_is_prebuilt() -> None:
     assert build_snapshot(tables, lazy_rrsets=10_000).lazy == frozenset()
     flipped = snap.with_selections({(owner, RdataType.A): select(pool, down(members(2)[0]), 1.0)})
     assert flipped.lazy == snap.lazy and flipped.misses is snap.misses
+
+
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
+                         ids=["shipped", "edge-main", "edge-root"])
+def test_names_read_from_stored_wire_are_the_decoded_ones(directory: Path) -> None:
+    for table in load_zones(directory, log_problems=False).tables.values():
+        for key in table.owner_keys():
+            decoded = {misses._wire(n) for rrset in table.node_by_key(key).values()
+                       for rdata in rrset for n in misses.rdata_names(rdata)}
+            assert set(misses._names_at(table, key)) == decoded
