@@ -229,6 +229,39 @@ class MissIndex:
         return body
 
 
+class Outside:
+    """A miss index that declines every name at or below one of ``origins``.
+
+    While a secondary zone is expired (``Snapshot.expired``) the slow path
+    answers its names (SERVFAIL), and only it knows a zone with no copy yet;
+    names in no such zone are answered by ``index`` as ever.
+    """
+
+    __slots__ = ("_index", "_origins")
+
+    def __init__(self, index: MissIndex, origins: Iterable[dns.name.Name]) -> None:
+        self._index = index
+        self._origins = frozenset(_wire(origin) for origin in origins)
+
+    @property
+    def index(self) -> MissIndex:
+        return self._index
+
+    def answer(
+        self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt | None:
+        origins = self._origins
+        end = len(key) - 4
+        i = 0
+        while True:
+            if key[i:end] in origins:
+                return None
+            n = key[i]
+            if n == 0:
+                return self._index.answer(key, zones)
+            i += n + 1
+
+
 def build_index(
     zones: Mapping[dns.name.Name, ZoneTable],
     pools: Iterable[PoolKey] = (),

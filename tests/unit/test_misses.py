@@ -507,3 +507,22 @@ def test_names_read_from_stored_wire_are_the_decoded_ones(directory: Path) -> No
             decoded = {misses._wire(n) for rrset in table.node_by_key(key).values()
                        for rdata in rrset for n in misses.rdata_names(rdata)}
             assert set(misses._names_at(table, key)) == decoded
+
+
+def test_while_a_zone_is_expired_the_others_keep_the_fast_path(learnt: list[bytes]) -> None:
+    tables = load_zones(EDGE_MAIN, log_problems=False).tables
+    expired = frozenset({dns.name.from_text("par.example."),
+                         dns.name.from_text("nocopy.example.")})
+    snap = build_snapshot(tables, lazy_rrsets=1).with_expired(expired)
+    fast, slow = pair(snap)
+    rng = random.Random(14)
+    for below in (*existing_names(tables), "nocopy.example."):
+        for qtype in ("A", "MX", "NS"):
+            r = same(fast, slow, query(random_name(rng, below), qtype, rng=rng))
+            if below.endswith("par.example.") and not below.endswith("kid.par.example."):
+                assert r.rcode() == dns.rcode.SERVFAIL
+            same(fast, slow, query(below, qtype, rng=rng))
+    same(fast, slow, query("rv.example.", "SOA"))
+    learnt.clear()
+    r = same(fast, slow, query("rv.example.", "SOA"))  # a lazy zone's answer, kept
+    assert r.rcode() == dns.rcode.NOERROR and learnt == []
