@@ -30,7 +30,6 @@ import ipaddress
 import logging
 import os
 import random
-import re
 import socket
 import tempfile
 import time
@@ -55,11 +54,12 @@ import dns.zone
 from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import key_parts
-from dnsserve.config_schema import KeyConfig, ZoneConfig
+from dnsserve.config_schema import ZoneConfig
 from dnsserve.config_values import parse_hostport
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.settings import Settings
 from dnsserve.statuspage import SecondaryDoc
+from dnsserve.transfers import load_keyring
 from dnsserve.xfr import refresh
 from dnsserve.xfr.refresh import Action, RefreshState, Timers
 from dnsserve.zones.compile import compile_zone
@@ -86,36 +86,6 @@ class Hooks:
 
 class TransferError(DnsServeError):
     """A refresh that did not leave us with a usable version (the message says why)."""
-
-
-def keyring_for(keys: Collection[KeyConfig], base: Path) -> dict[dns.name.Name, dns.tsig.Key]:
-    """The TSIG keys of the config: ``secret``, or ``key_file`` in BIND's syntax."""
-    ring: dict[dns.name.Name, dns.tsig.Key] = {}
-    for key in keys:
-        algorithm, secret = key.algorithm, key.secret
-        if secret is None and key.key_file is not None:
-            algorithm, secret = _read_key_file(base / key.key_file, key.name)
-        if secret is not None:
-            name = dns.name.from_text(key.name)
-            ring[name] = dns.tsig.Key(name, secret, algorithm)
-    return ring
-
-
-_KEY_RE = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{([^}]*)\}', re.S)
-
-
-def _read_key_file(path: Path, name: str) -> tuple[str, str]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DnsServeError(f"{path}: cannot read the key file: {exc.strerror or exc}") from None
-    for found, body in _KEY_RE.findall(text):
-        if found.rstrip(".") == name.rstrip("."):
-            algorithm = re.search(r'algorithm\s+"?([\w-]+)"?\s*;', body)
-            secret = re.search(r'secret\s+"([^"]+)"\s*;', body)
-            if algorithm and secret:
-                return algorithm.group(1), secret.group(1)
-    raise DnsServeError(f"{path}: no key {name!r} with an algorithm and a secret")
 
 
 @dataclass
@@ -404,8 +374,8 @@ class Secondaries:
         if wanted:
             base = settings.config_path.parent if settings.config_path else Path.cwd()
             try:
-                keyring = keyring_for(settings.config.key, base)
-            except DnsServeError as exc:
+                keyring = load_keyring(settings.config, base)
+            except ConfigError as exc:  # the app stops the start for it; on a reload, say so
                 log.error("secondary zones: %s; transfers that need a key fail", exc)
         for origin in [o for o in self.zones if o not in wanted]:
             del self.zones[origin]

@@ -22,6 +22,7 @@ from typing import Any
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -159,6 +160,36 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     assert 0 < int.from_bytes(option.to_wire(), "big") <= 3600
 
 
+def test_knot_notify_makes_dnsserve_refresh_at_once(tmp_path: Path,
+                                                  stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    # refresh is an hour away: only Knot's NOTIFY makes dnsserve look now
+    wait_answer(srv, {"192.0.2.2"})
+    assert status(srv, conf)["transfers"] == {"axfr": 1, "ixfr": 1}
+    assert "NOTIFY for example.org. from 127.0.0.1: refreshing now" in srv.log_text()
+
+
+def test_notify_from_elsewhere_is_refused(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port(),
+                        extra='allow_notify = ["127.0.0.9/32"]\n')
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    notify = dns.message.make_query(ORIGIN, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags = dns.opcode.to_flags(dns.opcode.NOTIFY) | dns.flags.AA
+    r = srv.udp(notify)
+    assert r.rcode() == dns.rcode.REFUSED
+
+
 # -- TSIG ------------------------------------------------------------------------------
 
 
@@ -184,6 +215,19 @@ def test_tsig_required_by_the_primary(tmp_path: Path, stack: contextlib.ExitStac
     srv = serve(signed, conf, stack)
     wait_answer(srv, {"192.0.2.1"})
     assert status(srv, conf)["transfers"] == {"axfr": 1, "ixfr": 0}
+
+
+def test_tsig_signed_notify_and_transfer(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 tsig=True, notify_port=dns_port)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port, tsig=True)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    wait_answer(srv, {"192.0.2.2"})  # the signed NOTIFY was accepted (key required)
+    assert status(srv, conf)["transfers"] == {"axfr": 1, "ixfr": 1}
 
 
 # -- restart, expire, recovery ----------------------------------------------------------
@@ -303,15 +347,17 @@ def test_pool_on_a_secondary_zone_answers_by_health(tmp_path: Path,
 # -- BIND as the primary -----------------------------------------------------------------
 
 
-def test_bind_primary_axfr_then_ixfr(tmp_path: Path, stack: contextlib.ExitStack) -> None:
-    primary = start_bind_primary(tmp_path / "bind", zone_text(1, {"www": "192.0.2.1"}))
+def test_bind_primary_axfr_then_notify_and_ixfr(tmp_path: Path,
+                                                stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_bind_primary(tmp_path / "bind", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port)
     stack.callback(primary.stop)
-    conf = write_config(tmp_path, primary, dns_port=free_port())
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
     srv = serve(tmp_path, conf, stack)
     wait_answer(srv, {"192.0.2.1"})
     primary.change(zone_text(2, {"www": "192.0.2.2"}))
-    refresh(srv, conf)
-    wait_answer(srv, {"192.0.2.2"})
+    wait_answer(srv, {"192.0.2.2"})  # BIND's NOTIFY (also-notify: this server only)
     doc = status(srv, conf)
     assert doc["serial"] == 2 and doc["transfers"] == {"axfr": 1, "ixfr": 1}
 
