@@ -346,6 +346,8 @@ class ServerMetrics:
     secondary_expired: Gauge
     secondary_refreshes: Counter
     secondary_transfers: Counter
+    worker_queries: Counter
+    worker_restarts: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -399,4 +401,10 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         secondary_transfers=r.counter("dnsserve_secondary_transfers_total",
                                       "Transfers served, by zone and kind (axfr, ixfr); held: "
                                       "held back by the deletion guard.", ("zone", "kind")),
+        worker_queries=r.counter("dnsserve_worker_queries_total",
+                                 "DNS queries received, by answering worker (workers >= 2).",
+                                 ("worker",)),
+        worker_restarts=r.counter("dnsserve_worker_restarts_total",
+                                  "Answering workers started again after one exited, by worker.",
+                                  ("worker",)),
     )
