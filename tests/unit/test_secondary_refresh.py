@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.name
 import dns.zone
 import pytest
+from dns.rdatatype import RdataType
 
 from dnsserve.config_schema import ZoneConfig
 from dnsserve.secondary import Hooks, SecondaryZone
@@ -105,6 +106,16 @@ def test_the_guard_holds_back_a_deleting_transfer(tmp_path: Path, guard: bool) -
         assert sz.state.last_success is not None  # the primary answered: no expiry for it
     else:
         assert sz.path.is_file() and fake.reloads == 1 and sz.transfers["ixfr"] == 1
+
+
+def test_the_guard_keeps_a_pools_name(tmp_path: Path) -> None:
+    fake = Fake(content(zone(1, 20)))
+    sz = secondary(tmp_path, fake, 2, zone(2, 19))  # h19 goes: 1 record of 23, but a pool's
+    h19 = dns.name.from_text("h19.example.org.")
+    sz.hooks = Hooks(served=lambda _: fake.served, protected=lambda _: {(h19, RdataType.A)},
+                     serve=fake.serve, expired=lambda _: None)
+    asyncio.run(sz.refresh())
+    assert sz.held_back == 1 and fake.reloads == 0 and "h19.example.org." in sz.state.last_error
 
 
 def test_a_copy_the_reload_refuses_is_a_failed_refresh(tmp_path: Path) -> None:
