@@ -183,8 +183,10 @@ class SecondaryZone:
                 errors.append(f"{primary}: internal error: {exc!r}")
         self.failures += 1
         error = "; ".join(errors) or "no primary"
-        log.warning("zone %s: refresh failed (%s); retry in %d s", self.config.name, error,
-                    self.state.timers.retry)
+        # a primary down for hours must not log every retry: only a new reason
+        level = logging.DEBUG if error == self.state.last_error else logging.WARNING
+        log.log(level, "zone %s: refresh failed (%s); retrying every %d s", self.config.name,
+                error, self.state.timers.retry)
         self.state = refresh.failed(self.state, error, time.time(), _draw())
 
     async def _refresh_from(self, primary: str) -> bool:
