@@ -33,6 +33,7 @@ Siblings never import each other; this module connects them with callbacks:
                                   NOTIFY sent for zones whose serial moved
     health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
+    NOTIFY in --HandOff.on_notify--> Secondaries.on_notify --> a refresh now
     SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
                   (expired or not) --Hooks.expired--> Reloader.set_expired
     every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
@@ -114,6 +115,7 @@ class Server:
             self.secondaries,
         )
         self.handoff = HandOff(self._respond, self._contents)
+        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a refresh at once
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
@@ -182,6 +184,7 @@ class Server:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
         self.notifier.notify(origin, zone.notify, key)
+
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
         return served.contents.get(origin) if served is not None else None

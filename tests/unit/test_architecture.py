@@ -50,8 +50,9 @@ LEVELS: list[set[str]] = [
      "workers"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
-    # transfers below.
-    {"handoff", "notify"},
+    # transfers below. inbound (a secondary refresh's blocking dnspython
+    # calls: SOA serial, transfer, the atomic copy) is secondary's.
+    {"handoff", "notify", "inbound"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
@@ -205,6 +206,7 @@ EDGE = {
     "app",
     "reload",
     "secondary",
+    "inbound",
     "staging",
     "statewriter",
     "health_inputs",
