@@ -38,7 +38,7 @@ from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
 from dnsserve.zones.load import LoadedZones
-from dnsserve.zones.offload import ChildLoad, adopt
+from dnsserve.zones.offload import ChildLoad, adopt, worth_a_child
 from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
@@ -204,9 +204,12 @@ class Reloader:
                 # Parsing and validating run in a child process (not under this
                 # process's GIL); its tables are adopted here a slice at a time.
                 before = self.served.loaded if self.served is not None else None
-                child = ChildLoad(settings.zones_dir, before, settings.copies_to_load()[0])
-                packed = await in_daemon_thread(child.run)
-                loaded = await adopt(packed, before, settings.zones_dir)
+                extra = settings.copies_to_load()[0]
+                loaded = None
+                if worth_a_child(settings.zones_dir, extra):
+                    child = ChildLoad(settings.zones_dir, before, extra)
+                    packed = await in_daemon_thread(child.run)
+                    loaded = await adopt(packed, before, settings.zones_dir)
                 prepared = await in_daemon_thread(
                     prepare, self._input(settings, force=force, loaded=loaded)
                 )
