@@ -147,8 +147,8 @@ def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Sel
     one derived by ``with_selections`` from the same zones goes as the
     selections that differ; None when nothing a worker serves differs.
     """
-    if sent is None or now.base is not sent.base:
-        return Whole(now)
+    if sent is None or now.base is not sent.base or now.expired != sent.expired:
+        return Whole(now)  # new zones, or a secondary zone expired or recovered
     if now is sent:
         return None
     changed = {

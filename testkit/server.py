@@ -60,12 +60,21 @@ class ServerProc:
         return self.log.read_text(errors="replace")
 
     def children(self) -> list[int]:
-        """The PIDs of the server's child processes (its answering workers)."""
+        """The PIDs of the server's answering workers: its child processes, less
+        multiprocessing's (the process loading zones on a reload, its resource tracker)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         try:
-            return [int(pid) for pid in path.read_text().split()]
+            pids = [int(pid) for pid in path.read_text().split()]
         except OSError:
             return []
+        return [pid for pid in pids if b"multiprocessing" not in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def answers(host: str, port: int, timeout: float = 0.2) -> bool:
