@@ -43,11 +43,10 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    # secondary (the secondary zones' refreshes) and workers (the owner's side of
-    # the answering worker processes: fork, restart, pass on each swap) are
-    # wired by app like reload.
-    {"reload", "healthsync", "preflight", "fleet", "report", "secondary",
-     "workers"},
+    # secondary (the secondary zones' refreshes) is wired by app like reload.
+    # workers (the owner's side of the answering worker processes: fork,
+    # restart, pass on each swap) is wired by app like its siblings here.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary", "workers"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
     # transfers below. inbound (a secondary refresh's blocking dnspython
@@ -184,6 +183,7 @@ CORE = {
     "answer.misses",
     "answer.snapshot",
     "answer.engine",
+    "worker_protocol",
     "xfr",
     "xfr.keys",
     "xfr.sign",
@@ -192,7 +192,6 @@ CORE = {
     "xfr.outgoing",
     "xfr.publish",
     "xfr.refresh",
-    "worker_protocol",
 }
 EDGE = {
     "__main__",
@@ -231,12 +230,12 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "worker",
+    "workers",
     "transfers",
     "publishing",
     "handoff",
     "notify",
-    "worker",
-    "workers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
