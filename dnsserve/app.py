@@ -35,6 +35,7 @@ Siblings never import each other; this module connects them with callbacks:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import secrets
@@ -63,7 +64,7 @@ from dnsserve.staging import Prepared
 from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.xfr.outgoing import diff_serials
-from dnsserve.xfr.publish import PoolKey
+from dnsserve.xfr.publish import PoolKey, soa_answer
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -126,7 +127,17 @@ class Server:
     ) -> None:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
+        self._serve_published_soa()
         self._notify(origin)
+
+    def _serve_published_soa(self) -> None:
+        """The engine answers each published zone's apex SOA with the published serial."""
+        engine = self.reloader.engine
+        if engine is None or not self.publisher.published:
+            return
+        entries = dict(soa_answer(c) for c in self.publisher.published.values())
+        snapshot = engine.snapshot
+        engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, **entries}))
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``. A key file that
@@ -178,6 +189,7 @@ class Server:
             if changes:
                 self._notify(content.origin)
         self.publisher.set_zones(publish)
+        self._serve_published_soa()
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
         known = {pm.member for pool in prepared.served.pools for pm in pool.members}
