@@ -24,8 +24,10 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
+# The core benchmark, then the random-subdomain flood (misses vs hits, vs NSD and Knot).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_core
+	$(BIN)/python -m benchmarks.bench_flood
 
 # Failover time vs gdnsd and PowerDNS, pool vs static CPU, check drift under load,
 # CPU per health check vs gdnsd and 900 checks/s on one core.

@@ -17,6 +17,7 @@ in order. What each part does lives in its own module:
     transfers   the TSIG keyring, each zone's transfer rule, IXFR history
     notify      the NOTIFY sender
     publishing  publish mode: pool answers written into transferred zones
+    secondary   the secondary zones' refreshes (AXFR/IXFR in)
 
 Siblings never import each other; this module connects them with callbacks:
 
@@ -30,6 +31,8 @@ Siblings never import each other; this module connects them with callbacks:
                                   NOTIFY sent for zones whose serial moved
     health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
+    SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
+                  (expired or not) --Hooks.expired--> Reloader.set_expired
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pathlib import Path
 
 import dns.name
 import uvloop
+from dns.rdatatype import RdataType
 
 from dnsserve import net
 from dnsserve.answer.policies import Pool, Selection
@@ -59,6 +63,7 @@ from dnsserve.notify import Notifier
 from dnsserve.operations import Operations
 from dnsserve.publishing import Publisher
 from dnsserve.reload import Reloader
+from dnsserve.secondary import Hooks, Secondaries
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
@@ -93,10 +98,16 @@ class Server:
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed,
         )
+        self.secondaries = Secondaries(settings, Hooks(
+            served=self._served_content, protected=self._protected, serve=self._serve_copies,
+            expired=self.reloader.set_expired,
+        ))
         self.ops = Operations(
-            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners
+            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners,
+            self.secondaries,
         )
         self.handoff = HandOff(self._respond, self._contents)
+        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a secondary refreshes
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
@@ -164,6 +175,17 @@ class Server:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
         self.notifier.notify(origin, zone.notify, key)
+    def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
+        served = self.reloader.served
+        return served.contents.get(origin) if served is not None else None
+
+    def _protected(self, origin: dns.name.Name) -> set[tuple[dns.name.Name, RdataType]]:
+        return {(p.owner, p.rdtype) for p in self.reloader.pools if p.owner.is_subdomain(origin)}
+
+    async def _serve_copies(self) -> tuple[bool, str]:
+        """A secondary zone's new copy is on disk: serve it by a reload."""
+        result = await self.reloader.reload()
+        return result.ok, "; ".join(result.errors) or result.message
 
     def _health_changed(self, reason: str) -> None:
         if self.reloader.engine is not None:
@@ -192,6 +214,7 @@ class Server:
         self._serve_published_soa()
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
+            self.secondaries.apply(prepared.served.settings)
         known = {pm.member for pool in prepared.served.pools for pm in pool.members}
         return self.health.apply_overrides_file(known)
 
@@ -212,6 +235,9 @@ class Server:
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
             await self._load_history(store, accepted)
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
+        self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
+        if self.secondaries.zones:
+            engine.expire = self.secondaries.expire_for_key  # RFC 7314 EXPIRE
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
@@ -264,6 +290,7 @@ class Server:
         log.info("stopping")
         self.publisher.close()
         await self.notifier.close()
+        await self.secondaries.stop()
         self.health.stop_monitor()
         if self.control is not None:
             self.control.close()

@@ -173,3 +173,23 @@ def reload(
         for line in report.detail_lines(o.result.doc):
             typer.echo(f"  {line}")
     exit_for(outcomes)
+
+
+@app.command()
+def refresh(
+    zone: Annotated[str, typer.Argument(metavar="ZONE", help="A secondary zone.")],
+    config: ConfigOpt = None,
+    nodes: NodeOpt = None,
+    token_file: TokenFileOpt = None,
+) -> None:
+    """Refresh a secondary zone on each server now, as a NOTIFY would (status shows how it went)."""
+    settings, chosen = targets(config, nodes)
+    outcomes = fleet.run(chosen, lambda c, _: c.refresh(zone), token_flag=token_file,
+                         state_path=settings.state_path)
+    several = len(outcomes) > 1
+    for o in outcomes:
+        if o.result is None:
+            report_error(o, several)
+            continue
+        typer.echo(f"{prefix(o.node, several)}refresh of {zone}: started")
+    exit_for(outcomes)

@@ -227,6 +227,11 @@ class Client:
         raw = self._post("/api/v1/reload", {"force": force}, timeout=RELOAD_TIMEOUT)
         return Reply(raw if isinstance(raw, dict) else {"result": raw}, raw)
 
+    def refresh(self, zone: str) -> Reply[dict[str, Any]]:
+        """Refresh a secondary zone now (its primaries are asked at once)."""
+        raw = self._post("/api/v1/refresh", {"zone": zone})
+        return Reply(raw if isinstance(raw, dict) else {"result": raw}, raw)
+
     # --- the one place requests are sent and failures mapped ----------------------------
 
     def _get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:

@@ -118,6 +118,12 @@ class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     allow_notify: tuple[str, ...] = ()
     publish: bool = False  # publish every pool inside this zone (see PoolConfig.publish)
     publish_min_interval: float = 5.0  # seconds: publications of this zone at most this often
+    guard: bool = True  # the deletion guard holds back a transfer that deletes too much
+
+    @property
+    def secondary(self) -> bool:
+        """A zone we take from ``primaries`` by zone transfer (no file in zones/)."""
+        return bool(self.primaries)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

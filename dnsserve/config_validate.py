@@ -303,6 +303,11 @@ def _check_transfers(config: Config, file: str) -> list[str]:
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+        if not zone.primaries:
+            for field in ("key", "allow_notify"):
+                if getattr(zone, field):
+                    errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
+                                               "only for a secondary zone (set primaries)"))
     return errors
 
 

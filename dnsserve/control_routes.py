@@ -100,6 +100,10 @@ class Api(Protocol):
         """Load zones and config again; refuse (ControlError) unless all is well or ``force``."""
         ...
 
+    def refresh(self, zone: str) -> Doc:
+        """Refresh the secondary zone ``zone`` now (as a NOTIFY would); 404 if it is none."""
+        ...
+
     def metrics(self) -> str:
         """Prometheus text format 0.0.4 (``metrics.Registry.render``)."""
         ...
@@ -175,6 +179,10 @@ class ReloadBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     force: bool = False
 
 
+class RefreshBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    zone: str = ""  # a secondary zone (required: "" is a 400)
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -186,7 +194,7 @@ def error_reply(status: int, message: str, detail: object = None) -> Reply:
     return json_reply(status, _Error(message, detail))
 
 
-B = TypeVar("B", OverrideBody, ReloadBody)
+B = TypeVar("B", OverrideBody, ReloadBody, RefreshBody)
 
 
 def _body(req: Request, kind: type[B]) -> B:
@@ -266,6 +274,13 @@ async def _reload(api: Api, req: Request) -> Reply:
     return json_reply(200, await api.reload(body.force))
 
 
+async def _refresh(api: Api, req: Request) -> Reply:
+    body = _body(req, RefreshBody)
+    if not body.zone:
+        raise ControlError(400, "bad request body: zone is required")
+    return json_reply(200, api.refresh(body.zone))
+
+
 async def _metrics(api: Api, req: Request) -> Reply:
     return Reply(200, api.metrics().encode(), METRICS_CONTENT_TYPE)
 
@@ -315,6 +330,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{_MEMBER}/undrain", _undrain, mutates=True),
     Route("POST", f"{_MEMBER}/force-up", _force_up, mutates=True),
     Route("POST", "/api/v1/reload", _reload, mutates=True),
+    Route("POST", "/api/v1/refresh", _refresh, mutates=True),
 )
 
 

@@ -343,6 +343,9 @@ class ServerMetrics:
     zone_serial: Gauge
     zone_records: Gauge
     state_write_failures: Counter
+    secondary_expired: Gauge
+    secondary_refreshes: Counter
+    secondary_transfers: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -387,4 +390,13 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         zone_records=r.gauge("dnsserve_zone_records", "Records served, by zone.", ("zone",)),
         state_write_failures=r.counter("dnsserve_state_write_failures_total",
                                        "Writes to the state file that failed."),
+        secondary_expired=r.gauge("dnsserve_secondary_expired", "1 while a secondary zone is "
+                                  "past its expire (or has no copy yet) and answers SERVFAIL.",
+                                  ("zone",)),
+        secondary_refreshes=r.counter("dnsserve_secondary_refreshes_total",
+                                      "Refreshes of a secondary zone, by result: ok or failed.",
+                                      ("zone", "result")),
+        secondary_transfers=r.counter("dnsserve_secondary_transfers_total",
+                                      "Transfers served, by zone and kind (axfr, ixfr); held: "
+                                      "held back by the deletion guard.", ("zone", "kind")),
     )

@@ -37,6 +37,7 @@ from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, ServerMetrics
 from dnsserve.net import Listeners
 from dnsserve.reload import Reloader
+from dnsserve.secondary import Secondaries
 from dnsserve.statuspage import (
     EventDoc,
     MemberDoc,
@@ -44,6 +45,7 @@ from dnsserve.statuspage import (
     PoolDoc,
     PoolMemberDoc,
     ReloadDoc,
+    SecondaryDoc,
     Status,
     SuspicionDoc,
     ZoneDoc,
@@ -70,7 +72,9 @@ class Operations:
         registry: Registry,
         metrics: ServerMetrics,
         listeners: Callable[[], Listeners | None],
+        secondaries: Secondaries | None = None,
     ) -> None:
+        self._secondaries = secondaries
         self._reloader = reloader
         self._health = health
         self._registry = registry
@@ -162,7 +166,11 @@ class Operations:
                 (last.message, *last.errors))) if last is not None else None,
             events=tuple(_event_doc(e) for e in recent),
             problems=self._problems(),
+            secondary=tuple(self._secondary_docs()),
         )
+
+    def _secondary_docs(self) -> Sequence[SecondaryDoc]:
+        return self._secondaries.status() if self._secondaries is not None else ()
 
     def _zone_docs(self) -> tuple[ZoneDoc, ...]:
         served = self._reloader.served
@@ -338,6 +346,15 @@ class Operations:
             raise ControlError(422, result.message, detail=doc)
         return doc
 
+    def refresh(self, zone: str) -> Doc:
+        try:
+            origin = dns.name.from_text(zone)
+        except dns.exception.DNSException as exc:
+            raise ControlError(400, f"{zone}: {exc}") from None
+        if self._secondaries is None or not self._secondaries.wake(origin):
+            raise ControlError(404, f"{origin}: not a secondary zone")
+        return {"zone": origin.to_text(), "refresh": "started"}
+
     # -- metrics and health ------------------------------------------------------------
 
     def healthz(self) -> tuple[bool, Doc]:
@@ -353,8 +370,12 @@ class Operations:
                         "running" if self._health.monitor is not None else "none"),
             "suspect": self._health.suspect_since is not None,
         }
+        expired = [d.zone for d in self._secondary_docs() if d.expired]
+        if self._secondaries is not None:
+            detail["secondary_expired"] = expired
         served = self._reloader.served
-        ok = up and not unserved and served is not None and bool(served.zones)
+        ok = (up and not unserved and not expired and served is not None
+              and bool(served.zones or self._secondary_docs()))
         return ok, detail
 
     def metrics(self) -> str:
@@ -396,6 +417,15 @@ class Operations:
         m.reloads.labels(result="accepted").set_total(self._reloader.accepted)
         m.reloads.labels(result="refused").set_total(self._reloader.refused)
         m.state_write_failures.set_total(self._health.writer.failures)
+        m.secondary_expired.clear()
+        for doc in self._secondary_docs():
+            m.secondary_expired.labels(zone=doc.zone).set(1 if doc.expired else 0)
+            ok = doc.refreshes - doc.failures
+            m.secondary_refreshes.labels(zone=doc.zone, result="ok").set_total(ok)
+            m.secondary_refreshes.labels(zone=doc.zone, result="failed").set_total(doc.failures)
+            for kind, n in doc.transfers.items():
+                m.secondary_transfers.labels(zone=doc.zone, kind=kind).set_total(n)
+            m.secondary_transfers.labels(zone=doc.zone, kind="held").set_total(doc.held)
         return self._registry.render()
 
 

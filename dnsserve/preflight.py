@@ -73,12 +73,17 @@ class Report:
 
 def check(settings: Settings) -> Report:
     """Every problem in the zones and the config (errors and warnings)."""
-    loaded = load_zones(settings.zones_dir, log_problems=False)
+    copies = settings.secondary_copies()  # a secondary zone's copy, once transferred
+    loaded = load_zones(settings.zones_dir, log_problems=False, extra={
+        o: p for o, p in copies.items() if p.is_file()} if copies else None)
     problems: list[Problem] = list(loaded.problems)
     problems += unbuildable(loaded.tables, loaded.files)
     config, name = settings.config, settings.config_name
     failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
-    placed = place_pools(config, loaded.tables, failed, file=name)
+    # a secondary zone not transferred yet holds its pools all the same
+    tables: dict[dns.name.Name, ZoneTable | None] = dict.fromkeys(copies)
+    tables.update(loaded.tables)
+    placed = place_pools(config, tables, failed, file=name)
     problems += [ConfigProblem(e, "error") for e in placed.errors + placed.set_aside]
     if not placed.errors:
         problems += [

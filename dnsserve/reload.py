@@ -81,6 +81,8 @@ class Reloader:
         self._again: asyncio.Future[ReloadResult] | None = None  # the reload queued behind
         self.accepted = 0  # loads and reloads served
         self.refused = 0
+        # Secondary zones past their expire (or with no copy yet): SERVFAIL.
+        self.expired: frozenset[dns.name.Name] = frozenset()
 
     @property
     def pools(self) -> tuple[Pool, ...]:
@@ -114,6 +116,7 @@ class Reloader:
         """Main loop: serve the prepared snapshot."""
         self._generation += 1
         snapshot = replace(prepared.snapshot, generation=self._generation)
+        snapshot = snapshot.with_expired(self.expired)
         self.served = prepared.served
         self.settings = prepared.served.settings
         if self.engine is None:
@@ -218,6 +221,20 @@ class Reloader:
                   hint, "\n  ".join(lines))
         return ReloadResult(ok=False, at=time.time(), message=f"reload refused{hint}",
                             errors=tuple(lines), generation=self._generation)
+
+    def set_expired(self, expired: frozenset[dns.name.Name]) -> None:
+        """Answer SERVFAIL for the zones in ``expired`` from the next query on.
+
+        A zone that leaves the set is answered by the slow path at once, and
+        prebuilt again by a reload (its pools rotate again).
+        """
+        recovered = self.expired - expired
+        self.expired = expired
+        if self.engine is None:
+            return
+        self.engine.swap(self.engine.snapshot.with_expired(expired))
+        if recovered:
+            self.reload()
 
     def reselect(self, reason: str) -> None:
         """Re-run every pool's policy on the current view; swap if any answer changed."""

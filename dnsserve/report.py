@@ -27,7 +27,15 @@ from rich.table import Table
 from rich.text import Text
 
 from dnsserve.client import Explanation, MemberWhy, Node, Selection
-from dnsserve.statuspage import EventDoc, MemberDoc, OverrideDoc, PoolDoc, Status, ZoneDoc
+from dnsserve.statuspage import (
+    EventDoc,
+    MemberDoc,
+    OverrideDoc,
+    PoolDoc,
+    SecondaryDoc,
+    Status,
+    ZoneDoc,
+)
 
 STATE_STYLE = {"up": "bold green", "down": "bold red"}
 
@@ -138,6 +146,8 @@ def status_view(status: Status, problems: Sequence[str] = (), events: int = 10) 
     parts.extend(_pool_table(pool, members, now) for pool in status.pools)
     if status.zones:
         parts.append(_zones_table(status.zones, now))
+    if status.secondary:
+        parts.append(_secondary_table(status.secondary, now))
     if events and status.events:
         parts.append(events_table(status.events[:events], now, title="recent events"))
     return Group(*parts)
@@ -194,6 +204,25 @@ def _zones_table(zones: Iterable[ZoneDoc], now: float) -> Group:
             Text(z.result or ("ok" if z.ok else "failed"), style="" if z.ok else "bold red"),
         )
     return _titled(Text("zones", style="bold"), table)
+
+
+def _secondary_table(zones: Iterable[SecondaryDoc], now: float) -> Group:
+    table = Table()
+    for column in ("secondary zone", "serial", "last refresh", "next refresh", "expires",
+                   "transfers", "last error"):
+        table.add_column(column)
+    for z in zones:
+        expiry = (Text("EXPIRED: SERVFAIL", style="bold red") if z.expired
+                  else Text(ago(z.expires_at, now)))
+        transfers = ", ".join(f"{kind} {n}" for kind, n in sorted(z.transfers.items()))
+        if z.held:
+            transfers += f", held {z.held}"
+        table.add_row(
+            Text(z.zone), Text("-" if z.serial is None else str(z.serial)),
+            Text(ago(z.last_refresh, now)), Text(ago(z.next_refresh, now)), expiry,
+            Text(transfers), Text(z.last_error or "-", style="bold red" if z.last_error else ""),
+        )
+    return _titled(Text("secondary zones", style="bold"), table)
 
 
 def events_table(events: Iterable[EventDoc], now: float | None, title: str = "events") -> Group:

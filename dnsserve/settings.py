@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.name
 import msgspec
 
 from dnsserve.config import Config, load_config
 from dnsserve.config_schema import ServerConfig
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
+from dnsserve.zones.load import zone_file_name
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
 
@@ -36,6 +38,18 @@ class Settings:
     zones_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
     state_path: Path = Path("dnsserve.db")
+
+    @property
+    def secondary_dir(self) -> Path:
+        """Where the copies of secondary zones are kept: beside the state file."""
+        return self.state_path.parent / "secondary"
+
+    def secondary_copies(self) -> dict[dns.name.Name, Path]:
+        """Each secondary zone of the config (``primaries``) and where its copy is kept."""
+        return {
+            origin: self.secondary_dir / zone_file_name(origin)
+            for origin in (dns.name.from_text(z.name) for z in self.config.zone if z.primaries)
+        }
 
     @property
     def config_name(self) -> str:

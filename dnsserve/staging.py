@@ -49,7 +49,7 @@ from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
-from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -144,8 +144,18 @@ def prepare(inp: ReloadInput) -> Prepared:
     Raises ReloadRefused with every reason when the result must not be served.
     """
     settings, previous = inp.settings, inp.previous
-    loaded = load_zones(settings.zones_dir)
-    failed = _failed(loaded)
+    copies = settings.secondary_copies()
+    secondaries = set(copies)
+    clash = [settings.zones_dir / zone_file_name(o) for o in sorted(secondaries)
+             if (settings.zones_dir / zone_file_name(o)).exists()]
+    if clash:
+        raise ReloadRefused([f"{path}: zone {path.name.removesuffix('.zone')} is a secondary "
+                             f"zone in {settings.config_name} (primaries): remove the file, or "
+                             "the zone's primaries" for path in clash])
+    waiting = {o for o, path in copies.items() if not path.is_file()}
+    loaded = load_zones(settings.zones_dir, extra={
+        o: p for o, p in copies.items() if o not in waiting} if copies else None)
+    failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
     warnings: list[str] = []
@@ -171,7 +181,7 @@ def prepare(inp: ReloadInput) -> Prepared:
                         f"{content.serial}) and is not served now")
                 log.warning("%s", line)
                 warnings.append(line)
-    if not tables and not inp.allow_empty:
+    if not tables and not inp.allow_empty and not secondaries:
         why = "; ".join(p.to_text() for p in loaded.errors) or "no zone files"
         raise ReloadRefused([f"no zone could be loaded from {settings.zones_dir}: {why}"])
     placed = place_pools(settings.config, tables, failed, file=settings.config_name)
@@ -245,6 +255,8 @@ def prepare(inp: ReloadInput) -> Prepared:
             raise ReloadRefused([*placed.errors, *set_aside, *warnings])
         snapshot = build(pools)
     unserved = {o: _why(loaded, o) for o in failed if o not in tables} | unbuilt
+    unserved |= {o: "a secondary zone with no copy yet: waiting for its first transfer"
+                 for o in waiting if o not in tables}
     served = Served(
         settings, LoadedZones(tables, loaded.problems, loaded.files), contents, pools, zones,
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
@@ -280,6 +292,7 @@ def _versions(
     previous = inp.previous
     before = previous.contents if previous is not None else inp.accepted
     fraction = inp.settings.server.max_delete_fraction
+    unguarded = {dns.name.from_text(z.name) for z in inp.settings.config.zone if not z.guard}
     contents: dict[dns.name.Name, ZoneContent] = {}
     versions: list[tuple[ZoneVersion, ZoneDiff, ZoneContent]] = []
     refusals: dict[dns.name.Name, list[str]] = {}
@@ -294,7 +307,7 @@ def _versions(
         changes = diff(old, content) if old is not None else ZoneDiff((), content.records)
         if old is not None and not changes:
             continue
-        if old is not None:
+        if old is not None and origin not in unguarded:
             protected = {(p.owner, p.rdtype) for p in pools if p.owner.is_subdomain(origin)}
             lines = check_deletions(
                 old, content, protected=protected, max_delete_fraction=fraction,

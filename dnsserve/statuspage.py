@@ -89,6 +89,24 @@ class ZoneDoc(msgspec.Struct, frozen=True, kw_only=True):
     result: str = ""  # its outcome, e.g. the error that kept the old version
 
 
+class SecondaryDoc(msgspec.Struct, frozen=True, kw_only=True):
+    """A secondary zone's refresh state (``secondary.SecondaryZone``)."""
+
+    zone: str
+    primaries: tuple[str, ...] = ()
+    serial: int | None = None  # of the copy served; None: no copy yet
+    last_refresh: float | None = None  # the last attempt
+    last_success: float | None = None  # the last check or transfer that left us current
+    next_refresh: float | None = None
+    expires_at: float | None = None
+    expired: bool = False  # answering SERVFAIL
+    last_error: str = ""
+    refreshes: int = 0
+    failures: int = 0
+    transfers: dict[str, int] = msgspec.field(default_factory=dict)  # axfr/ixfr -> count
+    held: int = 0  # transfers the deletion guard held back
+
+
 class ReloadDoc(msgspec.Struct, frozen=True, kw_only=True):
     at: float
     ok: bool
@@ -118,6 +136,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     last_reload: ReloadDoc | None = None
     events: tuple[EventDoc, ...] = ()  # the most recent, newest first
     problems: tuple[str, ...] = ()  # what an operator must know: state file, pools set aside
+    secondary: tuple[SecondaryDoc, ...] = ()  # the secondary zones' refreshes
 
 
 def decode_status(builtins: object) -> Status:
@@ -299,6 +318,25 @@ def _zones(zones: tuple[ZoneDoc, ...], now: float) -> str:
                   "no zones loaded")
 
 
+def _secondary(zones: tuple[SecondaryDoc, ...], now: float) -> str:
+    muted = '<span class="muted">-</span>'
+    rows = [
+        _row(
+            f'<span class="mono">{_e(z.zone)}</span>',
+            _e(z.serial) if z.serial is not None else muted,
+            _when(z.last_refresh, now), _when(z.next_refresh, now),
+            '<span class="badge drain">expired: SERVFAIL</span>' if z.expired
+            else _when(z.expires_at, now),
+            _e(", ".join(f"{k} {n}" for k, n in sorted(z.transfers.items()))
+               + (f", held {z.held}" if z.held else "")),
+            _e(z.last_error) if z.last_error else muted,
+        )
+        for z in zones
+    ]
+    return _table(("zone", "serial", "last refresh", "next refresh", "expires", "transfers",
+                   "last error"), rows, "no secondary zones")
+
+
 def _events(events: tuple[EventDoc, ...], now: float) -> str:
     rows = [
         _row(
@@ -339,6 +377,8 @@ def render_fragment(status: Status) -> str:
         parts.append('<p class="muted">no pools configured</p>')
     parts.append("<h2>Recent events</h2>" + _events(status.events, now))
     parts.append("<h2>Zones</h2>" + _zones(status.zones, now))
+    if status.secondary:
+        parts.append("<h2>Secondary zones</h2>" + _secondary(status.secondary, now))
     return "\n".join(parts)
 
 

@@ -88,6 +88,8 @@ _QNAME_END = 12 + MAX_NAME  # the question's root label must start before this o
 _OPT_HEAD = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big")
 OPT_PLAIN = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
 OPT_DO = _OPT_HEAD + b"\x00\x00\x80\x00\x00\x00"
+OPTION_EXPIRE = 9  # RFC 7314: a secondary's seconds left before its copy expires
+_OPTION = struct.Struct("!HH")
 OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
 OPT_BADVERS_DO = _OPT_HEAD + b"\x01\x00\x80\x00\x00\x00"
 
@@ -233,6 +235,38 @@ def _ixfr_soa(data: bytes, ancount: int, nscount: int) -> bool:
     except FormError:
         return False
     return end + 2 <= len(data) and data[end] == 0 and data[end + 1] == TYPE_IXFR
+def has_option(data: bytes, qend: int, code: int) -> bool:
+    """Whether the OPT of a query (``parse_query`` accepted it) carries option ``code``.
+
+    Walks the records after the question once more; only queries that carry
+    more than a bare OPT get here, and only on a server that answers the option.
+    """
+    n = len(data)
+    records = sum(_COUNTS.unpack_from(data, 6)[:3]) if n >= 12 else 0
+    offset = qend
+    for _ in range(min(records, MAX_RECORDS)):
+        offset = skip_name(data, offset)
+        if offset + 10 > n:
+            return False
+        rtype, _, _, rdlen = _RR_FIXED.unpack_from(data, offset)
+        start, end = offset + 10, min(offset + 10 + rdlen, n)
+        if rtype == TYPE_OPT:
+            while start + 4 <= end:
+                option, length = _OPTION.unpack_from(data, start)
+                if option == code:
+                    return True
+                start += 4 + length
+            return False
+        offset = end
+    return False
+
+
+def opt_expire(do: bool, seconds: int) -> bytes:
+    """Our OPT with the EXPIRE option (RFC 7314 §3): ``seconds`` left, 32 bits."""
+    flags = b"\x80\x00" if do else b"\x00\x00"
+    value = min(max(seconds, 0), 0xFFFFFFFF)
+    return (_OPT_HEAD + b"\x00\x00" + flags + b"\x00\x08"
+            + _OPTION.pack(OPTION_EXPIRE, 4) + value.to_bytes(4, "big"))
 
 
 def header_only(

@@ -122,6 +122,7 @@ def start_server(
     cwd: Path | None = None,
     nofile: int | None = None,
     ready_seconds: float = READY_SECONDS,
+    port: int | None = None,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
@@ -129,7 +130,7 @@ def start_server(
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
     ``ready_seconds``: how long it may take to answer (a big zone loads first).
     """
-    port = free_port(host)
+    port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     limited = [] if nofile is None else ["-c", LIMITED, str(nofile)]
     cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]

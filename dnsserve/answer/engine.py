@@ -12,8 +12,13 @@ counter, never an exception out.
 Per query it parses only header, question and OPT (``wire``), looks up a
 prebuilt answer by (lower-cased qname, qtype, qclass) in the current
 snapshot, and patches ID, flags, the client's question bytes (case kept) and
-OPT around it. A miss is computed once by the snapshot's slow path and kept
-in a bounded cache that lives as long as the snapshot.
+OPT around it. A miss (a name or type with no prebuilt answer) is answered by
+the snapshot's miss index (``answer.misses``: the closest encloser found
+with dict lookups, a body shared by every name with the same outcome), so a
+flood of random names costs about what hits cost. What the index leaves to
+the slow path (DNAME, DS at existing names, answers that use a pool, names
+the zone data mentions) is computed once by the snapshot's slow path and
+kept in a bounded cache that lives as long as the snapshot.
 
 Pure: no sockets, no awaits, no clock, no logging per query.
 """
@@ -21,14 +26,18 @@ Pure: no sockets, no awaits, no clock, no logging per query.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+import dns.name
 
 from dnsserve import wire
 from dnsserve.answer import tsig
 from dnsserve.answer.lookup import key_parts
+from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.prebuilt import Prebuilt
 from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.errors import Dropped, FormError, Signed
+from dnsserve.zones.table import ZoneTable
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +45,30 @@ CACHE_SIZE = 20_000
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
 
 
+class _AllSlow:
+    """The miss index while a secondary zone is expired: every miss takes the slow path."""
+
+    __slots__ = ()
+
+    def answer(self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]) -> Prebuilt | None:
+        return None
+
+
+_SLOW_MISSES = _AllSlow()
+
+
 class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_snapshot", "answered", "cache_size", "formerr", "hand_off",
-        "keyring", "servfails", "truncated",
+        "_answers", "_cache", "_misses", "_snapshot", "_zones", "answered", "cache_size",
+        "expire", "formerr", "hand_off", "keyring", "servfails", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
     _cache: dict[bytes, Prebuilt]
+    _misses: MissIndex | _AllSlow
+    _zones: Mapping[dns.name.Name, ZoneTable]
 
     def __init__(
         self,
@@ -59,6 +82,10 @@ class Engine:
         # True when the caller has a hand-off (``wire.HAND_OFF``): transfers,
         # NOTIFY and signed queries are returned to it instead of answered here
         self.hand_off = False
+        # RFC 7314 EXPIRE: the seconds a secondary zone's copy has left, by the
+        # query's answer key (None: not a secondary zone). Set by the app when
+        # it has secondary zones; asked only for queries that carry the option.
+        self.expire: Callable[[bytes], int | None] | None = None
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
@@ -78,10 +105,20 @@ class Engine:
         (a change of reasons only), whose misses are the same.
         """
         same_zones = getattr(self, "_snapshot", None) is not None and (
-            snapshot.zones is self._snapshot.zones
+            snapshot.zones is self._snapshot.zones and snapshot.expired == self._snapshot.expired
         )
         self._snapshot = snapshot
         self._answers = snapshot.answers
+        self._zones = snapshot.zones
+        if snapshot.expired:
+            # a secondary zone past its expire answers SERVFAIL: the slow path
+            # knows, the miss index does not, so misses take the slow path
+            self._misses = _SLOW_MISSES
+        elif snapshot.misses is not None:
+            self._misses = snapshot.misses
+        elif not same_zones or not hasattr(self, "_misses"):
+            # a snapshot made without one (built by hand): index its zones here
+            self._misses = build_index(snapshot.zones, snapshot.selections)
         if not same_zones:
             self._cache = {}
 
@@ -110,7 +147,9 @@ class Engine:
                 if entry is None:
                     if self.hand_off and key[-4] == 0 and key[-3] in _TRANSFERS:
                         return wire.HAND_OFF
-                    entry = self._miss(key)
+                    entry = self._misses.answer(key, self._zones)
+                    if entry is None:
+                        entry = self._miss(key)
             elif entry.__class__ is not Prebuilt:
                 # a pool's Variants draws one; a Prebuilt is its own pick, so
                 # static answers skip the call
@@ -128,6 +167,8 @@ class Engine:
                     return out
                 return self._truncate(data, fb, entry, qend, 512, b"")
             opt = wire.OPT_DO if do else wire.OPT_PLAIN
+            if self.expire is not None and len(data) - qend > 11:  # OPT with options
+                opt = self._expire_opt(data, qend, key, do, opt)
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
@@ -137,6 +178,14 @@ class Engine:
             return self._truncate(data, fb, entry, qend, limit, opt)
         except Exception:
             return self._servfail(data, flags, qend)
+
+    def _expire_opt(self, data: bytes, qend: int, key: bytes, do: bool, opt: bytes) -> bytes:
+        """Our OPT with RFC 7314's EXPIRE when the query asks and the zone is a secondary."""
+        assert self.expire is not None
+        if not wire.has_option(data, qend, wire.OPTION_EXPIRE):
+            return opt
+        seconds = self.expire(key)
+        return opt if seconds is None else wire.opt_expire(do, seconds)
 
     def _signed(self, data: bytes, signed: Signed) -> bytes:
         """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""

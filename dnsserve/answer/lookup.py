@@ -14,7 +14,7 @@ snapshot overlays pools onto the zones it passes in). Pure: no I/O, no clock.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import dns.name
 from dns.rcode import Rcode
@@ -75,13 +75,37 @@ def lookup(
     return None if table is None else table.lookup(qname, RdataType(qtype))
 
 
+def in_expired(
+    zones: Mapping[dns.name.Name, ZoneTable],
+    qname: dns.name.Name,
+    qtype: int,
+    qclass: int,
+    expired: Collection[dns.name.Name],
+) -> bool:
+    """Whether an expired secondary zone (or one with no copy yet) owns the
+    query: it is the deepest zone holding ``qname``, served or not."""
+    if not expired or qclass != RdataClass.IN:
+        return False
+    gone = closest_origin(qname, expired)
+    if gone is None:
+        return False
+    table = find_zone(zones, qname, qtype)
+    return table is None or table.origin == gone or not table.origin.is_subdomain(gone)
+
+
 def compute(
-    zones: Mapping[dns.name.Name, ZoneTable], qname: dns.name.Name, qtype: int, qclass: int
+    zones: Mapping[dns.name.Name, ZoneTable],
+    qname: dns.name.Name,
+    qtype: int,
+    qclass: int,
+    expired: Collection[dns.name.Name] = frozenset(),
 ) -> Prebuilt:
     if qclass != RdataClass.IN:
         return empty(Rcode.REFUSED)
     if qtype in _NOTIMP_TYPES:
         return empty(Rcode.NOTIMP)
+    if in_expired(zones, qname, qtype, qclass, expired):
+        return empty(Rcode.SERVFAIL)
     if qtype in _REFUSED_TYPES:
         return empty(Rcode.REFUSED)
     table = find_zone(zones, qname, qtype)

@@ -31,7 +31,8 @@ from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
 from dnsserve.answer.chaos import chaos_answers
-from dnsserve.answer.lookup import answer_key, compute, find_zone, key_parts, lookup
+from dnsserve.answer.lookup import answer_key, compute, find_zone, in_expired, key_parts, lookup
+from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
@@ -53,7 +54,9 @@ class Snapshot:
     variant), so a health change rebuilds only those; ``zone_pools`` lists
     the pools each zone holds. ``left_out`` names the zones given to
     ``build_snapshot`` that are not served, each with why: an answer of
-    theirs could not be prebuilt.
+    theirs could not be prebuilt. ``misses`` is the miss index of ``zones``
+    (``answer.misses``): the engine's fast path for names not prebuilt; a
+    snapshot that changes only pool selections shares it.
     """
 
     zones: Mapping[dns.name.Name, ZoneTable]
@@ -65,13 +68,35 @@ class Snapshot:
     depends: Mapping[PoolKey, frozenset[bytes]] = field(default_factory=dict)
     zone_pools: Mapping[dns.name.Name, frozenset[PoolKey]] = field(default_factory=dict)
     left_out: Mapping[dns.name.Name, str] = field(default_factory=dict)
+    misses: MissIndex | None = None
+    # Secondary zones past their expire (or with no copy yet): SERVFAIL (``with_expired``).
+    expired: frozenset[dns.name.Name] = frozenset()
 
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ZoneTable | None:
         return find_zone(self.zones, qname, qtype)
 
     def compute(self, qname: dns.name.Name, qtype: int, qclass: int) -> Prebuilt:
         """The slow path: an answer not prebuilt (NXDOMAIN, wildcard, referral, …)."""
-        return compute(self.zones, qname, qtype, qclass)
+        return compute(self.zones, qname, qtype, qclass, self.expired)
+
+    def with_expired(self, expired: frozenset[dns.name.Name]) -> Snapshot:
+        """A new snapshot where the zones in ``expired`` answer SERVFAIL.
+
+        Their prebuilt answers are dropped (their queries take the slow path,
+        which answers SERVFAIL); the zones stay. A zone that leaves the set
+        is answered by the slow path until the next snapshot is built (the
+        reloader rebuilds one). The engine drops its cached misses when the
+        set changes.
+        """
+        if expired == self.expired:
+            return self
+        answers = self.answers
+        if expired - self.expired:
+            answers = MappingProxyType({
+                key: entry for key, entry in answers.items()
+                if not in_expired(self.zones, *key_parts(key), expired)
+            })
+        return replace(self, answers=answers, expired=expired)
 
     def with_selections(
         self,
@@ -101,8 +126,15 @@ class Snapshot:
             keys = set().union(*(depends.get(pool, frozenset()) for pool in moved))
             found = [_found(zones, key) for key in keys]
             rebuilt, uses = _prebuild_dynamic(zones, selections, rrsets, found)
+            if self.expired:  # a pool inside an expired zone still answers SERVFAIL
+                rebuilt = {k: v for k, v in rebuilt.items()
+                           if not in_expired(zones, *key_parts(k), self.expired)}
             answers = {**self.answers, **rebuilt}
             depends = _merge_depends(depends, uses)
+        misses = self.misses
+        if misses is None or not selections.keys() <= misses.pools:
+            # a new pool's owner may be a new name: the index is built again
+            misses = build_index(zones, selections)
         return Snapshot(
             zones,
             answers,
@@ -113,6 +145,8 @@ class Snapshot:
             depends,
             zone_pools,
             self.left_out,
+            misses,
+            self.expired,
         )
 
     def _moved_zones(
@@ -395,4 +429,5 @@ def _build(
         MappingProxyType(selections),
         MappingProxyType(depends),
         zone_pools,
+        misses=build_index(current, selections),
     )

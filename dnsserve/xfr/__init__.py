@@ -1,5 +1,4 @@
-"""Zone transfers as a primary: keys, requests, access rules, message streams, publish mode.
+"""Zone transfers: AXFR/IXFR and NOTIFY, out (primary) and in (secondary).
 
-Pure [C] modules only; the edge that loads keys from files, keeps zone
-history and sends NOTIFY is ``dnsserve.transfers`` and ``dnsserve.notify``.
+Pure [C] (the package): the edge that moves bytes lives above it.
 """

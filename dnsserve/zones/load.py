@@ -83,6 +83,13 @@ def origin_from_path(path: Path) -> dns.name.Name:
         raise ZoneError(f"file name is not a domain name: {exc}", file=str(path)) from None
 
 
+def zone_file_name(origin: dns.name.Name) -> str:
+    """The file name of a zone (the inverse of ``origin_from_path``)."""
+    if origin == dns.name.root:
+        return ROOT_ZONE_FILE
+    return origin.to_text(omit_final_dot=True) + ZONE_SUFFIX
+
+
 def load_zone_file(
     path: Path, origin: dns.name.Name, *, include_dir: Path
 ) -> tuple[dns.zone.Zone, SourceMap]:
@@ -102,9 +109,19 @@ def load_zone_file(
     return zone, sources
 
 
-def load_zones(directory: Path, *, log_problems: bool = True) -> LoadedZones:
-    """Load every zone in ``directory``; a zone that fails is left out (and logged)."""
-    loaded = _load_directory(directory)
+def load_zones(
+    directory: Path,
+    *,
+    log_problems: bool = True,
+    extra: Mapping[dns.name.Name, Path] | None = None,
+) -> LoadedZones:
+    """Load every zone in ``directory``; a zone that fails is left out (and logged).
+
+    ``extra`` adds zone files from elsewhere by origin (a secondary zone's
+    copy in the state directory); given (even empty: no copy yet), a zones
+    directory with no zone file is no error.
+    """
+    loaded = _load_directory(directory, extra)
     if not log_problems:
         return loaded
     for problem in loaded.problems:
@@ -122,11 +139,19 @@ def check_zones(directory: Path) -> list[ZoneProblem]:
 # -- the directory -------------------------------------------------------------
 
 
-def _load_directory(directory: Path) -> LoadedZones:
+def _load_directory(
+    directory: Path, extra: Mapping[dns.name.Name, Path] | None = None
+) -> LoadedZones:
     problems: list[ZoneProblem] = []
     tables: dict[dns.name.Name, ZoneTable] = {}
     files: dict[dns.name.Name, Path] = {}
-    origins = _zone_files(directory, problems)
+    origins = _zone_files(directory, problems, empty_ok=extra is not None)
+    for origin, path in (extra or {}).items():
+        if origin in origins:
+            problems.append(_whole(str(origins[origin]), origin.to_text(),
+                                   f"zone {origin} is a secondary zone: its transferred copy "
+                                   "is served, not this file"))
+        origins[origin] = path
     used: set[str] = set()
     for origin, path in origins.items():
         table = _load_one(path, origin, directory, problems, used)
@@ -139,7 +164,9 @@ def _load_directory(directory: Path) -> LoadedZones:
     )
 
 
-def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.Name, Path]:
+def _zone_files(
+    directory: Path, problems: list[ZoneProblem], *, empty_ok: bool = False
+) -> dict[dns.name.Name, Path]:
     """Map origin -> file; files that share an origin are all left out."""
     if not directory.is_dir():
         problems.append(_whole(str(directory), "", "the zones directory does not exist"))
@@ -149,7 +176,7 @@ def _zone_files(directory: Path, problems: list[ZoneProblem]) -> dict[dns.name.N
         for p in directory.iterdir()
         if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and p.is_file()
     )
-    if not paths:
+    if not paths and not empty_ok:
         problems.append(_whole(str(directory), "", f"no <origin>{ZONE_SUFFIX} files here"))
     by_origin: dict[dns.name.Name, list[Path]] = {}
     for path in paths:

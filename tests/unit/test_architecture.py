@@ -43,7 +43,8 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    {"reload", "healthsync", "preflight", "fleet", "report"},
+    # secondary (the secondary zones' refreshes) is wired by app like reload.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
     # transfers below.
@@ -103,12 +104,16 @@ LEVELS: list[set[str]] = [
     # answer.lookup (answer keys, the zone for a qname, the slow path) is
     # split out of answer.snapshot, above it; the engine and preflight use it.
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
+    # answer.misses (the miss index: misses answered from the query's wire
+    # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
     # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
-    {"answer.chaos", "xfr.publish"},
+    {"answer.chaos", "answer.misses", "xfr.publish"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
-    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
-    # zones.versions, answer.tsig and xfr.keys.
-    {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing"},
+    # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
+    # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
+    # decisions) reads zones.versions' serial arithmetic.
+    {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
+     "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -155,6 +160,7 @@ CORE = {
     "answer.tsig",
     "answer.lookup",
     "answer.chaos",
+    "answer.misses",
     "answer.snapshot",
     "answer.engine",
     "xfr",
@@ -164,6 +170,7 @@ CORE = {
     "xfr.request",
     "xfr.outgoing",
     "xfr.publish",
+    "xfr.refresh",
 }
 EDGE = {
     "__main__",
@@ -176,6 +183,7 @@ EDGE = {
     "report",
     "app",
     "reload",
+    "secondary",
     "staging",
     "statewriter",
     "health_inputs",

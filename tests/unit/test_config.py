@@ -407,3 +407,22 @@ def test_bad_nodes(text: str, expected: str) -> None:
 )
 def test_parse_node_url(text: str, expected: tuple[str, int]) -> None:
     assert parse_node_url(text) == expected
+
+
+def test_secondary_zone_settings() -> None:
+    text = """
+[[zone]]
+name = "example.org."
+primaries = ["127.0.0.1:5301"]
+allow_notify = ["127.0.0.1/32"]
+guard = false
+
+[[zone]]
+name = "example.com."
+allow_notify = ["127.0.0.1/32"]
+"""
+    message = decode_error(text)
+    assert message == ('t.toml: zone[1].allow_notify = ["127.0.0.1/32"]: only for a secondary '
+                       "zone (set primaries)")
+    config = decode_config(text.split("[[zone]]\nname = \"example.com.")[0])
+    assert config.zone[0].secondary and config.zone[0].guard is False

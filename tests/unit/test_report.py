@@ -19,6 +19,7 @@ from dnsserve.statuspage import (
     PoolDoc,
     PoolMemberDoc,
     ReloadDoc,
+    SecondaryDoc,
     Status,
     SuspicionDoc,
 )
@@ -110,6 +111,22 @@ def test_status_banners() -> None:
     assert "last reload refused 1m ago: zones/x.zone:1: bad" in shown
     assert "problem: state file unwritable" in shown
     assert "no pools" in text(report.status_view(Status(now=NOW)))
+
+
+def test_secondary_zones_table() -> None:
+    docs = (
+        SecondaryDoc(zone="example.org.", primaries=("127.0.0.1:5301",), serial=7,
+                     last_refresh=NOW - 60, next_refresh=NOW + 3540, expires_at=NOW + 86400,
+                     transfers={"axfr": 1, "ixfr": 3}),
+        SecondaryDoc(zone="example.net.", serial=None, expired=True, held=1,
+                     last_error="127.0.0.1:5301: timed out", transfers={"axfr": 0}),
+    )
+    shown = text(report.status_view(Status(now=NOW, secondary=docs)))
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines()]
+    assert "secondary zones" in shown
+    assert ["example.org.", "7", "1m ago", "in 59m", "in 1d", "axfr 1, ixfr 3", "-"] in rows
+    assert ["example.net.", "-", "-", "-", "EXPIRED: SERVFAIL", "axfr 0, held 1",
+            "127.0.0.1:5301: timed out"] in rows
 
 
 def test_explanation_view() -> None:

@@ -14,6 +14,7 @@ from dnsserve.statuspage import (
     PoolDoc,
     PoolMemberDoc,
     ReloadDoc,
+    SecondaryDoc,
     Status,
     SuspicionDoc,
     ZoneDoc,
@@ -121,6 +122,21 @@ def test_zones_and_events() -> None:
             "serving serial 7") in out
     assert "30s ago * - → suspicion all failing" in out.replace("&rarr;", "→")
     assert "1m ago web/127.0.0.11 up → down timeout" in out.replace("&rarr;", "→")
+
+
+def test_secondary_zones() -> None:
+    status = Status(now=NOW, secondary=(
+        SecondaryDoc(zone="example.org.", serial=7, last_refresh=NOW - 60,
+                     next_refresh=NOW + 3540, expires_at=NOW + 86400,
+                     transfers={"axfr": 1, "ixfr": 2}),
+        SecondaryDoc(zone="example.net.", expired=True, last_error="<timed out>", held=1,
+                     transfers={"axfr": 0}),
+    ))
+    out = text(render_fragment(status))
+    assert "Secondary zones" in out
+    assert "example.org. 7 1m ago in 59m in 1d axfr 1, ixfr 2 -" in out
+    assert "example.net. - - - expired: SERVFAIL axfr 0, held 1 &lt;timed out&gt;" in out
+    assert "Secondary zones" not in text(render_fragment(Status(now=NOW)))
 
 
 def test_page_wraps_the_fragment() -> None:

@@ -1,0 +1,376 @@
+"""Misses on a fast path: the answer to a name with no prebuilt answer, from its wire bytes.
+
+Owns the miss index of a snapshot's zones and the bodies it shares between
+misses. Per query it reads only the answer key (lower-cased qname wire,
+qtype, qclass): it walks up the qname's labels with one dict lookup per
+label to the closest encloser, reads what was decided for that name when the
+index was built, and serves a body memoized for (encloser, qtype as far as
+it matters, length of the part of the qname below the encloser). No
+dnspython, no name objects, per query.
+
+Why a body can be shared. A prebuilt body is rendered with name compression
+against the question at offset 12. For a qname P + E (E the closest
+encloser, P labels that do not exist), the answer's records are the zone's
+own (owners and rdata names of the zone, the qname itself as a wildcard's
+owner), so their compression pointers point into the question only at
+suffixes of the qname that are E or above (their offsets fixed by the length
+of P), or at the whole qname (offset 12). A suffix of P may itself be named
+in the zone's data (an rdata target, an SOA RNAME, an owner in a zone it
+shadows) without existing: the index holds every such name as a name of its
+own, which answers as below its encloser, so the walk stops there and a body
+is shared only by qnames that run through it at the same offset. So every
+qname with the same first name found, the same length below it and the same
+outcome gets the same body, byte for byte, whatever its labels. The
+decisions, by the rules of ``ZoneTable.lookup`` (E: the first name of the
+index found walking up; a mentioned name decides as its encloser's "below"):
+
+    walking up from the qname                outcome           template type
+    no name of the index                      REFUSED (no zone) -
+    a mentioned name in no zone               REFUSED           -
+    qname is E, DS                            slow path         -
+    qname is E, a cut/DNAME above it          referral / slow   one per name
+    qname is E, a cut itself                  referral          one per name
+    qname is E                                node              qtype if the node has it,
+                                                                 ANY, or it has a CNAME;
+                                                                 else one NODATA
+    below E, a cut/DNAME at or above E        referral / slow   one per name
+    below E, *.E a cut                        referral          one per name
+    below E, *.E exists                       wildcard node     as "qname is E"
+    below E, otherwise                        NXDOMAIN          one per name
+
+Bodies are learnt, not predicted: the first query of a (name, type, length)
+is answered by the slow path (``answer.lookup``) and its body kept. An
+answer that used a pool's rrset (``Result.uses``) depends on health, so it is
+never kept: its (name, type, length) is marked and goes to the slow path
+(and the engine's per-snapshot cache) from then on. So the index and its
+bodies stay valid across snapshots that change only pool selections (health
+flips); ``answer.snapshot`` hands the same index on.
+
+Must not: change or reach into ``zones.table`` (the index is built from
+``ZoneTable``'s public reading API only), hold anything per query beyond the
+bounded body memo, or decide anything the slow path would decide otherwise
+(the unit tests compare both byte for byte). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import dns.name
+import dns.rdata
+from dns.rcode import Rcode
+from dns.rdatatype import RdataType
+
+from dnsserve.answer.lookup import find_zone, key_parts, lookup
+from dnsserve.answer.prebuilt import Prebuilt, empty, render
+from dnsserve.zones.table import ZoneTable
+
+TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood costs relearning)
+
+# Outcomes of a name, for the name itself ("at") or for names below it ("below").
+SLOW = 0  # DNAME, DS at an existing name: the slow path answers
+FIXED = 1  # one body whatever the qtype: a referral or NXDOMAIN
+NODE = 2  # the answer at a node (the name's own, or a wildcard's)
+REFUSED = 3  # in no zone we serve
+
+_FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
+_NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
+_IDENT_SHIFT = 25  # template key: ident << 25 | template type << 8 | length below E
+
+_DS = int(RdataType.DS)
+_CNAME = int(RdataType.CNAME)
+_NS = int(RdataType.NS)
+_DNAME = int(RdataType.DNAME)
+_ANY = int(RdataType.ANY)
+_REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
+_NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
+_WILD = b"\x01*"
+# Types whose rdata holds no domain name: their records are not read for names.
+_NAMELESS = frozenset({
+    RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
+    RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.LOC, RdataType.DS,
+    RdataType.DNSKEY,
+})
+
+PoolKey = tuple[dns.name.Name, RdataType]
+
+
+class _Name:
+    """What was decided, when the index was built, for one existing name."""
+
+    __slots__ = ("at", "at_types", "below", "below_types", "ident")
+
+    def __init__(
+        self,
+        ident: int,
+        at: int,
+        at_types: frozenset[int] | None,
+        below: int,
+        below_types: frozenset[int] | None,
+    ) -> None:
+        self.ident = ident << _IDENT_SHIFT
+        self.at = at  # SLOW | FIXED | NODE, for the name itself
+        # NODE: the qtypes with an answer of their own (None: every qtype, the node has a CNAME)
+        self.at_types = at_types
+        self.below = below  # the same for names below it that do not exist
+        self.below_types = below_types
+
+
+
+class MissIndex:
+    """The miss index of a set of zones, and the bodies learnt from it.
+
+    ``answer(key, zones)`` gives the answer to a query not prebuilt, or None
+    when the slow path must answer it. ``zones`` is the current snapshot's
+    (the one whose pools are at their current selection): the slow path
+    learns from it; an answer that depends on pools is never kept.
+    """
+
+    __slots__ = ("_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools")
+
+    def __init__(
+        self,
+        names: dict[bytes, _Name],
+        pools: frozenset[PoolKey],
+        *,
+        limit: int = TEMPLATES,
+    ) -> None:
+        self._names = names
+        # no name of the index is longer: the walk starts at the first suffix this short
+        self._longest = max(map(len, names), default=1)
+        self.pools = pools  # the pools the index was built with (names they add exist)
+        self.limit = limit
+        self._templates: dict[int, Prebuilt | None] = {}
+        self._refused = empty(Rcode.REFUSED)
+        self._notimp = empty(Rcode.NOTIMP)
+
+    def __len__(self) -> int:
+        """Bodies kept now."""
+        return len(self._templates)
+
+    def answer(
+        self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt | None:
+        if key[-2] or key[-1] != 1:  # a class other than IN (CHAOS names are prebuilt)
+            return self._refused
+        qtype = (key[-4] << 8) | key[-3]
+        if 250 < qtype < 255:
+            return self._notimp if qtype in _NOTIMP_TYPES else self._refused
+        names = self._names
+        end = len(key) - 4
+        i = 0
+        start = end - self._longest
+        while i < start:
+            i += key[i] + 1
+        while True:
+            info = names.get(key[i:end])
+            if info is not None:
+                break
+            n = key[i]
+            if n == 0:
+                return self._refused  # in no zone we serve
+            i += n + 1
+        if i:
+            kind, types = info.below, info.below_types
+        else:
+            if qtype == _DS:
+                return None  # DS: the parent side answers at cuts and apexes
+            kind, types = info.at, info.at_types
+        if kind == FIXED:
+            t = _FIXED_TYPE
+        elif kind == NODE:
+            t = qtype if types is None or qtype in types else _NODATA_TYPE
+        elif kind == REFUSED:
+            return self._refused
+        else:
+            return None
+        k = info.ident | (t << 8) | i
+        templates = self._templates
+        if k in templates:
+            return templates[k]
+        return self._learn(k, key, zones)
+
+    def _learn(
+        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt:
+        """Answer by the slow path; keep the body unless it depends on a pool."""
+        qname, qtype, qclass = key_parts(key)
+        result = lookup(zones, qname, qtype)
+        if result is None:  # not expected: the index found a zone
+            return self._refused
+        body = render(qname, qtype, qclass, result)
+        templates = self._templates
+        if len(templates) >= self.limit:
+            templates.clear()
+        templates[k] = None if result.uses else body
+        return body
+
+
+def build_index(
+    zones: Mapping[dns.name.Name, ZoneTable],
+    pools: Iterable[PoolKey] = (),
+    *,
+    limit: int = TEMPLATES,
+) -> MissIndex:
+    """The miss index of ``zones``, the pools' rrsets overlaid on them.
+
+    ``pools`` are the (owner, type) every pool answers for: a pool's owner
+    exists even when its rrset is empty (NODATA), and a node holding a pool
+    keeps an answer per qtype of the pool's type.
+    """
+    pool_set = frozenset(pools)
+    origins = {_wire(origin): origin for origin in zones}
+    mentioned: set[bytes] = set()
+    names: dict[bytes, _Name] = {}
+    by_zone: dict[bytes, list[PoolKey]] = {}
+    for pool in pool_set:
+        table = find_zone(zones, pool[0], pool[1])
+        if table is not None:
+            by_zone.setdefault(_wire(table.origin), []).append(pool)
+    for origin_wire, origin in origins.items():
+        zone = _Zone(zones[origin], origin_wire, by_zone.get(origin_wire, ()), mentioned)
+        for name in sorted(zone.names, key=len):  # parents before children
+            if zone.shadowed(name, origins):
+                mentioned.add(name)  # a deeper zone we serve answers it
+                continue
+            names[name] = zone.decide(name, len(names) + 1)
+    # A name the data mentions that does not exist is a name of its own: below it,
+    # the answer's names may compress against it. It answers as below its encloser.
+    existing = dict(names)
+    for suffix in {suffix for name in mentioned for suffix in _suffixes(name)}:
+        if suffix in existing:
+            continue
+        encloser = _encloser(suffix, existing)
+        if encloser is None:
+            names[suffix] = _Name(len(names) + 1, REFUSED, None, REFUSED, None)
+        else:
+            below, types = encloser.below, encloser.below_types
+            names[suffix] = _Name(len(names) + 1, below, types, below, types)
+    return MissIndex(names, pool_set, limit=limit)
+
+
+def _encloser(name: bytes, existing: Mapping[bytes, _Name]) -> _Name | None:
+    """The closest existing name above ``name`` (in the deepest zone holding it), or None."""
+    while name[0]:
+        name = name[name[0] + 1 :]
+        found = existing.get(name)
+        if found is not None:
+            return found
+    return None
+
+
+class _Zone:
+    """One zone's names in wire form, and the decisions of ``ZoneTable.lookup`` for them."""
+
+    def __init__(
+        self,
+        table: ZoneTable,
+        origin: bytes,
+        pools: Iterable[PoolKey],
+        mentioned: set[bytes],
+    ) -> None:
+        self.origin = origin
+        self.types: dict[bytes, set[int]] = {}
+        owners: dict[dns.name.Name, bytes] = {}
+        for owner, rdtype in table.rrset_keys():
+            wire = owners.get(owner)
+            if wire is None:
+                wire = owners[owner] = _wire(owner)
+                self.types[wire] = set()
+            self.types[wire].add(int(rdtype))
+            if rdtype not in _NAMELESS:
+                rrset = table.rrset(owner, rdtype)
+                for rdata in rrset if rrset is not None else ():
+                    mentioned.update(_wire(n) for n in rdata_names(rdata))
+        mentioned.update(self.types)
+        for pool_owner, pool_type in pools:
+            self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
+        self.names: set[bytes] = set()
+        for owner_wire in self.types:
+            for suffix in _suffixes(owner_wire):
+                if len(suffix) < len(origin):
+                    break
+                self.names.add(suffix)
+        # top-most cut or DNAME at or above each name (None: none), filled parents first
+        self._above: dict[bytes, int | None] = {}
+
+    def shadowed(self, name: bytes, origins: Mapping[bytes, object]) -> bool:
+        """A zone we serve below this one holds ``name``."""
+        while len(name) > len(self.origin):
+            if name in origins:
+                return True
+            name = name[name[0] + 1 :]
+        return False
+
+    def _is_cut(self, name: bytes) -> bool:
+        return name != self.origin and _NS in self.types.get(name, ())
+
+    def _own(self, name: bytes) -> int | None:
+        """The outcome a cut (referral) or a DNAME at ``name`` gives names below it."""
+        if self._is_cut(name):
+            return FIXED
+        if _DNAME in self.types.get(name, ()):
+            return SLOW
+        return None
+
+    def decide(self, name: bytes, ident: int) -> _Name:
+        """The outcomes for ``name`` and for names below it (its parent decided first)."""
+        strict = None if name == self.origin else self._above[name[name[0] + 1 :]]
+        inclusive = strict if strict is not None else self._own(name)
+        self._above[name] = inclusive
+        if strict is not None:
+            at, at_types = strict, None
+        elif self._is_cut(name):
+            at, at_types = FIXED, None  # DS at the cut is sent to the slow path
+        else:
+            at, at_types = NODE, self._node_types(name)
+        if inclusive is not None:
+            below, below_types = inclusive, None
+        else:
+            source = _WILD + name
+            if self._is_cut(source):
+                below, below_types = FIXED, None
+            elif source in self.names:
+                below, below_types = NODE, self._node_types(source)
+            else:
+                below, below_types = FIXED, None  # NXDOMAIN
+        return _Name(ident, at, at_types, below, below_types)
+
+    def _node_types(self, name: bytes) -> frozenset[int] | None:
+        types = self.types.get(name, set())
+        if _CNAME in types:
+            return None  # a CNAME: each qtype follows it to its own answer
+        return frozenset(types | {_ANY})
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None  # None only when writing to a file
+    return wire.lower()
+
+
+def _suffixes(wire: bytes) -> Iterator[bytes]:
+    """``wire`` and every name above it, the root included."""
+    i = 0
+    while True:
+        yield wire[i:]
+        if wire[i] == 0:
+            return
+        i += wire[i] + 1
+
+
+def rdata_names(rdata: dns.rdata.Rdata) -> Iterator[dns.name.Name]:
+    """Every domain name in ``rdata``'s fields (targets, SOA MNAME/RNAME, HIP servers...)."""
+    cls = type(rdata)
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        slots = _SLOTS[cls] = tuple(s for c in cls.__mro__ for s in getattr(c, "__slots__", ()))
+    for slot in slots:
+        value = getattr(rdata, slot, None)
+        if isinstance(value, dns.name.Name):
+            yield value
+        elif isinstance(value, tuple | list):
+            yield from (v for v in value if isinstance(v, dns.name.Name))
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}  # each rdata class's fields, read once

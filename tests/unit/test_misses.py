@@ -1,0 +1,420 @@
+"""The miss index (answer.misses) answers exactly as the slow path, byte for byte.
+
+Every case asks two engines over the same snapshot: the real one (misses
+through the index) and one whose index always declines (every miss computed
+by ``answer.lookup``, as before the index). Names are unique and random
+(labels of random length, letters in random case), so most answers come from
+a body learnt for another name of the same shape. ``_learn`` is counted to
+show that the fast path, not the slow path, answered.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import pytest
+from dns.rdatatype import RdataType
+
+from dnsserve import wire
+from dnsserve.answer import misses
+from dnsserve.answer.engine import Engine
+from dnsserve.answer.misses import MissIndex, build_index
+from dnsserve.answer.policies import Policy, Pool, PoolMember, select
+from dnsserve.answer.snapshot import Snapshot, build_snapshot
+from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
+from dnsserve.zones.load import load_zones
+from dnsserve.zones.table import ZoneTable
+from testkit import SHIPPED_ZONES
+from testkit.answers import EDGE_MAIN, EDGE_ROOT
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-"
+QTYPES = ("A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "ANY", "SRV", "DS", "PTR", "CAA",
+          "DNAME", "HINFO", "TYPE65280", "TYPE4000")
+
+
+class _Declines:
+    """An index that sends every miss to the slow path."""
+
+    def answer(self, key: bytes, zones: object) -> None:
+        return None
+
+
+def pair(snapshot: Snapshot) -> tuple[Engine, Engine]:
+    fast = Engine(snapshot)
+    slow = Engine(snapshot)
+    slow._misses = _Declines()  # type: ignore[assignment]
+    return fast, slow
+
+
+@pytest.fixture
+def learnt(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every key the index answered by the slow path (to learn a body)."""
+    seen: list[bytes] = []
+    real = MissIndex._learn
+
+    def counting(self: MissIndex, k: int, key: bytes, zones: object) -> object:
+        seen.append(key)
+        return real(self, k, key, zones)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MissIndex, "_learn", counting)
+    return seen
+
+
+def mixed(rng: random.Random, text: str) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c for c in text)
+
+
+def random_name(rng: random.Random, below: str, *, labels: int = 0, size: int = 0) -> str:
+    """A fresh name under ``below``: random labels, letters in random case (0x20)."""
+    out = []
+    for _ in range(labels or rng.randint(1, 3)):
+        n = size or rng.randint(1, 20)
+        out.append("".join(rng.choice(ALPHABET[:36]) for _ in range(n)))
+    name = ".".join(out) + "." + below
+    return mixed(rng, name) if below != "." else mixed(rng, name[:-1])
+
+
+def query(qname: str, qtype: str | int, *, edns: bool = True, rdclass: str = "IN",
+          rng: random.Random | None = None) -> bytes:
+    q = dns.message.make_query(qname, qtype, rdclass=rdclass, use_edns=0 if edns else None)
+    q.flags &= ~dns.flags.RD
+    if rng is not None:
+        q.id = rng.randrange(65536)
+    return q.to_wire()
+
+
+def same(fast: Engine, slow: Engine, data: bytes) -> dns.message.Message:
+    for tcp in (False, True):
+        got = fast.respond(data, tcp=tcp)
+        want = slow.respond(data, tcp=tcp)
+        assert got == want, dns.message.from_wire(data).question
+    assert got is not None
+    return dns.message.from_wire(got)
+
+
+def existing_names(tables: Mapping[dns.name.Name, ZoneTable]) -> Iterator[str]:
+    """Every owner of every zone, and every name between it and its apex (the ENTs)."""
+    seen: set[dns.name.Name] = set()
+    for origin, table in tables.items():
+        for owner, _ in table.rrset_keys():
+            name = owner
+            while name not in seen and name.is_subdomain(origin):
+                seen.add(name)
+                if name == origin:
+                    break
+                name = name.parent()
+    for name in sorted(seen):
+        yield name.to_text()
+
+
+def snapshot_of(directory: Path, **kw: object) -> Snapshot:
+    return build_snapshot(load_zones(directory, log_problems=False).tables, **kw)  # type: ignore[arg-type]
+
+
+# --- everything, everywhere: random names below every existing name ------------------------
+
+
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
+                         ids=["shipped", "edge-main", "edge-root"])
+def test_random_names_below_every_name_match_the_slow_path(
+    directory: Path, learnt: list[bytes]
+) -> None:
+    rng = random.Random(f"misses-{directory.name}")
+    snapshot = snapshot_of(directory, version="v", identity="id")
+    fast, slow = pair(snapshot)
+    asked = below_learnt = 0
+    for below in existing_names(snapshot.zones):
+        before = len(learnt)
+        for _ in range(8):
+            size = rng.choice((3, 8))  # two lengths: names of one length share a body
+            qname = random_name(rng, below, labels=1, size=size)
+            qtype = rng.choice(QTYPES[:4])
+            same(fast, slow, query(qname, qtype, edns=rng.random() < 0.7, rng=rng))
+            asked += 1
+        below_learnt += len(learnt) - before
+        for qtype in QTYPES:  # the name itself, every type (misses for most)
+            same(fast, slow, query(mixed(rng, below), qtype, rng=rng))
+        for qtype in QTYPES:  # below it, every type
+            same(fast, slow, query(random_name(rng, below), qtype, rng=rng))
+    assert asked and below_learnt < asked / 2  # most answers came from learnt bodies
+
+
+# --- each kind of miss ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Snapshot:
+    return snapshot_of(SHIPPED_ZONES)
+
+
+@pytest.fixture(scope="module")
+def edge() -> Snapshot:
+    return snapshot_of(EDGE_MAIN)
+
+
+def flood(snapshot: Snapshot, below: str, qtype: str, n: int = 40, *, size: int = 10,
+          labels: int = 1) -> list[dns.message.Message]:
+    """``n`` unique names of one shape under ``below``, each checked against the slow path."""
+    rng = random.Random(f"{below}/{qtype}")
+    fast, slow = pair(snapshot)
+    out = []
+    for _ in range(n):
+        qname = random_name(rng, below, labels=labels, size=size)
+        out.append(same(fast, slow, query(qname, qtype, rng=rng)))
+    return out
+
+
+def test_nxdomain_learnt_once(shipped: Snapshot, learnt: list[bytes]) -> None:
+    for r in flood(shipped, "example.com.", "A"):
+        assert r.rcode() == dns.rcode.NXDOMAIN and r.authority[0].rdtype == RdataType.SOA
+    assert len(learnt) == 1
+    for r in flood(shipped, "host7.example.com.", "TXT", labels=2):
+        assert r.rcode() == dns.rcode.NXDOMAIN
+    assert len(learnt) == 2
+
+
+def test_nodata_at_an_empty_non_terminal_one_body_for_every_type(
+    shipped: Snapshot, learnt: list[bytes]
+) -> None:
+    fast, slow = pair(shipped)
+    rng = random.Random(5)
+    for qtype in ("A", "MX", "TXT", "TYPE1234", "TYPE60000", "NAPTR"):
+        r = same(fast, slow, query(mixed(rng, "b.example.com."), qtype))
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        assert [rr.rdtype for rr in r.authority] == [RdataType.SOA]
+    assert len(learnt) == 1
+
+
+def test_referral_below_a_delegation_with_glue(shipped: Snapshot, learnt: list[bytes]) -> None:
+    for qtype in ("A", "MX", "DS"):
+        for r in flood(shipped, "sub.example.com.", qtype, labels=2, size=6):
+            assert r.rcode() == dns.rcode.NOERROR and not r.flags & dns.flags.AA
+            assert [rr.rdtype for rr in r.authority] == [RdataType.NS]
+            assert [rr.name.to_text().lower() for rr in r.additional] == ["ns1.sub.example.com."]
+    assert len(learnt) == 1  # any qtype, DS included, below the cut: one referral
+
+
+def test_referral_that_truncates(edge: Snapshot) -> None:
+    rng = random.Random(9)
+    fast, slow = pair(edge)
+    for _ in range(20):
+        data = query(random_name(rng, "trunc.rv.example.", labels=1, size=5), "A", edns=False)
+        same(fast, slow, data)
+
+
+def test_wildcard_synthesis_keeps_the_query_case(shipped: Snapshot, learnt: list[bytes]) -> None:
+    rng = random.Random(3)
+    fast, slow = pair(shipped)
+    for _ in range(30):
+        qname = random_name(rng, "wild.example.com.", labels=1, size=7)
+        r = same(fast, slow, query(qname, "A"))
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+        owner = r.answer[0].name.to_text()
+        assert owner == qname and owner != owner.lower()  # as asked, not as stored
+        assert [rd.to_text() for rd in r.answer[0]] == ["192.0.2.100"]
+        # a type the wildcard lacks: NODATA, one body for all such types
+        r = same(fast, slow, query(qname, rng.choice(("MX", "SRV", "TYPE999"))))
+        assert not r.answer and r.authority[0].rdtype == RdataType.SOA
+    assert len(learnt) == 2
+
+
+def test_wildcard_cname_is_followed(edge: Snapshot, learnt: list[bytes]) -> None:
+    for r in flood(edge, "wc.rv.example.", "A"):
+        assert [rr.rdtype for rr in r.answer] == [RdataType.CNAME, RdataType.A]
+        assert r.answer[1].name.to_text().lower() == "target.rv.example."
+    assert len(learnt) == 1
+
+
+def test_wildcard_that_is_an_empty_non_terminal_and_the_encloser_rule(edge: Snapshot) -> None:
+    for r in flood(edge, "went.rv.example.", "A"):
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    for r in flood(edge, "b.enc.rv.example.", "A"):  # the encloser is b.enc (an ENT): NXDOMAIN
+        assert r.rcode() == dns.rcode.NXDOMAIN
+    for r in flood(edge, "enc.rv.example.", "A"):
+        assert r.answer[0][0].to_text() == "192.0.2.82"
+
+
+def test_dname_below_answers_as_the_slow_path(shipped: Snapshot, edge: Snapshot) -> None:
+    for r in flood(shipped, "dept.example.com.", "A", n=10):
+        assert [rr.rdtype for rr in r.answer] == [RdataType.DNAME, RdataType.CNAME]
+    for r in flood(edge, "apexdname.example.", "MX", n=10):
+        assert r.answer[0].rdtype == RdataType.DNAME
+    for r in flood(edge, "yx.rv.example.", "A", n=10, size=60):
+        assert r.rcode() == dns.rcode.YXDOMAIN
+
+
+def test_cname_into_a_missing_name(edge: Snapshot) -> None:
+    fast, slow = pair(edge)
+    rng = random.Random(11)
+    for qtype in QTYPES:
+        r = same(fast, slow, query(mixed(rng, "tonx.rv.example."), qtype))
+        if qtype not in ("CNAME", "DS", "ANY"):
+            assert r.rcode() == dns.rcode.NXDOMAIN and r.answer[0].rdtype == RdataType.CNAME
+
+
+def test_ds_at_a_cut_and_at_a_child_apex(edge: Snapshot) -> None:
+    fast, slow = pair(edge)
+    for qname in ("kid.par.example.", "glued.rv.example.", "rv.example.", "ns.kid.par.example."):
+        same(fast, slow, query(qname, "DS"))
+    for r in flood(edge, "kid.par.example.", "DS"):
+        assert r.rcode() == dns.rcode.NXDOMAIN  # the child zone answers names below its apex
+
+
+def test_parent_glue_is_not_seen_from_the_child(edge: Snapshot) -> None:
+    # ns.kid exists in par.example (glue) and in kid.par.example; names below it belong to kid
+    for r in flood(edge, "ns.kid.par.example.", "A"):
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        assert r.authority[0].name.to_text().lower() == "kid.par.example."
+
+
+def test_names_in_no_zone_and_other_classes_are_refused(shipped: Snapshot,
+                                                        learnt: list[bytes]) -> None:
+    for r in flood(shipped, "example.net.", "A") + flood(shipped, "com.", "AAAA", labels=3):
+        assert r.rcode() == dns.rcode.REFUSED
+    rng = random.Random(2)
+    fast, slow = pair(shipped)
+    for rdclass in ("CH", "HS", "ANY"):
+        r = same(fast, slow, query(random_name(rng, "example.com."), "A", rdclass=rdclass))
+        assert r.rcode() == dns.rcode.REFUSED
+    for qtype in ("AXFR", "IXFR", "MAILA", "MAILB"):
+        same(fast, slow, query(random_name(rng, "example.com."), qtype))
+    assert learnt == []
+
+
+def test_names_the_data_mentions_have_bodies_of_their_own(shipped: Snapshot,
+                                                         learnt: list[bytes]) -> None:
+    # hostmaster.example.com (the SOA RNAME) does not exist; below it the SOA's RNAME
+    # compresses against the question, so names through it share bodies among themselves.
+    fast, slow = pair(shipped)
+    rng = random.Random(6)
+    for qname in ("hostmaster.example.com.", "HostMaster.example.com.",
+                  "ns1.sub.example.com.x.example.com."):
+        for qtype in ("A", "SOA", "NS"):
+            same(fast, slow, query(qname, qtype))
+    assert len(learnt) == 2  # the name itself; the last (through no mentioned name)
+    for _ in range(20):
+        qname = random_name(rng, "hostmaster.example.com.", labels=1, size=5)
+        r = same(fast, slow, query(qname, "A"))
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        qname = random_name(rng, "www.example.net.", labels=1, size=5)  # mentioned, no zone
+        assert same(fast, slow, query(qname, "A")).rcode() == dns.rcode.REFUSED
+    assert len(learnt) == 3
+
+
+def test_long_names_of_one_byte_labels(shipped: Snapshot, learnt: list[bytes]) -> None:
+    fast, slow = pair(shipped)
+    rng = random.Random(12)
+    for _ in range(20):
+        labels = ".".join(rng.choice("xyz") for _ in range(110))
+        same(fast, slow, query(f"{labels}.example.com.", "A"))
+        same(fast, slow, query(f"{labels}.wild.example.com.", "TXT"))
+        same(fast, slow, query(f"{labels}.sub.example.com.", "A"))
+        same(fast, slow, query(f"{labels}.example.net.", "A"))
+    assert len(learnt) == 3
+
+
+# --- pools: the index is shared across health flips, pool answers are never kept ------------
+
+
+def members(n: int) -> tuple[PoolMember, ...]:
+    return tuple(PoolMember(f"127.0.0.{11 + i}", MemberId("web", f"127.0.0.{11 + i}"))
+                 for i in range(n))
+
+
+def down(*ms: PoolMember) -> HealthView:
+    return HealthView(members={m.member: MemberHealth(State.DOWN, 0.0) for m in ms})
+
+
+def test_wildcard_pool_answers_follow_health_flips(learnt: list[bytes]) -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    wild = dns.name.from_text("*.wild.example.com.")
+    ms = members(2)
+    pool = Pool(wild, RdataType.A, Policy.ALL, ms, max_answers=1)
+    key = (wild, RdataType.A)
+    first = build_snapshot(tables, selections={key: select(pool, down(ms[1]), 0.0)})
+    second = first.with_selections({key: select(pool, down(ms[0]), 1.0)})
+    assert second.misses is first.misses  # a pool-only change keeps the index
+    rng = random.Random(4)
+    engine = Engine(first)
+    for snap, address in ((first, "127.0.0.11"), (second, "127.0.0.12")):
+        engine.swap(snap)
+        fast, slow = pair(snap)
+        for _ in range(10):
+            data = query(random_name(rng, "wild.example.com.", labels=1, size=4), "A")
+            r = same(fast, slow, data)
+            assert [rd.to_text() for rd in r.answer[0]] == [address]
+            assert engine.respond(data, tcp=False) == fast.respond(data, tcp=False)
+        # NXDOMAIN elsewhere uses no pool: learnt once, kept across the flip
+        flood(snap, "example.com.", "A", n=5)
+    assert sum(1 for k in learnt if k.startswith(b"\x04")) == 1  # the 4-letter wildcard names
+    assert sum(1 for k in learnt if k.startswith(b"\x0a")) == 1  # NXDOMAIN, 10 letters
+
+
+def test_pool_names_exist_and_cname_pools_are_followed() -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    app = dns.name.from_text("app.example.com.")  # not in the zone file: the pool makes it
+    ms = (PoolMember("www.example.com.", MemberId("app", "a")),
+          PoolMember("mail.example.com.", MemberId("app", "b")))
+    pool = Pool(app, RdataType.CNAME, Policy.ALL, ms)
+    key = (app, RdataType.CNAME)
+    first = build_snapshot(tables, selections={key: select(pool, down(ms[1]), 0.0)})
+    second = first.with_selections({key: select(pool, down(ms[0]), 1.0)})
+    for snap, target in ((first, "www.example.com."), (second, "mail.example.com.")):
+        fast, slow = pair(snap)
+        for qtype in ("MX", "TXT", "AAAA", "ANY", "TYPE777"):
+            r = same(fast, slow, query("App.example.com.", qtype))
+            assert r.answer[0][0].target.to_text() == target
+        for r in flood(snap, "app.example.com.", "A", n=5):
+            assert r.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_a_new_pool_builds_the_index_again() -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    first = build_snapshot(tables)
+    owner = dns.name.from_text("new.example.com.")
+    pool = Pool(owner, RdataType.A, Policy.ALL, members(1))
+    second = first.with_selections({(owner, RdataType.A): select(pool, HealthView(), 0.0)})
+    assert second.misses is not first.misses
+    r = same(*pair(second), query("new.example.com.", "MX"))
+    assert r.rcode() == dns.rcode.NOERROR  # the pool's owner exists: NODATA
+
+
+# --- bounds and the index itself --------------------------------------------------------------
+
+
+def test_bodies_are_bounded() -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    snap = build_snapshot(tables)
+    index = build_index(snap.zones, limit=5)
+    fast, slow = pair(snap)
+    fast._misses = index
+    rng = random.Random(8)
+    for size in range(1, 30):
+        same(fast, slow, query(random_name(rng, "example.com.", labels=1, size=size), "A"))
+        assert len(index) <= 5
+
+
+def test_rdata_names() -> None:
+    soa = dns.rdata.from_text("IN", "SOA", "ns1.example.com. hostmaster.example.com. 1 2 3 4 5")
+    assert [n.to_text() for n in misses.rdata_names(soa)] == [
+        "ns1.example.com.", "hostmaster.example.com."]
+    srv = dns.rdata.from_text("IN", "SRV", "1 2 3 sip.example.com.")
+    assert [n.to_text() for n in misses.rdata_names(srv)] == ["sip.example.com."]
+    assert list(misses.rdata_names(dns.rdata.from_text("IN", "A", "192.0.2.1"))) == []
+
+
+def test_wire_key_and_index_agree_on_names() -> None:
+    # the index keys names as the engine does: lower-cased wire, from the query's bytes
+    data = query("WWW.Example.COM.", "A")
+    key = wire.parse_query(data)[2]
+    assert key[:-4] == dns.name.from_text("www.example.com.").to_wire()
+    assert (key[-2] << 8 | key[-1]) == dns.rdataclass.IN
+    assert (key[-4] << 8 | key[-3]) == dns.rdatatype.A

@@ -1,0 +1,79 @@
+"""Who may NOTIFY a secondary zone (dnsserve.secondary.Secondaries.on_notify); no sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.name
+import pytest
+
+from dnsserve.config import decode_config
+from dnsserve.secondary import Hooks, Secondaries
+from dnsserve.settings import Settings
+
+CONFIG = """
+[[key]]
+name = "xfr"
+secret = "c2VjcmV0"
+
+[[zone]]
+name = "open.example."
+primaries = ["127.0.0.1:5301", "[::1]:5301"]
+
+[[zone]]
+name = "listed.example."
+primaries = ["127.0.0.1:5301"]
+allow_notify = ["127.0.9.0/24"]
+
+[[zone]]
+name = "signed.example."
+primaries = ["127.0.0.1:5301"]
+key = "xfr"
+"""
+
+
+async def _ok() -> tuple[bool, str]:
+    return True, ""
+
+
+@pytest.fixture
+def secondaries(tmp_path: Path) -> Secondaries:
+    config = decode_config(CONFIG)
+    settings = Settings(config, tmp_path / "dnsserve.toml", tmp_path / "zones",
+                        config.server, tmp_path / "dnsserve.db")
+    hooks = Hooks(served=lambda _: None, protected=lambda _: (), serve=_ok,
+                  expired=lambda _: None)
+    return Secondaries(settings, hooks)
+
+
+XFR = dns.name.from_text("xfr.")
+
+
+@pytest.mark.parametrize(
+    ("zone", "peer", "key", "allowed"),
+    [
+        ("open.example.", "127.0.0.1", None, True),  # a primary's address
+        ("open.example.", "::1", None, True),
+        ("open.example.", "127.0.0.2", None, False),
+        ("listed.example.", "127.0.9.7", None, True),  # allow_notify replaces the primaries
+        ("listed.example.", "127.0.0.1", None, False),
+        ("signed.example.", "127.0.0.1", XFR, True),
+        ("signed.example.", "127.0.0.1", None, False),  # the key is required
+        ("signed.example.", "127.0.0.2", XFR, False),  # and the address still counts
+        ("primary.example.", "127.0.0.1", None, False),  # not a secondary zone
+    ],
+)
+def test_notify_allowed(secondaries: Secondaries, zone: str, peer: str,
+                        key: dns.name.Name | None, allowed: bool) -> None:
+    origin = dns.name.from_text(zone)
+    assert secondaries.on_notify(origin, peer, key) is allowed
+    if origin in secondaries.zones:  # an allowed NOTIFY wakes the zone's refresh
+        assert secondaries.zones[origin]._wake.is_set() is allowed
+
+
+def test_copies_live_beside_the_state_file(secondaries: Secondaries, tmp_path: Path) -> None:
+    zone = secondaries.zones[dns.name.from_text("open.example.")]
+    assert zone.path == tmp_path / "secondary" / "open.example.zone"
+    assert [d.zone for d in secondaries.status()] == [
+        "open.example.", "listed.example.", "signed.example."]
+    assert all(d.serial is None for d in secondaries.status())
