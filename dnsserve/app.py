@@ -104,7 +104,7 @@ class Server:
         ))
         self.ops = Operations(
             self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners,
-            self.secondaries,
+            self.secondaries, self._outgoing_counts,
         )
         self.handoff = HandOff(self._respond, self._contents)
         self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a secondary refreshes
@@ -120,6 +120,14 @@ class Server:
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine
         return None if engine is None else engine.respond(data, tcp=tcp)
+
+    def _outgoing_counts(self) -> dict[str, int]:
+        h, n = self.handoff.stats, self.notifier.stats
+        return {
+            "axfr": h.axfr, "ixfr": h.ixfr, "refused": h.refused, "notauth": h.notauth,
+            "notify_sent": n.sent, "notify_acknowledged": n.acknowledged,
+            "notify_given_up": n.given_up, "published": self.publisher.publications,
+        }
 
     def _file_contents(self) -> Mapping[dns.name.Name, ZoneContent]:
         served = self.reloader.served

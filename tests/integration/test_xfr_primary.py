@@ -22,6 +22,7 @@ import dns.rrset
 import dns.tsig
 import dns.xfr
 import dns.zone
+import httpx
 import pytest
 from dns.rdatatype import RdataType
 
@@ -195,6 +196,13 @@ def test_secondaries_take_the_zone_over_tsig_and_follow_a_change(setup: Setup) -
     assert [rr.rdtype for rr in message.answer] == [RdataType.SOA, RdataType.SOA, RdataType.A,
                                                     RdataType.SOA, RdataType.A, RdataType.SOA]
     assert zone == dns.zone.from_text(zone_text(2, www="192.0.2.20"), ORIGIN, relativize=False)
+    # and /metrics counts them
+    metrics = httpx.get(f"http://{setup.server.control}/metrics", timeout=5).text
+    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith(("dnsserve_transfers_out_total", "dnsserve_notify_out_total"))}
+    assert counts['dnsserve_transfers_out_total{result="axfr"}'] >= 2
+    assert counts['dnsserve_transfers_out_total{result="ixfr"}'] >= 3
+    assert counts['dnsserve_notify_out_total{result="acknowledged"}'] >= 2
 
 
 def test_axfr_is_several_signed_messages(setup: Setup) -> None:
