@@ -12,7 +12,9 @@ in order. What each part does lives in its own module:
                 state file
     operations  what the control API asks of the running server
     control     the control API's HTTP endpoint
-    net         the DNS listeners
+    net         the DNS listeners (with ``[server] workers = 1``)
+    workers     the answering worker processes (workers >= 2): forked from
+                this process, told every swap; this process answers none
     handoff     transfers, NOTIFY in and signed queries (what the engine hands off)
     transfers   the TSIG keyring, each zone's transfer rule, IXFR history
     notify      the NOTIFY sender
@@ -33,6 +35,7 @@ Siblings never import each other; this module connects them with callbacks:
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
     SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
                   (expired or not) --Hooks.expired--> Reloader.set_expired
+    every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +56,8 @@ from dns.rdatatype import RdataType
 
 from dnsserve import net
 from dnsserve.answer.policies import Pool, Selection
+from dnsserve.answer.snapshot import Snapshot
+from dnsserve.config_schema import worker_count
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import ControlServer, start_control
 from dnsserve.control_access import TokenError, ensure_token, token_path
@@ -68,6 +74,7 @@ from dnsserve.settings import Settings
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
+from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
 from dnsserve.xfr.publish import PoolKey, soa_answer
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
@@ -96,14 +103,15 @@ class Server:
         self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
-            on_commit=self._committed,
+            on_commit=self._committed, on_swap=self._swapped,
         )
         self.secondaries = Secondaries(settings, Hooks(
             served=self._served_content, protected=self._protected, serve=self._serve_copies,
             expired=self.reloader.set_expired,
         ))
         self.ops = Operations(
-            self.reloader, self.health, self.registry, self.metrics, lambda: self.listeners,
+            self.reloader, self.health, self.registry, self.metrics,
+            lambda: self.workers or self.listeners, lambda: self.workers,
             self.secondaries, self._outgoing_counts,
         )
         self.handoff = HandOff(self._respond, self._contents)
@@ -111,6 +119,17 @@ class Server:
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
+        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
+        if count > 1 and _hands_off(settings):
+            # transfers, NOTIFY and TSIG are answered by the process holding
+            # the keyring and the IXFR history: this one, answering alone
+            log.warning("[server] workers = %d: zone transfers, NOTIFY or TSIG keys are "
+                        "configured, which only one process answers yet; serving with 1", count)
+            count = 1
+        self.workers = WorkerSet(
+            count, settings.server,
+            lambda: self.reloader.engine.snapshot if self.reloader.engine else None,
+        ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
         self._force = force
@@ -201,6 +220,10 @@ class Server:
             if self.publisher.zones:
                 self.publisher.poke()
 
+    def _swapped(self, snapshot: Snapshot) -> None:
+        if self.workers is not None:
+            self.workers.serve(snapshot)
+
     def _committed(self, prepared: Prepared) -> list[str]:
         """After a load or reload is served: record it, and follow its config.
         Returns what to report with it (``overrides.toml``'s problems)."""
@@ -251,13 +274,16 @@ class Server:
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
-            self.listeners = await net.serve(
-                engine,
-                server.listen,
-                tcp_idle_timeout=server.tcp_idle_timeout,
-                tcp_max_connections=server.tcp_max_connections,
-                hand_off=self.handoff.handle,
-            )
+            if self.workers is not None:
+                await self.workers.start()
+            else:
+                self.listeners = await net.serve(
+                    engine,
+                    server.listen,
+                    tcp_idle_timeout=server.tcp_idle_timeout,
+                    tcp_max_connections=server.tcp_max_connections,
+                    hand_off=self.handoff.handle,
+                )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control:
@@ -306,6 +332,9 @@ class Server:
         if self.listeners is not None:
             self.listeners.close()
             await self.listeners.wait_closed()
+        if self.workers is not None:
+            self.workers.close()
+            await self.workers.wait_closed()
         self.health.close()
 
 
@@ -319,3 +348,12 @@ def serve(
     """Run the server until SIGTERM or SIGINT."""
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
+
+
+def _hands_off(settings: Settings) -> bool:
+    """Whether the config asks for what the engine hands off (transfers, NOTIFY, TSIG)."""
+    config = settings.config
+    return bool(config.key) or any(
+        zone.allow_transfer or zone.transfer_keys or zone.notify or zone.primaries
+        or zone.publish for zone in config.zone
+    ) or any(pool.publish for pool in config.pool)

@@ -83,6 +83,10 @@ def serve(
         bool,
         typer.Option("--force", help="Accept zone files the deletion guard refuses at start."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes that answer (default: one per CPU, at most 8)."),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
 ) -> None:
     """Serve the zones over UDP and TCP until SIGTERM or Ctrl-C.
@@ -99,10 +103,10 @@ def serve(
     # One line per check would drown the log; flips and answer changes are logged.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    settings = load(config, zones, listen, control)
+    settings = load(config, zones, listen, control, workers)
     # A reload reads the file again, with the same flags applied over it.
     reread = functools.partial(load_settings, settings.config_path, zones=zones, listen=listen,
-                               control=control)
+                               control=control, workers=workers)
     try:
         app.serve(settings, read_settings=reread, allow_empty=allow_empty, force=force)
     except (OSError, ValueError, DnsServeError) as exc:

@@ -22,6 +22,8 @@ from dnsserve.answer.policies import AllDown, Policy
 from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 
 DEFAULT_VERSION = f"dnsserve {__version__}"
+MAX_WORKERS = 64  # [server] workers: the most answering processes
+DEFAULT_MAX_WORKERS = 8  # without [server] workers: one per CPU, at most this many
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
@@ -52,6 +54,15 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     control_allow_remote: bool = False  # allow a non-loopback control address
     max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
     reload_timeout: float = 300.0  # seconds a reload may take before it is abandoned
+    workers: int | None = None  # answering processes; None: one per CPU, at most 8 (worker_count)
+
+
+def worker_count(workers: int | None, cpus: int) -> int:
+    """How many processes answer: ``workers`` as configured, else one per CPU
+    (``cpus``, the CPUs this process may run on), at most ``DEFAULT_MAX_WORKERS``."""
+    if workers is not None:
+        return workers
+    return max(1, min(cpus, DEFAULT_MAX_WORKERS))
 
 
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

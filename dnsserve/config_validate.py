@@ -30,6 +30,7 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.config_schema import (
+    MAX_WORKERS,
     TSIG_ALGORITHMS,
     Config,
     MemberConfig,
@@ -142,6 +143,9 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
     if not 0 < server.suspect_fraction <= 1:
         errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
                                    "must be in (0, 1]"))
+    if server.workers is not None and not 1 <= server.workers <= MAX_WORKERS:
+        errors.append(problem_line(file, "server.workers", server.workers,
+                                   f"must be between 1 and {MAX_WORKERS}"))
     return errors
 
 

@@ -349,6 +349,8 @@ class ServerMetrics:
     transfers_out: Counter
     notify_out: Counter
     published: Counter
+    worker_queries: Counter
+    worker_restarts: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -409,4 +411,10 @@ def server_metrics(registry: Registry) -> ServerMetrics:
                              "by result: sent (every try), acknowledged, given_up.", ("result",)),
         published=r.counter("dnsserve_published_total",
                             "Publish mode: zone versions published with pool answers."),
+        worker_queries=r.counter("dnsserve_worker_queries_total",
+                                 "DNS queries received, by answering worker (workers >= 2).",
+                                 ("worker",)),
+        worker_restarts=r.counter("dnsserve_worker_restarts_total",
+                                  "Answering workers started again after one exited, by worker.",
+                                  ("worker",)),
     )

@@ -323,9 +323,9 @@ class Listeners:
         """The most TCP connections open at once (``tcp_max_connections`` under the fd limit)."""
         return self._shared.cap
 
-    async def _listen(self, text: str) -> None:
+    async def _listen(self, text: str, reuse_port: bool) -> None:
         loop = asyncio.get_running_loop()
-        tcp_sock, udp_sock = _bind_pair(text)
+        tcp_sock, udp_sock = _bind_pair(text, reuse_port)
         host, port = tcp_sock.getsockname()[:2]
         owned = [tcp_sock, udp_sock]  # closed here until a transport owns them
         try:
@@ -372,11 +372,15 @@ def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:
     return str(addr[0]), int(addr[1]) if len(addr) > 1 else 0
 
 
-def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+def _bind(
+    host: str, port: int, kind: socket.SocketKind, reuse_port: bool = False
+) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     try:
         if ":" in host:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:  # every worker binds the same address; the kernel spreads the load
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         else:  # the kernel caps this at rmem_max; less only means more loss in bursts
@@ -389,16 +393,16 @@ def _bind(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     return sock
 
 
-def _bind_pair(text: str) -> tuple[socket.socket, socket.socket]:
+def _bind_pair(text: str, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """Bind TCP, then UDP on the same port; with port 0, retry until both get one."""
     host, port = parse_listen(text)
     for attempt in range(_BIND_TRIES):
         try:
-            tcp = _bind(host, port, socket.SOCK_STREAM)
+            tcp = _bind(host, port, socket.SOCK_STREAM, reuse_port)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot bind tcp {text}: {exc.strerror}") from exc
         try:
-            return tcp, _bind(host, tcp.getsockname()[1], socket.SOCK_DGRAM)
+            return tcp, _bind(host, tcp.getsockname()[1], socket.SOCK_DGRAM, reuse_port)
         except OSError as exc:
             tcp.close()
             if port != 0 or attempt + 1 == _BIND_TRIES:
@@ -413,12 +417,15 @@ async def serve(
     tcp_idle_timeout: float,
     tcp_max_connections: int,
     hand_off: HandOff | None = None,
+    reuse_port: bool = False,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
     Raises ValueError for a malformed address and OSError naming the address
     when it cannot be bound; nothing stays bound after a failure. The TCP cap
     is ``tcp_max_connections`` under the file descriptor limit (``tcp_cap``).
+    With ``reuse_port`` every socket is bound with SO_REUSEPORT, beside the
+    other workers' sockets on the same addresses (``reserve``).
     """
     limit = fd_limit()
     cap = tcp_cap(tcp_max_connections, limit)
@@ -433,9 +440,70 @@ async def serve(
     listeners = Listeners(shared)
     try:
         for text in listen:
-            await listeners._listen(text)
+            await listeners._listen(text, reuse_port)
     except BaseException:
         listeners.close()
         await listeners.wait_closed()
         raise
     return listeners
+
+
+class Reservation:
+    """The listen addresses held for the workers (``reserve``), port 0 resolved.
+
+    Holds a TCP socket bound (never listening, so the kernel gives it no
+    connection) with SO_REUSEPORT on each address: the port stays ours while
+    workers come and go, and each worker binds it again beside the others.
+    """
+
+    def __init__(self, addresses: list[str], held: list[socket.socket]) -> None:
+        self.addresses = addresses
+        """Each listen address as ``host:port`` (``[host]:port`` for IPv6), port resolved."""
+        self._held = held
+
+    def close(self) -> None:
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
+
+
+def reserve(listen: Sequence[str]) -> Reservation:
+    """Bind every address of ``listen`` with SO_REUSEPORT and keep its TCP port.
+
+    The UDP socket is closed at once: a bound UDP socket in the group would
+    be given a share of the queries. Raises like ``serve``.
+    """
+    held: list[socket.socket] = []
+    addresses: list[str] = []
+    try:
+        for text in listen:
+            tcp, udp = _bind_pair(text, reuse_port=True)
+            udp.close()
+            held.append(tcp)
+            host, port = tcp.getsockname()[:2]
+            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return Reservation(addresses, held)
+
+
+def channel_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected pair of stream sockets: the owner's end and a worker's end.
+
+    The worker's end is inheritable: pass its ``fileno()`` to the worker
+    process (``pass_fds``), then close it in the owner.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    theirs.set_inheritable(True)
+    return ours, theirs
+
+
+async def open_channel(
+    sock: socket.socket | int,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over one end of ``channel_pair`` (a worker passes the inherited fd)."""
+    if isinstance(sock, int):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=sock)
+    return await asyncio.open_unix_connection(sock=sock, limit=2**16)

@@ -63,10 +63,12 @@ class Format(enum.StrEnum):
 
 
 def load(config: Path | None, zones: Path | None = None,
-         listen: list[str] | None = None, control: str | None = None) -> Settings:
+         listen: list[str] | None = None, control: str | None = None,
+         workers: int | None = None) -> Settings:
     """The settings, or the config's errors on stderr and exit 1."""
     try:
-        return load_settings(config, zones=zones, listen=listen, control=control)
+        return load_settings(config, zones=zones, listen=listen, control=control,
+                             workers=workers)
     except ConfigError as exc:
         typer.echo(f"dnsserve: {exc}", err=True)
         raise typer.Exit(1) from None

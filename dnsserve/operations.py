@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import dns.exception
 import dns.flags
@@ -35,7 +35,7 @@ from dnsserve.control_routes import ControlError, Doc, OverrideKind
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, Override, OverrideEntry
 from dnsserve.healthsync import HealthSync
 from dnsserve.metrics import Registry, ServerMetrics
-from dnsserve.net import Listeners
+from dnsserve.net import NetStats
 from dnsserve.reload import Reloader
 from dnsserve.secondary import Secondaries
 from dnsserve.statuspage import (
@@ -62,6 +62,25 @@ def _pool_text(pool: Pool) -> str:
     return f"{pool.owner} {dns.rdatatype.to_text(pool.rdtype)}"
 
 
+class Serving(Protocol):
+    """What answers queries, as /healthz and /metrics read it: ``net.Listeners``
+    in this process, or the answering workers (``workers.WorkerSet``)."""
+
+    @property
+    def serving(self) -> bool: ...
+
+    @property
+    def stats(self) -> NetStats: ...
+
+
+class Workers(Serving, Protocol):
+    """The answering workers' counters (``workers.WorkerSet``)."""
+
+    def engine_counts(self) -> tuple[dict[int, int], int, int]: ...
+
+    def per_worker(self) -> list[tuple[int, int, int, float]]: ...
+
+
 class Operations:
     """The Api over one running server's reloader, health and listeners."""
 
@@ -71,7 +90,8 @@ class Operations:
         health: HealthSync,
         registry: Registry,
         metrics: ServerMetrics,
-        listeners: Callable[[], Listeners | None],
+        listeners: Callable[[], Serving | None],
+        workers: Callable[[], Workers | None] = lambda: None,
         secondaries: Secondaries | None = None,
         outgoing: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
@@ -84,6 +104,7 @@ class Operations:
         self._registry = registry
         self._metrics = metrics
         self._listeners = listeners
+        self._workers = workers
         self.token_problem = ""  # why POSTs cannot be authorised (the app sets it)
 
     # -- members -----------------------------------------------------------------
@@ -386,14 +407,25 @@ class Operations:
         m, now = self._metrics, time.time()
         engine = self._reloader.engine
         if engine is not None:
+            answered, truncated, formerr = dict(engine.answered), engine.truncated, engine.formerr
+            workers = self._workers()
+            if workers is not None:
+                more, more_truncated, more_formerr = workers.engine_counts()
+                for key, n in more.items():
+                    answered[key] = answered.get(key, 0) + n
+                truncated += more_truncated
+                formerr += more_formerr
+                for index, queries, restarts, _ in workers.per_worker():
+                    m.worker_queries.labels(worker=str(index)).set_total(queries)
+                    m.worker_restarts.labels(worker=str(index)).set_total(restarts)
             m.queries.clear()
-            for (rcode, qtype, tcp), n in answered_by(engine.answered).items():
+            for (rcode, qtype, tcp), n in answered_by(answered).items():
                 m.queries.labels(
                     rcode=dns.rcode.to_text(dns.rcode.Rcode(rcode)), qtype=_qtype(qtype),
                     transport="tcp" if tcp else "udp",
                 ).set_total(n)
-            m.truncated.set_total(engine.truncated)
-            m.malformed.labels(transport="any").set_total(engine.formerr)
+            m.truncated.set_total(truncated)
+            m.malformed.labels(transport="any").set_total(formerr)
         listeners = self._listeners()
         if listeners is not None:
             stats = listeners.stats

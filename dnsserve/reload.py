@@ -3,12 +3,14 @@
 Owns the engine and the snapshots it serves: the first load, reloads (one at a
 time, of the zone files *and* the configuration, in a daemon thread with a
 deadline), re-selecting pools when the health view changes, and the
-generation count. What a reload builds and when it is refused is
-``staging``'s; here the result is committed on the main loop with one
-reference swap, so a query is answered either wholly from the old state or
-wholly from the new one. A reload asked for while one runs is queued (any
-number coalesce into one); a reload past ``server.reload_timeout`` is
-abandoned and reported, and its thread never keeps the process from exiting.
+generation count. A reload reads the zone files that changed in a child
+process (``zones.offload``) and adopts the tables between answers; what it
+builds from them and when it is refused is ``staging``'s; here the result
+is committed on the main loop with one reference swap, so a query is
+answered either wholly from the old state or wholly from the new one. A
+reload asked for while one runs is queued (any number coalesce into one); a
+reload past ``server.reload_timeout`` is abandoned and reported (its child
+process killed), and its thread never keeps the process from exiting.
 
 Must not: touch sockets, the monitor or the state file.
 """
@@ -30,10 +32,13 @@ import msgspec
 
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Pool
+from dnsserve.answer.snapshot import Snapshot
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
+from dnsserve.zones.load import LoadedZones
+from dnsserve.zones.offload import ChildLoad, adopt
 from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
@@ -58,7 +63,9 @@ class Reloader:
     Runs on the main loop. ``view`` gives the current health view;
     ``read_settings`` re-reads the configuration (in a worker thread);
     ``on_commit`` runs on the loop after each accepted load or reload with
-    what was prepared (the app updates the monitor and records versions).
+    what was prepared (the app updates the monitor and records versions);
+    ``on_swap`` after every swap, with the snapshot served from then on (the
+    app passes it on to the answering workers).
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class Reloader:
         *,
         read_settings: Callable[[], Settings] | None = None,
         on_commit: Callable[[Prepared], Sequence[str]] | None = None,
+        on_swap: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
@@ -76,6 +84,7 @@ class Reloader:
         self._view = view
         self._read_settings = read_settings
         self._on_commit = on_commit
+        self._on_swap = on_swap
         self._generation = 0
         self._reloading: asyncio.Future[ReloadResult] | None = None
         self._again: asyncio.Future[ReloadResult] | None = None  # the reload queued behind
@@ -100,6 +109,7 @@ class Reloader:
         force: bool = False,
         accepted: Mapping[dns.name.Name, ZoneContent] | None = None,
         allow_empty: bool = False,
+        loaded: LoadedZones | None = None,
     ) -> ReloadInput:
         return ReloadInput(
             settings=settings,
@@ -110,6 +120,7 @@ class Reloader:
             now=time.time(),
             force=force,
             allow_empty=allow_empty,
+            loaded=loaded,
         )
 
     def commit(self, prepared: Prepared) -> ReloadResult:
@@ -123,6 +134,8 @@ class Reloader:
             self.engine = Engine(snapshot)
         else:
             self.engine.swap(snapshot)
+        if self._on_swap is not None:
+            self._on_swap(snapshot)
         served = prepared.served
         log.info(
             "serving %d zone(s) from %s with %d pool(s) (generation %d)",
@@ -181,14 +194,25 @@ class Reloader:
 
     async def _reload(self, force: bool) -> ReloadResult:
         deadline = self.settings.server.reload_timeout
+        child: ChildLoad | None = None
         try:
             async with asyncio.timeout(deadline):
                 settings = self.settings
                 if self._read_settings is not None:
                     settings = await in_daemon_thread(self._read_settings)
                 restart = _needs_restart(self.settings, settings)
-                prepared = await in_daemon_thread(prepare, self._input(settings, force=force))
+                # Parsing and validating run in a child process (not under this
+                # process's GIL); its tables are adopted here a slice at a time.
+                before = self.served.loaded if self.served is not None else None
+                child = ChildLoad(settings.zones_dir, before, settings.copies_to_load()[0])
+                packed = await in_daemon_thread(child.run)
+                loaded = await adopt(packed, before, settings.zones_dir)
+                prepared = await in_daemon_thread(
+                    prepare, self._input(settings, force=force, loaded=loaded)
+                )
         except TimeoutError:
+            if child is not None:
+                child.kill()
             # The thread cannot be stopped (a blocked read: a FIFO, a dead NFS
             # mount); it is a daemon, so it never keeps the process from exiting,
             # and whatever it returns later is thrown away.
@@ -247,9 +271,11 @@ class Reloader:
             return
         # A reason-only change is stored (for status) but rebuilds no answer.
         self._generation += 1
-        self.engine.swap(
-            current.with_selections(changed, health=view, generation=self._generation)
-        )
+        fresh_snapshot = current.with_selections(changed, health=view,
+                                                 generation=self._generation)
+        self.engine.swap(fresh_snapshot)
+        if self._on_swap is not None:
+            self._on_swap(fresh_snapshot)
         for (owner, rdtype), selection in changed.items():
             before = current.selections.get((owner, rdtype))
             if before is not None and before.answers_same(selection):
@@ -264,7 +290,7 @@ class Reloader:
 def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
     """Settings a reload reads but cannot apply to a running process."""
     out = []
-    for key in ("listen", "control", "state"):
+    for key in ("listen", "control", "state", "workers"):
         if getattr(old.server, key) != getattr(new.server, key):
             out.append(f"server.{key} changed in {new.config_name}: takes a restart")
     return tuple(out)

@@ -21,7 +21,7 @@ import dns.name
 import msgspec
 
 from dnsserve.config import Config, load_config
-from dnsserve.config_schema import ServerConfig
+from dnsserve.config_schema import MAX_WORKERS, ServerConfig
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.zones.load import zone_file_name
@@ -51,6 +51,15 @@ class Settings:
             for origin in (dns.name.from_text(z.name) for z in self.config.zone if z.primaries)
         }
 
+    def copies_to_load(self) -> tuple[dict[dns.name.Name, Path] | None, set[dns.name.Name]]:
+        """The secondary zones' copies on disk, as ``load_zones(extra=...)`` takes
+        them (None: no secondary zones), and the zones with no copy yet."""
+        copies = self.secondary_copies()
+        waiting = {o for o, path in copies.items() if not path.is_file()}
+        if not copies:
+            return None, waiting
+        return {o: p for o, p in copies.items() if o not in waiting}, waiting
+
     @property
     def config_name(self) -> str:
         """How errors name the configuration: its path, or ``<no config>``."""
@@ -63,6 +72,7 @@ def load_settings(
     zones: Path | None = None,
     listen: Sequence[str] | None = None,
     control: str | None = None,
+    workers: int | None = None,
 ) -> Settings:
     """Read the config (``-c``, else ./dnsserve.toml when present) and apply flags.
 
@@ -96,6 +106,10 @@ def load_settings(
         if errors:
             raise ConfigError("\n".join(errors))
         server = msgspec.structs.replace(server, control=control)
+    if workers is not None:
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers {workers}: must be between 1 and {MAX_WORKERS}")
+        server = msgspec.structs.replace(server, workers=workers)
     zones_dir = zones if zones is not None else base / server.zones
     return Settings(config, config_path, zones_dir, server, base / server.state)
 

@@ -1,8 +1,9 @@
 """Staging: the next state to serve, built whole before anything is swapped.
 
 Owns ``prepare``: from an immutable ``ReloadInput`` (the settings just read,
-what is served now, the health view and selections at that moment) it loads
-every zone file, places the pools, runs the deletion guard, and prebuilds a
+what is served now, the health view and selections at that moment, and the
+zone files when they were read already, in a child process) it loads
+every zone file whose files changed, places the pools, runs the deletion guard, and prebuilds a
 whole new snapshot. It may run in any thread and reads nothing the main loop
 owns; ``reload.Reloader`` swaps the result in.
 
@@ -49,7 +50,7 @@ from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
-from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones, zone_file_name
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -113,6 +114,7 @@ class ReloadInput:
     now: float
     force: bool = False
     allow_empty: bool = False
+    loaded: LoadedZones | None = None  # the zone files, read already (None: read them here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +147,17 @@ def prepare(inp: ReloadInput) -> Prepared:
     """
     settings, previous = inp.settings, inp.previous
     copies = settings.secondary_copies()
-    secondaries = set(copies)
-    clash = [settings.zones_dir / zone_file_name(o) for o in sorted(secondaries)
+    clash = [settings.zones_dir / zone_file_name(o) for o in sorted(copies)
              if (settings.zones_dir / zone_file_name(o)).exists()]
     if clash:
         raise ReloadRefused([f"{path}: zone {path.name.removesuffix('.zone')} is a secondary "
                              f"zone in {settings.config_name} (primaries): remove the file, or "
                              "the zone's primaries" for path in clash])
-    waiting = {o for o, path in copies.items() if not path.is_file()}
-    loaded = load_zones(settings.zones_dir, extra={
-        o: p for o, p in copies.items() if o not in waiting} if copies else None)
+    extra, waiting = settings.copies_to_load()
+    loaded = inp.loaded
+    if loaded is None:
+        loaded = load_zones(settings.zones_dir, extra=extra,
+                            previous=previous.loaded if previous else None)
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
@@ -181,7 +184,7 @@ def prepare(inp: ReloadInput) -> Prepared:
                         f"{content.serial}) and is not served now")
                 log.warning("%s", line)
                 warnings.append(line)
-    if not tables and not inp.allow_empty and not secondaries:
+    if not tables and not inp.allow_empty and not copies:
         why = "; ".join(p.to_text() for p in loaded.errors) or "no zone files"
         raise ReloadRefused([f"no zone could be loaded from {settings.zones_dir}: {why}"])
     placed = place_pools(settings.config, tables, failed, file=settings.config_name)
@@ -258,10 +261,20 @@ def prepare(inp: ReloadInput) -> Prepared:
     unserved |= {o: "a secondary zone with no copy yet: waiting for its first transfer"
                  for o in waiting if o not in tables}
     served = Served(
-        settings, LoadedZones(tables, loaded.problems, loaded.files), contents, pools, zones,
+        settings,
+        LoadedZones(tables, loaded.problems, loaded.files, _fresh_prints(loaded, tables)),
+        contents, pools, zones,
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _fresh_prints(
+    loaded: LoadedZones, tables: Mapping[dns.name.Name, ZoneTable]
+) -> Mapping[dns.name.Name, Fingerprint]:
+    """The fingerprints of the tables served that this load read (a kept last
+    good version has none: its file is read again at the next reload)."""
+    return {o: f for o, f in loaded.fingerprints.items() if tables.get(o) is loaded.tables[o]}
 
 
 def _drops_served(previous: Served | None, placed: Placed) -> bool:

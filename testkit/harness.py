@@ -131,6 +131,7 @@ class Harness:
         self.state = tmp_path / "state.db"
         self.config = tmp_path / "health.toml"  # not ./dnsserve.toml: the CLI must not find it
         self.control = ""  # the control API's ADDR:PORT, set by write_config
+        self.workers = 1  # the server's answering processes (``[server] workers``)
 
     def http(self, *hosts: str) -> dict[str, HttpBackend]:
         """Started HTTP backends, one per host, on one port free on all of them."""
@@ -162,7 +163,8 @@ class Harness:
 
     def serve(self, *, nofile: int | None = None) -> ServerProc:
         """The server on this config (``nofile``: its file descriptor limit)."""
-        srv = start_server(self.tmp_path, "-c", str(self.config), nofile=nofile)
+        srv = start_server(self.tmp_path, "-c", str(self.config), nofile=nofile,
+                           workers=self.workers)
         self.stack.callback(srv.stop)
         return srv
 

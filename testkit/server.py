@@ -59,6 +59,14 @@ class ServerProc:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def children(self) -> list[int]:
+        """The PIDs of the server's child processes (its answering workers)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
 
 def answers(host: str, port: int, timeout: float = 0.2) -> bool:
     """True when the server at ``host:port`` answers a query at all (any rcode)."""
@@ -104,13 +112,13 @@ LIMITED = (
 )
 
 
-def _config_sets_control(args: tuple[str, ...]) -> bool:
-    """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] control``."""
+def _config_sets(args: tuple[str, ...], key: str) -> bool:
+    """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] key``."""
     for flag in ("-c", "--config"):
         if flag in args[:-1]:
             path = Path(args[args.index(flag) + 1])
             with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
-                return "control" in tomllib.loads(path.read_text()).get("server", {})
+                return key in tomllib.loads(path.read_text()).get("server", {})
     return False
 
 
@@ -123,12 +131,15 @@ def start_server(
     nofile: int | None = None,
     ready_seconds: float = READY_SECONDS,
     port: int | None = None,
+    workers: int = 1,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
     ``ready_seconds``: how long it may take to answer (a big zone loads first).
+    ``workers``: ``--workers`` (answering processes), unless ``args`` or the
+    config file say; 1 (one process, as before workers) unless a test asks.
     """
     port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -137,7 +148,9 @@ def start_server(
     if zones is not None:
         cmd += ["--zones", str(zones)]
     control = ""
-    if "--control" not in args and not _config_sets_control(args):
+    if "--workers" not in args and not _config_sets(args, "workers"):
+        cmd += ["--workers", str(workers)]
+    if "--control" not in args and not _config_sets(args, "control"):
         # the built-in default (127.0.0.1:8053) would clash between servers
         control = f"127.0.0.1:{free_port()}"
         cmd += ["--control", control]

@@ -30,10 +30,13 @@ settings.register_profile("quick", max_examples=20)
 settings.load_profile("quick")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    """One server on the shipped zones for the whole session."""
-    srv = start_server(tmp_path_factory.mktemp("server"))
+@pytest.fixture(scope="session", params=[1, 2], ids=["workers1", "workers2"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProc]:
+    """A server on the shipped zones for the whole session: every test that uses
+    it runs against one process (``workers = 1``) and against two workers."""
+    srv = start_server(tmp_path_factory.mktemp("server"), workers=request.param)
     yield srv
     srv.stop()
 

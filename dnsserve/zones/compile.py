@@ -1,10 +1,16 @@
 """Semantic validation of a parsed zone, and compiling it into a ``ZoneTable``.
 
 Owns the rules a zone must meet before it is served, and the operator
-warnings beside them. It takes a dnspython zone (loaded with
-``relativize=False``) and where its records came from; it must not read
-files (``zones.load`` does), look anything up per query (``zones.table``
-does) or read the clock.
+warnings beside them, and building the table from the records that pass. It
+works on wire data: ``compile_records`` takes a ``ParsedRecords`` (the flat
+columns a parser gives, duplicates and each record's TTL kept, every record
+with its file and line), groups each owner's records into the table's one
+blob per owner (duplicates dropped, an RRset's TTL the smallest of its
+records'), checks the rules below on those blobs, and builds the
+``ZoneTable`` over them. ``compile_zone`` / ``check_zone`` take a dnspython
+zone (a test, the state file's last version) and go the same way. It must
+not read files (``zones.load`` does), look anything up per query
+(``zones.table`` does) or read the clock.
 
 Rules, each an error that keeps the zone from being served:
 
@@ -35,33 +41,72 @@ Warnings, served anyway:
   RRset, our OPT) is over 1,232 octets: over UDP it is truncated (TC) and
   clients must retry over TCP (``zones.limits`` too).
 
-dnspython's nodes cannot hold a CNAME beside other data, nor its rdatasets two
-SOA, CNAME or DNAME records (the last one added wins), and its transactions
-refuse an SOA below the apex; so ``zones.load`` reports those while reading,
-with the line. SOA placement and CNAME beside other data are checked here as
-well, for zones built some other way (a transfer, a test).
+Records read from a file are also held to what a master-file reader
+refuses (as dnspython's did while reading): an owner outside the origin, an
+SOA below the apex, two different SOA, CNAME or DNAME records at one owner, a
+CNAME beside other data. Each is an error at the record's line, and only the
+first one in file order is reported (the zone stops there, as a reader
+would). SOA placement and CNAME beside other data are checked as rules too,
+for zones built some other way (a transfer, a test).
+
+Memory: while grouping, a zone costs its ``ParsedRecords`` plus one int per
+record (a chain of each owner's records) and the blobs; nothing per record
+survives the build. Lines of problems are looked up only when there is a
+problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dns.name
 import dns.node
 import dns.rdata
+import dns.rdataclass
 import dns.rdataset
+import dns.rdatatype
 import dns.zone
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.limits import Severity, size_problem
+from dnsserve.zones.limits import Severity, size_problem, wire_sizes_fit
+from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source, SourceMap
-from dnsserve.zones.table import ZoneTable
+from dnsserve.zones.table import (
+    ZoneTable,
+    blob_owner,
+    blob_rrsets,
+    blob_types,
+    empty_non_terminals,
+    encode_node,
+    is_below,
+    key_offsets,
+    name_key,
+)
 
-_ADDRESS_TYPES = frozenset({RdataType.A, RdataType.AAAA})
+__all__ = [
+    "Compiled", "SourceMap", "ZoneProblem", "check_records", "check_zone", "compile_records",
+    "compile_with_problems", "compile_zone", "records_from_zone",
+]
+
+_A, _AAAA, _NS, _MX, _SRV = (int(t) for t in (RdataType.A, RdataType.AAAA, RdataType.NS,
+                                               RdataType.MX, RdataType.SRV))
+_SOA, _CNAME, _DNAME, _DS, _RRSIG = (int(t) for t in (RdataType.SOA, RdataType.CNAME,
+                                                      RdataType.DNAME, RdataType.DS,
+                                                      RdataType.RRSIG))
+_ADDRESS_TYPES = frozenset({_A, _AAAA})
+_TARGET_TYPES = frozenset({_NS, _MX, _SRV})
 # Types that may stand at a zone cut in the parent (RFC 4035 §2.4, RFC 3845).
-_CUT_TYPES = frozenset({RdataType.NS, RdataType.DS, RdataType.NSEC, RdataType.RRSIG})
+_CUT_TYPES = frozenset(int(t) for t in (RdataType.NS, RdataType.DS, RdataType.NSEC,
+                                        RdataType.RRSIG))
+# Where the target name starts in the rdata of NS, MX and SRV.
+_TARGET_AT = {_NS: 0, _MX: 2, _SRV: 6}
+# Rdata that is a name (after a fixed part): duplicates compare without case.
+_NAME_AT = {int(RdataType.NS): 0, _CNAME: 0, _DNAME: 0, int(RdataType.PTR): 0, _MX: 2}
+_SINGLETONS = frozenset(int(t) for t in RdataType if dns.rdatatype.is_singleton(t))
+_DEDUPE_SET_AT = 16  # an RRset this large dedupes through a set
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +142,19 @@ class Compiled:
     problems: tuple[ZoneProblem, ...]
 
 
+# -- entry points --------------------------------------------------------------------
+
+
+def compile_records(parsed: ParsedRecords, *, origin: dns.name.Name | None = None) -> Compiled:
+    """Validate records read from a file, keep every problem, build the table if no error."""
+    return _Build(parsed, origin, from_file=True).run()
+
+
+def check_records(parsed: ParsedRecords) -> list[ZoneProblem]:
+    """Every error and warning about records read from a file."""
+    return list(compile_records(parsed).problems)
+
+
 def compile_zone(
     zone: dns.zone.Zone, *, file: str, lines: Mapping[dns.name.Name, int]
 ) -> ZoneTable:
@@ -112,269 +170,494 @@ def compile_with_problems(
     zone: dns.zone.Zone, *, file: str, lines: Mapping[dns.name.Name, int]
 ) -> Compiled:
     """Validate ``zone`` once, keep every problem, and build the table if none is an error."""
-    problems = tuple(check_zone(zone, file=file, lines=lines))
-    if any(p.severity == "error" for p in problems):
-        return Compiled(None, problems)
-    return Compiled(ZoneTable.build(zone), problems)
+    parsed = records_from_zone(zone, file=file, lines=lines)
+    assert zone.origin is not None
+    return _Build(parsed, zone.origin, from_file=False).run()
 
 
 def check_zone(
     zone: dns.zone.Zone, *, file: str, lines: Mapping[dns.name.Name, int]
 ) -> list[ZoneProblem]:
     """Every error and warning about ``zone``, ordered by file and line."""
-    return sorted(_Checker(zone, file, lines).run(), key=lambda p: (p.file != file, p.file, p.line))
+    return list(compile_with_problems(zone, file=file, lines=lines).problems)
 
 
-# A name as lower-cased labels, root label last: dnspython's Name compares
-# and walks up slowly, and the checker does both for every owner.
-_Key = tuple[bytes, ...]
+def records_from_zone(
+    zone: dns.zone.Zone, *, file: str, lines: Mapping[dns.name.Name, int]
+) -> ParsedRecords:
+    """A dnspython zone's records as ``ParsedRecords``, each placed by ``lines``
+    (a ``SourceMap`` knows each record's file and line; a plain mapping, each
+    owner's line in ``file``)."""
+    if zone.origin is None:
+        raise ValueError("zone has no origin")
+    origin = zone.origin
+    wire = origin.to_wire()
+    assert wire is not None
+    parsed = ParsedRecords(wire.lower())
+    parsed.file_index(file)
+    sources = lines if isinstance(lines, SourceMap) else None
+    for name, node in zone.nodes.items():
+        owner = name if name.is_absolute() else name.derelativize(origin)
+        owner_wire = owner.to_wire()
+        assert owner_wire is not None
+        for rdataset in node.rdatasets:
+            for rdata in rdataset:
+                where = _source(sources, lines, owner, rdata, file)
+                parsed.add(owner_wire, rdataset.rdtype, rdataset.ttl, rdata.to_wire(),
+                           parsed.file_index(where.file), where.line)
+    return parsed
 
 
-def _key(name: dns.name.Name) -> _Key:
-    return tuple(label.lower() for label in name.labels)
+def _source(
+    sources: SourceMap | None,
+    lines: Mapping[dns.name.Name, int],
+    name: dns.name.Name,
+    rdata: dns.rdata.Rdata,
+    file: str,
+) -> Source:
+    if sources is not None:
+        found = sources.record(name, rdata) or sources.owner(name)
+        if found is not None:
+            return found
+    return Source(file, lines.get(name, 0))
 
 
-class _Checker:
-    """One pass of the rules in the module docstring over one zone."""
+# -- building ------------------------------------------------------------------------
 
-    def __init__(self, zone: dns.zone.Zone, file: str, lines: Mapping[dns.name.Name, int]) -> None:
-        if zone.origin is None:
-            raise ValueError("zone has no origin")
-        self.origin: dns.name.Name = zone.origin
-        self.apex = _key(self.origin)
-        self.file = file
-        self.lines = lines
+
+def _dedupe_form(rdtype: int, rdata: bytes) -> bytes:
+    at = _NAME_AT.get(rdtype)
+    return rdata if at is None else rdata[:at] + rdata[at:].lower()
+
+
+def _kind(rdtype: int, rdata: bytes) -> dns.node.NodeKind:
+    covers = int.from_bytes(rdata[:2], "big") if rdtype == _RRSIG and len(rdata) >= 2 else 0
+    return dns.node.NodeKind.classify(RdataType(rdtype), RdataType(covers))
+
+
+class _Build:
+    """One zone's records grouped into blobs, checked, and built into a table."""
+
+    def __init__(
+        self, parsed: ParsedRecords, origin: dns.name.Name | None, *, from_file: bool
+    ) -> None:
+        self.parsed = parsed
+        self.origin = origin if origin is not None else dns.name.from_wire(parsed.origin, 0)[0]
+        self.apex = name_key(self.origin)
+        self.file = parsed.file_names[0] if parsed.file_names else ""
+        self.from_file = from_file
         self.zone_text = self.origin.to_text()
-        self.names: dict[_Key, dns.name.Name] = {}
-        self.nodes: dict[_Key, dns.node.Node] = {}
-        for name, node in zone.nodes.items():
-            if node.rdatasets:
-                owner = name if name.is_absolute() else name.derelativize(self.origin)
-                self.names[_key(owner)] = owner
-                self.nodes[_key(owner)] = node
-        self.cuts = {k for k, n in self.nodes.items() if k != self.apex and _get(n, RdataType.NS)}
-        self.dnames = {k for k, n in self.nodes.items() if _get(n, RdataType.DNAME)}
-        self.ns_targets = {k: self._ns_targets(k) for k in (self.apex, *self.cuts)}
-        # every owner and every empty non-terminal: what "exists" in RFC 4592
-        self.existing: set[_Key] = set()
-        for k in self.nodes:
-            self.existing.update(self._chain(k))
+        self.blobs: dict[bytes, bytes] = {}
+        self.cuts: set[bytes] = set()
+        self.dnames: set[bytes] = set()
+        self.attention: list[tuple[int, bytes]] = []  # (ordinal, key) of owners to check
+        self.found: list[tuple[tuple[int, int], ZoneProblem]] = []  # (order, problem)
+        self.stop: tuple[int, str] | None = None  # the first reader error: (record, message)
+        # each owner's last record, and each record's previous one of its owner (-1)
+        self.head: dict[bytes, int] = {}
+        self.chain = array("i")
+        self._targets_of: dict[bytes, frozenset[bytes]] = {}
+        self._glue: set[bytes] | None = None  # every NS target of every cut
+        self.ents: frozenset[bytes] = frozenset()
 
-    # -- reporting ---------------------------------------------------------
+    # -- reporting -----------------------------------------------------------
 
-    def _where(self, name: dns.name.Name, rdata: dns.rdata.Rdata | None = None) -> Source:
-        if isinstance(self.lines, SourceMap):
-            found = self.lines.record(name, rdata) if rdata is not None else None
-            found = found or self.lines.owner(name)
-            if found is not None:
-                return found
-        return Source(self.file, self.lines.get(name, 0))
+    def _at(self, index: int) -> Source:
+        file, line = self.parsed.where(index)
+        return Source(file, line)
+
+    def _first_index(
+        self, key: bytes, rdtype: int | None = None, rdata: bytes | None = None
+    ) -> int | None:
+        """The first record of the owner ``key`` (of ``rdtype``, with ``rdata``): its
+        records are chained from the last one, so this walks only that owner's."""
+        i = self.head.get(key, -1)
+        found = None
+        p = self.parsed
+        while i >= 0:
+            if (rdtype is None or p.types[i] == rdtype) and (rdata is None or p.rdatas[i] == rdata):
+                found = i
+            i = self.chain[i]
+        return found
+
+    def _where(self, key: bytes, rdtype: int | None = None, rdata: bytes | None = None) -> Source:
+        index = self._first_index(key, rdtype, rdata) if rdata is not None else None
+        if index is None:
+            index = self._first_index(key, rdtype)
+        if index is None:
+            index = self._first_index(key)
+        return self._at(index) if index is not None else Source(self.file, 0)
 
     def _problem(
         self,
+        order: tuple[int, int],
         severity: Severity,
         message: str,
-        name: dns.name.Name | None = None,
-        rdata: dns.rdata.Rdata | None = None,
-    ) -> ZoneProblem:
-        where = self._where(name, rdata) if name is not None else Source(self.file, 0)
-        return ZoneProblem(where.file, where.line, severity, message, self.zone_text)
+        where: Source | None = None,
+    ) -> None:
+        where = where or Source(self.file, 0)
+        self.found.append(
+            (order, ZoneProblem(where.file, where.line, severity, message, self.zone_text))
+        )
 
-    def _rrset_problem(
-        self, severity: Severity, message: str, name: dns.name.Name, rrset: dns.rdataset.Rdataset
-    ) -> ZoneProblem:
-        """A problem with the RRset ``rrset`` at ``name``: at its first record's line."""
-        return self._problem(severity, message, name, next(iter(rrset), None))
-
-    def _line_text(self, name: dns.name.Name) -> str:
-        where = self._where(name)
+    def _line_text(self, key: bytes) -> str:
+        where = self._where(key)
         if not where.line:
             return ""
         if where.file == self.file:
             return f" (line {where.line})"
         return f" ({where.file}:{where.line})"
 
-    # -- the rules ---------------------------------------------------------
+    def _name(self, key: bytes) -> dns.name.Name:
+        blob = self.blobs.get(key)
+        return dns.name.from_wire(blob_owner(key, blob) if blob else key, 0)[0]
 
-    def run(self) -> Iterator[ZoneProblem]:
-        yield from self._apex()
-        for k, node in self.nodes.items():
-            name = self.names[k]
-            if not self._inside(k):
-                yield self._problem("error", f"{name} is outside the zone {self.origin}", name)
+    # -- the run ---------------------------------------------------------------
+
+    def run(self) -> Compiled:
+        self._group()
+        if self.stop is not None:
+            index, message = self.stop
+            where = self._at(index)
+            problem = ZoneProblem(where.file, where.line, "error", message, self.zone_text)
+            return Compiled(None, (problem,))
+        self.ents = empty_non_terminals(self.blobs, self.apex)
+        self._apex_rules()
+        for ordinal, key in self.attention:
+            self._owner_rules(ordinal, key)
+        self.found.sort(key=lambda item: item[0])
+        problems = sorted(
+            (p for _, p in self.found), key=lambda p: (p.file != self.file, p.file, p.line)
+        )
+        if any(p.severity == "error" for p in problems):
+            return Compiled(None, tuple(problems))
+        table = ZoneTable.from_parts(self.origin, self.blobs, self.ents, self.cuts, self.dnames)
+        return Compiled(table, tuple(problems))
+
+    def _group(self) -> None:
+        """Each owner's records into its blob, in file order; per-owner rules on the way."""
+        p = self.parsed
+        types, ttls, rdatas = p.types, p.ttls, p.rdatas
+        head = self.head
+        chain = self.chain = array("i", bytes(4 * len(p)))
+        for i, owner in enumerate(p.owners):
+            key = owner.lower()
+            chain[i] = head.get(key, -1)
+            head[key] = i
+        blobs = self.blobs
+        for ordinal, (key, last) in enumerate(head.items()):
+            if chain[last] < 0:  # one record: the common case, the short way
+                indices = [last]
+            else:
+                indices = []
+                i = last
+                while i >= 0:
+                    indices.append(i)
+                    i = chain[i]
+                indices.reverse()
+            first = indices[0]
+            if not is_below(key, self.apex):
+                self._outside(ordinal, key, first)
                 continue
-            yield from self._soa_placement(k, node)
-            yield from self._sizes(k, node)
-            yield from self._cname(k, node)
-            yield from self._placement(k, node)
-            yield from self._targets(k, node)
+            rrsets: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
+            for i in indices:
+                rdtype, rdata = types[i], rdatas[i]
+                if self.from_file:
+                    self._reader_rules(key, i, rdtype, rdata, rrsets, first)
+                rrset = rrsets.get(rdtype)
+                if rrset is None:
+                    rrsets[rdtype] = ([ttls[i]], [rdata], [i])
+                    continue
+                ttl, kept, _ = rrset
+                form = _dedupe_form(rdtype, rdata)
+                if len(kept) < _DEDUPE_SET_AT:
+                    if any(_dedupe_form(rdtype, r) == form for r in kept):
+                        ttl[0] = min(ttl[0], ttls[i])
+                        continue
+                elif form in {_dedupe_form(rdtype, r) for r in kept}:
+                    ttl[0] = min(ttl[0], ttls[i])
+                    continue
+                ttl[0] = min(ttl[0], ttls[i])
+                kept.append(rdata)
+            self._sizes(ordinal, key, p.owners[first], rrsets)
+            served = [(t, ttl[0], kept) for t, (ttl, kept, _) in rrsets.items() if t != _RRSIG]
+            if not served:
+                continue
+            blobs[key] = encode_node(p.owners[first], key, served)
+            if _NS in rrsets and key != self.apex:
+                self.cuts.add(key)
+            if _DNAME in rrsets:
+                self.dnames.add(key)
+            if self.cuts or self.dnames or key == self.apex or not (
+                rrsets.keys().isdisjoint(_ATTENTION)
+            ):
+                self.attention.append((ordinal, key))
+        if self.cuts or self.dnames:  # placement rules reach every owner
+            self.attention = list(enumerate(blobs))
 
-    def _apex(self) -> Iterator[ZoneProblem]:
-        apex = self.nodes.get(self.apex)
-        if apex is None or not _get(apex, RdataType.SOA):
-            yield self._problem("error", f"no SOA record at the zone apex {self.origin}")
-        if apex is None or not _get(apex, RdataType.NS):
-            name = self.origin if apex is not None else None
-            yield self._problem("error", f"no NS records at the zone apex {self.origin}", name)
-        ds = _get(apex, RdataType.DS) if apex is not None else None
-        if ds is not None:
+    def _outside(self, ordinal: int, key: bytes, first: int) -> None:
+        name = dns.name.from_wire(self.parsed.owners[first], 0)[0]
+        if self.from_file:
+            self._stop(first, f"owner {name} is outside the zone {self.origin}")
+        else:
+            self._problem((ordinal, 0), "error", f"{name} is outside the zone {self.origin}",
+                          self._at(first))
+
+    def _stop(self, index: int, message: str) -> None:
+        if self.stop is None or index < self.stop[0]:
+            self.stop = (index, message)
+
+    def _reader_rules(
+        self,
+        key: bytes,
+        i: int,
+        rdtype: int,
+        rdata: bytes,
+        rrsets: Mapping[int, tuple[list[int], list[bytes], list[int]]],
+        first: int,
+    ) -> None:
+        """What a master-file reader refuses, record by record (module docstring)."""
+        if self.stop is not None and self.stop[0] < i:
+            return  # an earlier record stopped the zone already
+        owner = self.parsed.owners[i]
+        if rdtype == _SOA and key != self.apex:
+            name = dns.name.from_wire(owner, 0)[0]
+            self._stop(i, f"SOA record at {name}, not at the zone apex {self.origin}")
+            return
+        same = rrsets.get(rdtype)
+        if same is not None and rdtype in _SINGLETONS:
+            form = _dedupe_form(rdtype, rdata)
+            if any(_dedupe_form(rdtype, r) != form for r in same[1]):
+                name = dns.name.from_wire(owner, 0)[0]
+                self._stop(i, f"more than one {RdataType(rdtype).name} record at {name}"
+                              f"{_first_at(self._at(same[2][0]), self._at(i))}")
+                return
+        kind = _kind(rdtype, rdata)
+        if kind == dns.node.NodeKind.NEUTRAL or not rrsets:
+            return
+        kinds = {_kind(t, r[1][0]) for t, r in rrsets.items()}
+        other = (dns.node.NodeKind.REGULAR if kind == dns.node.NodeKind.CNAME
+                 else dns.node.NodeKind.CNAME)
+        if other in kinds:
+            name = dns.name.from_wire(owner, 0)[0]
+            if key == self.apex:
+                self._stop(i, f"CNAME at the zone apex {name}")
+            else:
+                self._stop(i, f"CNAME beside other data at {name}"
+                              f"{_first_at(self._at(first), self._at(i))}")
+
+    # -- the rules ---------------------------------------------------------------
+
+    def _apex_rules(self) -> None:
+        blob = self.blobs.get(self.apex)
+        types = blob_types(blob) if blob is not None else []
+        if _SOA not in types:
+            self._problem((-1, 0), "error", f"no SOA record at the zone apex {self.origin}")
+        if _NS not in types:
+            where = self._where(self.apex) if blob is not None else None
+            self._problem((-1, 1), "error", f"no NS records at the zone apex {self.origin}",
+                          where)
+        if _DS in types:
             message = f"DS at the zone apex {self.origin} belongs in the parent zone"
-            yield self._rrset_problem("warning", message, self.origin, ds)
+            self._problem((-1, 2), "warning", message, self._where(self.apex, _DS))
 
-    def _soa_placement(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
-        soa = _get(node, RdataType.SOA)
-        if soa is not None and k != self.apex:
-            name = self.names[k]
-            message = f"SOA record at {name}, not at the zone apex {self.origin}"
-            yield self._rrset_problem("error", message, name, soa)
-
-    def _sizes(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
+    def _sizes(
+        self,
+        ordinal: int,
+        key: bytes,
+        owner: bytes,
+        rrsets: Mapping[int, tuple[list[int], list[bytes], list[int]]],
+    ) -> None:
         """Rule 7, and the UDP warning (``zones.limits``): each RRset measured."""
-        name = self.names[k]
-        for rdataset in node.rdatasets:
+        for rdtype, (ttl, kept, indices) in rrsets.items():
+            if wire_sizes_fit(len(owner), kept):
+                continue
+            name = dns.name.from_wire(owner, 0)[0]
+            rdt = RdataType(rdtype)
+            rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, rdt)
+            for rdata in kept:
+                rdataset.add(dns.rdata.from_wire(dns.rdataclass.IN, rdt, rdata, 0, len(rdata)),
+                             ttl[0])
             found = size_problem(name, rdataset)
             if found is not None:
-                yield self._rrset_problem(*found, name, rdataset)
+                self._problem((ordinal, 1), *found, self._at(indices[0]))
 
-    def _cname(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
-        cname = _get(node, RdataType.CNAME)
-        if cname is None:
+    def _owner_rules(self, ordinal: int, key: bytes) -> None:
+        blob = self.blobs[key]
+        types = blob_types(blob)
+        if _SOA in types and key != self.apex:
+            message = f"SOA record at {self._name(key)}, not at the zone apex {self.origin}"
+            self._problem((ordinal, 0), "error", message, self._where(key, _SOA))
+        self._cname(ordinal, key, types)
+        self._placement(ordinal, key, types)
+        if not _TARGET_TYPES.isdisjoint(types):
+            self._targets(ordinal, key, blob)
+
+    def _cname(self, ordinal: int, key: bytes, types: list[int]) -> None:
+        if _CNAME not in types:
             return
-        name = self.names[k]
-        if k == self.apex:
-            yield self._rrset_problem("error", f"CNAME at the zone apex {name}", name, cname)
+        name = self._name(key)
+        where = self._where(key, _CNAME)
+        if key == self.apex:
+            self._problem((ordinal, 2), "error", f"CNAME at the zone apex {name}", where)
             return
         others = sorted(
-            RdataType(rds.rdtype).name
-            for rds in node.rdatasets
-            if dns.node.NodeKind.classify_rdataset(rds) == dns.node.NodeKind.REGULAR
+            RdataType(t).name for t in types
+            if dns.node.NodeKind.classify(RdataType(t), RdataType.NONE)
+            == dns.node.NodeKind.REGULAR
         )
         if others:
             message = f"CNAME at {name} beside other data ({', '.join(others)})"
-            yield self._rrset_problem("error", message, name, cname)
+            self._problem((ordinal, 2), "error", message, where)
 
-    def _placement(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
+    def _placement(self, ordinal: int, key: bytes, types: list[int]) -> None:
         """Rules 4 and 5: names below a DNAME, data at and below a zone cut."""
-        name = self.names[k]
-        dname = next((a for a in self._chain(k)[1:] if a in self.dnames), None)
+        chain = self._chain(key)
+        dname = next((a for a in chain[1:] if a in self.dnames), None)
         if dname is not None:
-            owner = self.names[dname]
+            owner = self._name(dname)
             message = (
-                f"{name} is below the DNAME at {owner}{self._line_text(owner)};"
+                f"{self._name(key)} is below the DNAME at {owner}{self._line_text(dname)};"
                 " a DNAME owner can have no names below it"
             )
-            yield self._rrset_problem("error", message, name, node.rdatasets[0])
+            self._problem((ordinal, 3), "error", message, self._where(key, types[0]))
             return
-        cut = self._top_cut(k)
+        cut = self._top_cut(chain)
         if cut is not None:
-            yield from self._occluded(k, node, cut)
+            self._occluded(ordinal, key, types, cut)
             return
-        ds = _get(node, RdataType.DS)
-        if ds is not None and k != self.apex:
-            message = f"DS at {name}, which is not a delegation"
-            yield self._rrset_problem("warning", message, name, ds)
+        if _DS in types and key != self.apex:
+            message = f"DS at {self._name(key)}, which is not a delegation"
+            self._problem((ordinal, 3), "warning", message, self._where(key, _DS))
 
-    def _occluded(self, k: _Key, node: dns.node.Node, cut: _Key) -> Iterator[ZoneProblem]:
-        name, cut_name = self.names[k], self.names[cut]
+    def _occluded(self, ordinal: int, key: bytes, types: list[int], cut: bytes) -> None:
+        name, cut_name = self._name(key), self._name(cut)
         # the zone's own NS targets may live below a cut (the root zone does this)
-        is_glue = k in self.ns_targets[cut] or k in self.ns_targets[self.apex]
-        for rdataset in node.rdatasets:
-            rdtype = RdataType(rdataset.rdtype)
-            if k == cut and rdtype in _CUT_TYPES:
+        is_glue = key in self._ns_targets(cut) or key in self._ns_targets(self.apex)
+        for rdtype in types:
+            if key == cut and rdtype in _CUT_TYPES:
                 continue
             if rdtype in _ADDRESS_TYPES and is_glue:
                 continue
-            if rdtype in _ADDRESS_TYPES and any(k in t for t in self.ns_targets.values()):
+            rdt = RdataType(rdtype)
+            where = self._where(key, rdtype)
+            if rdtype in _ADDRESS_TYPES and key in self._all_glue():
                 message = (
-                    f"{rdtype.name} at {name} is below the delegation {cut_name} but not one of"
+                    f"{rdt.name} at {name} is below the delegation {cut_name} but not one of"
                     " its NS targets: served only as glue for another delegation"
                 )
-                yield self._rrset_problem("warning", message, name, rdataset)
+                self._problem((ordinal, 3), "warning", message, where)
                 continue
-            where = "at" if k == cut else "below"
+            at = "at" if key == cut else "below"
             message = (
-                f"{rdtype.name} at {name} is {where} the delegation {cut_name}"
-                f"{self._line_text(cut_name)}; only NS, DS and glue may be there"
+                f"{rdt.name} at {name} is {at} the delegation {cut_name}"
+                f"{self._line_text(cut)}; only NS, DS and glue may be there"
             )
-            yield self._rrset_problem("error", message, name, rdataset)
+            self._problem((ordinal, 3), "error", message, where)
 
-    def _targets(self, k: _Key, node: dns.node.Node) -> Iterator[ZoneProblem]:
+    def _targets(self, ordinal: int, key: bytes, blob: bytes) -> None:
         """Warnings about in-zone NS, MX and SRV targets."""
-        if any(a in self.cuts for a in self._chain(k)[1:]):
+        if any(a in self.cuts for a in self._chain(key)[1:]):
             return  # occluded: not our data
-        name = self.names[k]
-        for rdataset in node.rdatasets:
-            if rdataset.rdtype not in (RdataType.NS, RdataType.MX, RdataType.SRV):
+        name = self._name(key)
+        for rdtype, _, kept in blob_rrsets(blob):
+            at = _TARGET_AT.get(rdtype)
+            if at is None:
                 continue
-            kind = RdataType(rdataset.rdtype).name
-            for rdata in rdataset:
-                target = _target(rdata)
-                if target is None or target == dns.name.root:
+            kind = RdataType(rdtype).name
+            for rdata in kept:
+                target = rdata[at:]
+                if target == b"\x00":
                     continue  # "." is "no service" (RFC 7505, RFC 2782)
-                message = self._target_problem(k, _key(target), rdataset.rdtype == RdataType.NS)
+                message = self._target_problem(key, target.lower(), rdtype == _NS)
                 if message:
-                    yield self._problem(
-                        "warning", f"{kind} target {target} of {name} {message}", name, rdata
-                    )
+                    text = dns.name.from_wire(target, 0)[0]
+                    self._problem((ordinal, 4), "warning",
+                                  f"{kind} target {text} of {name} {message}",
+                                  self._where(key, rdtype, rdata))
 
-    def _target_problem(self, owner: _Key, target: _Key, is_ns: bool) -> str:
-        if not self._inside(target):
+    def _target_problem(self, owner: bytes, target: bytes, is_ns: bool) -> str:
+        if not is_below(target, self.apex):
             return ""
-        cut = self._top_cut(target)
+        chain = self._chain(target)
+        cut = self._top_cut(chain)
         if cut is not None:
-            if not is_ns or self._has_address(self.nodes.get(target)):
+            if not is_ns or self._has_address(target):
                 return ""  # another zone's name, or glue that is there
-            cut_name = self.names[cut]
+            cut_name = self._name(cut)
             if cut == owner:
                 return f"is below the delegation {cut_name} and has no glue (A/AAAA) records"
             return f"is below the delegation {cut_name} and has no A/AAAA records here"
-        if any(a in self.dnames for a in self._chain(target)[1:]):
+        if any(a in self.dnames for a in chain[1:]):
             return ""  # rewritten by a DNAME
-        node = self._resolve(target)
-        if node is not None and _get(node, RdataType.CNAME):
+        node = self._resolve(target, chain)
+        if node is not None and _CNAME in blob_types(self.blobs[node]):
             return "is a CNAME (RFC 2181 §10.3)"
-        if not self._has_address(node):
+        if node is None or not self._has_address(node):
             return "has no A or AAAA records in the zone"
         return ""
 
     # -- names -------------------------------------------------------------
 
-    def _inside(self, k: _Key) -> bool:
-        return k[len(k) - len(self.apex) :] == self.apex
+    def _exists(self, key: bytes) -> bool:
+        return key in self.blobs or key in self.ents
 
-    def _chain(self, k: _Key) -> list[_Key]:
-        """``k`` and its ancestors inside the zone, nearest first, the apex last."""
-        return [k[i:] for i in range(len(k) - len(self.apex) + 1)]
+    def _chain(self, key: bytes) -> list[bytes]:
+        """``key`` and its ancestors inside the zone, nearest first, the apex last."""
+        out = []
+        for at in key_offsets(key):
+            out.append(key[at:])
+            if len(key) - at <= len(self.apex):
+                break
+        return out
 
-    def _top_cut(self, k: _Key) -> _Key | None:
-        """The zone cut nearest the apex at or above ``k``: all below it is occluded."""
-        return next((a for a in reversed(self._chain(k)) if a in self.cuts), None)
+    def _top_cut(self, chain: list[bytes]) -> bytes | None:
+        """The zone cut nearest the apex at or above: all below it is occluded."""
+        if not self.cuts:
+            return None
+        return next((a for a in reversed(chain) if a in self.cuts), None)
 
-    def _resolve(self, k: _Key) -> dns.node.Node | None:
-        """The node that answers for ``k``: itself, or the wildcard at its closest encloser."""
-        if k in self.existing:
-            return self.nodes.get(k)
-        encloser = next((a for a in self._chain(k) if a in self.existing), None)
-        return self.nodes.get((b"*", *encloser)) if encloser is not None else None
+    def _resolve(self, key: bytes, chain: list[bytes]) -> bytes | None:
+        """The owner that answers for ``key``: itself, or the wildcard at its closest encloser."""
+        if self._exists(key):
+            return key if key in self.blobs else None
+        encloser = next((a for a in chain if self._exists(a)), None)
+        if encloser is None:
+            return None
+        wild = b"\x01*" + encloser
+        return wild if wild in self.blobs else None
 
-    @staticmethod
-    def _has_address(node: dns.node.Node | None) -> bool:
-        return node is not None and any(_get(node, t) for t in _ADDRESS_TYPES)
+    def _has_address(self, key: bytes) -> bool:
+        blob = self.blobs.get(key)
+        return blob is not None and not _ADDRESS_TYPES.isdisjoint(blob_types(blob))
 
-    def _ns_targets(self, k: _Key) -> frozenset[_Key]:
-        ns = _get(self.nodes[k], RdataType.NS) if k in self.nodes else None
-        return frozenset(_key(rdata.target) for rdata in ns) if ns is not None else frozenset()
+    def _ns_targets(self, key: bytes) -> frozenset[bytes]:
+        found = self._targets_of.get(key)
+        if found is not None:
+            return found
+        found = frozenset()
+        blob = self.blobs.get(key)
+        for rdtype, _, kept in blob_rrsets(blob) if blob is not None else ():
+            if rdtype == _NS:
+                found = frozenset(r.lower() for r in kept)
+        self._targets_of[key] = found
+        return found
+
+    def _all_glue(self) -> set[bytes]:
+        if self._glue is None:
+            self._glue = set(self._ns_targets(self.apex))
+            for cut in self.cuts:
+                self._glue.update(self._ns_targets(cut))
+        return self._glue
 
 
-def _get(node: dns.node.Node, rdtype: RdataType) -> dns.rdataset.Rdataset | None:
-    rdataset: dns.rdataset.Rdataset
-    for rdataset in node.rdatasets:
-        if rdataset.rdtype == rdtype and rdataset.covers == RdataType.NONE:
-            return rdataset
-    return None
+# Owners with these types are checked one by one even in a zone without cuts or DNAMEs.
+_ATTENTION = frozenset({_SOA, _CNAME, _DS, _NS, _MX, _SRV})
 
 
-def _target(rdata: dns.rdata.Rdata) -> dns.name.Name | None:
-    if rdata.rdtype == RdataType.MX:
-        return rdata.exchange  # type: ignore[attr-defined, no-any-return]
-    return getattr(rdata, "target", None)
+def _first_at(first: Source | None, here: Source) -> str:
+    if first is None or first == here:
+        return ""
+    where = f"line {first.line}" if first.file == here.file else f"{first.file}:{first.line}"
+    return f" (the first at {where})"
+

@@ -63,6 +63,15 @@ def size_problem(
     )
 
 
+def wire_sizes_fit(owner_length: int, rdatas: list[bytes]) -> bool:
+    """Whether an RRset of these rdatas (uncompressed wire form) at an owner of
+    ``owner_length`` octets surely meets rule 7 and the UDP limit, measured
+    without compression (an upper bound of ``rrset_sizes``)."""
+    size = owner_length - 2 + sum(12 + len(rdata) for rdata in rdatas)
+    pointer = 2 if owner_length > 1 else 1
+    return size <= RRSET_MAX and 12 + 4 + size + pointer + _OPT_SIZE <= wire.OUR_PAYLOAD
+
+
 def rrset_sizes(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> tuple[int, int]:
     """(wire size, smallest answer) of the RRset ``rdataset`` at ``name``.
 

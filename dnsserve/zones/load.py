@@ -24,9 +24,11 @@ place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -44,8 +46,9 @@ import dns.zonefile
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.compile import ZoneProblem, compile_with_problems
+from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records, records_from_zone
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
+from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
 
@@ -57,6 +60,11 @@ MAX_INCLUDE_DEPTH = 8
 MAX_GENERATE = 65536
 
 
+# What a zone was read from: (file, size, mtime_ns, inode) of its file and each
+# file it includes, in the order read. The same fingerprint at a reload: not read again.
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
 @dataclass(frozen=True)
 class LoadedZones:
     """The zones of one directory that can be served, and what was wrong with the rest."""
@@ -64,6 +72,9 @@ class LoadedZones:
     tables: Mapping[dns.name.Name, ZoneTable]
     problems: tuple[ZoneProblem, ...]
     files: Mapping[dns.name.Name, Path]
+    # zones read from their files by this load or an earlier one it reused
+    fingerprints: Mapping[dns.name.Name, Fingerprint] = field(default_factory=dict)
+    reused: frozenset[dns.name.Name] = frozenset()  # tables kept: their files had not changed
 
     @property
     def errors(self) -> tuple[ZoneProblem, ...]:
@@ -109,26 +120,47 @@ def load_zone_file(
     return zone, sources
 
 
+def fingerprint(files: Sequence[str]) -> Fingerprint | None:
+    """The fingerprint of a zone read from ``files``; None when one cannot be read."""
+    out = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            return None
+        out.append((file, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
 def load_zones(
     directory: Path,
     *,
     log_problems: bool = True,
     extra: Mapping[dns.name.Name, Path] | None = None,
+    previous: LoadedZones | None = None,
 ) -> LoadedZones:
     """Load every zone in ``directory``; a zone that fails is left out (and logged).
 
     ``extra`` adds zone files from elsewhere by origin (a secondary zone's
     copy in the state directory); given (even empty: no copy yet), a zones
-    directory with no zone file is no error.
+    directory with no zone file is no error. With ``previous`` (the load
+    served now), a zone whose file and includes have the same size and
+    modification time as when it was read keeps its table and its problems;
+    only the others are read again.
     """
-    loaded = _load_directory(directory, extra)
-    if not log_problems:
-        return loaded
+    loaded = _load_directory(directory, extra, previous)
+    if log_problems:
+        log_loaded(loaded, directory)
+    return loaded
+
+
+def log_loaded(loaded: LoadedZones, directory: Path) -> None:
+    """Log every problem of a load, and what it loaded."""
     for problem in loaded.problems:
         level = logging.ERROR if problem.severity == "error" else logging.WARNING
         log.log(level, "%s", problem.to_text())
-    log.info("loaded %d zone(s) from %s", len(loaded.tables), directory)
-    return loaded
+    log.info("loaded %d zone(s) from %s (%d unchanged, kept)", len(loaded.tables), directory,
+             len(loaded.reused))
 
 
 def check_zones(directory: Path) -> list[ZoneProblem]:
@@ -140,11 +172,15 @@ def check_zones(directory: Path) -> list[ZoneProblem]:
 
 
 def _load_directory(
-    directory: Path, extra: Mapping[dns.name.Name, Path] | None = None
+    directory: Path,
+    extra: Mapping[dns.name.Name, Path] | None = None,
+    previous: LoadedZones | None = None,
 ) -> LoadedZones:
     problems: list[ZoneProblem] = []
     tables: dict[dns.name.Name, ZoneTable] = {}
     files: dict[dns.name.Name, Path] = {}
+    prints: dict[dns.name.Name, Fingerprint] = {}
+    reused: set[dns.name.Name] = set()
     origins = _zone_files(directory, problems, empty_ok=extra is not None)
     for origin, path in (extra or {}).items():
         if origin in origins:
@@ -154,14 +190,39 @@ def _load_directory(
         origins[origin] = path
     used: set[str] = set()
     for origin, path in origins.items():
-        table = _load_one(path, origin, directory, problems, used)
+        kept = _unchanged(previous, origin, path)
+        if previous is not None and kept is not None:
+            tables[origin], files[origin] = kept, path
+            prints[origin] = previous.fingerprints[origin]
+            reused.add(origin)
+            used.update(f for f, *_ in prints[origin])
+            text = origin.to_text()
+            problems.extend(p for p in previous.problems if p.zone == text)
+            continue
+        table, found = _load_one(path, origin, directory, problems, used)
         if table is not None:
             tables[origin] = table
             files[origin] = path
+            if found is not None:
+                prints[origin] = found
     problems.extend(_strays(directory, used))
     return LoadedZones(
-        tables=MappingProxyType(tables), problems=tuple(problems), files=MappingProxyType(files)
+        tables=MappingProxyType(tables), problems=tuple(problems), files=MappingProxyType(files),
+        fingerprints=MappingProxyType(prints), reused=frozenset(reused),
     )
+
+
+def _unchanged(
+    previous: LoadedZones | None, origin: dns.name.Name, path: Path
+) -> ZoneTable | None:
+    """The table ``previous`` read from the same, unchanged files, if any."""
+    if previous is None:
+        return None
+    table = previous.tables.get(origin)
+    before = previous.fingerprints.get(origin)
+    if table is None or before is None or previous.files.get(origin) != path:
+        return None
+    return table if fingerprint([f for f, *_ in before]) == before else None
 
 
 def _zone_files(
@@ -214,28 +275,58 @@ def _strays(directory: Path, used: set[str]) -> list[ZoneProblem]:
     ]
 
 
+def parse_with_dnspython(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
+    """``load_zone_file``'s records as ``ParsedRecords`` (what the fast parser gives)."""
+    zone, sources = load_zone_file(path, origin, include_dir=include_dir)
+    return records_from_zone(zone, file=str(path), lines=sources)
+
+
+def zone_parser() -> Callable[..., ParsedRecords]:
+    """The parser of zone files: ``zones.parse``'s when it is there, else dnspython's."""
+    try:
+        module = importlib.import_module("dnsserve.zones.parse")
+    except ImportError:
+        return parse_with_dnspython
+    parse: Callable[..., ParsedRecords] = module.parse_zone_file
+    return parse
+
+
+def compile_file(path: Path, origin: dns.name.Name, directory: Path) -> Compiled:
+    """Parse and compile one zone file; raises ``ZoneError`` for what stops parsing."""
+    parsed = zone_parser()(path, origin, include_dir=directory)
+    return compile_records(parsed, origin=origin)
+
+
 def _load_one(
     path: Path,
     origin: dns.name.Name,
     directory: Path,
     problems: list[ZoneProblem],
     used: set[str],
-) -> ZoneTable | None:
+) -> tuple[ZoneTable | None, Fingerprint | None]:
+    """The zone's table (None when it failed) and the fingerprint of what was read."""
     zone_text = origin.to_text()
     try:
-        zone, sources = load_zone_file(path, origin, include_dir=directory)
-        used.update(sources.files())
-        compiled = compile_with_problems(zone, file=str(path), lines=sources)
+        # the zone file is looked at before it is read: one changed while it
+        # is read differs next time, and is read again
+        before = fingerprint([str(path)])
+        parsed = zone_parser()(path, origin, include_dir=directory)
+        includes = [f for f in dict.fromkeys(parsed.file_names) if f != str(path)]
+        used.update([str(path), *includes])
+        after = fingerprint(includes)
+        compiled = compile_records(parsed, origin=origin)
+        del parsed
     except ZoneError as exc:
         problems.append(ZoneProblem(exc.file, exc.line, "error", exc.message, zone_text))
-        return None
+        return None, None
     except Exception as exc:
         # a bug in compiling one zone must not keep the others from being served
         log.exception("unexpected failure loading %s", path)
         problems.append(_whole(str(path), zone_text, f"internal error: {exc!r}"))
-        return None
+        return None, None
     problems.extend(compiled.problems)
-    return compiled.table
+    prints = before + after if before is not None and after is not None else None
+    return compiled.table, prints
 
 
 def _whole(file: str, zone: str, message: str) -> ZoneProblem:

@@ -9,6 +9,16 @@ for the snapshot and the config's pools alike). A lookup returns a
 ``Result`` of dnspython RRsets; turning it into wire bytes is
 ``answer.prebuilt``'s job.
 
+Memory: a table keeps its zone as wire data, one ``bytes`` blob per owner
+(``encode_node``: the owner as written when its case differs from the key,
+then each RRset's type, TTL, count and rdatas) in a dict keyed by the owner's
+lower-cased wire form (``name_key``), plus sets of keys for zone cuts, DNAMEs
+and empty non-terminals. No Python object per record outlives the build:
+dnspython RRsets are decoded from a blob when a lookup reaches the owner and
+memoized, boundedly, in the ``WireStore`` that a table and its pool overlays
+share. Readers that do not need dnspython objects use the wire accessors
+(``owner_keys``, ``wire_rrset_keys``, ``wire_node``, ``exists_key``).
+
 It must not parse zone files (``zones.load``), validate them
 (``zones.compile``), read the clock or run per query: results are computed
 once per (qname, qtype) and kept as prebuilt wire answers.
@@ -26,12 +36,13 @@ The lookup sequence, top to bottom (as CoreDNS ``plugin/file/lookup.go``):
 
 from __future__ import annotations
 
-import collections
 import enum
-from collections.abc import Container, Iterator, Mapping, MutableMapping
+import itertools
+import struct
+from array import array
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import cast
 
 import dns.name
 import dns.rdata
@@ -91,88 +102,358 @@ def closest_origin(
 Node = Mapping[RdataType, dns.rrset.RRset]
 _EMPTY: Node = MappingProxyType({})
 
+# The wire store (see the module docstring): an RRset's head in an owner's blob.
+_RRHEAD = struct.Struct("!HIH")  # type, TTL, record count
+_U16 = struct.Struct("!H")
+# Decoded nodes kept per table family (a loaded table and its pool overlays):
+# enough for every answer a busy server is asked again and again, bounded so
+# that prebuilding every answer of a big zone does not keep it all decoded.
+DECODED_MAX = 16384
+
+
+_LENGTHS = tuple(bytes((n,)) for n in range(256))
+# RdataType(n) runs the enum machinery each time; the known types, looked up.
+_RDATATYPES = {int(t): t for t in RdataType}
+
+
+def rdatatype(value: int) -> RdataType:
+    """``RdataType(value)``, without the enum's cost for the known types."""
+    found = _RDATATYPES.get(value)
+    return found if found is not None else RdataType(value)
+
+
+def name_key(name: dns.name.Name) -> bytes:
+    """The lookup key of ``name`` (absolute): its uncompressed wire form, lower-cased.
+
+    Joined from the labels: dnspython's ``to_wire`` costs several times more.
+    """
+    lengths = _LENGTHS
+    return b"".join([lengths[len(label)] + label for label in name.labels]).lower()
+
+
+def name_from_wire(wire: bytes) -> dns.name.Name:
+    """The name of an uncompressed wire form (as ``dns.name.from_wire``, faster)."""
+    labels = []
+    at = 0
+    while wire[at]:
+        end = at + 1 + wire[at]
+        labels.append(wire[at + 1 : end])
+        at = end
+    labels.append(b"")
+    return dns.name.Name(labels)
+
+
+def key_offsets(key: bytes) -> list[int]:
+    """Where each label of the wire name ``key`` starts, the root label last.
+
+    ``key[offsets[i]:]`` is the name without its first ``i`` labels.
+    """
+    offsets = [0]
+    at = 0
+    while key[at]:
+        at += key[at] + 1
+        offsets.append(at)
+    return offsets
+
+
+def is_below(key: bytes, apex: bytes) -> bool:
+    """Whether the wire name ``key`` is ``apex`` or below it (both lower-cased)."""
+    if not key.endswith(apex):
+        return False
+    start = len(key) - len(apex)
+    at = 0
+    while at < start:
+        at += key[at] + 1
+    return at == start
+
+
+def encode_node(owner: bytes, key: bytes, rrsets: Iterable[tuple[int, int, list[bytes]]]) -> bytes:
+    """One owner's blob: its name as written (empty when ``key`` spells it), then
+    each RRset as (type, TTL, count) and its rdatas, each with its length."""
+    parts = [bytes((len(owner),)) + owner if owner != key else b"\x00"]
+    for rdtype, ttl, rdatas in rrsets:
+        parts.append(_RRHEAD.pack(rdtype, ttl, len(rdatas)))
+        for rdata in rdatas:
+            parts.append(_U16.pack(len(rdata)))
+            parts.append(rdata)
+    return b"".join(parts)
+
+
+def blob_owner(key: bytes, blob: bytes) -> bytes:
+    """The owner as written, in wire form."""
+    return blob[1 : 1 + blob[0]] if blob[0] else key
+
+
+def blob_rrsets(blob: bytes) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(type, TTL, rdatas) of each RRset in an owner's blob, as stored."""
+    at, end = 1 + blob[0], len(blob)
+    unpack, u16 = _RRHEAD.unpack_from, _U16.unpack_from
+    while at < end:
+        rdtype, ttl, count = unpack(blob, at)
+        at += _RRHEAD.size
+        rdatas = []
+        for _ in range(count):
+            (length,) = u16(blob, at)
+            at += 2
+            rdatas.append(blob[at : at + length])
+            at += length
+        yield rdtype, ttl, rdatas
+
+
+def blob_types(blob: bytes) -> list[int]:
+    """The types of an owner's RRsets, without reading their rdatas."""
+    out = []
+    at, end = 1 + blob[0], len(blob)
+    unpack, u16 = _RRHEAD.unpack_from, _U16.unpack_from
+    while at < end:
+        rdtype, _, count = unpack(blob, at)
+        out.append(rdtype)
+        at += _RRHEAD.size
+        for _ in range(count):
+            at += 2 + u16(blob, at)[0]
+    return out
+
+
+def decode_node(key: bytes, blob: bytes) -> dict[RdataType, dns.rrset.RRset]:
+    """An owner's blob as dnspython RRsets (owner as written)."""
+    owner = name_from_wire(blob_owner(key, blob))
+    node: dict[RdataType, dns.rrset.RRset] = {}
+    for rdtype, ttl, rdatas in blob_rrsets(blob):
+        rdt = rdatatype(rdtype)
+        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdt)
+        for rdata in rdatas:
+            rrset.add(dns.rdata.from_wire(dns.rdataclass.IN, rdt, rdata, 0, len(rdata)), ttl)
+        node[rdt] = rrset
+    return node
+
+
+class WireStore:
+    """The loaded data of one zone: one blob per owner, keyed by its lookup key.
+
+    Shared by a loaded table and every pool overlay made from it. ``decoded``
+    memoizes decoded nodes (bounded by ``DECODED_MAX``): an rrset asked for
+    twice is the same object, and nothing else of the zone is decoded.
+    """
+
+    __slots__ = ("blobs", "cuts", "decoded", "dnames", "ents", "soa")
+
+    def __init__(
+        self,
+        blobs: dict[bytes, bytes],
+        ents: frozenset[bytes],
+        cuts: frozenset[bytes],
+        dnames: frozenset[bytes],
+    ) -> None:
+        self.blobs = blobs
+        self.ents = ents  # empty non-terminals
+        self.cuts = cuts
+        self.dnames = dnames
+        self.decoded: dict[bytes, Node] = {}
+        self.soa: dns.rrset.RRset | None = None
+
+    def node(self, key: bytes) -> Node:
+        node = self.decoded.get(key)
+        if node is not None:
+            return node
+        blob = self.blobs.get(key)
+        if blob is None:
+            return _EMPTY
+        if len(self.decoded) >= DECODED_MAX:  # the oldest goes first
+            del self.decoded[next(iter(self.decoded))]
+        node = self.decoded[key] = MappingProxyType(decode_node(key, blob))
+        return node
+
+
+class _Names:
+    """Every name of a table that exists (owners and empty non-terminals), as a
+    container of dnspython names; iterating it decodes every name (slow)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ZoneTable) -> None:
+        self._table = table
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, dns.name.Name) and self._table.exists_key(name_key(name))
+
+    def __iter__(self) -> Iterator[dns.name.Name]:
+        store = self._table._store
+        for key in itertools.chain(store.blobs, store.ents, self._table._added):
+            yield name_from_wire(key)
+
+    def __len__(self) -> int:
+        store = self._table._store
+        return len(store.blobs) + len(store.ents) + len(self._table._added)
+
 
 class ZoneTable:
     """An immutable, validated zone ready for lookups.
 
-    Build it with ``ZoneTable.build(zone)`` from a dnspython zone loaded with
+    Build it with ``zones.compile`` (from parsed wire records) or
+    ``ZoneTable.build(zone)`` from a dnspython zone loaded with
     ``relativize=False``; ``with_rrsets`` returns a copy where some rrsets are
     replaced (pool answers) without touching this one.
     """
 
-    __slots__ = (
-        "_cuts", "_dnames", "_dynamic", "_loaded", "_nodes", "_overlay", "_soa", "names", "origin"
-    )
-
+    __slots__ = ("_added", "_apex", "_dynamic", "_overlay", "_store", "origin")
 
     def __init__(
         self,
         origin: dns.name.Name,
-        nodes: Mapping[dns.name.Name, Node],
-        names: frozenset[dns.name.Name],
+        store: WireStore,
         dynamic: frozenset[tuple[dns.name.Name, RdataType]] = frozenset(),
-        base: ZoneTable | None = None,
-        overlay: Mapping[dns.name.Name, Node] | None = None,
+        overlay: Mapping[bytes, Node] | None = None,
+        added: frozenset[bytes] = frozenset(),
     ) -> None:
         self.origin = origin
-        self._nodes = nodes
-        # An overlay table is ``overlay`` over the loaded table's nodes, never
-        # an overlay of an overlay: lookups stay one ChainMap deep.
-        self._overlay: Mapping[dns.name.Name, Node] = overlay or {}
-        self._loaded: Mapping[dns.name.Name, Node] = base._loaded if base is not None else nodes
-        self.names = names  # every owner and every empty non-terminal
-        if base is None:
-            self._cuts = frozenset(
-                n for n, node in nodes.items() if n != origin and RdataType.NS in node
-            )
-            self._dnames = frozenset(n for n, node in nodes.items() if RdataType.DNAME in node)
-            self._soa = nodes[origin][RdataType.SOA]
-        else:  # replacements are address and CNAME rrsets: cuts, DNAMEs, SOA stay
-            self._cuts, self._dnames, self._soa = base._cuts, base._dnames, base._soa
+        self._apex = name_key(origin)
+        self._store = store
+        # An overlay table is ``overlay`` over the loaded blobs, never an
+        # overlay of an overlay: lookups stay one dict deep.
+        self._overlay: Mapping[bytes, Node] = overlay or {}
+        self._added = added  # names a pool made exist
         self._dynamic = dynamic
+        if store.soa is None:
+            soa = store.node(self._apex).get(RdataType.SOA)
+            if soa is None:
+                raise ValueError(f"no SOA at the apex of {origin}")
+            store.soa = soa
+
+    @classmethod
+    def from_blobs(
+        cls, origin: dns.name.Name, blobs: dict[bytes, bytes], ents: Iterable[bytes] | None = None
+    ) -> ZoneTable:
+        """A table over owner blobs (``encode_node``) keyed by ``name_key``.
+
+        ``ents`` (empty non-terminals) is derived from the owners when not given.
+        """
+        apex = name_key(origin)
+        cuts, dnames = [], []
+        ns, dname = int(RdataType.NS), int(RdataType.DNAME)
+        for key, blob in blobs.items():
+            types = blob_types(blob)
+            if ns in types and key != apex:
+                cuts.append(key)
+            if dname in types:
+                dnames.append(key)
+        found = frozenset(ents) if ents is not None else empty_non_terminals(blobs, apex)
+        store = WireStore(blobs, found, frozenset(cuts), frozenset(dnames))
+        return cls(origin, store)
+
+    @classmethod
+    def from_parts(
+        cls,
+        origin: dns.name.Name,
+        blobs: dict[bytes, bytes],
+        ents: frozenset[bytes],
+        cuts: Iterable[bytes],
+        dnames: Iterable[bytes],
+    ) -> ZoneTable:
+        """A table over what ``zones.compile`` found while checking the blobs."""
+        return cls(origin, WireStore(blobs, ents, frozenset(cuts), frozenset(dnames)))
 
     @classmethod
     def build(cls, zone: dns.zone.Zone) -> ZoneTable:
+        """A table of a dnspython zone (``relativize=False``), RRSIGs left out."""
         origin = zone.origin
         assert origin is not None
-        nodes: dict[dns.name.Name, Node] = {}
-        names: set[dns.name.Name] = set()
+        blobs: dict[bytes, bytes] = {}
         for name, node in zone.nodes.items():
             owner = name if name.is_absolute() else name.derelativize(origin)
-            rrsets: dict[RdataType, dns.rrset.RRset] = {}
-            for rdataset in node.rdatasets:
-                if rdataset.covers != RdataType.NONE:
-                    continue  # RRSIGs are not served without DNSSEC support
-                rrset = dns.rrset.RRset(owner, rdataset.rdclass, rdataset.rdtype)
-                rrset.update(rdataset)
-                rrsets[RdataType(rdataset.rdtype)] = rrset
-            if not rrsets:
-                continue
-            nodes[owner] = MappingProxyType(rrsets)
-            while True:
-                names.add(owner)
-                if owner == origin or owner == dns.name.root:
-                    break
-                owner = owner.parent()
-        return cls(origin, MappingProxyType(nodes), frozenset(names))
+            rrsets = [
+                (int(rds.rdtype), rds.ttl, [rd.to_wire() for rd in rds])
+                for rds in node.rdatasets
+                if rds.covers == RdataType.NONE  # RRSIGs are not served without DNSSEC
+            ]
+            if rrsets:
+                wire = owner.to_wire()
+                assert wire is not None
+                blobs[wire.lower()] = encode_node(wire, wire.lower(), rrsets)
+        return cls.from_blobs(origin, blobs)
 
     # -- reading -----------------------------------------------------------
 
     @property
     def soa(self) -> dns.rrset.RRset:
-        return self._soa
+        soa = self._store.soa
+        assert soa is not None
+        return soa
+
+    @property
+    def names(self) -> _Names:
+        """Every owner and every empty non-terminal (a container of names)."""
+        return _Names(self)
+
+    def __len__(self) -> int:
+        """Owners with data in the loaded zone."""
+        return len(self._store.blobs)
+
+    def exists_key(self, key: bytes) -> bool:
+        """Whether the name of lookup key ``key`` exists (data or empty non-terminal)."""
+        store = self._store
+        return key in store.blobs or key in store.ents or key in self._added
+
+    def node_by_key(self, key: bytes) -> Node:
+        node = self._overlay.get(key)
+        if node is not None:
+            return node
+        return self._store.node(key)
 
     def node(self, name: dns.name.Name) -> Node:
-        return self._nodes.get(name, _EMPTY)
+        return self.node_by_key(name_key(name))
 
     def rrset(self, name: dns.name.Name, rdtype: RdataType) -> dns.rrset.RRset | None:
-        return self._nodes.get(name, _EMPTY).get(rdtype)
+        return self.node_by_key(name_key(name)).get(rdtype)
+
+    def owner_keys(self) -> Iterator[bytes]:
+        """The lookup key of every owner with data (pool overlays included)."""
+        yield from self._store.blobs
+        for key in self._overlay:
+            if key not in self._store.blobs:
+                yield key
+
+    def wire_rrset_keys(self) -> Iterator[tuple[bytes, int]]:
+        """(owner lookup key, type) of every RRset, without decoding any."""
+        overlay = self._overlay
+        for key, blob in self._store.blobs.items():
+            if key in overlay:
+                yield from ((key, int(t)) for t in overlay[key])
+            else:
+                yield from ((key, t) for t in blob_types(blob))
+        for key, node in overlay.items():
+            if key not in self._store.blobs:
+                yield from ((key, int(t)) for t in node)
+
+    def loaded_keys(self) -> Iterator[bytes]:
+        """The lookup key of every owner as loaded (pool overlays not included)."""
+        return iter(self._store.blobs)
+
+    def wire_node(self, key: bytes) -> tuple[bytes, list[tuple[int, int, list[bytes]]]] | None:
+        """The loaded owner ``key`` as stored: (owner as written, [(type, TTL, rdatas)])."""
+        blob = self._store.blobs.get(key)
+        if blob is None:
+            return None
+        return blob_owner(key, blob), list(blob_rrsets(blob))
 
     def rrset_keys(self) -> Iterator[tuple[dns.name.Name, RdataType]]:
-        """Every (owner, type) with data, for prebuilding answers."""
-        for name, node in self._nodes.items():
-            for rdtype in node:
-                yield name, rdtype
+        """Every (owner, type) with data, for prebuilding answers (rdatas not decoded).
+
+        An owner's types come together, with one name object.
+        """
+        overlay, blobs = self._overlay, self._store.blobs
+        for key, blob in blobs.items():
+            node = overlay.get(key)
+            if node is not None:
+                yield from ((rrset.name, rdtype) for rdtype, rrset in node.items())
+                continue
+            decoded = self._store.decoded.get(key)
+            name = (next(iter(decoded.values())).name if decoded
+                    else name_from_wire(blob_owner(key, blob)))
+            for rdtype in blob_types(blob):
+                yield name, rdatatype(rdtype)
+        for key, node in overlay.items():
+            if key not in blobs:
+                yield from ((rrset.name, rdtype) for rdtype, rrset in node.items())
 
     def with_rrsets(
         self, replacements: Mapping[tuple[dns.name.Name, RdataType], dns.rrset.RRset | None]
@@ -182,28 +463,29 @@ class ZoneTable:
         The replaced rrsets are marked dynamic: a ``Result`` that uses one
         lists it in ``uses``. A replaced owner exists (as a name) even when
         its rrset is removed: a pool's name is never NXDOMAIN. The new table
-        shares this one's nodes (an overlay), so building one per pool
+        shares this one's blobs (an overlay), so building one per pool
         variant costs only the replaced nodes.
         """
-        overlay = dict(self._overlay)  # a dict copy: the names are not hashed again
-        added: set[dns.name.Name] = set()
+        overlay = dict(self._overlay)
+        added: set[bytes] = set()
         for (name, rdtype), rrset in replacements.items():
-            node = dict(overlay.get(name, self._loaded.get(name, _EMPTY)))
+            key = name_key(name)
+            node = dict(overlay.get(key, self._store.node(key)))
             if rrset is None:
                 node.pop(rdtype, None)
             else:
                 node[rdtype] = rrset
-            overlay[name] = MappingProxyType(node)
-            while name not in self.names and name not in added and name != self.origin:
-                added.add(name)
-                name = name.parent()
-        names = self.names | added if added else self.names
+            overlay[key] = MappingProxyType(node)
+            offsets = key_offsets(key)
+            for at in offsets:
+                above = key[at:]
+                if above == self._apex or self.exists_key(above) or above in added:
+                    break
+                added.add(above)
         keys = frozenset(replacements)
         dynamic = self._dynamic if keys <= self._dynamic else self._dynamic | keys
-        # ChainMap writes only to its first map (typeshed asks MutableMapping of every one)
-        loaded = cast(MutableMapping[dns.name.Name, Node], self._loaded)
-        nodes = MappingProxyType(collections.ChainMap(overlay, loaded))
-        return ZoneTable(self.origin, nodes, names, dynamic, base=self, overlay=overlay)
+        grown = self._added | added if added else self._added
+        return ZoneTable(self.origin, self._store, dynamic, overlay, grown)
 
     # -- the lookup sequence -------------------------------------------------
 
@@ -231,32 +513,40 @@ class ZoneTable:
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result | dns.name.Name | None:
         """One name of a chain: a final Result, the next name to follow, or None (done)."""
+        store = self._store
+        key = name_key(name)
+        offsets = key_offsets(key)
+        labels = len(offsets)  # the root label included, as len(name)
         # 1. Zone cuts and DNAMEs between the apex and the name.
-        labels = name.labels
-        for k in range(len(self.origin), len(labels) + 1):
-            above = dns.name.Name(labels[-k:])
-            if (
-                k > len(self.origin)
-                and above in self._cuts
-                and not (above == name and qtype == RdataType.DS)
-            ):
-                return self._referral(above, answer, uses)
-            if above != name and above in self._dnames:
-                step = self._dname(name, above, answer, uses)
-                # the synthesized CNAME is itself the answer to a CNAME query
-                return None if qtype == RdataType.CNAME and not isinstance(step, Result) else step
+        if store.cuts or store.dnames:
+            for k in range(len(self.origin), labels + 1):
+                above = key[offsets[labels - k] :]
+                if (
+                    k > len(self.origin)
+                    and above in store.cuts
+                    and not (k == labels and qtype == RdataType.DS)
+                ):
+                    return self._referral(above, answer, uses)
+                if k != labels and above in store.dnames:
+                    owner = dns.name.Name(name.labels[-k:])
+                    step = self._dname(name, owner, above, answer, uses)
+                    # the synthesized CNAME is itself the answer to a CNAME query
+                    if qtype == RdataType.CNAME and not isinstance(step, Result):
+                        return None
+                    return step
         # 2. The name exists (with data, or as an empty non-terminal).
-        if name in self.names:
-            return self._at_node(name, name, self.node(name), qtype, answer, uses)
+        if self.exists_key(key):
+            return self._at_node(name, name, self.node_by_key(key), qtype, answer, uses)
         # 3. Wildcard at the closest encloser, or NXDOMAIN.
-        encloser = name.parent()
-        while encloser not in self.names:
-            encloser = encloser.parent()
-        source = wild_owner(encloser)
-        if source in self._cuts:
+        i = 1
+        while not self.exists_key(key[offsets[i] :]):
+            i += 1
+        source = b"\x01*" + key[offsets[i] :]
+        if source in store.cuts:
             return self._referral(source, answer, uses)
-        if source in self.names:  # a wildcard that is an empty non-terminal is NODATA
-            return self._at_node(name, source, self.node(source), qtype, answer, uses)
+        if self.exists_key(source):  # a wildcard that is an empty non-terminal is NODATA
+            wild = dns.name.Name((_WILD, *name.labels[i:]))
+            return self._at_node(name, wild, self.node_by_key(source), qtype, answer, uses)
         return self._negative(ResultKind.NXDOMAIN, Rcode.NXDOMAIN, answer, uses)
 
     def _at_node(
@@ -269,9 +559,10 @@ class ZoneTable:
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result | dns.name.Name | None:
         """Answer at an existing node; ``source`` differs from ``name`` for wildcards."""
-        for key in ((source, qtype), (source, RdataType.CNAME)):
-            if key in self._dynamic:
-                uses.add(key)
+        if self._dynamic:
+            for key in ((source, qtype), (source, RdataType.CNAME)):
+                if key in self._dynamic:
+                    uses.add(key)
         if qtype == RdataType.ANY and node:
             answer.append(self._use(name, source, minimal_any(node), uses))
             return None
@@ -292,9 +583,10 @@ class ZoneTable:
         rrset: dns.rrset.RRset,
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> dns.rrset.RRset:
-        key = (source, RdataType(rrset.rdtype))
-        if key in self._dynamic:
-            uses.add(key)
+        if self._dynamic:
+            key = (source, RdataType(rrset.rdtype))
+            if key in self._dynamic:
+                uses.add(key)
         if name == rrset.name:
             return rrset
         synthesized = dns.rrset.RRset(name, rrset.rdclass, rrset.rdtype)
@@ -305,10 +597,11 @@ class ZoneTable:
         self,
         name: dns.name.Name,
         owner: dns.name.Name,
+        owner_key: bytes,
         answer: list[dns.rrset.RRset],
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result | dns.name.Name:
-        dname = self._nodes[owner][RdataType.DNAME]
+        dname = self.node_by_key(owner_key)[RdataType.DNAME]
         answer.append(dname)
         try:
             target = name.relativize(owner).concatenate(dname[0].target)
@@ -323,12 +616,12 @@ class ZoneTable:
 
     def _referral(
         self,
-        cut: dns.name.Name,
+        cut: bytes,
         answer: list[dns.rrset.RRset],
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
-        ns = self._nodes[cut][RdataType.NS]
-        glue = self._addresses((ns,), below=cut, uses=uses)
+        ns = self.node_by_key(cut)[RdataType.NS]
+        glue = self._addresses((ns,), below=ns.name, uses=uses)
         # A referral after a CNAME is still part of an authoritative answer.
         return Result(
             ResultKind.REFERRAL,
@@ -348,7 +641,7 @@ class ZoneTable:
         uses: set[tuple[dns.name.Name, RdataType]],
     ) -> Result:
         # RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM).
-        soa = self._soa
+        soa = self.soa
         negative = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         negative.update(soa)
         negative.ttl = min(soa.ttl, soa[0].minimum)
@@ -385,14 +678,16 @@ class ZoneTable:
                 target = rdata.target if rrset.rdtype != RdataType.MX else rdata.exchange
                 if not target.is_subdomain(self.origin):
                     continue
+                target_key = name_key(target)
                 apex_ns = rrset.rdtype == RdataType.NS and rrset.name == self.origin
-                if below is None and not apex_ns and self._under_cut(target):
+                if below is None and not apex_ns and self._under_cut(target_key):
                     continue  # below a cut: only a referral carries glue
+                node = self.node_by_key(target_key)
                 for rdtype in _ADDRESS_TYPES:
                     key = (target, rdtype)
-                    if key in self._dynamic:
+                    if self._dynamic and key in self._dynamic:
                         uses.add(key)
-                    address = self.rrset(target, rdtype)
+                    address = node.get(rdtype)
                     if address is not None and key not in seen and key not in in_answer:
                         seen.add(key)
                         out.append(address)
@@ -400,12 +695,99 @@ class ZoneTable:
             out.sort(key=lambda r: not r.name.is_subdomain(below))
         return tuple(out)
 
-    def _under_cut(self, name: dns.name.Name) -> bool:
-        while name != self.origin:
-            if name in self._cuts:
+    def _under_cut(self, key: bytes) -> bool:
+        cuts = self._store.cuts
+        if not cuts:
+            return False
+        for at in key_offsets(key):
+            above = key[at:]
+            if above == self._apex:
+                return False
+            if above in cuts:
                 return True
-            name = name.parent()
         return False
+
+
+def empty_non_terminals(owners: Mapping[bytes, object], apex: bytes) -> frozenset[bytes]:
+    """The names between ``apex`` and the owners (lookup keys) that have no data."""
+    ents: set[bytes] = set()
+    for key in owners:
+        at = key[0] + 1 if key[0] else len(key)
+        while at < len(key) - len(apex):
+            above = key[at:]
+            if above in owners or above in ents:
+                break
+            ents.add(above)
+            at += key[at] + 1
+    return frozenset(ents)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedTable:
+    """A loaded table as a few flat byte strings: what a process hands another.
+
+    Pickling it copies a handful of large buffers (no object per owner), and
+    ``unpack_steps`` rebuilds the table a slice at a time.
+    """
+
+    origin: bytes  # wire form, as written
+    keys: bytes  # every owner's lookup key, concatenated
+    blobs: bytes  # every owner's blob, concatenated, in the same order
+    blob_ends: array[int]  # where each blob ends ("Q")
+    ents: bytes  # empty non-terminals, concatenated
+    cuts: bytes
+    dnames: bytes
+
+
+def pack_table(table: ZoneTable) -> PackedTable:
+    """The loaded data of ``table`` (pool overlays are not packed)."""
+    store = table._store
+    ends = array("Q")
+    at = 0
+    for blob in store.blobs.values():
+        at += len(blob)
+        ends.append(at)
+    origin = table.origin.to_wire()
+    assert origin is not None
+    return PackedTable(
+        origin, b"".join(store.blobs), b"".join(store.blobs.values()), ends,
+        b"".join(store.ents), b"".join(store.cuts), b"".join(store.dnames),
+    )
+
+
+def _split_names(joined: bytes) -> Iterator[bytes]:
+    at, end = 0, len(joined)
+    while at < end:
+        start = at
+        while joined[at]:
+            at += joined[at] + 1
+        at += 1
+        yield joined[start:at]
+
+
+def unpack_steps(packed: PackedTable, step: int = 10_000) -> Iterator[ZoneTable | None]:
+    """Rebuild a packed table ``step`` owners at a time: None after each slice
+    (the caller may yield to its event loop there), the table last."""
+    blobs: dict[bytes, bytes] = {}
+    ends = packed.blob_ends
+    keys, data = packed.keys, packed.blobs
+    at = blob_at = 0
+    count = 0
+    while count < len(ends):
+        for blob_end in ends[count : count + step]:
+            end = at
+            while keys[end]:
+                end += keys[end] + 1
+            end += 1
+            blobs[keys[at:end]] = data[blob_at:blob_end]
+            at, blob_at = end, blob_end
+        count += step
+        yield None
+    origin = name_from_wire(packed.origin)
+    ents = frozenset(_split_names(packed.ents))
+    yield ZoneTable.from_parts(
+        origin, blobs, ents, _split_names(packed.cuts), _split_names(packed.dnames)
+    )
 
 
 def wild_owner(encloser: dns.name.Name) -> dns.name.Name:

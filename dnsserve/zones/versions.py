@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 
 import dns.name
 import dns.rdata
+import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rrset
 import msgspec
@@ -196,8 +197,85 @@ def zone_content(table: ZoneTable) -> ZoneContent:
     """The canonical content of a *loaded* table (``LoadedZones.tables``).
 
     A pool variant of a table (``ZoneTable.with_rrsets``) holds the pools'
-    answers in place of the zone file's records: pass the loaded one.
+    answers in place of the zone file's records: pass the loaded one. Read
+    from the table's wire data; rdata of the types in ``_NAMES_AT`` (and
+    those without names) is made canonical without dnspython.
     """
+    if isinstance(table, ZoneTable):
+        return _wire_content(table)
+    return _decoded_content(table)
+
+
+def _wire_content(table: ZoneTable) -> ZoneContent:
+    origin = table.origin
+    keys = sorted(table.loaded_keys(), key=_wire_order)
+    records: list[bytes] = []
+    pack_head, pack_len = _HEAD.pack, _U16.pack
+    for key in keys:
+        stored = table.wire_node(key)
+        assert stored is not None
+        rrsets = stored[1]
+        if len(rrsets) > 1:
+            rrsets.sort(key=lambda rrset: rrset[0])
+        for rdtype, ttl, rdatas in rrsets:
+            canonical = [_canonical(rdtype, rdata, origin) for rdata in rdatas]
+            if len(canonical) > 1:
+                canonical.sort()
+            head = key + pack_head(rdtype, RdataClass.IN, ttl)
+            records += [head + pack_len(len(rdata)) + rdata for rdata in canonical]
+    return ZoneContent(origin, tuple(records))
+
+
+# Where the names start in rdata whose names are lower-cased in canonical form
+# (RFC 4034 §6.2), for the types whose rdata is a fixed part then one name.
+_NAMES_AT = {
+    int(t): at for t, at in (
+        (RdataType.NS, 0), (RdataType.CNAME, 0), (RdataType.PTR, 0), (RdataType.DNAME, 0),
+        (RdataType.MD, 0), (RdataType.MF, 0), (RdataType.MB, 0), (RdataType.MG, 0),
+        (RdataType.MR, 0), (RdataType.MX, 2), (RdataType.KX, 2), (RdataType.AFSDB, 2),
+        (RdataType.RT, 2), (RdataType.SRV, 6),
+    )
+}
+# Types whose rdata holds no name: canonical as stored.
+_NAMELESS = frozenset(int(t) for t in (
+    RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA, RdataType.DS,
+    RdataType.DNSKEY, RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.SVCB,
+    RdataType.HTTPS,
+))
+_SOA_FIXED = 20  # serial, refresh, retry, expire, minimum after the two names
+
+
+def _canonical(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
+    if rdtype in _NAMELESS:
+        return rdata
+    at = _NAMES_AT.get(rdtype)
+    if at is not None:
+        return rdata[:at] + rdata[at:].lower()
+    if rdtype == RdataType.SOA:
+        return rdata[:-_SOA_FIXED].lower() + rdata[-_SOA_FIXED:]
+    decoded = dns.rdata.from_wire(RdataClass.IN, RdataType(rdtype), rdata, 0, len(rdata))
+    wire: bytes = decoded.to_digestable(origin)
+    return wire
+
+
+def _wire_order(key: bytes) -> bytes:
+    """Bytes that sort as RFC 4034 §6.1 orders the (lower-cased) wire name ``key``:
+    labels from the root down, each ended by 00 00 (a 00 inside one is 00 01)."""
+    labels = []
+    at = 0
+    while key[at]:
+        end = at + 1 + key[at]
+        labels.append(key[at + 1 : end])
+        at = end
+    labels.reverse()
+    joined = b"\x00\x00".join(labels) + b"\x00\x00"
+    if b"\x00" in key and any(b"\x00" in label for label in labels):
+        joined = b"".join(label.replace(b"\x00", b"\x00\x01") + b"\x00\x00" for label in labels)
+    return joined
+
+
+def _decoded_content(table: ZoneTable) -> ZoneContent:
+    """``zone_content`` of any object with ``rrset_keys`` and ``node`` (decoded rrsets)."""
     origin = table.origin
     # rrset_keys yields a node's types together, with one Name object: each
     # owner is taken once without hashing its Name (slow in dnspython). An

@@ -43,6 +43,23 @@ from testkit.harness import (
 from testkit.ports import free_port
 from testkit.wait import WAIT, wait_for
 
+# The tests that start no server (config checks) run once.
+ONE_PROCESS = {"test_check_warns_about_nodata", "test_good_config_passes_check",
+               "test_bad_config_is_named_and_exits_1"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.function.__name__ not in ONE_PROCESS:
+        metafunc.parametrize("workers", [1, 2], ids=["workers1", "workers2"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def workers(harness: Harness, request: pytest.FixtureRequest) -> int:
+    """Every test here that starts the server runs with one answering process
+    and with two workers (``[server] workers``)."""
+    harness.workers = getattr(request, "param", 1)
+    return harness.workers
+
 
 def ip(x: int) -> str:
     return f"127.0.0.{x}"

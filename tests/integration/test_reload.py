@@ -6,6 +6,7 @@ test_reload_while_serving.py.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -89,9 +90,18 @@ def _fifo_zone(zones: Path) -> Path:
     return fifo
 
 
-def _release(fifo: Path) -> None:
-    """Let a reader blocked on ``fifo`` finish (it reads one record, then EOF)."""
-    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+def _writer(fifo: Path) -> int | None:
+    """A write end of ``fifo``, or None while no reader has it open (ENXIO)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:
+            raise
+        return None
+
+
+def _release(fd: int) -> None:
+    """Let the reader of a FIFO whose write end is ``fd`` finish (one record, then EOF)."""
     try:
         os.write(fd, b"ns1 IN A 192.0.2.1\n")
     finally:
@@ -107,15 +117,18 @@ def test_sighup_during_a_reload_is_not_dropped(tmp_path: Path) -> None:
     try:
         fifo = _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)  # this reload blocks on the FIFO
-        # (two signals sent at once may arrive as one: wait for the first)
-        wait_for("the first reload to start", srv.log_text, lambda log: "SIGHUP" in log)
+        # (two signals sent at once may arrive as one: wait for the first to
+        # reach the FIFO; the open write end holds the reader until released)
+        fd = wait_for("the first reload to open the FIFO", lambda: _writer(fifo),
+                      lambda fd: fd is not None)
+        assert fd is not None
         bump(zones / "example.org.zone", "2026112601", "2026112605")
         os.kill(srv.proc.pid, signal.SIGHUP)  # arrives while the first one runs
         wait_for("the second SIGHUP to be queued", srv.log_text,
                  lambda log: "another follows it" in log)
         assert soa_serial(srv, "example.org.") == 2026112601  # nothing applied yet
         (zones / "held.example.zone").unlink()  # the second reload must not block too
-        _release(fifo)
+        _release(fd)
         assert wait_for("the edit made during the first reload to be served",
                         lambda: soa_serial(srv, "example.org."),
                         lambda serial: serial == 2026112605) == 2026112605
@@ -126,17 +139,18 @@ def test_sighup_during_a_reload_is_not_dropped(tmp_path: Path) -> None:
 def test_a_reload_that_hangs_is_abandoned_and_sigterm_still_exits(tmp_path: Path) -> None:
     """A $INCLUDE that never ends: past server.reload_timeout the reload is abandoned
     and reported, the old data serves, the next reload works, and SIGTERM ends the
-    process although a thread is still stuck reading the FIFO."""
+    process although a thread is still stuck reading the FIFO. (4 s: room for the
+    process that loads the zones to start on a loaded machine.)"""
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
     config = tmp_path / "c.toml"
-    config.write_text(f'[server]\nreload_timeout = 1.0\ncontrol = "127.0.0.1:{free_port()}"\n')
+    config.write_text(f'[server]\nreload_timeout = 4.0\ncontrol = "127.0.0.1:{free_port()}"\n')
     srv = start_server(tmp_path, "-c", str(config), zones=zones)
     try:
         _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)
         wait_for("the reload to be abandoned", srv.log_text,
-                 lambda log: "reload abandoned after 1 s" in log)
+                 lambda log: "reload abandoned after 4 s" in log)
         assert soa_serial(srv, "example.org.") == 2026112601
         (zones / "held.example.zone").unlink()
         bump(zones / "example.org.zone", "2026112601", "2026112606")

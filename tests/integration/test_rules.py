@@ -766,13 +766,15 @@ def test_chaos_other_names_refused(ask: Ask) -> None:
         assert not resp.answer, show(resp)
 
 
-@pytest.fixture(scope="module")
-def chaos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["workers1", "workers2"])
+def chaos_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProc]:
     """A second server: version.bind off, id.server configured."""
     tmp = tmp_path_factory.mktemp("chaos")
     cfg = tmp / "dnsserve.toml"
     cfg.write_text('[server]\nversion = false\nidentity = "ns-test-1"\n')
-    srv = start_server(tmp, "--config", str(cfg))
+    srv = start_server(tmp, "--config", str(cfg), workers=request.param)
     yield srv
     srv.stop()
 

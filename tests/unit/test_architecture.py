@@ -43,8 +43,11 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    # secondary (the secondary zones' refreshes) is wired by app like reload.
-    {"reload", "healthsync", "preflight", "fleet", "report", "secondary"},
+    # secondary (the secondary zones' refreshes) and workers (the owner's side of
+    # the answering worker processes: fork, restart, pass on each swap) are
+    # wired by app like reload.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary",
+     "workers"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
     # transfers below.
@@ -52,7 +55,9 @@ LEVELS: list[set[str]] = [
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
-    {"staging", "statewriter", "health_inputs"},
+    # worker (one answering worker process, forked by workers) runs net's
+    # listeners and the engine.
+    {"staging", "statewriter", "health_inputs", "worker"},
     # publishing (publish mode's timers and published contents) is wired by
     # app beside transfers.
     # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
@@ -63,7 +68,9 @@ LEVELS: list[set[str]] = [
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
     # under cli, its importer; it decodes with statuspage's Structs (below).
-    {"net", "control", "health.monitor", "store", "demo", "settings", "client"},
+    # zones.offload (zones.load in a spawned child process, tables handed back
+    # packed) is an edge module under reload, its importer.
+    {"net", "control", "health.monitor", "store", "demo", "settings", "client", "zones.offload"},
     # health.localerrors (checks that could not run on this host: counted, the
     # log rate-limited) is split out of health.monitor, its importer; it
     # counts in health.checklog, below.
@@ -95,7 +102,9 @@ LEVELS: list[set[str]] = [
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
-    {"answer.engine"},
+    # worker_protocol (the owner <-> worker messages and frames) is pure and
+    # reads the snapshot below, beside the engine.
+    {"answer.engine", "worker_protocol"},
     {"answer.snapshot"},
     # answer.prebuilt, answer.tsig (the engine's slow path for TSIG-signed
     # queries) and health.guard are not in DESIGN's map yet: placed where
@@ -171,6 +180,7 @@ CORE = {
     "xfr.outgoing",
     "xfr.publish",
     "xfr.refresh",
+    "worker_protocol",
 }
 EDGE = {
     "__main__",
@@ -210,6 +220,8 @@ EDGE = {
     "publishing",
     "handoff",
     "notify",
+    "worker",
+    "workers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",

@@ -424,3 +424,11 @@ def test_serial_problem_from_content() -> None:
     v_new = new_version(new, diff(old, new), at=1.0)
     assert v_old.serial == v_new.serial and v_old.hash != v_new.hash
     assert serial_problem(v_old, v_new) is not None
+
+
+def test_content_from_wire_equals_content_from_decoded_rrsets() -> None:
+    from dnsserve.zones.versions import _decoded_content
+
+    tables = [table(APEX + BODY), *load_zones(SHIPPED, log_problems=False).tables.values()]
+    for t in tables:
+        assert zone_content(t) == _decoded_content(t), t.origin

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import dns.name
@@ -481,3 +482,36 @@ def test_check_zone_names_record_lines(tmp_path: Path) -> None:
     # a plain {owner: line} mapping works too
     [plain] = check_zone(zone, file="f", lines={name("www.sub.z.example."): 42})
     assert (plain.file, plain.line) == ("f", 42)
+
+
+# -- reloading only what changed ----------------------------------------------------
+
+
+def test_a_reload_reads_again_only_the_zones_whose_files_changed(tmp_path: Path) -> None:
+    inc = tmp_path / "include"
+    inc.mkdir()
+    (inc / "hosts.inc").write_text("www A 192.0.2.2\n")
+    (tmp_path / "a.example.zone").write_text(APEX + "$INCLUDE include/hosts.inc\n")
+    (tmp_path / "b.example.zone").write_text(APEX + "www A 192.0.2.3\n")
+    a, b = name("a.example."), name("b.example.")
+    first = load_zones(tmp_path)
+    assert set(first.fingerprints) == {a, b} and first.reused == frozenset()
+    assert [f for f, *_ in first.fingerprints[a]] == [
+        str(tmp_path / "a.example.zone"), str(inc / "hosts.inc")
+    ]
+    second = load_zones(tmp_path, previous=first)
+    assert second.reused == {a, b}
+    assert second.tables[a] is first.tables[a] and second.tables[b] is first.tables[b]
+    # an included file changed: its zone is read again, the other kept
+    (inc / "hosts.inc").write_text("www A 192.0.2.22\n")
+    os.utime(inc / "hosts.inc", ns=(1, 1))
+    third = load_zones(tmp_path, previous=second)
+    assert third.reused == {b}
+    www = third.tables[a].rrset(name("www.a.example."), RdataType.A)
+    assert www is not None and {r.to_text() for r in www} == {"192.0.2.22"}
+    # a zone that fails is read again every time, and its error reported each time
+    (tmp_path / "b.example.zone").write_text(APEX + "www A 192.0.2.300\n")
+    fourth = load_zones(tmp_path, previous=third)
+    assert b not in fourth.tables and b not in fourth.fingerprints
+    assert [p.zone for p in fourth.errors] == ["b.example."]
+    assert load_zones(tmp_path, previous=fourth).errors == fourth.errors

@@ -1,0 +1,169 @@
+"""The messages between the owner process and its answering workers, and their frames.
+
+Owns what crosses the channel (``net.channel_pair``) between the process that
+owns the monitor, the state file and the control API and each worker that
+answers queries, the frame each message travels in, and ``changes``: what a
+worker must be told so that it serves the snapshot the owner serves now.
+
+A worker is forked from the owner: it starts with the owner's snapshot in
+its memory, shared copy-on-write (``workers``), so nothing large ever crosses
+the channel. What does:
+
+    owner -> worker   Select    pools whose selection changed (a flip, a drain,
+                                a force-up, an expiry): applied with
+                                ``Snapshot.with_selections``, as the owner did
+    worker -> owner   Ready     the worker's listeners are bound: it answers
+                      Stats     its counters, every ``STATS_EVERY`` seconds
+
+A reload (a snapshot over new zones) crosses no channel: ``changes`` says
+``Whole``, and the owner forks new workers from the new snapshot and retires
+the old ones when the new ones are ready.
+
+Rule: a worker applies every Select in order to the snapshot it was forked
+with, and the owner diffs against the snapshot it served last, which every
+worker of the current zones holds. So every worker serves what the owner
+serves, however many changes are in flight.
+
+Frame: a 4-byte big-endian length, then the message pickled (protocol 5).
+Pickle is safe here: both ends are this program, over a socketpair no one
+else holds.
+
+Pure: no I/O, no clock (``sent_at`` is passed in), no sockets.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import pickle
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from dnsserve.answer.policies import Selection
+from dnsserve.answer.snapshot import PoolKey, Snapshot
+from dnsserve.errors import DnsServeError
+from dnsserve.health.model import HealthView
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 2**32 - 1  # the length field's limit
+STATS_EVERY = 0.5  # seconds between a worker's Stats
+
+
+class ProtocolError(DnsServeError):
+    """A frame that is not one of these messages: the channel is broken."""
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """The snapshot serves other zones (a load or reload): workers start again from it."""
+
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    changed: Mapping[PoolKey, Selection]
+    health: HealthView
+    generation: int
+    sent_at: float  # when the owner sent it (seconds since the epoch): the flip's delay
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    index: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A worker's counters (each a running total since it started)."""
+
+    index: int
+    answered: Mapping[int, int]  # ``Engine.answered``: (rcode, qtype, tcp) packed -> answers
+    truncated: int
+    formerr: int
+    servfails: int
+    net: Mapping[str, int]  # ``net.NetStats`` by field name
+    generation: int  # the snapshot generation it serves
+    select_delay: float = 0.0  # the last Select's delay, from sent_at to applied (seconds)
+    select_delay_max: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Message = Select | Ready | Stats
+
+
+def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+def _reduce_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _proxy, (dict(proxy),)
+
+
+_DISPATCH = copyreg.dispatch_table.copy()
+_DISPATCH[MappingProxyType] = _reduce_proxy
+
+
+def to_frame(message: Message) -> bytes:
+    """``message`` as one frame: its length, then its pickle."""
+    out = io.BytesIO()
+    out.write(b"\0\0\0\0")
+    pickler = pickle.Pickler(out, protocol=5)
+    pickler.dispatch_table = _DISPATCH
+    pickler.dump(message)
+    length = out.tell() - HEADER.size
+    if length > MAX_FRAME:
+        raise ProtocolError(f"a message of {length} bytes does not fit one frame")
+    out.seek(0)
+    out.write(HEADER.pack(length))
+    return out.getvalue()
+
+
+def frame_length(header: bytes) -> int:
+    """The payload length that a frame's 4-byte ``header`` announces."""
+    (length,) = HEADER.unpack(header)
+    return int(length)
+
+
+def from_payload(payload: bytes) -> Message:
+    """The message in one frame's payload; ProtocolError when it is none."""
+    try:
+        message = pickle.loads(payload)
+    except Exception as exc:
+        raise ProtocolError(f"a frame that does not decode: {exc!r}") from None
+    if not isinstance(message, Select | Ready | Stats):
+        raise ProtocolError(f"a frame that holds no message: {type(message).__name__}")
+    return message
+
+
+def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Select | None:
+    """What turns the snapshot the workers hold (``sent``) into ``now``.
+
+    A snapshot over other zones (a load or reload: new tables) is ``Whole``;
+    one derived by ``with_selections`` from the same zones goes as the
+    selections that differ; None when nothing a worker serves differs.
+    """
+    if sent is None or now.base is not sent.base:
+        return Whole(now)
+    if now is sent:
+        return None
+    changed = {
+        pool: selection for pool, selection in now.selections.items()
+        if sent.selections.get(pool) != selection
+    }
+    if set(sent.selections) - set(now.selections):
+        return Whole(now)  # a pool went away without a reload: not a selection change
+    if not changed and now.health == sent.health and now.generation == sent.generation:
+        return None
+    return Select(MappingProxyType(changed), now.health, now.generation, sent_at)
+
+
+def apply(snapshot: Snapshot, message: Select) -> Snapshot:
+    """The snapshot a worker serves after ``message``: what the owner built."""
+    return snapshot.with_selections(
+        message.changed, health=message.health, generation=message.generation
+    )

@@ -1,0 +1,160 @@
+"""zones.compile on ParsedRecords: what a fast parser hands over, judged on wire data.
+
+A parser keeps duplicates, each record's own TTL, and records a master-file
+reader would refuse; ``compile_records`` drops the duplicates, gives an RRset
+the smallest TTL, and refuses (at the record's own line, the first in file
+order) what dnspython's reader refused while reading.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+from dns.rdatatype import RdataType
+
+from dnsserve.zones.compile import compile_records
+from dnsserve.zones.records import ParsedRecords
+from dnsserve.zones.table import ZoneTable, pack_table, unpack_steps
+
+ORIGIN = "z.example."
+
+
+def wire(text: str) -> bytes:
+    data = dns.name.from_text(text).to_wire()
+    assert data is not None
+    return data
+
+
+def parsed(
+    *rows: tuple[str, str, int, str], include: dict[int, str] | None = None
+) -> ParsedRecords:
+    """Records (owner, type, ttl, rdata text), one a line from line 1 of z.example.zone."""
+    out = ParsedRecords(wire(ORIGIN))
+    out.file_index("z.example.zone")
+    for line, (owner, rdtype, ttl, text) in enumerate(rows, 1):
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN, rdtype, text, dns.name.from_text(ORIGIN), relativize=False
+        )
+        file = out.file_index((include or {}).get(line, "z.example.zone"))
+        out.add(wire(owner), dns.rdatatype.from_text(rdtype), ttl, rdata.to_wire(), file, line)
+    return out
+
+
+APEX = (
+    ("z.example.", "SOA", 60, "ns1 h 1 2 3 4 5"),
+    ("z.example.", "NS", 60, "ns1"),
+    ("ns1.z.example.", "A", 60, "192.0.2.1"),
+)
+
+
+def test_duplicates_dropped_and_the_smallest_ttl_wins() -> None:
+    compiled = compile_records(parsed(
+        *APEX,
+        ("www.z.example.", "A", 300, "192.0.2.2"),
+        ("WWW.z.example.", "A", 60, "192.0.2.2"),
+        ("www.z.example.", "A", 120, "192.0.2.3"),
+        ("www.z.example.", "MX", 60, "10 NS1.z.example."),
+        ("www.z.example.", "MX", 60, "10 ns1.z.example."),
+    ))
+    assert compiled.problems == ()
+    table = compiled.table
+    assert table is not None
+    www = dns.name.from_text("www.z.example.")
+    a = table.rrset(www, RdataType.A)
+    assert a is not None and a.ttl == 60
+    assert sorted(r.to_text() for r in a) == ["192.0.2.2", "192.0.2.3"]
+    mx = table.rrset(www, RdataType.MX)
+    assert mx is not None and len(mx) == 1
+    assert str(a.name) == "www.z.example."  # the owner as first written
+
+
+def test_reader_rules_stop_at_the_first_in_file_order() -> None:
+    cases = [
+        ((("www.z.example.", "CNAME", 60, "ns1"), ("www.z.example.", "A", 60, "192.0.2.9")),
+         5, "CNAME beside other data at www.z.example. (the first at line 4)"),
+        ((("www.z.example.", "A", 60, "192.0.2.9"), ("www.z.example.", "CNAME", 60, "ns1")),
+         5, "CNAME beside other data at www.z.example. (the first at line 4)"),
+        ((("www.z.example.", "CNAME", 60, "ns1"), ("www.z.example.", "CNAME", 60, "ns2")),
+         5, "more than one CNAME record at www.z.example. (the first at line 4)"),
+        ((("www.z.example.", "SOA", 60, "ns1 h 1 2 3 4 5"),),
+         4, "SOA record at www.z.example., not at the zone apex z.example."),
+        ((("www.elsewhere.", "A", 60, "192.0.2.9"), ("x.z.example.", "CNAME", 60, "ns1"),
+          ("x.z.example.", "TXT", 60, "x")),
+         4, "owner www.elsewhere. is outside the zone z.example."),
+        ((("z.example.", "CNAME", 60, "ns1"),), 4, "CNAME at the zone apex z.example."),
+    ]
+    for rows, line, message in cases:
+        compiled = compile_records(parsed(*APEX, *rows))
+        assert compiled.table is None
+        assert [(p.line, p.message) for p in compiled.problems] == [(line, message)], rows
+
+
+def test_the_same_singleton_twice_is_a_duplicate() -> None:
+    compiled = compile_records(parsed(
+        *APEX, ("www.z.example.", "CNAME", 60, "ns1"), ("www.z.example.", "CNAME", 30, "NS1"),
+    ))
+    assert compiled.problems == ()
+    assert compiled.table is not None
+
+
+def test_problems_name_the_included_file() -> None:
+    compiled = compile_records(parsed(
+        *APEX, ("www.z.example.", "CNAME", 60, "ns1"), ("www.z.example.", "A", 60, "192.0.2.9"),
+        include={5: "include/hosts.inc"},
+    ))
+    [problem] = compiled.problems
+    assert (problem.file, problem.line) == ("include/hosts.inc", 5)
+    assert problem.message.endswith("(the first at z.example.zone:4)")
+
+
+def test_warnings_at_the_record_line() -> None:
+    compiled = compile_records(parsed(
+        *APEX,
+        ("z.example.", "MX", 60, "10 gone"),
+        ("sub.z.example.", "NS", 60, "ns.sub"),
+        ("z.example.", "MX", 60, "20 ns1"),
+    ))
+    assert compiled.table is not None
+    assert [(p.line, p.message) for p in compiled.problems] == [
+        (4, "MX target gone.z.example. of z.example. has no A or AAAA records in the zone"),
+        (5, "NS target ns.sub.z.example. of sub.z.example. is below the delegation"
+            " sub.z.example. and has no glue (A/AAAA) records"),
+    ]
+
+
+def test_wire_accessors() -> None:
+    compiled = compile_records(parsed(*APEX, ("a.b.z.example.", "TXT", 60, '"x"')))
+    table = compiled.table
+    assert table is not None
+    keys = set(table.owner_keys())
+    assert keys == {wire(ORIGIN), wire("ns1.z.example."), wire("a.b.z.example.")}
+    assert (wire("a.b.z.example."), int(RdataType.TXT)) in set(table.wire_rrset_keys())
+    assert table.exists_key(wire("b.z.example."))  # an empty non-terminal
+    assert not table.exists_key(wire("c.z.example."))
+    stored = table.wire_node(wire("a.b.z.example."))
+    assert stored == (wire("a.b.z.example."), [(int(RdataType.TXT), 60, [b"\x01x"])])
+
+
+def test_a_packed_table_unpacks_a_slice_at_a_time() -> None:
+    rows = [(f"h{i}.a.b.z.example.", "A", 60, f"192.0.2.{i}") for i in range(25)]
+    table = compile_records(parsed(
+        *APEX, *rows, ("sub.z.example.", "NS", 60, "ns.sub"),
+        ("ns.sub.z.example.", "A", 60, "192.0.2.99"), ("d.z.example.", "DNAME", 60, "x.test."),
+    )).table
+    assert table is not None
+    packed = pickle.loads(pickle.dumps(pack_table(table)))
+    steps = list(unpack_steps(packed, step=10))
+    assert steps[:-1] == [None] * 3  # 30 owners, 10 at a time
+    copy = steps[-1]
+    assert isinstance(copy, ZoneTable)
+    assert copy.origin == table.origin
+    assert list(copy.wire_rrset_keys()) == list(table.wire_rrset_keys())
+    assert copy.exists_key(wire("b.z.example.")) and copy.exists_key(wire("a.b.z.example."))
+    for qname, qtype in (("h3.a.b.z.example.", RdataType.A), ("x.sub.z.example.", RdataType.A),
+                         ("y.d.z.example.", RdataType.A), ("nx.z.example.", RdataType.A)):
+        name = dns.name.from_text(qname)
+        assert copy.lookup(name, qtype) == table.lookup(name, qtype), qname

@@ -1,0 +1,110 @@
+"""The owner <-> worker messages: frames, what a worker is told, and what it then serves.
+
+No sockets and no processes: the owner's side is ``changes``, the worker's
+``apply``, and a worker must end up answering exactly as the owner does.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import dns.message
+import dns.name
+import pytest
+from dns.rdatatype import RdataType
+
+from dnsserve import worker_protocol as wp
+from dnsserve.answer.engine import Engine
+from dnsserve.answer.policies import Policy, Pool, PoolMember, select
+from dnsserve.answer.snapshot import Snapshot, build_snapshot
+from dnsserve.config_schema import worker_count
+from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
+from dnsserve.zones.load import load_zones
+from testkit import SHIPPED_ZONES
+
+WWW = dns.name.from_text("www.example.com.")
+KEY = (WWW, RdataType.A)
+MEMBERS = tuple(
+    PoolMember(f"127.0.0.{11 + i}", MemberId("web", f"127.0.0.{11 + i}")) for i in range(3)
+)
+POOL = Pool(WWW, RdataType.A, Policy.ALL, MEMBERS)
+
+
+def down(*addresses: str) -> HealthView:
+    return HealthView(members=MappingProxyType(
+        {MemberId("web", a): MemberHealth(State.DOWN, 0.0) for a in addresses}
+    ))
+
+
+@pytest.fixture(scope="module")
+def first() -> Snapshot:
+    tables = load_zones(SHIPPED_ZONES).tables
+    return build_snapshot(tables, selections={KEY: select(POOL, HealthView(), 0.0)})
+
+
+def www(engine: Engine) -> set[str]:
+    out: set[str] = set()
+    for _ in range(3):  # every rotation
+        wire = engine.respond(dns.message.make_query("www.example.com.", "A").to_wire(), tcp=False)
+        msg = dns.message.from_wire(wire or b"")
+        out |= {rd.to_text() for rrset in msg.answer for rd in rrset}
+    return out
+
+
+def test_a_flip_crosses_as_the_changed_selection_and_the_worker_answers_as_the_owner(
+    first: Snapshot,
+) -> None:
+    view = down("127.0.0.12")
+    owner = first.with_selections({KEY: select(POOL, view, 1.0)}, health=view, generation=7)
+    change = wp.changes(first, owner, 123.0)
+    assert isinstance(change, wp.Select)
+    assert dict(change.changed) == {KEY: owner.selections[KEY]}
+    assert change.generation == 7 and change.sent_at == 123.0
+    # Across the channel and back: the worker builds the owner's snapshot.
+    message = wp.from_payload(wp.to_frame(change)[wp.HEADER.size:])
+    assert isinstance(message, wp.Select)
+    worker = wp.apply(first, message)
+    assert worker.generation == 7 and worker.health == view
+    assert www(Engine(worker)) == www(Engine(owner)) == {"127.0.0.11", "127.0.0.13"}
+
+
+def test_new_zones_are_whole_and_nothing_new_is_nothing(first: Snapshot) -> None:
+    assert isinstance(wp.changes(None, first, 0.0), wp.Whole)
+    reloaded = build_snapshot(dict(first.base), selections=dict(first.selections))
+    change = wp.changes(first, reloaded, 0.0)
+    assert isinstance(change, wp.Whole) and change.snapshot is reloaded
+    assert wp.changes(first, first, 0.0) is None
+
+
+def test_changes_in_a_row_reach_the_same_answers(first: Snapshot) -> None:
+    owner, worker = first, first
+    for at, view in enumerate([down("127.0.0.11"), down("127.0.0.11", "127.0.0.13"), down()]):
+        fresh = owner.with_selections({KEY: select(POOL, view, float(at))}, health=view,
+                                      generation=at + 2)
+        change = wp.changes(owner, fresh, 0.0)
+        assert isinstance(change, wp.Select)
+        owner, worker = fresh, wp.apply(worker, change)
+        assert www(Engine(worker)) == www(Engine(owner))
+    assert www(Engine(worker)) == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+
+
+def test_frames_carry_their_length_and_refuse_what_is_not_a_message() -> None:
+    stats = wp.Stats(index=1, answered={5: 2}, truncated=0, formerr=1, servfails=0,
+                     net={"udp_queries": 3}, generation=4)
+    frame = wp.to_frame(stats)
+    assert wp.frame_length(frame[:wp.HEADER.size]) == len(frame) - wp.HEADER.size
+    assert wp.from_payload(frame[wp.HEADER.size:]) == stats
+    with pytest.raises(wp.ProtocolError, match="holds no message"):
+        wp.from_payload(wp.to_frame(wp.Ready(0, 1))[wp.HEADER.size:].replace(b"Ready", b"Whole"))
+    with pytest.raises(wp.ProtocolError, match="does not decode"):
+        wp.from_payload(b"not a pickle")
+
+
+@pytest.mark.parametrize(
+    ("configured", "cpus", "expected"),
+    [(None, 1, 1), (None, 2, 2), (None, 32, 8), (None, 0, 1), (1, 32, 1), (12, 2, 12)],
+)
+def test_worker_count_defaults_to_the_cpus_at_most_8(
+    configured: int | None, cpus: int, expected: int
+) -> None:
+    assert worker_count(configured, cpus) == expected
