@@ -28,7 +28,7 @@ import dns.rcode
 
 from testkit import SHIPPED_ZONES
 from testkit.ports import free_port
-from testkit.wait import wait_for
+from testkit.wait import MAX_POLLS, POLL, wait_for
 
 READY_SECONDS = 15.0
 
@@ -100,7 +100,9 @@ def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
         running(proc)
         return answers(host, port)
 
-    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds)
+    # a long wait (a big zone loading) polls less often, within wait_for's poll bound
+    poll = max(POLL, seconds / MAX_POLLS)
+    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds, poll=poll)
 
 
 # Run as ``python -c LIMITED N ARGS...``: set RLIMIT_NOFILE to N (soft and hard), then
