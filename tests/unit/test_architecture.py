@@ -120,13 +120,14 @@ LEVELS: list[set[str]] = [
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
     # answer.misses (the miss index: misses answered from the query's wire
     # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
-    {"answer.chaos", "answer.misses"},
+    # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
+    {"answer.chaos", "answer.misses", "xfr.publish"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
-    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
-    # zones.versions, answer.tsig and xfr.keys. xfr.refresh (a secondary
-    # zone's timers and decisions) reads zones.versions' serial arithmetic.
+    # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
+    # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
+    # decisions) reads zones.versions' serial arithmetic.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.publish", "xfr.refresh"},
+     "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
