@@ -349,6 +349,9 @@ class ServerMetrics:
     secondary_expired: Gauge
     secondary_refreshes: Counter
     secondary_transfers: Counter
+    transfers_out: Counter
+    notify_out: Counter
+    published: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -412,4 +415,11 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         secondary_transfers=r.counter("dnsserve_secondary_transfers_total",
                                       "Transfers served, by zone and kind (axfr, ixfr); held: "
                                       "held back by the deletion guard.", ("zone", "kind")),
+        transfers_out=r.counter("dnsserve_transfers_out_total",
+                                "Transfer requests as a primary, by result: axfr, ixfr (served), "
+                                "refused (no rule allows), notauth (a bad TSIG).", ("result",)),
+        notify_out=r.counter("dnsserve_notify_out_total", "NOTIFY messages sent to secondaries, "
+                             "by result: sent (every try), acknowledged, given_up.", ("result",)),
+        published=r.counter("dnsserve_published_total",
+                            "Publish mode: zone versions published with pool answers."),
     )

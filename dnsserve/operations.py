@@ -93,8 +93,12 @@ class Operations:
         listeners: Callable[[], Serving | None],
         secondaries: Secondaries | None = None,
         workers: Callable[[], Workers | None] = lambda: None,
+        outgoing: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._secondaries = secondaries
+        # transfers as a primary: counts by name (axfr, ixfr, refused, notauth,
+        # notify_sent, notify_acknowledged, notify_given_up, published)
+        self._outgoing = outgoing
         self._reloader = reloader
         self._health = health
         self._registry = registry
@@ -459,6 +463,13 @@ class Operations:
             for kind, n in doc.transfers.items():
                 m.secondary_transfers.labels(zone=doc.zone, kind=kind).set_total(n)
             m.secondary_transfers.labels(zone=doc.zone, kind="held").set_total(doc.held)
+        if self._outgoing is not None:
+            counts = self._outgoing()
+            for result in ("axfr", "ixfr", "refused", "notauth"):
+                m.transfers_out.labels(result=result).set_total(counts.get(result, 0))
+            for result in ("sent", "acknowledged", "given_up"):
+                m.notify_out.labels(result=result).set_total(counts.get(f"notify_{result}", 0))
+            m.published.set_total(counts.get("published", 0))
         return self._registry.render()
 
 

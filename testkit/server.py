@@ -109,9 +109,9 @@ def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
         running(proc)
         return answers(host, port)
 
-    # a long wait (a big zone) polls less often: the poll count is bounded too
-    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds,
-             poll=max(POLL, seconds / MAX_POLLS))
+    # a long wait (a big zone loading) polls less often, within wait_for's poll bound
+    poll = max(POLL, seconds / MAX_POLLS)
+    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds, poll=poll)
 
 
 # Run as ``python -c LIMITED N ARGS...``: set RLIMIT_NOFILE to N (soft and hard), then
