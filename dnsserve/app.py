@@ -199,6 +199,13 @@ class Server:
             engine.hand_off = True
 
     def _notify(self, origin: dns.name.Name) -> None:
+        if self.workers is not None:
+            # once every worker answers the new serial: a secondary asks one for the SOA
+            self.workers.after_settled(functools.partial(self._notify_now, origin))
+        else:
+            self._notify_now(origin)
+
+    def _notify_now(self, origin: dns.name.Name) -> None:
         zone = self.handoff.zones.get(origin)
         if zone is None or not zone.notify:
             return

@@ -28,6 +28,10 @@ Rules:
   ``MAX_BACKOFF`` while workers keep dying young) with the current snapshot,
   overrides and health included: it serves what the others serve.
 - Counters are monotonic: a worker's last ``Stats`` is kept when it goes.
+- What must follow every worker serving the new zones (a NOTIFY: the
+  secondary asks some worker for the SOA next) waits in ``after_settled``
+  until the new workers are ready and the old ones gone (``SETTLE_WAIT`` at
+  most).
 
 Must not: answer queries, decide what to serve (the reloader and health
 sync do), or block the owner's loop on a worker.
@@ -60,6 +64,7 @@ MAX_BACKOFF = 10.0
 STABLE_AFTER = 30.0  # a worker that lived this long resets the backoff
 STALL_BYTES = 16 * 1024 * 1024  # unread by a worker: it is stuck
 STOP_WAIT = 5.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
+SETTLE_WAIT = 30.0  # seconds after_settled waits for the workers at most
 
 
 @dataclass(eq=False)
@@ -149,6 +154,7 @@ class WorkerSet:
         self._closing = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._ready_changed = asyncio.Event()
+        self._when_settled: list[Callable[[], None]] = []
 
     @property
     def addresses(self) -> list[str]:
@@ -314,6 +320,31 @@ class WorkerSet:
         if proc is slot.current:
             for old in slot.retiring:
                 _signal(old.pid, signal.SIGTERM)
+        self._check_settled()
+
+    def after_settled(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once every worker serves the zones served now: at once, or
+        when the workers forked from them are ready and the older ones are gone
+        (a NOTIFY must not bring a secondary to a worker with the old serial)."""
+        self._when_settled.append(fn)
+        self._check_settled()
+        if self._when_settled:  # a worker that cannot start must not hold it forever
+            asyncio.get_running_loop().call_later(SETTLE_WAIT, self._check_settled, True)
+
+    def _check_settled(self, anyway: bool = False) -> None:
+        if not self._when_settled:
+            return
+        if not anyway and self._reservation is not None and not all(
+            s.current is not None and s.current.ready and s.current.epoch == self._epoch
+            and not s.retiring for s in self._slots
+        ):
+            return
+        waiting, self._when_settled = self._when_settled, []
+        for fn in waiting:
+            try:
+                fn()
+            except Exception:
+                log.exception("a call after the workers settled failed")
 
     def _gone_proc(self, slot: _Slot, proc: _Proc, status: int) -> None:
         if proc.stats is not None:
@@ -321,6 +352,7 @@ class WorkerSet:
         proc.done.set_result(None)
         if proc in slot.retiring:
             slot.retiring.remove(proc)
+            self._check_settled()
             return
         if proc is not slot.current:
             return
