@@ -385,3 +385,48 @@ def test_a_serial_that_went_backwards_is_not_taken(tmp_path: Path,
              lambda doc: "older than ours" in doc["last_error"], seconds=30)
     assert status(srv, conf)["serial"] == 5
     assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.5"})
+
+
+# -- what a transfer carries is what the copy serves ----------------------------------------
+
+RICH = """$ORIGIN example.org.
+$TTL 300
+@ SOA ns1 hostmaster 7 3600 600 86400 60
+@ NS ns1
+@ MX 10 mail
+@ TXT "v=spf1 -all" "a second \\"quoted\\" string"
+@ CAA 0 issue "letsencrypt.org"
+ns1 A 192.0.2.53
+mail A 192.0.2.25
+mail AAAA 2001:db8::25
+_sip._tcp SRV 10 60 5060 sip
+sip A 192.0.2.60
+*.wild A 192.0.2.99
+alias CNAME mail
+sub NS ns.sub
+ns.sub A 192.0.2.54
+weird TYPE65534 \\# 3 010203
+"""
+
+
+def test_a_rich_zone_answers_as_the_primary_does(tmp_path: Path,
+                                                 stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", RICH)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_for("the zone to be served", lambda: rcode_and_addresses(srv, f"mail.{ORIGIN}"),
+             lambda got: got == (dns.rcode.NOERROR, {"192.0.2.25"}), seconds=30)
+    for qname, qtype in [(ORIGIN, "MX"), (ORIGIN, "TXT"), (ORIGIN, "CAA"), (ORIGIN, "NS"),
+                         (f"mail.{ORIGIN}", "AAAA"), (f"_sip._tcp.{ORIGIN}", "SRV"),
+                         (f"x.wild.{ORIGIN}", "A"), (f"alias.{ORIGIN}", "A"),
+                         (f"weird.{ORIGIN}", "TYPE65534"), (f"www.sub.{ORIGIN}", "A")]:
+        q = dns.message.make_query(qname, qtype)
+        q.flags &= ~dns.flags.RD
+        ours = srv.udp(q)
+        theirs = dns.query.udp(q, primary.peer.host, port=primary.peer.port, timeout=2)
+        assert ours.rcode() == theirs.rcode(), (qname, qtype)
+        assert sorted(r.to_text() for r in ours.answer) == sorted(
+            r.to_text() for r in theirs.answer), (qname, qtype)
+        assert {r.to_text() for r in ours.authority} == {r.to_text() for r in theirs.authority}, (
+            qname, qtype)
