@@ -11,6 +11,7 @@ starts is stopped by it (``ExitStack``, by PID). No timing is asserted.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -157,6 +158,11 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     assert doc["serial"] == 2 and doc["expired"] is False and doc["last_error"] == ""
     assert "192.0.2.2" in copy.read_text()
     assert "IXFR, outgoing" in primary.peer.log_text()
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "status", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "secondary zones" in out.stdout and "axfr 1, ixfr 1" in out.stdout
 
     # RFC 7314: the EXPIRE option is answered with the seconds left (expire is an hour)
     q = dns.message.make_query(ORIGIN, "SOA", use_edns=0, options=[
