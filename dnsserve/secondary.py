@@ -6,8 +6,8 @@ operator's ``refresh``), asks the primaries for their SOA serial (UDP, then
 TCP when truncated) and, when theirs is later, transfers the zone (IXFR when
 we hold a copy, else AXFR; TSIG when the zone names a ``key``). The rules
 (timers, RFC 1982, expiry) are ``xfr.refresh``'s; here the clock is read,
-the jitter drawn and the blocking dnspython calls run in worker threads,
-each bounded by a timeout.
+the jitter drawn and ``inbound``'s blocking dnspython calls run in worker
+threads, each bounded by a timeout.
 
 A transferred version goes through the deletion guard against what is
 served (unless the zone sets ``guard = false``): held back, it is reported
@@ -59,6 +59,7 @@ from dnsserve.zones.table import closest_origin
 from dnsserve.zones.versions import Record, ZoneContent, zone_content
 
 log = logging.getLogger("dnsserve")
+
 
 @dataclass(frozen=True, slots=True)
 class Hooks:
