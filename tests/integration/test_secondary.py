@@ -98,8 +98,9 @@ def write_config(tmp: Path, primary: Primary | str, *, dns_port: int, tsig: bool
     return conf
 
 
-def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack) -> ServerProc:
-    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf))
+def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack,
+          host: str = "127.0.0.1") -> ServerProc:
+    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf), host=host)
     stack.callback(srv.stop)
     return srv
 
@@ -186,6 +187,19 @@ def test_knot_notify_makes_dnsserve_refresh_at_once(tmp_path: Path,
     wait_answer(srv, {"192.0.2.2"})
     wait_transfers(srv, conf, 1, 1)
     assert "NOTIFY for example.org. from 127.0.0.1: refreshing now" in srv.log_text()
+
+
+def test_over_ipv6_loopback(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    dns_port = free_port("::1")
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port, host="::1")
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port)  # primaries = ["[::1]:PORT"]
+    srv = serve(tmp_path, conf, stack, host="::1")
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    wait_answer(srv, {"192.0.2.2"})  # NOTIFY from ::1, a primary's address
+    wait_transfers(srv, conf, 1, 1)
 
 
 def test_notify_from_elsewhere_is_refused(tmp_path: Path, stack: contextlib.ExitStack) -> None:
