@@ -143,22 +143,33 @@ class SecondaryZone:
         )
 
     async def run(self, changed: Callable[[], None]) -> None:
-        """Refresh when due, forever; ``changed`` after every refresh and expiry."""
+        """Refresh when due, forever; ``changed`` after every refresh and expiry.
+
+        A bug in one round is logged and the next round comes ``retry`` seconds
+        later: the zone's task must not end while the server runs.
+        """
         while True:
-            now = time.time()
-            due = self.state.next_refresh
-            expires = self.state.expires_at()
-            if expires is not None and expires > now:
-                due = min(due, expires)
-            if due > now:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(due - now):
-                        await self._wake.wait()
-                self._wake.clear()
-                changed()  # an expiry may have come
-                continue
-            await self.refresh()
-            changed()
+            try:
+                await self._round(changed)
+            except Exception:
+                log.exception("zone %s: refresh task error; going on", self.config.name)
+                await asyncio.sleep(self.state.timers.retry)
+
+    async def _round(self, changed: Callable[[], None]) -> None:
+        now = time.time()
+        due = self.state.next_refresh
+        expires = self.state.expires_at()
+        if expires is not None and expires > now:
+            due = min(due, expires)
+        if due > now:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due - now):
+                    await self._wake.wait()
+            self._wake.clear()
+            changed()  # an expiry may have come
+            return
+        await self.refresh()
+        changed()
 
     async def refresh(self) -> None:
         """One refresh: check the serial, transfer when later, serve the result."""
