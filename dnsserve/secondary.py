@@ -46,6 +46,7 @@ from dnsserve import inbound
 from dnsserve.answer.lookup import key_parts
 from dnsserve.config_schema import ZoneConfig
 from dnsserve.config_values import parse_hostport
+from dnsserve.daemonthread import in_daemon_thread
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.inbound import TransferError
 from dnsserve.settings import Settings
@@ -206,7 +207,7 @@ class SecondaryZone:
         host, port = parse_hostport(primary, default_port=53)
         served = self.hooks.served(self.origin)
         ours = served.serial if served is not None else None
-        theirs = await asyncio.to_thread(self._soa_serial, host, port)
+        theirs = await in_daemon_thread(self._soa_serial, host, port, name="dnsserve-refresh")
         decided = refresh.action(ours, theirs)
         if decided is Action.CURRENT:
             assert served is not None
@@ -218,7 +219,8 @@ class SecondaryZone:
         if decided is Action.BEHIND:
             raise TransferError(f"its serial {theirs} is older than ours ({ours}): not taken "
                                 "(RFC 1982)")
-        zone, kind = await asyncio.to_thread(self._transfer, host, port, ours is not None)
+        zone, kind = await in_daemon_thread(self._transfer, host, port, ours is not None,
+                                          name="dnsserve-refresh")
         content = zone_content(compile_zone(zone, file=f"<transfer from {primary}>", lines={}))
         if refresh.action(ours, content.serial) is Action.BEHIND:  # changed since its SOA
             raise TransferError(f"transferred serial {content.serial} is older than ours "
@@ -233,7 +235,7 @@ class SecondaryZone:
                 log.error("zone %s: %s", self.config.name, error)
                 self.state = refresh.held(self.state, error, time.time(), _draw())
                 return True
-        await asyncio.to_thread(inbound.write_copy, self.path, zone)
+        await in_daemon_thread(inbound.write_copy, self.path, zone, name="dnsserve-refresh")
         ok, message = await self.hooks.serve()
         if not ok:
             raise TransferError(f"serial {content.serial} transferred ({kind}) but not served: "
