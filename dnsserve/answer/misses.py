@@ -80,7 +80,6 @@ _CNAME = int(RdataType.CNAME)
 _NS = int(RdataType.NS)
 _DNAME = int(RdataType.DNAME)
 _ANY = int(RdataType.ANY)
-_REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
 # qtypes at a CNAME whose bodies are kept for good (the ones prebuilt for an eager zone)
 _CHASED = frozenset({int(RdataType.A), int(RdataType.AAAA), int(RdataType.CNAME), _ANY})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
@@ -104,7 +103,8 @@ PoolKey = tuple[dns.name.Name, RdataType]
 
 
 class _Name:
-    """What was decided, when the index was built, for one existing name."""
+    """What was decided, when the index was built, for one name of the index (one
+    that exists, or one the data mentions: that answers as below its encloser)."""
 
     __slots__ = ("at", "at_types", "below", "below_types", "ident")
 
@@ -170,7 +170,7 @@ class MissIndex:
         if key[-2] or key[-1] != 1:  # a class other than IN (CHAOS names are prebuilt)
             return self._refused
         qtype = (key[-4] << 8) | key[-3]
-        if 250 < qtype < 255:
+        if 250 < qtype < 255:  # IXFR, AXFR: REFUSED here; MAILB, MAILA: NOTIMP
             return self._notimp if qtype in _NOTIMP_TYPES else self._refused
         names = self._names
         end = len(key) - 4
