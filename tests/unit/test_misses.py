@@ -439,7 +439,7 @@ def _edge_pair() -> tuple[Engine, Engine, tuple[dns.name.Name, ...]]:
     qtype=st.sampled_from(QTYPES),
     edns=st.booleans(),
 )
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # the first builds
 def test_any_label_bytes_answer_as_the_slow_path(
     labels: list[bytes], below: int, qtype: str, edns: bool
 ) -> None:
