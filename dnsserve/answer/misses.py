@@ -39,11 +39,11 @@ index found walking up; a mentioned name decides as its encloser's "below"):
 
 Bodies are learnt, not predicted: the first query of a (name, type, length)
 is answered by the slow path (``answer.lookup``) and its body kept. An
-answer that used a pool's rrset (``Result.uses``) depends on health, so it is
-never kept: its (name, type, length) is marked and goes to the slow path
-(and the engine's per-snapshot cache) from then on. So the index and its
-bodies stay valid across snapshots that change only pool selections (health
-flips); ``answer.snapshot`` hands the same index on.
+answer that used a pool's rrset (``Result.uses``) depends on health: its
+(name, type, length) is marked, and its body is kept only as long as the
+zones it was built from are the current ones (a flip makes new ones). So the
+index and its other bodies stay valid across snapshots that change only
+pool selections (health flips); ``answer.snapshot`` hands the same index on.
 
 Must not: change or reach into ``zones.table`` (the index is built from
 ``ZoneTable``'s public reading API only), hold anything per query beyond the
@@ -135,7 +135,8 @@ class MissIndex:
     """
 
     __slots__ = (
-        "_kept", "_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools",
+        "_kept", "_longest", "_names", "_notimp", "_pool_zones", "_pooled_bodies", "_refused",
+        "_templates", "limit", "pools",
     )
 
     def __init__(
@@ -152,6 +153,9 @@ class MissIndex:
         self.limit = limit
         self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
         self._kept: dict[int, Prebuilt | None] = {}  # bounded by the zones' names and types
+        # bodies that use a pool (None in the memos above), for the zones they were built from
+        self._pool_zones: Mapping[dns.name.Name, ZoneTable] | None = None
+        self._pooled_bodies: dict[int, Prebuilt] = {}
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
 
@@ -207,8 +211,28 @@ class MissIndex:
             else self._kept
         )
         if k in memo:
-            return memo[k]
+            body = memo[k]
+            return body if body is not None else self._pooled(k, key, zones)
         return self._learn(k, key, zones, memo)
+
+    def _pooled(
+        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt:
+        """A body that uses a pool: shared by its shape only within one snapshot's zones."""
+        if zones is not self._pool_zones:  # a health flip (or a reload): pools moved
+            self._pool_zones = zones
+            self._pooled_bodies = {}
+        body = self._pooled_bodies.get(k)
+        if body is None:
+            qname, qtype, qclass = key_parts(key)
+            result = lookup(zones, qname, qtype)
+            if result is None:
+                return self._refused
+            body = render(qname, qtype, qclass, result)
+            if len(self._pooled_bodies) >= self.limit:
+                self._pooled_bodies.clear()
+            self._pooled_bodies[k] = body
+        return body
 
     def _learn(
         self,
