@@ -366,12 +366,18 @@ class WorkerSet:
         log.error("worker %d (pid %d) %s after %.1f s; starting another in %.1f s",
                   slot.index, proc.pid, _status_text(status), lived, slot.backoff)
         delay, slot.backoff = slot.backoff, min(slot.backoff * 2, MAX_BACKOFF)
-        handle = loop.call_later(delay, self._restart, slot)
-        del handle
+        loop.call_later(delay, self._restart, slot)
 
     def _restart(self, slot: _Slot) -> None:
-        if not self._closing and slot.current is None:
+        if self._closing or slot.current is not None:
+            return
+        try:
             self._fork(slot)
+        except OSError as exc:  # no fork now (EAGAIN, ENOMEM): try again later
+            log.error("worker %d cannot be started: %s; trying again in %.1f s",
+                      slot.index, exc, slot.backoff)
+            asyncio.get_running_loop().call_later(slot.backoff, self._restart, slot)
+            slot.backoff = min(slot.backoff * 2, MAX_BACKOFF)
 
     def _fork_missing(self) -> None:
         for slot in self._slots:
