@@ -33,9 +33,11 @@ Siblings never import each other; this module connects them with callbacks:
                                   NOTIFY sent for zones whose serial moved
     health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
+    NOTIFY in --HandOff.on_notify--> Secondaries.on_notify --> a refresh now
     SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
                   (expired or not) --Hooks.expired--> Reloader.set_expired
     every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
+    a worker's hand-off --HandOffRequest--> WorkerSet --hand_off--> HandOff.handle
 """
 
 from __future__ import annotations
@@ -114,19 +116,18 @@ class Server:
             self.secondaries,
         )
         self.handoff = HandOff(self._respond, self._contents)
+        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a refresh at once
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
-        if count > 1 and _hands_off(settings):
-            # transfers, NOTIFY and TSIG are answered by the process holding
-            # the keyring and the IXFR history: this one, answering alone
-            log.warning("[server] workers = %d: zone transfers, NOTIFY or TSIG keys are "
-                        "configured, which only one process answers yet; serving with 1", count)
-            count = 1
+        # Workers hand transfers, NOTIFY, signed queries and (with secondary
+        # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
+        # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
             count, settings.server,
             lambda: self.reloader.engine.snapshot if self.reloader.engine else None,
+            hand_off=self.handoff.handle, forward_expire=lambda: bool(self.secondaries.zones),
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -328,11 +329,3 @@ def serve(
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
 
-
-def _hands_off(settings: Settings) -> bool:
-    """Whether the config asks for what the engine hands off (transfers, NOTIFY, TSIG)."""
-    config = settings.config
-    return bool(config.key) or any(
-        zone.allow_transfer or zone.transfer_keys or zone.notify or zone.primaries
-        or zone.publish for zone in config.zone
-    ) or any(pool.publish for pool in config.pool)

@@ -13,7 +13,13 @@ Rules:
 - ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
   the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
   queries), which returns the messages to send: over TCP each is framed and
-  written in order (an AXFR is several), over UDP each is a datagram.
+  written in order (an AXFR is several), over UDP each is a datagram. It may
+  instead return a future of them (a worker asks its owner): they are sent
+  when it resolves (nothing when it fails or is cancelled: ``dropped``). Over
+  TCP the connection meanwhile answers its later queries, so its answers may
+  leave out of order (RFC 7766 §7); a connection with ``TCP_HAND_OFFS``
+  unresolved stops reading until one resolves, a hand-off in flight keeps it
+  from the idle timeout, and after the client's EOF the close waits for them.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import resource
 import socket
@@ -50,13 +57,16 @@ from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
 
-# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to send
-HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> the messages
+# to send, or a future of them
+HandOffResult = Iterable[bytes] | asyncio.Future[Sequence[bytes]]
+HandOff = Callable[[bytes, tuple[str, int], bool], HandOffResult]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
 TCP_WRITE_HIGH_WATER = 64 * 1024
 TCP_BACKLOG = 1024
+TCP_HAND_OFFS = 4  # unresolved hand-offs per TCP connection before it stops reading
 _BIND_TRIES = 20
 # File descriptors kept free of DNS TCP connections, for everything else the
 # process opens: health checks in flight (up to 64 at once; an exec check holds
@@ -168,12 +178,26 @@ class _Udp(asyncio.DatagramProtocol):
     def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         hand_off = self._shared.hand_off
         try:
-            outs = [] if hand_off is None else list(hand_off(data, _peer(addr), False))
+            result = [] if hand_off is None else hand_off(data, _peer(addr), False)
+            if isinstance(result, asyncio.Future):
+                result.add_done_callback(functools.partial(self._handed_back, addr))
+                return
+            outs = list(result)
         except Exception:
             self._stats.engine_failed()
             return
         for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
+
+    def _handed_back(
+        self, addr: tuple[str | int, ...], future: asyncio.Future[Sequence[bytes]]
+    ) -> None:
+        transport = self.transport
+        if future.cancelled() or future.exception() is not None:
+            self._stats.dropped += 1
+        elif transport is not None and not transport.is_closing():
+            for out in future.result():
+                transport.sendto(out, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors and failed sends to one client concern only that client
@@ -200,6 +224,8 @@ class _Tcp(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0.0
         self._writing_paused = False
+        self._reading_paused = False
+        self._handing = 0  # hand-offs whose future has not resolved
         self._eof = False
         self._counted = False
 
@@ -231,7 +257,7 @@ class _Tcp(asyncio.Protocol):
         """Answer queued queries in order until none are left or writing is paused."""
         queries, stats, transport = self._queries, self._shared.stats, self._transport
         assert transport is not None
-        while queries and not self._writing_paused:
+        while queries and not self._writing_paused and self._handing < TCP_HAND_OFFS:
             stats.tcp_queries += 1
             try:
                 query = queries.popleft()
@@ -247,7 +273,7 @@ class _Tcp(asyncio.Protocol):
                 stats.dropped += 1
             else:
                 transport.write(framed)
-        if self._eof and not queries:
+        if self._eof and not queries and not self._handing:
             transport.close()  # flushes the answers already written
 
     def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
@@ -255,19 +281,54 @@ class _Tcp(asyncio.Protocol):
         if hand_off is None:
             return
         peer = _peer(transport.get_extra_info("peername") or ("", 0))
-        transport.writelines([frame(out) for out in hand_off(query, peer, True)])
+        result = hand_off(query, peer, True)
+        if isinstance(result, asyncio.Future):
+            self._handing += 1
+            result.add_done_callback(self._handed_back)
+            self._flow()
+            return
+        transport.writelines([frame(out) for out in result])
+
+    def _handed_back(self, future: asyncio.Future[Sequence[bytes]]) -> None:
+        """A hand-off resolved: write its messages, then carry on with what waited."""
+        self._handing -= 1
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # the connection is gone: nowhere to send
+        try:
+            if future.cancelled() or future.exception() is not None:
+                self._shared.stats.dropped += 1
+            else:
+                transport.writelines([frame(out) for out in future.result()])
+                self._last = self._loop.time()
+        except Exception:  # a message over 65535 bytes: the hand-off's bug
+            self._shared.stats.engine_failed()
+        self._answer()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read while neither the write buffer nor the hand-offs in flight are over their bound."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        blocked = self._writing_paused or self._handing >= TCP_HAND_OFFS
+        if blocked != self._reading_paused:
+            self._reading_paused = blocked
+            if blocked:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
-        if not self._queries and self._transport is not None:
+        if not self._queries and not self._handing and self._transport is not None:
             self._transport.close()
         return True  # keep the write side open until the pending queries are answered
 
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._shared.stats.tcp_paused += 1
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
+        self._flow()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -275,11 +336,12 @@ class _Tcp(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._answer()
-        if not self._writing_paused and not transport.is_closing():
-            transport.resume_reading()
+        self._flow()
 
     def _idle_check(self) -> None:
         due = self._last + self._shared.idle
+        if self._handing:  # an answer is on its way: not idle
+            due = max(due, self._loop.time() + self._shared.idle)
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._idle_check)
             return

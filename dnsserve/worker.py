@@ -9,6 +9,13 @@ with SO_REUSEPORT beside the other workers', tell the owner it is ``Ready``,
 then apply every ``Select`` in order (``worker_protocol``) and send its
 counters every ``STATS_EVERY`` seconds.
 
+What its engine hands off (AXFR/IXFR, NOTIFY, TSIG-signed queries, and with
+secondary zones queries that carry EDNS EXPIRE) the ``Forwarder`` sends to
+the owner, which holds the keyring, the IXFR history, the secondary zones and
+their timers; net sends the owner's answer when it comes back. At most
+``MAX_IN_FLIGHT`` are in flight (beyond: dropped over UDP, REFUSED over TCP);
+one unanswered after ``HAND_OFF_TIMEOUT`` seconds is given up (not answered).
+
 It exits when the channel closes (the owner stopped or died: a worker never
 outlives it) or on SIGTERM; SIGINT (a Ctrl-C in the owner's terminal) and
 SIGHUP (a reload) are the owner's.
@@ -25,20 +32,25 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import itertools
 import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import uvloop
 
-from dnsserve import net
+from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
-from dnsserve.answer.engine import Engine
+from dnsserve.answer.engine import Engine, expire_elsewhere
 from dnsserve.answer.snapshot import Snapshot
 
 log = logging.getLogger("dnsserve.worker")
+
+MAX_IN_FLIGHT = 64  # hand-offs waiting for the owner, at most
+HAND_OFF_TIMEOUT = 30.0  # seconds: the owner's answer to a big AXFR included
 
 
 async def _read(reader: asyncio.StreamReader) -> wp.Message | None:
@@ -58,6 +70,7 @@ class WorkerStart:
     addresses: tuple[str, ...]  # where to listen, port resolved (``net.reserve``)
     tcp_idle_timeout: float
     tcp_max_connections: int  # this worker's share of the cap
+    forward_expire: bool = False  # the owner has secondary zones: EXPIRE is its to answer
 
 
 class Worker:
@@ -66,6 +79,9 @@ class Worker:
     def __init__(self, start: WorkerStart, snapshot: Snapshot) -> None:
         self.start = start
         self.engine = Engine(snapshot)
+        self.engine.hand_off = True  # every signed query too: the owner holds the keys
+        if start.forward_expire:
+            self.engine.expire = expire_elsewhere
         self.listeners: net.Listeners | None = None
         self.select_delay = 0.0
         self.select_delay_max = 0.0
@@ -90,6 +106,60 @@ class Worker:
         )
 
 
+class Forwarder:
+    """The worker's ``net.HandOff``: each request goes to the owner (``HandOffRequest``);
+    the future net holds resolves with the messages of its ``HandOffReply`` parts."""
+
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self._send = send  # writes one frame to the owner
+        self._loop = asyncio.get_running_loop()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[asyncio.Future[Sequence[bytes]], asyncio.TimerHandle]] = {}
+        self._joiner = wp.Joiner()
+        self.forwarded = 0
+        self.shed = 0  # beyond MAX_IN_FLIGHT
+        self.timed_out = 0
+
+    def __call__(self, data: bytes, peer: tuple[str, int], tcp: bool) -> net.HandOffResult:
+        if len(self._waiting) >= MAX_IN_FLIGHT:
+            self.shed += 1
+            if not tcp:
+                return []  # as a full socket buffer would: the client asks again
+            return [wire.header_only(data, (data[2] << 8) | data[3], wire.REFUSED)]
+        request_id = next(self._ids)
+        future: asyncio.Future[Sequence[bytes]] = self._loop.create_future()
+        timer = self._loop.call_later(HAND_OFF_TIMEOUT, self._give_up, request_id)
+        self._waiting[request_id] = (future, timer)
+        self.forwarded += 1
+        self._send(wp.to_frame(wp.HandOffRequest(request_id, data, peer, tcp)))
+        return future
+
+    def receive(self, part: wp.HandOffReply) -> None:
+        messages = self._joiner.add(part)
+        if messages is None:
+            return
+        waiting = self._waiting.pop(part.id, None)
+        if waiting is None:
+            return  # given up on already
+        future, timer = waiting
+        timer.cancel()
+        if not future.done():
+            future.set_result(messages)
+
+    def _give_up(self, request_id: int) -> None:
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is not None:
+            self.timed_out += 1
+            self._joiner.drop(request_id)
+            waiting[0].cancel()
+
+    def close(self) -> None:
+        for future, timer in self._waiting.values():
+            timer.cancel()
+            future.cancel()
+        self._waiting.clear()
+
+
 async def _send_stats(worker: Worker, writer: asyncio.StreamWriter) -> None:
     while True:
         await asyncio.sleep(wp.STATS_EVERY)
@@ -102,10 +172,12 @@ async def run(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     reader, writer = await net.open_channel(fd)
     worker = Worker(start, snapshot)
+    forwarder = Forwarder(writer.write)
     try:
         worker.listeners = await net.serve(
             worker.engine, start.addresses, tcp_idle_timeout=start.tcp_idle_timeout,
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
+            hand_off=forwarder,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)
@@ -123,9 +195,13 @@ async def run(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
             message = reading.result()
             if message is None:
                 break  # the owner is gone
-            worker.apply(message)
+            if isinstance(message, wp.HandOffReply):
+                forwarder.receive(message)
+            else:
+                worker.apply(message)
     finally:
         stats.cancel()
+        forwarder.close()
         stopping.cancel()
         worker.listeners.close()
         await worker.listeners.wait_closed()

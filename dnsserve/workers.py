@@ -28,6 +28,12 @@ Rules:
   ``MAX_BACKOFF`` while workers keep dying young) with the current snapshot,
   overrides and health included: it serves what the others serve.
 - Counters are monotonic: a worker's last ``Stats`` is kept when it goes.
+- A worker's ``HandOffRequest`` (a transfer, NOTIFY, a signed query, EDNS
+  EXPIRE with secondary zones) is answered by the injected ``hand_off`` (the
+  app's ``HandOff.handle``, as the single process answers it) on this loop,
+  and its messages go back in ``HandOffReply`` parts; a reply of several parts
+  waits for the channel to drain between parts, so a big AXFR never fills
+  the channel (and never looks like a stuck worker).
 
 Must not: answer queries, decide what to serve (the reloader and health
 sync do), or block the owner's loop on a worker.
@@ -43,7 +49,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 
 from dnsserve import net
@@ -59,6 +65,9 @@ MAX_BACKOFF = 10.0
 STABLE_AFTER = 30.0  # a worker that lived this long resets the backoff
 STALL_BYTES = 16 * 1024 * 1024  # unread by a worker: it is stuck
 STOP_WAIT = 5.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
+
+# The owner's answer to a worker's hand-off: (request, peer, tcp) -> messages
+HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
 
 
 @dataclass(eq=False)
@@ -124,15 +133,20 @@ def _queries(stats: wp.Stats) -> int:
 class WorkerSet:
     """N answering workers forked from this process, kept serving what it serves.
 
-    ``snapshot`` gives the snapshot the owner serves now (the reloader's).
+    ``snapshot`` gives the snapshot the owner serves now (the reloader's);
+    ``hand_off`` answers what workers hand off (None: nothing is answered);
+    ``forward_expire`` says whether workers forked now hand EDNS EXPIRE off.
     """
 
     def __init__(
-        self, count: int, server: ServerConfig, snapshot: Callable[[], Snapshot | None]
+        self, count: int, server: ServerConfig, snapshot: Callable[[], Snapshot | None],
+        *, hand_off: HandOff | None = None, forward_expire: Callable[[], bool] = lambda: False,
     ) -> None:
         self.count = count
         self._server = server
         self._snapshot = snapshot
+        self._hand_off = hand_off
+        self._forward_expire = forward_expire
         self._slots = [_Slot(i) for i in range(count)]
         self._sent: Snapshot | None = None
         self._epoch = 0
@@ -232,6 +246,7 @@ class WorkerSet:
             index=slot.index, addresses=tuple(self._reservation.addresses),
             tcp_idle_timeout=self._server.tcp_idle_timeout,
             tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
+            forward_expire=self._forward_expire(),
         )
         ours, theirs = net.channel_pair()
         gc.freeze()  # the child's collector must not touch what it shares with us
@@ -280,10 +295,30 @@ class WorkerSet:
                     self._became_ready(slot, proc)
                 elif isinstance(message, wp.Stats):
                     proc.stats = message
+                elif isinstance(message, wp.HandOffRequest):
+                    self._answer_hand_off(proc, writer, message)
         finally:
             writer.close()
             status = await asyncio.to_thread(_reap, pid)
             self._gone_proc(slot, proc, status)
+
+    def _answer_hand_off(
+        self, proc: _Proc, writer: asyncio.StreamWriter, request: wp.HandOffRequest
+    ) -> None:
+        messages: list[bytes] = []
+        if self._hand_off is not None:
+            try:
+                messages = list(self._hand_off(request.data, request.peer, request.tcp))
+            except Exception:
+                log.exception("answering worker pid %d's hand-off failed", proc.pid)
+        parts = wp.reply_parts(request.id, messages)
+        if len(parts) == 1:
+            if not writer.is_closing():
+                writer.write(wp.to_frame(parts[0]))
+            return
+        task = asyncio.ensure_future(_send_parts(writer, parts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _became_ready(self, slot: _Slot, proc: _Proc) -> None:
         self._ready_changed.set()
@@ -365,6 +400,18 @@ class WorkerSet:
     def pids(self) -> list[int]:
         """The pid of each slot's current worker (0 while it is being started again)."""
         return [s.current.pid if s.current is not None else 0 for s in self._slots]
+
+
+async def _send_parts(writer: asyncio.StreamWriter, parts: list[wp.HandOffReply]) -> None:
+    """Write a reply's parts, each once the channel has drained the one before."""
+    for part in parts:
+        if writer.is_closing():
+            return  # the worker is gone: so is whoever waited
+        writer.write(wp.to_frame(part))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
