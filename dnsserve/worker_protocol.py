@@ -57,7 +57,7 @@ from dnsserve.health.model import HealthView
 HEADER = struct.Struct(">I")
 MAX_FRAME = 2**32 - 1  # the length field's limit
 STATS_EVERY = 0.5  # seconds between a worker's Stats
-REPLY_BYTES = 1024 * 1024  # a HandOffReply frame's messages, at most (unless one is larger)
+REPLY_BYTES = 256 * 1024  # a HandOffReply frame's messages, at most (unless one is larger)
 
 
 class ProtocolError(DnsServeError):
