@@ -43,6 +43,7 @@ Siblings never import each other; this module connects them with callbacks:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -77,7 +78,7 @@ from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
-from dnsserve.xfr.publish import PoolKey
+from dnsserve.xfr.publish import PoolKey, soa_answer
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -112,11 +113,11 @@ class Server:
         ))
         self.ops = Operations(
             self.reloader, self.health, self.registry, self.metrics,
-            lambda: self.workers or self.listeners, lambda: self.workers,
-            self.secondaries,
+            lambda: self.workers or self.listeners, secondaries=self.secondaries,
+            workers=lambda: self.workers, outgoing=self._outgoing_counts,
         )
         self.handoff = HandOff(self._respond, self._contents)
-        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a refresh at once
+        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a secondary refreshes
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
@@ -125,9 +126,7 @@ class Server:
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
-            count, settings.server,
-            lambda: self.reloader.engine.snapshot if self.reloader.engine else None,
-            hand_off=self.handoff.handle, forward_expire=lambda: bool(self.secondaries.zones),
+            count, settings.server, lambda: self.reloader.engine, hand_off=self.handoff.handle,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -138,6 +137,14 @@ class Server:
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine
         return None if engine is None else engine.respond(data, tcp=tcp)
+
+    def _outgoing_counts(self) -> dict[str, int]:
+        h, n = self.handoff.stats, self.notifier.stats
+        return {
+            "axfr": h.axfr, "ixfr": h.ixfr, "refused": h.refused, "notauth": h.notauth,
+            "notify_sent": n.sent, "notify_acknowledged": n.acknowledged,
+            "notify_given_up": n.given_up, "published": self.publisher.publications,
+        }
 
     def _file_contents(self) -> Mapping[dns.name.Name, ZoneContent]:
         served = self.reloader.served
@@ -156,7 +163,17 @@ class Server:
     ) -> None:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
+        self._serve_published_soa()
         self._notify(origin)
+
+    def _serve_published_soa(self) -> None:
+        """The engine answers each published zone's apex SOA with the published serial."""
+        engine = self.reloader.engine
+        if engine is None or not self.publisher.published:
+            return
+        entries = dict(soa_answer(c) for c in self.publisher.published.values())
+        snapshot = engine.snapshot
+        engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, **entries}))
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``. A key file that
@@ -183,6 +200,7 @@ class Server:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
         self.notifier.notify(origin, zone.notify, key)
+
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
         return served.contents.get(origin) if served is not None else None
@@ -223,6 +241,7 @@ class Server:
             if changes:
                 self._notify(content.origin)
         self.publisher.set_zones(publish)
+        self._serve_published_soa()
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
             self.secondaries.apply(prepared.served.settings)

@@ -70,18 +70,23 @@ class WorkerStart:
     addresses: tuple[str, ...]  # where to listen, port resolved (``net.reserve``)
     tcp_idle_timeout: float
     tcp_max_connections: int  # this worker's share of the cap
-    forward_expire: bool = False  # the owner has secondary zones: EXPIRE is its to answer
 
 
 class Worker:
-    """What one worker process holds: its engine, listeners and counters."""
+    """What one worker process holds: its engine, listeners and counters.
 
-    def __init__(self, start: WorkerStart, snapshot: Snapshot) -> None:
+    Its engine answers ``snapshot``; what it hands off (``Forwarder``) goes to
+    the owner over the channel and is answered when the owner replies: every
+    signed query (the owner holds the keys) and, when the owner's engine
+    answers EDNS EXPIRE (it has secondary zones), every query that asks for it.
+    """
+
+    def __init__(self, start: WorkerStart, snapshot: Snapshot, owner: Engine | None) -> None:
         self.start = start
         self.engine = Engine(snapshot)
-        self.engine.hand_off = True  # every signed query too: the owner holds the keys
-        if start.forward_expire:
-            self.engine.expire = expire_elsewhere
+        self.engine.hand_off = True
+        if owner is not None and owner.expire is not None:
+            self.engine.expire = expire_elsewhere  # the owner's refreshes count it down
         self.listeners: net.Listeners | None = None
         self.select_delay = 0.0
         self.select_delay_max = 0.0
@@ -166,12 +171,12 @@ async def _send_stats(worker: Worker, writer: asyncio.StreamWriter) -> None:
         writer.write(wp.to_frame(worker.stats()))
 
 
-async def run(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
+async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: int) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     reader, writer = await net.open_channel(fd)
-    worker = Worker(start, snapshot)
+    worker = Worker(start, snapshot, owner)
     forwarder = Forwarder(writer.write)
     try:
         worker.listeners = await net.serve(
@@ -222,7 +227,7 @@ def _close_inherited(keep: set[int]) -> None:
                 os.close(fd)
 
 
-def child_main(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
+def child_main(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: int) -> int:
     """Run the worker in a process just forked from the owner; its exit status.
 
     The caller passes the result to ``os._exit``: the owner's frames below
@@ -239,5 +244,5 @@ def child_main(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
     _close_inherited({0, 1, 2, fd})
     # The fork happened inside the owner's running loop; this process runs its own.
     asyncio._set_running_loop(None)
-    code: int = uvloop.run(run(start, snapshot, fd))
+    code: int = uvloop.run(run(start, snapshot, owner, fd))
     return code

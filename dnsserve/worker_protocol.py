@@ -45,7 +45,7 @@ import io
 import pickle
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -168,6 +168,13 @@ def from_payload(payload: bytes) -> Message:
     return message
 
 
+# What ``Snapshot.with_selections`` changes; any other field that differs
+# (zones expired, and whatever a future field holds) makes the change Whole.
+_DERIVED = frozenset({"zones", "answers", "health", "generation", "selections", "depends",
+                      "zone_pools", "misses"})
+_NOT_DERIVED = tuple(f.name for f in fields(Snapshot) if f.name not in _DERIVED)
+
+
 def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Select | None:
     """What turns the snapshot the workers hold (``sent``) into ``now``.
 
@@ -175,8 +182,13 @@ def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Sel
     one derived by ``with_selections`` from the same zones goes as the
     selections that differ; None when nothing a worker serves differs.
     """
-    if sent is None or now.base is not sent.base or now.expired != sent.expired:
-        return Whole(now)  # new zones, or a secondary zone expired or recovered
+    if sent is None or now.base is not sent.base:
+        return Whole(now)
+    for name in _NOT_DERIVED:
+        if getattr(now, name) is not getattr(sent, name) and getattr(now, name) != getattr(
+            sent, name
+        ):
+            return Whole(now)  # not what with_selections changes (expired zones, ...)
     if now is sent:
         return None
     changed = {

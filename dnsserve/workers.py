@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, fields
 
 from dnsserve import net
 from dnsserve import worker_protocol as wp
+from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.config_schema import ServerConfig
 from dnsserve.worker import WorkerStart, child_main
@@ -133,20 +134,22 @@ def _queries(stats: wp.Stats) -> int:
 class WorkerSet:
     """N answering workers forked from this process, kept serving what it serves.
 
-    ``snapshot`` gives the snapshot the owner serves now (the reloader's);
-    ``hand_off`` answers what workers hand off (None: nothing is answered);
-    ``forward_expire`` says whether workers forked now hand EDNS EXPIRE off.
+    ``engine`` gives the owner's engine (the reloader's): its snapshot, and the
+    settings a worker's engine copies; ``hand_off`` answers what a worker's
+    engine hands off (``handoff.HandOff.handle``), here in the owner.
     """
 
     def __init__(
-        self, count: int, server: ServerConfig, snapshot: Callable[[], Snapshot | None],
-        *, hand_off: HandOff | None = None, forward_expire: Callable[[], bool] = lambda: False,
+        self,
+        count: int,
+        server: ServerConfig,
+        engine: Callable[[], Engine | None],
+        hand_off: HandOff | None = None,
     ) -> None:
         self.count = count
         self._server = server
-        self._snapshot = snapshot
+        self._engine = engine
         self._hand_off = hand_off
-        self._forward_expire = forward_expire
         self._slots = [_Slot(i) for i in range(count)]
         self._sent: Snapshot | None = None
         self._epoch = 0
@@ -169,7 +172,8 @@ class WorkerSet:
         when the workers are not ready in time (they keep starting).
         """
         self._reservation = net.reserve(self._server.listen)
-        self._sent = self._snapshot()
+        engine = self._engine()
+        self._sent = engine.snapshot if engine is not None else None
         for slot in self._slots:
             self._fork(slot)
         loop = asyncio.get_running_loop()
@@ -226,7 +230,9 @@ class WorkerSet:
                 if slot.current is not None:
                     slot.retiring.append(slot.current)
                     slot.current = None
-                self._fork(slot)
+            # Fork once this swap's caller is done (a reload applies its keys and
+            # transfer rules after the swap): the new workers copy all of it.
+            asyncio.get_running_loop().call_soon(self._fork_missing)
             return
         frame = wp.to_frame(change)
         for slot in self._slots:
@@ -246,7 +252,6 @@ class WorkerSet:
             index=slot.index, addresses=tuple(self._reservation.addresses),
             tcp_idle_timeout=self._server.tcp_idle_timeout,
             tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
-            forward_expire=self._forward_expire(),
         )
         ours, theirs = net.channel_pair()
         gc.freeze()  # the child's collector must not touch what it shares with us
@@ -260,7 +265,7 @@ class WorkerSet:
         if pid == 0:  # the worker: never returns into the owner's code
             code = 1
             try:
-                code = child_main(start, snapshot, theirs.fileno())
+                code = child_main(start, snapshot, self._engine(), theirs.fileno())
             except BaseException:
                 log.exception("worker %d failed", slot.index)
             finally:
@@ -351,6 +356,10 @@ class WorkerSet:
     def _restart(self, slot: _Slot) -> None:
         if not self._closing and slot.current is None:
             self._fork(slot)
+
+    def _fork_missing(self) -> None:
+        for slot in self._slots:
+            self._restart(slot)
 
     # -- what /metrics and /healthz read --------------------------------------------------
 
