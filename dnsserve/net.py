@@ -349,6 +349,14 @@ class _Tcp(asyncio.Protocol):
         self._shared.stats.tcp_idle_closed += 1
         self.shut()
 
+    @property
+    def busy(self) -> bool:
+        """A hand-off is still to be answered, or answers are still unsent."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        return bool(self._handing or transport.get_write_buffer_size())
+
     def shut(self) -> None:
         """Close now; abort if answers are still unsent (the peer is not reading)."""
         if self._transport is None:
@@ -414,12 +422,23 @@ class Listeners:
                        for u in self._udp)
         return bool(self._udp) and udp_open and all(t.is_serving() for t in self._tcp)
 
-    def close(self) -> None:
+    def stop_accepting(self) -> None:
+        """Take no new query: close the UDP sockets and stop listening on TCP. Open
+        TCP connections carry on (``busy`` says whether they have more to send)
+        until ``close``."""
         for udp in self._udp:
             if udp.transport is not None:
                 udp.transport.close()
         for tcp in self._tcp:
             tcp.close()
+
+    @property
+    def busy(self) -> bool:
+        """Some TCP connection awaits a hand-off or has answers unsent."""
+        return any(conn.busy for conn in self._shared.conns)
+
+    def close(self) -> None:
+        self.stop_accepting()
         for conn in list(self._shared.conns):
             conn.shut()
 

@@ -18,7 +18,11 @@ one unanswered after ``HAND_OFF_TIMEOUT`` seconds is given up (not answered).
 
 It exits when the channel closes (the owner stopped or died: a worker never
 outlives it) or on SIGTERM; SIGINT (a Ctrl-C in the owner's terminal) and
-SIGHUP (a reload) are the owner's.
+SIGHUP (a reload) are the owner's. On SIGTERM (retired after a reload, or
+the owner stopping) it first takes no new query and gives the transfers and
+other hand-offs it started up to ``FINISH_WAIT`` seconds to be answered and
+sent: a secondary that comes for an IXFR just after a reload's NOTIFY is not
+cut off by the worker's retirement.
 
 Must not: run checks, open the state file, serve the control API, or decide
 anything: what it serves is the owner's snapshot and the owner's changes.
@@ -51,6 +55,7 @@ log = logging.getLogger("dnsserve.worker")
 
 MAX_IN_FLIGHT = 64  # hand-offs waiting for the owner, at most
 HAND_OFF_TIMEOUT = 30.0  # seconds: the owner's answer to a big AXFR included
+FINISH_WAIT = 3.0  # seconds a stopping worker gives its hand-offs (< workers.STOP_WAIT)
 
 
 async def _read(reader: asyncio.StreamReader) -> wp.Message | None:
@@ -139,6 +144,11 @@ class Forwarder:
         self._send(wp.to_frame(wp.HandOffRequest(request_id, data, peer, tcp)))
         return future
 
+    @property
+    def waiting(self) -> int:
+        """Requests sent to the owner and not yet answered."""
+        return len(self._waiting)
+
     def receive(self, part: wp.HandOffReply) -> None:
         messages = self._joiner.add(part)
         if messages is None:
@@ -190,21 +200,22 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
     writer.write(wp.to_frame(wp.Ready(start.index, os.getpid())))
     stats = asyncio.ensure_future(_send_stats(worker, writer))
     stopping = asyncio.ensure_future(stop.wait())
+    reading: asyncio.Future[wp.Message | None] | None = None
     try:
         while True:
             reading = asyncio.ensure_future(_read(reader))
             await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
             if not reading.done():
-                reading.cancel()
-                break
-            message = reading.result()
+                break  # SIGTERM; the read goes on (a frame may be half read)
+            message, reading = reading.result(), None
             if message is None:
                 break  # the owner is gone
-            if isinstance(message, wp.HandOffReply):
-                forwarder.receive(message)
-            else:
-                worker.apply(message)
+            _dispatch(worker, forwarder, message)
+        if reading is not None:
+            reading = await _finish(worker, forwarder, reading, reader)
     finally:
+        if reading is not None:
+            reading.cancel()
         stats.cancel()
         forwarder.close()
         stopping.cancel()
@@ -214,6 +225,40 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
         with contextlib.suppress(OSError):
             await writer.wait_closed()
     return 0
+
+
+def _dispatch(worker: Worker, forwarder: Forwarder, message: wp.Message) -> None:
+    if isinstance(message, wp.HandOffReply):
+        forwarder.receive(message)
+    else:
+        worker.apply(message)
+
+
+async def _finish(
+    worker: Worker, forwarder: Forwarder, reading: asyncio.Future[wp.Message | None],
+    reader: asyncio.StreamReader,
+) -> asyncio.Future[wp.Message | None] | None:
+    """Take no new query; until ``FINISH_WAIT`` passes, read the owner's replies while
+    a TCP connection waits for one or has answers unsent. Returns the read in
+    progress (None when the owner is gone)."""
+    listeners = worker.listeners
+    assert listeners is not None
+    listeners.stop_accepting()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FINISH_WAIT
+    while listeners.busy and (left := deadline - loop.time()) > 0:
+        if not forwarder.waiting:
+            await asyncio.sleep(min(left, 0.05))  # answers being written to slow readers
+            continue
+        await asyncio.wait([reading], timeout=left)
+        if not reading.done():
+            break
+        message = reading.result()
+        if message is None:
+            return None
+        _dispatch(worker, forwarder, message)
+        reading = asyncio.ensure_future(_read(reader))
+    return reading
 
 
 def _close_inherited(keep: set[int]) -> None:
