@@ -229,3 +229,25 @@ def test_notify_reaches_the_secondary_zone_and_expire_is_answered(setup: Setup) 
     r = setup.server.udp(q, timeout=5)
     assert r.rcode() == dns.rcode.NOERROR
     assert not [o for o in r.options if o.otype == dns.edns.OptionType.EXPIRE]
+
+
+def test_transfers_in_flight_finish_when_a_reload_retires_their_worker(setup: Setup) -> None:
+    """A reload forks new workers and retires the old ones: transfers asked for
+    meanwhile arrive whole, from the old zone or the new one. (Whether one is in
+    flight at the instant of retirement is up to the scheduler; test_net_handoff
+    checks the retiring worker's finish itself.)"""
+    server = setup.server
+    old = set(server.children())
+    (setup.tmp / "zones" / f"{PRIMARY}zone").write_text(primary_text(3, mail="192.0.2.27"))
+    os.kill(server.proc.pid, signal.SIGHUP)
+    serials: set[int] = set()
+    for _ in range(60):  # bounded: until the old workers are gone, then a few more
+        zone = dns.zone.Zone(PRIMARY, relativize=False)
+        transfer(server, zone)  # raises if cut off
+        soa = zone.get_rdataset(PRIMARY, "SOA")
+        assert soa is not None
+        serials.add(soa[0].serial)
+        if 3 in serials and not old & set(server.children()):
+            break
+    assert serials <= {2, 3} and 3 in serials
+    assert not old & set(server.children())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import dns.message
@@ -110,8 +111,10 @@ def test_tcp_answers_a_later_query_before_a_hand_off_that_waits() -> None:
         conn, transport, _ = tcp_conn(later)
         conn.data_received(frame(b"Hxfr") + frame(b"q2"))
         assert transport.answers() == [b"Aq2"]
+        assert conn.busy  # a stopping worker waits for it
         await later.resolve(0)
         assert transport.answers() == [b"Aq2", b"R1Hxfr", b"R2Hxfr"]
+        assert not conn.busy
         conn.connection_lost(None)
 
     run(test)
@@ -233,5 +236,65 @@ def test_forwarder_gives_up_after_its_timeout(monkeypatch: pytest.MonkeyPatch) -
             await asyncio.sleep(0)
         assert future.cancelled() and forwarder.timed_out == 1
         forwarder.receive(wp.HandOffReply(1, (b"late",)))  # a late reply finds no one
+
+    run(test)
+
+
+class FakeListeners:
+    def __init__(self, forwarder: worker.Forwarder) -> None:
+        self.forwarder = forwarder
+        self.accepting = True
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    @property
+    def busy(self) -> bool:  # a TCP connection waits while a hand-off does
+        return self.forwarder.waiting > 0
+
+
+def finishing(forwarder: worker.Forwarder) -> tuple[Any, FakeListeners]:
+    listeners = FakeListeners(forwarder)
+    return SimpleNamespace(listeners=listeners), listeners
+
+
+def test_a_stopping_worker_takes_no_new_query_and_waits_for_the_owners_reply() -> None:
+    async def test() -> None:
+        forwarder = worker.Forwarder(lambda frame: None)
+        future = forwarder(query(1), ("127.0.0.1", 1), True)
+        assert isinstance(future, asyncio.Future)
+        reader = asyncio.StreamReader()
+        reading = asyncio.ensure_future(worker._read(reader))
+        stub, listeners = finishing(forwarder)
+        finish = asyncio.ensure_future(worker._finish(stub, forwarder, reading, reader))
+        await asyncio.sleep(0)
+        assert not listeners.accepting and not finish.done()
+        reply = wp.to_frame(wp.HandOffReply(1, (b"axfr",)))
+        reader.feed_data(reply[:3])  # a frame half read when SIGTERM came is read whole
+        await asyncio.sleep(0)
+        reader.feed_data(reply[3:])
+        left = await asyncio.wait_for(finish, 5)
+        assert future.result() == [b"axfr"]
+        assert left is not None and not left.done()  # the next read, for the caller to cancel
+        left.cancel()
+
+    run(test)
+
+
+def test_a_stopping_worker_waits_no_longer_than_finish_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker, "FINISH_WAIT", 0.01)
+
+    async def test() -> None:
+        forwarder = worker.Forwarder(lambda frame: None)
+        forwarder(query(1), ("127.0.0.1", 1), True)
+        reader = asyncio.StreamReader()
+        reading = asyncio.ensure_future(worker._read(reader))
+        stub, _ = finishing(forwarder)
+        left = await asyncio.wait_for(worker._finish(stub, forwarder, reading, reader), 5)
+        assert left is reading and not reading.done()
+        reading.cancel()
+        forwarder.close()
 
     run(test)
