@@ -174,6 +174,8 @@ class Server:
         entries = dict(soa_answer(c) for c in self.publisher.published.values())
         snapshot = engine.snapshot
         engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, **entries}))
+        if self.workers is not None:
+            self.workers.answers(entries)  # an unsigned serial check reaches a worker
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``. A key file that

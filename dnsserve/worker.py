@@ -97,7 +97,9 @@ class Worker:
         self.select_delay_max = 0.0
 
     def apply(self, message: wp.Message) -> None:
-        if isinstance(message, wp.Select):
+        if isinstance(message, wp.Answers):
+            self.engine.swap(wp.with_answers(self.engine.snapshot, message.entries))
+        elif isinstance(message, wp.Select):
             self.engine.swap(wp.apply(self.engine.snapshot, message))
             self.select_delay = max(0.0, time.time() - message.sent_at)
             self.select_delay_max = max(self.select_delay_max, self.select_delay)

@@ -17,6 +17,8 @@ the channel. What does:
                       HandOffRequest  a query the engine handed off (AXFR/IXFR,
                                 NOTIFY, TSIG-signed, EDNS EXPIRE of a secondary
                                 zone): the owner answers it (``handoff``)
+    owner -> worker   Answers   answers set beside the zones' (publish mode's apex
+                                SOA with the published serial): ``with_answers``
     owner -> worker   HandOffReply    the messages to send for one request, in
                                 frames of at most ``REPLY_BYTES`` (``reply_parts``;
                                 the last has ``last`` set): an AXFR of a big
@@ -45,12 +47,12 @@ import io
 import pickle
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
 from dnsserve.answer.policies import Selection
-from dnsserve.answer.snapshot import PoolKey, Snapshot
+from dnsserve.answer.snapshot import Entry, PoolKey, Snapshot
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 
@@ -102,6 +104,13 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class Answers:
+    """Prebuilt answers by answer key, served in place of the snapshot's own."""
+
+    entries: Mapping[bytes, Entry]
+
+
+@dataclass(frozen=True, slots=True)
 class HandOffRequest:
     """A query a worker's engine handed off (``wire.HAND_OFF``), for the owner to answer."""
 
@@ -120,8 +129,8 @@ class HandOffReply:
     last: bool = True  # no more parts follow
 
 
-Message = Select | Ready | Stats | HandOffRequest | HandOffReply
-_MESSAGES = (Select, Ready, Stats, HandOffRequest, HandOffReply)
+Message = Select | Ready | Stats | Answers | HandOffRequest | HandOffReply
+_MESSAGES = (Select, Ready, Stats, Answers, HandOffRequest, HandOffReply)
 
 
 def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -207,6 +216,12 @@ def apply(snapshot: Snapshot, message: Select) -> Snapshot:
     return snapshot.with_selections(
         message.changed, health=message.health, generation=message.generation
     )
+
+
+def with_answers(snapshot: Snapshot, entries: Mapping[bytes, Entry]) -> Snapshot:
+    """``snapshot`` answering ``entries`` in place of its own answers for those keys
+    (what the owner serves; later Selects keep them, as ``with_selections`` does)."""
+    return replace(snapshot, answers={**snapshot.answers, **entries})
 
 
 def reply_parts(

@@ -49,13 +49,13 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
 from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
-from dnsserve.answer.snapshot import Snapshot
+from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.config_schema import ServerConfig
 from dnsserve.worker import WorkerStart, child_main
 
@@ -234,7 +234,18 @@ class WorkerSet:
             # transfer rules after the swap): the new workers copy all of it.
             asyncio.get_running_loop().call_soon(self._fork_missing)
             return
-        frame = wp.to_frame(change)
+        self._send_current(wp.to_frame(change))
+
+    def answers(self, entries: Mapping[bytes, Entry]) -> None:
+        """The owner answers ``entries`` in place of its snapshot's (publish mode's apex
+        SOA): so do the workers, and those forked from now on."""
+        if self._reservation is None or self._sent is None:
+            return  # not started: the workers are forked from the owner's engine then
+        self._sent = wp.with_answers(self._sent, entries)
+        self._send_current(wp.to_frame(wp.Answers(entries)))
+
+    def _send_current(self, frame: bytes) -> None:
+        """Write ``frame`` to every worker of the current zones, in order."""
         for slot in self._slots:
             proc = slot.current
             if proc is None or proc.epoch != self._epoch:

@@ -15,6 +15,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.lookup import answer_key
 from dnsserve.answer.policies import Policy, Pool, PoolMember, select
 from dnsserve.answer.snapshot import Snapshot, build_snapshot
 from dnsserve.config_schema import worker_count
@@ -168,3 +169,24 @@ def test_a_dropped_request_keeps_no_parts() -> None:
     assert joiner.add(first) is None
     joiner.drop(5)
     assert joiner.add(second) == [b"b" * 600]  # the dropped part is gone
+
+
+def test_answers_set_beside_the_zones_cross_and_outlive_a_select(first: Snapshot) -> None:
+    """Publish mode's apex SOA: the worker answers what the owner answers, after a flip too."""
+    soa_key = answer_key(dns.name.from_text("example.com."), RdataType.SOA, 1)
+    ns_key = answer_key(dns.name.from_text("example.com."), RdataType.NS, 1)
+    entries = {soa_key: first.answers[ns_key]}  # any other answer stands in for it
+    message = wp.from_payload(wp.to_frame(wp.Answers(entries))[wp.HEADER.size:])
+    assert isinstance(message, wp.Answers)
+    owner = wp.with_answers(first, entries)
+    worker = wp.with_answers(first, message.entries)
+    view = down("127.0.0.11")
+    owner = owner.with_selections({KEY: select(POOL, view, 1.0)}, health=view, generation=3)
+    change = wp.changes(wp.with_answers(first, entries), owner, 1.0)
+    assert isinstance(change, wp.Select)
+    worker = wp.apply(worker, change)
+    soa = dns.message.make_query("example.com.", "SOA").to_wire()
+    assert Engine(worker).respond(soa, tcp=False) == Engine(owner).respond(soa, tcp=False)
+    answer = dns.message.from_wire(Engine(worker).respond(soa, tcp=False) or b"")
+    assert answer.answer[0].rdtype == RdataType.NS
+    assert www(Engine(worker)) == www(Engine(owner)) == {"127.0.0.12", "127.0.0.13"}
