@@ -69,3 +69,9 @@ def test_expire_elsewhere_without_a_hand_off_answers_without_the_option() -> Non
     q = dns.message.make_query("par.example.", "SOA", use_edns=0, options=[EXPIRE])
     r = dns.message.from_wire(exchange(engine, q.to_wire(), tcp=False))
     assert r.rcode() == dns.rcode.NOERROR and r.answer and _expire_values(r) == []
+
+
+def test_expire_answered_on_a_miss_too() -> None:
+    r = _ask("no-such-name.par.example.", [EXPIRE])
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    assert _expire_values(r) == [(1234).to_bytes(4, "big")]
