@@ -320,6 +320,10 @@ def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
             warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
                                          "TLS certificates are not verified"))
     for i, zone in enumerate(config.zone):
+        unused = [k for k in ("allow_transfer", "transfer_keys", "notify") if getattr(zone, k)]
+        if zone.primaries and unused:
+            warnings.append(key_problem_line(file, f"zone[{i}]", f"{', '.join(unused)} unused: "
+                                             "a secondary zone is not transferred onwards yet"))
         if zone.primaries:
             continue
         if zone.notify and not (zone.allow_transfer or zone.transfer_keys):

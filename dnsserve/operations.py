@@ -91,8 +91,8 @@ class Operations:
         registry: Registry,
         metrics: ServerMetrics,
         listeners: Callable[[], Serving | None],
-        workers: Callable[[], Workers | None] = lambda: None,
         secondaries: Secondaries | None = None,
+        workers: Callable[[], Workers | None] = lambda: None,
         outgoing: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._secondaries = secondaries
@@ -415,9 +415,10 @@ class Operations:
                     answered[key] = answered.get(key, 0) + n
                 truncated += more_truncated
                 formerr += more_formerr
-                for index, queries, restarts, _ in workers.per_worker():
+                for index, queries, restarts, delay in workers.per_worker():
                     m.worker_queries.labels(worker=str(index)).set_total(queries)
                     m.worker_restarts.labels(worker=str(index)).set_total(restarts)
+                    m.worker_change_delay.labels(worker=str(index)).set(delay)
             m.queries.clear()
             for (rcode, qtype, tcp), n in answered_by(answered).items():
                 m.queries.labels(

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
 from dnsserve.zones.load import LoadedZones
-from dnsserve.zones.offload import ChildLoad, adopt
+from dnsserve.zones.offload import ChildLoad, adopt, worth_a_child
 from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger("dnsserve")
@@ -204,12 +205,18 @@ class Reloader:
                 # Parsing and validating run in a child process (not under this
                 # process's GIL); its tables are adopted here a slice at a time.
                 before = self.served.loaded if self.served is not None else None
-                child = ChildLoad(settings.zones_dir, before, settings.copies_to_load()[0])
-                packed = await in_daemon_thread(child.run)
-                loaded = await adopt(packed, before, settings.zones_dir)
-                prepared = await in_daemon_thread(
-                    prepare, self._input(settings, force=force, loaded=loaded)
-                )
+                extra = settings.copies_to_load()[0]
+                loaded = None
+                if worth_a_child(settings.zones_dir, extra):
+                    child = ChildLoad(settings.zones_dir, before, extra)
+                    packed = await in_daemon_thread(child.run)
+                    loaded = await adopt(packed, before, settings.zones_dir)
+                # Building the snapshot still runs in a thread of this process:
+                # while it does, the loop gets the GIL back within a millisecond.
+                with _short_switch_interval():
+                    prepared = await in_daemon_thread(
+                        prepare, self._input(settings, force=force, loaded=loaded)
+                    )
         except TimeoutError:
             if child is not None:
                 child.kill()
@@ -256,7 +263,10 @@ class Reloader:
         self.expired = expired
         if self.engine is None:
             return
-        self.engine.swap(self.engine.snapshot.with_expired(expired))
+        fresh = self.engine.snapshot.with_expired(expired)
+        self.engine.swap(fresh)
+        if self._on_swap is not None:
+            self._on_swap(fresh)
         if recovered:
             self.reload()
 
@@ -285,6 +295,21 @@ class Reloader:
                 owner, dns.rdatatype.to_text(rdtype),
                 ", ".join(sorted(selection.values())) or "NODATA", selection.reason, reason,
             )
+
+
+# How long a thread may hold the GIL while another waits for it, during a reload
+# (CPython's default is 5 ms: one answer could wait that long per switch).
+RELOAD_SWITCH_INTERVAL = 0.001
+
+
+@contextlib.contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, RELOAD_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:

@@ -60,12 +60,21 @@ class ServerProc:
         return self.log.read_text(errors="replace")
 
     def children(self) -> list[int]:
-        """The PIDs of the server's child processes (its answering workers)."""
+        """The PIDs of the server's answering workers: its child processes, less
+        multiprocessing's (the process loading zones on a reload, its resource tracker)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         try:
-            return [int(pid) for pid in path.read_text().split()]
+            pids = [int(pid) for pid in path.read_text().split()]
         except OSError:
             return []
+        return [pid for pid in pids if b"multiprocessing" not in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def answers(host: str, port: int, timeout: float = 0.2) -> bool:
@@ -131,17 +140,17 @@ def start_server(
     host: str = "127.0.0.1",
     cwd: Path | None = None,
     nofile: int | None = None,
+    workers: int = 1,
     ready_seconds: float = READY_SECONDS,
     port: int | None = None,
-    workers: int = 1,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
-    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     ``workers``: ``--workers`` (answering processes), unless ``args`` or the
     config file say; 1 (one process, as before workers) unless a test asks.
+    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     """
     port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -230,9 +230,20 @@ def _dedupe_form(rdtype: int, rdata: bytes) -> bytes:
     return rdata if at is None else rdata[:at] + rdata[at:].lower()
 
 
-def _kind(rdtype: int, rdata: bytes) -> dns.node.NodeKind:
-    covers = int.from_bytes(rdata[:2], "big") if rdtype == _RRSIG and len(rdata) >= 2 else 0
-    return dns.node.NodeKind.classify(RdataType(rdtype), RdataType(covers))
+# dnspython's node kinds (``dns.node.NodeKind``), as ints: what may share an owner.
+_NEUTRAL, _CNAME_KIND, _REGULAR = 0, 1, 2
+_NEUTRAL_TYPES = frozenset(int(t) for t in (RdataType.NSEC, RdataType.NSEC3, RdataType.KEY))
+
+
+def _kind(rdtype: int, rdata: bytes) -> int:
+    """``dns.node.NodeKind.classify`` of a record: an RRSIG is of the kind it covers."""
+    if rdtype == _RRSIG:
+        rdtype = int.from_bytes(rdata[:2], "big") if len(rdata) >= 2 else 0
+        if rdtype not in (_CNAME, *_NEUTRAL_TYPES):
+            return _REGULAR
+    if rdtype == _CNAME:
+        return _CNAME_KIND
+    return _NEUTRAL if rdtype in _NEUTRAL_TYPES else _REGULAR
 
 
 class _Build:
@@ -360,9 +371,11 @@ class _Build:
                 self._outside(ordinal, key, first)
                 continue
             rrsets: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
+            # an owner of one record can break only the SOA rule
+            reader_rules = self.from_file and (len(indices) > 1 or types[first] == _SOA)
             for i in indices:
                 rdtype, rdata = types[i], rdatas[i]
-                if self.from_file:
+                if reader_rules:
                     self._reader_rules(key, i, rdtype, rdata, rrsets, first)
                 rrset = rrsets.get(rdtype)
                 if rrset is None:
@@ -433,12 +446,10 @@ class _Build:
                               f"{_first_at(self._at(same[2][0]), self._at(i))}")
                 return
         kind = _kind(rdtype, rdata)
-        if kind == dns.node.NodeKind.NEUTRAL or not rrsets:
+        if kind == _NEUTRAL or not rrsets:
             return
-        kinds = {_kind(t, r[1][0]) for t, r in rrsets.items()}
-        other = (dns.node.NodeKind.REGULAR if kind == dns.node.NodeKind.CNAME
-                 else dns.node.NodeKind.CNAME)
-        if other in kinds:
+        other = _REGULAR if kind == _CNAME_KIND else _CNAME_KIND
+        if any(_kind(t, r[1][0]) == other for t, r in rrsets.items()):
             name = dns.name.from_wire(owner, 0)[0]
             if key == self.apex:
                 self._stop(i, f"CNAME at the zone apex {name}")
@@ -557,9 +568,8 @@ class _Build:
 
     def _targets(self, ordinal: int, key: bytes, blob: bytes) -> None:
         """Warnings about in-zone NS, MX and SRV targets."""
-        if any(a in self.cuts for a in self._chain(key)[1:]):
+        if self.cuts and any(a in self.cuts for a in self._chain(key)[1:]):
             return  # occluded: not our data
-        name = self._name(key)
         for rdtype, _, kept in blob_rrsets(blob):
             at = _TARGET_AT.get(rdtype)
             if at is None:
@@ -573,7 +583,7 @@ class _Build:
                 if message:
                     text = dns.name.from_wire(target, 0)[0]
                     self._problem((ordinal, 4), "warning",
-                                  f"{kind} target {text} of {name} {message}",
+                                  f"{kind} target {text} of {self._name(key)} {message}",
                                   self._where(key, rdtype, rdata))
 
     def _target_problem(self, owner: bytes, target: bytes, is_ns: bool) -> str:

@@ -8,6 +8,8 @@ files and fingerprints as they are. The server's process spends no time
 parsing or validating; it only rebuilds the tables' dicts, a slice at a time
 (``adopt``), between answers.
 
+Small zone files (under ``OFFLOAD_BYTES`` in all) are read in the reload's
+own thread, as before: starting a child would cost more than it saves.
 Zones whose files did not change are not read by the child: it is told their
 fingerprints, and the tables served now are kept.
 
@@ -19,8 +21,10 @@ and a child is a daemon, ended with the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -30,8 +34,26 @@ import dns.name
 
 from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
-from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones, log_loaded
+from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
+
+# Below this many bytes of zone files a reload reads them in its own thread: a
+# child costs about a second to start (an interpreter, dnspython), more than
+# reading a megabyte of zone files, and holds the GIL for no time worth saving.
+OFFLOAD_BYTES = 1 << 20
+
+
+def worth_a_child(directory: Path, extra: Mapping[dns.name.Name, Path] | None) -> bool:
+    """Whether the zone files (without their includes) are large enough to read in a child."""
+    total = 0
+    paths = [*directory.glob(f"*{ZONE_SUFFIX}"), *(extra or {}).values()]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+        if total >= OFFLOAD_BYTES:
+            return True
+    return False
+
 
 # A stand-in for a table the child need not have: only its identity is used.
 _KEPT = cast(ZoneTable, object())

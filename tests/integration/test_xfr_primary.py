@@ -87,14 +87,15 @@ notify = ["127.0.0.1:{knot_port}", "127.0.0.1:{nsd_port}"]
     return config
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
+@pytest.fixture(params=[1, 2], ids=["workers1", "workers2"])
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """With one process and with two workers (whose transfers the owner answers)."""
     (tmp_path / "zones").mkdir()
     (tmp_path / "zones" / f"{ORIGIN}zone").write_text(zone_text(1))
     knot_port, nsd_port = free_port(), free_port()
     config = write_config(tmp_path, knot_port, nsd_port)
     started: list[Peer] = []
-    server = start_server(tmp_path, "-c", str(config), zones=None)
+    server = start_server(tmp_path, "-c", str(config), zones=None, workers=request.param)
     try:
         primary = Primary("127.0.0.1", server.port, "xfr-key", "hmac-sha256", SECRET)
         if find_binary("knotd"):

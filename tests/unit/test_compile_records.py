@@ -9,6 +9,7 @@ order) what dnspython's reader refused while reading.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import dns.name
 import dns.rdata
@@ -17,6 +18,7 @@ import dns.rdatatype
 from dns.rdatatype import RdataType
 
 from dnsserve.zones.compile import compile_records
+from dnsserve.zones.offload import OFFLOAD_BYTES, worth_a_child
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.table import ZoneTable, pack_table, unpack_steps
 
@@ -158,3 +160,11 @@ def test_a_packed_table_unpacks_a_slice_at_a_time() -> None:
                          ("y.d.z.example.", RdataType.A), ("nx.z.example.", RdataType.A)):
         name = dns.name.from_text(qname)
         assert copy.lookup(name, qtype) == table.lookup(name, qtype), qname
+
+
+def test_only_large_zone_files_are_read_in_a_child(tmp_path: Path) -> None:
+    (tmp_path / "small.example.zone").write_text("x" * 1000)
+    assert not worth_a_child(tmp_path, None)
+    elsewhere = tmp_path / "copy"
+    elsewhere.write_bytes(b"x" * OFFLOAD_BYTES)
+    assert worth_a_child(tmp_path, {dns.name.from_text("big.example."): elsewhere})

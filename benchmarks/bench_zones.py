@@ -1,0 +1,449 @@
+"""Large zones: time to first answer, memory, and a reload under load, beside NSD and Knot.
+
+Owns the "zones" section of benchmarks/RESULTS.md. For each size (100,000
+and 1,000,000 records; ``--quick``: 100,000 only) one seeded zone is
+generated (``testkit.biggen`` when it is there, else ``testkit.zonegen``'s
+mix of A, AAAA, CNAME, MX and TXT names) and:
+
+- dnsserve's phases are timed in a fresh process, one after another, with
+  the server's own functions: parse (``zones.load.zone_parser``), validate
+  and build the table (``zones.compile.compile_records``), the canonical
+  content the deletion guard keeps (``zones.versions.zone_content``),
+  prebuilding answers (``answer.snapshot.build_snapshot``) and the first
+  answer (``Engine.respond``), with the process's peak RSS after each;
+- dnsserve, NSD and Knot are each started on the zone, and the time from
+  the start of the process to its first authoritative SOA answer and the
+  process tree's peak RSS (VmHWM, summed over its processes) are reported;
+- the largest size is reloaded under load: dnsperf sends the zone's query
+  mix at ``--qps`` (5,000 by default) for the whole reload; the zone file
+  gets a new serial and the server a SIGHUP; reported are how long until the
+  new serial is answered, the queries lost, and latency percentiles from
+  dnsperf's per-query report (``-v``). NSD beside it.
+
+Timings on the shared 2-core machine are noisy: the load average at the
+start and end is printed with the numbers. Everything runs on 127.0.0.1 and
+every process started is stopped by PID.
+
+    .venv/bin/python -m benchmarks.bench_zones --quick      # 100k records only
+    .venv/bin/python -m benchmarks.bench_zones              # 100k and 1M
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+from benchmarks.report import add_report_options, machine_info, shown_argv, workdir, write_section
+from testkit import zonegen
+from testkit.peers import PeerFailed, find_binary, start_knot, start_nsd
+from testkit.server import start_server
+from testkit.wait import wait_for
+
+ORIGIN = zonegen.ORIGIN
+RECORDS_PER_NAME = 1.59  # zonegen's mix: records per generated name
+SEED = 20261202
+
+
+# -- the zone -----------------------------------------------------------------------
+
+
+@dataclass
+class Zone:
+    path: Path
+    queries: Path
+    records: int
+    generator: str
+
+
+def make_zone(tmp: Path, records: int) -> Zone:
+    """A seeded zone of about ``records`` records and a query file for it."""
+    out = tmp / f"z{records}"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        biggen = importlib.import_module("testkit.biggen")
+    except ImportError:
+        work = zonegen.generate(out, names=round(records / RECORDS_PER_NAME), queries=50_000,
+                                seed=SEED)
+        count = sum(1 for line in work.zone_file.open() if line[:1] not in ("$", ""))
+        return Zone(work.zone_file, work.query_file, count - 0, "testkit.zonegen")
+    path = out / f"{ORIGIN}zone"
+    biggen.write_big_zone(path, ORIGIN, records, SEED)
+    queries = out / "queries.txt"
+    owners = _owners(path)
+    rng = random.Random(SEED)
+    picks = [f"{rng.choice(owners)} {rng.choice(('A', 'AAAA', 'MX', 'TXT'))}"
+             for _ in range(50_000)]
+    queries.write_text("\n".join(picks) + "\n")
+    return Zone(path, queries, records, "testkit.biggen")
+
+
+def _owners(path: Path, limit: int = 200_000) -> list[str]:
+    """Owner names of the zone file (absolute), read plainly: enough for a query mix."""
+    origin, found = ORIGIN, []
+    with path.open() as f:
+        for line in f:
+            if line.startswith("$ORIGIN"):
+                origin = line.split()[1]
+            if not line.strip() or line[0] in " \t;$(":
+                continue
+            owner = line.split()[0]
+            if owner == "@":
+                owner = origin
+            elif not owner.endswith("."):
+                owner = f"{owner}.{origin}"
+            found.append(owner)
+            if len(found) >= limit:
+                break
+    return found
+
+
+# -- dnsserve's phases, in a fresh process ----------------------------------------
+
+
+PHASES = """
+import json, resource, sys, time
+from pathlib import Path
+import dns.message
+from dnsserve.answer.engine import Engine
+from dnsserve.answer.snapshot import build_snapshot
+from dnsserve.zones.compile import compile_records
+from dnsserve.zones.load import origin_from_path, zone_parser
+from dnsserve.zones.versions import zone_content
+path = Path(sys.argv[1])
+out = {}
+def mark(name, since):
+    out[name] = (time.perf_counter() - since, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return time.perf_counter()
+origin = origin_from_path(path)
+t = time.perf_counter()
+parsed = zone_parser()(path, origin, include_dir=path.parent)
+out["parser"] = (zone_parser().__module__, 0)
+t = mark("parse", t)
+compiled = compile_records(parsed, origin=origin)
+del parsed
+t = mark("validate and build the table", t)
+content = zone_content(compiled.table)
+t = mark("canonical content (deletion guard)", t)
+snapshot = build_snapshot({origin: compiled.table})
+t = mark("prebuild answers", t)
+query = dns.message.make_query(origin, "SOA").to_wire()
+assert Engine(snapshot).respond(query, tcp=False)
+mark("first answer", t)
+print(json.dumps(out))
+"""
+
+
+def phases(zone: Zone) -> tuple[str, dict[str, tuple[float, int]]]:
+    """The parser used, and (seconds, peak RSS in kB after) by phase."""
+    proc = subprocess.run([sys.executable, "-c", PHASES, str(zone.path)], capture_output=True,
+                          text=True, timeout=3600, check=True)
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    parser = str(found.pop("parser")[0])
+    return parser, {k: (float(v[0]), int(v[1])) for k, v in found.items()}
+
+
+# -- start to first answer ----------------------------------------------------------
+
+
+def soa_serial(port: int) -> int | None:
+    try:
+        r = dns.query.udp(dns.message.make_query(ORIGIN, "SOA"), "127.0.0.1", port=port,
+                          timeout=0.5)
+    except Exception:
+        return None
+    if not r.answer or not r.flags & dns.flags.AA:
+        return None
+    serial: int = r.answer[0][0].serial
+    return serial
+
+
+def peak_kb(pid: int) -> int:
+    """VmHWM summed over ``pid`` and its children (NSD forks its servers)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+@dataclass
+class Start:
+    name: str
+    seconds: float | None
+    peak_mb: float | None
+    note: str = ""
+
+
+def start_dnsserve(work: Path, zone: Zone) -> tuple[Start, object]:
+    zones = work / "zones"
+    zones.mkdir(parents=True, exist_ok=True)
+    target = zones / f"{ORIGIN}zone"
+    target.write_text(zone.path.read_text())
+    config = work / "dnsserve.toml"
+    # one answering process, as NSD and Knot run here (one server, one thread)
+    config.write_text('[server]\nzones = "zones"\nstate = "state.db"\nworkers = 1\n')
+    started = time.perf_counter()
+    server = start_server(work, "-c", str(config), zones=None, ready_seconds=3600)
+    wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=3600)
+    seconds = time.perf_counter() - started
+    return Start("dnsserve", seconds, peak_kb(server.proc.pid) / 1024), server
+
+
+def start_peer(name: str, work: Path, zone: Zone) -> tuple[Start, object | None]:
+    work.mkdir(parents=True, exist_ok=True)
+    local = work / f"{ORIGIN}zone"
+    local.write_text(zone.path.read_text())
+    start = start_nsd if name == "nsd" else start_knot
+    started = time.perf_counter()
+    try:
+        peer = start({ORIGIN: local}, work)
+    except PeerFailed as exc:
+        return Start(name, None, None, f"did not serve the zone: {str(exc)[:120]}"), None
+    wait_for(f"{name} to serve the zone", lambda: soa_serial(peer.port), seconds=600)
+    seconds = time.perf_counter() - started
+    return Start(name, seconds, peak_kb(peer.proc.pid) / 1024), peer
+
+
+# -- a reload under load -------------------------------------------------------------
+
+
+@dataclass
+class Reload:
+    name: str
+    seconds: float | None
+    sent: int = 0
+    lost: int = 0
+    latencies: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+_LATENCY = re.compile(r"^> \S+ .* (\d+\.\d+)$")
+
+
+def run_dnsperf(
+    port: int, queries: Path, seconds: int, qps: int, out: Path
+) -> subprocess.Popen[bytes]:
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
+           "-Q", str(qps), "-c", "4", "-q", "500", "-t", "5", "-v"]
+    with out.open("wb") as sink:
+        return subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def read_dnsperf(out: Path, reload: Reload) -> None:
+    text = out.read_text(errors="replace")
+    sent = re.search(r"Queries sent:\s+(\d+)", text)
+    lost = re.search(r"Queries lost:\s+(\d+)", text)
+    timeouts = 0
+    for line in text.splitlines():
+        match = _LATENCY.match(line)
+        if match:
+            reload.latencies.append(float(match.group(1)))
+        elif "timed out" in line:
+            timeouts += 1
+    reload.sent = int(sent.group(1)) if sent else len(reload.latencies) + timeouts
+    reload.lost = int(lost.group(1)) if lost else timeouts
+
+
+def reload_under_load(name: str, pid: int, port: int, zone_file: Path, zone: Zone,
+                      work: Path, qps: int, expected: float) -> Reload:
+    """Bump the serial of ``zone_file``, SIGHUP ``pid``, while dnsperf runs."""
+    seconds = int(min(3600, max(20, expected * 1.5 + 10)))
+    out = work / f"dnsperf-{name}.txt"
+    perf = run_dnsperf(port, zone.queries, seconds, qps, out)
+    try:
+        time.sleep(2)
+        before = soa_serial(port) or 0
+        text = zone_file.read_text()
+        zone_file.write_text(text.replace(f" {before} ", f" {before + 1} ", 1))
+        started = time.perf_counter()
+        os.kill(pid, signal.SIGHUP)
+        done = threading.Event()
+        took: list[float] = []
+
+        def watch() -> None:
+            for _ in range(int(seconds / 0.2) + 1):
+                if soa_serial(port) == before + 1:
+                    took.append(time.perf_counter() - started)
+                    break
+                if done.wait(0.2):
+                    break
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        watcher.join(seconds + 60)
+        if took:  # 3 s more of queries after the swap, then dnsperf stops (and reports)
+            time.sleep(3)
+            perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=seconds + 60)
+        done.set()
+        watcher.join(5)
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+            perf.wait(10)
+    result = Reload(name, took[0] if took else None)
+    read_dnsperf(out, result)
+    if not took:
+        result.note = f"the new serial was not served within dnsperf's {seconds} s"
+    return result
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+def report(sizes: list[tuple[Zone, tuple[str, dict[str, tuple[float, int]]], list[Start]]],
+           reloads: list[Reload], reload_zone: Zone | None, qps: int, argv: list[str],
+           load: tuple[str, str]) -> str:
+    info = machine_info(sys.executable)
+    machine = (f"{info['nproc']} cores ({info['cpu']}), Python {info['python']},"
+               f" {info['nsd']}, {info['knotd']}, dnsperf {info['dnsperf']}")
+    lines = [
+        "## Large zones: load time, memory, reload under load",
+        "",
+        f"`{' '.join(argv)}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())};"
+        f" {machine}. Load average at start / end: {load[0]} / {load[1]}"
+        " (the machine is shared with other engineers' runs: timings are noisy).",
+        "",
+    ]
+    for zone, (parser, split), starts in sizes:
+        lines += [
+            f"### {zone.records:,} records ({zone.generator}, seed {SEED})",
+            "",
+            "Start of the process to its first authoritative SOA answer, and the process"
+            " tree's peak RSS:",
+            "",
+            "| server | seconds | peak RSS (MB) | note |",
+            "|---|---:|---:|---|",
+        ]
+        for s in starts:
+            secs = f"{s.seconds:.2f}" if s.seconds is not None else "-"
+            mem = f"{s.peak_mb:.0f}" if s.peak_mb is not None else "-"
+            lines.append(f"| {s.name} | {secs} | {mem} | {s.note} |")
+        lines += [
+            "",
+            f"dnsserve by phase, in one fresh process (parser: `{parser}`):",
+            "",
+            "| phase | seconds | peak RSS after (MB) |",
+            "|---|---:|---:|",
+        ]
+        for phase, (took, rss) in split.items():
+            lines.append(f"| {phase} | {took:.2f} | {rss / 1024:.0f} |")
+        lines.append("")
+    if reloads and reload_zone is not None:
+        lines += [
+            f"### Reload of the {reload_zone.records:,}-record zone at {qps:,} queries/s",
+            "",
+            "The zone file gets a new serial, then SIGHUP; dnsperf (`-Q` rate, `-v` per-query"
+            " latencies) runs from 2 s before the SIGHUP until 3 s after the new serial is"
+            " answered (then SIGINT), so the percentiles are over the reload.",
+            "",
+            "| server | new serial served after (s) | queries sent | lost | p50 ms | p99 ms"
+            " | max ms | note |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in reloads:
+            secs = f"{r.seconds:.2f}" if r.seconds is not None else "-"
+            top = max(r.latencies) * 1000 if r.latencies else float("nan")
+            lines.append(f"| {r.name} | {secs} | {r.sent:,} | {r.lost:,} | {r.pct(0.5):.2f}"
+                         f" | {r.pct(0.99):.2f} | {top:.1f} | {r.note} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="100,000 records only")
+    ap.add_argument("--sizes", type=int, nargs="*", default=None, help="record counts")
+    ap.add_argument("--qps", type=int, default=5000, help="query rate during the reload")
+    ap.add_argument("--no-reload", action="store_true", help="skip the reload under load")
+    add_report_options(ap)
+    args = ap.parse_args(argv)
+    shown = shown_argv("bench_zones", sys.argv[1:] if argv is None else argv)
+    sizes = args.sizes or ([100_000] if args.quick else [100_000, 1_000_000])
+    load_start = loadavg()
+    results = []
+    reloads: list[Reload] = []
+    reload_zone: Zone | None = None
+    with workdir("bench-zones-", args.keep) as tmp:
+        for records in sizes:
+            zone = make_zone(tmp, records)
+            print(f"{zone.records:,} records in {zone.path}", flush=True)
+            split = phases(zone)
+            print(f"  phases: {split}", flush=True)
+            starts: list[Start] = []
+            last = records == sizes[-1] and not args.no_reload
+            started, server = start_dnsserve(tmp / f"dnsserve-{records}", zone)
+            starts.append(started)
+            print(f"  {started}", flush=True)
+            try:
+                if last:
+                    reload_zone = zone
+                    srv = server
+                    reloads.append(reload_under_load(
+                        "dnsserve", srv.proc.pid, srv.port,  # type: ignore[attr-defined]
+                        tmp / f"dnsserve-{records}" / "zones" / f"{ORIGIN}zone", zone,
+                        tmp / f"dnsserve-{records}", args.qps, started.seconds or 60))
+                    print(f"  {reloads[-1].name} reload {reloads[-1].seconds}", flush=True)
+            finally:
+                server.stop()  # type: ignore[attr-defined]
+            for name, binary in (("nsd", "nsd"), ("knot", "knotd")):
+                if not find_binary(binary):
+                    starts.append(Start(name, None, None, "not installed"))
+                    continue
+                work = tmp / f"{name}-{records}"
+                peer_start, peer = start_peer(name, work, zone)
+                starts.append(peer_start)
+                print(f"  {peer_start}", flush=True)
+                if peer is None:
+                    continue
+                try:
+                    if last and name == "nsd":
+                        reloads.append(reload_under_load(
+                            name, peer.proc.pid, peer.port,  # type: ignore[attr-defined]
+                            work / f"{ORIGIN}zone", zone, work, args.qps,
+                            peer_start.seconds or 10))
+                        print(f"  {name} reload {reloads[-1].seconds}", flush=True)
+                finally:
+                    peer.stop()  # type: ignore[attr-defined]
+            results.append((zone, split, starts))
+        text = report(results, reloads, reload_zone, args.qps, shown, (load_start, loadavg()))
+    print(text)
+    if not args.no_report:
+        write_section("zones", text, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
