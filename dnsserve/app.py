@@ -129,6 +129,12 @@ class Server:
             log.warning("[server] workers = %d: secondary zones ([[zone]] primaries) are "
                         "answered by one process yet; serving with 1", count)
             count = 1
+        elif count > 1 and _publishes(settings):
+            # The published SOA (its serial) is patched into this process's
+            # snapshot only; a worker would answer the zone file's serial.
+            log.warning("[server] workers = %d: publish mode is answered by one process yet; "
+                        "serving with 1", count)
+            count = 1
         self.workers = WorkerSet(
             count, settings.server, lambda: self.reloader.engine, self.handoff.handle,
         ) if count > 1 else None
@@ -351,6 +357,12 @@ def serve(
     """Run the server until SIGTERM or SIGINT."""
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
+
+
+def _publishes(settings: Settings) -> bool:
+    """Whether the config publishes some pool's answers into a transferred zone."""
+    config = settings.config
+    return any(zone.publish for zone in config.zone) or any(p.publish for p in config.pool)
 
 
 def _secondary_zones(settings: Settings) -> bool:
