@@ -174,7 +174,7 @@ class Server:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
         self._serve_published_soa()
-        self._notify(origin)
+        self._notify(origin, at_once=True)
 
     def _serve_published_soa(self) -> None:
         """The engine answers each published zone's apex SOA with the published serial."""
@@ -204,12 +204,15 @@ class Server:
             engine.keyring = keyring
             engine.hand_off = True
 
-    def _notify(self, origin: dns.name.Name) -> None:
+    def _notify(self, origin: dns.name.Name, *, at_once: bool = False) -> None:
+        """NOTIFY the zone's secondaries: after a load or reload with the notifier's
+        delay (the swap, worker processes included, is done by then), for a
+        publication ``at_once`` (publish mode serves from this process alone)."""
         zone = self.handoff.zones.get(origin)
         if zone is None or not zone.notify:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
-        self.notifier.notify(origin, zone.notify, key)
+        self.notifier.notify(origin, zone.notify, key, delay=0.0 if at_once else None)
 
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served

@@ -76,14 +76,21 @@ class Notifier:
         zone: dns.name.Name,
         targets: tuple[tuple[str, int], ...],
         key: dns.tsig.Key | None = None,
+        *,
+        delay: float | None = None,
     ) -> None:
-        """Start (or restart) NOTIFY of ``zone`` to each target; returns at once."""
+        """Start (or restart) NOTIFY of ``zone`` to each target; returns at once.
+
+        The first NOTIFY waits ``delay`` (default ``self.delay``)."""
+        wait = self.delay if delay is None else delay
         for address, port in targets:
             ident = (zone, address, port)
             old = self._tasks.pop(ident, None)
             if old is not None:
                 old.cancel()
-            task = asyncio.get_running_loop().create_task(self._send(zone, address, port, key))
+            task = asyncio.get_running_loop().create_task(
+                self._send(zone, address, port, key, wait)
+            )
             self._tasks[ident] = task
             task.add_done_callback(functools.partial(self._done, ident))
 
@@ -96,9 +103,10 @@ class Notifier:
         return self._tasks
 
     async def _send(
-        self, zone: dns.name.Name, address: str, port: int, key: dns.tsig.Key | None
+        self, zone: dns.name.Name, address: str, port: int, key: dns.tsig.Key | None,
+        delay: float,
     ) -> bool:
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(delay)
         for attempt in range(self.max_tries):
             wait = self.waits[min(attempt, len(self.waits) - 1)]
             message = notify_message(zone, key)
