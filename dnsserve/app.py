@@ -294,7 +294,7 @@ class Server:
                     server.listen,
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
-                    hand_off=self.handoff.handle,
+                    hand_off=self.handoff.handle_offloaded,
                 )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
