@@ -126,7 +126,8 @@ class Server:
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
-            count, settings.server, lambda: self.reloader.engine, hand_off=self.handoff.handle,
+            count, settings.server, lambda: self.reloader.engine,
+            hand_off=self.handoff.handle_offloaded,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -164,7 +165,7 @@ class Server:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
         self._serve_published_soa()
-        self._notify(origin)
+        self._notify(origin, at_once=True)
 
     def _serve_published_soa(self) -> None:
         """The engine answers each published zone's apex SOA with the published serial."""
@@ -196,12 +197,15 @@ class Server:
             engine.keyring = keyring
             engine.hand_off = True
 
-    def _notify(self, origin: dns.name.Name) -> None:
+    def _notify(self, origin: dns.name.Name, *, at_once: bool = False) -> None:
+        """NOTIFY the zone's secondaries: after a load or reload with the notifier's
+        delay (the swap, worker processes included, is done by then), for a
+        publication ``at_once`` (publish mode serves from this process alone)."""
         zone = self.handoff.zones.get(origin)
         if zone is None or not zone.notify:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
-        self.notifier.notify(origin, zone.notify, key)
+        self.notifier.notify(origin, zone.notify, key, delay=0.0 if at_once else None)
 
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
@@ -283,7 +287,7 @@ class Server:
                     server.listen,
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
-                    hand_off=self.handoff.handle,
+                    hand_off=self.handoff.handle_offloaded,
                 )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)

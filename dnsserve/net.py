@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 # The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> the messages
 # to send, or a future of them
-HandOffResult = Iterable[bytes] | asyncio.Future[Sequence[bytes]]
+HandOffResult = Iterable[bytes] | asyncio.Future[tuple[bytes, ...]]
 HandOff = Callable[[bytes, tuple[str, int], bool], HandOffResult]
 
 LOG_EVERY = 1000
@@ -190,7 +190,7 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
 
     def _handed_back(
-        self, addr: tuple[str | int, ...], future: asyncio.Future[Sequence[bytes]]
+        self, addr: tuple[str | int, ...], future: asyncio.Future[tuple[bytes, ...]]
     ) -> None:
         transport = self.transport
         if future.cancelled() or future.exception() is not None:
@@ -289,7 +289,7 @@ class _Tcp(asyncio.Protocol):
             return
         transport.writelines([frame(out) for out in result])
 
-    def _handed_back(self, future: asyncio.Future[Sequence[bytes]]) -> None:
+    def _handed_back(self, future: asyncio.Future[tuple[bytes, ...]]) -> None:
         """A hand-off resolved: write its messages, then carry on with what waited."""
         self._handing -= 1
         transport = self._transport

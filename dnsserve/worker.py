@@ -41,7 +41,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvloop
@@ -126,7 +126,7 @@ class Forwarder:
         self._send = send  # writes one frame to the owner
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count(1)
-        self._waiting: dict[int, tuple[asyncio.Future[Sequence[bytes]], asyncio.TimerHandle]] = {}
+        self._waiting: dict[int, tuple[asyncio.Future[tuple[bytes, ...]], asyncio.TimerHandle]] = {}
         self._joiner = wp.Joiner()
         self.forwarded = 0
         self.shed = 0  # beyond MAX_IN_FLIGHT
@@ -139,7 +139,7 @@ class Forwarder:
                 return []  # as a full socket buffer would: the client asks again
             return [wire.header_only(data, (data[2] << 8) | data[3], wire.REFUSED)]
         request_id = next(self._ids)
-        future: asyncio.Future[Sequence[bytes]] = self._loop.create_future()
+        future: asyncio.Future[tuple[bytes, ...]] = self._loop.create_future()
         timer = self._loop.call_later(HAND_OFF_TIMEOUT, self._give_up, request_id)
         self._waiting[request_id] = (future, timer)
         self.forwarded += 1
@@ -161,7 +161,7 @@ class Forwarder:
         future, timer = waiting
         timer.cancel()
         if not future.done():
-            future.set_result(messages)
+            future.set_result(tuple(messages))
 
     def _give_up(self, request_id: int) -> None:
         waiting = self._waiting.pop(request_id, None)

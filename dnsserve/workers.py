@@ -30,10 +30,11 @@ Rules:
 - Counters are monotonic: a worker's last ``Stats`` is kept when it goes.
 - A worker's ``HandOffRequest`` (a transfer, NOTIFY, a signed query, EDNS
   EXPIRE with secondary zones) is answered by the injected ``hand_off`` (the
-  app's ``HandOff.handle``, as the single process answers it) on this loop,
-  and its messages go back in ``HandOffReply`` parts; a reply of several parts
-  waits for the channel to drain between parts, so a big AXFR never fills
-  the channel (and never looks like a stuck worker).
+  app's ``HandOff.handle_offloaded``, as the single process answers it: a big
+  transfer is built in a thread, the rest on this loop), and its messages go
+  back in ``HandOffReply`` parts; a reply of several parts waits for the
+  channel to drain between parts, so a big AXFR never fills the channel (and
+  never looks like a stuck worker).
 
 Must not: answer queries, decide what to serve (the reloader and health
 sync do), or block the owner's loop on a worker.
@@ -43,13 +44,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 from dnsserve import net
@@ -67,8 +69,9 @@ STABLE_AFTER = 30.0  # a worker that lived this long resets the backoff
 STALL_BYTES = 16 * 1024 * 1024  # unread by a worker: it is stuck
 STOP_WAIT = 5.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
 
-# The owner's answer to a worker's hand-off: (request, peer, tcp) -> messages
-HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
+# The owner's answer to a worker's hand-off: (request, peer, tcp) -> messages, or a
+# future of them (a big transfer built in a thread)
+HandOff = Callable[[bytes, tuple[str, int], bool], net.HandOffResult]
 
 
 @dataclass(eq=False)
@@ -321,13 +324,31 @@ class WorkerSet:
     def _answer_hand_off(
         self, proc: _Proc, writer: asyncio.StreamWriter, request: wp.HandOffRequest
     ) -> None:
-        messages: list[bytes] = []
+        result: net.HandOffResult = []
         if self._hand_off is not None:
             try:
-                messages = list(self._hand_off(request.data, request.peer, request.tcp))
+                result = self._hand_off(request.data, request.peer, request.tcp)
             except Exception:
                 log.exception("answering worker pid %d's hand-off failed", proc.pid)
-        parts = wp.reply_parts(request.id, messages)
+        if isinstance(result, asyncio.Future):  # built in a thread: reply when done
+            result.add_done_callback(functools.partial(self._reply_later, writer, request.id))
+            return
+        self._reply(writer, request.id, list(result))
+
+    def _reply_later(
+        self, writer: asyncio.StreamWriter, request_id: int,
+        done: asyncio.Future[tuple[bytes, ...]],
+    ) -> None:
+        if done.cancelled() or done.exception() is not None:
+            log.error("a worker's hand-off failed: %r",
+                      None if done.cancelled() else done.exception())
+            self._reply(writer, request_id, [])
+        else:
+            self._reply(writer, request_id, list(done.result()))
+
+    def _reply(self, writer: asyncio.StreamWriter, request_id: int, messages: list[bytes]) -> None:
+        """Send ``messages`` to the worker that asked, in parts (``_send_parts``)."""
+        parts = wp.reply_parts(request_id, messages)
         if len(parts) == 1:
             if not writer.is_closing():
                 writer.write(wp.to_frame(parts[0]))

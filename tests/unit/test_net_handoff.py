@@ -11,7 +11,7 @@ the Forwarder bounds what waits, joins reply parts and gives up on time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any
 
@@ -79,16 +79,16 @@ class LaterHandOff:
     """A hand-off that answers with a future per request, resolved by the test."""
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[bytes, asyncio.Future[Sequence[bytes]]]] = []
+        self.waiting: list[tuple[bytes, asyncio.Future[tuple[bytes, ...]]]] = []
 
     def __call__(self, data: bytes, peer: tuple[str, int], tcp: bool) -> net.HandOffResult:
-        future: asyncio.Future[Sequence[bytes]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[bytes, ...]] = asyncio.get_running_loop().create_future()
         self.waiting.append((data, future))
         return future
 
     async def resolve(self, index: int) -> None:
         data, future = self.waiting[index]
-        future.set_result([b"R1" + data, b"R2" + data])
+        future.set_result((b"R1" + data, b"R2" + data))
         await asyncio.sleep(0)  # done callbacks run on the loop's next turn
 
 
@@ -202,7 +202,7 @@ def test_forwarder_sends_requests_and_joins_the_reply_parts() -> None:
         for part in wp.reply_parts(request.id, [b"a" * 600, b"b" * 600], limit=1000):
             assert not future.done()
             forwarder.receive(part)
-        assert future.result() == [b"a" * 600, b"b" * 600]
+        assert future.result() == (b"a" * 600, b"b" * 600)
         forwarder.close()
 
     run(test)
@@ -274,7 +274,7 @@ def test_a_stopping_worker_takes_no_new_query_and_waits_for_the_owners_reply() -
         await asyncio.sleep(0)
         reader.feed_data(reply[3:])
         left = await asyncio.wait_for(finish, 5)
-        assert future.result() == [b"axfr"]
+        assert future.result() == (b"axfr",)
         assert left is not None and not left.done()  # the next read, for the caller to cancel
         left.cancel()
 
