@@ -108,6 +108,9 @@ _TARGET_AT = {_NS: 0, _MX: 2, _SRV: 6}
 # Rdata that is a name (after a fixed part): duplicates compare without case.
 _NAME_AT = {int(RdataType.NS): 0, _CNAME: 0, _DNAME: 0, int(RdataType.PTR): 0, _MX: 2}
 _SINGLETONS = frozenset(int(t) for t in RdataType if dns.rdatatype.is_singleton(t))
+# Records the reader rules can refuse, beside an owner's other records (an SOA,
+# a second CNAME, a CNAME or RRSIG(CNAME) beside data, data beside one).
+_READER_TYPES = _SINGLETONS | {_CNAME, _RRSIG}
 _DEDUPE_SET_AT = 16  # an RRset this large dedupes through a set
 # An RRset of one record with rdata this short fits any message and UDP answer.
 _SMALL_RDATA = 512
@@ -403,7 +406,9 @@ class _Build:
             reader_rules = self.from_file and (len(indices) > 1 or types[first] == _SOA)
             for i in indices:
                 rdtype, rdata = types[i], rdatas[i]
-                if reader_rules:
+                if reader_rules and (
+                    rdtype in _READER_TYPES or _CNAME in rrsets or _RRSIG in rrsets
+                ):
                     self._reader_rules(key, i, rdtype, rdata, rrsets, first)
                 rrset = rrsets.get(rdtype)
                 if rrset is None:

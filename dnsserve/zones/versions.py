@@ -269,7 +269,7 @@ def _wire_order(key: bytes) -> bytes:
         at = end
     labels.reverse()
     joined = b"\x00\x00".join(labels) + b"\x00\x00"
-    if b"\x00" in key and any(b"\x00" in label for label in labels):
+    if b"\x00" in key[:-1] and any(b"\x00" in label for label in labels):
         joined = b"".join(label.replace(b"\x00", b"\x00\x01") + b"\x00\x00" for label in labels)
     return joined
 
