@@ -184,7 +184,8 @@ def bench_dnsserve(tmp: Path, zone: Path, records: int, reps: int) -> XfrRow:
     started = time.perf_counter()
     server = start_server(work, "-c", str(config), zones=None, ready_seconds=600)
     try:
-        wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=300)
+        wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=600,
+                 poll=0.3)
         load = time.perf_counter() - started
         rss, _ = memory_kb(server.proc.pid)
         runs, cpu = measure("dnsserve", server.proc.pid, server.port, records, reps)
@@ -192,7 +193,7 @@ def bench_dnsserve(tmp: Path, zone: Path, records: int, reps: int) -> XfrRow:
         (work / "zones" / f"{ORIGIN}zone").write_text(zone_text(records, 2, changed=True))
         os.kill(server.proc.pid, signal.SIGHUP)
         wait_for("dnsserve to serve serial 2", lambda: soa_serial(server.port),
-                 lambda s: s == 2, seconds=300)
+                 lambda s: s == 2, seconds=600, poll=0.3)
         return XfrRow("dnsserve", load, runs, cpu, rss, peak, ixfr_size(server.port, 1))
     finally:
         server.stop()
@@ -220,7 +221,7 @@ def bench_peer(name: str, tmp: Path, zone: Path, records: int, reps: int) -> Xfr
                 subprocess.run([knotc, "-c", str(peer.config), "zone-reload", ORIGIN],
                                capture_output=True, timeout=120, check=False)
                 wait_for("knot to serve serial 2", lambda: soa_serial(peer.port),
-                         lambda s: s == 2, seconds=300)
+                         lambda s: s == 2, seconds=600, poll=0.3)
                 row.ixfr = ixfr_size(peer.port, 1)
         else:
             row.note = "NSD 4.6 keeps no differences of zone files: no IXFR"

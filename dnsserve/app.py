@@ -33,14 +33,17 @@ Siblings never import each other; this module connects them with callbacks:
                                   NOTIFY sent for zones whose serial moved
     health change, commit --poke--> Publisher --on_publish--> IXFR history, NOTIFY
     net --hand_off--> HandOff.handle (AXFR/IXFR, NOTIFY, TSIG) --> messages
+    NOTIFY in --HandOff.on_notify--> Secondaries.on_notify --> a refresh now
     SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
                   (expired or not) --Hooks.expired--> Reloader.set_expired
     every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
+    a worker's hand-off --> WorkerSet --> HandOff.handle --> back to the worker
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -75,7 +78,7 @@ from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
-from dnsserve.xfr.publish import PoolKey
+from dnsserve.xfr.publish import PoolKey, soa_answer
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -110,23 +113,24 @@ class Server:
         ))
         self.ops = Operations(
             self.reloader, self.health, self.registry, self.metrics,
-            lambda: self.workers or self.listeners, lambda: self.workers,
-            self.secondaries,
+            lambda: self.workers or self.listeners, secondaries=self.secondaries,
+            workers=lambda: self.workers, outgoing=self._outgoing_counts,
         )
         self.handoff = HandOff(self._respond, self._contents)
+        self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a secondary refreshes
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
-        if count > 1 and _hands_off(settings):
-            # transfers, NOTIFY and TSIG are answered by the process holding
-            # the keyring and the IXFR history: this one, answering alone
-            log.warning("[server] workers = %d: zone transfers, NOTIFY or TSIG keys are "
-                        "configured, which only one process answers yet; serving with 1", count)
+        if count > 1 and _secondary_zones(settings):
+            # A secondary zone's EXPIRE option (RFC 7314) is counted down here,
+            # by the refreshes; a worker's copy would go stale between reloads.
+            # (Transfers, NOTIFY and TSIG are forwarded by workers to this process.)
+            log.warning("[server] workers = %d: secondary zones ([[zone]] primaries) are "
+                        "answered by one process yet; serving with 1", count)
             count = 1
         self.workers = WorkerSet(
-            count, settings.server,
-            lambda: self.reloader.engine.snapshot if self.reloader.engine else None,
+            count, settings.server, lambda: self.reloader.engine, self.handoff.handle,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -137,6 +141,14 @@ class Server:
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine
         return None if engine is None else engine.respond(data, tcp=tcp)
+
+    def _outgoing_counts(self) -> dict[str, int]:
+        h, n = self.handoff.stats, self.notifier.stats
+        return {
+            "axfr": h.axfr, "ixfr": h.ixfr, "refused": h.refused, "notauth": h.notauth,
+            "notify_sent": n.sent, "notify_acknowledged": n.acknowledged,
+            "notify_given_up": n.given_up, "published": self.publisher.publications,
+        }
 
     def _file_contents(self) -> Mapping[dns.name.Name, ZoneContent]:
         served = self.reloader.served
@@ -155,7 +167,17 @@ class Server:
     ) -> None:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
+        self._serve_published_soa()
         self._notify(origin)
+
+    def _serve_published_soa(self) -> None:
+        """The engine answers each published zone's apex SOA with the published serial."""
+        engine = self.reloader.engine
+        if engine is None or not self.publisher.published:
+            return
+        entries = dict(soa_answer(c) for c in self.publisher.published.values())
+        snapshot = engine.snapshot
+        engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, **entries}))
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``. A key file that
@@ -182,6 +204,7 @@ class Server:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
         self.notifier.notify(origin, zone.notify, key)
+
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
         return served.contents.get(origin) if served is not None else None
@@ -222,6 +245,7 @@ class Server:
             if changes:
                 self._notify(content.origin)
         self.publisher.set_zones(publish)
+        self._serve_published_soa()
         if self._started:
             self.health.apply_pools(prepared.served.pools, prepared.served.settings)
             self.secondaries.apply(prepared.served.settings)
@@ -329,10 +353,6 @@ def serve(
                       force=force).run())
 
 
-def _hands_off(settings: Settings) -> bool:
-    """Whether the config asks for what the engine hands off (transfers, NOTIFY, TSIG)."""
-    config = settings.config
-    return bool(config.key) or any(
-        zone.allow_transfer or zone.transfer_keys or zone.notify or zone.primaries
-        or zone.publish for zone in config.zone
-    ) or any(pool.publish for pool in config.pool)
+def _secondary_zones(settings: Settings) -> bool:
+    """Whether the config makes this server a secondary for some zone."""
+    return any(zone.primaries for zone in settings.config.zone)

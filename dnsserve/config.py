@@ -319,6 +319,21 @@ def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
         if monitor.kind is CheckKind.HTTPS and not monitor.tls_verify:
             warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
                                          "TLS certificates are not verified"))
+    for i, zone in enumerate(config.zone):
+        unused = [k for k in ("allow_transfer", "transfer_keys", "notify") if getattr(zone, k)]
+        if zone.primaries and unused:
+            warnings.append(key_problem_line(file, f"zone[{i}]", f"{', '.join(unused)} unused: "
+                                             "a secondary zone is not transferred onwards yet"))
+        if zone.primaries:
+            continue
+        if zone.notify and not (zone.allow_transfer or zone.transfer_keys):
+            warnings.append(problem_line(file, f"zone[{i}].notify", list(zone.notify),
+                                         "secondaries are notified but no transfer is allowed "
+                                         "(set allow_transfer or transfer_keys)"))
+        if zone.publish and not zone.notify:
+            warnings.append(key_problem_line(file, f"zone[{i}].publish", "no notify: "
+                                             "secondaries see published changes only at their "
+                                             "SOA refresh"))
     return warnings
 
 

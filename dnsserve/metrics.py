@@ -343,11 +343,15 @@ class ServerMetrics:
     zone_serial: Gauge
     zone_records: Gauge
     state_write_failures: Counter
+    worker_queries: Counter
+    worker_restarts: Counter
+    worker_change_delay: Gauge
     secondary_expired: Gauge
     secondary_refreshes: Counter
     secondary_transfers: Counter
-    worker_queries: Counter
-    worker_restarts: Counter
+    transfers_out: Counter
+    notify_out: Counter
+    published: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -392,6 +396,16 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         zone_records=r.gauge("dnsserve_zone_records", "Records served, by zone.", ("zone",)),
         state_write_failures=r.counter("dnsserve_state_write_failures_total",
                                        "Writes to the state file that failed."),
+        worker_queries=r.counter("dnsserve_worker_queries_total",
+                                 "DNS queries received, by answering worker (workers >= 2).",
+                                 ("worker",)),
+        worker_restarts=r.counter("dnsserve_worker_restarts_total",
+                                  "Answering workers started again after one exited, by worker.",
+                                  ("worker",)),
+        worker_change_delay=r.gauge("dnsserve_worker_change_delay_seconds",
+                                    "From the owner's swap (a flip, drain, expiry) to the worker "
+                                    "answering with it, for the last such change, by worker.",
+                                    ("worker",)),
         secondary_expired=r.gauge("dnsserve_secondary_expired", "1 while a secondary zone is "
                                   "past its expire (or has no copy yet) and answers SERVFAIL.",
                                   ("zone",)),
@@ -401,10 +415,11 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         secondary_transfers=r.counter("dnsserve_secondary_transfers_total",
                                       "Transfers served, by zone and kind (axfr, ixfr); held: "
                                       "held back by the deletion guard.", ("zone", "kind")),
-        worker_queries=r.counter("dnsserve_worker_queries_total",
-                                 "DNS queries received, by answering worker (workers >= 2).",
-                                 ("worker",)),
-        worker_restarts=r.counter("dnsserve_worker_restarts_total",
-                                  "Answering workers started again after one exited, by worker.",
-                                  ("worker",)),
+        transfers_out=r.counter("dnsserve_transfers_out_total",
+                                "Transfer requests as a primary, by result: axfr, ixfr (served), "
+                                "refused (no rule allows), notauth (a bad TSIG).", ("result",)),
+        notify_out=r.counter("dnsserve_notify_out_total", "NOTIFY messages sent to secondaries, "
+                             "by result: sent (every try), acknowledged, given_up.", ("result",)),
+        published=r.counter("dnsserve_published_total",
+                            "Publish mode: zone versions published with pool answers."),
     )

@@ -13,7 +13,9 @@ Rules:
 - ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
   the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
   queries), which returns the messages to send: over TCP each is framed and
-  written in order (an AXFR is several), over UDP each is a datagram.
+  written in order (an AXFR is several), over UDP each is a datagram. A
+  worker's hand-off returns a future of them (its owner answers): they are
+  sent when it is done, unless the connection closed meanwhile.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -50,8 +52,11 @@ from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
 
-# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to send
-HandOff = Callable[[bytes, tuple[str, int], bool], Iterable[bytes]]
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to
+# send, or a future of them (a worker asks its owner: sent when it is done)
+HandOff = Callable[
+    [bytes, tuple[str, int], bool], "Iterable[bytes] | asyncio.Future[tuple[bytes, ...]]"
+]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
@@ -168,12 +173,25 @@ class _Udp(asyncio.DatagramProtocol):
     def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         hand_off = self._shared.hand_off
         try:
-            outs = [] if hand_off is None else list(hand_off(data, _peer(addr), False))
+            outs = [] if hand_off is None else hand_off(data, _peer(addr), False)
         except Exception:
             self._stats.engine_failed()
             return
+        if isinstance(outs, asyncio.Future):
+            outs.add_done_callback(lambda done: self._send_later(done, addr))
+            return
         for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
+
+    def _send_later(
+        self, done: asyncio.Future[tuple[bytes, ...]], addr: tuple[str | int, ...]
+    ) -> None:
+        transport = self.transport
+        if done.cancelled() or done.exception() is not None or transport is None:
+            return
+        if not transport.is_closing():
+            for out in done.result():
+                transport.sendto(out, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors and failed sends to one client concern only that client
@@ -255,7 +273,12 @@ class _Tcp(asyncio.Protocol):
         if hand_off is None:
             return
         peer = _peer(transport.get_extra_info("peername") or ("", 0))
-        transport.writelines([frame(out) for out in hand_off(query, peer, True)])
+        outs = hand_off(query, peer, True)
+        if isinstance(outs, asyncio.Future):
+            # RFC 7766 §7: answers to pipelined queries may come out of order
+            outs.add_done_callback(lambda done: _write_later(done, transport))
+            return
+        transport.writelines([frame(out) for out in outs])
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -366,6 +389,12 @@ class Listeners:
             await udp.lost
         for tcp in self._tcp:
             await tcp.wait_closed()
+
+
+def _write_later(done: asyncio.Future[tuple[bytes, ...]], transport: asyncio.Transport) -> None:
+    if done.cancelled() or done.exception() is not None or transport.is_closing():
+        return
+    transport.writelines([frame(out) for out in done.result()])
 
 
 def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:

@@ -91,10 +91,14 @@ class Operations:
         registry: Registry,
         metrics: ServerMetrics,
         listeners: Callable[[], Serving | None],
-        workers: Callable[[], Workers | None] = lambda: None,
         secondaries: Secondaries | None = None,
+        workers: Callable[[], Workers | None] = lambda: None,
+        outgoing: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._secondaries = secondaries
+        # transfers as a primary: counts by name (axfr, ixfr, refused, notauth,
+        # notify_sent, notify_acknowledged, notify_given_up, published)
+        self._outgoing = outgoing
         self._reloader = reloader
         self._health = health
         self._registry = registry
@@ -411,9 +415,10 @@ class Operations:
                     answered[key] = answered.get(key, 0) + n
                 truncated += more_truncated
                 formerr += more_formerr
-                for index, queries, restarts, _ in workers.per_worker():
+                for index, queries, restarts, delay in workers.per_worker():
                     m.worker_queries.labels(worker=str(index)).set_total(queries)
                     m.worker_restarts.labels(worker=str(index)).set_total(restarts)
+                    m.worker_change_delay.labels(worker=str(index)).set(delay)
             m.queries.clear()
             for (rcode, qtype, tcp), n in answered_by(answered).items():
                 m.queries.labels(
@@ -458,6 +463,13 @@ class Operations:
             for kind, n in doc.transfers.items():
                 m.secondary_transfers.labels(zone=doc.zone, kind=kind).set_total(n)
             m.secondary_transfers.labels(zone=doc.zone, kind="held").set_total(doc.held)
+        if self._outgoing is not None:
+            counts = self._outgoing()
+            for result in ("axfr", "ixfr", "refused", "notauth"):
+                m.transfers_out.labels(result=result).set_total(counts.get(result, 0))
+            for result in ("sent", "acknowledged", "given_up"):
+                m.notify_out.labels(result=result).set_total(counts.get(f"notify_{result}", 0))
+            m.published.set_total(counts.get("published", 0))
         return self._registry.render()
 
 

@@ -263,7 +263,10 @@ class Reloader:
         self.expired = expired
         if self.engine is None:
             return
-        self.engine.swap(self.engine.snapshot.with_expired(expired))
+        fresh = self.engine.snapshot.with_expired(expired)
+        self.engine.swap(fresh)
+        if self._on_swap is not None:
+            self._on_swap(fresh)
         if recovered:
             self.reload()
 

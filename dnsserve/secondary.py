@@ -30,36 +30,27 @@ import ipaddress
 import logging
 import os
 import random
-import re
-import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import dns.exception
-import dns.flags
-import dns.message
 import dns.name
-import dns.query
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.tsig
-import dns.tsigkeyring
-import dns.xfr
 import dns.zone
 from dns.rdatatype import RdataType
 
+from dnsserve import inbound
 from dnsserve.answer.lookup import key_parts
-from dnsserve.config_schema import KeyConfig, ZoneConfig
+from dnsserve.config_schema import ZoneConfig
 from dnsserve.config_values import parse_hostport
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
+from dnsserve.inbound import TransferError
 from dnsserve.settings import Settings
 from dnsserve.statuspage import SecondaryDoc
+from dnsserve.transfers import load_keyring
 from dnsserve.xfr import refresh
 from dnsserve.xfr.refresh import Action, RefreshState, Timers
 from dnsserve.zones.compile import compile_zone
@@ -69,11 +60,6 @@ from dnsserve.zones.versions import Record, ZoneContent, zone_content
 
 log = logging.getLogger("dnsserve")
 
-SOA_TIMEOUT = 3.0  # one SOA query to one primary
-TRANSFER_TIMEOUT = 10.0  # waiting for one message of a transfer
-TRANSFER_LIFETIME = 120.0  # a whole transfer
-
-
 @dataclass(frozen=True, slots=True)
 class Hooks:
     """What a secondary zone asks of the rest of the server (the app wires these)."""
@@ -82,40 +68,6 @@ class Hooks:
     protected: Callable[[dns.name.Name], Collection[tuple[dns.name.Name, RdataType]]]
     serve: Callable[[], Awaitable[tuple[bool, str]]]  # load the copies (a reload)
     expired: Callable[[frozenset[dns.name.Name]], None]  # zones to answer SERVFAIL
-
-
-class TransferError(DnsServeError):
-    """A refresh that did not leave us with a usable version (the message says why)."""
-
-
-def keyring_for(keys: Collection[KeyConfig], base: Path) -> dict[dns.name.Name, dns.tsig.Key]:
-    """The TSIG keys of the config: ``secret``, or ``key_file`` in BIND's syntax."""
-    ring: dict[dns.name.Name, dns.tsig.Key] = {}
-    for key in keys:
-        algorithm, secret = key.algorithm, key.secret
-        if secret is None and key.key_file is not None:
-            algorithm, secret = _read_key_file(base / key.key_file, key.name)
-        if secret is not None:
-            name = dns.name.from_text(key.name)
-            ring[name] = dns.tsig.Key(name, secret, algorithm)
-    return ring
-
-
-_KEY_RE = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{([^}]*)\}', re.S)
-
-
-def _read_key_file(path: Path, name: str) -> tuple[str, str]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DnsServeError(f"{path}: cannot read the key file: {exc.strerror or exc}") from None
-    for found, body in _KEY_RE.findall(text):
-        if found.rstrip(".") == name.rstrip("."):
-            algorithm = re.search(r'algorithm\s+"?([\w-]+)"?\s*;', body)
-            secret = re.search(r'secret\s+"([^"]+)"\s*;', body)
-            if algorithm and secret:
-                return algorithm.group(1), secret.group(1)
-    raise DnsServeError(f"{path}: no key {name!r} with an algorithm and a secret")
 
 
 @dataclass
@@ -225,14 +177,16 @@ class SecondaryZone:
                 if await self._refresh_from(primary):
                     return
             except (DnsServeError, OSError, ValueError, dns.exception.DNSException) as exc:
-                errors.append(f"{primary}: {_text(exc)}")
+                errors.append(f"{primary}: {inbound.error_text(exc)}")
             except Exception as exc:  # a bug must not end the zone's refresh task
                 log.exception("refreshing zone %s from %s", self.config.name, primary)
                 errors.append(f"{primary}: internal error: {exc!r}")
         self.failures += 1
         error = "; ".join(errors) or "no primary"
-        log.warning("zone %s: refresh failed (%s); retry in %d s", self.config.name, error,
-                    self.state.timers.retry)
+        # a primary down for hours must not log every retry: only a new reason
+        level = logging.DEBUG if error == self.state.last_error else logging.WARNING
+        log.log(level, "zone %s: refresh failed (%s); retrying every %d s", self.config.name,
+                error, self.state.timers.retry)
         self.state = refresh.failed(self.state, error, time.time(), _draw())
 
     async def _refresh_from(self, primary: str) -> bool:
@@ -267,7 +221,7 @@ class SecondaryZone:
                 log.error("zone %s: %s", self.config.name, error)
                 self.state = refresh.held(self.state, error, time.time(), _draw())
                 return True
-        await asyncio.to_thread(_write_atomically, self.path, zone)
+        await asyncio.to_thread(inbound.write_copy, self.path, zone)
         ok, message = await self.hooks.serve()
         if not ok:
             raise TransferError(f"serial {content.serial} transferred ({kind}) but not served: "
@@ -279,80 +233,21 @@ class SecondaryZone:
                                        _timers(_soa_of(content)), time.time(), _draw())
         return True
 
-    def _signed(self, query: dns.message.Message) -> None:
-        key = self.key
-        if key is not None:
-            query.use_tsig(key)
-        elif self.config.key is not None:
-            raise TransferError(f"the key {self.config.key} could not be loaded")
-
-    def _soa_serial(self, host: str, port: int) -> int:
-        """The primary's SOA serial for the zone (worker thread)."""
-        query = dns.message.make_query(self.origin, RdataType.SOA)
-        query.flags &= ~dns.flags.RD
-        self._signed(query)
-        response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=SOA_TIMEOUT)
-        if response.rcode() != dns.rcode.NOERROR:
-            raise TransferError(f"SOA query answered {dns.rcode.to_text(response.rcode())}")
-        if not response.flags & dns.flags.AA:
-            raise TransferError("SOA query answered without AA: not authoritative for the zone")
-        rrset = response.get_rrset(response.answer, self.origin, dns.rdataclass.IN,
-                                   RdataType.SOA)
-        if rrset is None or not isinstance(rrset[0], dns.rdtypes.ANY.SOA.SOA):
-            raise TransferError("SOA query answered without the zone's SOA")
-        return int(rrset[0].serial)
-
-    def _transfer(self, host: str, port: int, incremental: bool) -> tuple[dns.zone.Zone, str]:
-        """AXFR, or IXFR onto the copy we hold; the new zone and how it came (worker thread)."""
-        zone: _Zone
-        if incremental and self.path.is_file():
-            zone = dns.zone.from_file(str(self.path), self.origin, relativize=False,
-                                      zone_factory=_Zone)  # type: ignore[assignment]
-        else:
-            zone, incremental = _Zone(self.origin, relativize=False), False
+    def _key(self) -> dns.tsig.Key | None:
         key = self.key
         if key is None and self.config.key is not None:
             raise TransferError(f"the key {self.config.key} could not be loaded")
-        query, _ = dns.xfr.make_query(
-            zone, serial=None if not incremental else 0,  # 0: the zone's own serial
-            keyring=None if key is None else {key.name: key},
-            keyname=None if key is None else key.name,
-        )
-        dns.query.inbound_xfr(host, zone, query, port=port, timeout=TRANSFER_TIMEOUT,
-                              lifetime=TRANSFER_LIFETIME)
-        return zone, "axfr" if zone.replaced else "ixfr"
+        return key
 
+    def _soa_serial(self, host: str, port: int) -> int:
+        """The primary's SOA serial (a worker thread; a test replaces it)."""
+        return inbound.soa_serial(self.origin, host, port, self._key())
 
-class _Zone(dns.zone.Zone):
-    """A zone that remembers whether its last transfer replaced it whole (an AXFR,
-    or an IXFR answered AXFR-style) or changed it (an IXFR)."""
-
-    replaced = False
-
-    def writer(self, replacement: bool = False) -> Any:
-        self.replaced = replacement
-        return super().writer(replacement)
-
-
-def _write_atomically(path: Path, zone: dns.zone.Zone) -> None:
-    """The copy, whole or not at all: a temporary file, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            zone.to_file(out, relativize=False, want_origin=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
+    def _transfer(self, host: str, port: int, incremental: bool) -> tuple[dns.zone.Zone, str]:
+        """AXFR, or IXFR onto our copy (a worker thread; a test replaces it)."""
+        got = inbound.transfer(self.origin, host, port, self._key(),
+                               self.path if incremental else None)
+        return got.zone, got.kind
 
 
 def _soa_of(content: ZoneContent) -> dns.rdtypes.ANY.SOA.SOA:
@@ -376,14 +271,6 @@ def _draw() -> float:
     return random.uniform(0.0, refresh.MAX_JITTER)
 
 
-def _text(exc: BaseException) -> str:
-    if isinstance(exc, dns.exception.Timeout):
-        return "timed out"
-    if isinstance(exc, socket.gaierror | ConnectionRefusedError):
-        return "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
-    return str(exc) or type(exc).__name__
-
-
 class Secondaries:
     """Every secondary zone of the config: their tasks, the expired set, status."""
 
@@ -404,8 +291,8 @@ class Secondaries:
         if wanted:
             base = settings.config_path.parent if settings.config_path else Path.cwd()
             try:
-                keyring = keyring_for(settings.config.key, base)
-            except DnsServeError as exc:
+                keyring = load_keyring(settings.config, base)
+            except ConfigError as exc:  # the app stops the start for it; on a reload, say so
                 log.error("secondary zones: %s; transfers that need a key fail", exc)
         for origin in [o for o in self.zones if o not in wanted]:
             del self.zones[origin]

@@ -37,6 +37,7 @@ from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import Snapshot
+from dnsserve.answer.tsig import NO_KEYS
 
 log = logging.getLogger("dnsserve.worker")
 
@@ -61,17 +62,49 @@ class WorkerStart:
 
 
 class Worker:
-    """What one worker process holds: its engine, listeners and counters."""
+    """What one worker process holds: its engine, listeners and counters.
 
-    def __init__(self, start: WorkerStart, snapshot: Snapshot) -> None:
+    Its engine answers ``snapshot`` with the owner's engine settings (TSIG
+    keyring, hand-off, the EXPIRE option's source); what it hands off goes to
+    the owner over the channel and is answered when the owner replies.
+    """
+
+    def __init__(self, start: WorkerStart, snapshot: Snapshot, owner: Engine | None) -> None:
         self.start = start
-        self.engine = Engine(snapshot)
+        self.engine = Engine(snapshot, keyring=owner.keyring if owner else NO_KEYS)
+        if owner is not None:
+            self.engine.hand_off = owner.hand_off
+            self.engine.expire = owner.expire
         self.listeners: net.Listeners | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.select_delay = 0.0
         self.select_delay_max = 0.0
+        self._asked: dict[int, asyncio.Future[tuple[bytes, ...]]] = {}
+        self._next = 0
+
+    def hand_off(
+        self, data: bytes, peer: tuple[str, int], tcp: bool
+    ) -> asyncio.Future[tuple[bytes, ...]]:
+        """Ask the owner to answer a request the engine handed off (net sends the reply)."""
+        future: asyncio.Future[tuple[bytes, ...]] = asyncio.get_running_loop().create_future()
+        self._next += 1
+        self._asked[self._next] = future
+        assert self.writer is not None
+        self.writer.write(wp.to_frame(wp.HandOffRequest(self._next, data, peer, tcp)))
+        return future
+
+    def forget(self) -> None:
+        """The owner is gone: nothing handed off will be answered."""
+        for future in self._asked.values():
+            future.cancel()
+        self._asked.clear()
 
     def apply(self, message: wp.Message) -> None:
-        if isinstance(message, wp.Select):
+        if isinstance(message, wp.HandOffReply):
+            future = self._asked.pop(message.id, None)
+            if future is not None and not future.done():
+                future.set_result(message.messages)
+        elif isinstance(message, wp.Select):
             self.engine.swap(wp.apply(self.engine.snapshot, message))
             self.select_delay = max(0.0, time.time() - message.sent_at)
             self.select_delay_max = max(self.select_delay_max, self.select_delay)
@@ -96,16 +129,18 @@ async def _send_stats(worker: Worker, writer: asyncio.StreamWriter) -> None:
         writer.write(wp.to_frame(worker.stats()))
 
 
-async def run(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
+async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: int) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     reader, writer = await net.open_channel(fd)
-    worker = Worker(start, snapshot)
+    worker = Worker(start, snapshot, owner)
+    worker.writer = writer
     try:
         worker.listeners = await net.serve(
             worker.engine, start.addresses, tcp_idle_timeout=start.tcp_idle_timeout,
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
+            hand_off=worker.hand_off,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)
@@ -125,6 +160,7 @@ async def run(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
                 break  # the owner is gone
             worker.apply(message)
     finally:
+        worker.forget()
         stats.cancel()
         stopping.cancel()
         worker.listeners.close()
@@ -146,7 +182,7 @@ def _close_inherited(keep: set[int]) -> None:
                 os.close(fd)
 
 
-def child_main(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
+def child_main(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: int) -> int:
     """Run the worker in a process just forked from the owner; its exit status.
 
     The caller passes the result to ``os._exit``: the owner's frames below
@@ -163,5 +199,5 @@ def child_main(start: WorkerStart, snapshot: Snapshot, fd: int) -> int:
     _close_inherited({0, 1, 2, fd})
     # The fork happened inside the owner's running loop; this process runs its own.
     asyncio._set_running_loop(None)
-    code: int = uvloop.run(run(start, snapshot, fd))
+    code: int = uvloop.run(run(start, snapshot, owner, fd))
     return code

@@ -12,8 +12,13 @@ the channel. What does:
     owner -> worker   Select    pools whose selection changed (a flip, a drain,
                                 a force-up, an expiry): applied with
                                 ``Snapshot.with_selections``, as the owner did
+                      HandOffReply  the messages that answer a HandOffRequest
     worker -> owner   Ready     the worker's listeners are bound: it answers
                       Stats     its counters, every ``STATS_EVERY`` seconds
+                      HandOffRequest  a request the engine hands off (a zone
+                                transfer, a NOTIFY, a TSIG-signed query): the
+                                owner holds the keys, the transfer rules and
+                                the IXFR history, and answers it
 
 A reload (a snapshot over new zones) crosses no channel: ``changes`` says
 ``Whole``, and the owner forks new workers from the new snapshot and retires
@@ -38,7 +43,7 @@ import io
 import pickle
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -93,7 +98,23 @@ class Stats:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-Message = Select | Ready | Stats
+@dataclass(frozen=True, slots=True)
+class HandOffRequest:
+    """A request the engine hands off (a transfer, a NOTIFY, a signed query): the owner's."""
+
+    id: int
+    data: bytes
+    peer: tuple[str, int]
+    tcp: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandOffReply:
+    id: int
+    messages: tuple[bytes, ...]  # to send, in order (none: no answer)
+
+
+Message = Select | Ready | Stats | HandOffRequest | HandOffReply
 
 
 def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -135,9 +156,16 @@ def from_payload(payload: bytes) -> Message:
         message = pickle.loads(payload)
     except Exception as exc:
         raise ProtocolError(f"a frame that does not decode: {exc!r}") from None
-    if not isinstance(message, Select | Ready | Stats):
+    if not isinstance(message, Select | Ready | Stats | HandOffRequest | HandOffReply):
         raise ProtocolError(f"a frame that holds no message: {type(message).__name__}")
     return message
+
+
+# What ``Snapshot.with_selections`` changes; any other field that differs
+# (zones expired, and whatever a future field holds) makes the change Whole.
+_DERIVED = frozenset({"zones", "answers", "health", "generation", "selections", "depends",
+                      "zone_pools", "misses"})
+_NOT_DERIVED = tuple(f.name for f in fields(Snapshot) if f.name not in _DERIVED)
 
 
 def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Select | None:
@@ -147,8 +175,13 @@ def changes(sent: Snapshot | None, now: Snapshot, sent_at: float) -> Whole | Sel
     one derived by ``with_selections`` from the same zones goes as the
     selections that differ; None when nothing a worker serves differs.
     """
-    if sent is None or now.base is not sent.base or now.expired != sent.expired:
-        return Whole(now)  # new zones, or a secondary zone expired or recovered
+    if sent is None or now.base is not sent.base:
+        return Whole(now)
+    for name in _NOT_DERIVED:
+        if getattr(now, name) is not getattr(sent, name) and getattr(now, name) != getattr(
+            sent, name
+        ):
+            return Whole(now)  # not what with_selections changes (expired zones, ...)
     if now is sent:
         return None
     changed = {

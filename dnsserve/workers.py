@@ -43,11 +43,12 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 
 from dnsserve import net
 from dnsserve import worker_protocol as wp
+from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.config_schema import ServerConfig
 from dnsserve.worker import WorkerStart, child_main
@@ -124,15 +125,22 @@ def _queries(stats: wp.Stats) -> int:
 class WorkerSet:
     """N answering workers forked from this process, kept serving what it serves.
 
-    ``snapshot`` gives the snapshot the owner serves now (the reloader's).
+    ``engine`` gives the owner's engine (the reloader's): its snapshot, and the
+    settings a worker's engine copies; ``hand_off`` answers what a worker's
+    engine hands off (``handoff.HandOff.handle``), here in the owner.
     """
 
     def __init__(
-        self, count: int, server: ServerConfig, snapshot: Callable[[], Snapshot | None]
+        self,
+        count: int,
+        server: ServerConfig,
+        engine: Callable[[], Engine | None],
+        hand_off: Callable[[bytes, tuple[str, int], bool], Iterable[bytes]] | None = None,
     ) -> None:
         self.count = count
         self._server = server
-        self._snapshot = snapshot
+        self._engine = engine
+        self._hand_off = hand_off
         self._slots = [_Slot(i) for i in range(count)]
         self._sent: Snapshot | None = None
         self._epoch = 0
@@ -155,7 +163,8 @@ class WorkerSet:
         when the workers are not ready in time (they keep starting).
         """
         self._reservation = net.reserve(self._server.listen)
-        self._sent = self._snapshot()
+        engine = self._engine()
+        self._sent = engine.snapshot if engine is not None else None
         for slot in self._slots:
             self._fork(slot)
         loop = asyncio.get_running_loop()
@@ -212,7 +221,9 @@ class WorkerSet:
                 if slot.current is not None:
                     slot.retiring.append(slot.current)
                     slot.current = None
-                self._fork(slot)
+            # Fork once this swap's caller is done (a reload applies its keys and
+            # transfer rules after the swap): the new workers copy all of it.
+            asyncio.get_running_loop().call_soon(self._fork_missing)
             return
         frame = wp.to_frame(change)
         for slot in self._slots:
@@ -245,7 +256,7 @@ class WorkerSet:
         if pid == 0:  # the worker: never returns into the owner's code
             code = 1
             try:
-                code = child_main(start, snapshot, theirs.fileno())
+                code = child_main(start, snapshot, self._engine(), theirs.fileno())
             except BaseException:
                 log.exception("worker %d failed", slot.index)
             finally:
@@ -280,10 +291,23 @@ class WorkerSet:
                     self._became_ready(slot, proc)
                 elif isinstance(message, wp.Stats):
                     proc.stats = message
+                elif isinstance(message, wp.HandOffRequest):
+                    proc.send(wp.to_frame(self._answer(message)))
         finally:
             writer.close()
             status = await asyncio.to_thread(_reap, pid)
             self._gone_proc(slot, proc, status)
+
+    def _answer(self, request: wp.HandOffRequest) -> wp.HandOffReply:
+        """A worker's hand-off, answered here (where the keys and the transfers are)."""
+        if self._hand_off is None:
+            return wp.HandOffReply(request.id, ())
+        try:
+            out = tuple(self._hand_off(request.data, request.peer, request.tcp))
+        except Exception:
+            log.exception("a worker's hand-off failed")
+            out = ()
+        return wp.HandOffReply(request.id, out)
 
     def _became_ready(self, slot: _Slot, proc: _Proc) -> None:
         self._ready_changed.set()
@@ -316,6 +340,10 @@ class WorkerSet:
     def _restart(self, slot: _Slot) -> None:
         if not self._closing and slot.current is None:
             self._fork(slot)
+
+    def _fork_missing(self) -> None:
+        for slot in self._slots:
+            self._restart(slot)
 
     # -- what /metrics and /healthz read --------------------------------------------------
 

@@ -6,7 +6,8 @@ Owns what a test or a benchmark needs around dnsserve: free loopback ports
 (``backends``) or in processes of their own (``backend_process``), the
 health-test harness (``harness``), engine-level queries (``answers``), CPU
 pinning and CPU time (``cpu``), dnsperf runs (``dnsperf``), the health
-benchmarks' pool (``health_pool``), the benchmark workload (``zonegen``),
+benchmarks' pool (``health_pool``), the benchmark workload (``zonegen``), big seeded
+zones for the parse and scale benchmarks (``biggen``),
 headless Chromium for the status page (``browser``) and ``deploy/`` read as
 its programs read it (``deploy``).
 

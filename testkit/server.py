@@ -28,7 +28,7 @@ import dns.rcode
 
 from testkit import SHIPPED_ZONES
 from testkit.ports import free_port
-from testkit.wait import wait_for
+from testkit.wait import MAX_POLLS, POLL, wait_for
 
 READY_SECONDS = 15.0
 
@@ -109,7 +109,9 @@ def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
         running(proc)
         return answers(host, port)
 
-    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds)
+    # a long wait (a big zone loading) polls less often, within wait_for's poll bound
+    poll = max(POLL, seconds / MAX_POLLS)
+    wait_for(f"the server on {host}:{port} to answer", answered, seconds=seconds, poll=poll)
 
 
 # Run as ``python -c LIMITED N ARGS...``: set RLIMIT_NOFILE to N (soft and hard), then
@@ -138,17 +140,17 @@ def start_server(
     host: str = "127.0.0.1",
     cwd: Path | None = None,
     nofile: int | None = None,
+    workers: int = 1,
     ready_seconds: float = READY_SECONDS,
     port: int | None = None,
-    workers: int = 1,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
     ``nofile``: the server's file descriptor limit (RLIMIT_NOFILE, soft and
     hard), set in the child before it starts, as ``prlimit --nofile`` does.
-    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     ``workers``: ``--workers`` (answering processes), unless ``args`` or the
     config file say; 1 (one process, as before workers) unless a test asks.
+    ``ready_seconds``: how long it may take to answer (a big zone loads first).
     """
     port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -16,9 +16,9 @@ OPT around it. A miss (a name or type with no prebuilt answer) is answered by
 the snapshot's miss index (``answer.misses``: the closest encloser found
 with dict lookups, a body shared by every name with the same outcome), so a
 flood of random names costs about what hits cost. What the index leaves to
-the slow path (DNAME, DS at existing names, answers that use a pool, names
-the zone data mentions) is computed once by the snapshot's slow path and
-kept in a bounded cache that lives as long as the snapshot.
+the slow path (DNAME, DS at existing names, answers that use a pool) is
+computed once by the snapshot's slow path and kept in a bounded cache that
+lives as long as the snapshot.
 
 Pure: no sockets, no awaits, no clock, no logging per query.
 """
@@ -33,7 +33,7 @@ import dns.name
 from dnsserve import wire
 from dnsserve.answer import tsig
 from dnsserve.answer.lookup import key_parts
-from dnsserve.answer.misses import MissIndex, build_index
+from dnsserve.answer.misses import MissIndex, Outside, build_index
 from dnsserve.answer.prebuilt import Prebuilt
 from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.errors import Dropped, FormError, Signed
@@ -43,18 +43,6 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
-
-
-class _AllSlow:
-    """The miss index while a secondary zone is expired: every miss takes the slow path."""
-
-    __slots__ = ()
-
-    def answer(self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]) -> Prebuilt | None:
-        return None
-
-
-_SLOW_MISSES = _AllSlow()
 
 
 class Engine:
@@ -67,7 +55,7 @@ class Engine:
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
     _cache: dict[bytes, Prebuilt]
-    _misses: MissIndex | _AllSlow
+    _misses: MissIndex | Outside
     _zones: Mapping[dns.name.Name, ZoneTable]
 
     def __init__(
@@ -110,15 +98,18 @@ class Engine:
         self._snapshot = snapshot
         self._answers = snapshot.answers
         self._zones = snapshot.zones
-        if snapshot.expired:
-            # a secondary zone past its expire answers SERVFAIL: the slow path
-            # knows, the miss index does not, so misses take the slow path
-            self._misses = _SLOW_MISSES
-        elif snapshot.misses is not None:
+        if snapshot.misses is not None:
             self._misses = snapshot.misses
         elif not same_zones or not hasattr(self, "_misses"):
             # a snapshot made without one (built by hand): index its zones here
             self._misses = build_index(snapshot.zones, snapshot.selections)
+        if snapshot.expired:
+            # a secondary zone past its expire answers SERVFAIL: the slow path
+            # knows, the miss index does not, so misses at or below it take the
+            # slow path (the others, lazy zones' answers among them, do not)
+            index = self._misses
+            base = index.index if isinstance(index, Outside) else index
+            self._misses = Outside(base, snapshot.expired)
         if not same_zones:
             self._cache = {}
 

@@ -26,7 +26,6 @@ index found walking up; a mentioned name decides as its encloser's "below"):
 
     walking up from the qname                outcome           template type
     no name of the index                      REFUSED (no zone) -
-    a mentioned name in no zone               REFUSED           -
     qname is E, DS                            slow path         -
     qname is E, a cut/DNAME above it          referral / slow   one per name
     qname is E, a cut itself                  referral          one per name
@@ -71,7 +70,6 @@ TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood c
 SLOW = 0  # DNAME, DS at an existing name: the slow path answers
 FIXED = 1  # one body whatever the qtype: a referral or NXDOMAIN
 NODE = 2  # the answer at a node (the name's own, or a wildcard's)
-REFUSED = 3  # in no zone we serve
 
 _FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
 _NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
@@ -83,8 +81,18 @@ _NS = int(RdataType.NS)
 _DNAME = int(RdataType.DNAME)
 _ANY = int(RdataType.ANY)
 _REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
+# qtypes at a CNAME whose bodies are kept for good (the ones prebuilt for an eager zone)
+_CHASED = frozenset({int(RdataType.A), int(RdataType.AAAA), int(RdataType.CNAME), _ANY})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
 _WILD = b"\x01*"
+# Types whose rdata is one uncompressed name at an offset (after a preference, or
+# SRV's priority, weight and port), as the zone tables store them.
+_NAME_AT = {
+    int(RdataType.CNAME): 0, int(RdataType.NS): 0, int(RdataType.PTR): 0,
+    int(RdataType.DNAME): 0, int(RdataType.MX): 2, int(RdataType.KX): 2, int(RdataType.RT): 2,
+    int(RdataType.AFSDB): 2, int(RdataType.SRV): 6,
+}
+_SOA = int(RdataType.SOA)
 # Types whose rdata holds no domain name: their records are not read for names.
 _NAMELESS = frozenset({
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
@@ -126,7 +134,9 @@ class MissIndex:
     learns from it; an answer that depends on pools is never kept.
     """
 
-    __slots__ = ("_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools")
+    __slots__ = (
+        "_kept", "_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools",
+    )
 
     def __init__(
         self,
@@ -140,13 +150,19 @@ class MissIndex:
         self._longest = max(map(len, names), default=1)
         self.pools = pools  # the pools the index was built with (names they add exist)
         self.limit = limit
-        self._templates: dict[int, Prebuilt | None] = {}
+        self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
+        self._kept: dict[int, Prebuilt | None] = {}  # bounded by the zones' names and types
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
 
     def __len__(self) -> int:
-        """Bodies kept now."""
+        """Bodies in the bounded memo now (names below the index's names)."""
         return len(self._templates)
+
+    @property
+    def kept(self) -> int:
+        """Bodies of the index's names themselves (a lazy zone's answers among them)."""
+        return len(self._kept)
 
     def answer(
         self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
@@ -180,18 +196,26 @@ class MissIndex:
             t = _FIXED_TYPE
         elif kind == NODE:
             t = qtype if types is None or qtype in types else _NODATA_TYPE
-        elif kind == REFUSED:
-            return self._refused
         else:
             return None
         k = info.ident | (t << 8) | i
-        templates = self._templates
-        if k in templates:
-            return templates[k]
-        return self._learn(k, key, zones)
+        # names of the index themselves have finitely many bodies: kept for good (in a
+        # lazy zone they are its answers); below them, and any qtype after a CNAME, bounded
+        memo = (
+            self._templates
+            if i or (t == qtype and types is None and qtype not in _CHASED)
+            else self._kept
+        )
+        if k in memo:
+            return memo[k]
+        return self._learn(k, key, zones, memo)
 
     def _learn(
-        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+        self,
+        k: int,
+        key: bytes,
+        zones: Mapping[dns.name.Name, ZoneTable],
+        memo: dict[int, Prebuilt | None],
     ) -> Prebuilt:
         """Answer by the slow path; keep the body unless it depends on a pool."""
         qname, qtype, qclass = key_parts(key)
@@ -199,11 +223,43 @@ class MissIndex:
         if result is None:  # not expected: the index found a zone
             return self._refused
         body = render(qname, qtype, qclass, result)
-        templates = self._templates
-        if len(templates) >= self.limit:
-            templates.clear()
-        templates[k] = None if result.uses else body
+        if memo is self._templates and len(memo) >= self.limit:
+            memo.clear()
+        memo[k] = None if result.uses else body
         return body
+
+
+class Outside:
+    """A miss index that declines every name at or below one of ``origins``.
+
+    While a secondary zone is expired (``Snapshot.expired``) the slow path
+    answers its names (SERVFAIL), and only it knows a zone with no copy yet;
+    names in no such zone are answered by ``index`` as ever.
+    """
+
+    __slots__ = ("_index", "_origins")
+
+    def __init__(self, index: MissIndex, origins: Iterable[dns.name.Name]) -> None:
+        self._index = index
+        self._origins = frozenset(_wire(origin) for origin in origins)
+
+    @property
+    def index(self) -> MissIndex:
+        return self._index
+
+    def answer(
+        self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt | None:
+        origins = self._origins
+        end = len(key) - 4
+        i = 0
+        while True:
+            if key[i:end] in origins:
+                return None
+            n = key[i]
+            if n == 0:
+                return self._index.answer(key, zones)
+            i += n + 1
 
 
 def build_index(
@@ -229,34 +285,31 @@ def build_index(
             by_zone.setdefault(_wire(table.origin), []).append(pool)
     for origin_wire, origin in origins.items():
         zone = _Zone(zones[origin], origin_wire, by_zone.get(origin_wire, ()), mentioned)
+        inner = [o for o in origins if o != origin_wire and o.endswith(origin_wire)]
         for name in sorted(zone.names, key=len):  # parents before children
-            if zone.shadowed(name, origins):
+            if inner and zone.shadowed(name, origins):
                 mentioned.add(name)  # a deeper zone we serve answers it
                 continue
             names[name] = zone.decide(name, len(names) + 1)
     # A name the data mentions that does not exist is a name of its own: below it,
-    # the answer's names may compress against it. It answers as below its encloser.
+    # the answer's names may compress against it. It answers as below its encloser
+    # (a name in no zone needs no entry: the walk finds nothing and answers REFUSED).
     existing = dict(names)
-    for suffix in {suffix for name in mentioned for suffix in _suffixes(name)}:
-        if suffix in existing:
-            continue
-        encloser = _encloser(suffix, existing)
-        if encloser is None:
-            names[suffix] = _Name(len(names) + 1, REFUSED, None, REFUSED, None)
-        else:
+    for name in mentioned:
+        chain: list[bytes] = []
+        while name not in existing:
+            if not name[0]:
+                chain = []  # in no zone we serve
+                break
+            chain.append(name)
+            name = name[name[0] + 1 :]
+        if chain:
+            encloser = existing[name]
             below, types = encloser.below, encloser.below_types
-            names[suffix] = _Name(len(names) + 1, below, types, below, types)
+            for suffix in chain:
+                if suffix not in names:
+                    names[suffix] = _Name(len(names) + 1, below, types, below, types)
     return MissIndex(names, pool_set, limit=limit)
-
-
-def _encloser(name: bytes, existing: Mapping[bytes, _Name]) -> _Name | None:
-    """The closest existing name above ``name`` (in the deepest zone holding it), or None."""
-    while name[0]:
-        name = name[name[0] + 1 :]
-        found = existing.get(name)
-        if found is not None:
-            return found
-    return None
 
 
 class _Zone:
@@ -271,18 +324,20 @@ class _Zone:
     ) -> None:
         self.origin = origin
         self.types: dict[bytes, set[int]] = {}
-        owners: dict[dns.name.Name, bytes] = {}
-        for owner, rdtype in table.rrset_keys():
-            wire = owners.get(owner)
-            if wire is None:
-                wire = owners[owner] = _wire(owner)
-                self.types[wire] = set()
-            self.types[wire].add(int(rdtype))
-            if rdtype not in _NAMELESS:
-                rrset = table.rrset(owner, rdtype)
-                for rdata in rrset if rrset is not None else ():
-                    mentioned.update(_wire(n) for n in rdata_names(rdata))
-        mentioned.update(self.types)
+        # the table's wire accessors: keys are lower-cased wire names, as ours, and
+        # nothing is decoded into dnspython objects but owners of rare name types
+        last = b""
+        types: set[int] = set()
+        named: list[bytes] = []  # owners with rdata that may hold names
+        for key, rdtype in table.wire_rrset_keys():
+            if key != last:
+                last = key
+                types = self.types.setdefault(key, set())
+            types.add(rdtype)
+            if rdtype not in _NAMELESS and (not named or named[-1] != key):
+                named.append(key)
+        for key in named:
+            mentioned.update(_names_at(table, key))
         for pool_owner, pool_type in pools:
             self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
         self.names: set[bytes] = set()
@@ -291,6 +346,9 @@ class _Zone:
                 if len(suffix) < len(origin):
                     break
                 self.names.add(suffix)
+        self._shared: dict[frozenset[int], frozenset[int]] = {}
+        self._cuts = {w for w, t in self.types.items() if _NS in t and w != origin}
+        self._dnames = {w for w, t in self.types.items() if _DNAME in t}
         # top-most cut or DNAME at or above each name (None: none), filled parents first
         self._above: dict[bytes, int | None] = {}
 
@@ -302,14 +360,11 @@ class _Zone:
             name = name[name[0] + 1 :]
         return False
 
-    def _is_cut(self, name: bytes) -> bool:
-        return name != self.origin and _NS in self.types.get(name, ())
-
     def _own(self, name: bytes) -> int | None:
         """The outcome a cut (referral) or a DNAME at ``name`` gives names below it."""
-        if self._is_cut(name):
+        if name in self._cuts:
             return FIXED
-        if _DNAME in self.types.get(name, ()):
+        if name in self._dnames:
             return SLOW
         return None
 
@@ -320,7 +375,7 @@ class _Zone:
         self._above[name] = inclusive
         if strict is not None:
             at, at_types = strict, None
-        elif self._is_cut(name):
+        elif name in self._cuts:
             at, at_types = FIXED, None  # DS at the cut is sent to the slow path
         else:
             at, at_types = NODE, self._node_types(name)
@@ -328,7 +383,7 @@ class _Zone:
             below, below_types = inclusive, None
         else:
             source = _WILD + name
-            if self._is_cut(source):
+            if source in self._cuts:
                 below, below_types = FIXED, None
             elif source in self.names:
                 below, below_types = NODE, self._node_types(source)
@@ -340,7 +395,40 @@ class _Zone:
         types = self.types.get(name, set())
         if _CNAME in types:
             return None  # a CNAME: each qtype follows it to its own answer
-        return frozenset(types | {_ANY})
+        shared = frozenset(types | {_ANY})
+        return self._shared.setdefault(shared, shared)  # one object per set of types
+
+
+def _names_at(table: ZoneTable, key: bytes) -> Iterator[bytes]:
+    """The names (lower-cased wire) in the rdata of owner ``key``, read from its stored
+    wire form where the type's layout is simple, else from the decoded records."""
+    stored = table.wire_node(key)
+    rare = stored is None  # only in a pool's overlay: decoded
+    for rdtype, _, rdatas in stored[1] if stored is not None else ():
+        if rdtype in _NAMELESS:
+            continue
+        at = _NAME_AT.get(rdtype)
+        if at is not None:
+            yield from (rdata[at:].lower() for rdata in rdatas)
+        elif rdtype == _SOA:
+            for rdata in rdatas:
+                end = _name_end(rdata, 0)
+                yield rdata[:end].lower()
+                yield rdata[end : _name_end(rdata, end)].lower()
+        else:
+            rare = True
+    if rare:
+        for rdtype, rrset in table.node_by_key(key).items():
+            if rdtype not in _NAMELESS:
+                for rdata in rrset:
+                    yield from (_wire(n) for n in rdata_names(rdata))
+
+
+def _name_end(wire: bytes, at: int) -> int:
+    """The offset just past the uncompressed name at ``at``."""
+    while wire[at]:
+        at += wire[at] + 1
+    return at + 1
 
 
 def _wire(name: dns.name.Name) -> bytes:

@@ -9,7 +9,8 @@ Owns the order of records in a transfer and their split into messages:
   the current SOA. A client already at the current serial (or later) gets
   the current SOA alone; a serial with no chain of diffs gets an AXFR-style
   answer (RFC 1995 §4), which the caller decides.
-- Messages: records in wire form (uncompressed names), as many as fit in
+- Messages: records in wire form (owner names compressed, rdata as it
+  is), as many as fit in
   ``MESSAGE_SIZE`` octets, header flags QR and AA (RD copied), the question
   in the first message only (RFC 5936 §2.2), each message signed by the
   request's ``Signer`` when there is one (every message, chained: §5.3.1
@@ -35,6 +36,8 @@ from dnsserve.zones.versions import Record, ZoneContent, ZoneDiff, serial_gt
 MESSAGE_SIZE = 16_384
 TSIG_RESERVE = 300  # a TSIG record: key name and algorithm (255 each at worst, rarely), MAC
 _SERIAL = struct.Struct("!I")
+_POINTER = struct.Struct("!H")
+_MAX_POINTER = 0x4000  # a compression pointer's 14 bits
 
 
 def soa_record(content: ZoneContent) -> bytes:
@@ -114,24 +117,73 @@ def messages(
     now: int = 0,
     max_size: int = MESSAGE_SIZE,
 ) -> Iterator[bytes]:
-    """``records`` split into response messages, each signed when ``signer`` is given."""
+    """``records`` split into response messages, each signed when ``signer`` is given.
+
+    Owner names are compressed against the names before them in the same
+    message (the question's too); rdata is left as it is.
+    """
     flags = wire.QR | wire.AA | (query_flags & (wire.OPCODE_MASK | wire.RD))
-    room = max_size - 12 - (TSIG_RESERVE if signer is not None else 0)
+    room = max_size - (TSIG_RESERVE if signer is not None else 0)
     first = True
     at, n = 0, len(records)
     while at < n or first:
         q = question if first else b""
-        budget = room - len(q)
-        start, size = at, 0
-        while at < n and (at == start or size + len(records[at]) <= budget):
-            size += len(records[at])
+        names: dict[bytes, int] = {}
+        if q:
+            _remember(names, q.lower(), _skip_name(q, 0), 12, None)
+        parts = [q]
+        size = 12 + len(q)
+        start = at
+        while at < n:
+            rr = records[at]
+            out, new = _compress(rr, names)
+            if at > start and size + len(out) > room:
+                break
+            _remember(names, rr, _skip_name(rr, 0), size, new)
+            parts.append(out)
+            size += len(out)
             at += 1
         head = wire.HEADER.pack(query_id, flags, 1 if first else 0, at - start, 0, 0)
-        message = head + q + b"".join(records[start:at])
+        message = head + b"".join(parts)
         if signer is not None:
             message = signer.sign(message, now, multi=True)
         first = False
         yield message
+
+
+def _compress(rr: bytes, names: dict[bytes, int]) -> tuple[bytes, tuple[int, ...]]:
+    """``rr`` with its owner's longest known suffix replaced by a pointer, and the
+    label offsets (in ``rr``) of the suffixes that were not known."""
+    end = _skip_name(rr, 0)
+    new: list[int] = []
+    pos = 0
+    while rr[pos]:
+        target = names.get(rr[pos:end])
+        if target is not None:
+            return rr[:pos] + _POINTER.pack(0xC000 | target) + rr[end:], tuple(new)
+        new.append(pos)
+        pos += rr[pos] + 1
+    return rr, tuple(new)
+
+
+def _remember(
+    names: dict[bytes, int], data: bytes, end: int, offset: int, new: tuple[int, ...] | None
+) -> None:
+    """Note the suffixes of the name ending at ``end`` in ``data`` (written at ``offset``
+    of the message): those at ``new``, or, when ``new`` is None, every one."""
+    positions = _label_starts(data, end) if new is None else new
+    for pos in positions:
+        if offset + pos < _MAX_POINTER:
+            names.setdefault(data[pos:end], offset + pos)
+
+
+def _label_starts(data: bytes, end: int) -> tuple[int, ...]:
+    out = []
+    pos = 0
+    while pos < end and data[pos]:
+        out.append(pos)
+        pos += data[pos] + 1
+    return tuple(out)
 
 
 def single(

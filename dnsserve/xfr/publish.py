@@ -18,6 +18,9 @@ Owns three rules:
   together when it ends, as the state then is (a flap that came back is no
   change at all).
 
+The engine serves the published SOA at the apex (``soa_answer``): NOTIFY
+makes secondaries check it, signed or not.
+
 Pure: the time is passed in. Must not: schedule (``publishing`` does, on
 the loop), select answers (``answer.policies`` does) or send NOTIFY.
 """
@@ -31,11 +34,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
+from dns.rcode import Rcode
 from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
+from dnsserve.answer.lookup import answer_key
 from dnsserve.answer.policies import Selection
-from dnsserve.zones.versions import Record, ZoneContent, serial_gt, serial_next
+from dnsserve.answer.prebuilt import Prebuilt, render
+from dnsserve.zones.table import Result, ResultKind
+from dnsserve.zones.versions import Record, ZoneContent, serial_gt, serial_next, to_rrsets
 
 DEFAULT_MIN_INTERVAL = 5.0
 PoolKey = tuple[dns.name.Name, RdataType]
@@ -111,6 +118,27 @@ def published_content(
             rr = Record(owner, RdataType(rdtype), RdataClass.IN, ttl, rdata).to_wire()
             bisect.insort(records, rr, key=_order)
     return ZoneContent(base.origin, tuple(records))
+
+
+def soa_answer(content: ZoneContent) -> tuple[bytes, Prebuilt]:
+    """The engine's answer key and prebuilt answer for the apex SOA of ``content``.
+
+    Served in place of the zone file's SOA answer, so a secondary's serial
+    check (signed or not) sees the published serial.
+    """
+    [rrset] = to_rrsets([_soa(content)])
+    result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, answer=(rrset,))
+    origin = content.origin
+    return (answer_key(origin, RdataType.SOA, RdataClass.IN),
+            render(origin, RdataType.SOA, RdataClass.IN, result))
+
+
+def _soa(content: ZoneContent) -> bytes:
+    apex = content.origin.to_digestable()
+    for rr in content.records:
+        if rr.startswith(apex) and Record.from_wire(rr).rdtype == RdataType.SOA:
+            return rr
+    raise ValueError(f"no SOA at the apex of {content.origin}")
 
 
 def same_records(a: ZoneContent, b: ZoneContent) -> bool:

@@ -61,9 +61,11 @@ class Tokenizer(dns.tokenizer.Tokenizer):
     so its errors can name the next line.
     """
 
-    def __init__(self, text: str, filename: str) -> None:
+    def __init__(self, text: str, filename: str, line: int = 1) -> None:
+        """``line`` is the line of the file ``text`` starts at (a part of a file, read alone)."""
         super().__init__(text, filename)
-        self.token_line = 1
+        self.line_number = line
+        self.token_line = line
         self.token_value = ""
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:

@@ -17,6 +17,11 @@ Columns, all the same length:
 - ``files``, ``lines``: where the record was written, ``files[i]`` an index
   into ``file_names`` (``0`` is the zone file itself, others are $INCLUDEs).
 
+Parsing is syntactic, plus one rule: every owner is inside the origin. The
+checks ``zones.load`` made while reading (an SOA below the apex, two
+SOA/CNAME/DNAME records at one owner, a CNAME beside other data) are the
+builder's, from these columns (``where(i)`` names the line).
+
 Must not: read files, judge a zone's semantics, or keep per-record Python
 objects beyond these columns. Pure: data only, no I/O, no clock.
 """

@@ -136,6 +136,12 @@ class FakeApi:
             raise ControlError(422, "reload refused: zone errors", detail=self.zone_errors)
         return {"accepted": True, "zones": 1}
 
+    def refresh(self, zone: str) -> dict[str, Any]:
+        self.calls.append(("refresh", zone))
+        if zone != "example.org.":
+            raise ControlError(404, f"{zone}: not a secondary zone")
+        return {"zone": zone, "refresh": "started"}
+
     def metrics(self) -> str:
         self.stats.reloads.labels(result="accepted").set_total(1)
         return self.registry.render()
@@ -439,6 +445,17 @@ def test_reload(srv: Running, client: httpx.Client) -> None:
     assert [c for c in srv.api.calls if c[0] == "reload"] == [
         ("reload", False), ("reload", False), ("reload", True)
     ]
+
+
+def test_refresh(srv: Running, client: httpx.Client) -> None:
+    assert client.post("/api/v1/refresh", json={"zone": "example.org."}).status_code == 401
+    r = client.post("/api/v1/refresh", headers=AUTH, json={"zone": "example.org."})
+    assert r.json() == {"zone": "example.org.", "refresh": "started"}
+    assert client.post("/api/v1/refresh", headers=AUTH, json={"zone": "x."}).status_code == 404
+    r = client.post("/api/v1/refresh", headers=AUTH)
+    assert r.status_code == 400 and "zone is required" in r.json()["error"]
+    assert [c for c in srv.api.calls if c[0] == "refresh"] == [
+        ("refresh", "example.org."), ("refresh", "x.")]
 
 
 def test_mutations_are_logged(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -106,6 +107,13 @@ def _port_of(conf: Path) -> int:
     return int(tomllib.loads(conf.read_text())["server"]["listen"][0].rsplit(":", 1)[1])
 
 
+def wait_transfers(srv: ServerProc, conf: Path, axfr: int, ixfr: int) -> dict[str, Any]:
+    """The status once the transfers are counted (the answer may change a moment before
+    the refresh that served it has finished)."""
+    return wait_for(f"{axfr} AXFR and {ixfr} IXFR in the status", lambda: status(srv, conf),
+                    lambda doc: doc["transfers"] == {"axfr": axfr, "ixfr": ixfr}, seconds=30)
+
+
 def refresh(srv: ServerProc, conf: Path, zone: str = ORIGIN) -> None:
     """``dnsserve refresh ZONE`` through the CLI (it reads the token beside the state file)."""
     out = subprocess.run([sys.executable, "-m", "dnsserve", "refresh", zone, "-c", str(conf)],
@@ -145,9 +153,8 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     refresh(srv, conf)
     wait_answer(srv, {"192.0.2.2"})
     assert rcode_and_addresses(srv, f"new.{ORIGIN}") == (dns.rcode.NOERROR, {"192.0.2.9"})
-    doc = status(srv, conf)
+    doc = wait_transfers(srv, conf, 1, 1)
     assert doc["serial"] == 2 and doc["expired"] is False and doc["last_error"] == ""
-    assert doc["transfers"] == {"axfr": 1, "ixfr": 1}
     assert "192.0.2.2" in copy.read_text()
     assert "IXFR, outgoing" in primary.peer.log_text()
 
@@ -157,6 +164,36 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     r = srv.tcp(q)
     (option,) = [o for o in r.options if o.otype == dns.edns.OptionType.EXPIRE]
     assert 0 < int.from_bytes(option.to_wire(), "big") <= 3600
+
+
+def test_knot_notify_makes_dnsserve_refresh_at_once(tmp_path: Path,
+                                                  stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    # refresh is an hour away: only Knot's NOTIFY makes dnsserve look now
+    wait_answer(srv, {"192.0.2.2"})
+    wait_transfers(srv, conf, 1, 1)
+    assert "NOTIFY for example.org. from 127.0.0.1: refreshing now" in srv.log_text()
+
+
+def test_notify_from_elsewhere_is_refused(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port(),
+                        extra='allow_notify = ["127.0.0.9/32"]\n')
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    notify = dns.message.make_query(ORIGIN, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags = dns.opcode.to_flags(dns.opcode.NOTIFY) | dns.flags.AA
+    r = srv.udp(notify)
+    assert r.rcode() == dns.rcode.REFUSED
 
 
 # -- TSIG ------------------------------------------------------------------------------
@@ -183,7 +220,20 @@ def test_tsig_required_by_the_primary(tmp_path: Path, stack: contextlib.ExitStac
     conf = write_config(signed, primary, dns_port=free_port(), tsig=True)
     srv = serve(signed, conf, stack)
     wait_answer(srv, {"192.0.2.1"})
-    assert status(srv, conf)["transfers"] == {"axfr": 1, "ixfr": 0}
+    wait_transfers(srv, conf, 1, 0)
+
+
+def test_tsig_signed_notify_and_transfer(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 tsig=True, notify_port=dns_port)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port, tsig=True)
+    srv = serve(tmp_path, conf, stack)
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    wait_answer(srv, {"192.0.2.2"})  # the signed NOTIFY was accepted (key required)
+    wait_transfers(srv, conf, 1, 1)
 
 
 # -- restart, expire, recovery ----------------------------------------------------------
@@ -266,7 +316,8 @@ def test_guard_holds_back_a_deleting_transfer_unless_off(tmp_path: Path,
     refresh(srv, conf)
     wait_for("h0 to be gone", lambda: rcode_and_addresses(srv, f"h0.{ORIGIN}"),
              lambda got: got[0] == dns.rcode.NXDOMAIN, seconds=30)
-    assert status(srv, conf)["serial"] == 2
+    wait_for("serial 2 in the status", lambda: status(srv, conf),
+             lambda doc: doc["serial"] == 2, seconds=30)
 
 
 # -- pools on a secondary zone ----------------------------------------------------------
@@ -303,17 +354,18 @@ def test_pool_on_a_secondary_zone_answers_by_health(tmp_path: Path,
 # -- BIND as the primary -----------------------------------------------------------------
 
 
-def test_bind_primary_axfr_then_ixfr(tmp_path: Path, stack: contextlib.ExitStack) -> None:
-    primary = start_bind_primary(tmp_path / "bind", zone_text(1, {"www": "192.0.2.1"}))
+def test_bind_primary_axfr_then_notify_and_ixfr(tmp_path: Path,
+                                                stack: contextlib.ExitStack) -> None:
+    dns_port = free_port()
+    primary = start_bind_primary(tmp_path / "bind", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port)
     stack.callback(primary.stop)
-    conf = write_config(tmp_path, primary, dns_port=free_port())
+    conf = write_config(tmp_path, primary, dns_port=dns_port)
     srv = serve(tmp_path, conf, stack)
     wait_answer(srv, {"192.0.2.1"})
     primary.change(zone_text(2, {"www": "192.0.2.2"}))
-    refresh(srv, conf)
-    wait_answer(srv, {"192.0.2.2"})
-    doc = status(srv, conf)
-    assert doc["serial"] == 2 and doc["transfers"] == {"axfr": 1, "ixfr": 1}
+    wait_answer(srv, {"192.0.2.2"})  # BIND's NOTIFY (also-notify: this server only)
+    assert wait_transfers(srv, conf, 1, 1)["serial"] == 2
 
 
 def test_a_serial_that_went_backwards_is_not_taken(tmp_path: Path,

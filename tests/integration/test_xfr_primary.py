@@ -18,17 +18,25 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import dns.xfr
 import dns.zone
+import httpx
 import pytest
 from dns.rdatatype import RdataType
 
 from dnsserve.xfr.keys import from_text
 from testkit.peers import Peer, find_binary, missing
 from testkit.ports import free_port
-from testkit.secondaries import Primary, knot_secondary, nsd_secondary, wait_serving
+from testkit.secondaries import (
+    Primary,
+    knot_primary,
+    knot_secondary,
+    nsd_secondary,
+    wait_serving,
+)
 from testkit.server import ServerProc, start_server
 from testkit.wait import wait_for
 
@@ -79,14 +87,15 @@ notify = ["127.0.0.1:{knot_port}", "127.0.0.1:{nsd_port}"]
     return config
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
+@pytest.fixture(params=[1, 2], ids=["workers1", "workers2"])
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """With one process and with two workers (whose transfers the owner answers)."""
     (tmp_path / "zones").mkdir()
     (tmp_path / "zones" / f"{ORIGIN}zone").write_text(zone_text(1))
     knot_port, nsd_port = free_port(), free_port()
     config = write_config(tmp_path, knot_port, nsd_port)
     started: list[Peer] = []
-    server = start_server(tmp_path, "-c", str(config), zones=None)
+    server = start_server(tmp_path, "-c", str(config), zones=None, workers=request.param)
     try:
         primary = Primary("127.0.0.1", server.port, "xfr-key", "hmac-sha256", SECRET)
         if find_binary("knotd"):
@@ -195,6 +204,13 @@ def test_secondaries_take_the_zone_over_tsig_and_follow_a_change(setup: Setup) -
     assert [rr.rdtype for rr in message.answer] == [RdataType.SOA, RdataType.SOA, RdataType.A,
                                                     RdataType.SOA, RdataType.A, RdataType.SOA]
     assert zone == dns.zone.from_text(zone_text(2, www="192.0.2.20"), ORIGIN, relativize=False)
+    # and /metrics counts them
+    metrics = httpx.get(f"http://{setup.server.control}/metrics", timeout=5).text
+    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith(("dnsserve_transfers_out_total", "dnsserve_notify_out_total"))}
+    assert counts['dnsserve_transfers_out_total{result="axfr"}'] >= 2
+    assert counts['dnsserve_transfers_out_total{result="ixfr"}'] >= 3
+    assert counts['dnsserve_notify_out_total{result="acknowledged"}'] >= 2
 
 
 def test_axfr_is_several_signed_messages(setup: Setup) -> None:
@@ -300,3 +316,51 @@ def test_a_missing_key_file_stops_the_start(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 1
     assert "missing.key" in out.stderr
+
+
+def ixfr_records(host: str, port: int, serial: int) -> list[tuple[str, str, str]]:
+    """The IXFR answer from ``serial``, unsigned, as (owner, type, rdata) in order."""
+    q = request(RdataType.IXFR, key=None, serial=serial)
+    wire = q.to_wire()
+    out: list[tuple[str, str, str]] = []
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(len(wire).to_bytes(2, "big") + wire)
+        for _ in range(100):
+            r = dns.message.from_wire(_recv(sock, int.from_bytes(_recv(sock, 2), "big")),
+                                      xfr=True, one_rr_per_rrset=True)
+            for rrset in r.answer:
+                out += [(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype),
+                         rd.to_text().lower()) for rd in rrset]
+            soa_count = sum(1 for rec in out if rec[1] == "SOA")
+            if len(out) > 1 and out[-1] == out[0] and soa_count >= 3:
+                return out
+    raise AssertionError("an IXFR that never ended")
+
+
+def test_ixfr_after_one_change_equals_knots(tmp_path: Path) -> None:
+    if find_binary("knotd") is None or find_binary("knotc") is None:
+        missing("knotd not installed")
+    (tmp_path / "zones").mkdir()
+    ours = tmp_path / "zones" / f"{ORIGIN}zone"
+    ours.write_text(zone_text(1))
+    (tmp_path / "dnsserve.toml").write_text(
+        f'[server]\nzones = "zones"\nstate = "state.db"\n\n'
+        f'[[zone]]\nname = "{ORIGIN}"\nallow_transfer = ["127.0.0.1/32"]\n')
+    theirs = tmp_path / "knot-zone"
+    theirs.write_text(zone_text(1))
+    server = start_server(tmp_path, "-c", str(tmp_path / "dnsserve.toml"), zones=None)
+    knot = knot_primary(tmp_path / "knot", {ORIGIN: theirs})
+    try:
+        wait_serving(knot, [ORIGIN])
+        for path in (ours, theirs):
+            path.write_text(zone_text(2, www="192.0.2.20"))
+        os.kill(server.proc.pid, signal.SIGHUP)
+        subprocess.run([find_binary("knotc") or "knotc", "-c", str(knot.config), "zone-reload",
+                        ORIGIN], capture_output=True, timeout=60, check=True)
+        for host, port in ((server.host, server.port), (knot.host, knot.port)):
+            wait_for("serial 2", lambda h=host, p=port: soa_serial(h, p), lambda s: s == 2,
+                     seconds=30)
+        assert ixfr_records(server.host, server.port, 1) == ixfr_records(knot.host, knot.port, 1)
+    finally:
+        knot.stop()
+        server.stop()

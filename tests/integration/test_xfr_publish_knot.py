@@ -26,6 +26,11 @@ def a_set(host: str, port: int) -> set[str]:
     return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
 
 
+def serial(port: int) -> int:
+    r = dns.query.udp(dns.message.make_query(ORIGIN, "SOA"), "127.0.0.1", port=port, timeout=1)
+    return int(r.answer[0][0].serial)
+
+
 def test_a_member_down_reaches_the_knot_secondary(tmp_path: Path) -> None:
     (tmp_path / "zones").mkdir()
     (tmp_path / "zones" / f"{ORIGIN}zone").write_text(
@@ -79,6 +84,9 @@ publish_min_interval = 0.5
         wait_for("knot to serve member 1 alone", lambda: a_set(knot.host, knot.port),
                  lambda s: s == {MEMBERS[0]}, seconds=30)
         assert "published zone pub.example." in server.log_text()
+        # an unsigned serial check of dnsserve sees the published serial, as Knot serves it
+        wait_for("the same serial on both", lambda: (serial(server.port), serial(knot.port)),
+                 lambda s: s[0] == s[1] and s[0] > 1, seconds=10)
         listeners[1].open()  # and comes back
         wait_for("knot to serve both again", lambda: a_set(knot.host, knot.port),
                  lambda s: s == set(MEMBERS), seconds=30)

@@ -43,15 +43,15 @@ LEVELS: list[set[str]] = [
     # `dnsserve check`, each wired by app; siblings, so none imports another.
     # fleet (which nodes, their tokens, acting on each) and report (the live
     # commands' tables) are the CLI's, under operate.
-    # secondary (the secondary zones' refreshes) and workers (the owner's side of
-    # the answering worker processes: fork, restart, pass on each swap) are
-    # wired by app like reload.
-    {"reload", "healthsync", "preflight", "fleet", "report", "secondary",
-     "workers"},
+    # secondary (the secondary zones' refreshes) is wired by app like reload.
+    # workers (the owner's side of the answering worker processes: fork,
+    # restart, pass on each swap) is wired by app like its siblings here.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary", "workers"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
-    # transfers below.
-    {"handoff", "notify"},
+    # transfers below. inbound (a secondary refresh's blocking dnspython
+    # calls: SOA serial, transfer, the atomic copy) is secondary's.
+    {"handoff", "notify", "inbound"},
     # staging (the next state to serve, built whole: prepare), statewriter (the
     # state file's writer thread) and health_inputs (the config's monitor
     # targets, overrides.toml): what reload and healthsync build on.
@@ -84,11 +84,16 @@ LEVELS: list[set[str]] = [
     # health.tls (the TLS contexts injected into https probes) and
     # health.checklog (the monitor's counters and recent check starts) are
     # split out of health.monitor, their importer.
-    {"control_routes", "control_access", "health.tls", "health.checklog"},
+    # zones.parse_reference (zones.load's reader as ParsedRecords: the measure
+    # of the fast parser in its tests and benchmark) reads zones.load.
+    {"control_routes", "control_access", "health.tls", "health.checklog",
+     "zones.parse_reference"},
     {"config", "zones.load", "health.probes"},
     # health.http11 (one GET on a trio socket, read with h11) is an edge leaf
     # under health.probes, its importer.
-    {"health.http11"},
+    # zones.parse (the fast zone-file reader, to ParsedRecords) is an edge
+    # module under zones.load, which will call it; it reads the adapter.
+    {"health.http11", "zones.parse"},
     # config_validate (validate, split out of config_schema) checks the
     # Structs it imports from below; config is its importer.
     {"config_validate"},
@@ -115,13 +120,14 @@ LEVELS: list[set[str]] = [
     # answer.chaos (the CHAOS identity answers) too, and reads answer.lookup.
     # answer.misses (the miss index: misses answered from the query's wire
     # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
-    {"answer.chaos", "answer.misses"},
+    # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
+    {"answer.chaos", "answer.misses", "xfr.publish"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
-    # (TSIG verified), AXFR/IXFR streams, publish mode; siblings over
-    # zones.versions, answer.tsig and xfr.keys. xfr.refresh (a secondary
-    # zone's timers and decisions) reads zones.versions' serial arithmetic.
+    # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
+    # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
+    # decisions) reads zones.versions' serial arithmetic.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.publish", "xfr.refresh"},
+     "xfr.refresh"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -131,7 +137,12 @@ LEVELS: list[set[str]] = [
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
     # zones.compile, their importer.
-    {"zones.table", "zones.limits", "zones.sources", "zones.records", "health.model"},
+    # zones.fastscan and zones.fastrdata (the fast parser's line scanner and
+    # rdata encoders) are pure leaves under zones.parse.
+    {
+        "zones.table", "zones.limits", "zones.sources", "zones.records", "health.model",
+        "zones.fastscan", "zones.fastrdata",
+    },
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     {"wire", "framing", "metrics", "statuspage"},
@@ -159,6 +170,8 @@ CORE = {
     "zones.limits",
     "zones.sources",
     "zones.records",
+    "zones.fastscan",
+    "zones.fastrdata",
     "zones.versions",
     "zones.deletions",
     "health.model",
@@ -171,6 +184,7 @@ CORE = {
     "answer.misses",
     "answer.snapshot",
     "answer.engine",
+    "worker_protocol",
     "xfr",
     "xfr.keys",
     "xfr.sign",
@@ -179,7 +193,6 @@ CORE = {
     "xfr.outgoing",
     "xfr.publish",
     "xfr.refresh",
-    "worker_protocol",
 }
 EDGE = {
     "__main__",
@@ -193,6 +206,7 @@ EDGE = {
     "app",
     "reload",
     "secondary",
+    "inbound",
     "staging",
     "statewriter",
     "health_inputs",
@@ -207,6 +221,8 @@ EDGE = {
     "config",
     "zones.load",
     "zones.dnspython_adapter",
+    "zones.parse",
+    "zones.parse_reference",
     "health.probes",
     "health.localerrors",
     "health.targets",
@@ -215,12 +231,12 @@ EDGE = {
     "health.http11",
     "health.checklog",
     "health.monitor",
+    "worker",
+    "workers",
     "transfers",
     "publishing",
     "handoff",
     "notify",
-    "worker",
-    "workers",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",

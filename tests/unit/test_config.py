@@ -430,3 +430,10 @@ allow_notify = ["127.0.0.1/32"]
                        "zone (set primaries)")
     config = decode_config(text.split("[[zone]]\nname = \"example.com.")[0])
     assert config.zone[0].secondary and config.zone[0].guard is False
+
+
+def test_transfer_settings_on_a_secondary_zone_warn() -> None:
+    config = decode_config('[[zone]]\nname = "example.org."\nprimaries = ["127.0.0.1:5301"]\n'
+                           'allow_transfer = ["127.0.0.0/8"]\n')
+    assert config_warnings(config, file="t.toml") == [
+        "t.toml: zone[0]: allow_transfer unused: a secondary zone is not transferred onwards yet"]

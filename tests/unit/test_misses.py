@@ -10,6 +10,7 @@ show that the fast path, not the slow path, answered.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 from dns.rdatatype import RdataType
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dnsserve import wire
 from dnsserve.answer import misses
@@ -60,9 +63,9 @@ def learnt(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     seen: list[bytes] = []
     real = MissIndex._learn
 
-    def counting(self: MissIndex, k: int, key: bytes, zones: object) -> object:
+    def counting(self: MissIndex, k: int, key: bytes, *rest: object) -> object:
         seen.append(key)
-        return real(self, k, key, zones)  # type: ignore[arg-type]
+        return real(self, k, key, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(MissIndex, "_learn", counting)
     return seen
@@ -418,3 +421,108 @@ def test_wire_key_and_index_agree_on_names() -> None:
     assert key[:-4] == dns.name.from_text("www.example.com.").to_wire()
     assert (key[-2] << 8 | key[-1]) == dns.rdataclass.IN
     assert (key[-4] << 8 | key[-3]) == dns.rdatatype.A
+
+
+# --- any label bytes ------------------------------------------------------------------------
+
+
+@functools.cache
+def _edge_pair() -> tuple[Engine, Engine, tuple[dns.name.Name, ...]]:
+    snapshot = snapshot_of(EDGE_MAIN)
+    fast, slow = pair(snapshot)
+    return fast, slow, tuple(dns.name.from_text(n) for n in existing_names(snapshot.zones))
+
+
+@given(
+    labels=st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=3),
+    below=st.integers(min_value=0, max_value=10_000),
+    qtype=st.sampled_from(QTYPES),
+    edns=st.booleans(),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_any_label_bytes_answer_as_the_slow_path(
+    labels: list[bytes], below: int, qtype: str, edns: bool
+) -> None:
+    """Labels of any bytes (dots, upper case, 0x00, non-ASCII) below any name of the zones."""
+    fast, slow, names = _edge_pair()
+    parent = names[below % len(names)]
+    try:
+        qname = dns.name.Name((*labels, *parent.labels))
+    except dns.name.NameTooLong:
+        return
+    data = dns.message.make_query(qname, qtype, use_edns=0 if edns else None).to_wire()
+    assert fast.respond(data, tcp=False) == slow.respond(data, tcp=False)
+
+
+# --- lazy zones: answers built when first asked, through the index --------------------------
+
+
+def both(eager: Engine, lazy: Engine, data: bytes) -> None:
+    for tcp in (False, True):
+        assert lazy.respond(data, tcp=tcp) == eager.respond(data, tcp=tcp)
+
+
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
+                         ids=["shipped", "edge-main", "edge-root"])
+def test_lazy_zones_answer_as_prebuilt_ones(directory: Path, learnt: list[bytes]) -> None:
+    tables = load_zones(directory, log_problems=False).tables
+    eager_snap = build_snapshot(tables, lazy_rrsets=None, version="v", identity="i")
+    lazy_snap = build_snapshot(tables, lazy_rrsets=1, version="v", identity="i")
+    assert eager_snap.lazy == frozenset() and lazy_snap.lazy == frozenset(tables)
+    assert len(lazy_snap.answers) < 10  # the CHAOS answers only
+    eager, lazy = Engine(eager_snap), Engine(lazy_snap)
+    rng = random.Random(f"lazy-{directory.name}")
+    asked = []
+    for name in existing_names(tables):
+        for qtype in QTYPES:
+            for edns in (True, False):
+                data = query(mixed(rng, name), qtype, edns=edns, rng=rng)
+                both(eager, lazy, data)
+                asked.append(data)
+        both(eager, lazy, query(random_name(rng, name), rng.choice(QTYPES), rng=rng))
+    learnt.clear()
+    for data in asked:  # asked again: every answer is kept, none built again
+        both(eager, lazy, data)
+    assert learnt == []
+    assert lazy_snap.misses is not None and lazy_snap.misses.kept > len(eager_snap.answers) / 2
+
+
+def test_a_zone_with_a_pool_or_below_the_threshold_is_prebuilt() -> None:
+    tables = load_zones(SHIPPED_ZONES).tables
+    owner = dns.name.from_text("www.example.com.")
+    pool = Pool(owner, RdataType.A, Policy.ALL, members(2))
+    selections = {(owner, RdataType.A): select(pool, HealthView(), 0.0)}
+    snap = build_snapshot(tables, selections=selections, lazy_rrsets=1)
+    assert snap.lazy == frozenset(tables) - {dns.name.from_text("example.com.")}
+    assert build_snapshot(tables, lazy_rrsets=10_000).lazy == frozenset()
+    flipped = snap.with_selections({(owner, RdataType.A): select(pool, down(members(2)[0]), 1.0)})
+    assert flipped.lazy == snap.lazy and flipped.misses is snap.misses
+
+
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
+                         ids=["shipped", "edge-main", "edge-root"])
+def test_names_read_from_stored_wire_are_the_decoded_ones(directory: Path) -> None:
+    for table in load_zones(directory, log_problems=False).tables.values():
+        for key in table.owner_keys():
+            decoded = {misses._wire(n) for rrset in table.node_by_key(key).values()
+                       for rdata in rrset for n in misses.rdata_names(rdata)}
+            assert set(misses._names_at(table, key)) == decoded
+
+
+def test_while_a_zone_is_expired_the_others_keep_the_fast_path(learnt: list[bytes]) -> None:
+    tables = load_zones(EDGE_MAIN, log_problems=False).tables
+    expired = frozenset({dns.name.from_text("par.example."),
+                         dns.name.from_text("nocopy.example.")})
+    snap = build_snapshot(tables, lazy_rrsets=1).with_expired(expired)
+    fast, slow = pair(snap)
+    rng = random.Random(14)
+    for below in (*existing_names(tables), "nocopy.example."):
+        for qtype in ("A", "MX", "NS"):
+            r = same(fast, slow, query(random_name(rng, below), qtype, rng=rng))
+            if below.endswith("par.example.") and not below.endswith("kid.par.example."):
+                assert r.rcode() == dns.rcode.SERVFAIL
+            same(fast, slow, query(below, qtype, rng=rng))
+    same(fast, slow, query("rv.example.", "SOA"))
+    learnt.clear()
+    r = same(fast, slow, query("rv.example.", "SOA"))  # a lazy zone's answer, kept
+    assert r.rcode() == dns.rcode.NOERROR and learnt == []

@@ -11,9 +11,10 @@ import dns.tsig
 import msgspec
 import pytest
 
+from dnsserve.config import config_warnings
 from dnsserve.config_schema import Config
 from dnsserve.errors import ConfigError
-from dnsserve.transfers import load_keyring, load_keys, zone_settings
+from dnsserve.transfers import load_keyring, load_keys, publish_zones, zone_settings
 from testkit import ROOT
 
 SECRET = base64.b64encode(b"k" * 32).decode()
@@ -58,3 +59,33 @@ def test_zone_settings() -> None:
     assert zone.notify == (("127.0.0.1", 5302), ("127.0.0.2", 53))
     assert zone.notify_key == dns.name.from_text("xfr")
     assert zone.access.allows("127.0.0.1", dns.name.from_text("xfr"))
+
+
+def test_notify_without_transfers_and_publish_without_notify_warn() -> None:
+    cfg = config(zone=[
+        {"name": "a.example.", "notify": ["127.0.0.1:5302"]},
+        {"name": "b.example.", "allow_transfer": ["127.0.0.1/32"], "publish": True},
+        {"name": "c.example.", "allow_transfer": ["127.0.0.1/32"], "notify": ["127.0.0.1"]},
+    ])
+    warnings = config_warnings(cfg, file="t.toml")
+    assert len(warnings) == 2
+    assert warnings[0].startswith("t.toml: zone[0].notify") and "no transfer" in warnings[0]
+    assert warnings[1].startswith("t.toml: zone[1].publish") and "no notify" in warnings[1]
+
+
+def test_publish_zones_from_pools_and_zones() -> None:
+    pool = {"type": "A", "monitor": "m", "members": [{"address": "192.0.2.1"}]}
+    cfg = config(
+        monitor=[{"name": "m", "kind": "tcp", "port": 80}],
+        pool=[{**pool, "owner": "www.a.example.", "publish": True},
+              {**pool, "owner": "www.b.example."},
+              {**pool, "owner": "x.b.example."},
+              {**pool, "owner": "www.c.example."}],
+        zone=[{"name": "b.example.", "publish": True, "publish_min_interval": 2.0}],
+    )
+    origins = [dns.name.from_text(o) for o in ("a.example.", "b.example.", "c.example.")]
+    zones = publish_zones(cfg, origins)
+    a, b = dns.name.from_text("a.example."), dns.name.from_text("b.example.")
+    assert set(zones) == {a, b}
+    assert zones[b].min_interval == 2.0 and len(zones[b].pools) == 2
+    assert zones[a].min_interval == 5.0

@@ -85,6 +85,13 @@ def test_a_secondary_zone_expiring_or_recovering_is_whole(first: Snapshot) -> No
     assert isinstance(back, wp.Whole)
 
 
+def test_a_hand_off_and_its_reply_cross_whole() -> None:
+    request = wp.HandOffRequest(3, b"\x12\x34axfr", ("127.0.0.1", 5353), True)
+    reply = wp.HandOffReply(3, (b"one", b"two"))
+    for message in (request, reply):
+        assert wp.from_payload(wp.to_frame(message)[wp.HEADER.size:]) == message
+
+
 def test_changes_in_a_row_reach_the_same_answers(first: Snapshot) -> None:
     owner, worker = first, first
     for at, view in enumerate([down("127.0.0.11"), down("127.0.0.11", "127.0.0.13"), down()]):

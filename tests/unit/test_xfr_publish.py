@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import dns.flags
+import dns.message
 import dns.name
 import dns.zone
 import pytest
@@ -15,9 +19,12 @@ from dnsserve.xfr.publish import (
     publish_delay,
     published_content,
     same_records,
+    soa_answer,
 )
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.versions import ZoneContent, diff, zone_content
+from testkit import SHIPPED_ZONES
+from testkit.answers import build_engine
 
 ORIGIN = dns.name.from_text("example.com.")
 WWW = dns.name.from_text("www.example.com.")
@@ -88,3 +95,18 @@ def test_cname_publishes_one_target() -> None:
     assert answer_values(RdataType.CNAME, sel) == ("a.example.net.",)
     assert answer_values(RdataType.A, selection("192.0.2.2", "192.0.2.1")) == (
         "192.0.2.1", "192.0.2.2")
+
+
+def test_the_engine_serves_the_published_soa() -> None:
+    engine = build_engine(SHIPPED_ZONES)
+    origin = dns.name.from_text("example.com.")
+    base = zone_content(engine.snapshot.base[origin])
+    published = published_content(base, {}, 4_000_000_000)
+    key, prebuilt = soa_answer(published)
+    snapshot = engine.snapshot
+    engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, key: prebuilt}))
+    q = dns.message.make_query("EXAMPLE.com.", "SOA")
+    r = dns.message.from_wire(engine.respond(q.to_wire(), tcp=False) or b"")
+    assert r.flags & dns.flags.AA
+    assert r.answer[0][0].serial == 4_000_000_000
+    assert r.question[0].name.to_text() == "EXAMPLE.com."

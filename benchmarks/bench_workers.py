@@ -1,0 +1,377 @@
+"""Workers benchmark: one process vs two answering workers (``[server] workers``).
+
+Owns the workers procedure and its section of benchmarks/RESULTS.md:
+
+1. CPU per query and load spread. dnsserve with ``--workers 1`` and with
+   ``--workers 2`` on the core benchmark's generated zone, the server's whole
+   process tree pinned to CPU 0 and dnsperf on CPU 1 (as bench_core), a
+   fixed rate: server CPU (utime+stime of the tree, /proc) / queries answered.
+   The spread is each worker's share of the queries (``/metrics``:
+   ``dnsserve_worker_queries_total``).
+2. Memory per worker with a large zone (``--large`` names, ~100k): each
+   process's RSS, PSS and private memory (/proc/PID/smaps_rollup) with one
+   process and with two workers, after a query load that touches every
+   answer the query file asks for.
+3. Flip latency. A pool of three members on real HTTP backends, two workers;
+   a member is drained through the control API and the answers are polled,
+   each query from a new socket (a new source port, so the kernel's
+   SO_REUSEPORT hash reaches both workers), until ``STREAK`` answers in a row
+   leave it out. Reported: from the request to the first answer of that
+   streak, and each worker's own delay (owner's swap -> worker applied, from
+   ``dnsserve_worker_change_delay_seconds``).
+
+It stops every process it started, by PID, even on error; all traffic goes to
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import re
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import httpx
+
+from benchmarks.report import machine_info, shown_argv, write_section
+from testkit import zonegen
+from testkit.backends import HttpBackend, close_all
+from testkit.cpu import WatchedServer, loadavg, pick_cpus, pinned, watch
+from testkit.dnsperf import Run, dnsperf_cmd, measure
+from testkit.harness import monitor, pool, render_config
+from testkit.ports import common_port, free_port
+from testkit.server import ServerProc, start_server
+from testkit.wait import wait_for
+
+STREAK = 40  # answers in a row, each from a new socket, that show the flip
+CPU_BAR = 1.10  # two workers' CPU per query <= 1.10 x one process's
+SPREAD_BAR = 0.40  # each of two workers answers >= 40 % of the queries
+FLIP_BAR = 0.050  # seconds: the owner's decision reaches every worker's answers
+SOCKETS = 128  # dnsperf clients (-c), each its own socket: the kernel spreads them by port
+LOADED = ": **a loaded machine**, shared with other work, so every figure is noisy"
+
+
+@dataclass
+class Config:
+    workers: int
+    rate: int | None  # queries/s; None: unthrottled
+    run: Run | None = None
+    per_worker: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class Memory:
+    workers: int
+    processes: list[tuple[str, dict[str, int]]] = field(default_factory=list)  # (role, kB)
+    start_seconds: float = 0.0
+
+
+def metrics(control: str) -> str:
+    with httpx.Client(trust_env=False, timeout=10.0) as client:
+        return client.get(f"http://{control}/metrics").text
+
+
+def per_worker(control: str, family: str = "dnsserve_worker_queries_total") -> dict[str, float]:
+    return {w: float(n) for w, n in
+            re.findall(rf'^{family}\{{worker="(\d+)"\}} (\S+)$', metrics(control), re.M)}
+
+
+@contextlib.contextmanager
+def dnsserve(work: Path, workers: int, zones: Path, cpu: int | None,
+             origin: str) -> Iterator[WatchedServer]:
+    work.mkdir(parents=True, exist_ok=True)
+    with pinned(cpu):
+        # a large zone takes a minute or more to load on a busy machine
+        handle = start_server(work, zones=zones, cwd=work, workers=workers, ready_seconds=600)
+    srv = watch("dnsserve", handle, origin)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def cpu_and_spread(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) -> list[Config]:
+    """One process at the rate and at half of it (each worker's share), two workers at
+    the rate; then both unthrottled."""
+    plan = [(1, args.rate), (2, args.rate), (1, args.rate // 2), (1, None), (2, None)]
+    out = []
+    for i, (n, rate) in enumerate(plan):
+        cfg = Config(n, rate)
+        try:
+            with dnsserve(tmp / f"cpu{i}", n, wl.zone_file.parent, args.server_cpu,
+                          wl.origin) as srv:
+                handle = srv.handle
+                assert isinstance(handle, ServerProc)
+                kw = {"clients": args.clients, "outstanding": args.outstanding,
+                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
+                warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
+                measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
+                before = per_worker(handle.control)
+                cmd = dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=rate, **kw)
+                if rate is not None:
+                    cmd += ["-c", str(SOCKETS)]
+                print(f"  workers={n}: {shlex.join(cmd)}", flush=True)
+                cfg.run = measure(srv, "throttled" if rate else "unthrottled", cmd,
+                                  args.seconds)
+                time.sleep(1.0)  # the workers' counters arrive every 0.5 s
+                after = per_worker(handle.control)
+                cfg.per_worker = {w: int(after[w] - before.get(w, 0)) for w in after}
+        except Exception as exc:
+            cfg.error = str(exc)
+            print(f"  workers={n} FAILED: {exc}", file=sys.stderr, flush=True)
+        out.append(cfg)
+    return out
+
+
+def smaps(pid: int) -> dict[str, int]:
+    """kB by field of /proc/PID/smaps_rollup (Rss, Pss, Private_Clean, Private_Dirty, ...)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        out[name] = int(rest.split()[0])
+    return out
+
+
+def memory(args: argparse.Namespace, tmp: Path) -> list[Memory]:
+    big = zonegen.generate(tmp / "large", names=args.large, queries=20_000)
+    out = []
+    for n in (1, 2):
+        mem = Memory(n)
+        t0 = time.monotonic()
+        with dnsserve(tmp / f"mem{n}", n, big.zone_file.parent, None, big.origin) as srv:
+            mem.start_seconds = time.monotonic() - t0
+            kw = {"clients": args.clients, "outstanding": args.outstanding, "client_cpu": None}
+            # every query of the file, so the workers touch what they answer
+            touch = dnsperf_cmd(srv.port, big.query_file, 5, rate=args.rate, **kw)
+            measure(srv, "touch", [*touch, "-c", str(SOCKETS)], 5)
+            handle = srv.handle
+            assert isinstance(handle, ServerProc)
+            mem.processes.append(("owner" if n > 1 else "the one process",
+                                  smaps(handle.proc.pid)))
+            for i, pid in enumerate(handle.children()):
+                mem.processes.append((f"worker {i}", smaps(pid)))
+        out.append(mem)
+    return out
+
+
+def ask(port: int, qname: str) -> frozenset[str]:
+    q = dns.message.make_query(qname, "A")
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=1.0)
+    return frozenset(rd.to_text() for rrset in r.answer for rd in rrset)
+
+
+def flips(args: argparse.Namespace, tmp: Path) -> tuple[list[float], list[float]]:
+    """(request -> STREAK answers show it, seconds; each worker's own delay, seconds)."""
+    hosts = ["127.0.0.171", "127.0.0.172", "127.0.0.173"]
+    owner = "flip.example.com."
+    work = tmp / "flip"
+    work.mkdir()
+    port = common_port(hosts)
+    backends = [HttpBackend(h, port) for h in hosts]
+    latencies: list[float] = []
+    delays: list[float] = []
+    try:
+        for b in backends:
+            b.start()
+        control = f"127.0.0.1:{free_port()}"
+        state = work / "state.db"
+        config = work / "flip.toml"
+        config.write_text(render_config({
+            "server": {"state": str(state), "control": control, "workers": 2},
+            "monitor": [monitor(port=port)],
+            "pool": [pool(owner, [{"address": h} for h in hosts])],
+        }))
+        srv = start_server(work, "-c", str(config))
+        try:
+            token = Path(f"{state}.token").read_text().strip()
+            wait_for("every member up", lambda: ask(srv.port, owner), lambda a: len(a) == 3)
+            wait_for("the control API", lambda: _reachable(control))
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=f"http://{control}", headers=headers,
+                              trust_env=False, timeout=10.0) as client:
+                for i in range(args.flips):
+                    action = "drain" if i % 2 == 0 else "undrain"
+                    want = frozenset(hosts[:2]) if action == "drain" else frozenset(hosts)
+                    t0 = time.perf_counter()
+                    client.post(f"/api/v1/members/web/{hosts[2]}/{action}", json={})
+                    latencies.append(_streak(srv.port, owner, want, t0))
+                    time.sleep(0.6)  # the workers' Stats carry the delay
+                    delays += per_worker(control, "dnsserve_worker_change_delay_seconds").values()
+        finally:
+            srv.stop()
+    finally:
+        close_all(backends)
+    return latencies, delays
+
+
+def _reachable(control: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return bool(metrics(control))
+    return False
+
+
+def _streak(port: int, qname: str, want: frozenset[str], t0: float) -> float:
+    """Poll until STREAK answers in a row are ``want``; seconds from t0 to the first of them."""
+    first, run = 0.0, 0
+    for _ in range(100_000):  # bounded: ~30 s of queries at most
+        at = time.perf_counter()
+        if ask(port, qname) == want:
+            if run == 0:
+                first = at
+            run += 1
+            if run == STREAK:
+                return first - t0
+        else:
+            run = 0
+    raise RuntimeError(f"{qname} never answered {sorted(want)}")
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
+           mems: list[Memory], lat: list[float], delays: list[float], load: str) -> str:
+    rows = ["| workers | rate q/s | queries | QPS | lost % | server CPU s | µs CPU/query |"
+            " per worker |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for c in configs:
+        rate = f"{c.rate:,}" if c.rate else "unthrottled"
+        if c.error or c.run is None:
+            rows.append(f"| {c.workers} | {rate} | FAILED: {c.error.splitlines()[0][:80]} |"
+                        " | | | | |")
+            continue
+        total = sum(c.per_worker.values()) or 1
+        share = ", ".join(f"#{w} {100 * n / total:.1f} %" for w, n in sorted(c.per_worker.items()))
+        rows.append(f"| {c.workers} | {rate} | {c.run.completed:,} | {c.run.qps:,.0f} | "
+                    f"{c.run.loss_pct:.2f} | {c.run.cpu:.2f} | {c.run.us_per_query:.2f} | "
+                    f"{share or 'one process'} |")
+    verdicts = []
+    ok = {(c.workers, c.rate): c.run for c in configs if c.run is not None and not c.error}
+    spread = next((c for c in configs if c.workers == 2 and c.rate and c.run), None)
+    for label, one, two in (
+        (f"at {args.rate:,} q/s", (1, args.rate), (2, args.rate)),
+        (f"2 workers at {args.rate:,} q/s / 1 process at {args.rate // 2:,} q/s (the same"
+         " load per process)", (1, args.rate // 2), (2, args.rate)),
+        ("unthrottled", (1, None), (2, None)),
+    ):
+        a, b = ok.get(one), ok.get(two)
+        if a is not None and b is not None:
+            ratio = b.us_per_query / a.us_per_query
+            verdicts.append(f"| CPU per query, {label} | {ratio:.2f}× | ≤ {CPU_BAR}× | "
+                            f"{'yes' if ratio <= CPU_BAR else 'NO'} |")
+    if spread is not None:
+        total = sum(spread.per_worker.values()) or 1
+        low = min(spread.per_worker.values(), default=0) / total
+        verdicts.append(f"| the smaller worker's share of the queries | {100 * low:.1f} % | "
+                        f"≥ {100 * SPREAD_BAR:.0f} % | {'yes' if low >= SPREAD_BAR else 'NO'} |")
+    if lat:
+        worst = max(lat)
+        verdicts.append(f"| flip: request -> every answer, worst of {len(lat)} | "
+                        f"{1000 * worst:.1f} ms | ≤ {1000 * FLIP_BAR:.0f} ms | "
+                        f"{'yes' if worst <= FLIP_BAR else 'NO'} |")
+    mem_rows = ["| workers | process | RSS MiB | PSS MiB | private MiB (clean + dirty) |",
+                "|---:|---|---:|---:|---:|"]
+    for m in mems:
+        for role, kb in m.processes:
+            private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+            mem_rows.append(f"| {m.workers} | {role} | {kb.get('Rss', 0) / 1024:.1f} | "
+                            f"{kb.get('Pss', 0) / 1024:.1f} | {private / 1024:.1f} |")
+        pss = sum(kb.get("Pss", 0) for _, kb in m.processes) / 1024
+        mem_rows.append(f"| {m.workers} | **total PSS** (started in {m.start_seconds:.0f} s) | "
+                        f"| {pss:.1f} | |")
+    ms = [1000 * x for x in lat]
+    info = machine_info(sys.executable)
+    busy = float(load.split()[0]) > 1.0 if load and load[0].isdigit() else False
+    flip_text = (f"request -> {STREAK} answers in a row (each from a new socket) without the"
+                 f" drained member: median {statistics.median(ms):.1f} ms, worst {max(ms):.1f} ms"
+                 f" over {len(ms)} drains and undrains; each worker's own delay (owner's swap"
+                 f" -> worker applied) worst {1000 * max(delays, default=0):.2f} ms."
+                 if ms else "not measured")
+    return "\n".join([
+        "# Workers: one process vs two answering workers",
+        "",
+        f"Run {when}{' (QUICK smoke run: numbers are not representative)' if args.quick else ''}"
+        f"; load average at the end {load} on {info.get('nproc', '?')} CPUs ({info.get('cpu')})"
+        f"{LOADED if busy else ''}.",
+        "",
+        "```",
+        shlex.join(argv),
+        "```",
+        "",
+        f"CPU per query: the core benchmark's zone ({args.names} names), {args.seconds} s per"
+        f" run at a fixed rate (`-Q RATE -c {SOCKETS}`: {SOCKETS} client sockets, which the"
+        f" kernel spreads over the workers by source port) or unthrottled (`-c {args.clients}"
+        f" -q {args.outstanding}`), after a {args.warmup} s warm-up; the server's whole process"
+        f" tree pinned to CPU {args.server_cpu} (both workers share it: the machine has two"
+        f" cores and dnsperf needs one), dnsperf to CPU {args.client_cpu}. Server CPU ="
+        " utime+stime of the tree (/proc).",
+        "",
+        *rows,
+        "",
+        "| comparison | value | bar | met |", "|---|---:|---|---|", *verdicts,
+        "",
+        f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
+        f" through the control API): {flip_text}",
+        "",
+        f"Memory with a large zone ({args.large:,} generated names), after 5 s of its queries:",
+        "",
+        *mem_rows,
+        "",
+        "Workers are forked from the owner after it built the snapshot, and freeze what they"
+        " inherit out of the garbage collector: they share the zone and its prebuilt answers"
+        " with the owner copy-on-write, and a page is copied only when a worker touches it"
+        " (reference counts of the answers it serves). A worker's private memory is what it"
+        " costs beyond the owner.",
+    ])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short runs, a smaller large zone")
+    p.add_argument("--names", type=int, default=1000)
+    p.add_argument("--large", type=int, default=100_000)
+    p.add_argument("--rate", type=int, default=20_000)
+    p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--flips", type=int, default=20)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--outstanding", type=int, default=64)
+    p.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seconds, args.warmup, args.large, args.flips = 5, 1, 10_000, 6
+    return pick_cpus(args)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as name:
+        tmp = Path(name)
+        wl = zonegen.generate(tmp / "core", names=args.names)
+        print("CPU per query and spread", flush=True)
+        configs = cpu_and_spread(args, wl, tmp)
+        print("flip latency", flush=True)
+        lat, delays = flips(args, tmp)
+        print(f"memory ({args.large} names)", flush=True)
+        mems = memory(args, tmp)
+    text = render(shown_argv("bench_workers", argv), when, args, configs, mems, lat, delays,
+                  loadavg())
+    print(text)
+    if not args.no_write:
+        write_section("workers", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,114 @@
+"""Zone-file lines to tokens, by dnspython's lexical rules, fast.
+
+Owns the line scanner of the zone parser (``zones.parse``): which lines are
+plain (``str.split`` is enough), the tokens of the other lines (quoted
+strings, comments, parentheses, backslash escapes), and the expansion of a
+``$GENERATE`` template. Tokens keep their escapes as written; a quoted
+string's token is its text with one leading ``"`` (an unquoted token never
+starts with one), so a record's tokens stay one ``list[str]``.
+
+The rules are dnspython's tokenizer's: delimiters are space, tab, newline,
+``;``, ``(``, ``)`` and ``"``; a backslash takes the next character (not a
+newline) into the token; a newline inside quotes or parentheses that do not
+close is an error. Whatever the scanner cannot read returns ``None``: the
+caller hands that text to dnspython, which names the error.
+
+Must not: read files or know record types. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A plain line: printable ASCII and tabs, without quotes, parentheses,
+# semicolons or backslashes. str.split() tokenizes it exactly as dnspython.
+_PLAIN = re.compile(r"[\t !#-'*-:<-\[\]-~]*")
+_TOKEN = re.compile(
+    r'[ \t]+|"((?:[^"\\]|\\.)*)"|(;.*)|([()])|((?:[^ \t;()"\\]|\\.)+)'
+)
+_MODIFIER = re.compile(r"\{(-?\d+)(?:,(\d+)(?:,([doxX]))?)?\}")
+MAX_GENERATE_WIDTH = 127  # dnspython's limit (a wider field is its error)
+
+
+# ``match_plain(line)`` is not None for a plain line (``is_plain``, without the call)
+match_plain = _PLAIN.fullmatch
+
+
+def is_plain(line: str) -> bool:
+    """True when ``line.split()`` gives exactly dnspython's tokens of it."""
+    return _PLAIN.fullmatch(line) is not None
+
+
+def scan(line: str, depth: int, tokens: list[str]) -> int | None:
+    """Append the tokens of ``line`` to ``tokens``; the parenthesis depth after it.
+
+    ``depth`` is the depth before the line (0 outside parentheses). ``None``
+    when the line cannot be read (an unclosed quote, a ``)`` too many, a
+    backslash at the end): dnspython must judge it.
+    """
+    pos = 0
+    end = len(line)
+    match = _TOKEN.match
+    while pos < end:
+        m = match(line, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        quoted, comment, paren, word = m.groups()
+        if word is not None:
+            tokens.append(word)
+        elif quoted is not None:
+            tokens.append('"' + quoted)
+        elif paren is not None:
+            depth += 1 if paren == "(" else -1
+            if depth < 0:
+                return None
+        elif comment is not None:
+            break
+    return depth
+
+
+def generate_text(template: str, counter: int) -> str | None:
+    """A ``$GENERATE`` template with ``$`` replaced, as dnspython expands it.
+
+    ``$`` is the counter, ``${offset,width,base}`` modifies it (bases d, o,
+    x, X), ``$$`` is a literal ``$`` and a backslash escape is copied as it
+    is. ``None`` for what dnspython must judge (nibble mode, a bad modifier,
+    a negative value).
+    """
+    if "$" not in template:
+        return template
+    out: list[str] = []
+    i = 0
+    n = len(template)
+    while i < n:
+        c = template[i]
+        if c == "\\":
+            out.append(template[i : i + 2])
+            i += 2
+        elif c != "$":
+            out.append(c)
+            i += 1
+        elif template.startswith("$", i + 1):
+            out.append("$")
+            i += 2
+        else:
+            i += 1
+            offset, width, base = 0, 0, "d"
+            if template.startswith("{", i):
+                m = _MODIFIER.match(template, i)
+                if m is None:
+                    return None
+                offset = int(m.group(1))
+                if m.group(2) is not None:
+                    width = int(m.group(2))
+                    if width > MAX_GENERATE_WIDTH:
+                        return None
+                if m.group(3) is not None:
+                    base = m.group(3)
+                i = m.end()
+            value = counter + offset
+            if value < 0:
+                return None
+            out.append(format(value, base).zfill(width))
+    return "".join(out)

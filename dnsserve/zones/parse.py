@@ -1,0 +1,556 @@
+"""Reading one zone file (and what it includes) fast, into ``ParsedRecords``.
+
+Owns the fast zone-file reader: a line loop that takes the common forms
+(one record per line or in parentheses, relative and absolute names, TTL and
+class in either order, ``$ORIGIN``, ``$TTL``, ``$INCLUDE``, ``$GENERATE``)
+and the common types (``zones.fastrdata``) straight to wire-format rdata,
+and hands every other record, one entry at a time, to dnspython's own
+zone-file reader (through ``zones.dnspython_adapter``). Errors are
+``ZoneError``s with the same file, line and message as ``zones.load`` gives
+for the same text: whatever the fast path is unsure of, dnspython judges.
+
+Rules it shares with ``zones.load``: ``$INCLUDE`` paths are relative to the
+zones directory, at most ``MAX_INCLUDE_DEPTH`` deep, without loops; a
+``$GENERATE`` makes at most ``MAX_GENERATE`` names; an owner outside the
+origin is an error; files are UTF-8. Everything else about a zone's meaning
+(an SOA below the apex, two CNAMEs at a name, a CNAME beside other data) is
+the builder's to judge, not this reader's.
+
+Must not: judge a zone's semantics, keep per-record Python objects beyond
+``ParsedRecords``' columns, change the working directory, or keep state
+between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+import dns.exception
+import dns.grange
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.transaction
+import dns.ttl
+
+from dnsserve.errors import ZoneError
+from dnsserve.zones import fastrdata as fr
+from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
+from dnsserve.zones.fastscan import generate_text, is_plain, match_plain, scan
+from dnsserve.zones.records import ParsedRecords
+
+MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
+MAX_GENERATE = 65536  # the same as zones.load's
+_SOA = 6
+_CHUNK = 1 << 20  # characters of text split into lines at a time
+# Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
+# IN as written (any other class, CLASSnnn included, is dnspython's to judge)
+_IN = frozenset({"IN", "in", "In", "iN"})
+# type mnemonics as usually written; fr.TYPES (upper case) for the rest
+_TYPES = {**fr.TYPES, **{name.lower(): code for name, code in fr.TYPES.items()}}
+# an IPv4 address's octets as dnspython reads them (no sign, no leading zero)
+_OCTET = {str(i): i for i in range(256)}
+
+
+def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
+    """The records of ``path`` (zone ``origin``) and of the files it includes, in file order.
+
+    Raises ``ZoneError`` naming the file and line of the first syntax error,
+    missing include, include loop, over-long ``$GENERATE`` or owner outside
+    the origin, as ``zones.load.load_zone_file`` does.
+    """
+    records = ParsedRecords(origin=fr.name_wire(origin).lower())
+    path = Path(path)
+    parser = _Parser(origin, include_dir, records, path)
+    parser.read(path, open_text(path, str(path), 0))
+    return records
+
+
+def _ttl(text: str) -> int:
+    if text.isdigit() and text.isascii():
+        value = int(text)
+        if value > fr.MAX_UINT32:
+            raise fr.NotFast
+        return value
+    return fr.ttl(text)
+
+
+def open_text(path: Path, cited_file: str, cited_line: int) -> TextIO:
+    """A zone file opened to be read as UTF-8 text (newlines as ``read_text`` gives
+    them); a missing or unreadable file is an error where it was cited."""
+    try:
+        return path.open(encoding="utf-8")
+    except OSError as exc:
+        raise ZoneError(
+            f"cannot read {path}: {exc.strerror or exc}", file=cited_file, line=cited_line
+        ) from None
+
+
+def _not_utf8(path: Path) -> ZoneError | None:
+    """The error of a file that is not UTF-8, or None (the whole file is decoded)."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path))
+    except OSError:
+        return None
+    return None
+
+
+class _Manager:
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+
+    def origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
+        return self.origin, False, self.origin
+
+
+class _Collector:
+    """Stands in for a zone transaction: keeps what dnspython's reader adds, in order."""
+
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.manager = _Manager(origin)
+        self.added: list[tuple[dns.name.Name, int, dns.rdata.Rdata]] = []
+
+    def check_put_rdataset(self, check: Any) -> None:
+        """Semantic checks belong to the builder."""
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        self.added.append((name, ttl, rdata))
+
+
+def _ignore(name: dns.name.Name, rdata: dns.rdata.Rdata) -> None:
+    """The builder, not the reader, judges SOA placement and singletons."""
+
+
+class _Parser:
+    """One zone file and its includes; the reader state dnspython's reader keeps too."""
+
+    def __init__(
+        self, apex: dns.name.Name, include_dir: Path, records: ParsedRecords, path: Path
+    ) -> None:
+        self.apex = apex
+        self.apex_low = fr.name_wire(apex).lower()
+        self.include_dir = include_dir
+        self.records = records
+        self.files = [path.resolve()]
+        self.codec = fr.NameCodec(apex)
+        self.origin_inside = True
+        self.last_wire = self.codec.origin
+        self.last_text: str | None = None
+        self.last_ttl = 0
+        self.last_ttl_known = False
+        self.default_ttl = 0
+        self.default_ttl_known = False
+        self.default_ttl_from_soa = False
+        self.file_name = str(path)
+        self.file = records.file_index(self.file_name)
+        self.at_open_end = False
+        self.collector = _Collector(apex)
+        self.zf = ZoneFileReader(
+            cast(dns.transaction.Transaction, self.collector),
+            Tokenizer("", self.file_name),
+            _ignore,
+        )
+
+    # -- the line loop ---------------------------------------------------------
+
+    def read(self, path: Path, file: TextIO) -> None:
+        """Read the open zone file ``path`` entry by entry.
+
+        The file is read a chunk at a time; dnspython (and ``zones.load``)
+        decode it whole first, so when an error turns up, a file that is
+        not UTF-8 is that error instead, as it is there.
+        """
+        with file:
+            try:
+                self._read_lines(self._lines(file))
+            except UnicodeDecodeError:
+                error = _not_utf8(path) or ZoneError(f"{path} is not UTF-8", file=str(path))
+                raise error from None
+            except ZoneError:
+                decoding = _not_utf8(path)
+                if decoding is not None:
+                    raise decoding from None
+                raise
+
+    def _lines(self, file: TextIO) -> Iterator[str]:
+        """The lines of ``file`` without their newlines; ``at_open_end`` is set
+        before a last line that has none is given."""
+        self.at_open_end = False
+        rest = ""
+        while True:  # bounded by the file's size
+            chunk = file.read(_CHUNK)
+            if not chunk:
+                break
+            lines = (rest + chunk).split("\n") if rest else chunk.split("\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            self.at_open_end = True
+            yield rest
+
+    def _read_lines(self, lines: Iterator[str]) -> None:
+        lineno = 0
+        record = self._record
+        for line in lines:
+            lineno += 1
+            if not line or line[0] == ";":
+                continue
+            if match_plain(line) is not None:
+                tokens = line.split()
+                if not tokens:
+                    continue
+                if tokens[0][0] == "$" and line[0] not in " \t":
+                    self._directive(tokens, [line], lineno, lineno)
+                else:
+                    record(tokens, line[0] in " \t", line, lineno, lineno)
+                continue
+            tokens = []
+            raw = [line]
+            depth = scan(line, 0, tokens)
+            here = lineno if tokens or line[0] in " \t" else 0
+            while depth:  # inside parentheses: the entry goes on
+                more = next(lines, None)
+                if more is None:
+                    depth = None
+                    break
+                raw.append(more)
+                had = len(tokens)
+                depth = scan(more, depth, tokens)
+                if not here and len(tokens) > had:
+                    here = lineno + len(raw) - 1
+            if depth is None:
+                # dnspython's error (or, should it read on, the rest of the file)
+                rest = "\n".join([*raw, *lines]) + ("" if self.at_open_end else "\n")
+                self._slow(rest, lineno, end="")
+                return
+            if tokens:
+                if tokens[0][0] == "$" and line[0] not in " \t(":
+                    self._directive(tokens, raw, lineno, here)
+                else:
+                    record(tokens, line[0] in " \t", raw, lineno, here)
+            lineno += len(raw) - 1
+
+    def _record(
+        self, t: list[str], leading: bool, raw: str | list[str], lineno: int, here: int
+    ) -> None:
+        """One record's tokens to the columns; dnspython reads what this cannot."""
+        try:
+            if leading:
+                owner = self.last_wire
+                k = 0
+            else:
+                text = t[0]
+                if text == self.last_text:
+                    owner = self.last_wire
+                else:
+                    owner = self.codec.owner(text)
+                    # a relative name under an origin inside the zone is inside
+                    if (
+                        text[-1] == "." or "\\" in text or not self.origin_inside
+                    ) and not self._inside(owner):
+                        raise self._outside(owner, here)
+                k = 1
+            ttl: int | None = None
+            tok = t[k]
+            if "0" <= tok[0] <= "9":
+                ttl = _ttl(tok)
+                k += 1
+                tok = t[k]
+            if tok in _IN:
+                k += 1
+                tok = t[k]
+                if ttl is None and "0" <= tok[0] <= "9":
+                    ttl = _ttl(tok)
+                    k += 1
+                    tok = t[k]
+            rtype = _TYPES.get(tok) or fr.TYPES[tok.upper()]  # KeyError: dnspython
+            if rtype == 1:  # A, the most common, inline
+                if len(t) != k + 2:
+                    raise fr.NotFast
+                octets = t[k + 1].split(".")
+                if len(octets) != 4:
+                    raise fr.NotFast
+                rdata = bytes(
+                    [_OCTET[octets[0]], _OCTET[octets[1]], _OCTET[octets[2]], _OCTET[octets[3]]]
+                )
+            else:
+                args = t[k + 1 :]
+                if args and args[0] == "\\#":
+                    raise fr.NotFast  # RFC 3597 generic rdata: dnspython
+                rdata = fr.ENCODERS[rtype](args, self.codec)
+        except (fr.NotFast, IndexError, KeyError):
+            self._slow(raw, lineno)
+            return
+        if rtype == _SOA and not self.default_ttl_known:
+            # dnspython: without $TTL, the SOA's minimum is the default TTL
+            self.default_ttl = int.from_bytes(rdata[-4:], "big")
+            self.default_ttl_known = True
+            self.default_ttl_from_soa = True
+        if ttl is not None:
+            self.last_ttl = ttl
+            self.last_ttl_known = True
+        elif self.last_ttl_known and (not self.default_ttl_known or self.default_ttl_from_soa):
+            ttl = self.last_ttl  # dnspython's Reader._implicit_ttl, inline
+        elif self.default_ttl_known:
+            ttl = self.default_ttl
+        else:
+            self._slow(raw, lineno)  # "Missing default TTL value"
+            return
+        if not leading:
+            self.last_wire = owner
+            self.last_text = t[0]
+        records = self.records
+        records.owners.append(owner)
+        records.types.append(rtype)
+        records.ttls.append(ttl)
+        records.rdatas.append(rdata)
+        records.files.append(self.file)
+        records.lines.append(here)
+
+    def _set_origin(self, origin: dns.name.Name) -> None:
+        self.codec = fr.NameCodec(origin)
+        self.origin_inside = origin.is_subdomain(self.apex)
+
+    def _error(self, message: str, line: int) -> ZoneError:
+        return ZoneError(message, file=self.file_name, line=line)
+
+    def _implicit_ttl(self) -> int | None:
+        """dnspython's rule for a record without a TTL (``Reader._implicit_ttl``)."""
+        if self.last_ttl_known and (not self.default_ttl_known or self.default_ttl_from_soa):
+            return self.last_ttl
+        if self.default_ttl_known:
+            return self.default_ttl
+        return None
+
+    def _inside(self, wire: bytes) -> bool:
+        low = wire.lower()
+        apex = self.apex_low
+        if not low.endswith(apex):
+            return False
+        cut = len(low) - len(apex)
+        i = 0
+        while i < cut:  # bounded: every step moves past one label
+            i += low[i] + 1
+        return i == cut
+
+    def _outside(self, wire: bytes, line: int) -> ZoneError:
+        name = dns.name.from_wire(wire, 0)[0]
+        return ZoneError(
+            f"owner {name} is outside the zone {self.apex}", file=self.file_name, line=line
+        )
+
+    # -- directives --------------------------------------------------------------
+
+    def _directive(self, t: list[str], raw: list[str], lineno: int, here: int) -> None:
+        if t[0].upper() == "$GENERATE" and self._generate(t, here):
+            return
+        self._slow(raw, lineno)
+
+    def _generate(self, t: list[str], here: int) -> bool:
+        """A ``$GENERATE`` line expanded here; False when dnspython must read it."""
+        if len(t) < 5 or len(t) > 7 or any(x[0] == '"' for x in t):
+            return False
+        try:
+            start, stop, step = dns.grange.from_text(t[1])
+        except (ValueError, AssertionError, dns.exception.DNSException):
+            return False
+        if (stop - start) // step + 1 > MAX_GENERATE:
+            raise ZoneError(
+                f"$GENERATE makes more than {MAX_GENERATE} names", file=self.file_name, line=here
+            )
+        lhs = t[2]
+        k = 3
+        ttl: int | None = None
+        try:
+            if "0" <= t[k][0] <= "9":
+                ttl = fr.ttl(t[k])
+                k += 1
+            explicit = ttl is not None
+            if t[k] in _IN:
+                k += 1
+            rtype = _TYPES.get(t[k]) or fr.TYPES[t[k].upper()]
+        except (fr.NotFast, IndexError, KeyError):
+            return False
+        if k + 2 != len(t):
+            return False  # more after the rdata: dnspython reads it as it does
+        rhs = t[k + 1]
+        if ttl is None:
+            ttl = self._implicit_ttl()
+            if ttl is None:
+                return False
+        encode = fr.ENCODERS[rtype]
+        made: list[tuple[bytes, bytes]] = []
+        owner = self.last_wire
+        try:
+            for i in range(start, stop + 1, step):
+                name = generate_text(lhs, i)
+                data = generate_text(rhs, i)
+                if name is None or data is None or not is_plain(data):
+                    return False
+                owner = self.codec.wire(name)
+                if not self._inside(owner):
+                    raise self._outside(owner, here)
+                made.append((owner, encode(data.split(), self.codec)))
+        except fr.NotFast:
+            return False
+        if explicit:
+            self.last_ttl = ttl
+            self.last_ttl_known = True
+        self.last_wire = owner
+        self.last_text = None
+        records = self.records
+        for owner, rdata in made:
+            records.add(owner, rtype, ttl, rdata, self.file, here)
+        return True
+
+    # -- dnspython, for what the fast path does not take ---------------------------
+
+    def _slow(self, raw: str | list[str], lineno: int, end: str | None = None) -> None:
+        """Entries read by dnspython's reader, as ``zones.load`` drives it.
+
+        ``raw`` is their lines; ``end`` what follows the last (a newline,
+        unless it is the file's last line and has none)."""
+        if end is None:
+            end = "" if self.at_open_end else "\n"
+        text = raw if isinstance(raw, str) else "\n".join(raw)
+        tok = Tokenizer(text + end, self.file_name, lineno)
+        zf = self.zf
+        zf.restore_state(
+            {
+                "tok": tok,
+                "current_origin": self.codec.origin_name,
+                "last_name": dns.name.from_wire(self.last_wire, 0)[0],
+                "last_ttl": self.last_ttl,
+                "last_ttl_known": self.last_ttl_known,
+                "default_ttl": self.default_ttl,
+                "default_ttl_known": self.default_ttl_known,
+                "default_ttl_from_soa": self.default_ttl_from_soa,
+            }
+        )
+        here = lineno
+        while True:  # bounded: every step reads at least one token of finite text
+            try:
+                token = tok.get(want_leading=True, want_comment=True)
+                if token.is_eof():
+                    break
+                if token.is_eol():
+                    continue
+                if token.is_comment():
+                    tok.get_eol()
+                    continue
+                here = tok.token_line
+                if token.is_identifier() and token.value.startswith("$"):
+                    self._slow_directive(tok, token.value.upper(), here)
+                else:
+                    tok.unget(token)
+                    zf.read_record()
+                    self._take(here)
+            except ZoneError:
+                raise
+            except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+                raise ZoneError(
+                    _syntax_message(exc, tok, here), file=self.file_name, line=tok.token_line
+                ) from None
+        self._sync_from_zf()
+
+    def _sync_from_zf(self) -> None:
+        state = self.zf.save_state()
+        origin = state["current_origin"]
+        if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
+            self._set_origin(origin)
+        self.last_wire = fr.name_wire(state["last_name"])
+        self.last_text = None
+        self.last_ttl = state["last_ttl"]
+        self.last_ttl_known = state["last_ttl_known"]
+        self.default_ttl = state["default_ttl"]
+        self.default_ttl_known = state["default_ttl_known"]
+        self.default_ttl_from_soa = state.get("default_ttl_from_soa", False)
+
+    def _take(self, here: int) -> None:
+        """What dnspython's reader added, to the columns; its owner must be inside the zone."""
+        owner = self.zf.owner
+        if not owner.is_subdomain(self.apex):
+            raise ZoneError(
+                f"owner {owner} is outside the zone {self.apex}", file=self.file_name, line=here
+            )
+        added = self.collector.added
+        for name, ttl, rdata in added:
+            wire = fr.rdata_wire(rdata)
+            self.records.add(fr.name_wire(name), rdata.rdtype, ttl, wire, self.file, here)
+        added.clear()
+
+    def _slow_directive(self, tok: Tokenizer, directive: str, here: int) -> None:
+        """``zones.load``'s directive handling, on dnspython's tokenizer."""
+        zf = self.zf
+        if directive == "$TTL":
+            token = tok.get()
+            if not token.is_identifier():
+                raise dns.exception.SyntaxError("$TTL needs a TTL")
+            zf.set_default_ttl(dns.ttl.from_text(token.value))
+            tok.get_eol()
+        elif directive == "$ORIGIN":
+            zf.set_origin(tok.get_name(zf.origin))
+            tok.get_eol()
+        elif directive == "$INCLUDE":
+            self._include(tok, here)
+        elif directive == "$GENERATE":
+            token = tok.get()
+            try:
+                start, stop, step = dns.grange.from_text(token.value)
+            except (ValueError, AssertionError):
+                raise dns.exception.SyntaxError(f"bad $GENERATE range {token.value!r}") from None
+            if (stop - start) // step + 1 > MAX_GENERATE:
+                raise self._error(f"$GENERATE makes more than {MAX_GENERATE} names", here)
+            tok.unget(token)
+            zf.read_generate()
+            self._take(here)
+        else:
+            raise dns.exception.SyntaxError(f"unknown directive {directive}")
+
+    def _include(self, tok: Tokenizer, here: int) -> None:
+        zf = self.zf
+        token = tok.get()
+        if not (token.is_identifier() or token.is_quoted_string()):
+            raise dns.exception.SyntaxError("$INCLUDE needs a file name")
+        token_origin = tok.get()
+        origin = zf.origin
+        if token_origin.is_identifier():
+            origin = dns.name.from_text(token_origin.value, zf.origin)
+            tok.get_eol()
+        elif not token_origin.is_eol_or_eof():
+            raise dns.exception.SyntaxError("bad origin in $INCLUDE")
+        path = Path(token.value)
+        if not path.is_absolute():
+            path = self.include_dir / path
+        if len(self.files) > MAX_INCLUDE_DEPTH:
+            raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", here)
+        if path.resolve() in self.files:
+            raise self._error(f"$INCLUDE loop: {path} is already being read", here)
+        file = open_text(path, self.file_name, here)
+        # the included file starts from this reader's state, and leaves it as it was
+        self._sync_from_zf()
+        saved = zf.save_state()
+        outer = (self.file_name, self.file, self.at_open_end)
+        self.files.append(path.resolve())
+        self.file_name = str(path)
+        self.file = self.records.file_index(self.file_name)
+        if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
+            self._set_origin(origin)
+        self.read(path, file)
+        self.files.pop()
+        self.file_name, self.file, self.at_open_end = outer
+        zf.restore_state(saved)
+
+
+def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:
+    """``zones.load``'s wording of a dnspython error."""
+    message = str(exc) or type(exc).__name__
+    if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
+        message = f"syntax error at {tok.token_value!r}"
+    if tok.in_parentheses and tok.token_line != here:
+        message += f" (inside parentheses opened at line {here})"
+    return message

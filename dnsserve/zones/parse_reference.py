@@ -1,0 +1,82 @@
+"""The reference for the fast zone parser: ``zones.load``'s own reader, as ``ParsedRecords``.
+
+Owns ``parse_zone_file_dnspython``: the zone file read by ``zones.load``'s
+directive loop over dnspython's reader (the loader's rules, messages, file
+and line numbers), each record as dnspython adds it (owner case as written,
+its own TTL, rdata ``to_wire`` uncompressed), in file order. The
+differential tests and the parse benchmark hold ``zones.parse`` to it.
+
+Like the fast parser it judges syntax only: the checks ``zones.load`` makes
+while reading (an SOA below the apex, two SOA/CNAME/DNAME at one owner, a
+CNAME beside other data) are left to the builder, so both paths read the
+same files. Must not: be used to serve zones (it is the slow path, kept as
+the measure of the fast one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import dns.name
+import dns.rdata
+import dns.transaction
+
+from dnsserve.zones import fastrdata as fr
+from dnsserve.zones import load
+from dnsserve.zones.dnspython_adapter import Tokenizer
+from dnsserve.zones.records import ParsedRecords
+from dnsserve.zones.sources import Source
+
+
+class _Manager:
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+
+    def origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
+        return self.origin, False, self.origin
+
+
+class _Collector:
+    """Stands in for the zone transaction: every record, in order, where it was written."""
+
+    def __init__(self, origin: dns.name.Name, records: ParsedRecords) -> None:
+        self.manager = _Manager(origin)
+        self.records = records
+        self.where = Source("", 0)
+
+    def check_put_rdataset(self, check: Any) -> None:
+        """The CNAME-and-other-data check is the builder's."""
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        records = self.records
+        records.add(
+            fr.name_wire(name), rdata.rdtype, ttl, fr.rdata_wire(rdata),
+            records.file_index(self.where.file), self.where.line,
+        )
+
+
+class _Reader(load._Reader):
+    """``zones.load``'s reader without its semantic checks; tells the collector where it is."""
+
+    collector: _Collector
+
+    def note(self, name: dns.name.Name, rdata: dns.rdata.Rdata) -> None:
+        self.collector.where = self.here
+
+
+def parse_zone_file_dnspython(
+    path: Path, origin: dns.name.Name, *, include_dir: Path
+) -> ParsedRecords:
+    """``parse_zone_file``'s result, the way ``zones.load`` reads the file (slow: dnspython)."""
+    path = Path(path)
+    records = ParsedRecords(origin=fr.name_wire(origin).lower())
+    records.file_index(str(path))
+    text = load._read_text(path, Source(str(path), 0))
+    collector = _Collector(origin, records)
+    reader = _Reader(
+        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir
+    )
+    reader.collector = collector
+    reader.read()
+    return records
