@@ -16,9 +16,9 @@ OPT around it. A miss (a name or type with no prebuilt answer) is answered by
 the snapshot's miss index (``answer.misses``: the closest encloser found
 with dict lookups, a body shared by every name with the same outcome), so a
 flood of random names costs about what hits cost. What the index leaves to
-the slow path (DNAME, DS at existing names, answers that use a pool) is
-computed once by the snapshot's slow path and kept in a bounded cache that
-lives as long as the snapshot.
+the slow path (names below a DNAME, DS at existing names, names in an
+expired secondary zone) is computed once by the snapshot's slow path and
+kept in a bounded cache that lives as long as the snapshot.
 
 Pure: no sockets, no awaits, no clock, no logging per query.
 """

@@ -39,11 +39,11 @@ index found walking up; a mentioned name decides as its encloser's "below"):
 
 Bodies are learnt, not predicted: the first query of a (name, type, length)
 is answered by the slow path (``answer.lookup``) and its body kept. An
-answer that used a pool's rrset (``Result.uses``) depends on health, so it is
-never kept: its (name, type, length) is marked and goes to the slow path
-(and the engine's per-snapshot cache) from then on. So the index and its
-bodies stay valid across snapshots that change only pool selections (health
-flips); ``answer.snapshot`` hands the same index on.
+answer that used a pool's rrset (``Result.uses``) depends on health: its
+(name, type, length) is marked, and its body is kept only as long as the
+zones it was built from are the current ones (a flip makes new ones). So the
+index and its other bodies stay valid across snapshots that change only
+pool selections (health flips); ``answer.snapshot`` hands the same index on.
 
 Must not: change or reach into ``zones.table`` (the index is built from
 ``ZoneTable``'s public reading API only), hold anything per query beyond the
@@ -80,7 +80,6 @@ _CNAME = int(RdataType.CNAME)
 _NS = int(RdataType.NS)
 _DNAME = int(RdataType.DNAME)
 _ANY = int(RdataType.ANY)
-_REFUSED_TYPES = frozenset({int(RdataType.AXFR), int(RdataType.IXFR)})
 # qtypes at a CNAME whose bodies are kept for good (the ones prebuilt for an eager zone)
 _CHASED = frozenset({int(RdataType.A), int(RdataType.AAAA), int(RdataType.CNAME), _ANY})
 _NOTIMP_TYPES = frozenset({int(RdataType.MAILA), int(RdataType.MAILB)})
@@ -104,7 +103,8 @@ PoolKey = tuple[dns.name.Name, RdataType]
 
 
 class _Name:
-    """What was decided, when the index was built, for one existing name."""
+    """What was decided, when the index was built, for one name of the index (one
+    that exists, or one the data mentions: that answers as below its encloser)."""
 
     __slots__ = ("at", "at_types", "below", "below_types", "ident")
 
@@ -135,7 +135,8 @@ class MissIndex:
     """
 
     __slots__ = (
-        "_kept", "_longest", "_names", "_notimp", "_refused", "_templates", "limit", "pools",
+        "_kept", "_longest", "_names", "_notimp", "_pool_zones", "_pooled_bodies", "_refused",
+        "_templates", "limit", "pools",
     )
 
     def __init__(
@@ -152,6 +153,9 @@ class MissIndex:
         self.limit = limit
         self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
         self._kept: dict[int, Prebuilt | None] = {}  # bounded by the zones' names and types
+        # bodies that use a pool (None in the memos above), for the zones they were built from
+        self._pool_zones: Mapping[dns.name.Name, ZoneTable] | None = None
+        self._pooled_bodies: dict[int, Prebuilt] = {}
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
 
@@ -170,7 +174,7 @@ class MissIndex:
         if key[-2] or key[-1] != 1:  # a class other than IN (CHAOS names are prebuilt)
             return self._refused
         qtype = (key[-4] << 8) | key[-3]
-        if 250 < qtype < 255:
+        if 250 < qtype < 255:  # IXFR, AXFR: REFUSED here; MAILB, MAILA: NOTIMP
             return self._notimp if qtype in _NOTIMP_TYPES else self._refused
         names = self._names
         end = len(key) - 4
@@ -207,8 +211,28 @@ class MissIndex:
             else self._kept
         )
         if k in memo:
-            return memo[k]
+            body = memo[k]
+            return body if body is not None else self._pooled(k, key, zones)
         return self._learn(k, key, zones, memo)
+
+    def _pooled(
+        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+    ) -> Prebuilt:
+        """A body that uses a pool: shared by its shape only within one snapshot's zones."""
+        if zones is not self._pool_zones:  # a health flip (or a reload): pools moved
+            self._pool_zones = zones
+            self._pooled_bodies = {}
+        body = self._pooled_bodies.get(k)
+        if body is None:
+            qname, qtype, qclass = key_parts(key)
+            result = lookup(zones, qname, qtype)
+            if result is None:
+                return self._refused
+            body = render(qname, qtype, qclass, result)
+            if len(self._pooled_bodies) >= self.limit:
+                self._pooled_bodies.clear()
+            self._pooled_bodies[k] = body
+        return body
 
     def _learn(
         self,

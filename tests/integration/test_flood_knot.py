@@ -7,7 +7,9 @@ over UDP, the same fresh random names below every name those zones hold
 (NXDOMAIN, NODATA at empty non-terminals, referrals with glue, wildcards
 with and without CNAME, DNAME, DS below cuts, names in other zones we serve)
 in 0x20 mixed case. Answers must agree after ``normalise`` (the one of
-test_differential_knot_edge). The unit tests (test_misses.py) check the same
+test_differential_knot_edge). Then a generated zone large enough to be
+lazy (``answer.snapshot.LAZY_RRSETS``): its answers, built when first asked,
+against Knot's. The unit tests (test_misses.py) check the same
 names byte for byte against our slow path.
 
 Must not: talk to anything but loopback, leave a server running.
@@ -24,7 +26,9 @@ import dns.name
 import dns.query
 import pytest
 
+from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.zones.load import load_zones
+from testkit import zonegen
 from testkit.answers import EDGE_MAIN, aa, addresses, lines, query, tc
 from testkit.peers import Peer, start_knot
 from testkit.server import ServerProc, start_server
@@ -86,3 +90,26 @@ def test_random_names_below_every_name_as_knot(servers: tuple[ServerProc, Peer])
             assert normalise(mine) == normalise(theirs), q.question
             compared += 1
     assert compared > 150
+
+
+def test_a_lazy_zone_answers_as_knot(tmp_path: Path) -> None:
+    """A generated zone of over 2,000 RRsets (answers built when first asked), asked twice."""
+    wl = zonegen.generate(tmp_path / "gen", names=2_500, queries=600)
+    assert build_snapshot(load_zones(wl.zone_dir, log_problems=False).tables).lazy
+    knot = start_knot({wl.origin: wl.zone_file}, tmp_path / "knot")
+    try:
+        ours = start_server(tmp_path, zones=wl.zone_dir)
+        try:
+            rng = random.Random(7)
+            lines = wl.query_file.read_text().split("\n")[:-1]
+            asked = [line.split() for line in lines]
+            asked += [[random_name(rng, wl.origin), rng.choice(QTYPES)] for _ in range(100)]
+            for qname, qtype in asked + asked[:100]:  # the second time from kept answers
+                q = query(qname, qtype, use_edns=0, payload=1232)
+                mine = dns.query.udp(q, ours.host, port=ours.port, timeout=3.0)
+                theirs = dns.query.udp(q, knot.host, port=knot.port, timeout=3.0)
+                assert normalise(mine) == normalise(theirs), q.question
+        finally:
+            ours.stop()
+    finally:
+        knot.stop()
