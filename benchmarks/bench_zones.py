@@ -6,7 +6,7 @@ generated (``testkit.biggen`` when it is there, else ``testkit.zonegen``'s
 mix of A, AAAA, CNAME, MX and TXT names) and:
 
 - dnsserve's phases are timed in a fresh process, one after another, with
-  the server's own functions: parse (``zones.load.zone_parser``), validate
+  the server's own functions: parse (``zones.parse.parse_zone_file``), validate
   and build the table (``zones.compile.compile_records``), the canonical
   content the deletion guard keeps (``zones.versions.zone_content``),
   prebuilding answers (``answer.snapshot.build_snapshot``) and the first
@@ -121,7 +121,8 @@ import dns.message
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.zones.compile import compile_records
-from dnsserve.zones.load import origin_from_path, zone_parser
+from dnsserve.zones.load import origin_from_path
+from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.versions import zone_content
 path = Path(sys.argv[1])
 out = {}
@@ -130,8 +131,8 @@ def mark(name, since):
     return time.perf_counter()
 origin = origin_from_path(path)
 t = time.perf_counter()
-parsed = zone_parser()(path, origin, include_dir=path.parent)
-out["parser"] = (zone_parser().__module__, 0)
+parsed = parse_zone_file(path, origin, include_dir=path.parent)
+out["parser"] = (parse_zone_file.__module__, 0)
 t = mark("parse", t)
 compiled = compile_records(parsed, origin=origin)
 del parsed

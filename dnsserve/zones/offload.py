@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
+
+log = logging.getLogger("dnsserve")
 
 # Below this many bytes of zone files a reload reads them in its own thread: a
 # child costs about a second to start (an interpreter, dnspython), more than
@@ -159,7 +162,10 @@ class ChildLoad:
             self.kill()
         if isinstance(result, BaseException):
             raise result
-        return cast(Packed, result)
+        packed = cast(Packed, result)
+        log.info("zone files read in a child process (pid %s): %d read, %d unchanged",
+                 process.pid, len(packed.packed), len(packed.reused))
+        return packed
 
     def kill(self) -> None:
         """End the child if it still runs (an abandoned reload)."""
