@@ -54,6 +54,7 @@ from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
+from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class LoadedZones:
     # zones read from their files by this load or an earlier one it reused
     fingerprints: Mapping[dns.name.Name, Fingerprint] = field(default_factory=dict)
     reused: frozenset[dns.name.Name] = frozenset()  # tables kept: their files had not changed
+    # canonical contents computed with the tables (by a child process), by origin
+    contents: Mapping[dns.name.Name, ZoneContent] = field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[ZoneProblem, ...]:

@@ -355,6 +355,23 @@ def content_hash(content: ZoneContent) -> str:
     return hashlib.sha256(content.to_wire()).hexdigest()
 
 
+def content_steps(
+    origin: dns.name.Name, data: bytes, step: int = 20_000
+) -> Iterator[ZoneContent | None]:
+    """``ZoneContent.from_wire`` a slice of ``step`` records at a time: None after
+    each slice (the caller may yield to its event loop there), the content last."""
+    records: list[bytes] = []
+    end, at = len(data), 0
+    while at < end:
+        for _ in range(step):
+            if at >= end:
+                break
+            start, at = at, _end_of_record(data, at)
+            records.append(data[start:at])
+        yield None
+    yield ZoneContent(origin, tuple(records))
+
+
 def split_records(data: bytes) -> tuple[bytes, ...]:
     """The records of concatenated canonical records, in order; ``ValueError`` if malformed."""
     records: list[bytes] = []
