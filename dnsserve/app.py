@@ -129,6 +129,12 @@ class Server:
             log.warning("[server] workers = %d: secondary zones ([[zone]] primaries) are "
                         "answered by one process yet; serving with 1", count)
             count = 1
+        elif count > 1 and _publishes(settings):
+            # The published SOA (its serial) is patched into this process's
+            # snapshot only; a worker would answer the zone file's serial.
+            log.warning("[server] workers = %d: publish mode is answered by one process yet; "
+                        "serving with 1", count)
+            count = 1
         self.workers = WorkerSet(
             count, settings.server, lambda: self.reloader.engine, self.handoff.handle,
         ) if count > 1 else None
@@ -168,7 +174,7 @@ class Server:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
         self._serve_published_soa()
-        self._notify(origin)
+        self._notify(origin, at_once=True)
 
     def _serve_published_soa(self) -> None:
         """The engine answers each published zone's apex SOA with the published serial."""
@@ -198,12 +204,15 @@ class Server:
             engine.keyring = keyring
             engine.hand_off = True
 
-    def _notify(self, origin: dns.name.Name) -> None:
+    def _notify(self, origin: dns.name.Name, *, at_once: bool = False) -> None:
+        """NOTIFY the zone's secondaries: after a load or reload with the notifier's
+        delay (the swap, worker processes included, is done by then), for a
+        publication ``at_once`` (publish mode serves from this process alone)."""
         zone = self.handoff.zones.get(origin)
         if zone is None or not zone.notify:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
-        self.notifier.notify(origin, zone.notify, key)
+        self.notifier.notify(origin, zone.notify, key, delay=0.0 if at_once else None)
 
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
@@ -285,7 +294,7 @@ class Server:
                     server.listen,
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
-                    hand_off=self.handoff.handle,
+                    hand_off=self.handoff.handle_offloaded,
                 )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
@@ -351,6 +360,12 @@ def serve(
     """Run the server until SIGTERM or SIGINT."""
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
+
+
+def _publishes(settings: Settings) -> bool:
+    """Whether the config publishes some pool's answers into a transferred zone."""
+    config = settings.config
+    return any(zone.publish for zone in config.zone) or any(p.publish for p in config.pool)
 
 
 def _secondary_zones(settings: Settings) -> bool:

@@ -5,8 +5,8 @@ answer without AA is no serial), transferring the zone (AXFR, or IXFR onto
 the copy we hold, which the primary may answer AXFR-style: ``Transferred``
 says which came), and writing a copy atomically (temporary file, fsync,
 rename, fsync of the directory). Each call is bounded by its timeouts and
-runs in a worker thread (``secondary`` calls them through
-``asyncio.to_thread``); a TSIG key signs every request when given.
+runs in a daemon thread (``secondary`` calls them through
+``daemonthread.in_daemon_thread``); a TSIG key signs every request when given.
 
 Must not: decide anything (whether to transfer, whether to serve: that is
 ``secondary`` and ``xfr.refresh``), touch the event loop, or write anything

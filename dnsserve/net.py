@@ -220,6 +220,7 @@ class _Tcp(asyncio.Protocol):
         self._writing_paused = False
         self._eof = False
         self._counted = False
+        self._pending = 0  # hand-offs answered later (a worker's, by its owner)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -265,7 +266,7 @@ class _Tcp(asyncio.Protocol):
                 stats.dropped += 1
             else:
                 transport.write(framed)
-        if self._eof and not queries:
+        if self._eof and not queries and not self._pending:
             transport.close()  # flushes the answers already written
 
     def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
@@ -276,13 +277,26 @@ class _Tcp(asyncio.Protocol):
         outs = hand_off(query, peer, True)
         if isinstance(outs, asyncio.Future):
             # RFC 7766 §7: answers to pipelined queries may come out of order
-            outs.add_done_callback(lambda done: _write_later(done, transport))
+            self._pending += 1
+            outs.add_done_callback(self._write_later)
             return
         transport.writelines([frame(out) for out in outs])
 
+    def _write_later(self, done: asyncio.Future[tuple[bytes, ...]]) -> None:
+        """A hand-off's answers, when its future is done; the close a client's EOF waited for."""
+        self._pending -= 1
+        self._last = self._loop.time()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if not done.cancelled() and done.exception() is None:
+            transport.writelines([frame(out) for out in done.result()])
+        if self._eof and not self._queries and not self._pending:
+            transport.close()
+
     def eof_received(self) -> bool:
         self._eof = True
-        if not self._queries and self._transport is not None:
+        if not self._queries and not self._pending and self._transport is not None:
             self._transport.close()
         return True  # keep the write side open until the pending queries are answered
 
@@ -389,12 +403,6 @@ class Listeners:
             await udp.lost
         for tcp in self._tcp:
             await tcp.wait_closed()
-
-
-def _write_later(done: asyncio.Future[tuple[bytes, ...]], transport: asyncio.Transport) -> None:
-    if done.cancelled() or done.exception() is not None or transport.is_closing():
-        return
-    transport.writelines([frame(out) for out in done.result()])
 
 
 def _peer(addr: tuple[str | int, ...]) -> tuple[str, int]:

@@ -22,11 +22,9 @@ import contextlib
 import gc
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
 
 import dns.name
 import dns.rdatatype
@@ -35,6 +33,7 @@ import msgspec
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import Snapshot
+from dnsserve.daemonthread import in_daemon_thread
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
@@ -336,37 +335,3 @@ def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
         if getattr(old.server, key) != getattr(new.server, key):
             out.append(f"server.{key} changed in {new.config_name}: takes a restart")
     return tuple(out)
-
-
-T = TypeVar("T")
-
-
-def in_daemon_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
-    """Run ``fn(*args)`` in a new daemon thread; its result as a future on this loop.
-
-    Unlike ``asyncio.to_thread`` (whose executor threads are joined at exit),
-    a thread stuck reading a file never keeps SIGTERM from ending the process.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return  # abandoned (timed out, or the server is stopping)
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def run() -> None:
-        try:
-            value = fn(*args)
-        except BaseException as exc:
-            outcome: tuple[bool, Any] = (False, exc)
-        else:
-            outcome = (True, value)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=run, name="dnsserve-reload", daemon=True).start()
-    return future

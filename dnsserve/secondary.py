@@ -6,8 +6,8 @@ operator's ``refresh``), asks the primaries for their SOA serial (UDP, then
 TCP when truncated) and, when theirs is later, transfers the zone (IXFR when
 we hold a copy, else AXFR; TSIG when the zone names a ``key``). The rules
 (timers, RFC 1982, expiry) are ``xfr.refresh``'s; here the clock is read,
-the jitter drawn and the blocking dnspython calls run in worker threads,
-each bounded by a timeout.
+the jitter drawn and ``inbound``'s blocking dnspython calls run in worker
+threads, each bounded by a timeout.
 
 A transferred version goes through the deletion guard against what is
 served (unless the zone sets ``guard = false``): held back, it is reported
@@ -46,6 +46,7 @@ from dnsserve import inbound
 from dnsserve.answer.lookup import key_parts
 from dnsserve.config_schema import ZoneConfig
 from dnsserve.config_values import parse_hostport
+from dnsserve.daemonthread import in_daemon_thread
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.inbound import TransferError
 from dnsserve.settings import Settings
@@ -59,6 +60,7 @@ from dnsserve.zones.table import closest_origin
 from dnsserve.zones.versions import Record, ZoneContent, zone_content
 
 log = logging.getLogger("dnsserve")
+
 
 @dataclass(frozen=True, slots=True)
 class Hooks:
@@ -142,22 +144,33 @@ class SecondaryZone:
         )
 
     async def run(self, changed: Callable[[], None]) -> None:
-        """Refresh when due, forever; ``changed`` after every refresh and expiry."""
+        """Refresh when due, forever; ``changed`` after every refresh and expiry.
+
+        A bug in one round is logged and the next round comes ``retry`` seconds
+        later: the zone's task must not end while the server runs.
+        """
         while True:
-            now = time.time()
-            due = self.state.next_refresh
-            expires = self.state.expires_at()
-            if expires is not None and expires > now:
-                due = min(due, expires)
-            if due > now:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(due - now):
-                        await self._wake.wait()
-                self._wake.clear()
-                changed()  # an expiry may have come
-                continue
-            await self.refresh()
-            changed()
+            try:
+                await self._round(changed)
+            except Exception:
+                log.exception("zone %s: refresh task error; going on", self.config.name)
+                await asyncio.sleep(self.state.timers.retry)
+
+    async def _round(self, changed: Callable[[], None]) -> None:
+        now = time.time()
+        due = self.state.next_refresh
+        expires = self.state.expires_at()
+        if expires is not None and expires > now:
+            due = min(due, expires)
+        if due > now:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due - now):
+                    await self._wake.wait()
+            self._wake.clear()
+            changed()  # an expiry may have come
+            return
+        await self.refresh()
+        changed()
 
     async def refresh(self) -> None:
         """One refresh: check the serial, transfer when later, serve the result."""
@@ -194,7 +207,7 @@ class SecondaryZone:
         host, port = parse_hostport(primary, default_port=53)
         served = self.hooks.served(self.origin)
         ours = served.serial if served is not None else None
-        theirs = await asyncio.to_thread(self._soa_serial, host, port)
+        theirs = await in_daemon_thread(self._soa_serial, host, port, name="dnsserve-refresh")
         decided = refresh.action(ours, theirs)
         if decided is Action.CURRENT:
             assert served is not None
@@ -206,7 +219,8 @@ class SecondaryZone:
         if decided is Action.BEHIND:
             raise TransferError(f"its serial {theirs} is older than ours ({ours}): not taken "
                                 "(RFC 1982)")
-        zone, kind = await asyncio.to_thread(self._transfer, host, port, ours is not None)
+        zone, kind = await in_daemon_thread(self._transfer, host, port, ours is not None,
+                                          name="dnsserve-refresh")
         content = zone_content(compile_zone(zone, file=f"<transfer from {primary}>", lines={}))
         if refresh.action(ours, content.serial) is Action.BEHIND:  # changed since its SOA
             raise TransferError(f"transferred serial {content.serial} is older than ours "
@@ -221,7 +235,7 @@ class SecondaryZone:
                 log.error("zone %s: %s", self.config.name, error)
                 self.state = refresh.held(self.state, error, time.time(), _draw())
                 return True
-        await asyncio.to_thread(inbound.write_copy, self.path, zone)
+        await in_daemon_thread(inbound.write_copy, self.path, zone, name="dnsserve-refresh")
         ok, message = await self.hooks.serve()
         if not ok:
             raise TransferError(f"serial {content.serial} transferred ({kind}) but not served: "

@@ -48,7 +48,8 @@ class Primary:
 
     @property
     def address(self) -> str:
-        return f"{self.peer.host}:{self.peer.port}"
+        host = f"[{self.peer.host}]" if ":" in self.peer.host else self.peer.host
+        return f"{host}:{self.peer.port}"
 
     def change(self, text: str) -> None:
         """Rewrite the zone file and have the primary load it (it NOTIFYs, if told to)."""
@@ -60,11 +61,13 @@ class Primary:
 
 
 def start_knot_primary(tmp: Path, text: str, *, notify_port: int | None = None,
-                       tsig: bool = False, port: int | None = None) -> Primary:
-    """``knotd`` serving ORIGIN from ``text``, IXFR from its journal."""
+                       tsig: bool = False, port: int | None = None,
+                       host: str = "127.0.0.1") -> Primary:
+    """``knotd`` serving ORIGIN from ``text`` on ``host``, IXFR from its journal; NOTIFY
+    to ``host``'s ``notify_port`` (the test's dnsserve) when given."""
     binary = peer_binary("knotd")
     tmp.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port or free_port(host)
     storage = tmp / "knot-storage"
     storage.mkdir(exist_ok=True)
     zone_file = tmp / "example.org.zone"
@@ -72,7 +75,7 @@ def start_knot_primary(tmp: Path, text: str, *, notify_port: int | None = None,
     key = f"    key: {TSIG_NAME}\n" if tsig else ""
     keys = (f"key:\n  - id: {TSIG_NAME}\n    algorithm: hmac-sha256\n"
             f"    secret: {TSIG_SECRET}\n") if tsig else ""
-    remote = (f"remote:\n  - id: secondary\n    address: 127.0.0.1@{notify_port}\n{key}"
+    remote = (f"remote:\n  - id: secondary\n    address: {host}@{notify_port}\n{key}"
               if notify_port else "")
     notify = "    notify: secondary\n" if notify_port else ""
     conf = tmp / "knot.conf"
@@ -81,7 +84,7 @@ def start_knot_primary(tmp: Path, text: str, *, notify_port: int | None = None,
 server:
     rundir: "{tmp}"
     pidfile: "{tmp}/knot.pid"
-    listen: 127.0.0.1@{port}
+    listen: {host}@{port}
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1
@@ -92,7 +95,7 @@ log:
     any: info
 {keys}{remote}acl:
   - id: transfer
-    address: 127.0.0.0/8
+    address: [127.0.0.0/8, ::1]
 {key}    action: transfer
 database:
     storage: "{storage}"
@@ -107,7 +110,7 @@ zone:
     acl: transfer
 {notify}"""
     )
-    peer = _start("knot", [binary, "-c", str(conf)], tmp, conf, port, "127.0.0.1", [ORIGIN])
+    peer = _start("knot", [binary, "-c", str(conf)], tmp, conf, port, host, [ORIGIN])
     knotc = peer_binary("knotc")
     return Primary(peer, zone_file, [knotc, "-c", str(conf), "zone-reload", ORIGIN])
 

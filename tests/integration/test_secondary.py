@@ -11,6 +11,7 @@ starts is stopped by it (``ExitStack``, by PID). No timing is asserted.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -97,8 +98,9 @@ def write_config(tmp: Path, primary: Primary | str, *, dns_port: int, tsig: bool
     return conf
 
 
-def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack) -> ServerProc:
-    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf))
+def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack,
+          host: str = "127.0.0.1") -> ServerProc:
+    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf), host=host)
     stack.callback(srv.stop)
     return srv
 
@@ -157,6 +159,11 @@ def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
     assert doc["serial"] == 2 and doc["expired"] is False and doc["last_error"] == ""
     assert "192.0.2.2" in copy.read_text()
     assert "IXFR, outgoing" in primary.peer.log_text()
+    out = subprocess.run([sys.executable, "-m", "dnsserve", "status", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "secondary zones" in out.stdout and "axfr 1, ixfr 1" in out.stdout
 
     # RFC 7314: the EXPIRE option is answered with the seconds left (expire is an hour)
     q = dns.message.make_query(ORIGIN, "SOA", use_edns=0, options=[
@@ -180,6 +187,19 @@ def test_knot_notify_makes_dnsserve_refresh_at_once(tmp_path: Path,
     wait_answer(srv, {"192.0.2.2"})
     wait_transfers(srv, conf, 1, 1)
     assert "NOTIFY for example.org. from 127.0.0.1: refreshing now" in srv.log_text()
+
+
+def test_over_ipv6_loopback(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    dns_port = free_port("::1")
+    primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
+                                 notify_port=dns_port, host="::1")
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=dns_port)  # primaries = ["[::1]:PORT"]
+    srv = serve(tmp_path, conf, stack, host="::1")
+    wait_answer(srv, {"192.0.2.1"})
+    primary.change(zone_text(2, {"www": "192.0.2.2"}))
+    wait_answer(srv, {"192.0.2.2"})  # NOTIFY from ::1, a primary's address
+    wait_transfers(srv, conf, 1, 1)
 
 
 def test_notify_from_elsewhere_is_refused(tmp_path: Path, stack: contextlib.ExitStack) -> None:
@@ -385,3 +405,48 @@ def test_a_serial_that_went_backwards_is_not_taken(tmp_path: Path,
              lambda doc: "older than ours" in doc["last_error"], seconds=30)
     assert status(srv, conf)["serial"] == 5
     assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.5"})
+
+
+# -- what a transfer carries is what the copy serves ----------------------------------------
+
+RICH = """$ORIGIN example.org.
+$TTL 300
+@ SOA ns1 hostmaster 7 3600 600 86400 60
+@ NS ns1
+@ MX 10 mail
+@ TXT "v=spf1 -all" "a second \\"quoted\\" string"
+@ CAA 0 issue "letsencrypt.org"
+ns1 A 192.0.2.53
+mail A 192.0.2.25
+mail AAAA 2001:db8::25
+_sip._tcp SRV 10 60 5060 sip
+sip A 192.0.2.60
+*.wild A 192.0.2.99
+alias CNAME mail
+sub NS ns.sub
+ns.sub A 192.0.2.54
+weird TYPE65534 \\# 3 010203
+"""
+
+
+def test_a_rich_zone_answers_as_the_primary_does(tmp_path: Path,
+                                                 stack: contextlib.ExitStack) -> None:
+    primary = start_knot_primary(tmp_path / "knot", RICH)
+    stack.callback(primary.stop)
+    conf = write_config(tmp_path, primary, dns_port=free_port())
+    srv = serve(tmp_path, conf, stack)
+    wait_for("the zone to be served", lambda: rcode_and_addresses(srv, f"mail.{ORIGIN}"),
+             lambda got: got == (dns.rcode.NOERROR, {"192.0.2.25"}), seconds=30)
+    for qname, qtype in [(ORIGIN, "MX"), (ORIGIN, "TXT"), (ORIGIN, "CAA"), (ORIGIN, "NS"),
+                         (f"mail.{ORIGIN}", "AAAA"), (f"_sip._tcp.{ORIGIN}", "SRV"),
+                         (f"x.wild.{ORIGIN}", "A"), (f"alias.{ORIGIN}", "A"),
+                         (f"weird.{ORIGIN}", "TYPE65534"), (f"www.sub.{ORIGIN}", "A")]:
+        q = dns.message.make_query(qname, qtype)
+        q.flags &= ~dns.flags.RD
+        ours = srv.udp(q)
+        theirs = dns.query.udp(q, primary.peer.host, port=primary.peer.port, timeout=2)
+        assert ours.rcode() == theirs.rcode(), (qname, qtype)
+        assert sorted(r.to_text() for r in ours.answer) == sorted(
+            r.to_text() for r in theirs.answer), (qname, qtype)
+        assert {r.to_text() for r in ours.authority} == {r.to_text() for r in theirs.authority}, (
+            qname, qtype)

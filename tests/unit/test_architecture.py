@@ -64,6 +64,9 @@ LEVELS: list[set[str]] = [
     # targets) is read by handoff, app and the secondary side; an edge leaf
     # over the xfr core.
     {"transfers", "publishing"},
+    # daemonthread (a blocking call in a daemon thread, as a future): reload's
+    # zone loading and secondary's refreshes use it.
+    {"daemonthread"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -207,6 +210,7 @@ EDGE = {
     "reload",
     "secondary",
     "inbound",
+    "daemonthread",
     "staging",
     "statewriter",
     "health_inputs",

@@ -48,3 +48,9 @@ def test_expire_not_answered_for_other_zones_or_unasked() -> None:
     assert _expire_values(_ask("rv.example.", [EXPIRE])) == []
     assert _expire_values(_ask("par.example.", [COOKIE])) == []
     assert _expire_values(_ask("par.example.", [])) == []
+
+
+def test_expire_answered_on_a_miss_too() -> None:
+    r = _ask("no-such-name.par.example.", [EXPIRE])
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    assert _expire_values(r) == [(1234).to_bytes(4, "big")]

@@ -1,14 +1,18 @@
-"""Who may NOTIFY a secondary zone (dnsserve.secondary.Secondaries.on_notify); no sockets."""
+"""Secondaries without a network: who may NOTIFY a zone (``on_notify``), and a reload
+of the config adding, removing and updating secondary zones (``apply``)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import dns.name
 import pytest
 
 from dnsserve.config import decode_config
-from dnsserve.secondary import Hooks, Secondaries
+from dnsserve.config_schema import Config
+from dnsserve.inbound import TransferError
+from dnsserve.secondary import Hooks, Secondaries, SecondaryZone
 from dnsserve.settings import Settings
 
 CONFIG = """
@@ -77,3 +81,50 @@ def test_copies_live_beside_the_state_file(secondaries: Secondaries, tmp_path: P
     assert [d.zone for d in secondaries.status()] == [
         "open.example.", "listed.example.", "signed.example."]
     assert all(d.serial is None for d in secondaries.status())
+
+
+def test_a_reload_adds_removes_and_updates_secondary_zones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(self: SecondaryZone, host: str, port: int) -> int:
+        raise TransferError("unreachable (test)")
+
+    monkeypatch.setattr(SecondaryZone, "_soa_serial", unreachable)
+    expired: list[frozenset[dns.name.Name]] = []
+    first = decode_config(CONFIG)
+    second = decode_config(CONFIG.replace('name = "open.example."', 'name = "new.example."')
+                           .replace('allow_notify = ["127.0.9.0/24"]', 'guard = false'))
+
+    def settings(config: Config) -> Settings:
+        return Settings(config, tmp_path / "dnsserve.toml", tmp_path / "zones",
+                        config.server, tmp_path / "dnsserve.db")
+
+    hooks = Hooks(served=lambda _: None, protected=lambda _: (), serve=_ok,
+                  expired=expired.append)
+
+    async def refreshed(secondaries: Secondaries) -> None:
+        """Until every zone's first refresh has run (and failed): bounded."""
+        for _ in range(1000):
+            if all(z.failures for z in secondaries.zones.values()):
+                return
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> Secondaries:
+        secondaries = Secondaries(settings(first), hooks)
+        secondaries.start()
+        await refreshed(secondaries)
+        secondaries.apply(settings(second))
+        await refreshed(secondaries)
+        await secondaries.stop()
+        return secondaries
+
+    secondaries = asyncio.run(scenario())
+    names = {o.to_text() for o in secondaries.zones}
+    assert names == {"new.example.", "listed.example.", "signed.example."}
+    listed = secondaries.zones[dns.name.from_text("listed.example.")]
+    assert listed.config.guard is False and listed.config.allow_notify == ()
+    assert all(z.failures for z in secondaries.zones.values())
+    assert "unreachable (test)" in listed.state.last_error
+    assert expired[0] == {dns.name.from_text(n) for n in
+                          ("open.example.", "listed.example.", "signed.example.")}
+    assert expired[-1] == {dns.name.from_text(n) for n in names}  # no copy: SERVFAIL
