@@ -179,10 +179,11 @@ def bench_dnsserve(tmp: Path, zone: Path, records: int, reps: int) -> XfrRow:
     (work / "zones").mkdir(parents=True)
     (work / "zones" / f"{ORIGIN}zone").write_text(zone.read_text())
     config = work / "dnsserve.toml"
-    config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\n\n[[zone]]\n'
+    config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\nreload_timeout = 1800.0\n'
+                      f'\n[[zone]]\n'
                       f'name = "{ORIGIN}"\nallow_transfer = ["127.0.0.1/32"]\n')
     started = time.perf_counter()
-    server = start_server(work, "-c", str(config), zones=None, ready_seconds=600)
+    server = start_server(work, "-c", str(config), zones=None, ready_seconds=1800)
     try:
         wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=600,
                  poll=0.3)
@@ -193,7 +194,7 @@ def bench_dnsserve(tmp: Path, zone: Path, records: int, reps: int) -> XfrRow:
         (work / "zones" / f"{ORIGIN}zone").write_text(zone_text(records, 2, changed=True))
         os.kill(server.proc.pid, signal.SIGHUP)
         wait_for("dnsserve to serve serial 2", lambda: soa_serial(server.port),
-                 lambda s: s == 2, seconds=600, poll=0.3)
+                 lambda s: s == 2, seconds=1800, poll=1.0)
         return XfrRow("dnsserve", load, runs, cpu, rss, peak, ixfr_size(server.port, 1))
     finally:
         server.stop()
@@ -221,7 +222,7 @@ def bench_peer(name: str, tmp: Path, zone: Path, records: int, reps: int) -> Xfr
                 subprocess.run([knotc, "-c", str(peer.config), "zone-reload", ORIGIN],
                                capture_output=True, timeout=120, check=False)
                 wait_for("knot to serve serial 2", lambda: soa_serial(peer.port),
-                         lambda s: s == 2, seconds=600, poll=0.3)
+                         lambda s: s == 2, seconds=1800, poll=1.0)
                 row.ixfr = ixfr_size(peer.port, 1)
         else:
             row.note = "NSD 4.6 keeps no differences of zone files: no IXFR"

@@ -37,7 +37,7 @@ Siblings never import each other; this module connects them with callbacks:
     SecondaryZone (a copy written) --Hooks.serve--> Reloader.reload
                   (expired or not) --Hooks.expired--> Reloader.set_expired
     every Engine.swap --on_swap--> WorkerSet.serve --> each worker process
-    a worker's hand-off --> WorkerSet --> HandOff.handle --> back to the worker
+    a worker's hand-off --HandOffRequest--> WorkerSet --hand_off--> HandOff.handle
 """
 
 from __future__ import annotations
@@ -122,15 +122,12 @@ class Server:
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
-        if count > 1 and _secondary_zones(settings):
-            # A secondary zone's EXPIRE option (RFC 7314) is counted down here,
-            # by the refreshes; a worker's copy would go stale between reloads.
-            # (Transfers, NOTIFY and TSIG are forwarded by workers to this process.)
-            log.warning("[server] workers = %d: secondary zones ([[zone]] primaries) are "
-                        "answered by one process yet; serving with 1", count)
-            count = 1
+        # Workers hand transfers, NOTIFY, signed queries and (with secondary
+        # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
+        # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
-            count, settings.server, lambda: self.reloader.engine, self.handoff.handle,
+            count, settings.server, lambda: self.reloader.engine,
+            hand_off=self.handoff.handle_offloaded,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -168,7 +165,7 @@ class Server:
         if changes is not None and diff_serials(changes) is not None:
             self.handoff.history.add(origin, changes)
         self._serve_published_soa()
-        self._notify(origin)
+        self._notify(origin, at_once=True)
 
     def _serve_published_soa(self) -> None:
         """The engine answers each published zone's apex SOA with the published serial."""
@@ -178,6 +175,8 @@ class Server:
         entries = dict(soa_answer(c) for c in self.publisher.published.values())
         snapshot = engine.snapshot
         engine.swap(dataclasses.replace(snapshot, answers={**snapshot.answers, **entries}))
+        if self.workers is not None:
+            self.workers.answers(entries)  # an unsigned serial check reaches a worker
 
     def _apply_transfers(self, settings: Settings) -> None:
         """The keyring and the zones' transfer rules of ``settings``. A key file that
@@ -198,19 +197,22 @@ class Server:
             engine.keyring = keyring
             engine.hand_off = True
 
-    def _notify(self, origin: dns.name.Name) -> None:
-        if self.workers is not None:
-            # once every worker answers the new serial: a secondary asks one for the SOA
+    def _notify(self, origin: dns.name.Name, *, at_once: bool = False) -> None:
+        """NOTIFY the zone's secondaries: after a load or reload with the notifier's
+        delay, and with workers once every worker answers the new serial (a
+        secondary asks one of them for the SOA next); for a publication
+        ``at_once`` (publish mode serves from this process alone)."""
+        if self.workers is not None and not at_once:
             self.workers.after_settled(functools.partial(self._notify_now, origin))
         else:
-            self._notify_now(origin)
+            self._notify_now(origin, at_once=at_once)
 
-    def _notify_now(self, origin: dns.name.Name) -> None:
+    def _notify_now(self, origin: dns.name.Name, *, at_once: bool = False) -> None:
         zone = self.handoff.zones.get(origin)
         if zone is None or not zone.notify:
             return
         key = self.handoff.keyring.get(zone.notify_key) if zone.notify_key else None
-        self.notifier.notify(origin, zone.notify, key)
+        self.notifier.notify(origin, zone.notify, key, delay=0.0 if at_once else None)
 
     def _served_content(self, origin: dns.name.Name) -> ZoneContent | None:
         served = self.reloader.served
@@ -297,7 +299,7 @@ class Server:
                     server.listen,
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
-                    hand_off=self.handoff.handle,
+                    hand_off=self.handoff.handle_offloaded,
                 )
             self._started = True
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
@@ -364,7 +366,3 @@ def serve(
     uvloop.run(Server(settings, read_settings=read_settings, allow_empty=allow_empty,
                       force=force).run())
 
-
-def _secondary_zones(settings: Settings) -> bool:
-    """Whether the config makes this server a secondary for some zone."""
-    return any(zone.primaries for zone in settings.config.zone)

@@ -13,9 +13,13 @@ Rules:
 - ``respond`` returning ``HAND_OFF`` (empty bytes) means the request goes to
   the injected ``hand_off(data, peer, tcp)`` (zone transfers, NOTIFY, signed
   queries), which returns the messages to send: over TCP each is framed and
-  written in order (an AXFR is several), over UDP each is a datagram. A
-  worker's hand-off returns a future of them (its owner answers): they are
-  sent when it is done, unless the connection closed meanwhile.
+  written in order (an AXFR is several), over UDP each is a datagram. It may
+  instead return a future of them (a worker asks its owner): they are sent
+  when it resolves (nothing when it fails or is cancelled: ``dropped``). Over
+  TCP the connection meanwhile answers its later queries, so its answers may
+  leave out of order (RFC 7766 §7); a connection with ``TCP_HAND_OFFS``
+  unresolved stops reading until one resolves, a hand-off in flight keeps it
+  from the idle timeout, and after the client's EOF the close waits for them.
 - ``respond`` returning None means drop. Over TCP the query is skipped: later
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import resource
 import socket
@@ -52,16 +57,16 @@ from dnsserve.framing import Deframer, frame
 
 log = logging.getLogger(__name__)
 
-# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> messages to
-# send, or a future of them (a worker asks its owner: sent when it is done)
-HandOff = Callable[
-    [bytes, tuple[str, int], bool], "Iterable[bytes] | asyncio.Future[tuple[bytes, ...]]"
-]
+# The hand-off (``wire.HAND_OFF``): (request, peer (address, port), tcp) -> the messages
+# to send, or a future of them
+HandOffResult = Iterable[bytes] | asyncio.Future[tuple[bytes, ...]]
+HandOff = Callable[[bytes, tuple[str, int], bool], HandOffResult]
 
 LOG_EVERY = 1000
 UDP_RCVBUF = 4 * 1024 * 1024
 TCP_WRITE_HIGH_WATER = 64 * 1024
 TCP_BACKLOG = 1024
+TCP_HAND_OFFS = 4  # unresolved hand-offs per TCP connection before it stops reading
 _BIND_TRIES = 20
 # File descriptors kept free of DNS TCP connections, for everything else the
 # process opens: health checks in flight (up to 64 at once; an exec check holds
@@ -173,24 +178,25 @@ class _Udp(asyncio.DatagramProtocol):
     def _hand_off(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         hand_off = self._shared.hand_off
         try:
-            outs = [] if hand_off is None else hand_off(data, _peer(addr), False)
+            result = [] if hand_off is None else hand_off(data, _peer(addr), False)
+            if isinstance(result, asyncio.Future):
+                result.add_done_callback(functools.partial(self._handed_back, addr))
+                return
+            outs = list(result)
         except Exception:
             self._stats.engine_failed()
-            return
-        if isinstance(outs, asyncio.Future):
-            outs.add_done_callback(lambda done: self._send_later(done, addr))
             return
         for out in outs:
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
 
-    def _send_later(
-        self, done: asyncio.Future[tuple[bytes, ...]], addr: tuple[str | int, ...]
+    def _handed_back(
+        self, addr: tuple[str | int, ...], future: asyncio.Future[tuple[bytes, ...]]
     ) -> None:
         transport = self.transport
-        if done.cancelled() or done.exception() is not None or transport is None:
-            return
-        if not transport.is_closing():
-            for out in done.result():
+        if future.cancelled() or future.exception() is not None:
+            self._stats.dropped += 1
+        elif transport is not None and not transport.is_closing():
+            for out in future.result():
                 transport.sendto(out, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -218,9 +224,10 @@ class _Tcp(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0.0
         self._writing_paused = False
+        self._reading_paused = False
+        self._handing = 0  # hand-offs whose future has not resolved
         self._eof = False
         self._counted = False
-        self._pending = 0  # hand-offs answered later (a worker's, by its owner)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -250,7 +257,7 @@ class _Tcp(asyncio.Protocol):
         """Answer queued queries in order until none are left or writing is paused."""
         queries, stats, transport = self._queries, self._shared.stats, self._transport
         assert transport is not None
-        while queries and not self._writing_paused:
+        while queries and not self._writing_paused and self._handing < TCP_HAND_OFFS:
             stats.tcp_queries += 1
             try:
                 query = queries.popleft()
@@ -266,7 +273,7 @@ class _Tcp(asyncio.Protocol):
                 stats.dropped += 1
             else:
                 transport.write(framed)
-        if self._eof and not queries and not self._pending:
+        if self._eof and not queries and not self._handing:
             transport.close()  # flushes the answers already written
 
     def _hand_off(self, query: bytes, transport: asyncio.Transport) -> None:
@@ -274,37 +281,54 @@ class _Tcp(asyncio.Protocol):
         if hand_off is None:
             return
         peer = _peer(transport.get_extra_info("peername") or ("", 0))
-        outs = hand_off(query, peer, True)
-        if isinstance(outs, asyncio.Future):
-            # RFC 7766 §7: answers to pipelined queries may come out of order
-            self._pending += 1
-            outs.add_done_callback(self._write_later)
+        result = hand_off(query, peer, True)
+        if isinstance(result, asyncio.Future):
+            self._handing += 1
+            result.add_done_callback(self._handed_back)
+            self._flow()
             return
-        transport.writelines([frame(out) for out in outs])
+        transport.writelines([frame(out) for out in result])
 
-    def _write_later(self, done: asyncio.Future[tuple[bytes, ...]]) -> None:
-        """A hand-off's answers, when its future is done; the close a client's EOF waited for."""
-        self._pending -= 1
-        self._last = self._loop.time()
+    def _handed_back(self, future: asyncio.Future[tuple[bytes, ...]]) -> None:
+        """A hand-off resolved: write its messages, then carry on with what waited."""
+        self._handing -= 1
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # the connection is gone: nowhere to send
+        try:
+            if future.cancelled() or future.exception() is not None:
+                self._shared.stats.dropped += 1
+            else:
+                transport.writelines([frame(out) for out in future.result()])
+                self._last = self._loop.time()
+        except Exception:  # a message over 65535 bytes: the hand-off's bug
+            self._shared.stats.engine_failed()
+        self._answer()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read while neither the write buffer nor the hand-offs in flight are over their bound."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        if not done.cancelled() and done.exception() is None:
-            transport.writelines([frame(out) for out in done.result()])
-        if self._eof and not self._queries and not self._pending:
-            transport.close()
+        blocked = self._writing_paused or self._handing >= TCP_HAND_OFFS
+        if blocked != self._reading_paused:
+            self._reading_paused = blocked
+            if blocked:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
-        if not self._queries and not self._pending and self._transport is not None:
+        if not self._queries and not self._handing and self._transport is not None:
             self._transport.close()
         return True  # keep the write side open until the pending queries are answered
 
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._shared.stats.tcp_paused += 1
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
+        self._flow()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -312,17 +336,26 @@ class _Tcp(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._answer()
-        if not self._writing_paused and not transport.is_closing():
-            transport.resume_reading()
+        self._flow()
 
     def _idle_check(self) -> None:
         due = self._last + self._shared.idle
+        if self._handing:  # an answer is on its way: not idle
+            due = max(due, self._loop.time() + self._shared.idle)
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._idle_check)
             return
         self._timer = None
         self._shared.stats.tcp_idle_closed += 1
         self.shut()
+
+    @property
+    def busy(self) -> bool:
+        """A hand-off is still to be answered, or answers are still unsent."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        return bool(self._handing or transport.get_write_buffer_size())
 
     def shut(self) -> None:
         """Close now; abort if answers are still unsent (the peer is not reading)."""
@@ -389,12 +422,23 @@ class Listeners:
                        for u in self._udp)
         return bool(self._udp) and udp_open and all(t.is_serving() for t in self._tcp)
 
-    def close(self) -> None:
+    def stop_accepting(self) -> None:
+        """Take no new query: close the UDP sockets and stop listening on TCP. Open
+        TCP connections carry on (``busy`` says whether they have more to send)
+        until ``close``."""
         for udp in self._udp:
             if udp.transport is not None:
                 udp.transport.close()
         for tcp in self._tcp:
             tcp.close()
+
+    @property
+    def busy(self) -> bool:
+        """Some TCP connection awaits a hand-off or has answers unsent."""
+        return any(conn.busy for conn in self._shared.conns)
+
+    def close(self) -> None:
+        self.stop_accepting()
         for conn in list(self._shared.conns):
             conn.shut()
 

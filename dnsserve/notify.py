@@ -3,7 +3,8 @@
 Owns sending NOTIFY to each ``notify`` target of a zone (only those: never
 addresses derived from NS records), over UDP with dnspython, signed with
 the zone's TSIG key when it has one, and retrying until the secondary
-acknowledges (a NOERROR NOTIFY response): the wait for an answer grows
+acknowledges (a NOERROR NOTIFY response), the first one ``DELAY`` (1 s)
+after the change: the wait for an answer grows
 1, 2, 4, 8, 16 s, then stays at 16 s, ``MAX_TRIES`` tries in all. A newer
 NOTIFY for the same zone and target replaces one still retrying.
 
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 WAITS = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds to wait for an answer, try by try
 MAX_TRIES = 8
+# The first NOTIFY waits this long after the change (as BIND's notify-delay
+# spaces them): a reload has then finished swapping in, worker processes
+# included, before secondaries connect to fetch it.
+DELAY = 1.0
 
 
 @dataclass(slots=True)
@@ -57,7 +62,10 @@ def notify_message(zone: dns.name.Name, key: dns.tsig.Key | None) -> dns.message
 class Notifier:
     """Sends NOTIFY with retries, as tasks on the running loop."""
 
-    def __init__(self, waits: tuple[float, ...] = WAITS, max_tries: int = MAX_TRIES) -> None:
+    def __init__(
+        self, waits: tuple[float, ...] = WAITS, max_tries: int = MAX_TRIES, delay: float = DELAY
+    ) -> None:
+        self.delay = delay
         self.waits = waits
         self.max_tries = max_tries
         self.stats = NotifyStats()
@@ -68,14 +76,21 @@ class Notifier:
         zone: dns.name.Name,
         targets: tuple[tuple[str, int], ...],
         key: dns.tsig.Key | None = None,
+        *,
+        delay: float | None = None,
     ) -> None:
-        """Start (or restart) NOTIFY of ``zone`` to each target; returns at once."""
+        """Start (or restart) NOTIFY of ``zone`` to each target; returns at once.
+
+        The first NOTIFY waits ``delay`` (default ``self.delay``)."""
+        wait = self.delay if delay is None else delay
         for address, port in targets:
             ident = (zone, address, port)
             old = self._tasks.pop(ident, None)
             if old is not None:
                 old.cancel()
-            task = asyncio.get_running_loop().create_task(self._send(zone, address, port, key))
+            task = asyncio.get_running_loop().create_task(
+                self._send(zone, address, port, key, wait)
+            )
             self._tasks[ident] = task
             task.add_done_callback(functools.partial(self._done, ident))
 
@@ -88,8 +103,10 @@ class Notifier:
         return self._tasks
 
     async def _send(
-        self, zone: dns.name.Name, address: str, port: int, key: dns.tsig.Key | None
+        self, zone: dns.name.Name, address: str, port: int, key: dns.tsig.Key | None,
+        delay: float,
     ) -> bool:
+        await asyncio.sleep(delay)
         for attempt in range(self.max_tries):
             wait = self.waits[min(attempt, len(self.waits) - 1)]
             message = notify_message(zone, key)

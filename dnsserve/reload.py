@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import time
@@ -193,6 +194,22 @@ class Reloader:
         return await self._reloading
 
     async def _reload(self, force: bool) -> ReloadResult:
+        # A full pass of the garbage collector walks every object the served
+        # zones are made of, holding the GIL (over a second with a million
+        # records) while answers wait; a reload makes millions of objects, so
+        # it would set off several. None run during a reload; after it, what
+        # is served is frozen out of the collector's sight (it is still freed
+        # when no longer referenced) and collecting resumes.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await self._reload_once(force)
+        finally:
+            if collecting:
+                gc.freeze()
+                gc.enable()
+
+    async def _reload_once(self, force: bool) -> ReloadResult:
         deadline = self.settings.server.reload_timeout
         child: ChildLoad | None = None
         try:

@@ -315,7 +315,11 @@ def _versions(
         if old is not None and kept:
             contents[origin] = old  # kept (failed or lost file): nothing new
             continue
-        content = zone_content(table)
+        ready = inp.loaded.contents.get(origin) if inp.loaded is not None else None
+        fresh = ready is not None and inp.loaded is not None and (
+            inp.loaded.tables.get(origin) is table
+        )
+        content = ready if ready is not None and fresh else zone_content(table)
         contents[origin] = content
         changes = diff(old, content) if old is not None else ZoneDiff((), content.records)
         if old is not None and not changes:

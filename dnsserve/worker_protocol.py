@@ -12,13 +12,17 @@ the channel. What does:
     owner -> worker   Select    pools whose selection changed (a flip, a drain,
                                 a force-up, an expiry): applied with
                                 ``Snapshot.with_selections``, as the owner did
-                      HandOffReply  the messages that answer a HandOffRequest
     worker -> owner   Ready     the worker's listeners are bound: it answers
                       Stats     its counters, every ``STATS_EVERY`` seconds
-                      HandOffRequest  a request the engine hands off (a zone
-                                transfer, a NOTIFY, a TSIG-signed query): the
-                                owner holds the keys, the transfer rules and
-                                the IXFR history, and answers it
+                      HandOffRequest  a query the engine handed off (AXFR/IXFR,
+                                NOTIFY, TSIG-signed, EDNS EXPIRE of a secondary
+                                zone): the owner answers it (``handoff``)
+    owner -> worker   Answers   answers set beside the zones' (publish mode's apex
+                                SOA with the published serial): ``with_answers``
+    owner -> worker   HandOffReply    the messages to send for one request, in
+                                frames of at most ``REPLY_BYTES`` (``reply_parts``;
+                                the last has ``last`` set): an AXFR of a big
+                                zone never sits whole in the channel's buffer
 
 A reload (a snapshot over new zones) crosses no channel: ``changes`` says
 ``Whole``, and the owner forks new workers from the new snapshot and retires
@@ -42,19 +46,20 @@ import copyreg
 import io
 import pickle
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
 from dnsserve.answer.policies import Selection
-from dnsserve.answer.snapshot import PoolKey, Snapshot
+from dnsserve.answer.snapshot import Entry, PoolKey, Snapshot
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 2**32 - 1  # the length field's limit
 STATS_EVERY = 0.5  # seconds between a worker's Stats
+REPLY_BYTES = 256 * 1024  # a HandOffReply frame's messages, at most (unless one is larger)
 
 
 class ProtocolError(DnsServeError):
@@ -99,10 +104,17 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
-class HandOffRequest:
-    """A request the engine hands off (a transfer, a NOTIFY, a signed query): the owner's."""
+class Answers:
+    """Prebuilt answers by answer key, served in place of the snapshot's own."""
 
-    id: int
+    entries: Mapping[bytes, Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class HandOffRequest:
+    """A query a worker's engine handed off (``wire.HAND_OFF``), for the owner to answer."""
+
+    id: int  # the worker's number for it, unique among its requests in flight
     data: bytes
     peer: tuple[str, int]
     tcp: bool
@@ -110,11 +122,15 @@ class HandOffRequest:
 
 @dataclass(frozen=True, slots=True)
 class HandOffReply:
+    """Part of the owner's answer to request ``id``: messages to send, in order."""
+
     id: int
-    messages: tuple[bytes, ...]  # to send, in order (none: no answer)
+    messages: tuple[bytes, ...]
+    last: bool = True  # no more parts follow
 
 
-Message = Select | Ready | Stats | HandOffRequest | HandOffReply
+Message = Select | Ready | Stats | Answers | HandOffRequest | HandOffReply
+_MESSAGES = (Select, Ready, Stats, Answers, HandOffRequest, HandOffReply)
 
 
 def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -156,7 +172,7 @@ def from_payload(payload: bytes) -> Message:
         message = pickle.loads(payload)
     except Exception as exc:
         raise ProtocolError(f"a frame that does not decode: {exc!r}") from None
-    if not isinstance(message, Select | Ready | Stats | HandOffRequest | HandOffReply):
+    if not isinstance(message, _MESSAGES):
         raise ProtocolError(f"a frame that holds no message: {type(message).__name__}")
     return message
 
@@ -200,3 +216,50 @@ def apply(snapshot: Snapshot, message: Select) -> Snapshot:
     return snapshot.with_selections(
         message.changed, health=message.health, generation=message.generation
     )
+
+
+def with_answers(snapshot: Snapshot, entries: Mapping[bytes, Entry]) -> Snapshot:
+    """``snapshot`` answering ``entries`` in place of its own answers for those keys
+    (what the owner serves; later Selects keep them, as ``with_selections`` does)."""
+    return replace(snapshot, answers={**snapshot.answers, **entries})
+
+
+def reply_parts(
+    request_id: int, messages: Sequence[bytes], limit: int = REPLY_BYTES
+) -> list[HandOffReply]:
+    """``messages`` (the answer to ``request_id``) as HandOffReply parts in order,
+    each holding at most ``limit`` bytes of messages (a larger message alone);
+    the last part is marked ``last`` (no messages at all: one empty last part)."""
+    parts: list[HandOffReply] = []
+    chunk: list[bytes] = []
+    size = 0
+    for message in messages:
+        if chunk and size + len(message) > limit:
+            parts.append(HandOffReply(request_id, tuple(chunk), last=False))
+            chunk, size = [], 0
+        chunk.append(message)
+        size += len(message)
+    parts.append(HandOffReply(request_id, tuple(chunk), last=True))
+    return parts
+
+
+class Joiner:
+    """The worker's side of ``reply_parts``: parts in, whole answers out.
+
+    Parts of one request arrive in order; parts of different requests may
+    interleave. ``drop`` forgets the parts held for a request that timed out
+    (its later parts are joined again, and the caller finds no one waiting).
+    """
+
+    def __init__(self) -> None:
+        self._partial: dict[int, list[bytes]] = {}
+
+    def add(self, part: HandOffReply) -> list[bytes] | None:
+        """The whole answer when ``part`` is its last, else None."""
+        if part.last:
+            return self._partial.pop(part.id, []) + list(part.messages)
+        self._partial.setdefault(part.id, []).extend(part.messages)
+        return None
+
+    def drop(self, request_id: int) -> None:
+        self._partial.pop(request_id, None)

@@ -32,6 +32,13 @@ Rules:
   secondary asks some worker for the SOA next) waits in ``after_settled``
   until the new workers are ready and the old ones gone (``SETTLE_WAIT`` at
   most).
+- A worker's ``HandOffRequest`` (a transfer, NOTIFY, a signed query, EDNS
+  EXPIRE with secondary zones) is answered by the injected ``hand_off`` (the
+  app's ``HandOff.handle_offloaded``, as the single process answers it: a big
+  transfer is built in a thread, the rest on this loop), and its messages go
+  back in ``HandOffReply`` parts; a reply of several parts waits for the
+  channel to drain between parts, so a big AXFR never fills the channel (and
+  never looks like a stuck worker).
 
 Must not: answer queries, decide what to serve (the reloader and health
 sync do), or block the owner's loop on a worker.
@@ -41,19 +48,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
-from dnsserve.answer.snapshot import Snapshot
+from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.config_schema import ServerConfig
 from dnsserve.worker import WorkerStart, child_main
 
@@ -65,6 +73,10 @@ STABLE_AFTER = 30.0  # a worker that lived this long resets the backoff
 STALL_BYTES = 16 * 1024 * 1024  # unread by a worker: it is stuck
 STOP_WAIT = 5.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
 SETTLE_WAIT = 30.0  # seconds after_settled waits for the workers at most
+
+# The owner's answer to a worker's hand-off: (request, peer, tcp) -> messages, or a
+# future of them (a big transfer built in a thread)
+HandOff = Callable[[bytes, tuple[str, int], bool], net.HandOffResult]
 
 
 @dataclass(eq=False)
@@ -140,7 +152,7 @@ class WorkerSet:
         count: int,
         server: ServerConfig,
         engine: Callable[[], Engine | None],
-        hand_off: Callable[[bytes, tuple[str, int], bool], Iterable[bytes]] | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         self.count = count
         self._server = server
@@ -231,7 +243,18 @@ class WorkerSet:
             # transfer rules after the swap): the new workers copy all of it.
             asyncio.get_running_loop().call_soon(self._fork_missing)
             return
-        frame = wp.to_frame(change)
+        self._send_current(wp.to_frame(change))
+
+    def answers(self, entries: Mapping[bytes, Entry]) -> None:
+        """The owner answers ``entries`` in place of its snapshot's (publish mode's apex
+        SOA): so do the workers, and those forked from now on."""
+        if self._reservation is None or self._sent is None:
+            return  # not started: the workers are forked from the owner's engine then
+        self._sent = wp.with_answers(self._sent, entries)
+        self._send_current(wp.to_frame(wp.Answers(entries)))
+
+    def _send_current(self, frame: bytes) -> None:
+        """Write ``frame`` to every worker of the current zones, in order."""
         for slot in self._slots:
             proc = slot.current
             if proc is None or proc.epoch != self._epoch:
@@ -298,22 +321,47 @@ class WorkerSet:
                 elif isinstance(message, wp.Stats):
                     proc.stats = message
                 elif isinstance(message, wp.HandOffRequest):
-                    proc.send(wp.to_frame(self._answer(message)))
+                    self._answer_hand_off(proc, writer, message)
         finally:
             writer.close()
             status = await asyncio.to_thread(_reap, pid)
             self._gone_proc(slot, proc, status)
 
-    def _answer(self, request: wp.HandOffRequest) -> wp.HandOffReply:
-        """A worker's hand-off, answered here (where the keys and the transfers are)."""
-        if self._hand_off is None:
-            return wp.HandOffReply(request.id, ())
-        try:
-            out = tuple(self._hand_off(request.data, request.peer, request.tcp))
-        except Exception:
-            log.exception("a worker's hand-off failed")
-            out = ()
-        return wp.HandOffReply(request.id, out)
+    def _answer_hand_off(
+        self, proc: _Proc, writer: asyncio.StreamWriter, request: wp.HandOffRequest
+    ) -> None:
+        result: net.HandOffResult = []
+        if self._hand_off is not None:
+            try:
+                result = self._hand_off(request.data, request.peer, request.tcp)
+            except Exception:
+                log.exception("answering worker pid %d's hand-off failed", proc.pid)
+        if isinstance(result, asyncio.Future):  # built in a thread: reply when done
+            result.add_done_callback(functools.partial(self._reply_later, writer, request.id))
+            return
+        self._reply(writer, request.id, list(result))
+
+    def _reply_later(
+        self, writer: asyncio.StreamWriter, request_id: int,
+        done: asyncio.Future[tuple[bytes, ...]],
+    ) -> None:
+        if done.cancelled() or done.exception() is not None:
+            log.error("a worker's hand-off failed: %r",
+                      None if done.cancelled() else done.exception())
+            self._reply(writer, request_id, [])
+        else:
+            self._reply(writer, request_id, list(done.result()))
+
+    def _reply(self, writer: asyncio.StreamWriter, request_id: int, messages: list[bytes]) -> None:
+        """Send ``messages`` to the worker that asked, in parts (``_send_parts``)."""
+        parts = wp.reply_parts(request_id, messages)
+        if len(parts) == 1:
+            if not writer.is_closing():
+                writer.write(wp.to_frame(parts[0]))
+            return
+        task = asyncio.ensure_future(_send_parts(writer, parts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _became_ready(self, slot: _Slot, proc: _Proc) -> None:
         self._ready_changed.set()
@@ -431,6 +479,18 @@ class WorkerSet:
     def pids(self) -> list[int]:
         """The pid of each slot's current worker (0 while it is being started again)."""
         return [s.current.pid if s.current is not None else 0 for s in self._slots]
+
+
+async def _send_parts(writer: asyncio.StreamWriter, parts: list[wp.HandOffReply]) -> None:
+    """Write a reply's parts, each once the channel has drained the one before."""
+    for part in parts:
+        if writer.is_closing():
+            return  # the worker is gone: so is whoever waited
+        writer.write(wp.to_frame(part))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

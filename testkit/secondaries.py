@@ -123,7 +123,7 @@ remote-control:
     return peer
 
 
-def wait_serving(peer: Peer, origins: list[str], seconds: float = 20.0) -> None:
+def wait_serving(peer: Peer, origins: list[str], seconds: float = 60.0) -> None:
     """Bounded wait until ``peer`` serves every zone (stops it and raises on failure)."""
     try:
         wait_zones(peer, origins, seconds)

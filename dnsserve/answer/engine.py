@@ -3,7 +3,9 @@
 Owns the protocol outcome of every query, decided at this one boundary:
 short header or QR set -> drop; malformed -> FORMERR; with a hand-off
 wired (``hand_off``), AXFR/IXFR, NOTIFY and TSIG-signed queries ->
-``wire.HAND_OFF`` (the caller's transfer code answers them); opcode other than
+``wire.HAND_OFF`` (the caller's transfer code answers them), and so are
+queries with RFC 7314's EXPIRE when ``expire`` is ``expire_elsewhere`` (a
+worker, whose owner holds the secondary zones' timers); opcode other than
 QUERY -> NOTIMP; signed with a TSIG key we do not have -> NOTAUTH with BADKEY
 (``answer.tsig``, a slow path only signed queries take); EDNS version above
 0 -> BADVERS; not our zone -> REFUSED; anything unexpected -> SERVFAIL and a
@@ -42,6 +44,7 @@ from dnsserve.zones.table import ZoneTable
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
+EXPIRE_ELSEWHERE = -1  # what ``expire_elsewhere`` says: hand the query off
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
 
 
@@ -160,6 +163,8 @@ class Engine:
             opt = wire.OPT_DO if do else wire.OPT_PLAIN
             if self.expire is not None and len(data) - qend > 11:  # OPT with options
                 opt = self._expire_opt(data, qend, key, do, opt)
+                if not opt:  # expire_elsewhere: the owner answers it
+                    return wire.HAND_OFF
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
@@ -176,7 +181,11 @@ class Engine:
         if not wire.has_option(data, qend, wire.OPTION_EXPIRE):
             return opt
         seconds = self.expire(key)
-        return opt if seconds is None else wire.opt_expire(do, seconds)
+        if seconds is None:
+            return opt
+        if seconds == EXPIRE_ELSEWHERE:
+            return wire.HAND_OFF if self.hand_off else opt
+        return wire.opt_expire(do, seconds)
 
     def _signed(self, data: bytes, signed: Signed) -> bytes:
         """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""
@@ -221,6 +230,12 @@ class Engine:
         if opt:
             counts = counts[:6] + (int.from_bytes(counts[6:], "big") + 1).to_bytes(2, "big")
         return data[:2] + fb + counts + question + body + opt
+
+
+def expire_elsewhere(key: bytes) -> int:
+    """An ``Engine.expire`` for an engine without the secondary zones' timers (a
+    worker's): with ``hand_off`` set, a query that carries EXPIRE is handed off."""
+    return EXPIRE_ELSEWHERE
 
 
 def count_key(rcode: int, qtype: int, tcp: bool) -> int:

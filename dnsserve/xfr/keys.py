@@ -46,8 +46,10 @@ _ALGORITHM_NAMES = {
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
 
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.S)
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
+# A quoted string first: a comment marker inside one ("//" in a base64 secret) is text.
+_TOKEN = re.compile(
+    r'"((?:[^"\\]|\\.)*)"|(/\*.*?\*/|//[^\n]*|#[^\n]*)|([{};])|([^\s{};"]+)', re.S
+)
 
 
 class KeySyntaxError(ValueError):
@@ -108,7 +110,7 @@ def to_text(key: TsigKey) -> str:
 
 def from_text(text: str) -> list[TsigKey]:
     """Every ``key`` clause of ``text``; KeySyntaxError naming the first problem."""
-    tokens = _tokens(_COMMENT.sub(" ", text))
+    tokens = _tokens(text)
     keys: list[TsigKey] = []
     at = 0
     while at < len(tokens):
@@ -123,8 +125,9 @@ def from_text(text: str) -> list[TsigKey]:
 def _tokens(text: str) -> list[str]:
     out = []
     for match in _TOKEN.finditer(text):
-        quoted, punct, word = match.groups()
-        out.append(quoted if quoted is not None else (punct or word))
+        quoted, comment, punct, word = match.groups()
+        if comment is None:
+            out.append(quoted if quoted is not None else (punct or word))
     return out
 
 

@@ -9,8 +9,8 @@ Owns the order of records in a transfer and their split into messages:
   the current SOA. A client already at the current serial (or later) gets
   the current SOA alone; a serial with no chain of diffs gets an AXFR-style
   answer (RFC 1995 §4), which the caller decides.
-- Messages: records in wire form (owner names compressed, rdata as it
-  is), as many as fit in
+- Messages: records in wire form (owner names compressed, and the names in
+  the rdata of NS, CNAME, PTR, SOA and MX: RFC 3597 §4), as many as fit in
   ``MESSAGE_SIZE`` octets, header flags QR and AA (RD copied), the question
   in the first message only (RFC 5936 §2.2), each message signed by the
   request's ``Signer`` when there is one (every message, chained: §5.3.1
@@ -119,8 +119,8 @@ def messages(
 ) -> Iterator[bytes]:
     """``records`` split into response messages, each signed when ``signer`` is given.
 
-    Owner names are compressed against the names before them in the same
-    message (the question's too); rdata is left as it is.
+    Names are compressed against the names before them in the same message
+    (the question's too): owners, and names in NS, CNAME, PTR, SOA and MX rdata.
     """
     flags = wire.QR | wire.AA | (query_flags & (wire.OPCODE_MASK | wire.RD))
     room = max_size - (TSIG_RESERVE if signer is not None else 0)
@@ -130,16 +130,15 @@ def messages(
         q = question if first else b""
         names: dict[bytes, int] = {}
         if q:
-            _remember(names, q.lower(), _skip_name(q, 0), 12, None)
+            names.update(_suffixes(q.lower(), 0, _skip_name(q, 0), 12))
         parts = [q]
         size = 12 + len(q)
         start = at
         while at < n:
-            rr = records[at]
-            out, new = _compress(rr, names)
+            out, new = _compress(records[at], names, size)
             if at > start and size + len(out) > room:
                 break
-            _remember(names, rr, _skip_name(rr, 0), size, new)
+            names.update(new)
             parts.append(out)
             size += len(out)
             at += 1
@@ -151,39 +150,64 @@ def messages(
         yield message
 
 
-def _compress(rr: bytes, names: dict[bytes, int]) -> tuple[bytes, tuple[int, ...]]:
-    """``rr`` with its owner's longest known suffix replaced by a pointer, and the
-    label offsets (in ``rr``) of the suffixes that were not known."""
+# Where names sit in the rdata of the types whose rdata names may be compressed
+# (RFC 1035's; RFC 3597 §4): (octets before the first name, how many names in a row).
+_RDATA_NAMES: dict[int, tuple[int, int]] = {
+    RdataType.NS: (0, 1), RdataType.CNAME: (0, 1), RdataType.PTR: (0, 1),
+    RdataType.SOA: (0, 2), RdataType.MX: (2, 1),
+}
+
+
+def _compress(rr: bytes, names: dict[bytes, int], at: int) -> tuple[bytes, dict[bytes, int]]:
+    """Canonical record ``rr`` written at offset ``at`` of a message whose earlier names
+    are ``names``: the record with its names compressed, and the names it adds."""
+    new: dict[bytes, int] = {}
     end = _skip_name(rr, 0)
-    new: list[int] = []
-    pos = 0
-    while rr[pos]:
-        target = names.get(rr[pos:end])
+    owner = _name(rr, 0, end, names, new, at)
+    rdtype = (rr[end] << 8) | rr[end + 1]
+    layout = _RDATA_NAMES.get(rdtype)
+    if layout is None:
+        return owner + rr[end:], new
+    rdata = rr[end + 10 :]
+    base = at + len(owner) + 10  # where the rdata starts in the message
+    skip, count = layout
+    out = rdata[:skip]
+    pos = skip
+    for _ in range(count):
+        stop = _skip_name(rdata, pos)
+        out += _name(rdata, pos, stop, names, new, base + len(out))
+        pos = stop
+    out += rdata[pos:]
+    return owner + rr[end : end + 8] + _POINTER.pack(len(out)) + out, new
+
+
+def _name(
+    data: bytes, start: int, end: int, names: dict[bytes, int], new: dict[bytes, int], at: int
+) -> bytes:
+    """The name ``data[start:end]`` written at offset ``at``, its longest known suffix
+    replaced by a pointer; its unknown suffixes are added to ``new``."""
+    pos = start
+    while data[pos]:
+        suffix = data[pos:end]
+        target = names.get(suffix)
+        if target is None:
+            target = new.get(suffix)
         if target is not None:
-            return rr[:pos] + _POINTER.pack(0xC000 | target) + rr[end:], tuple(new)
-        new.append(pos)
-        pos += rr[pos] + 1
-    return rr, tuple(new)
-
-
-def _remember(
-    names: dict[bytes, int], data: bytes, end: int, offset: int, new: tuple[int, ...] | None
-) -> None:
-    """Note the suffixes of the name ending at ``end`` in ``data`` (written at ``offset``
-    of the message): those at ``new``, or, when ``new`` is None, every one."""
-    positions = _label_starts(data, end) if new is None else new
-    for pos in positions:
-        if offset + pos < _MAX_POINTER:
-            names.setdefault(data[pos:end], offset + pos)
-
-
-def _label_starts(data: bytes, end: int) -> tuple[int, ...]:
-    out = []
-    pos = 0
-    while pos < end and data[pos]:
-        out.append(pos)
+            return data[start:pos] + _POINTER.pack(0xC000 | target)
+        if at + pos - start < _MAX_POINTER:
+            new[suffix] = at + pos - start
         pos += data[pos] + 1
-    return tuple(out)
+    return data[start:end]
+
+
+def _suffixes(data: bytes, start: int, end: int, at: int) -> dict[bytes, int]:
+    """Every suffix of the name ``data[start:end]`` written at offset ``at``."""
+    out = {}
+    pos = start
+    while data[pos] and at + pos - start < _MAX_POINTER:
+        out[data[pos:end]] = at + pos - start
+        pos += data[pos] + 1
+    return out
 
 
 def single(

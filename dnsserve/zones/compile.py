@@ -81,8 +81,10 @@ from dnsserve.zones.table import (
     blob_types,
     empty_non_terminals,
     encode_node,
+    encode_one,
     is_below,
     key_offsets,
+    name_from_wire,
     name_key,
 )
 
@@ -106,7 +108,12 @@ _TARGET_AT = {_NS: 0, _MX: 2, _SRV: 6}
 # Rdata that is a name (after a fixed part): duplicates compare without case.
 _NAME_AT = {int(RdataType.NS): 0, _CNAME: 0, _DNAME: 0, int(RdataType.PTR): 0, _MX: 2}
 _SINGLETONS = frozenset(int(t) for t in RdataType if dns.rdatatype.is_singleton(t))
+# Records the reader rules can refuse, beside an owner's other records (an SOA,
+# a second CNAME, a CNAME or RRSIG(CNAME) beside data, data beside one).
+_READER_TYPES = _SINGLETONS | {_CNAME, _RRSIG}
 _DEDUPE_SET_AT = 16  # an RRset this large dedupes through a set
+# An RRset of one record with rdata this short fits any message and UDP answer.
+_SMALL_RDATA = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +268,8 @@ class _Build:
         self.blobs: dict[bytes, bytes] = {}
         self.cuts: set[bytes] = set()
         self.dnames: set[bytes] = set()
-        self.attention: list[tuple[int, bytes]] = []  # (ordinal, key) of owners to check
+        # owners checked one by one whatever the zone: (ordinal, key)
+        self.attention: list[tuple[int, bytes]] = []
         self.found: list[tuple[tuple[int, int], ZoneProblem]] = []  # (order, problem)
         self.stop: tuple[int, str] | None = None  # the first reader error: (record, message)
         # each owner's last record, and each record's previous one of its owner (-1)
@@ -321,7 +329,7 @@ class _Build:
 
     def _name(self, key: bytes) -> dns.name.Name:
         blob = self.blobs.get(key)
-        return dns.name.from_wire(blob_owner(key, blob) if blob else key, 0)[0]
+        return name_from_wire(blob_owner(key, blob) if blob else key)
 
     # -- the run ---------------------------------------------------------------
 
@@ -334,8 +342,14 @@ class _Build:
             return Compiled(None, (problem,))
         self.ents = empty_non_terminals(self.blobs, self.apex)
         self._apex_rules()
-        for ordinal, key in self.attention:
-            self._owner_rules(ordinal, key)
+        if self.cuts or self.dnames:  # placement rules may reach any owner
+            flagged = {key for _, key in self.attention}
+            for ordinal, key in enumerate(self.blobs):
+                if key in flagged or self._below_cut_or_dname(key):
+                    self._owner_rules(ordinal, key)
+        else:
+            for ordinal, key in self.attention:
+                self._owner_rules(ordinal, key)
         self.found.sort(key=lambda item: item[0])
         problems = sorted(
             (p for _, p in self.found), key=lambda p: (p.file != self.file, p.file, p.line)
@@ -356,8 +370,25 @@ class _Build:
             chain[i] = head.get(key, -1)
             head[key] = i
         blobs = self.blobs
+        apex, owners, from_file = self.apex, p.owners, self.from_file
         for ordinal, (key, last) in enumerate(head.items()):
-            if chain[last] < 0:  # one record: the common case, the short way
+            if chain[last] < 0 and is_below(key, apex):  # one record: the common case, inline
+                rdtype, rdata, owner = types[last], rdatas[last], owners[last]
+                if rdtype == _SOA and key != apex and from_file:
+                    self._reader_rules(key, last, rdtype, rdata, {}, last)
+                if len(rdata) > _SMALL_RDATA:
+                    self._sizes(ordinal, key, owner, {rdtype: ([ttls[last]], [rdata], [last])})
+                if rdtype == _RRSIG:
+                    continue
+                blobs[key] = encode_one(owner, key, rdtype, ttls[last], rdata)
+                if rdtype == _NS and key != apex:
+                    self.cuts.add(key)
+                elif rdtype == _DNAME:
+                    self.dnames.add(key)
+                if rdtype in _ATTENTION or key == apex:
+                    self.attention.append((ordinal, key))
+                continue
+            if chain[last] < 0:
                 indices = [last]
             else:
                 indices = []
@@ -375,7 +406,9 @@ class _Build:
             reader_rules = self.from_file and (len(indices) > 1 or types[first] == _SOA)
             for i in indices:
                 rdtype, rdata = types[i], rdatas[i]
-                if reader_rules:
+                if reader_rules and (
+                    rdtype in _READER_TYPES or _CNAME in rrsets or _RRSIG in rrsets
+                ):
                     self._reader_rules(key, i, rdtype, rdata, rrsets, first)
                 rrset = rrsets.get(rdtype)
                 if rrset is None:
@@ -401,12 +434,8 @@ class _Build:
                 self.cuts.add(key)
             if _DNAME in rrsets:
                 self.dnames.add(key)
-            if self.cuts or self.dnames or key == self.apex or not (
-                rrsets.keys().isdisjoint(_ATTENTION)
-            ):
+            if key == self.apex or not rrsets.keys().isdisjoint(_ATTENTION):
                 self.attention.append((ordinal, key))
-        if self.cuts or self.dnames:  # placement rules reach every owner
-            self.attention = list(enumerate(blobs))
 
     def _outside(self, ordinal: int, key: bytes, first: int) -> None:
         name = dns.name.from_wire(self.parsed.owners[first], 0)[0]
@@ -542,7 +571,6 @@ class _Build:
             self._problem((ordinal, 3), "warning", message, self._where(key, _DS))
 
     def _occluded(self, ordinal: int, key: bytes, types: list[int], cut: bytes) -> None:
-        name, cut_name = self._name(key), self._name(cut)
         # the zone's own NS targets may live below a cut (the root zone does this)
         is_glue = key in self._ns_targets(cut) or key in self._ns_targets(self.apex)
         for rdtype in types:
@@ -552,6 +580,7 @@ class _Build:
                 continue
             rdt = RdataType(rdtype)
             where = self._where(key, rdtype)
+            name, cut_name = self._name(key), self._name(cut)
             if rdtype in _ADDRESS_TYPES and key in self._all_glue():
                 message = (
                     f"{rdt.name} at {name} is below the delegation {cut_name} but not one of"
@@ -608,6 +637,18 @@ class _Build:
         return ""
 
     # -- names -------------------------------------------------------------
+
+    def _below_cut_or_dname(self, key: bytes) -> bool:
+        """Whether a zone cut or a DNAME is above ``key`` (inside the zone)."""
+        cuts, dnames = self.cuts, self.dnames
+        stop = len(self.apex)
+        at = key[0] + 1
+        while len(key) - at > stop:
+            above = key[at:]
+            if above in cuts or above in dnames:
+                return True
+            at += key[at] + 1
+        return False
 
     def _exists(self, key: bytes) -> bool:
         return key in self.blobs or key in self.ents

@@ -1,9 +1,13 @@
 """Reading ``<origin>.zone`` files into validated zone tables.
 
-Owns the zones directory layout, master-file parsing (dnspython's zone file
-reader under our own directive loop, with ``$INCLUDE`` resolved against the
-zones directory), turning every parse failure into a ``ZoneError`` or
-``ZoneProblem`` with file and line, and remembering where each owner and
+Owns the zones directory layout, reading each zone file with the fast
+reader (``zones.parse``) and building its table (``zones.compile``), which
+zones a reload reads again (each zone's fingerprint: its files' size,
+modification time and inode), master-file parsing with dnspython's reader
+under our own directive loop (``load_zone_file``: the reference the fast
+reader is held to, with ``$INCLUDE`` resolved against the zones directory),
+turning every parse failure into a ``ZoneError`` or ``ZoneProblem`` with
+file and line, and remembering where each owner and
 record was written so that ``zones.compile`` can name a line. It must not
 validate semantics (``zones.compile`` does), except what dnspython's zone
 model cannot even hold: an owner outside the origin, an SOA below the apex,
@@ -24,10 +28,9 @@ place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -46,11 +49,12 @@ import dns.zonefile
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records, records_from_zone
+from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.records import ParsedRecords
+from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
+from dnsserve.zones.versions import ZoneContent
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,8 @@ class LoadedZones:
     # zones read from their files by this load or an earlier one it reused
     fingerprints: Mapping[dns.name.Name, Fingerprint] = field(default_factory=dict)
     reused: frozenset[dns.name.Name] = frozenset()  # tables kept: their files had not changed
+    # canonical contents computed with the tables (by a child process), by origin
+    contents: Mapping[dns.name.Name, ZoneContent] = field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[ZoneProblem, ...]:
@@ -275,25 +281,9 @@ def _strays(directory: Path, used: set[str]) -> list[ZoneProblem]:
     ]
 
 
-def parse_with_dnspython(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
-    """``load_zone_file``'s records as ``ParsedRecords`` (what the fast parser gives)."""
-    zone, sources = load_zone_file(path, origin, include_dir=include_dir)
-    return records_from_zone(zone, file=str(path), lines=sources)
-
-
-def zone_parser() -> Callable[..., ParsedRecords]:
-    """The parser of zone files: ``zones.parse``'s when it is there, else dnspython's."""
-    try:
-        module = importlib.import_module("dnsserve.zones.parse")
-    except ImportError:
-        return parse_with_dnspython
-    parse: Callable[..., ParsedRecords] = module.parse_zone_file
-    return parse
-
-
 def compile_file(path: Path, origin: dns.name.Name, directory: Path) -> Compiled:
     """Parse and compile one zone file; raises ``ZoneError`` for what stops parsing."""
-    parsed = zone_parser()(path, origin, include_dir=directory)
+    parsed = parse_zone_file(path, origin, include_dir=directory)
     return compile_records(parsed, origin=origin)
 
 
@@ -310,7 +300,7 @@ def _load_one(
         # the zone file is looked at before it is read: one changed while it
         # is read differs next time, and is read again
         before = fingerprint([str(path)])
-        parsed = zone_parser()(path, origin, include_dir=directory)
+        parsed = parse_zone_file(path, origin, include_dir=directory)
         includes = [f for f in dict.fromkeys(parsed.file_names) if f != str(path)]
         used.update([str(path), *includes])
         after = fingerprint(includes)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Mapping
@@ -36,6 +37,9 @@ from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
+from dnsserve.zones.versions import ZoneContent, content_steps, zone_content
+
+log = logging.getLogger("dnsserve")
 
 # Below this many bytes of zone files a reload reads them in its own thread: a
 # child costs about a second to start (an interpreter, dnspython), more than
@@ -88,6 +92,9 @@ class Packed:
     files: dict[dns.name.Name, Path]
     fingerprints: dict[dns.name.Name, Fingerprint]
     reused: frozenset[dns.name.Name]
+    # each packed table's canonical content (``ZoneContent.to_wire``): computed
+    # here, it costs the answering process no sorting of a million records
+    contents: dict[dns.name.Name, bytes]
 
 
 def load_packed(
@@ -101,9 +108,12 @@ def load_packed(
         directory, log_problems=False, extra=extra,
         previous=previous.stand_in() if previous is not None else None,
     )
-    packed = {o: pack_table(t) for o, t in loaded.tables.items() if o not in loaded.reused}
-    return Packed(packed, loaded.problems, dict(loaded.files), dict(loaded.fingerprints),
-                  loaded.reused)
+    fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
+    return Packed(
+        {o: pack_table(t) for o, t in fresh.items()}, loaded.problems, dict(loaded.files),
+        dict(loaded.fingerprints), loaded.reused,
+        {o: zone_content(t).to_wire() for o, t in fresh.items()},
+    )
 
 
 def _child_main(
@@ -159,7 +169,10 @@ class ChildLoad:
             self.kill()
         if isinstance(result, BaseException):
             raise result
-        return cast(Packed, result)
+        packed = cast(Packed, result)
+        log.info("zone files read in a child process (pid %s): %d read, %d unchanged",
+                 process.pid, len(packed.packed), len(packed.reused))
+        return packed
 
     def kill(self) -> None:
         """End the child if it still runs (an abandoned reload)."""
@@ -173,6 +186,7 @@ async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -
     """The child's load as ``LoadedZones``, its tables rebuilt on this loop a slice
     at a time (answers keep flowing between slices); problems logged."""
     tables: dict[dns.name.Name, ZoneTable] = {}
+    contents: dict[dns.name.Name, ZoneContent] = {}
     for origin in packed.files:
         if origin in packed.reused:
             assert previous is not None
@@ -185,9 +199,14 @@ async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -
                 await asyncio.sleep(0)
             else:
                 tables[origin] = step
+        for content in content_steps(origin, packed.contents[origin]):
+            if content is None:
+                await asyncio.sleep(0)
+            else:
+                contents[origin] = content
     loaded = LoadedZones(
         MappingProxyType(tables), packed.problems, MappingProxyType(packed.files),
-        MappingProxyType(packed.fingerprints), packed.reused,
+        MappingProxyType(packed.fingerprints), packed.reused, MappingProxyType(contents),
     )
     log_loaded(loaded, directory)
     return loaded

@@ -269,7 +269,7 @@ def _wire_order(key: bytes) -> bytes:
         at = end
     labels.reverse()
     joined = b"\x00\x00".join(labels) + b"\x00\x00"
-    if b"\x00" in key and any(b"\x00" in label for label in labels):
+    if b"\x00" in key[:-1] and any(b"\x00" in label for label in labels):
         joined = b"".join(label.replace(b"\x00", b"\x00\x01") + b"\x00\x00" for label in labels)
     return joined
 
@@ -353,6 +353,23 @@ _ENCODERS: dict[RdataType, Callable[[Any, dns.name.Name], bytes]] = {
 def content_hash(content: ZoneContent) -> str:
     """SHA-256, hex, of ``content.to_wire()`` (ZONEMD SIMPLE's input, RFC 8976)."""
     return hashlib.sha256(content.to_wire()).hexdigest()
+
+
+def content_steps(
+    origin: dns.name.Name, data: bytes, step: int = 20_000
+) -> Iterator[ZoneContent | None]:
+    """``ZoneContent.from_wire`` a slice of ``step`` records at a time: None after
+    each slice (the caller may yield to its event loop there), the content last."""
+    records: list[bytes] = []
+    end, at = len(data), 0
+    while at < end:
+        for _ in range(step):
+            if at >= end:
+                break
+            start, at = at, _end_of_record(data, at)
+            records.append(data[start:at])
+        yield None
+    yield ZoneContent(origin, tuple(records))
 
 
 def split_records(data: bytes) -> tuple[bytes, ...]:

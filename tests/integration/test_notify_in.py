@@ -49,8 +49,10 @@ def notify(srv: ServerProc, zone: str, key: dns.tsig.Key | None,
     return dns.query.udp(q, srv.host, port=srv.port, timeout=2, source=source)
 
 
-def test_notify_from_the_primary_refreshes_at_once(tmp_path: Path,
-                                                   stack: contextlib.ExitStack) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_notify_from_the_primary_refreshes_at_once(tmp_path: Path, stack: contextlib.ExitStack,
+                                                   workers: int) -> None:
+    """With one process, and with two workers (which hand NOTIFY to the owner)."""
     dns_port = free_port()
     primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}),
                                  notify_port=dns_port, tsig=True)
@@ -65,8 +67,10 @@ def test_notify_from_the_primary_refreshes_at_once(tmp_path: Path,
         f'[[zone]]\nname = "{ORIGIN}"\nprimaries = ["{primary.address}"]\nkey = "{TSIG_NAME}"\n'
         'allow_notify = ["127.0.0.1/32"]\n'
     )
-    srv = start_server(tmp_path, "-c", str(conf), zones=None, port=dns_port)
+    srv = start_server(tmp_path, "-c", str(conf), zones=None, port=dns_port, workers=workers)
     stack.callback(srv.stop)
+    if workers > 1:
+        wait_for("the workers", srv.children, lambda pids: len(pids) == workers)
     wait_for("the first copy", lambda: www(srv), lambda s: s == {"192.0.2.1"}, seconds=30)
     # the zone's refresh is an hour away: only the primary's NOTIFY makes dnsserve look now
     primary.change(zone_text(2, {"www": "192.0.2.2"}))

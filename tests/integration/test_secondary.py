@@ -99,8 +99,9 @@ def write_config(tmp: Path, primary: Primary | str, *, dns_port: int, tsig: bool
 
 
 def serve(tmp: Path, conf: Path, stack: contextlib.ExitStack,
-          host: str = "127.0.0.1") -> ServerProc:
-    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf), host=host)
+          host: str = "127.0.0.1", workers: int = 1) -> ServerProc:
+    srv = start_server(tmp, "-c", str(conf), zones=None, port=_port_of(conf), host=host,
+                       workers=workers)
     stack.callback(srv.stop)
     return srv
 
@@ -139,13 +140,16 @@ def status(srv: ServerProc, conf: Path) -> dict[str, Any]:
 # -- AXFR at start, IXFR after a change -------------------------------------------
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_knot_primary_axfr_at_start_then_ixfr_on_refresh(tmp_path: Path,
-                                                         stack: contextlib.ExitStack) -> None:
+                                                         stack: contextlib.ExitStack,
+                                                         workers: int) -> None:
+    """With one process, and with two workers (EXPIRE is the owner's to answer)."""
     dns_port = free_port()
     primary = start_knot_primary(tmp_path / "knot", zone_text(1, {"www": "192.0.2.1"}))
     stack.callback(primary.stop)
     conf = write_config(tmp_path, primary, dns_port=dns_port)
-    srv = serve(tmp_path, conf, stack)
+    srv = serve(tmp_path, conf, stack, workers=workers)
     wait_answer(srv, {"192.0.2.1"})
     copy = tmp_path / "state" / "secondary" / "example.org.zone"
     assert copy.is_file() and "192.0.2.1" in copy.read_text()

@@ -47,8 +47,8 @@ WRONG = dns.tsig.Key("xfr-key", "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTM=")
 UNKNOWN = dns.tsig.Key("who", SECRET)
 
 
-def zone_text(serial: int, www: str = "192.0.2.10") -> str:
-    hosts = "".join(f"h{i} A 192.0.2.{i % 250 + 1}\n" for i in range(800))  # several messages
+def zone_text(serial: int, www: str = "192.0.2.10", names: int = 800) -> str:
+    hosts = "".join(f"h{i} A 192.0.2.{i % 250 + 1}\n" for i in range(names))  # several messages
     return (f"$ORIGIN {ORIGIN}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 300\n"
             f"@ NS ns1\nns1 A 127.0.0.1\nwww A {www}\nmail MX 10 ns1\n{hosts}")
 
@@ -363,4 +363,21 @@ def test_ixfr_after_one_change_equals_knots(tmp_path: Path) -> None:
         assert ixfr_records(server.host, server.port, 1) == ixfr_records(knot.host, knot.port, 1)
     finally:
         knot.stop()
+        server.stop()
+
+
+def test_a_big_axfr_built_off_the_loop_reads_back_whole(tmp_path: Path) -> None:
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "zones" / f"{ORIGIN}zone").write_text(zone_text(1, names=8000))
+    config = write_config(tmp_path, free_port(), free_port())
+    server = start_server(tmp_path, "-c", str(config), zones=None, ready_seconds=120)
+    try:
+        zone = empty_zone()
+        messages = transfer(server, request(RdataType.AXFR), zone)
+        assert len(messages) > 2 and all(m.had_tsig for m in messages)
+        want = dns.zone.from_text(zone_text(1, names=8000), ORIGIN, relativize=False)
+        assert zone == want
+        # and the server answered other queries meanwhile and after
+        assert soa_serial(server.host, server.port) == 1
+    finally:
         server.stop()

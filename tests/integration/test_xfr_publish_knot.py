@@ -8,6 +8,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rdatatype
+import pytest
 
 from testkit.backends import TcpListener
 from testkit.ports import common_port, free_port
@@ -31,7 +32,10 @@ def serial(port: int) -> int:
     return int(r.answer[0][0].serial)
 
 
-def test_a_member_down_reaches_the_knot_secondary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_member_down_reaches_the_knot_secondary(tmp_path: Path, workers: int) -> None:
+    """With one process, and with two workers (the owner answers their transfers; they
+    answer the published serial)."""
     (tmp_path / "zones").mkdir()
     (tmp_path / "zones" / f"{ORIGIN}zone").write_text(
         f"$ORIGIN {ORIGIN}\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\n"
@@ -72,7 +76,7 @@ notify = ["127.0.0.1:{knot_port}"]
 publish_min_interval = 0.5
 """)
     listeners = [TcpListener(m, check_port).open() for m in MEMBERS]
-    server = start_server(tmp_path, "-c", str(config), zones=None)
+    server = start_server(tmp_path, "-c", str(config), zones=None, workers=workers)
     knot = None
     try:
         primary = Primary("127.0.0.1", server.port, "xfr-key", "hmac-sha256", SECRET)

@@ -18,9 +18,10 @@ import dns.rdatatype
 from dns.rdatatype import RdataType
 
 from dnsserve.zones.compile import compile_records
-from dnsserve.zones.offload import OFFLOAD_BYTES, worth_a_child
+from dnsserve.zones.offload import OFFLOAD_BYTES, load_packed, worth_a_child
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.table import ZoneTable, pack_table, unpack_steps
+from dnsserve.zones.versions import ZoneContent, content_steps, zone_content
 
 ORIGIN = "z.example."
 
@@ -168,3 +169,19 @@ def test_only_large_zone_files_are_read_in_a_child(tmp_path: Path) -> None:
     elsewhere = tmp_path / "copy"
     elsewhere.write_bytes(b"x" * OFFLOAD_BYTES)
     assert worth_a_child(tmp_path, {dns.name.from_text("big.example."): elsewhere})
+
+
+def test_load_packed_hands_back_tables_and_their_contents(tmp_path: Path) -> None:
+    """What the child process computes, run in this one (no process started)."""
+    hosts = "".join(f"h{i} A 192.0.2.{i % 250}\nh{i} MX 10 h0\n" for i in range(60))
+    (tmp_path / "z.example.zone").write_text(
+        "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n" + hosts
+    )
+    packed = load_packed(tmp_path, None)
+    origin = dns.name.from_text(ORIGIN)
+    *slices, table = unpack_steps(packed.packed[origin], step=25)
+    assert isinstance(table, ZoneTable) and slices
+    *parts, content = content_steps(origin, packed.contents[origin], step=50)
+    assert len(parts) == 3  # 123 records, 50 at a time
+    assert content == zone_content(table)
+    assert content == ZoneContent.from_wire(origin, packed.contents[origin])

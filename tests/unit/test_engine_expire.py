@@ -8,6 +8,8 @@ import dns.message
 import dns.name
 import dns.rcode
 
+from dnsserve import wire
+from dnsserve.answer.engine import expire_elsewhere
 from dnsserve.answer.lookup import key_parts
 from testkit.answers import EDGE_MAIN, build_engine, exchange
 
@@ -48,6 +50,25 @@ def test_expire_not_answered_for_other_zones_or_unasked() -> None:
     assert _expire_values(_ask("rv.example.", [EXPIRE])) == []
     assert _expire_values(_ask("par.example.", [COOKIE])) == []
     assert _expire_values(_ask("par.example.", [])) == []
+
+
+def test_expire_elsewhere_hands_off_queries_that_ask() -> None:
+    """A worker's engine does not hold the timers: a query with EXPIRE goes to its owner."""
+    engine = build_engine(EDGE_MAIN)
+    engine.expire = expire_elsewhere
+    engine.hand_off = True
+    asks = dns.message.make_query("par.example.", "SOA", use_edns=0, options=[EXPIRE])
+    assert engine.respond(asks.to_wire(), tcp=False) == wire.HAND_OFF
+    plain = dns.message.make_query("par.example.", "SOA", use_edns=0, options=[COOKIE])
+    assert engine.respond(plain.to_wire(), tcp=False)
+
+
+def test_expire_elsewhere_without_a_hand_off_answers_without_the_option() -> None:
+    engine = build_engine(EDGE_MAIN)
+    engine.expire = expire_elsewhere
+    q = dns.message.make_query("par.example.", "SOA", use_edns=0, options=[EXPIRE])
+    r = dns.message.from_wire(exchange(engine, q.to_wire(), tcp=False))
+    assert r.rcode() == dns.rcode.NOERROR and r.answer and _expire_values(r) == []
 
 
 def test_expire_answered_on_a_miss_too() -> None:

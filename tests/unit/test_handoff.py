@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import dns.flags
@@ -12,8 +13,10 @@ import dns.rcode
 import dns.rrset
 import dns.tsig
 import dns.zone
+import pytest
 from dns.rdatatype import RdataType
 
+from dnsserve import handoff as module
 from dnsserve.handoff import HandOff
 from dnsserve.transfers import ZoneTransfer
 from dnsserve.xfr.access import AccessRule
@@ -141,3 +144,20 @@ def test_signed_query_answer_is_signed() -> None:
     q.use_tsig({KEY.name: KEY}, KEY.name)
     [r] = ask(handoff(OPEN), q)
     assert r.had_tsig and r.id == q.id
+
+
+def test_a_big_transfer_is_built_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module, "OFFLOAD_RECORDS", 2)
+    h = handoff(OPEN)
+    data = axfr().to_wire()
+    whole = h.handle(data, PEER, True)
+
+    async def offloaded() -> tuple[bytes, ...]:
+        out = h.handle_offloaded(data, PEER, True)
+        assert isinstance(out, asyncio.Future)
+        return await out
+
+    assert list(asyncio.run(offloaded())) == whole
+    # a small answer is not offloaded
+    monkeypatch.setattr(module, "OFFLOAD_RECORDS", 10_000)
+    assert h.handle_offloaded(data, PEER, True) == whole

@@ -15,6 +15,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.lookup import answer_key
 from dnsserve.answer.policies import Policy, Pool, PoolMember, select
 from dnsserve.answer.snapshot import Snapshot, build_snapshot
 from dnsserve.config_schema import worker_count
@@ -124,3 +125,68 @@ def test_worker_count_defaults_to_the_cpus_at_most_8(
     configured: int | None, cpus: int, expected: int
 ) -> None:
     assert worker_count(configured, cpus) == expected
+
+
+def _round_trip(message: wp.Message) -> wp.Message:
+    frame = wp.to_frame(message)
+    assert wp.frame_length(frame[:wp.HEADER.size]) == len(frame) - wp.HEADER.size
+    return wp.from_payload(frame[wp.HEADER.size:])
+
+
+def test_a_hand_off_request_and_its_reply_cross_whole() -> None:
+    request = wp.HandOffRequest(7, b"\x12\x34query", ("127.0.0.1", 5353), True)
+    assert _round_trip(request) == request
+    reply = wp.HandOffReply(7, (b"one", b"two"), last=False)
+    assert _round_trip(reply) == reply
+
+
+def test_a_big_reply_is_split_within_the_limit_and_joined_in_order() -> None:
+    messages = [bytes([i]) * 300 for i in range(10)]
+    parts = wp.reply_parts(3, messages, limit=1000)
+    assert [len(p.messages) for p in parts] == [3, 3, 3, 1]
+    assert [p.last for p in parts] == [False, False, False, True]
+    assert all(sum(map(len, p.messages)) <= 1000 for p in parts)
+    joiner = wp.Joiner()
+    other = wp.reply_parts(4, [b"x" * 900, b"y" * 900], limit=1000)
+    got: dict[int, list[bytes]] = {}
+    for part in [parts[0], other[0], parts[1], other[1], parts[2], parts[3]]:  # interleaved
+        whole = joiner.add(part)
+        if whole is not None:
+            got[part.id] = whole
+    assert got == {3: messages, 4: [b"x" * 900, b"y" * 900]}
+
+
+def test_an_empty_reply_is_one_last_part_and_a_large_message_goes_alone() -> None:
+    assert wp.reply_parts(1, []) == [wp.HandOffReply(1, (), last=True)]
+    big = b"z" * 5000
+    parts = wp.reply_parts(2, [b"a", big, b"b"], limit=1000)
+    assert [p.messages for p in parts] == [(b"a",), (big,), (b"b",)]
+
+
+def test_a_dropped_request_keeps_no_parts() -> None:
+    joiner = wp.Joiner()
+    first, second = wp.reply_parts(5, [b"a" * 600, b"b" * 600], limit=1000)
+    assert joiner.add(first) is None
+    joiner.drop(5)
+    assert joiner.add(second) == [b"b" * 600]  # the dropped part is gone
+
+
+def test_answers_set_beside_the_zones_cross_and_outlive_a_select(first: Snapshot) -> None:
+    """Publish mode's apex SOA: the worker answers what the owner answers, after a flip too."""
+    soa_key = answer_key(dns.name.from_text("example.com."), RdataType.SOA, 1)
+    ns_key = answer_key(dns.name.from_text("example.com."), RdataType.NS, 1)
+    entries = {soa_key: first.answers[ns_key]}  # any other answer stands in for it
+    message = wp.from_payload(wp.to_frame(wp.Answers(entries))[wp.HEADER.size:])
+    assert isinstance(message, wp.Answers)
+    owner = wp.with_answers(first, entries)
+    worker = wp.with_answers(first, message.entries)
+    view = down("127.0.0.11")
+    owner = owner.with_selections({KEY: select(POOL, view, 1.0)}, health=view, generation=3)
+    change = wp.changes(wp.with_answers(first, entries), owner, 1.0)
+    assert isinstance(change, wp.Select)
+    worker = wp.apply(worker, change)
+    soa = dns.message.make_query("example.com.", "SOA").to_wire()
+    assert Engine(worker).respond(soa, tcp=False) == Engine(owner).respond(soa, tcp=False)
+    answer = dns.message.from_wire(Engine(worker).respond(soa, tcp=False) or b"")
+    assert answer.answer[0].rdtype == RdataType.NS
+    assert www(Engine(worker)) == www(Engine(owner)) == {"127.0.0.12", "127.0.0.13"}

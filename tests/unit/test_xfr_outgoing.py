@@ -35,7 +35,8 @@ NOW = int(time.time())  # dnspython checks the signing time against its clock
 def zone_text(serial: int, extra: str = "", names: int = 3) -> str:
     hosts = "".join(f"h{i} A 192.0.2.{i % 250 + 1}\n" for i in range(names))
     return (f"$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 300\n"
-            f"@ NS ns1\nns1 A 192.0.2.1\nmail MX 10 ns1\n{hosts}{extra}")
+            f"@ NS ns1\nns1 A 192.0.2.1\nmail MX 10 ns1\nalias CNAME h1\n"
+            f"ptr PTR h2.example.com.\nout CNAME elsewhere.example.net.\n{hosts}{extra}")
 
 
 def content(text: str) -> ZoneContent:
