@@ -166,8 +166,18 @@ class Reloader:
         ``accepted`` is each zone's last accepted content (the state file's):
         the deletion guard checks the files against it. Raises ReloadRefused.
         """
-        inp = self._input(self.settings, force=force, accepted=accepted, allow_empty=allow_empty)
-        self.last = self.commit(prepare(inp))
+        # As in a reload (``_reload``): no collector pass over the millions of
+        # objects a big zone is made of while it loads; they are frozen after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            inp = self._input(self.settings, force=force, accepted=accepted,
+                              allow_empty=allow_empty)
+            self.last = self.commit(prepare(inp))
+        finally:
+            if collecting:
+                gc.freeze()
+                gc.enable()
         assert self.engine is not None
         return self.engine
 
