@@ -31,6 +31,7 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.misses import MissIndex
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.daemonthread import in_daemon_thread
@@ -179,6 +180,7 @@ class Reloader:
                 gc.freeze()
                 gc.enable()
         assert self.engine is not None
+        _complete_later(self.engine.snapshot)
         return self.engine
 
     def reload(self, *, force: bool = False) -> asyncio.Future[ReloadResult]:
@@ -241,7 +243,7 @@ class Reloader:
                 # while it does, the loop gets the GIL back within a millisecond.
                 with _short_switch_interval():
                     prepared = await in_daemon_thread(
-                        prepare, self._input(settings, force=force, loaded=loaded)
+                        _prepare_indexed, self._input(settings, force=force, loaded=loaded)
                     )
         except TimeoutError:
             if child is not None:
@@ -326,6 +328,37 @@ class Reloader:
 # How long a thread may hold the GIL while another waits for it, during a reload
 # (CPython's default is 5 ms: one answer could wait that long per switch).
 RELOAD_SWITCH_INTERVAL = 0.001
+
+
+def _prepare_indexed(inp: ReloadInput) -> Prepared:
+    """``prepare``, and its snapshot's miss index built (a reload's thread does both)."""
+    prepared = prepare(inp)
+    if prepared.snapshot.misses is not None:
+        prepared.snapshot.misses.complete()
+    return prepared
+
+
+def _complete_later(snapshot: Snapshot) -> None:
+    """Build the first load's miss index in a thread, once the zones are served.
+
+    Until it is built, misses take the slow path (the same answers, slower):
+    a million records' index is seconds the first answer need not wait for.
+    """
+    index = snapshot.misses
+    if index is None or index.ready:
+        return
+    try:
+        future = in_daemon_thread(index.complete, name="dnsserve-misses")
+    except RuntimeError:  # no running loop (a caller outside the server): build it now
+        index.complete()
+        return
+
+    def done(f: asyncio.Future[MissIndex]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.error("the miss index was not built (misses take the slow path): %r",
+                      f.exception())
+
+    future.add_done_callback(done)
 
 
 @contextlib.contextmanager
