@@ -31,6 +31,7 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.misses import MissIndex
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.daemonthread import in_daemon_thread
@@ -329,9 +330,6 @@ class Reloader:
 RELOAD_SWITCH_INTERVAL = 0.001
 
 
-_BACKGROUND: set[asyncio.Future[None]] = set()  # tasks kept referenced until done
-
-
 def _prepare_indexed(inp: ReloadInput) -> Prepared:
     """``prepare``, and its snapshot's miss index built (a reload's thread does both)."""
     prepared = prepare(inp)
@@ -350,21 +348,17 @@ def _complete_later(snapshot: Snapshot) -> None:
     if index is None or index.ready:
         return
     try:
-        asyncio.get_running_loop()
+        future = in_daemon_thread(index.complete, name="dnsserve-misses")
     except RuntimeError:  # no running loop (a caller outside the server): build it now
         index.complete()
         return
 
-    async def build() -> None:
-        # as a reload's thread: the loop gets the GIL back within a millisecond
-        with _short_switch_interval():
-            try:
-                await in_daemon_thread(index.complete, name="dnsserve-misses")
-            except Exception as exc:  # misses still answered, by the slow path
-                log.error("the miss index was not built (misses take the slow path): %r", exc)
+    def done(f: asyncio.Future[MissIndex]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.error("the miss index was not built (misses take the slow path): %r",
+                      f.exception())
 
-    _BACKGROUND.add(task := asyncio.ensure_future(build()))
-    task.add_done_callback(_BACKGROUND.discard)
+    future.add_done_callback(done)
 
 
 @contextlib.contextmanager
