@@ -180,8 +180,12 @@ class Reloader:
                 gc.freeze()
                 gc.enable()
         assert self.engine is not None
-        _complete_later(self.engine.snapshot)
         return self.engine
+
+    def build_misses(self) -> None:
+        """Build the first load's miss index in a thread (call once answers flow)."""
+        if self.engine is not None:
+            _complete_later(self.engine.snapshot)
 
     def reload(self, *, force: bool = False) -> asyncio.Future[ReloadResult]:
         """Load the config and zones again, off the loop; one reload at a time.
