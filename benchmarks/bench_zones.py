@@ -9,8 +9,10 @@ mix of A, AAAA, CNAME, MX and TXT names) and:
   the server's own functions: parse (``zones.parse.parse_zone_file``), validate
   and build the table (``zones.compile.compile_records``), the canonical
   content the deletion guard keeps (``zones.versions.zone_content``),
-  prebuilding answers (``answer.snapshot.build_snapshot``) and the first
-  answer (``Engine.respond``), with the process's peak RSS after each;
+  prebuilding answers (``answer.snapshot.build_snapshot``), the first
+  answer (``Engine.respond``) and the miss index the server builds after it
+  (``answer.misses``, in a thread), with the process's peak RSS after each
+  and the collector off, as the server loads;
 - dnsserve, NSD and Knot are each started on the zone, and the time from
   the start of the process to its first authoritative SOA answer and the
   process tree's peak RSS (VmHWM, summed over its processes) are reported;
@@ -115,7 +117,7 @@ def _owners(path: Path, limit: int = 200_000) -> list[str]:
 
 
 PHASES = """
-import json, resource, sys, time
+import gc, json, resource, sys, time
 from pathlib import Path
 import dns.message
 from dnsserve.answer.engine import Engine
@@ -130,6 +132,7 @@ def mark(name, since):
     out[name] = (time.perf_counter() - since, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return time.perf_counter()
 origin = origin_from_path(path)
+gc.disable()  # as the server loads (reload.Reloader.load)
 t = time.perf_counter()
 parsed = parse_zone_file(path, origin, include_dir=path.parent)
 out["parser"] = (parse_zone_file.__module__, 0)
@@ -139,11 +142,13 @@ del parsed
 t = mark("validate and build the table", t)
 content = zone_content(compiled.table)
 t = mark("canonical content (deletion guard)", t)
-snapshot = build_snapshot({origin: compiled.table})
+snapshot = build_snapshot({origin: compiled.table}, defer_misses=True)
 t = mark("prebuild answers", t)
 query = dns.message.make_query(origin, "SOA").to_wire()
 assert Engine(snapshot).respond(query, tcp=False)
-mark("first answer", t)
+t = mark("first answer", t)
+snapshot.misses.complete()
+mark("miss index (after the first answer, in a thread)", t)
 print(json.dumps(out))
 """
 

@@ -302,6 +302,8 @@ class Server:
                     hand_off=self.handoff.handle_offloaded,
                 )
             self._started = True
+            # after the listeners: the index's thread must not delay the first answer
+            self.reloader.build_misses()
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control and self.control is None:
                 self.control = await self._start_control()

@@ -31,6 +31,7 @@ import dns.rdatatype
 import msgspec
 
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.misses import MissIndex
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.daemonthread import in_daemon_thread
@@ -166,10 +167,25 @@ class Reloader:
         ``accepted`` is each zone's last accepted content (the state file's):
         the deletion guard checks the files against it. Raises ReloadRefused.
         """
-        inp = self._input(self.settings, force=force, accepted=accepted, allow_empty=allow_empty)
-        self.last = self.commit(prepare(inp))
+        # As in a reload (``_reload``): no collector pass over the millions of
+        # objects a big zone is made of while it loads; they are frozen after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            inp = self._input(self.settings, force=force, accepted=accepted,
+                              allow_empty=allow_empty)
+            self.last = self.commit(prepare(inp))
+        finally:
+            if collecting:
+                gc.freeze()
+                gc.enable()
         assert self.engine is not None
         return self.engine
+
+    def build_misses(self) -> None:
+        """Build the first load's miss index in a thread (call once answers flow)."""
+        if self.engine is not None:
+            _complete_later(self.engine.snapshot)
 
     def reload(self, *, force: bool = False) -> asyncio.Future[ReloadResult]:
         """Load the config and zones again, off the loop; one reload at a time.
@@ -231,7 +247,7 @@ class Reloader:
                 # while it does, the loop gets the GIL back within a millisecond.
                 with _short_switch_interval():
                     prepared = await in_daemon_thread(
-                        prepare, self._input(settings, force=force, loaded=loaded)
+                        _prepare_indexed, self._input(settings, force=force, loaded=loaded)
                     )
         except TimeoutError:
             if child is not None:
@@ -316,6 +332,37 @@ class Reloader:
 # How long a thread may hold the GIL while another waits for it, during a reload
 # (CPython's default is 5 ms: one answer could wait that long per switch).
 RELOAD_SWITCH_INTERVAL = 0.001
+
+
+def _prepare_indexed(inp: ReloadInput) -> Prepared:
+    """``prepare``, and its snapshot's miss index built (a reload's thread does both)."""
+    prepared = prepare(inp)
+    if prepared.snapshot.misses is not None:
+        prepared.snapshot.misses.complete()
+    return prepared
+
+
+def _complete_later(snapshot: Snapshot) -> None:
+    """Build the first load's miss index in a thread, once the zones are served.
+
+    Until it is built, misses take the slow path (the same answers, slower):
+    a million records' index is seconds the first answer need not wait for.
+    """
+    index = snapshot.misses
+    if index is None or index.ready:
+        return
+    try:
+        future = in_daemon_thread(index.complete, name="dnsserve-misses")
+    except RuntimeError:  # no running loop (a caller outside the server): build it now
+        index.complete()
+        return
+
+    def done(f: asyncio.Future[MissIndex]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.error("the miss index was not built (misses take the slow path): %r",
+                      f.exception())
+
+    future.add_done_callback(done)
 
 
 @contextlib.contextmanager

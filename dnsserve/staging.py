@@ -230,6 +230,7 @@ def prepare(inp: ReloadInput) -> Prepared:
             version=settings.server.version,
             identity=settings.server.identity,
             health=inp.view,
+            defer_misses=True,  # built after the swap, off the answers' way (Reloader)
         )
 
     snapshot = build(pools)

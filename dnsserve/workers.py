@@ -273,6 +273,8 @@ class WorkerSet:
             tcp_idle_timeout=self._server.tcp_idle_timeout,
             tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
         )
+        if snapshot.misses is not None:
+            snapshot.misses.complete()  # built once here, shared by every fork
         ours, theirs = net.channel_pair()
         gc.freeze()  # the child's collector must not touch what it shares with us
         try:

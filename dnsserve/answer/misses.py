@@ -136,19 +136,23 @@ class MissIndex:
 
     __slots__ = (
         "_kept", "_longest", "_names", "_notimp", "_pool_zones", "_pooled_bodies", "_refused",
-        "_templates", "limit", "pools",
+        "_source", "_templates", "limit", "pools",
     )
 
     def __init__(
         self,
-        names: dict[bytes, _Name],
+        names: dict[bytes, _Name] | None,
         pools: frozenset[PoolKey],
         *,
         limit: int = TEMPLATES,
+        source: Mapping[dns.name.Name, ZoneTable] | None = None,
     ) -> None:
+        # None: a deferred index (``build_index(defer=True)``), which declines
+        # every name (the slow path answers) until ``complete`` builds it
         self._names = names
+        self._source = source
         # no name of the index is longer: the walk starts at the first suffix this short
-        self._longest = max(map(len, names), default=1)
+        self._longest = max(map(len, names), default=1) if names is not None else 1
         self.pools = pools  # the pools the index was built with (names they add exist)
         self.limit = limit
         self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
@@ -158,6 +162,25 @@ class MissIndex:
         self._pooled_bodies: dict[int, Prebuilt] = {}
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the index is built (a deferred one: once ``complete`` ran)."""
+        return self._names is not None
+
+    def complete(self) -> MissIndex:
+        """Build a deferred index (at most once; harmless to call again). Returns self.
+
+        Safe while another thread answers from it: until the names are in
+        place it declines, and they are assigned last, in one step.
+        """
+        source = self._source
+        if self._names is None and source is not None:
+            built = build_index(source, self.pools, limit=self.limit)
+            self._longest = built._longest
+            self._names = built._names
+            self._source = None
+        return self
 
     def __len__(self) -> int:
         """Bodies in the bounded memo now (names below the index's names)."""
@@ -171,12 +194,14 @@ class MissIndex:
     def answer(
         self, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
     ) -> Prebuilt | None:
+        names = self._names
+        if names is None:
+            return None  # deferred, not built yet: the slow path answers
         if key[-2] or key[-1] != 1:  # a class other than IN (CHAOS names are prebuilt)
             return self._refused
         qtype = (key[-4] << 8) | key[-3]
         if 250 < qtype < 255:  # IXFR, AXFR: REFUSED here; MAILB, MAILA: NOTIMP
             return self._notimp if qtype in _NOTIMP_TYPES else self._refused
-        names = self._names
         end = len(key) - 4
         i = 0
         start = end - self._longest
@@ -291,14 +316,20 @@ def build_index(
     pools: Iterable[PoolKey] = (),
     *,
     limit: int = TEMPLATES,
+    defer: bool = False,
 ) -> MissIndex:
     """The miss index of ``zones``, the pools' rrsets overlaid on them.
+
+    ``defer``: build nothing now (a million records take seconds); the index
+    declines every name, so the slow path answers, until ``complete()``.
 
     ``pools`` are the (owner, type) every pool answers for: a pool's owner
     exists even when its rrset is empty (NODATA), and a node holding a pool
     keeps an answer per qtype of the pool's type.
     """
     pool_set = frozenset(pools)
+    if defer:
+        return MissIndex(None, pool_set, limit=limit, source=zones)
     origins = {_wire(origin): origin for origin in zones}
     mentioned: set[bytes] = set()
     names: dict[bytes, _Name] = {}

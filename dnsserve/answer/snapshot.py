@@ -379,8 +379,12 @@ def build_snapshot(
     generation: int = 0,
     health: HealthView | None = None,
     lazy_rrsets: int | None = LAZY_RRSETS,
+    defer_misses: bool = False,
 ) -> Snapshot:
     """Prebuild every answer of ``zones`` with each pool at its selection.
+
+    ``defer_misses``: the miss index is built later, by whoever calls its
+    ``complete()`` (the slow path answers misses until then).
 
     Zones of ``lazy_rrsets`` rrsets or more without a pool are left to be
     answered when first asked (None: every zone is prebuilt).
@@ -397,7 +401,8 @@ def build_snapshot(
     while True:
         failed: dict[dns.name.Name, str] = {}
         snapshot = _build(
-            serving, selections, version, identity, generation, health, failed, lazy_rrsets
+            serving, selections, version, identity, generation, health, failed, lazy_rrsets,
+            defer_misses,
         )
         left_out.update(failed)
         removed = [origin for origin in failed if serving.pop(origin, None) is not None]
@@ -414,6 +419,7 @@ def _build(
     health: HealthView | None,
     failed: dict[dns.name.Name, str],
     lazy_rrsets: int | None = None,
+    defer_misses: bool = False,
 ) -> Snapshot:
     """One round of ``build_snapshot``; the zones an answer failed for go to ``failed``."""
     rrsets = _PoolRRsets(selections)
@@ -453,7 +459,7 @@ def _build(
         MappingProxyType(selections),
         MappingProxyType(depends),
         zone_pools,
-        misses=build_index(current, selections),
+        misses=build_index(current, selections, defer=defer_misses),
         lazy=lazy,
     )
 

@@ -527,3 +527,26 @@ def test_while_a_zone_is_expired_the_others_keep_the_fast_path(learnt: list[byte
     learnt.clear()
     r = same(fast, slow, query("rv.example.", "SOA"))  # a lazy zone's answer, kept
     assert r.rcode() == dns.rcode.NOERROR and learnt == []
+
+
+# --- a deferred index: the slow path answers until it is built ----------------------------
+
+
+def test_deferred_index_declines_until_complete_then_answers_the_same() -> None:
+    snapshot = snapshot_of(SHIPPED_ZONES, defer_misses=True)
+    index = snapshot.misses
+    assert index is not None and not index.ready
+    rng = random.Random(7)
+    queries = [query(random_name(rng, name), qtype, rng=rng)
+               for name in existing_names(snapshot.base) for qtype in ("A", "MX", "DS")]
+    queries += [query("example.com.", "A", rdclass="CH"), query("nowhere.test.", "A")]
+    fast, slow = pair(snapshot)
+    for q in queries:
+        same(fast, slow, q)
+    assert len(index) == 0 and index.kept == 0  # nothing learnt: every miss declined
+    assert index.complete() is index and index.ready
+    index.complete()  # a second call changes nothing
+    fast, slow = pair(snapshot)
+    for q in queries:
+        same(fast, slow, q)
+    assert len(index) + index.kept > 0  # the built index answered them
