@@ -143,9 +143,11 @@ def test_random_names_below_every_name_match_the_slow_path(
             same(fast, slow, query(qname, qtype, edns=rng.random() < 0.7, rng=rng))
             asked += 1
         below_learnt += len(learnt) - before
-        for qtype in QTYPES:  # the name itself, every type (misses for most)
+        # the name itself and a name below it, a few types each (misses for most;
+        # every type is asked somewhere over the names)
+        for qtype in rng.sample(QTYPES, 5):
             same(fast, slow, query(mixed(rng, below), qtype, rng=rng))
-        for qtype in QTYPES:  # below it, every type
+        for qtype in rng.sample(QTYPES, 5):
             same(fast, slow, query(random_name(rng, below), qtype, rng=rng))
     assert asked and below_learnt < asked / 2  # most answers came from learnt bodies
 
