@@ -204,6 +204,7 @@ def test_over_ipv6_loopback(tmp_path: Path, stack: contextlib.ExitStack) -> None
     primary.change(zone_text(2, {"www": "192.0.2.2"}))
     wait_answer(srv, {"192.0.2.2"})  # NOTIFY from ::1, a primary's address
     wait_transfers(srv, conf, 1, 1)
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.2"})
 
 
 def test_notify_from_elsewhere_is_refused(tmp_path: Path, stack: contextlib.ExitStack) -> None:
@@ -258,6 +259,7 @@ def test_tsig_signed_notify_and_transfer(tmp_path: Path, stack: contextlib.ExitS
     primary.change(zone_text(2, {"www": "192.0.2.2"}))
     wait_answer(srv, {"192.0.2.2"})  # the signed NOTIFY was accepted (key required)
     wait_transfers(srv, conf, 1, 1)
+    assert rcode_and_addresses(srv) == (dns.rcode.NOERROR, {"192.0.2.2"})
 
 
 # -- restart, expire, recovery ----------------------------------------------------------

@@ -115,11 +115,13 @@ def test_a_reload_reaches_every_worker(harness: Harness) -> None:
 def test_workers_go_with_the_owner(harness: Harness) -> None:
     srv, _, _ = start(harness, 159)
     pids = srv.children()
+    assert len(pids) == 2
     srv.proc.send_signal(signal.SIGKILL)  # no goodbye: each worker sees its channel close
     srv.proc.wait(timeout=10)
     try:
         wait_for("every worker to exit", lambda: [p for p in pids if _alive(p)],
                  lambda alive: not alive)
+        assert not [p for p in pids if _alive(p)]
     finally:
         for pid in pids:
             if _alive(pid):

@@ -212,7 +212,10 @@ def test_referral_that_truncates(edge: Snapshot) -> None:
     fast, slow = pair(edge)
     for _ in range(20):
         data = query(random_name(rng, "trunc.rv.example.", labels=1, size=5), "A", edns=False)
-        same(fast, slow, data)
+        r = same(fast, slow, data)
+        # a referral whose glue does not all fit in 512 bytes, as the slow path cuts it
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+        assert not r.flags & dns.flags.AA
 
 
 def test_wildcard_synthesis_keeps_the_query_case(shipped: Snapshot, learnt: list[bytes]) -> None:
