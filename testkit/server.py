@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from testkit import SHIPPED_ZONES
 from testkit.ports import free_port
 from testkit.wait import MAX_POLLS, POLL, wait_for
 
-READY_SECONDS = 15.0
+READY_SECONDS = 30.0  # generous: a loaded 2-core CI machine starts slowly
 
 
 @dataclass
@@ -80,7 +81,8 @@ def _cmdline(pid: int) -> bytes:
 def answers(host: str, port: int, timeout: float = 0.2) -> bool:
     """True when the server at ``host:port`` answers a query at all (any rcode)."""
     q = dns.message.make_query("version.invalid.", "SOA")
-    with contextlib.suppress(OSError, dns.exception.Timeout):
+    # any DNS error (a stray datagram, an unexpected source) is "not yet", not a failure
+    with contextlib.suppress(OSError, dns.exception.DNSException):
         dns.query.udp(q, host, port=port, timeout=timeout)
         return True
     return False
@@ -167,12 +169,26 @@ def start_server(
         cmd += ["--control", control]
     cmd += list(args)
     log = tmp_path / f"server-{port}.log"
+    # faulthandler: a server that never answers is made to print where each
+    # thread is (SIGABRT) before it is stopped, so the failure says why
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    started = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd or tmp_path,
+                                env=env)
     srv = ServerProc(proc, host, port, log, control)
     try:
         wait_ready(host, port, proc, ready_seconds)
-    except Exception:
+    except Exception as exc:
+        waited = time.monotonic() - started
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGABRT)  # faulthandler's dump, then the end
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
         srv.stop()
-        raise RuntimeError(f"server failed to start:\n{log.read_text(errors='replace')}") from None
+        raise RuntimeError(
+            f"server failed to start ({type(exc).__name__}: {exc}; after {waited:.1f} s;"
+            f" command {cmd}):\n{log.read_text(errors='replace')}"
+        ) from None
     return srv
