@@ -72,7 +72,7 @@ from dnsserve.operations import Operations
 from dnsserve.publishing import Publisher
 from dnsserve.reload import Reloader
 from dnsserve.secondary import Hooks, Secondaries
-from dnsserve.settings import Settings
+from dnsserve.settings import Settings, defences
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
@@ -122,12 +122,14 @@ class Server:
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
         count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
+        # RRL and cookies: made once here, so every worker shares the cookie secret
+        self.defences = defences(settings, count, secrets.token_bytes(16))
         # Workers hand transfers, NOTIFY, signed queries and (with secondary
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
             count, settings.server, lambda: self.reloader.engine,
-            hand_off=self.handoff.handle_offloaded,
+            hand_off=self.handoff.handle_offloaded, defences=self.defences,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
@@ -300,6 +302,7 @@ class Server:
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
                     hand_off=self.handoff.handle_offloaded,
+                    guard=self.defences.guard(engine),
                 )
             self._started = True
             # after the listeners: the index's thread must not delay the first answer

@@ -24,6 +24,10 @@ Rules:
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
   ends a connection that sends nothing whole).
+- With a ``guard`` (``answer.guard.Guard``: rate limiting and DNS Cookies,
+  which need the client's address and the time), each query goes to
+  ``guard.respond_from(data, client_address, time.time(), tcp)`` instead;
+  the clock is read here, once per query.
 - UDP: while the send buffer is over its high-water mark, queries are shed
   unanswered (``udp_shed``), as the kernel drops them when it is full.
 - TCP backpressure: while a connection's write buffer is over its high-water
@@ -48,6 +52,7 @@ import functools
 import logging
 import resource
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -84,6 +89,15 @@ class Responder(Protocol):
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None: ...
 
 
+class Guarded(Protocol):
+    """The engine behind RRL and cookies (``answer.guard.Guard``): it takes the
+    client's address and the time too, and counts what it limited."""
+
+    def respond_from(self, data: bytes, client: str, now: float, tcp: bool) -> bytes | None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
 @dataclass(slots=True)
 class NetStats:
     """Counters for /metrics, plain attributes updated on the loop thread."""
@@ -97,6 +111,12 @@ class NetStats:
     tcp_refused: int = 0  # closed at once: connection cap reached
     tcp_idle_closed: int = 0
     tcp_paused: int = 0  # times reading stopped for backpressure
+    # the guard's (``Guarded.counts``), copied in when read (``Listeners.stats``)
+    rrl_limited: int = 0  # UDP answers over their rate-limit bucket's rate
+    rrl_slipped: int = 0  # of those, sent truncated
+    rrl_dropped: int = 0  # of those, not sent
+    cookies_made: int = 0  # server cookies made
+    cookies_accepted: int = 0  # queries with a valid server cookie of ours
 
     def engine_failed(self) -> None:
         self.engine_errors += 1
@@ -143,12 +163,14 @@ class _Shared:
     cap: int
     conns: set[_Tcp] = field(default_factory=set)
     hand_off: HandOff | None = None
+    guard: Guarded | None = None
 
 
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
         self._respond = shared.respond
+        self._guard = shared.guard.respond_from if shared.guard is not None else None
         self._stats = shared.stats
         self._paused = False
         self.transport: asyncio.DatagramTransport | None = None
@@ -164,7 +186,10 @@ class _Udp(asyncio.DatagramProtocol):
             stats.udp_shed += 1
             return
         try:
-            out = self._respond(data, tcp=False)
+            if self._guard is None:
+                out = self._respond(data, tcp=False)
+            else:
+                out = self._guard(data, str(addr[0]), time.time(), False)
         except Exception:
             stats.engine_failed()
             return
@@ -217,6 +242,8 @@ class _Tcp(asyncio.Protocol):
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
         self._respond = shared.respond
+        self._guard = shared.guard.respond_from if shared.guard is not None else None
+        self._client = ""  # the peer's address (for the guard)
         self._loop = asyncio.get_running_loop()
         self._deframer = Deframer()
         self._queries: collections.deque[bytes] = collections.deque()
@@ -239,6 +266,7 @@ class _Tcp(asyncio.Protocol):
             return
         shared.stats.tcp_open += 1
         shared.conns.add(self)
+        self._client = str((transport.get_extra_info("peername") or ("",))[0])
         self._counted = True
         transport.set_write_buffer_limits(high=TCP_WRITE_HIGH_WATER)
         self._last = self._loop.time()
@@ -261,7 +289,10 @@ class _Tcp(asyncio.Protocol):
             stats.tcp_queries += 1
             try:
                 query = queries.popleft()
-                out = self._respond(query, tcp=True)
+                if self._guard is None:
+                    out = self._respond(query, tcp=True)
+                else:
+                    out = self._guard(query, self._client, time.time(), True)
                 if out == b"":  # wire.HAND_OFF: several messages may follow
                     self._hand_off(query, transport)
                     continue
@@ -382,11 +413,19 @@ class Listeners:
 
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
-        self.stats = shared.stats
         self.addresses: list[tuple[str, int]] = []
         """The bound (host, port) per listen address; UDP and TCP share the port."""
         self._udp: list[_Udp] = []
         self._tcp: list[asyncio.Server] = []
+
+    @property
+    def stats(self) -> NetStats:
+        """The counters, the guard's copied in."""
+        stats = self._shared.stats
+        if self._shared.guard is not None:
+            for name, n in self._shared.guard.counts().items():
+                setattr(stats, name, n)
+        return stats
 
     @property
     def tcp_cap(self) -> int:
@@ -499,6 +538,7 @@ async def serve(
     tcp_max_connections: int,
     hand_off: HandOff | None = None,
     reuse_port: bool = False,
+    guard: Guarded | None = None,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
@@ -506,7 +546,8 @@ async def serve(
     when it cannot be bound; nothing stays bound after a failure. The TCP cap
     is ``tcp_max_connections`` under the file descriptor limit (``tcp_cap``).
     With ``reuse_port`` every socket is bound with SO_REUSEPORT, beside the
-    other workers' sockets on the same addresses (``reserve``).
+    other workers' sockets on the same addresses (``reserve``). With a
+    ``guard``, queries go to it (RRL and cookies) rather than to ``engine``.
     """
     limit = fd_limit()
     cap = tcp_cap(tcp_max_connections, limit)
@@ -517,7 +558,8 @@ async def serve(
             " file and the control API; raise the limit (LimitNOFILE=) to allow more",
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off)
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off,
+                     guard=guard)
     listeners = Listeners(shared)
     try:
         for text in listen:

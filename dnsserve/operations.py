@@ -434,6 +434,11 @@ class Operations:
             m.dropped.labels(transport="udp", reason="shed").set_total(stats.udp_shed)
             m.engine_errors.set_total(stats.engine_errors)
             m.tcp_connections.set(stats.tcp_open)
+            m.rrl.labels(action="limited").set_total(stats.rrl_limited)
+            m.rrl.labels(action="slipped").set_total(stats.rrl_slipped)
+            m.rrl.labels(action="dropped").set_total(stats.rrl_dropped)
+            m.cookies.labels(result="made").set_total(stats.cookies_made)
+            m.cookies.labels(result="accepted").set_total(stats.cookies_accepted)
         view = self._health.view
         m.member_up.clear()
         m.member_override.clear()

@@ -49,6 +49,7 @@ import uvloop
 from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine, expire_elsewhere
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Snapshot
 
 log = logging.getLogger("dnsserve.worker")
@@ -75,6 +76,7 @@ class WorkerStart:
     addresses: tuple[str, ...]  # where to listen, port resolved (``net.reserve``)
     tcp_idle_timeout: float
     tcp_max_connections: int  # this worker's share of the cap
+    defences: Defences | None = None  # RRL (this worker's share of the rate) and cookies
 
 
 class Worker:
@@ -195,6 +197,7 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
             worker.engine, start.addresses, tcp_idle_timeout=start.tcp_idle_timeout,
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
             hand_off=forwarder,
+            guard=start.defences.guard(worker.engine) if start.defences is not None else None,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field, fields
 from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Entry, Snapshot
 from dnsserve.config_schema import ServerConfig
 from dnsserve.worker import WorkerStart, child_main
@@ -153,8 +154,10 @@ class WorkerSet:
         server: ServerConfig,
         engine: Callable[[], Engine | None],
         hand_off: HandOff | None = None,
+        defences: Defences | None = None,
     ) -> None:
         self.count = count
+        self._defences = defences  # RRL and cookies, each worker's own (answer.guard)
         self._server = server
         self._engine = engine
         self._hand_off = hand_off
@@ -272,6 +275,7 @@ class WorkerSet:
             index=slot.index, addresses=tuple(self._reservation.addresses),
             tcp_idle_timeout=self._server.tcp_idle_timeout,
             tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
+            defences=self._defences,
         )
         if snapshot.misses is not None:
             snapshot.misses.complete()  # built once here, shared by every fork

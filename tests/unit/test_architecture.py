@@ -110,6 +110,10 @@ LEVELS: list[set[str]] = [
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
+    # answer.guard (RRL and cookies in front of the engine: the client's address
+    # and the time, which the engine does not take) wraps the engine; settings
+    # builds its Defences, worker and app their Guard.
+    {"answer.guard"},
     # worker_protocol (the owner <-> worker messages and frames) is pure and
     # reads the snapshot below, beside the engine.
     {"answer.engine", "worker_protocol"},
@@ -136,6 +140,9 @@ LEVELS: list[set[str]] = [
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
         "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
+        # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
+        # cookies, over answer.siphash) read wire; answer.guard puts them in front.
+        "answer.rrl", "answer.cookies",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -148,7 +155,7 @@ LEVELS: list[set[str]] = [
     },
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
-    {"wire", "framing", "metrics", "statuspage"},
+    {"wire", "framing", "metrics", "statuspage", "answer.siphash"},
     {"errors", "", "zones", "health", "answer", "xfr"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -187,6 +194,10 @@ CORE = {
     "answer.misses",
     "answer.snapshot",
     "answer.engine",
+    "answer.guard",
+    "answer.rrl",
+    "answer.cookies",
+    "answer.siphash",
     "worker_protocol",
     "xfr",
     "xfr.keys",

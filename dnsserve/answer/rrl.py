@@ -1,0 +1,192 @@
+"""Response rate limiting (RRL) of UDP answers, as NSD, Knot DNS and BIND have it.
+
+Owns the table of recent answers per (client prefix, response kind, name)
+and the verdict for one more: send it, send it truncated (a slip), or drop it.
+
+Rules:
+- A bucket is (the client's prefix: /24 IPv4, /56 IPv6 by default; the kind
+  of the response; what it is about). Kinds, from the response's header as
+  BIND classifies them:
+
+  | rcode    | answer count | AA    | kind     | "what it is about"               |
+  |----------|--------------|-------|----------|----------------------------------|
+  | NOERROR  | > 0          | any   | ANSWER   | the answer's records (its body)  |
+  | NOERROR  | 0            | set   | NODATA   | the zone (its SOA's owner)       |
+  | NOERROR  | 0            | clear | REFERRAL | the delegation (its NS owner)    |
+  | NXDOMAIN | any          | any   | NXDOMAIN | the zone (its SOA's owner)       |
+  | other    | any          | any   | ERROR    | nothing: one bucket per prefix   |
+
+  So a flood of random names under one zone fills one bucket (the peers key
+  those kinds by zone too), and the names of one wildcard share one, as NSD
+  keys them by the wildcard. An answer is keyed by its records as sent
+  (the prebuilt body, compressed against the question): names whose answers
+  are the same bytes share a bucket.
+- A bucket allows ``rate`` responses per second (a window per whole second
+  of ``now``). Beyond it a response is *limited*: every ``slip``-th limited
+  response of the bucket is sent truncated (TC set, the question only, so a
+  real client retries over TCP); the others are dropped. ``slip = 1``
+  truncates every limited response, ``slip = 0`` drops them all.
+- Exempt prefixes are never limited; neither is TCP, nor a query with a
+  valid server cookie (the caller, ``answer.guard``, decides those).
+- The table is a fixed number of slots (``size``, a power of two); a
+  bucket's slot is its hash, and a bucket that finds its slot taken by
+  another replaces it (NSD's rule): memory never grows with the number of
+  clients, and a flood of spoofed prefixes can only make counts restart.
+
+Pure: time is passed in (``now``, seconds); the client as its address text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from dnsserve import wire
+
+ANSWER, NODATA, REFERRAL, NXDOMAIN, ERROR = range(5)
+KIND_NAMES = ("answer", "nodata", "referral", "nxdomain", "error")
+DEFAULT_SIZE = 65536
+PREFIX_CACHE = 65536  # client addresses whose prefix is remembered (then forgotten at once)
+EXEMPT = ""  # the prefix of an exempt client: never limited
+_NO_NAME = b""
+
+
+@dataclass(frozen=True, slots=True)
+class RrlSettings:
+    """What ``[rrl]`` configures, as the limiter takes it (``config`` builds it)."""
+
+    rate: int = 20  # responses per second per bucket (this process's share)
+    slip: int = 2
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+    exempt: tuple[str, ...] = ()  # prefixes ("192.0.2.0/24") never limited
+    size: int = DEFAULT_SIZE  # slots in the table
+
+
+def kind_of(out: bytes) -> int:
+    """The response kind of the response ``out`` (the table above)."""
+    rcode = out[3] & 0x0F
+    if rcode == wire.NOERROR:
+        if out[6] or out[7]:
+            return ANSWER
+        return NODATA if out[2] & 0x04 else REFERRAL
+    return NXDOMAIN if rcode == wire.NXDOMAIN else ERROR
+
+
+def slipped(out: bytes) -> bytes:
+    """The truncated stand-in for ``out``: its header with TC, its question, nothing else."""
+    i = 12
+    n = len(out)
+    while i < n and out[i]:  # our own response: uncompressed question labels
+        i += out[i] + 1
+    qend = i + 5 if (out[4] or out[5]) else 12
+    flags = ((out[2] << 8) | out[3] | wire.TC).to_bytes(2, "big")
+    return out[:2] + flags + wire.counts(1 if qend > 12 else 0, 0, 0, 0) + out[12:qend]
+
+
+def first_owner(out: bytes, body: bytes) -> bytes:
+    """The owner of the body's first record (lower case), where it points into the
+    question: the zone of an SOA, the delegation of an NS; else the body itself."""
+    if body[0] >= 0xC0:
+        at = ((body[0] & 0x3F) << 8) | body[1]
+        end = out.find(b"\x00", at)
+        if end >= 0:
+            return out[at:end].lower()
+    return body
+
+
+class RateLimiter:
+    """The RRL table: ``limit(out, name, client, now)`` -> what to send (None: drop)."""
+
+    __slots__ = (
+        "_count", "_exempt", "_kind", "_mask", "_name", "_prefix", "_prefixes", "_second",
+        "dropped", "limited", "rate", "settings", "slip", "slipped",
+    )
+
+    def __init__(self, settings: RrlSettings) -> None:
+        if settings.rate < 1 or settings.slip < 0:
+            raise ValueError("rate must be >= 1 and slip >= 0")
+        size = 1
+        while size < max(settings.size, 1):
+            size *= 2
+        self.settings = settings
+        self.rate = settings.rate
+        self.slip = settings.slip
+        self._mask = size - 1
+        self._prefix: list[str | None] = [None] * size
+        self._kind = [0] * size
+        self._name: list[bytes | None] = [None] * size
+        self._second = [0] * size
+        self._count = [0] * size
+        self._exempt = tuple(ipaddress.ip_network(p, strict=False) for p in settings.exempt)
+        self._prefixes: dict[str, str] = {}
+        self.limited = 0  # responses over their bucket's rate
+        self.slipped = 0  # of those, sent truncated
+        self.dropped = 0  # of those, not sent
+
+    def prefix(self, client: str) -> str:
+        """The bucket prefix of the address ``client`` (``EXEMPT`` for an exempt one)."""
+        prefix = self._prefixes.get(client)
+        if prefix is None:
+            prefix = self._prefix_of(client)
+            if len(self._prefixes) >= PREFIX_CACHE:
+                self._prefixes.clear()
+            self._prefixes[client] = prefix
+        return prefix
+
+    def _prefix_of(self, client: str) -> str:
+        try:
+            address = ipaddress.ip_address(client.partition("%")[0])
+        except ValueError:
+            return client  # not an address (a test's fake peer): its own bucket
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in net for net in self._exempt):
+            return EXEMPT
+        bits = self.settings.ipv4_prefix if address.version == 4 else self.settings.ipv6_prefix
+        return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+    def limit(self, out: bytes, body: bytes | None, client: str, now: float) -> bytes | None:
+        """``out``, its truncated stand-in, or None (drop), by ``client``'s bucket.
+
+        ``body`` is the prebuilt body ``out`` was made from (None: none, as
+        for an error made on the spot).
+        """
+        prefix = self._prefixes.get(client)
+        if prefix is None:
+            prefix = self.prefix(client)
+        if not prefix:  # EXEMPT
+            return out
+        kind = kind_of(out)
+        name: bytes | None = body
+        if kind == ERROR:
+            name = _NO_NAME
+        elif kind != ANSWER and body:
+            name = first_owner(out, body)
+        i = (hash(prefix) ^ hash(name) ^ (kind * 0x9E3779B1)) & self._mask
+        second = int(now)
+        if self._prefix[i] != prefix or self._kind[i] != kind or self._name[i] != name:
+            self._prefix[i], self._kind[i], self._name[i] = prefix, kind, name
+            self._second[i], self._count[i] = second, 1
+            return out
+        if self._second[i] != second:
+            self._second[i], self._count[i] = second, 1
+            return out
+        count = self._count[i] + 1
+        self._count[i] = count
+        if count <= self.rate:
+            return out
+        self.limited += 1
+        if self.slip and (count - self.rate) % self.slip == 0:
+            self.slipped += 1
+            return slipped(out)
+        self.dropped += 1
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {"limited": self.limited, "slipped": self.slipped, "dropped": self.dropped}
+
+
+def share(rate: int, workers: int) -> int:
+    """Each of ``workers`` processes' share of ``rate`` (at least 1, rounded up)."""
+    return max(1, -(-rate // max(workers, 1)))
