@@ -245,7 +245,7 @@ def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
             f"dnsserve (one process, pinned to CPU {args.server_cpu}) under dnsperf at"
             f" `-Q {args.qps}` on the generated zone's query mix (1,000 names, ~15 % NXDOMAIN,"
             " 20,000 query lines), RRL off"
-            " (`enabled = false`) and on with `rate = {NOTHING_LIMITED:,}` (no bucket"
+            f" (`enabled = false`) and on with `rate = {NOTHING_LIMITED:,}` (no bucket"
             " reaches it: every answer pays for its bucket, none is limited), alternately,"
             f" {args.repeats} × {args.seconds} s each after a {args.warmup} s warm-up."
             " Cookies on (the default) in both; dnsperf sends none.",

@@ -63,16 +63,6 @@ class RrlSettings:
     size: int = DEFAULT_SIZE  # slots in the table
 
 
-def kind_of(out: bytes) -> int:
-    """The response kind of the response ``out`` (the table above)."""
-    rcode = out[3] & 0x0F
-    if rcode == wire.NOERROR:
-        if out[6] or out[7]:
-            return ANSWER
-        return NODATA if out[2] & 0x04 else REFERRAL
-    return NXDOMAIN if rcode == wire.NXDOMAIN else ERROR
-
-
 def slipped(out: bytes) -> bytes:
     """The truncated stand-in for ``out``: its header with TC, its question, nothing else."""
     i = 12
@@ -96,11 +86,11 @@ def first_owner(out: bytes, body: bytes) -> bytes:
 
 
 class RateLimiter:
-    """The RRL table: ``limit(out, name, client, now)`` -> what to send (None: drop)."""
+    """The RRL table: ``limit(out, body, client, now)`` -> what to send (None: drop)."""
 
     __slots__ = (
-        "_count", "_exempt", "_kind", "_mask", "_name", "_prefix", "_prefixes", "_second",
-        "dropped", "limited", "rate", "settings", "slip", "slipped",
+        "_count", "_exempt", "_hash", "_mask", "_prefixes", "_second", "dropped", "limited",
+        "rate", "settings", "slip", "slipped",
     )
 
     def __init__(self, settings: RrlSettings) -> None:
@@ -113,9 +103,9 @@ class RateLimiter:
         self.rate = settings.rate
         self.slip = settings.slip
         self._mask = size - 1
-        self._prefix: list[str | None] = [None] * size
-        self._kind = [0] * size
-        self._name: list[bytes | None] = [None] * size
+        # per slot: the bucket's hash (of prefix, kind and name: 64 bits, so two
+        # buckets that share a slot are told apart), its second and its count
+        self._hash = [0] * size
         self._second = [0] * size
         self._count = [0] * size
         self._exempt = tuple(ipaddress.ip_network(p, strict=False) for p in settings.exempt)
@@ -150,30 +140,46 @@ class RateLimiter:
         """``out``, its truncated stand-in, or None (drop), by ``client``'s bucket.
 
         ``body`` is the prebuilt body ``out`` was made from (None: none, as
-        for an error made on the spot).
+        for an error made on the spot). Written for the hot path: the kind
+        (the table above) is read inline.
         """
         prefix = self._prefixes.get(client)
         if prefix is None:
             prefix = self.prefix(client)
         if not prefix:  # EXEMPT
             return out
-        kind = kind_of(out)
+        rcode = out[3] & 0x0F
         name: bytes | None = body
-        if kind == ERROR:
-            name = _NO_NAME
-        elif kind != ANSWER and body:
-            name = first_owner(out, body)
-        i = (hash(prefix) ^ hash(name) ^ (kind * 0x9E3779B1)) & self._mask
+        if rcode == wire.NOERROR:
+            if out[6] or out[7]:
+                kind = ANSWER
+            else:
+                kind = NODATA if out[2] & 0x04 else REFERRAL
+                if body:
+                    name = first_owner(out, body)
+        elif rcode == wire.NXDOMAIN:
+            kind = NXDOMAIN
+            if body:
+                name = first_owner(out, body)
+        else:
+            kind, name = ERROR, _NO_NAME
+        h = hash(prefix) ^ hash(name) ^ kind
+        i = h & self._mask
         second = int(now)
-        if self._prefix[i] != prefix or self._kind[i] != kind or self._name[i] != name:
-            self._prefix[i], self._kind[i], self._name[i] = prefix, kind, name
-            self._second[i], self._count[i] = second, 1
+        hashes = self._hash
+        if hashes[i] != h:  # a new bucket (it replaces the slot's)
+            hashes[i] = h
+            self._second[i] = second
+            self._count[i] = 1
             return out
-        if self._second[i] != second:
-            self._second[i], self._count[i] = second, 1
+        seconds = self._second
+        counts = self._count
+        if seconds[i] != second:
+            seconds[i] = second
+            counts[i] = 1
             return out
-        count = self._count[i] + 1
-        self._count[i] = count
+        count = counts[i] + 1
+        counts[i] = count
         if count <= self.rate:
             return out
         self.limited += 1
