@@ -10,7 +10,7 @@ turning every parse failure into a ``ZoneError`` or ``ZoneProblem`` with
 file and line, and remembering where each owner and
 record was written so that ``zones.compile`` can name a line. It must not
 validate semantics (``zones.compile`` does), except what dnspython's zone
-model cannot even hold: an owner outside the origin, an SOA below the apex,
+model cannot even hold: an SOA below the apex,
 two SOA/CNAME/DNAME records at one owner, a CNAME beside other data. It must
 not answer queries, change the working directory, or keep state between
 calls.
@@ -51,7 +51,7 @@ from dns.rdatatype import RdataType
 from dnsserve.errors import ZoneError
 from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.parse import parse_zone_file
+from dnsserve.zones.parse import check_rdata_length, outside_message, parse_zone_file
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import ZoneContent
@@ -115,7 +115,8 @@ def load_zone_file(
     The ``SourceMap`` is a ``Mapping[Name, int]`` of each owner's first line,
     and also knows the file ($INCLUDE) and line of every record. Raises
     ``ZoneError`` naming the file and line of the first syntax error, missing
-    include, owner outside the origin, or CNAME beside other data.
+    include, or CNAME beside other data (a record outside the origin is left
+    out, as dnspython does, with a warning the reader keeps).
     """
     text = _read_text(path, Source(str(path), 0))
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
@@ -368,6 +369,7 @@ class _Reader:
         self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
         self.singletons: dict[tuple[dns.name.Name, int], tuple[dns.rdata.Rdata, Source]] = {}
         self.here = Source(str(path), 1)
+        self.warnings: list[tuple[str, int, str]] = []  # (file, line, message)
         self._stack: list[dict[str, Any]] = []
         self._files = [path.resolve()]
 
@@ -394,6 +396,7 @@ class _Reader:
                     f"{_first_at(first[1], self.here)}",
                     self.here.line,
                 )
+        check_rdata_length(rdata.to_wire(), self.here.file, self.here.line)
         self.owners.setdefault(name, self.here)
         self.records.setdefault((name, rdata), self.here)
 
@@ -482,10 +485,11 @@ class _Reader:
         self.zf.switch_to(Tokenizer(text, str(path)), origin)
 
     def _check_owner(self) -> None:
-        # dnspython skips records whose owner is outside the zone without a word
+        # dnspython skips records whose owner is outside the zone without a word:
+        # left out, as BIND and Knot do, with a warning
         if not self.zf.owner.is_subdomain(self.zf.apex):
-            raise self._error(
-                f"owner {self.zf.owner} is outside the zone {self.zf.apex}", self.here.line
+            self.warnings.append(
+                (self.tok.source_file, self.here.line, outside_message(self.zf.owner, self.zf.apex))
             )
 
     def _cname_conflict(self) -> str:

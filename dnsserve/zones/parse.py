@@ -11,8 +11,9 @@ for the same text: whatever the fast path is unsure of, dnspython judges.
 
 Rules it shares with ``zones.load``: ``$INCLUDE`` paths are relative to the
 zones directory, at most ``MAX_INCLUDE_DEPTH`` deep, without loops; a
-``$GENERATE`` makes at most ``MAX_GENERATE`` names; an owner outside the
-origin is an error; files are UTF-8. Everything else about a zone's meaning
+``$GENERATE`` makes at most ``MAX_GENERATE`` names; a record whose owner is
+outside the origin is left out with a warning (``ParsedRecords.warnings``);
+rdata is at most 65,535 octets; files are UTF-8. Everything else about a zone's meaning
 (an SOA below the apex, two CNAMEs at a name, a CNAME beside other data) is
 the builder's to judge, not this reader's.
 
@@ -44,6 +45,7 @@ from dnsserve.zones.records import ParsedRecords
 MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
 MAX_GENERATE = 65536  # the same as zones.load's
 _SOA = 6
+MAX_RDATA = 65535
 _CHUNK = 1 << 20  # characters of text split into lines at a time
 # Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
 # IN as written (any other class, CLASSnnn included, is dnspython's to judge)
@@ -140,6 +142,7 @@ class _Parser:
         self.origin_inside = True
         self.last_wire = self.codec.origin
         self.last_text: str | None = None
+        self.owner_outside = False  # the last owner is outside the zone (left out)
         self.last_ttl = 0
         self.last_ttl_known = False
         self.default_ttl = 0
@@ -240,6 +243,8 @@ class _Parser:
         """One record's tokens to the columns; dnspython reads what this cannot."""
         try:
             if leading:
+                if self.owner_outside:
+                    raise fr.NotFast  # dnspython skips it; _take says so
                 owner = self.last_wire
                 k = 0
             else:
@@ -252,7 +257,7 @@ class _Parser:
                     if (
                         text[-1] == "." or "\\" in text or not self.origin_inside
                     ) and not self._inside(owner):
-                        raise self._outside(owner, here)
+                        raise fr.NotFast  # dnspython skips it; _take says so
                 k = 1
             ttl: int | None = None
             tok = t[k]
@@ -282,6 +287,8 @@ class _Parser:
                 if args and args[0] == "\\#":
                     raise fr.NotFast  # RFC 3597 generic rdata: dnspython
                 rdata = fr.ENCODERS[rtype](args, self.codec)
+                if len(rdata) > MAX_RDATA:
+                    raise fr.NotFast  # dnspython reads it, _take refuses it
         except (fr.NotFast, IndexError, KeyError):
             self._slow(raw, lineno)
             return
@@ -303,6 +310,7 @@ class _Parser:
         if not leading:
             self.last_wire = owner
             self.last_text = t[0]
+            self.owner_outside = False
         records = self.records
         records.owners.append(owner)
         records.types.append(rtype)
@@ -336,12 +344,6 @@ class _Parser:
         while i < cut:  # bounded: every step moves past one label
             i += low[i] + 1
         return i == cut
-
-    def _outside(self, wire: bytes, line: int) -> ZoneError:
-        name = dns.name.from_wire(wire, 0)[0]
-        return ZoneError(
-            f"owner {name} is outside the zone {self.apex}", file=self.file_name, line=line
-        )
 
     # -- directives --------------------------------------------------------------
 
@@ -393,7 +395,7 @@ class _Parser:
                     return False
                 owner = self.codec.wire(name)
                 if not self._inside(owner):
-                    raise self._outside(owner, here)
+                    return False  # dnspython stops there; _take says so
                 made.append((owner, encode(data.split(), self.codec)))
         except fr.NotFast:
             return False
@@ -402,6 +404,7 @@ class _Parser:
             self.last_ttl_known = True
         self.last_wire = owner
         self.last_text = None
+        self.owner_outside = False
         records = self.records
         for owner, rdata in made:
             records.add(owner, rtype, ttl, rdata, self.file, here)
@@ -463,6 +466,7 @@ class _Parser:
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
             self._set_origin(origin)
         self.last_wire = fr.name_wire(state["last_name"])
+        self.owner_outside = not state["last_name"].is_subdomain(self.apex)
         self.last_text = None
         self.last_ttl = state["last_ttl"]
         self.last_ttl_known = state["last_ttl_known"]
@@ -471,17 +475,17 @@ class _Parser:
         self.default_ttl_from_soa = state.get("default_ttl_from_soa", False)
 
     def _take(self, here: int) -> None:
-        """What dnspython's reader added, to the columns; its owner must be inside the zone."""
-        owner = self.zf.owner
-        if not owner.is_subdomain(self.apex):
-            raise ZoneError(
-                f"owner {owner} is outside the zone {self.apex}", file=self.file_name, line=here
-            )
+        """What dnspython's reader added, to the columns; a record it skipped because
+        its owner is outside the zone is a warning (``outside_message``)."""
         added = self.collector.added
         for name, ttl, rdata in added:
             wire = fr.rdata_wire(rdata)
+            check_rdata_length(wire, self.file_name, here)
             self.records.add(fr.name_wire(name), rdata.rdtype, ttl, wire, self.file, here)
         added.clear()
+        owner = self.zf.owner
+        if not owner.is_subdomain(self.apex):
+            self.records.warn(self.file, here, outside_message(owner, self.apex))
 
     def _slow_directive(self, tok: Tokenizer, directive: str, here: int) -> None:
         """``zones.load``'s directive handling, on dnspython's tokenizer."""
@@ -544,6 +548,20 @@ class _Parser:
         self.files.pop()
         self.file_name, self.file, self.at_open_end = outer
         zf.restore_state(saved)
+
+
+def outside_message(owner: dns.name.Name, apex: dns.name.Name) -> str:
+    """The warning for a record left out: its owner is outside the zone (``zones.load`` too)."""
+    return f"owner {owner} is outside the zone {apex}: record left out (as BIND and Knot do)"
+
+
+def check_rdata_length(rdata: bytes, file: str, line: int) -> None:
+    """A record's rdata is at most 65,535 octets (its length is 16 bits); both readers."""
+    if len(rdata) > MAX_RDATA:
+        raise ZoneError(
+            f"rdata of {len(rdata):,} octets: a record holds at most {MAX_RDATA:,}",
+            file=file, line=line,
+        )
 
 
 def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:

@@ -25,6 +25,7 @@ import dns.transaction
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones import load
 from dnsserve.zones.dnspython_adapter import Tokenizer
+from dnsserve.zones.parse import check_rdata_length
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source
 
@@ -50,8 +51,10 @@ class _Collector:
 
     def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
         records = self.records
+        wire = fr.rdata_wire(rdata)
+        check_rdata_length(wire, self.where.file, self.where.line)
         records.add(
-            fr.name_wire(name), rdata.rdtype, ttl, fr.rdata_wire(rdata),
+            fr.name_wire(name), rdata.rdtype, ttl, wire,
             records.file_index(self.where.file), self.where.line,
         )
 
@@ -79,4 +82,6 @@ def parse_zone_file_dnspython(
     )
     reader.collector = collector
     reader.read()
+    for file, line, message in reader.warnings:
+        records.warn(records.file_index(file), line, message)
     return records
