@@ -51,6 +51,7 @@ from dns.rdatatype import RdataType
 from dnsserve.errors import ZoneError
 from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
+from dnsserve.zones.fastrdata import rdata_wire as fr_rdata_wire
 from dnsserve.zones.parse import check_rdata_length, outside_message, parse_zone_file
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
@@ -396,7 +397,7 @@ class _Reader:
                     f"{_first_at(first[1], self.here)}",
                     self.here.line,
                 )
-        check_rdata_length(rdata.to_wire(), self.here.file, self.here.line)
+        check_rdata_length(fr_rdata_wire(rdata), self.here.file, self.here.line)
         self.owners.setdefault(name, self.here)
         self.records.setdefault((name, rdata), self.here)
 
