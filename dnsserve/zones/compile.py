@@ -44,6 +44,8 @@ Warnings, served anyway:
 - glue missing for an NS target below its own delegation;
 - sibling glue: addresses below one delegation kept for another's NS;
 - DS at the apex (it belongs in the parent) or away from a delegation;
+- records of one RRset with different TTLs (the RRset is served with the
+  smallest, RFC 2181 §5.2; the peers keep another, so the zone is dubious);
 - an RRset whose smallest answer (header, its owner as the question, the
   RRset, our OPT) is over 1,232 octets: over UDP it is truncated (TC) and
   clients must retry over TCP (``zones.limits`` too).
@@ -412,6 +414,7 @@ class _Build:
                 self._outside(ordinal, key, first)
                 continue
             rrsets: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
+            mixed: dict[int, int] = {}  # type -> a record whose TTL differs from its RRset's
             # an owner of one record can break only the SOA rule
             reader_rules = self.from_file and (len(indices) > 1 or types[first] == _SOA)
             for i in indices:
@@ -425,6 +428,8 @@ class _Build:
                     rrsets[rdtype] = ([ttls[i]], [rdata], [i])
                     continue
                 ttl, kept, _ = rrset
+                if ttls[i] != ttl[0] and rdtype not in mixed:
+                    mixed[rdtype] = i
                 form = _dedupe_form(rdtype, rdata)
                 if len(kept) < _DEDUPE_SET_AT:
                     if any(_dedupe_form(rdtype, r) == form for r in kept):
@@ -436,6 +441,8 @@ class _Build:
                 ttl[0] = min(ttl[0], ttls[i])
                 kept.append(rdata)
             self._sizes(ordinal, key, p.owners[first], rrsets)
+            for rdtype, i in mixed.items():
+                self._mixed_ttls(ordinal, rdtype, i, rrsets[rdtype][0][0])
             served = [(t, ttl[0], kept) for t, (ttl, kept, _) in rrsets.items() if t != _RRSIG]
             if not served:
                 continue
@@ -446,6 +453,17 @@ class _Build:
                 self.dnames.add(key)
             if key == self.apex or not rrsets.keys().isdisjoint(_ATTENTION):
                 self.attention.append((ordinal, key))
+
+    def _mixed_ttls(self, ordinal: int, rdtype: int, index: int, ttl: int) -> None:
+        if rdtype == _RRSIG:
+            return  # signatures of different types may differ
+        name = dns.name.from_wire(self.parsed.owners[index], 0)[0]
+        message = (
+            f"the {RdataType(rdtype).name} RRset at {name} has records with different TTLs:"
+            f" served with the smallest, {ttl} (RFC 2181 §5.2; BIND, NSD and Knot keep one of"
+            " the others)"
+        )
+        self._problem((ordinal, 1), "warning", message, self._at(index))
 
     def _outside(self, ordinal: int, key: bytes, first: int) -> None:
         name = dns.name.from_wire(self.parsed.owners[first], 0)[0]
