@@ -40,6 +40,19 @@ from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.fastscan import generate_text, is_plain, match_plain, scan
+from dnsserve.zones.files import (
+    DEFAULT_RULES,
+    FileRules,
+    check_include,
+    excerpt,
+    inside,
+    line_too_long,
+    open_zone_text,
+    real_path,
+    record_too_long,
+    safe_message,
+    show_path,
+)
 from dnsserve.zones.records import ParsedRecords
 
 MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
@@ -56,7 +69,9 @@ _TYPES = {**fr.TYPES, **{name.lower(): code for name, code in fr.TYPES.items()}}
 _OCTET = {str(i): i for i in range(256)}
 
 
-def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
+def parse_zone_file(
+    path: Path, origin: dns.name.Name, *, include_dir: Path, rules: FileRules = DEFAULT_RULES
+) -> ParsedRecords:
     """The records of ``path`` (zone ``origin``) and of the files it includes, in file order.
 
     Raises ``ZoneError`` naming the file and line of the first syntax error,
@@ -65,9 +80,18 @@ def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> 
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    parser = _Parser(origin, include_dir, records, path)
-    parser.read(path, open_text(path, str(path), 0))
+    check_zone_file(path, include_dir, rules)
+    parser = _Parser(origin, include_dir, records, path, rules)
+    parser.read(path, open_zone_text(path, rules, cited=(str(path), 0)))
     return records
+
+
+def check_zone_file(path: Path, include_dir: Path, rules: FileRules) -> None:
+    """A zone file must resolve inside its own directory (or the include paths):
+    a symlink in the zones directory cannot make a zone of ``/etc/shadow``."""
+    if not inside(path, (path.parent, include_dir, *rules.roots)):
+        raise ZoneError(f"{show_path(path)} resolves outside the zones directory: refused",
+                        file=str(path))
 
 
 def _ttl(text: str) -> int:
@@ -79,24 +103,16 @@ def _ttl(text: str) -> int:
     return fr.ttl(text)
 
 
-def open_text(path: Path, cited_file: str, cited_line: int) -> TextIO:
-    """A zone file opened to be read as UTF-8 text (newlines as ``read_text`` gives
-    them); a missing or unreadable file is an error where it was cited."""
+def _not_utf8(path: Path, rules: FileRules) -> ZoneError | None:
+    """The error of a file that is not UTF-8, or None (the whole file is decoded,
+    a chunk at a time, under ``rules``)."""
     try:
-        return path.open(encoding="utf-8")
-    except OSError as exc:
-        raise ZoneError(
-            f"cannot read {path}: {exc.strerror or exc}", file=cited_file, line=cited_line
-        ) from None
-
-
-def _not_utf8(path: Path) -> ZoneError | None:
-    """The error of a file that is not UTF-8, or None (the whole file is decoded)."""
-    try:
-        path.read_bytes().decode("utf-8")
+        with open_zone_text(path, rules, cited=(str(path), 0)) as file:
+            while file.read(_CHUNK):  # bounded by the file's size bound
+                pass
     except UnicodeDecodeError as exc:
-        return ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path))
-    except OSError:
+        return ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}", file=str(path))
+    except ZoneError:
         return None
     return None
 
@@ -131,13 +147,19 @@ class _Parser:
     """One zone file and its includes; the reader state dnspython's reader keeps too."""
 
     def __init__(
-        self, apex: dns.name.Name, include_dir: Path, records: ParsedRecords, path: Path
+        self,
+        apex: dns.name.Name,
+        include_dir: Path,
+        records: ParsedRecords,
+        path: Path,
+        rules: FileRules,
     ) -> None:
         self.apex = apex
+        self.rules = rules
         self.apex_low = fr.name_wire(apex).lower()
         self.include_dir = include_dir
         self.records = records
-        self.files = [path.resolve()]
+        self.files = [real_path(path)]
         self.codec = fr.NameCodec(apex)
         self.origin_inside = True
         self.last_wire = self.codec.origin
@@ -171,25 +193,36 @@ class _Parser:
             try:
                 self._read_lines(self._lines(file))
             except UnicodeDecodeError:
-                error = _not_utf8(path) or ZoneError(f"{path} is not UTF-8", file=str(path))
+                error = _not_utf8(path, self.rules) or ZoneError(
+                    f"{show_path(path)} is not UTF-8", file=str(path)
+                )
                 raise error from None
             except ZoneError:
-                decoding = _not_utf8(path)
+                decoding = _not_utf8(path, self.rules)
                 if decoding is not None:
                     raise decoding from None
                 raise
 
     def _lines(self, file: TextIO) -> Iterator[str]:
         """The lines of ``file`` without their newlines; ``at_open_end`` is set
-        before a last line that has none is given."""
+        before a last line that has none is given. A line longer than the
+        rules' ``max_line`` is an error (before it is all read)."""
         self.at_open_end = False
         rest = ""
+        seen = 0  # lines given so far
+        max_line = self.rules.max_line
         while True:  # bounded by the file's size
             chunk = file.read(_CHUNK)
             if not chunk:
                 break
             lines = (rest + chunk).split("\n") if rest else chunk.split("\n")
             rest = lines.pop()
+            if lines and max(map(len, lines)) > max_line:
+                at = next(i for i, line in enumerate(lines) if len(line) > max_line)
+                raise line_too_long(max_line, self.file_name, seen + at + 1)
+            if len(rest) > max_line:
+                raise line_too_long(max_line, self.file_name, seen + len(lines) + 1)
+            seen += len(lines)
             yield from lines
         if rest:
             self.at_open_end = True
@@ -215,11 +248,15 @@ class _Parser:
             raw = [line]
             depth = scan(line, 0, tokens)
             here = lineno if tokens or line[0] in " \t" else 0
+            size = len(line)
             while depth:  # inside parentheses: the entry goes on
                 more = next(lines, None)
                 if more is None:
                     depth = None
                     break
+                size += len(more) + 1
+                if size > self.rules.max_line:
+                    raise record_too_long(self.rules.max_line, self.file_name, lineno)
                 raw.append(more)
                 had = len(tokens)
                 depth = scan(more, depth, tokens)
@@ -532,14 +569,16 @@ class _Parser:
             path = self.include_dir / path
         if len(self.files) > MAX_INCLUDE_DEPTH:
             raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", here)
-        if path.resolve() in self.files:
-            raise self._error(f"$INCLUDE loop: {path} is already being read", here)
-        file = open_text(path, self.file_name, here)
+        check_include(path, self.include_dir, self.rules, cited=(self.file_name, here))
+        real = real_path(path)
+        if real in self.files:
+            raise self._error(f"$INCLUDE loop: {show_path(path)} is already being read", here)
+        file = open_zone_text(path, self.rules, cited=(self.file_name, here))
         # the included file starts from this reader's state, and leaves it as it was
         self._sync_from_zf()
         saved = zf.save_state()
         outer = (self.file_name, self.file, self.at_open_end)
-        self.files.append(path.resolve())
+        self.files.append(real)
         self.file_name = str(path)
         self.file = self.records.file_index(self.file_name)
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
@@ -568,7 +607,7 @@ def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:
     """``zones.load``'s wording of a dnspython error."""
     message = str(exc) or type(exc).__name__
     if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
-        message = f"syntax error at {tok.token_value!r}"
+        message = f"syntax error at {excerpt(tok.token_value)}"
     if tok.in_parentheses and tok.token_line != here:
         message += f" (inside parentheses opened at line {here})"
-    return message
+    return safe_message(message)

@@ -25,7 +25,8 @@ import dns.transaction
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones import load
 from dnsserve.zones.dnspython_adapter import Tokenizer
-from dnsserve.zones.parse import check_rdata_length
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
+from dnsserve.zones.parse import check_rdata_length, check_zone_file
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source
 
@@ -69,16 +70,18 @@ class _Reader(load._Reader):
 
 
 def parse_zone_file_dnspython(
-    path: Path, origin: dns.name.Name, *, include_dir: Path
+    path: Path, origin: dns.name.Name, *, include_dir: Path, rules: FileRules = DEFAULT_RULES
 ) -> ParsedRecords:
     """``parse_zone_file``'s result, the way ``zones.load`` reads the file (slow: dnspython)."""
     path = Path(path)
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     records.file_index(str(path))
-    text = load._read_text(path, Source(str(path), 0))
+    check_zone_file(path, include_dir, rules)
+    text = load.read_text(path, Source(str(path), 0), rules)
     collector = _Collector(origin, records)
     reader = _Reader(
-        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir
+        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir,
+        rules,
     )
     reader.collector = collector
     reader.read()

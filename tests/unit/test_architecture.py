@@ -109,7 +109,10 @@ LEVELS: list[set[str]] = [
     # not in DESIGN's map yet: under config and config_validate, its importers;
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
-    {"config_schema", "zones.dnspython_adapter"},
+    # zones.files (zone files opened as untrusted input: where, what, how much,
+    # and what a message may quote) is an edge leaf under zones.parse and
+    # zones.load, its importers.
+    {"config_schema", "zones.dnspython_adapter", "zones.files"},
     # worker_protocol (the owner <-> worker messages and frames) is pure and
     # reads the snapshot below, beside the engine.
     {"answer.engine", "worker_protocol"},
@@ -225,6 +228,7 @@ EDGE = {
     "config",
     "zones.load",
     "zones.dnspython_adapter",
+    "zones.files",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",
