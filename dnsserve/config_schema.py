@@ -24,6 +24,10 @@ from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 DEFAULT_VERSION = f"dnsserve {__version__}"
 MAX_WORKERS = 64  # [server] workers: the most answering processes
 DEFAULT_MAX_WORKERS = 8  # without [server] workers: one per CPU, at most this many
+# Zone files are untrusted input (zones.files): the bounds every file is read under.
+DEFAULT_MAX_ZONE_FILE_BYTES = 1 << 30  # a zone file or an included file: 1 GiB
+DEFAULT_MAX_ZONE_LINE_BYTES = 1 << 20  # a line, or a record in parentheses: 1 MiB
+MIN_MAX_ZONE_LINE_BYTES = 1 << 18  # the longest rdata as \DDD escapes (262,140) fits
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
@@ -55,6 +59,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
     reload_timeout: float = 300.0  # seconds a reload may take before it is abandoned
     workers: int | None = None  # answering processes; None: one per CPU, at most 8 (worker_count)
+    include_paths: tuple[str, ...] = ()  # directories $INCLUDE may read besides the zones dir
+    max_zone_file_bytes: int = DEFAULT_MAX_ZONE_FILE_BYTES  # per zone file or included file
+    max_zone_line_bytes: int = DEFAULT_MAX_ZONE_LINE_BYTES  # per line or record (characters)
 
 
 def worker_count(workers: int | None, cpus: int) -> int:

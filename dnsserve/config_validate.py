@@ -31,6 +31,7 @@ import dns.rdatatype
 from dnsserve.answer.policies import AllDown
 from dnsserve.config_schema import (
     MAX_WORKERS,
+    MIN_MAX_ZONE_LINE_BYTES,
     TSIG_ALGORITHMS,
     Config,
     MemberConfig,
@@ -128,6 +129,17 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
                                        "not a loopback address: the control API's reads are "
                                        "open to whoever connects (control_allow_remote = true "
                                        "allows it)"))
+    if server.max_zone_file_bytes < 1:
+        errors.append(problem_line(file, "server.max_zone_file_bytes",
+                                   server.max_zone_file_bytes, "must be >= 1"))
+    if server.max_zone_line_bytes < MIN_MAX_ZONE_LINE_BYTES:
+        errors.append(problem_line(file, "server.max_zone_line_bytes", server.max_zone_line_bytes,
+                                   f"must be >= {MIN_MAX_ZONE_LINE_BYTES} (the longest record "
+                                   "must fit)"))
+    for i, path in enumerate(server.include_paths):
+        if not path:
+            errors.append(problem_line(file, f"server.include_paths[{i}]", path,
+                                       "must name a directory"))
     if not server.reload_timeout > 0:
         errors.append(problem_line(file, "server.reload_timeout", server.reload_timeout,
                                    "must be > 0"))

@@ -42,11 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from dnsserve.config_schema import DEFAULT_MAX_ZONE_FILE_BYTES, DEFAULT_MAX_ZONE_LINE_BYTES
 from dnsserve.errors import ZoneError
 
-DEFAULT_MAX_FILE_BYTES = 1 << 30  # server.max_zone_file_bytes: 1 GiB
-DEFAULT_MAX_LINE = 1 << 20  # server.max_zone_line_bytes: 1 MiB of characters
-MIN_MAX_LINE = 1 << 16  # the smallest line bound the config may set
 EXCERPT = 40  # characters of a file's content a message may quote
 MESSAGE_MAX = 300  # characters of a message, at most (a path included)
 PATH_MAX = 255  # characters of a path a message shows
@@ -63,34 +61,33 @@ class FileRules:
     """The bounds every zone file is opened under (the module docstring)."""
 
     roots: tuple[Path, ...] = ()  # besides the zones directory: where $INCLUDE may read
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    max_line: int = DEFAULT_MAX_LINE
+    max_file_bytes: int = DEFAULT_MAX_ZONE_FILE_BYTES
+    max_line: int = DEFAULT_MAX_ZONE_LINE_BYTES
 
 
 DEFAULT_RULES = FileRules()
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """``text`` quoted, cut to ``limit`` characters, non-printable characters escaped."""
-    cut = text[:limit]
-    shown = "".join(c if c.isprintable() and c not in "'\\" else _escape(c) for c in cut)
-    return f"'{shown}'" + ("..." if len(text) > limit else "")
+    """``text`` quoted as ``repr`` quotes it (non-printables escaped), cut to ``limit``
+    characters inside the quotes."""
+    return safe_message(repr(text), limit)
 
 
 def _escape(c: str) -> str:
-    if c in "'\\":
-        return "\\" + c
     code = ord(c)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
         else f"\\U{code:08x}"
 
 
-def safe_message(message: str) -> str:
-    """``message`` with every quoted part cut to an excerpt and non-printables escaped,
-    at most ``MESSAGE_MAX`` characters."""
+def safe_message(message: str, limit: int = EXCERPT) -> str:
+    """``message`` with every quoted part cut to ``limit`` characters (``...`` after
+    the quote says so), non-printables escaped, at most ``MESSAGE_MAX`` characters."""
     def shorten(m: re.Match[str]) -> str:
-        inner = m.group(0)[1:-1]
-        return excerpt(inner) if len(inner) > EXCERPT else m.group(0)
+        quoted = m.group(0)
+        if len(quoted) - 2 <= limit:
+            return quoted
+        return quoted[: limit + 1] + quoted[0] + "..."
 
     out = _QUOTED.sub(shorten, message)
     out = "".join(c if c.isprintable() else _escape(c) for c in out)

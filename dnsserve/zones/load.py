@@ -56,7 +56,6 @@ from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
     check_include,
-    excerpt,
     read_zone_text,
     real_path,
     safe_message,
@@ -538,7 +537,7 @@ class _Reader:
     def _syntax_message(self, exc: Exception) -> str:
         message = str(exc) or type(exc).__name__
         if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
-            message = f"syntax error at {excerpt(self.tok.token_value)}"
+            message = f"syntax error at {self.tok.token_value!r}"
         if self.tok.in_parentheses and self.tok.token_line != self.here.line:
             message += f" (inside parentheses opened at line {self.here.line})"
         return safe_message(message)

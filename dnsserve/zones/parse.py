@@ -44,7 +44,6 @@ from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
     check_include,
-    excerpt,
     inside,
     line_too_long,
     open_zone_text,
@@ -607,7 +606,7 @@ def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:
     """``zones.load``'s wording of a dnspython error."""
     message = str(exc) or type(exc).__name__
     if message == type(exc).__doc__:  # dnspython's "Text input is malformed."
-        message = f"syntax error at {excerpt(tok.token_value)}"
+        message = f"syntax error at {tok.token_value!r}"
     if tok.in_parentheses and tok.token_line != here:
         message += f" (inside parentheses opened at line {here})"
     return safe_message(message)

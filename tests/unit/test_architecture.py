@@ -102,17 +102,17 @@ LEVELS: list[set[str]] = [
     {"config_validate"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
-    {"config_values"},
+    # zones.files (zone files opened as untrusted input: where, what, how much,
+    # and what a message may quote) is an edge leaf under zones.parse and
+    # zones.load, its importers; it reads config_schema's bounds.
+    {"config_values", "zones.files"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
     # not in DESIGN's map yet: under config and config_validate, its importers;
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
-    # zones.files (zone files opened as untrusted input: where, what, how much,
-    # and what a message may quote) is an edge leaf under zones.parse and
-    # zones.load, its importers.
-    {"config_schema", "zones.dnspython_adapter", "zones.files"},
+    {"config_schema", "zones.dnspython_adapter"},
     # worker_protocol (the owner <-> worker messages and frames) is pure and
     # reads the snapshot below, beside the engine.
     {"answer.engine", "worker_protocol"},
