@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dns.message
+import dns.name
 import dns.rcode
 import pytest
 
+from dnsserve.zones.files import FileRules
+from dnsserve.zones.offload import ChildLoad
 from testkit.server import start_server
 
 GUARD_SECONDS = 120.0  # a hang guard (the process is killed), not a timing assertion
@@ -223,3 +226,24 @@ def test_the_server_starts_and_serves_the_good_zone_beside_hostile_ones(tmp_path
     assert "Traceback" not in log and "root:" not in log
     assert f"{zones / 'bad.example.zone'}:6: error: " in log
     assert "is a FIFO: refused" in log and "is outside the zones directory" in log
+
+
+def test_the_reload_child_reads_under_the_same_rules(tmp_path: Path) -> None:
+    """zones.offload's spawned child: the same refusals, one line each, good zones packed."""
+    zones = zones_with(tmp_path, GOOD + "$INCLUDE include/pipe.inc\n")
+    os.mkfifo(zones / "include" / "pipe.inc")
+    (zones / "zero.example.zone").write_text(GOOD + "$INCLUDE /dev/zero\n")
+    (zones / "big.example.zone").write_text(GOOD + "".join(f"h{i} A 192.0.2.3\n"
+                                                           for i in range(1000)))
+    rules = FileRules(roots=(Path("/dev"),), max_file_bytes=8192)
+    packed = ChildLoad(zones, None, None, rules).run()
+    assert set(packed.packed) == {dns.name.from_text("good.example.")}
+    errors = sorted(p.to_text() for p in packed.problems if p.severity == "error")
+    assert errors == sorted([
+        f"{zones / 'bad.example.zone'}:6: error: {zones / 'include' / 'pipe.inc'} is a FIFO:"
+        " refused (zone files and included files must be regular files)",
+        f"{zones / 'big.example.zone'}: error: {zones / 'big.example.zone'} is larger than"
+        " 8,192 bytes (server.max_zone_file_bytes): refused",
+        f"{zones / 'zero.example.zone'}:6: error: /dev/zero is a character device: refused"
+        " (zone files and included files must be regular files)",
+    ])
