@@ -48,6 +48,7 @@ import uvloop
 
 from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
+from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.engine import Engine, expire_elsewhere
 from dnsserve.answer.snapshot import Snapshot
 
@@ -90,6 +91,7 @@ class Worker:
         self.start = start
         self.engine = Engine(snapshot)
         self.engine.hand_off = True
+        self.engine.tcp_keepalive = keepalive_units(start.tcp_idle_timeout)  # RFC 7828
         if owner is not None and owner.expire is not None:
             self.engine.expire = expire_elsewhere  # the owner's refreshes count it down
         self.listeners: net.Listeners | None = None
