@@ -303,6 +303,9 @@ class Server:
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
                     hand_off=self.handoff.handle_offloaded,
+                    tcp_max_connections_per_prefix=server.tcp_max_connections_per_prefix,
+                    prefix_lengths=(server.tcp_ipv4_prefix_length,
+                                    server.tcp_ipv6_prefix_length),
                 )
             self._started = True
             # after the listeners: the index's thread must not delay the first answer

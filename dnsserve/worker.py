@@ -76,6 +76,8 @@ class WorkerStart:
     addresses: tuple[str, ...]  # where to listen, port resolved (``net.reserve``)
     tcp_idle_timeout: float
     tcp_max_connections: int  # this worker's share of the cap
+    tcp_max_connections_per_prefix: int | None = None  # its share of the per-prefix limit
+    tcp_prefix_lengths: tuple[int, int] = net.DEFAULT_PREFIX_LENGTHS
 
 
 class Worker:
@@ -196,7 +198,8 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
         worker.listeners = await net.serve(
             worker.engine, start.addresses, tcp_idle_timeout=start.tcp_idle_timeout,
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
-            hand_off=forwarder,
+            hand_off=forwarder, tcp_max_connections_per_prefix=start.tcp_max_connections_per_prefix,
+            prefix_lengths=start.tcp_prefix_lengths,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)
