@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import httpx
 import pytest
 
 from testkit.harness import render_config
@@ -57,6 +58,14 @@ def hog(srv: ServerProc, count: int, source: str = "127.0.0.2") -> Iterator[list
         yield socks
 
 
+def evicted(srv: ServerProc) -> float:
+    """``dnsserve_tcp_closed_total{reason="evicted"}`` (workers' counts arrive every 0.5 s)."""
+    text = httpx.get(f"http://{srv.control}/metrics", timeout=5).text
+    line = next((x for x in text.splitlines()
+                 if x.startswith('dnsserve_tcp_closed_total{reason="evicted"}')), "x 0")
+    return float(line.split()[-1])
+
+
 def closed(socks: list[socket.socket]) -> int:
     """How many of ``socks`` the server closed (EOF or reset readable; it never sends unasked)."""
     readable, _, _ = select.select(socks, [], [], 0)
@@ -79,6 +88,7 @@ def test_a_hog_cannot_lock_others_out(tmp_path: Path, workers: int) -> None:
             for _ in range(3):
                 assert ask_from(srv, "127.0.0.3").answer
             assert srv.proc.poll() is None
+            wait_for("the evictions in /metrics", lambda: evicted(srv), lambda n: n >= HOG - CAP)
     finally:
         srv.stop()
 
