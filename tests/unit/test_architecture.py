@@ -137,7 +137,8 @@ LEVELS: list[set[str]] = [
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
-        "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
+        "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
+        "health.tracker",
         "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
@@ -185,6 +186,7 @@ CORE = {
     "health.guard",
     "answer.policies",
     "answer.tsig",
+    "answer.edns",
     "answer.lookup",
     "answer.chaos",
     "answer.misses",
