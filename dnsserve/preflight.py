@@ -75,7 +75,8 @@ def check(settings: Settings) -> Report:
     """Every problem in the zones and the config (errors and warnings)."""
     copies = settings.secondary_copies()  # a secondary zone's copy, once transferred
     loaded = load_zones(settings.zones_dir, log_problems=False, extra={
-        o: p for o, p in copies.items() if p.is_file()} if copies else None)
+        o: p for o, p in copies.items() if p.is_file()} if copies else None,
+        rules=settings.file_rules)
     problems: list[Problem] = list(loaded.problems)
     problems += unbuildable(loaded.tables, loaded.files)
     config, name = settings.config, settings.config_name

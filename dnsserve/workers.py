@@ -63,7 +63,7 @@ from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Entry, Snapshot
-from dnsserve.config_schema import ServerConfig
+from dnsserve.config_schema import ServerConfig, share
 from dnsserve.worker import WorkerStart, child_main
 
 log = logging.getLogger("dnsserve.workers")
@@ -274,7 +274,11 @@ class WorkerSet:
         start = WorkerStart(
             index=slot.index, addresses=tuple(self._reservation.addresses),
             tcp_idle_timeout=self._server.tcp_idle_timeout,
-            tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
+            tcp_max_connections=share(self._server.tcp_max_connections, self.count),
+            tcp_max_connections_per_prefix=share(
+                self._server.tcp_max_connections_per_prefix, self.count),
+            tcp_prefix_lengths=(self._server.tcp_ipv4_prefix_length,
+                                self._server.tcp_ipv6_prefix_length),
             defences=self._defences,
         )
         if snapshot.misses is not None:

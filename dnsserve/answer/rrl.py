@@ -191,8 +191,3 @@ class RateLimiter:
 
     def counts(self) -> dict[str, int]:
         return {"limited": self.limited, "slipped": self.slipped, "dropped": self.dropped}
-
-
-def share(rate: int, workers: int) -> int:
-    """Each of ``workers`` processes' share of ``rate`` (at least 1, rounded up)."""
-    return max(1, -(-rate // max(workers, 1)))
