@@ -32,6 +32,7 @@ its cookie again costs a dict lookup, not a SipHash.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 from dnsserve import wire
@@ -46,6 +47,7 @@ MAX_PAST = 3600  # seconds a server cookie stays valid (RFC 9018 §4.3)
 MAX_FUTURE = 300
 REFRESH_AFTER = 1800  # older than this: answer with a new one
 CHECKED_SIZE = 10_000  # validated cookies remembered (then forgotten all at once)
+PACKED_SIZE = 65536  # client addresses kept packed (then forgotten all at once)
 _VERSION = b"\x01\x00\x00\x00"
 _OPTION = struct.Struct("!HH")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -86,11 +88,15 @@ class Cookies:
     """The server's cookie secrets, and the cookie state of the query being answered.
 
     ``engine.Engine.cookies`` calls the instance with the query's bytes; the
-    caller (``answer.guard``) sets ``client`` (packed address) and ``now``
-    before, and reads ``valid`` after.
+    caller (``answer.guard``) sets ``client`` (the address as text) and ``now``
+    before, and after compares ``valid`` with the query: ``valid`` is the
+    last query that carried a valid server cookie of ours (nothing to reset
+    per query).
     """
 
-    __slots__ = ("_checked", "_secrets", "accepted", "client", "fresh", "now", "valid")
+    __slots__ = (
+        "_checked", "_packed", "_secrets", "accepted", "client", "fresh", "now", "valid",
+    )
 
     def __init__(self, secret: bytes, previous: bytes | None = None) -> None:
         for s in (secret, previous):
@@ -98,9 +104,10 @@ class Cookies:
                 raise ValueError(f"a cookie secret is {SECRET_SIZE} bytes, not {len(s)}")
         self._secrets = (secret,) if previous is None else (secret, previous)
         self._checked: dict[bytes, int] = {}  # cookie | client address -> its timestamp
-        self.client = b"\x00" * 4
+        self._packed: dict[str, bytes] = {}
+        self.client = "0.0.0.0"
         self.now = 0.0
-        self.valid = False  # the last query carried a valid server cookie of ours
+        self.valid: bytes | None = None  # the last query with a valid server cookie of ours
         self.fresh = 0  # server cookies made (counted for /metrics)
         self.accepted = 0  # queries with a valid server cookie of ours
 
@@ -120,14 +127,26 @@ class Cookies:
         if length < CLIENT_SIZE or CLIENT_SIZE < length < 16 or length > 40:
             raise FormError(f"COOKIE option of {length} bytes (RFC 7873 §5.2.2)")
         now = int(self.now)
+        client = self._packed.get(self.client) or self._pack(self.client)
         if length == CLIENT_SIZE + SERVER_SIZE:
-            age = self.age(cookie, self.client, now)
+            age = self.age(cookie, client, now)
             if age is not None:
-                self.valid = True
+                self.valid = data
                 self.accepted += 1
                 if age < REFRESH_AFTER:
                     return with_option(opt, OPTION_COOKIE, cookie)
-        return with_option(opt, OPTION_COOKIE, self.make(cookie[:CLIENT_SIZE], self.client, now))
+        return with_option(opt, OPTION_COOKIE, self.make(cookie[:CLIENT_SIZE], client, now))
+
+    def _pack(self, client: str) -> bytes:
+        """The address the server cookie is bound to (RFC 9018 §4.2), as bytes."""
+        try:
+            packed = ipaddress.ip_address(client.partition("%")[0]).packed
+        except ValueError:
+            packed = client.encode()[:16]  # not an address: still one client's own
+        if len(self._packed) >= PACKED_SIZE:
+            self._packed.clear()
+        self._packed[client] = packed
+        return packed
 
     def make(self, client_cookie: bytes, client: bytes, now: int) -> bytes:
         """Client cookie | our server cookie for ``client`` at ``now`` (RFC 9018 §4.2)."""

@@ -17,20 +17,17 @@ Pure: time (``now``) and the client's address come from the caller (``net``).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from dnsserve.answer.cookies import Cookies
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.rrl import RateLimiter, RrlSettings
 
-PACKED_CACHE = 65536  # client addresses kept packed for cookies (then forgotten at once)
-
 
 class Guard:
     """``respond_from(query, client, now, tcp)``: the engine's answer, as RRL and cookies allow."""
 
-    __slots__ = ("_packed", "cookies", "engine", "limiter")
+    __slots__ = ("cookies", "engine", "limiter")
 
     def __init__(
         self, engine: Engine, *, limiter: RateLimiter | None = None, cookies: Cookies | None = None
@@ -38,37 +35,23 @@ class Guard:
         self.engine = engine
         self.limiter = limiter
         self.cookies = cookies
-        self._packed: dict[str, bytes] = {}
         engine.cookies = cookies
 
     def respond_from(self, data: bytes, client: str, now: float, tcp: bool) -> bytes | None:
         engine = self.engine
         cookies = self.cookies
         if cookies is not None:
-            packed = self._packed.get(client)
-            if packed is None:
-                packed = self._pack(client)
-            cookies.client, cookies.now, cookies.valid = packed, now, False
+            cookies.client = client
+            cookies.now = now
         limiter = self.limiter
         if tcp or limiter is None:
             return engine.respond(data, tcp=tcp)
         engine.last = None
         out = engine.respond(data, tcp=False)
-        if not out or (cookies is not None and cookies.valid):
+        if not out or (cookies is not None and cookies.valid is data):
             return out
         last = engine.last
         return limiter.limit(out, None if last is None else last.body, client, now)
-
-    def _pack(self, client: str) -> bytes:
-        try:
-            address = ipaddress.ip_address(client.partition("%")[0])
-            packed = address.packed
-        except ValueError:
-            packed = client.encode()[:16]  # not an address: still one client's own
-        if len(self._packed) >= PACKED_CACHE:
-            self._packed.clear()
-        self._packed[client] = packed
-        return packed
 
     def counts(self) -> dict[str, int]:
         """The counters ``net.NetStats`` carries for /metrics, by its field names."""

@@ -32,6 +32,8 @@ Rules:
   bucket's slot is its hash, and a bucket that finds its slot taken by
   another replaces it (NSD's rule): memory never grows with the number of
   clients, and a flood of spoofed prefixes can only make counts restart.
+  (NODATA and NXDOMAIN bodies that are the same bytes in two zones would
+  share the first one's zone: a bucket too many limited, never too few.)
 
 Pure: time is passed in (``now``, seconds); the client as its address text.
 """
@@ -46,9 +48,9 @@ from dnsserve import wire
 ANSWER, NODATA, REFERRAL, NXDOMAIN, ERROR = range(5)
 KIND_NAMES = ("answer", "nodata", "referral", "nxdomain", "error")
 DEFAULT_SIZE = 65536
-PREFIX_CACHE = 65536  # client addresses whose prefix is remembered (then forgotten at once)
+CACHE_SIZE = 65536  # clients' prefixes, bodies' zones remembered (then forgotten at once)
 EXEMPT = ""  # the prefix of an exempt client: never limited
-_NO_NAME = b""
+_WINDOW = 1 << 24  # a slot's value: window base + count (a count stays far below this)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,20 @@ def first_owner(out: bytes, body: bytes) -> bytes:
 
 
 class RateLimiter:
-    """The RRL table: ``limit(out, body, client, now)`` -> what to send (None: drop)."""
+    """The RRL table: ``limit(out, body, client, now)`` -> what to send (None: drop).
+
+    Written for the hot path (every UDP answer passes here): a client's prefix
+    is looked up once per address and kept as its hash; a NODATA, NXDOMAIN or
+    referral body's zone once per body; a slot holds the bucket's 64-bit hash
+    (two buckets that share a slot are told apart) and one int, the window's
+    base plus the count (``_WINDOW``: each new second of ``now`` moves the base
+    on, so every bucket's count restarts without touching the table, and a
+    clock that goes back only starts a new window).
+    """
 
     __slots__ = (
-        "_count", "_exempt", "_hash", "_mask", "_prefixes", "_second", "dropped", "limited",
-        "rate", "settings", "slip", "slipped",
+        "_base", "_exempt", "_from", "_hash", "_mask", "_prefixes", "_until", "_value",
+        "_zones", "dropped", "limited", "rate", "settings", "slip", "slipped",
     )
 
     def __init__(self, settings: RrlSettings) -> None:
@@ -103,28 +114,19 @@ class RateLimiter:
         self.rate = settings.rate
         self.slip = settings.slip
         self._mask = size - 1
-        # per slot: the bucket's hash (of prefix, kind and name: 64 bits, so two
-        # buckets that share a slot are told apart), its second and its count
         self._hash = [0] * size
-        self._second = [0] * size
-        self._count = [0] * size
+        self._value = [0] * size
+        self._base = _WINDOW
+        self._from = self._until = 0.0  # the current window: [from, until)
         self._exempt = tuple(ipaddress.ip_network(p, strict=False) for p in settings.exempt)
-        self._prefixes: dict[str, str] = {}
+        self._prefixes: dict[str, int] = {}  # client address -> its prefix's hash (0: exempt)
+        self._zones: dict[bytes, int] = {}  # body -> the hash of its zone or delegation
         self.limited = 0  # responses over their bucket's rate
         self.slipped = 0  # of those, sent truncated
         self.dropped = 0  # of those, not sent
 
     def prefix(self, client: str) -> str:
         """The bucket prefix of the address ``client`` (``EXEMPT`` for an exempt one)."""
-        prefix = self._prefixes.get(client)
-        if prefix is None:
-            prefix = self._prefix_of(client)
-            if len(self._prefixes) >= PREFIX_CACHE:
-                self._prefixes.clear()
-            self._prefixes[client] = prefix
-        return prefix
-
-    def _prefix_of(self, client: str) -> str:
         try:
             address = ipaddress.ip_address(client.partition("%")[0])
         except ValueError:
@@ -136,50 +138,62 @@ class RateLimiter:
         bits = self.settings.ipv4_prefix if address.version == 4 else self.settings.ipv6_prefix
         return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
 
+    def _learn(self, client: str) -> int:
+        prefix = self.prefix(client)
+        h = (hash(prefix) or 1) if prefix else 0
+        if len(self._prefixes) >= CACHE_SIZE:
+            self._prefixes.clear()
+        self._prefixes[client] = h
+        return h
+
+    def _zone(self, out: bytes, body: bytes, kind: int) -> int:
+        h = hash(first_owner(out, body)) ^ kind
+        if len(self._zones) >= CACHE_SIZE:
+            self._zones.clear()
+        self._zones[body] = h
+        return h
+
+    def _tick(self, now: float) -> None:
+        second = float(int(now))
+        self._from, self._until = second, second + 1.0
+        self._base += _WINDOW
+
     def limit(self, out: bytes, body: bytes | None, client: str, now: float) -> bytes | None:
         """``out``, its truncated stand-in, or None (drop), by ``client``'s bucket.
 
         ``body`` is the prebuilt body ``out`` was made from (None: none, as
-        for an error made on the spot). Written for the hot path: the kind
-        (the table above) is read inline.
+        for an error made on the spot). The kind (the table above) is read
+        inline.
         """
-        prefix = self._prefixes.get(client)
-        if prefix is None:
-            prefix = self.prefix(client)
-        if not prefix:  # EXEMPT
+        ph = self._prefixes.get(client)
+        if ph is None:
+            ph = self._learn(client)
+        if not ph:  # exempt
             return out
         rcode = out[3] & 0x0F
-        name: bytes | None = body
-        if rcode == wire.NOERROR:
-            if out[6] or out[7]:
-                kind = ANSWER
-            else:
-                kind = NODATA if out[2] & 0x04 else REFERRAL
-                if body:
-                    name = first_owner(out, body)
-        elif rcode == wire.NXDOMAIN:
-            kind = NXDOMAIN
-            if body:
-                name = first_owner(out, body)
+        if rcode == wire.NOERROR and (out[6] or out[7]):
+            h = ph ^ hash(body)  # ANSWER (0)
+        elif body and (rcode == wire.NOERROR or rcode == wire.NXDOMAIN):
+            kind = NXDOMAIN if rcode else (NODATA if out[2] & 0x04 else REFERRAL)
+            zone = self._zones.get(body)
+            h = ph ^ (zone if zone is not None else self._zone(out, body, kind))
         else:
-            kind, name = ERROR, _NO_NAME
-        h = hash(prefix) ^ hash(name) ^ kind
+            h = ph ^ ERROR
+        if not self._from <= now < self._until:
+            self._tick(now)
         i = h & self._mask
-        second = int(now)
         hashes = self._hash
+        values = self._value
+        base = self._base
         if hashes[i] != h:  # a new bucket (it replaces the slot's)
             hashes[i] = h
-            self._second[i] = second
-            self._count[i] = 1
+            values[i] = base + 1
             return out
-        seconds = self._second
-        counts = self._count
-        if seconds[i] != second:
-            seconds[i] = second
-            counts[i] = 1
-            return out
-        count = counts[i] + 1
-        counts[i] = count
+        value = values[i] + 1
+        if value <= base:  # counted in an earlier window
+            value = base + 1
+        values[i] = value
+        count = value - base
         if count <= self.rate:
             return out
         self.limited += 1

@@ -15,6 +15,7 @@ SECRET = bytes(range(16))
 OTHER = bytes(range(16, 32))
 CLIENT = bytes.fromhex("2464c4abcf10c957")
 ADDRESS = bytes([198, 51, 100, 100])
+CLIENT_TEXT = "198.51.100.100"
 NOW = 1_700_000_000
 
 
@@ -34,11 +35,13 @@ def _query(cookie: bytes | None) -> tuple[bytes, int]:
 
 
 def _answer(cookies: Cookies, cookie: bytes | None, *, now: int = NOW,
-            client: bytes = ADDRESS) -> bytes | None:
-    """The COOKIE option's value in our OPT (None: none), ``cookies.valid`` set."""
-    cookies.client, cookies.now, cookies.valid = client, float(now), False
+            client: str = CLIENT_TEXT) -> bytes | None:
+    """The COOKIE option's value in our OPT (None: none); ``cookies.valid`` is the
+    query when it carried a valid server cookie, else None."""
+    cookies.client, cookies.now, cookies.valid = client, float(now), None
     data, qend = _query(cookie)
     opt = cookies(data, qend, wire.OPT_PLAIN)
+    assert cookies.valid in (None, data)
     assert opt[:9] == wire.OPT_PLAIN[:9]
     return None if opt == wire.OPT_PLAIN else opt[15:]
 
@@ -63,13 +66,13 @@ def test_our_server_cookie_is_accepted_echoed_then_refreshed() -> None:
 
 
 @pytest.mark.parametrize(("now", "client", "secret"), [
-    (NOW + 3601, ADDRESS, SECRET),  # over an hour old
-    (NOW - 301, ADDRESS, SECRET),  # over five minutes in the future
-    (NOW, bytes([198, 51, 100, 101]), SECRET),  # another client's
-    (NOW, ADDRESS, OTHER),  # not made with our secret
+    (NOW + 3601, CLIENT_TEXT, SECRET),  # over an hour old
+    (NOW - 301, CLIENT_TEXT, SECRET),  # over five minutes in the future
+    (NOW, "198.51.100.101", SECRET),  # another client's
+    (NOW, CLIENT_TEXT, OTHER),  # not made with our secret
 ])
 def test_an_invalid_server_cookie_is_answered_as_client_only(
-    now: int, client: bytes, secret: bytes
+    now: int, client: str, secret: bytes
 ) -> None:
     made = _answer(Cookies(secret), CLIENT)
     assert made is not None

@@ -107,3 +107,10 @@ def test_the_table_is_fixed_size() -> None:
     _burst(guard, [_wire(f"n{i}.par.example.", "A") for i in range(50)],
            client="192.0.2.1")
     assert len(limiter._hash) == 8  # rounded up to a power of two, never grown
+
+
+def test_a_clock_that_goes_back_starts_a_new_window() -> None:
+    guard = _guard(rate=2, slip=0)
+    assert _burst(guard, [_wire()] * 3, now=NOW) == (2, 0, 1)
+    assert _burst(guard, [_wire()] * 3, now=NOW - 3600) == (2, 0, 1)
+    assert _burst(guard, [_wire()] * 3, now=NOW - 3600 + 0.5) == (0, 0, 3)  # the same second
