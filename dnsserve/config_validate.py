@@ -29,6 +29,7 @@ import dns.rcode
 import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
+from dnsserve.answer.rrl import MAX_RATE
 from dnsserve.config_schema import (
     HEX_PREFIX,
     MAX_IDENTITY,
@@ -196,7 +197,7 @@ def _check_defences(rrl: RrlConfig, cookies: CookiesConfig, file: str) -> list[s
     """``[rrl]`` and ``[cookies]``."""
     errors = []
     for key, value, low, high in (
-        ("rate", rrl.rate, 1, 1_000_000), ("slip", rrl.slip, 0, 10),
+        ("rate", rrl.rate, 1, MAX_RATE), ("slip", rrl.slip, 0, 10),
         ("ipv4_prefix", rrl.ipv4_prefix, 0, 32), ("ipv6_prefix", rrl.ipv6_prefix, 0, 128),
         ("table_size", rrl.table_size, 1, 1 << 24),
     ):

@@ -50,7 +50,11 @@ KIND_NAMES = ("answer", "nodata", "referral", "nxdomain", "error")
 DEFAULT_SIZE = 65536
 CACHE_SIZE = 65536  # clients' prefixes, bodies' zones remembered (then forgotten at once)
 EXEMPT = ""  # the prefix of an exempt client: never limited
-_WINDOW = 1 << 24  # a slot's value: window base + count (a count stays far below this)
+_HASH = (1 << 30) - 1  # a bucket's hash: 30 bits, a small int
+_TAG_SHIFT = 16  # the tag: a bucket's hash above the bits that choose its slot (at most 16)
+_WINDOW = 1 << 17  # a slot's count is the window's base + the count (a count stays below)
+_BASE_WRAP = 1 << 30  # the base wraps, the table cleared (every 2.3 hours): counts stay small
+MAX_RATE = 100_000  # [rrl] rate at most (config_validate); far below _WINDOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +94,21 @@ def first_owner(out: bytes, body: bytes) -> bytes:
 class RateLimiter:
     """The RRL table: ``limit(out, body, client, now)`` -> what to send (None: drop).
 
-    Written for the hot path (every UDP answer passes here): a client's prefix
-    is looked up once per address and kept as its hash; a NODATA, NXDOMAIN or
-    referral body's zone once per body; a slot holds the bucket's 64-bit hash
-    (two buckets that share a slot are told apart) and one int, the window's
-    base plus the count (``_WINDOW``: each new second of ``now`` moves the base
-    on, so every bucket's count restarts without touching the table, and a
-    clock that goes back only starts a new window).
+    Written for the hot path (every UDP answer passes here), in small ints
+    (under 2**30, which CPython adds and compares without allocating): a
+    client's prefix is looked up once per address and kept as 30 bits of its
+    hash; a NODATA, NXDOMAIN or referral body's zone once per body. A bucket
+    is 30 bits of the hash of (prefix, kind, name): its low bits choose the
+    slot, the others are its tag there (two buckets that share a slot are
+    told apart; two that share slot and tag share a count: one more limited,
+    never one less). A slot's count is kept as the window's base + the count
+    (``_WINDOW``): each new second of ``now`` moves the base on, so every
+    count restarts without touching the table, and a clock that goes back
+    starts a new window too; when the base wraps, the table is cleared.
     """
 
     __slots__ = (
-        "_base", "_exempt", "_from", "_hash", "_mask", "_prefixes", "_until", "_value",
+        "_base", "_counts", "_exempt", "_from", "_mask", "_prefixes", "_tags", "_until",
         "_zones", "dropped", "limited", "rate", "settings", "slip", "slipped",
     )
 
@@ -111,11 +119,11 @@ class RateLimiter:
         while size < max(settings.size, 1):
             size *= 2
         self.settings = settings
-        self.rate = settings.rate
+        self.rate = min(settings.rate, MAX_RATE)
         self.slip = settings.slip
         self._mask = size - 1
-        self._hash = [0] * size
-        self._value = [0] * size
+        self._tags = [-1] * size  # no bucket's tag: empty
+        self._counts = [0] * size
         self._base = _WINDOW
         self._from = self._until = 0.0  # the current window: [from, until)
         self._exempt = tuple(ipaddress.ip_network(p, strict=False) for p in settings.exempt)
@@ -140,14 +148,14 @@ class RateLimiter:
 
     def _learn(self, client: str) -> int:
         prefix = self.prefix(client)
-        h = (hash(prefix) or 1) if prefix else 0
+        h = ((hash(prefix) & _HASH) or 1) if prefix else 0
         if len(self._prefixes) >= CACHE_SIZE:
             self._prefixes.clear()
         self._prefixes[client] = h
         return h
 
     def _zone(self, out: bytes, body: bytes, kind: int) -> int:
-        h = hash(first_owner(out, body)) ^ kind
+        h = (hash(first_owner(out, body)) & _HASH) ^ kind
         if len(self._zones) >= CACHE_SIZE:
             self._zones.clear()
         self._zones[body] = h
@@ -157,6 +165,10 @@ class RateLimiter:
         second = float(int(now))
         self._from, self._until = second, second + 1.0
         self._base += _WINDOW
+        if self._base >= _BASE_WRAP:  # every few hours: keep the counts small ints
+            self._base = _WINDOW
+            self._tags = [-1] * len(self._tags)
+            self._counts = [0] * len(self._counts)
 
     def limit(self, out: bytes, body: bytes | None, client: str, now: float) -> bytes | None:
         """``out``, its truncated stand-in, or None (drop), by ``client``'s bucket.
@@ -172,7 +184,7 @@ class RateLimiter:
             return out
         rcode = out[3] & 0x0F
         if rcode == wire.NOERROR and (out[6] or out[7]):
-            h = ph ^ hash(body)  # ANSWER (0)
+            h = ph ^ (hash(body) & _HASH)  # ANSWER (0)
         elif body and (rcode == wire.NOERROR or rcode == wire.NXDOMAIN):
             kind = NXDOMAIN if rcode else (NODATA if out[2] & 0x04 else REFERRAL)
             zone = self._zones.get(body)
@@ -182,17 +194,20 @@ class RateLimiter:
         if not self._from <= now < self._until:
             self._tick(now)
         i = h & self._mask
-        hashes = self._hash
-        values = self._value
+        tag = h >> _TAG_SHIFT
         base = self._base
-        if hashes[i] != h:  # a new bucket (it replaces the slot's)
-            hashes[i] = h
-            values[i] = base + 1
+        tags = self._tags
+        if tags[i] != tag:  # a new bucket (it replaces the slot's)
+            tags[i] = tag
+            self._counts[i] = base + 1
             return out
-        value = values[i] + 1
+        counts = self._counts
+        value = counts[i] + 1
         if value <= base:  # counted in an earlier window
             value = base + 1
-        values[i] = value
+        elif value - base >= _WINDOW:
+            value -= 1  # a count stays within its window (far beyond any rate)
+        counts[i] = value
         count = value - base
         if count <= self.rate:
             return out
