@@ -264,7 +264,9 @@ def _zone_files(
     paths = sorted(
         p
         for p in directory.iterdir()
-        if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and p.is_file()
+        # not only regular files: a FIFO or a device named <origin>.zone is refused
+        # when opened (zones.files), with an error line, not passed over in silence
+        if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and not p.is_dir()
     )
     if not paths and not empty_ok:
         problems.append(_whole(str(directory), "", f"no <origin>{ZONE_SUFFIX} files here"))

@@ -79,8 +79,24 @@ def test_unserved_name_is_refused_before_and_after_reload(tmp_path: Path) -> Non
         srv.stop()
 
 
+# A FIFO is refused as a zone file or an include (zones.files: it could hang a
+# load); a read that hangs (a dead network mount) has no stand-in a test can make
+# on a regular file, so the server is started with the FIFO "held.inc" opened as
+# any file once was: blocking until a writer comes.
+HELD = """
+import dnsserve.zones.parse as parse
+_open = parse.open_zone_text
+def _held(path, rules, *, cited):
+    if path.name == "held.inc":
+        return open(path, encoding="utf-8")
+    return _open(path, rules, cited=cited)
+parse.open_zone_text = _held
+"""
+
+
 def _fifo_zone(zones: Path) -> Path:
-    """A zone whose $INCLUDE is a FIFO: loading it blocks until someone writes to it."""
+    """A zone whose $INCLUDE is a FIFO: loading it (as ``HELD`` opens it) blocks
+    until someone writes to it."""
     fifo = zones / "held.inc"
     os.mkfifo(fifo)
     (zones / "held.example.zone").write_text(
@@ -113,7 +129,7 @@ def test_sighup_during_a_reload_is_not_dropped(tmp_path: Path) -> None:
     meanwhile: once the first reload ends, a second one runs and serves the edit."""
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
-    srv = start_server(tmp_path, zones=zones)
+    srv = start_server(tmp_path, zones=zones, preload=HELD)
     try:
         fifo = _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)  # this reload blocks on the FIFO
@@ -145,7 +161,7 @@ def test_a_reload_that_hangs_is_abandoned_and_sigterm_still_exits(tmp_path: Path
     shutil.copytree(SHIPPED_ZONES, zones)
     config = tmp_path / "c.toml"
     config.write_text(f'[server]\nreload_timeout = 4.0\ncontrol = "127.0.0.1:{free_port()}"\n')
-    srv = start_server(tmp_path, "-c", str(config), zones=zones)
+    srv = start_server(tmp_path, "-c", str(config), zones=zones, preload=HELD)
     try:
         _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)
