@@ -134,6 +134,23 @@ PRELOADED = (
 )
 
 
+def held_fifo(name: str) -> str:
+    """Preload code (``start_server(preload=...)``, ``PRELOADED``): an included zone
+    file named ``name`` is opened as any file once was, so a FIFO there holds the
+    load until a writer comes. The server itself refuses a FIFO (``zones.files``);
+    a read that hangs on a regular file (a dead network mount) has no stand-in a
+    test can make."""
+    return (
+        "import dnsserve.zones.parse as _parse\n"
+        "_open = _parse.open_zone_text\n"
+        "def _held(path, rules, *, cited):\n"
+        f"    if path.name == {name!r}:\n"
+        "        return open(path, encoding='utf-8')\n"
+        "    return _open(path, rules, cited=cited)\n"
+        "_parse.open_zone_text = _held\n"
+    )
+
+
 def _config_sets(args: tuple[str, ...], key: str) -> bool:
     """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] key``."""
     for flag in ("-c", "--config"):

@@ -17,7 +17,7 @@ import dns.rcode
 
 from testkit import SHIPPED_ZONES
 from testkit.ports import free_port
-from testkit.server import ServerProc, start_server
+from testkit.server import ServerProc, held_fifo, start_server
 from testkit.wait import wait_for
 
 
@@ -79,19 +79,9 @@ def test_unserved_name_is_refused_before_and_after_reload(tmp_path: Path) -> Non
         srv.stop()
 
 
-# A FIFO is refused as a zone file or an include (zones.files: it could hang a
-# load); a read that hangs (a dead network mount) has no stand-in a test can make
-# on a regular file, so the server is started with the FIFO "held.inc" opened as
-# any file once was: blocking until a writer comes.
-HELD = """
-import dnsserve.zones.parse as parse
-_open = parse.open_zone_text
-def _held(path, rules, *, cited):
-    if path.name == "held.inc":
-        return open(path, encoding="utf-8")
-    return _open(path, rules, cited=cited)
-parse.open_zone_text = _held
-"""
+# The server refuses a FIFO (zones.files); these tests hold a load on one, opened
+# as files once were (testkit.server.held_fifo).
+HELD = held_fifo("held.inc")
 
 
 def _fifo_zone(zones: Path) -> Path:
