@@ -33,7 +33,7 @@ def to_text(findings: Sequence[Finding]) -> list[str]:
         items = list(group)
         if len(findings) > 1:
             lines.append(f"== {file or '(no file)'}: {_tally(items)}")
-        lines.extend(f.to_text() for f in items)
+        lines.extend(line for f in items for line in f.to_text().splitlines())
     return lines
 
 
