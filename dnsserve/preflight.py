@@ -12,6 +12,7 @@ Must not: open sockets or the state file, or change anything on disk.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 
+from dnsserve.answer.dnssec import EXPIRY_WARNING, expiring
 from dnsserve.answer.lookup import find_zone
 from dnsserve.answer.policies import Pool
 from dnsserve.answer.snapshot import build_snapshot
@@ -78,6 +80,7 @@ def check(settings: Settings) -> Report:
         o: p for o, p in copies.items() if p.is_file()} if copies else None)
     problems: list[Problem] = list(loaded.problems)
     problems += unbuildable(loaded.tables, loaded.files)
+    problems += expiring_signatures(loaded.tables, loaded.files, now=time.time())
     config, name = settings.config, settings.config_name
     failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
     # a secondary zone not transferred yet holds its pools all the same
@@ -98,6 +101,7 @@ def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:
     loaded = load_zones(zones_dir, log_problems=False)
     problems: list[Problem] = [ConfigProblem(e, "error") for e in config_errors]
     problems += loaded.problems
+    problems += expiring_signatures(loaded.tables, loaded.files, now=time.time())
     return Report(problems, _summaries(loaded))
 
 
@@ -123,6 +127,27 @@ def unbuildable(
                     f"zone {origin} cannot be served: {why}", origin.to_text())
         for origin, why in left_out.items()
     ]
+
+
+def expiring_signatures(
+    tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, Path], *, now: float
+) -> list[ZoneProblem]:
+    """A warning per pre-signed zone with RRSIGs that expire within three days
+    (``answer.dnssec.EXPIRY_WARNING``): validators will reject its answers then."""
+    out = []
+    for origin, table in tables.items():
+        found = expiring(table, now)
+        if found is None:
+            continue
+        when = ("expired" if found.seconds < 0
+                else f"expires in {found.seconds / 3600:.1f} hours")
+        days = EXPIRY_WARNING // 86400
+        out.append(ZoneProblem(
+            str(files.get(origin, "")), 0, "warning",
+            f"zone {origin}: {found.count} DNSSEC signature(s) expire within {days} days "
+            f"(the first, over {found.owner} {found.covered.name}, {when}): re-sign the zone, "
+            "or validating resolvers will reject its answers", origin.to_text()))
+    return out
 
 
 def static_mismatches(

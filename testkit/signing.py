@@ -110,9 +110,11 @@ def sign_zone(
     algorithm: str = "ECDSAP256SHA256",
     nsec3_salt: str | None = None,
     opt_out: bool = False,
+    end: str | None = None,
 ) -> SignedZone:
     """Sign ``text`` in ``work`` (made if missing): a KSK and a ZSK, NSEC, or
-    NSEC3 with ``nsec3_salt`` (hex; "-" for none) and ``opt_out`` (``-A``)."""
+    NSEC3 with ``nsec3_salt`` (hex; "-" for none) and ``opt_out`` (``-A``);
+    ``end``: the signatures' expiry as ``dnssec-signzone -e`` takes it ("+86400")."""
     keygen = required_binary("dnssec-keygen", "BIND tool")
     signzone = required_binary("dnssec-signzone", "BIND tool")
     work.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,8 @@ def sign_zone(
     args = [signzone, "-q", "-K", str(work), "-o", origin, "-f", str(signed)]
     if nsec3_salt is not None:
         args += ["-3", nsec3_salt] + (["-A"] if opt_out else [])
+    if end is not None:
+        args += ["-e", end]
     args.append(str(unsigned))
     subprocess.run(args, capture_output=True, text=True, timeout=TOOL_SECONDS, check=True,
                    cwd=work)

@@ -27,8 +27,11 @@ A key of a zone that is not signed gets ``None`` (the engine's ordinary
 answer: DO changes nothing there). Pool answers are served unsigned here
 (signing them is online signing's job).
 
-Must not: sign anything (no keys here), read the clock, or change a
-``ZoneTable``. Pure: built at the first DO query of a key, never per query.
+``expiring`` finds a zone's signatures that expire soon (``dnsserve check``
+warns of them, three days ahead).
+
+Must not: sign anything (no keys here), read the clock (``now`` is given),
+or change a ``ZoneTable``. Pure: built at the first DO query of a key, never per query.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import base64
 import bisect
 import hashlib
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import dns.name
 import dns.rdata
@@ -128,6 +132,46 @@ def is_signed(table: ZoneTable) -> bool:
     apex = table.wire_node(name_key(table.origin))
     types = {rdtype for rdtype, _, _ in apex[1]} if apex is not None else set()
     return _DNSKEY in types and _RRSIG in types
+
+
+EXPIRY_WARNING = 3 * 86400  # ``dnsserve check`` warns of signatures expiring this soon
+_SERIAL = 1 << 32
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """The signatures of a zone that expire within a window: how many, and the first."""
+
+    count: int
+    owner: dns.name.Name
+    covered: RdataType
+    seconds: int  # from ``now`` to the first expiry (negative: expired already)
+
+
+def expiring(table: ZoneTable, now: float, within: int = EXPIRY_WARNING) -> Expiring | None:
+    """The RRSIGs of ``table`` whose expiration is less than ``within`` seconds
+    after ``now`` (RFC 4034 §3.1.5: 32-bit times, serial arithmetic), or None."""
+    clock = int(now) % _SERIAL
+    count = 0
+    first: tuple[int, bytes, int] | None = None
+    for key in table.loaded_keys():
+        stored = table.wire_node(key)
+        if stored is None:
+            continue
+        for rdtype, _, rdatas in stored[1]:
+            if rdtype != _RRSIG:
+                continue
+            for rdata in rdatas:
+                delta = (int.from_bytes(rdata[8:12], "big") - clock) % _SERIAL
+                seconds = delta - _SERIAL if delta >= _SERIAL // 2 else delta
+                if seconds < within:
+                    count += 1
+                    if first is None or seconds < first[0]:
+                        first = (seconds, stored[0], int.from_bytes(rdata[:2], "big"))
+    if first is None:
+        return None
+    seconds, owner, covered = first
+    return Expiring(count, dns.name.from_wire(owner, 0)[0], RdataType.make(covered), seconds)
 
 
 class _Proof:
