@@ -48,6 +48,7 @@ from testkit.signing import sign_zone
 BAR = 1.2  # dnsserve's CPU per DO hit <= 1.2 x its CPU per non-DO hit
 MODES = (("hits", "-e"), ("hits", "-D"), ("mix", "-e"), ("mix", "-D"))
 ENGINE_CALLS = 20_000
+FLOOD_NAMES = 500
 
 
 def hits_file(wl: zonegen.Workload, out: Path) -> Path:
@@ -115,6 +116,16 @@ def engine_timing(zones: Path, hits: Path, repeats: int) -> dict[str, float]:
             calls = (ENGINE_CALLS // len(packets)) * len(packets)
             best = min(best, (time.perf_counter_ns() - start) / calls)
         out[label] = best
+    # names that do not exist, each asked once (a random-name flood): with DO the
+    # denial is built per name (the NSEC/NSEC3 covering it), without DO the
+    # miss index answers
+    for label, do in (("flood no DO", False), ("flood DO", True)):
+        packets = [dns.message.make_query(f"rnd{do:d}-{i}.{zonegen.ORIGIN}", "A", use_edns=0,
+                                          want_dnssec=do).to_wire() for i in range(FLOOD_NAMES)]
+        start = time.perf_counter_ns()
+        for p in packets:
+            respond(p, tcp=False)
+        out[label] = (time.perf_counter_ns() - start) / len(packets)
     return out
 
 
@@ -152,6 +163,9 @@ def render(info: dict[str, str], argv: list[str], args: argparse.Namespace,
         f" {us('dnsserve', 'mix DO') / us('nsd', 'mix DO'):.2f}× | (info) | |",
         f"| `Engine.respond` per hit, DO / no DO ({eng['DO']:,.0f} / {eng['no DO']:,.0f} ns) |"
         f" {eng['DO'] / eng['no DO']:.2f}× | (info) | |",
+        f"| `Engine.respond` per name never asked before (NXDOMAIN), DO / no DO"
+        f" ({eng['flood DO']:,.0f} / {eng['flood no DO']:,.0f} ns) |"
+        f" {eng['flood DO'] / eng['flood no DO']:.2f}× | (info) | |",
     ]
     return "\n".join([
         "## DNSSEC benchmark: pre-signed zone, DO vs no DO, dnsserve vs NSD",

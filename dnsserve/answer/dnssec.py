@@ -46,10 +46,11 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rrset
+from dns.rcode import Rcode
 from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, in_expired, key_parts
-from dnsserve.answer.prebuilt import Prebuilt, render
+from dnsserve.answer.prebuilt import Prebuilt, empty, render
 from dnsserve.zones.table import Result, ResultKind, ZoneTable, key_offsets, name_key
 
 CACHE_SIZE = 20_000  # DO forms of keys with no prebuilt answer (random-name denials)
@@ -59,6 +60,8 @@ _RRSIG, _NSEC, _NSEC3, _DNSKEY, _NSEC3PARAM, _DS = (
                      RdataType.NSEC3PARAM, RdataType.DS))
 _B32HEX = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUV", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _WILD = b"\x01*"
+# Not in a memo (None there means: the plain answer); never served: compared by identity.
+_UNKNOWN = empty(Rcode.SERVFAIL)
 
 
 class Chain:
@@ -359,15 +362,26 @@ class DoForms:
         return any(self._signed.values())
 
     def answer(self, key: bytes, prebuilt: object) -> Prebuilt | None:
-        """The DO form for answer ``key`` (``prebuilt``: its non-DO entry, if any)."""
-        memo = self._kept if prebuilt is not None else self._cache
-        if key in memo:
-            return memo[key]
-        form = self._build(key) if self._in_signed(key) else None
-        if memo is self._cache and len(memo) >= self.cache_size:
-            memo.clear()
-        memo[key] = form
-        return form
+        """The DO form for answer ``key`` (``prebuilt``: its non-DO entry, if any).
+
+        Kept for good: the forms of prebuilt answers and of data that exists
+        (a lazy zone's answers), as many as the zone's RRsets; the others
+        (denials, of random names too) in the bounded cache, so a flood of
+        names that do not exist never evicts the answers of names that do.
+        """
+        form = self._kept.get(key, _UNKNOWN)
+        if form is _UNKNOWN:
+            form = self._cache.get(key, _UNKNOWN)
+        if form is not _UNKNOWN:
+            return form
+        built, keep = self._build(key) if self._in_signed(key) else (None, True)
+        if keep or prebuilt is not None:
+            self._kept[key] = built
+        else:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[key] = built
+        return built
 
     def _in_signed(self, key: bytes) -> bool:
         """Whether the zone that answers ``key`` is signed: a walk up its labels."""
@@ -386,19 +400,21 @@ class DoForms:
                 return bool(apex)
             i += key[i] + 1
 
-    def _build(self, key: bytes) -> Prebuilt | None:
+    def _build(self, key: bytes) -> tuple[Prebuilt | None, bool]:
+        """The DO form of ``key`` (None: the plain answer), and whether to keep it for good."""
         qname, qtype, qclass = key_parts(key)
         if qclass != dns.rdataclass.IN or in_expired(self._zones, qname, qtype, qclass,
                                                       self.expired):
-            return None
+            return None, False
         table = find_zone(self._zones, qname, qtype)
         if table is None or not is_signed(table):
-            return None
+            return None, False
         result = table.lookup(qname, RdataType(qtype))
         if result.uses:
-            return None  # a pool answer: signing it is online signing's (not here)
-        return render(qname, qtype, qclass, signed_result(table, self._chain(table), qname,
+            return None, False  # a pool answer: signing it is online signing's (not here)
+        form = render(qname, qtype, qclass, signed_result(table, self._chain(table), qname,
                                                           result))
+        return form, result.kind is ResultKind.ANSWER and table.exists_key(name_key(qname))
 
     def _chain(self, table: ZoneTable) -> Chain:
         held = self._chains.get(table.origin)
