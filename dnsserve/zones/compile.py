@@ -448,6 +448,8 @@ class _Build:
             for rdtype, i in mixed.items():
                 self._mixed_ttls(ordinal, rdtype, i, rrsets[rdtype][0][0])
             served = [(t, ttl[0], kept) for t, (ttl, kept, _) in rrsets.items() if t != _RRSIG]
+            if _RRSIG in rrsets and served:
+                served += _signatures(indices, types, ttls, rdatas)
             if not served:
                 continue
             blobs[key] = encode_node(p.owners[first], key, served)
@@ -576,7 +578,8 @@ class _Build:
             return
         others = sorted(
             RdataType(t).name for t in types
-            if dns.node.NodeKind.classify(RdataType(t), RdataType.NONE)
+            if t != _RRSIG  # signatures are kept beside what they sign (the reader checks them)
+            and dns.node.NodeKind.classify(RdataType(t), RdataType.NONE)
             == dns.node.NodeKind.REGULAR
         )
         if others:
@@ -750,3 +753,22 @@ def _first_at(first: Source | None, here: Source) -> str:
     where = f"line {first.line}" if first.file == here.file else f"{first.file}:{first.line}"
     return f" (the first at {where})"
 
+
+
+def _signatures(
+    indices: list[int], types: array[int] | list[int], ttls: array[int] | list[int],
+    rdatas: list[bytes],
+) -> list[tuple[int, int, list[bytes]]]:
+    """An owner's RRSIGs as one stored RRset per covered type (its first two rdata
+    octets), each with its own TTL, duplicates dropped: a pre-signed zone's
+    signatures, kept beside the data they sign (``answer.dnssec`` serves them)."""
+    by_covered: dict[bytes, tuple[list[int], list[bytes]]] = {}
+    for i in indices:
+        if types[i] != _RRSIG:
+            continue
+        rdata = rdatas[i]
+        ttl, kept = by_covered.setdefault(rdata[:2], ([ttls[i]], []))
+        ttl[0] = min(ttl[0], ttls[i])
+        if rdata not in kept:
+            kept.append(rdata)
+    return [(_RRSIG, ttl[0], kept) for ttl, kept in by_covered.values()]

@@ -111,6 +111,7 @@ _U16 = struct.Struct("!H")
 DECODED_MAX = 16384
 
 
+_RRSIG_TYPE = int(RdataType.RRSIG)
 _LENGTHS = tuple(bytes((n,)) for n in range(256))
 # RdataType(n) runs the enum machinery each time; the known types, looked up.
 _RDATATYPES = {int(t): t for t in RdataType}
@@ -229,7 +230,15 @@ def decode_node(key: bytes, blob: bytes) -> dict[RdataType, dns.rrset.RRset]:
     node: dict[RdataType, dns.rrset.RRset] = {}
     for rdtype, ttl, rdatas in blob_rrsets(blob):
         rdt = rdatatype(rdtype)
-        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdt)
+        covers = RdataType.NONE
+        if rdtype == _RRSIG_TYPE:
+            # a pre-signed zone keeps one RRSIG RRset per covered type: the node
+            # answers an RRSIG query with the lowest one, as Knot does
+            covers = rdatatype((rdatas[0][0] << 8) | rdatas[0][1])
+            held = node.get(RdataType.RRSIG)
+            if held is not None and held.covers < covers:
+                continue
+        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdt, covers)
         for rdata in rdatas:
             rrset.add(dns.rdata.from_wire(dns.rdataclass.IN, rdt, rdata, 0, len(rdata)), ttl)
         node[rdt] = rrset
@@ -363,7 +372,8 @@ class ZoneTable:
 
     @classmethod
     def build(cls, zone: dns.zone.Zone) -> ZoneTable:
-        """A table of a dnspython zone (``relativize=False``), RRSIGs left out."""
+        """A table of a dnspython zone (``relativize=False``); RRSIGs are kept
+        beside the data they cover (one stored RRset per covered type)."""
         origin = zone.origin
         assert origin is not None
         blobs: dict[bytes, bytes] = {}
@@ -371,10 +381,9 @@ class ZoneTable:
             owner = name if name.is_absolute() else name.derelativize(origin)
             rrsets = [
                 (int(rds.rdtype), rds.ttl, [rd.to_wire() for rd in rds])
-                for rds in node.rdatasets
-                if rds.covers == RdataType.NONE  # RRSIGs are not served without DNSSEC
+                for rds in sorted(node.rdatasets, key=lambda r: r.covers != RdataType.NONE)
             ]
-            if rrsets:
+            if any(rdtype != _RRSIG_TYPE for rdtype, _, _ in rrsets):
                 wire = owner.to_wire()
                 assert wire is not None
                 blobs[wire.lower()] = encode_node(wire, wire.lower(), rrsets)
@@ -396,6 +405,10 @@ class ZoneTable:
     def __len__(self) -> int:
         """Owners with data in the loaded zone."""
         return len(self._store.blobs)
+
+    def same_data(self, other: ZoneTable) -> bool:
+        """Whether ``other`` reads the same loaded zone (itself, or a pool overlay of it)."""
+        return self._store is other._store
 
     def exists_key(self, key: bytes) -> bool:
         """Whether the name of lookup key ``key`` exists (data or empty non-terminal)."""
@@ -458,7 +471,12 @@ class ZoneTable:
             decoded = self._store.decoded.get(key)
             name = (next(iter(decoded.values())).name if decoded
                     else name_from_wire(blob_owner(key, blob)))
+            signed = False
             for rdtype in blob_types(blob):
+                if rdtype == _RRSIG_TYPE:  # one stored RRset per covered type
+                    if signed:
+                        continue
+                    signed = True
                 yield name, rdatatype(rdtype)
         for key, node in overlay.items():
             if key not in blobs:

@@ -15,8 +15,9 @@ as unsigned octets (§6.3). That form and order are the input of ZONEMD's
 SIMPLE scheme (RFC 8976 §3.3.1), so ``content_hash`` is "ZONEMD SIMPLE
 with SHA-256": stable across runs, platforms and Python versions, the same
 for the same records in any file order. Records compare in canonical form:
-a change of case alone is no change. RRSIGs are not in a ``ZoneTable``, so
-not in the content. One ``bytes`` per record, not a tuple: 100k tuples
+a change of case alone is no change. A pre-signed zone's RRSIGs are in
+its ``ZoneTable`` (one stored RRset per covered type), so in the content.
+One ``bytes`` per record, not a tuple: 100k tuples
 would sit in the garbage collector's view for the life of the server (and
 making them set off a full collection, a third of the time of a 100k-record
 zone, measured); ``Record.from_wire`` reads one when its fields are wanted.
@@ -435,15 +436,20 @@ def _owner_order(rr: bytes) -> tuple[bytes, ...]:
 
 
 def to_rrsets(records: Iterable[bytes]) -> list[dns.rrset.RRset]:
-    """dnspython RRsets of ``records``, one per run of (owner, type, class, TTL)."""
+    """dnspython RRsets of ``records``, one per run of (owner, type, class, TTL,
+    and for RRSIGs the type covered: the rdata's first two octets)."""
     out: list[dns.rrset.RRset] = []
-    key: tuple[bytes, int, int, int] | None = None
+    key: tuple[bytes, int, int, int, bytes] | None = None
     for rr in records:
         record = Record.from_wire(rr)
-        here = (record.owner, record.rdtype, record.rdclass, record.ttl)
+        covers = record.rdata[:2] if record.rdtype == RdataType.RRSIG else b""
+        here = (record.owner, record.rdtype, record.rdclass, record.ttl, covers)
         if here != key:
             key = here
-            out.append(dns.rrset.RRset(record.name(), record.rdclass, record.rdtype))
+            out.append(dns.rrset.RRset(
+                record.name(), record.rdclass, record.rdtype,
+                RdataType((covers[0] << 8) | covers[1]) if covers else RdataType.NONE,
+            ))
         out[-1].add(record.to_rdata(), record.ttl)
     return out
 
