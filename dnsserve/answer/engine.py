@@ -188,8 +188,10 @@ class Engine:
         if span is None:
             return wire.OPT_DO if do else wire.OPT_PLAIN
         asked = edns.asked(data, *span)
+        if not asked:
+            return wire.OPT_DO if do else wire.OPT_PLAIN
         options = b""
-        if asked.expire and self.expire is not None:
+        if asked & edns.EXPIRE and self.expire is not None:
             seconds = self.expire(key)
             if seconds == EXPIRE_ELSEWHERE:
                 if self.hand_off:
