@@ -25,6 +25,7 @@ from dnsserve.config import Config, load_config
 from dnsserve.config_schema import HOSTNAME, MAX_WORKERS, ServerConfig
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
+from dnsserve.zones.files import FileRules
 from dnsserve.zones.load import zone_file_name
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
@@ -39,6 +40,13 @@ class Settings:
     zones_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
     state_path: Path = Path("dnsserve.db")
+    include_dirs: tuple[Path, ...] = ()  # server.include_paths, made absolute
+
+    @property
+    def file_rules(self) -> FileRules:
+        """The bounds zone files are read under (``zones.files``)."""
+        return FileRules(self.include_dirs, self.server.max_zone_file_bytes,
+                         self.server.max_zone_line_bytes)
 
     @property
     def secondary_dir(self) -> Path:
@@ -113,7 +121,8 @@ def load_settings(
         server = msgspec.structs.replace(server, workers=workers)
     server = with_hostname(server)
     zones_dir = zones if zones is not None else base / server.zones
-    return Settings(config, config_path, zones_dir, server, base / server.state)
+    include_dirs = tuple(base / p for p in server.include_paths)
+    return Settings(config, config_path, zones_dir, server, base / server.state, include_dirs)
 
 
 def with_hostname(server: ServerConfig) -> ServerConfig:

@@ -158,7 +158,8 @@ def prepare(inp: ReloadInput) -> Prepared:
     loaded = inp.loaded
     if loaded is None:
         loaded = load_zones(settings.zones_dir, extra=extra,
-                            previous=previous.loaded if previous else None)
+                            previous=previous.loaded if previous else None,
+                            rules=settings.file_rules)
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
