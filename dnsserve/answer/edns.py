@@ -2,12 +2,13 @@
 
 Owns which options of a query's OPT get an answer and what it holds:
 
-    option (code)                  answered when                    value
-    NSID (3, RFC 5001)             the query carries it empty and   the configured NSID
+    option                         answered when                      value
+    NSID (3, RFC 5001)             asked with an empty option, and    the configured NSID
                                    an NSID is configured
-    edns-tcp-keepalive (11, 7828)  over TCP, the query carries it   the idle timeout net
-                                   and the engine knows the timeout applies, in 100 ms units
-    EXPIRE (9, RFC 7314)           the engine's ``expire`` hook says (a secondary zone)
+    edns-tcp-keepalive (11, 7828)  asked over TCP, and the engine     the idle timeout net
+                                   knows the timeout                  applies, in 100 ms
+    EXPIRE (9, RFC 7314)           asked, and the engine's ``expire`` hook says (a secondary
+                                   zone): the engine's, not here
 
 Over UDP a keepalive option is ignored (RFC 7828 §3.3.1: a server that gets
 it over UDP must ignore it; BIND does the same): the answer is the usual one,
