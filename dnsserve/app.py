@@ -80,7 +80,7 @@ from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
 from dnsserve.xfr.publish import PoolKey, soa_answer
-from dnsserve.zones.versions import ZoneContent, ZoneDiff
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, records_wire
 
 log = logging.getLogger("dnsserve")
 
@@ -245,7 +245,8 @@ class Server:
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
-                removed=b"".join(changes.removed), added=b"".join(changes.added),
+                # the stored bytes, not copies: a first version's "added" is its content
+                removed=records_wire(changes.removed), added=records_wire(changes.added),
                 content=content.to_wire(),
             ))
             if content.origin in publish:

@@ -34,6 +34,7 @@ import dns.name
 
 from dnsserve import wire
 from dnsserve.answer import edns, tsig
+from dnsserve.answer.dnssec import DoForms
 from dnsserve.answer.lookup import key_parts
 from dnsserve.answer.misses import MissIndex, Outside, build_index
 from dnsserve.answer.prebuilt import Prebuilt
@@ -54,8 +55,8 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_misses", "_nsid", "_snapshot", "_zones", "answered", "cache_size",
-        "expire", "formerr", "hand_off", "keyring", "servfails", "tcp_keepalive",
+        "_answers", "_cache", "_dnssec", "_misses", "_nsid", "_snapshot", "_zones", "answered",
+        "cache_size", "expire", "formerr", "hand_off", "keyring", "servfails", "tcp_keepalive",
         "truncated",
     )
     _snapshot: Snapshot
@@ -63,6 +64,7 @@ class Engine:
     _cache: dict[bytes, Prebuilt]
     _misses: MissIndex | Outside
     _zones: Mapping[dns.name.Name, ZoneTable]
+    _dnssec: DoForms | None  # None: no zone served is signed (DO changes nothing)
 
     def __init__(
         self,
@@ -91,6 +93,7 @@ class Engine:
         # answers by (rcode, qtype, tcp), packed in one int (``count_key``): one
         # dict update per query, read by the metrics (``answered_by``)
         self.answered: dict[int, int] = {}
+        self._dnssec = None
         self.swap(snapshot)
 
     @property
@@ -124,6 +127,10 @@ class Engine:
             self._misses = Outside(base, snapshot.expired)
         if not same_zones:
             self._cache = {}
+            forms = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
+            self._dnssec = forms if forms.any_signed else None
+        elif self._dnssec is not None and snapshot.expired != self._dnssec.expired:
+            self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
 
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
@@ -140,6 +147,8 @@ class Engine:
             if version:
                 return wire.badvers(data, flags, data[12:qend], do)
             entry = self._answers.get(key)
+            if do and self._dnssec is not None:  # a signed zone is served: its DO form
+                entry = self._dnssec.answer(key, entry) or entry
             if entry is None:
                 entry = self._cache.get(key)
                 if entry is None:
