@@ -197,8 +197,10 @@ class Engine:
         if span is None:
             return wire.OPT_DO if do else wire.OPT_PLAIN
         asked = edns.asked(data, *span)
+        if not asked:
+            return wire.OPT_DO if do else wire.OPT_PLAIN
         options = b""
-        if asked.expire and self.expire is not None:
+        if asked & edns.EXPIRE and self.expire is not None:
             seconds = self.expire(key)
             if seconds == EXPIRE_ELSEWHERE:
                 if self.hand_off:
@@ -217,6 +219,10 @@ class Engine:
         if found is None:
             return b""
         do, start, end = found
+        return self._opt_for(data, start, end, do, tcp)
+
+    def _opt_for(self, data: bytes, start: int, end: int, do: bool, tcp: bool) -> bytes:
+        """Our OPT with NSID and keepalive as the options in ``data[start:end]`` ask."""
         asked = edns.asked(data, start, end)
         return wire.opt_with(do, edns.answer_options(
             asked, nsid=self._nsid, keepalive=self.tcp_keepalive, tcp=tcp))
@@ -248,14 +254,17 @@ class Engine:
         NOTIFY goes to the hand-off when there is one. UPDATE: REFUSED (we take
         no dynamic updates), NOTAUTH for a zone we do not serve, FORMERR when
         its zone section is not an SOA question (RFC 2136 §3.1.1); each echoes
-        the question. Any other opcode:
-        NOTIMP with no question. RD and CD are not copied.
+        the question. Any other opcode: NOTIMP with no question. RD and CD are
+        not copied. Our OPT when the message has one (NSID, keepalive as asked).
         """
         opcode = flags & wire.OPCODE_MASK
         if self.hand_off and opcode == wire.OPCODE_NOTIFY:
             return wire.HAND_OFF
-        opt = b"" if payload < 0 else self._options_opt(data, qend, key, do, tcp) or (
-            wire.OPT_DO if do else wire.OPT_PLAIN)
+        opt = b""
+        if payload >= 0:
+            span = wire.opt_span(data, qend)
+            opt = (wire.OPT_DO if do else wire.OPT_PLAIN) if span is None else self._opt_for(
+                data, span[0], span[1], do, tcp)
         if opcode == wire.OPCODE_UPDATE:
             if key[-4:-2] != _SOA:
                 rcode = wire.FORMERR
