@@ -446,6 +446,57 @@ class ZoneTable:
             if key not in self._store.blobs:
                 yield from ((key, int(t)) for t in node)
 
+    def wire_types(self) -> Iterator[tuple[bytes, list[int]]]:
+        """(owner lookup key, its types) of every owner, pool overlays included.
+
+        The keys are the table's own objects: an index keyed by them shares them.
+        """
+        overlay, blobs = self._overlay, self._store.blobs
+        if not overlay:
+            for key, blob in blobs.items():
+                yield key, blob_types(blob)
+            return
+        for key, blob in blobs.items():
+            node = overlay.get(key)
+            yield key, (blob_types(blob) if node is None else [int(t) for t in node])
+        for key, node in overlay.items():
+            if key not in blobs:
+                yield key, [int(t) for t in node]
+
+    def types_of(self, key: bytes) -> list[int]:
+        """The types at the owner ``key`` (none for a name without data)."""
+        node = self._overlay.get(key)
+        if node is not None:
+            return [int(t) for t in node]
+        blob = self._store.blobs.get(key)
+        return blob_types(blob) if blob is not None else []
+
+    def empty_keys(self) -> Iterator[bytes]:
+        """Names that exist without data of their own in the loaded zone (empty
+        non-terminals) and names a pool made exist; the table's own objects."""
+        yield from self._store.ents
+        yield from self._added
+
+    def cut_keys(self) -> frozenset[bytes]:
+        """The zone cuts (owners of NS below the apex), pool overlays included."""
+        return self._with_overlay(self._store.cuts, RdataType.NS, apex=False)
+
+    def dname_keys(self) -> frozenset[bytes]:
+        """The owners of a DNAME, pool overlays included."""
+        return self._with_overlay(self._store.dnames, RdataType.DNAME, apex=True)
+
+    def _with_overlay(self, loaded: frozenset[bytes], rdtype: RdataType, *,
+                      apex: bool) -> frozenset[bytes]:
+        if not self._overlay:
+            return loaded
+        found = set(loaded)
+        for key, node in self._overlay.items():
+            if rdtype in node and (apex or key != self._apex):
+                found.add(key)
+            else:
+                found.discard(key)
+        return frozenset(found)
+
     def loaded_keys(self) -> Iterator[bytes]:
         """The lookup key of every owner as loaded (pool overlays not included)."""
         return iter(self._store.blobs)
