@@ -68,7 +68,7 @@ only when there is a problem.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -768,7 +768,7 @@ def _first_at(first: Source | None, here: Source) -> str:
 
 def _signatures(
     indices: list[int], types: array[int] | list[int], ttls: array[int] | list[int],
-    rdatas: list[bytes],
+    rdatas: Sequence[bytes],
 ) -> list[tuple[int, int, list[bytes]]]:
     """An owner's RRSIGs as one stored RRset per covered type (its first two rdata
     octets), each with its own TTL, duplicates dropped: a pre-signed zone's
