@@ -22,6 +22,13 @@ the slow path (names below a DNAME, DS at existing names, names in an
 expired secondary zone) is computed once by the snapshot's slow path and
 kept in a bounded cache that lives as long as the snapshot.
 
+It also remembers the keys whose answer the miss index gave with NOERROR
+(a lazy zone's answers among them), at most ``HOT_KEYS`` twice over:
+``hot_keys`` hands them to a reload, which answers them once from the new
+snapshot before it is served, so the names asked now are not all asked of a
+cold index at once (each first answer costs the slow path). A flood of
+random names (NXDOMAIN) is not remembered.
+
 Pure: no sockets, no awaits, no clock, no logging per query.
 """
 
@@ -44,6 +51,7 @@ from dnsserve.zones.table import ZoneTable
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
+HOT_KEYS = 50_000  # keys remembered per generation of ``Engine._hot`` (two are kept)
 EXPIRE_ELSEWHERE = -1  # what ``expire_elsewhere`` says: hand the query off
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
 
@@ -52,8 +60,9 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_misses", "_snapshot", "_zones", "answered", "cache_size",
-        "expire", "formerr", "hand_off", "keyring", "servfails", "truncated",
+        "_answers", "_cache", "_hot", "_hot_before", "_misses", "_snapshot", "_zones",
+        "answered", "cache_size", "expire", "formerr", "hand_off", "keyring", "servfails",
+        "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -83,6 +92,8 @@ class Engine:
         # answers by (rcode, qtype, tcp), packed in one int (``count_key``): one
         # dict update per query, read by the metrics (``answered_by``)
         self.answered: dict[int, int] = {}
+        self._hot: dict[bytes, None] = {}  # miss-index answers with NOERROR, latest last
+        self._hot_before: dict[bytes, None] = {}  # the generation before (``HOT_KEYS``)
         self.swap(snapshot)
 
     @property
@@ -116,6 +127,12 @@ class Engine:
         if not same_zones:
             self._cache = {}
 
+    def hot_keys(self) -> list[bytes]:
+        """Answer keys the miss index answered lately with NOERROR, most recent first
+        (at most twice ``HOT_KEYS``): what a reload warms its new snapshot with."""
+        return [*reversed(self._hot), *(k for k in reversed(self._hot_before)
+                                        if k not in self._hot)]
+
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
             flags, qend, key, payload, do, version = wire.parse_query(data)
@@ -144,6 +161,11 @@ class Engine:
                     entry = self._misses.answer(key, self._zones)
                     if entry is None:
                         entry = self._miss(key)
+                    elif not entry.rcode:
+                        hot = self._hot
+                        hot[key] = None
+                        if len(hot) >= HOT_KEYS:
+                            self._hot_before, self._hot = hot, {}
             elif entry.__class__ is not Prebuilt:
                 # a pool's Variants draws one; a Prebuilt is its own pick, so
                 # static answers skip the call
