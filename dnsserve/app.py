@@ -57,6 +57,7 @@ import uvloop
 from dns.rdatatype import RdataType
 
 from dnsserve import net
+from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.policies import Pool, Selection
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.config_schema import worker_count
@@ -79,7 +80,7 @@ from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
 from dnsserve.xfr.publish import PoolKey, soa_answer
-from dnsserve.zones.versions import ZoneContent, ZoneDiff, ZoneVersion
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, records_wire
 
 log = logging.getLogger("dnsserve")
 
@@ -248,7 +249,10 @@ class Server:
         publish = publish_zones(prepared.served.settings.config, prepared.served.contents)
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
-                _record_version, version=version, changes=changes, content=content,
+                Store.record_zone_version, version=version,
+                # the stored bytes, not copies: a first version's "added" is its content
+                removed=records_wire(changes.removed), added=records_wire(changes.added),
+                content=content.to_wire(),
             ))
             if content.origin in publish:
                 continue  # the publisher records and announces what it publishes
@@ -284,6 +288,8 @@ class Server:
         self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
         if self.secondaries.zones:
             engine.expire = self.secondaries.expire_for_key  # RFC 7314 EXPIRE
+        # RFC 7828: the idle timeout the listeners apply (fixed at start, as they are)
+        engine.tcp_keepalive = keepalive_units(server.tcp_idle_timeout)
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
@@ -303,6 +309,9 @@ class Server:
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
                     hand_off=self.handoff.handle_offloaded,
+                    tcp_max_connections_per_prefix=server.tcp_max_connections_per_prefix,
+                    prefix_lengths=(server.tcp_ipv4_prefix_length,
+                                    server.tcp_ipv6_prefix_length),
                 )
             self._started = True
             # after the listeners: the index's thread must not delay the first answer
@@ -358,21 +367,6 @@ class Server:
             self.workers.close()
             await self.workers.wait_closed()
         self.health.close()
-
-
-# records joined at a time when a zone's content is written to the state file
-JOIN_RECORDS = 20_000
-
-
-def _record_version(store: Store, *, version: ZoneVersion, changes: ZoneDiff,
-                    content: ZoneContent) -> None:
-    """``Store.record_zone_version`` (in the writer thread): a large content is
-    joined a slice at a time, so the answers' thread gets the GIL in between."""
-    records = content.records
-    joined = b"".join([b"".join(records[at : at + JOIN_RECORDS])
-                       for at in range(0, len(records), JOIN_RECORDS)])
-    store.record_zone_version(version, removed=b"".join(changes.removed),
-                              added=b"".join(changes.added), content=joined)
 
 
 def serve(

@@ -270,7 +270,8 @@ class Reloader:
                 compared: dict[dns.name.Name, Compared] = {}
                 if worth_a_child(settings.zones_dir, extra):
                     served = self.served.contents if self.served is not None else {}
-                    child = ChildLoad(settings.zones_dir, before, extra, served)
+                    child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules,
+                                      served)
                     packed = await in_daemon_thread(child.run)
                     compared = {
                         o: Compared(served[o], ZoneDiff(c.removed, c.added), c.old_hash,

@@ -41,6 +41,7 @@ import dns.name
 
 from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
 from dnsserve.zones.versions import (
@@ -126,7 +127,8 @@ class Compared:
 def compare(old_wire: bytes, new: ZoneContent) -> Compared:
     """``new`` beside the content served (``old_wire``: its ``to_wire``)."""
     changes = diff(ZoneContent.from_wire(new.origin, old_wire), new)
-    return Compared(changes.removed, changes.added, hashlib.sha256(old_wire).hexdigest(),
+    return Compared(tuple(changes.removed), tuple(changes.added),
+                    hashlib.sha256(old_wire).hexdigest(),
                     content_hash(new))
 
 
@@ -134,15 +136,17 @@ def load_packed(
     directory: Path,
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None = None,
+    rules: FileRules = DEFAULT_RULES,
     served: Callable[[list[dns.name.Name]], dict[dns.name.Name, bytes]] | None = None,
 ) -> Packed:
     """``load_zones`` with its new tables packed (what the child runs); ``extra``:
     zone files from elsewhere (secondary zones' copies), as ``load_zones`` takes;
-    ``served`` gives the served content (``to_wire``) of the zones read again,
-    each compared with its new content here."""
+    ``rules``: the bounds the files are read under (``zones.files``); ``served``
+    gives the served content (``to_wire``) of the zones read again, each
+    compared with its new content here."""
     loaded = load_zones(
         directory, log_problems=False, extra=extra,
-        previous=previous.stand_in() if previous is not None else None,
+        previous=previous.stand_in() if previous is not None else None, rules=rules,
     )
     fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
     contents = {o: zone_content(t) for o, t in fresh.items()}
@@ -161,6 +165,7 @@ def _child_main(
     directory: str,
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None,
+    rules: FileRules,
 ) -> None:
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICE)
@@ -174,7 +179,7 @@ def _child_main(
         return out
 
     try:
-        result: object = load_packed(Path(directory), previous, extra, served)
+        result: object = load_packed(Path(directory), previous, extra, rules, served)
     except BaseException as exc:  # sent back, raised in the parent
         result = DnsServeError(f"loading zones in a child process failed: {exc!r}")
     conn.send(result)
@@ -188,11 +193,6 @@ class _Ask:
     origins: tuple[dns.name.Name, ...]
 
 
-# records per chunk of a served content sent to the child: each chunk is joined
-# between two GIL switches of the answering process
-SEND_RECORDS = 20_000
-
-
 class ChildLoad:
     """One load of a zones directory in a spawned child process."""
 
@@ -201,10 +201,12 @@ class ChildLoad:
         directory: Path,
         previous: LoadedZones | None,
         extra: dict[dns.name.Name, Path] | None = None,
+        rules: FileRules = DEFAULT_RULES,
         served: Mapping[dns.name.Name, ZoneContent] | None = None,
     ) -> None:
         self.directory = directory
         self.extra = extra
+        self.rules = rules
         self.served = served or {}  # what is served now: compared in the child
         self.previous = Previous.of(previous) if previous is not None else None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -216,7 +218,8 @@ class ChildLoad:
         back_receive, back = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=_child_main,
-            args=(send, back_receive, str(self.directory), self.previous, self.extra),
+            args=(send, back_receive, str(self.directory), self.previous, self.extra,
+                  self.rules),
             name="dnsserve-zone-load", daemon=True,
         )
         self._process = process
@@ -249,14 +252,12 @@ class ChildLoad:
     def _send_served(
         self, back: multiprocessing.connection.Connection, origins: tuple[dns.name.Name, ...]
     ) -> None:
-        """Each asked zone's served content, in chunks of ``SEND_RECORDS`` records
-        (none when it was not served), then b"": joined a chunk at a time, the
-        GIL is not held for the whole zone at once."""
+        """Each asked zone's served content (its stored bytes: no copy is made
+        here), in one message (none when it was not served), then b""."""
         for origin in origins:
             content = self.served.get(origin)
-            records = content.records if content is not None else ()
-            for at in range(0, len(records), SEND_RECORDS):
-                back.send_bytes(b"".join(records[at : at + SEND_RECORDS]))
+            if content is not None and len(content):
+                back.send_bytes(content.to_wire())
             back.send_bytes(b"")
 
     def kill(self) -> None:

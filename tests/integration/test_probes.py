@@ -161,6 +161,11 @@ CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
          ProbeResult(False, "HTTP 301")),
         (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
          {"expect_status": (204,)}, ProbeResult(True, "HTTP 204")),
+        # The body after an informational response (read from the first byte).
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nall ok",
+         {"expect_body": "ok"}, ProbeResult(True, "HTTP 200")),
+        # Header lines are not parsed for a status-only check.
+        (b"HTTP/1.1 200 OK\r\nX-Odd: \x01\r\n\r\n", {}, ProbeResult(True, "HTTP 200")),
     ],
 )
 def test_http_response_forms(response: bytes, extra: dict, expected: ProbeResult) -> None:

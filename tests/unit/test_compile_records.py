@@ -63,7 +63,9 @@ def test_duplicates_dropped_and_the_smallest_ttl_wins() -> None:
         ("www.z.example.", "MX", 60, "10 NS1.z.example."),
         ("www.z.example.", "MX", 60, "10 ns1.z.example."),
     ))
-    assert compiled.problems == ()
+    [warning] = compiled.problems  # the A RRset's TTLs differ: one warning, at the second
+    assert (warning.severity, warning.line) == ("warning", 5)
+    assert "different TTLs: served with the smallest, 60" in warning.message
     table = compiled.table
     assert table is not None
     www = dns.name.from_text("www.z.example.")
@@ -100,7 +102,7 @@ def test_the_same_singleton_twice_is_a_duplicate() -> None:
     compiled = compile_records(parsed(
         *APEX, ("www.z.example.", "CNAME", 60, "ns1"), ("www.z.example.", "CNAME", 30, "NS1"),
     ))
-    assert compiled.problems == ()
+    assert [p.severity for p in compiled.problems] == ["warning"]  # the TTLs differ
     assert compiled.table is not None
 
 
@@ -185,3 +187,33 @@ def test_load_packed_hands_back_tables_and_their_contents(tmp_path: Path) -> Non
     assert len(parts) == 3  # 123 records, 50 at a time
     assert content == zone_content(table)
     assert content == ZoneContent.from_wire(origin, packed.contents[origin])
+
+
+def test_compacted_records_compile_alike() -> None:
+    # compile_records compacts a large zone's records (COMPACT_RECORDS): the
+    # columns must give the same table and problems, at the same lines
+    cases = [
+        (("www.z.example.", "A", 300, "192.0.2.2"), ("www.z.example.", "A", 60, "192.0.2.2"),
+         ("www.z.example.", "A", 60, "192.0.2.3")),
+        (("www.z.example.", "A", 60, "192.0.2.9"), ("www.z.example.", "CNAME", 60, "ns1")),
+        (("z.example.", "MX", 60, "10 gone"), ("sub.z.example.", "NS", 60, "ns.sub"),
+         ("Ns.Sub.z.example.", "A", 60, "192.0.2.4"), ("a.b.z.example.", "TXT", 60, '"x"')),
+    ]
+    for rows in cases:
+        plain, compacted = parsed(*APEX, *rows), parsed(*APEX, *rows)
+        compacted.compact()
+        assert compacted.owners == plain.owners and compacted.rdatas == plain.rdatas
+        want, got = compile_records(plain), compile_records(compacted)
+        assert got.problems == want.problems, rows
+        assert (got.table is None) == (want.table is None)
+        if got.table is not None and want.table is not None:
+            assert pack_table(got.table) == pack_table(want.table)
+    column = compacted.rdatas
+    assert list(column) == list(plain.rdatas) and column[-1] == plain.rdatas[-1]
+    assert column[1:3] == plain.rdatas[1:3]
+    try:
+        compacted.add(wire("late.z.example."), 1, 60, b"\x7f\0\0\1", 0, 9)
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("a compacted column took a record")
