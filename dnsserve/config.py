@@ -20,7 +20,9 @@ Every error names the file, the key path and the bad value, one per line:
 
 ``server.version`` / ``server.identity`` are the CHAOS TXT answers for
 version.bind / id.server; ``None`` means disabled (REFUSED). In the file,
-``false`` or ``""`` disables; identity is disabled by default.
+``false`` or ``""`` disables; identity is disabled by default, unless
+``server.nsid`` is set: then identity, when not written, is the NSID (one
+identity for the node, as BIND's ``server-id`` is both).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import dns.name
 import dns.rdatatype
 import msgspec
 
-from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
+from dnsserve.answer.policies import Pool, PoolMember
 from dnsserve.config_schema import (
     Config,
     MemberConfig,
@@ -48,9 +50,10 @@ from dnsserve.config_schema import (
     PoolType,
 )
 from dnsserve.config_validate import validate
-from dnsserve.config_values import key_problem_line, parse_hostport, parse_node_url, problem_line
+from dnsserve.config_values import parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
-from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
+from dnsserve.health.model import DEFAULT_PORTS, MemberId
+from dnsserve.posture.configrules import config_findings
 from dnsserve.zones.table import ZoneTable, closest_origin
 
 __all__ = [
@@ -148,18 +151,21 @@ def _toml_line(message: str, text: str) -> int:
 
 
 def _normalise_chaos(raw: dict[str, Any], file: str) -> list[str]:
-    """``false`` or ``""`` disables a CHAOS answer: stored as None."""
+    """``false`` or ``""`` disables a CHAOS answer or the NSID: stored as None.
+    An identity not written follows the NSID."""
     server = raw.get("server")
     if not isinstance(server, dict):
         return []
     errors = []
-    for key in ("version", "identity"):
+    for key in ("version", "identity", "nsid"):
         value = server.get(key)
         if value is False or value == "":
             server[key] = None
         elif value is True:
             errors.append(problem_line(file, f"server.{key}", value,
                                        "a string, or false to disable"))
+    if "identity" not in server and isinstance(server.get("nsid"), str):
+        server["identity"] = server["nsid"]  # id.server / hostname.bind agree with the NSID
     return errors
 
 
@@ -298,43 +304,9 @@ def _conflict(
 
 
 def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
-    """Legal but risky settings (``dnsserve check`` prints these)."""
-    warnings = []
-    for i, pool in enumerate(config.pool):
-        key = f"pool[{i}]"
-        if pool.when_all_down is AllDown.NODATA:
-            warnings.append(problem_line(file, f"{key}.when_all_down", "nodata",
-                                         f"fails closed: {pool.owner} {pool.type.value} gets an "
-                                         "empty answer when every member is down"))
-        if pool.fallback and pool.when_all_down is not AllDown.FALLBACK:
-            warnings.append(problem_line(file, f"{key}.fallback", pool.fallback,
-                                         'unused unless when_all_down = "fallback"'))
-        if pool.policy is Policy.WEIGHTED and all(m.weight == 0 for m in pool.members):
-            warnings.append(key_problem_line(file, f"{key}.members",
-                                             "every weight is 0: answers are drawn evenly"))
-        if pool.type is PoolType.CNAME and pool.policy is Policy.ALL and len(pool.members) > 1:
-            warnings.append(key_problem_line(file, key, "a CNAME answer holds one target: "
-                                             "policy \"all\" rotates through the targets"))
-    for i, monitor in enumerate(config.monitor):
-        if monitor.kind is CheckKind.HTTPS and not monitor.tls_verify:
-            warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
-                                         "TLS certificates are not verified"))
-    for i, zone in enumerate(config.zone):
-        unused = [k for k in ("allow_transfer", "transfer_keys", "notify") if getattr(zone, k)]
-        if zone.primaries and unused:
-            warnings.append(key_problem_line(file, f"zone[{i}]", f"{', '.join(unused)} unused: "
-                                             "a secondary zone is not transferred onwards yet"))
-        if zone.primaries:
-            continue
-        if zone.notify and not (zone.allow_transfer or zone.transfer_keys):
-            warnings.append(problem_line(file, f"zone[{i}].notify", list(zone.notify),
-                                         "secondaries are notified but no transfer is allowed "
-                                         "(set allow_transfer or transfer_keys)"))
-        if zone.publish and not zone.notify:
-            warnings.append(key_problem_line(file, f"zone[{i}].publish", "no notify: "
-                                             "secondaries see published changes only at their "
-                                             "SOA refresh"))
-    return warnings
+    """Legal but risky settings (``dnsserve check`` prints these, with their rule ids:
+    ``posture.configrules``)."""
+    return [f.message for f in config_findings(config, file=file)]
 
 
 # -- from config to the pure core ------------------------------------------------

@@ -30,7 +30,10 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.config_schema import (
+    HEX_PREFIX,
+    MAX_IDENTITY,
     MAX_WORKERS,
+    MIN_MAX_ZONE_LINE_BYTES,
     TSIG_ALGORITHMS,
     Config,
     MemberConfig,
@@ -39,6 +42,7 @@ from dnsserve.config_schema import (
     PoolConfig,
     PoolType,
     ServerConfig,
+    identity_bytes,
 )
 from dnsserve.config_values import (
     check_listen,
@@ -50,6 +54,7 @@ from dnsserve.config_values import (
     problem_line,
 )
 from dnsserve.health.model import CheckKind
+from dnsserve.posture.findings import RULES
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -114,6 +119,7 @@ def validate(config: Config, *, file: str) -> list[str]:
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
     errors += _check_nodes(config.node, file)
+    errors += _check_posture(config, file)
     return errors
 
 
@@ -128,6 +134,17 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
                                        "not a loopback address: the control API's reads are "
                                        "open to whoever connects (control_allow_remote = true "
                                        "allows it)"))
+    if server.max_zone_file_bytes < 1:
+        errors.append(problem_line(file, "server.max_zone_file_bytes",
+                                   server.max_zone_file_bytes, "must be >= 1"))
+    if server.max_zone_line_bytes < MIN_MAX_ZONE_LINE_BYTES:
+        errors.append(problem_line(file, "server.max_zone_line_bytes", server.max_zone_line_bytes,
+                                   f"must be >= {MIN_MAX_ZONE_LINE_BYTES} (the longest record "
+                                   "must fit)"))
+    for i, path in enumerate(server.include_paths):
+        if not path:
+            errors.append(problem_line(file, f"server.include_paths[{i}]", path,
+                                       "must name a directory"))
     if not server.reload_timeout > 0:
         errors.append(problem_line(file, "server.reload_timeout", server.reload_timeout,
                                    "must be > 0"))
@@ -140,6 +157,16 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
     if server.tcp_max_connections < 1:
         errors.append(problem_line(file, "server.tcp_max_connections",
                                    server.tcp_max_connections, "must be >= 1"))
+    if server.tcp_max_connections_per_prefix < 1:
+        errors.append(problem_line(file, "server.tcp_max_connections_per_prefix",
+                                   server.tcp_max_connections_per_prefix, "must be >= 1"))
+    for key, top in (("tcp_ipv4_prefix_length", 32), ("tcp_ipv6_prefix_length", 128)):
+        if not 0 <= getattr(server, key) <= top:
+            errors.append(problem_line(file, f"server.{key}", getattr(server, key),
+                                       f"must be between 0 and {top}"))
+    for key in ("nsid", "identity"):
+        if (problem := _identity_problem(getattr(server, key))) is not None:
+            errors.append(problem_line(file, f"server.{key}", getattr(server, key), problem))
     if not 0 < server.suspect_fraction <= 1:
         errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
                                    "must be in (0, 1]"))
@@ -147,6 +174,21 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
         errors.append(problem_line(file, "server.workers", server.workers,
                                    f"must be between 1 and {MAX_WORKERS}"))
     return errors
+
+
+def _identity_problem(value: str | None) -> str | None:
+    """Why an ``nsid`` / ``identity`` value cannot be used, or None."""
+    if value is None:
+        return None
+    try:
+        octets = identity_bytes(value)
+    except ValueError:
+        return f"{HEX_PREFIX} must be followed by an even number of hex digits"
+    if not octets:
+        return "empty (false turns it off)"
+    if len(octets) > MAX_IDENTITY:
+        return f"longer than {MAX_IDENTITY} octets"
+    return None
 
 
 def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:
@@ -312,6 +354,38 @@ def _check_transfers(config: Config, file: str) -> list[str]:
                 if getattr(zone, field):
                     errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
                                                "only for a secondary zone (set primaries)"))
+    return errors
+
+
+# -- [[region]] and [posture]: what dnsserve check holds zones and pools to ---------
+
+
+def _check_posture(config: Config, file: str) -> list[str]:
+    errors = []
+    names: dict[str, str] = {}
+    for i, region in enumerate(config.region):
+        key = f"region[{i}]"
+        if not region.name or any(c.isspace() for c in region.name):
+            errors.append(problem_line(file, f"{key}.name", region.name,
+                                       "must be non-empty, without spaces"))
+        elif region.name in names:
+            errors.append(problem_line(file, f"{key}.name", region.name,
+                                       f"duplicate region (first at {names[region.name]})"))
+        names.setdefault(region.name, key)
+        for j, prefix in enumerate(region.prefixes):
+            try:
+                ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                errors.append(problem_line(file, f"{key}.prefixes[{j}]", prefix,
+                                           "not an address prefix"))
+    posture = config.posture
+    if posture.failover_budget < 0:
+        errors.append(problem_line(file, "posture.failover_budget", posture.failover_budget,
+                                   "must be >= 0 (seconds)"))
+    for j, rule in enumerate(posture.ignore):
+        if rule not in RULES:
+            errors.append(problem_line(file, f"posture.ignore[{j}]", rule,
+                                       "no such rule id (README: Posture checks)"))
     return errors
 
 

@@ -66,7 +66,10 @@ LEVELS: list[set[str]] = [
     {"transfers", "publishing"},
     # daemonthread (a blocking call in a daemon thread, as a future): reload's
     # zone loading and secondary's refreshes use it.
-    {"daemonthread"},
+    # posture.sources (the takeover list, zone lines read again, the --against
+    # reference from git or a directory, --resolve's queries) is check's edge,
+    # under preflight, its importer.
+    {"daemonthread", "posture.sources"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -96,13 +99,20 @@ LEVELS: list[set[str]] = [
     # under health.probes, its importer.
     # zones.parse (the fast zone-file reader, to ParsedRecords) is an edge
     # module under zones.load, which will call it; it reads the adapter.
-    {"health.http11", "zones.parse"},
+    # posture.review (every posture rule together, lines placed, ignores) is
+    # pure; preflight and posture.sources read it.
+    {"health.http11", "zones.parse", "posture.review"},
     # config_validate (validate, split out of config_schema) checks the
     # Structs it imports from below; config is its importer.
-    {"config_validate"},
+    # posture.configrules (the config's risky settings: config_warnings' rules)
+    # and posture.poolrules (the pools with their zones) are pure, beside it.
+    {"config_validate", "posture.configrules", "posture.poolrules"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
-    {"config_values"},
+    # zones.files (zone files opened as untrusted input: where, what, how much,
+    # and what a message may quote) is an edge leaf under zones.parse and
+    # zones.load, its importers; it reads config_schema's bounds.
+    {"config_values", "zones.files"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -124,18 +134,22 @@ LEVELS: list[set[str]] = [
     # answer.misses (the miss index: misses answered from the query's wire
     # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
     # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
-    {"answer.chaos", "answer.misses", "xfr.publish"},
+    # posture.against (check --against: the deletion guard's rules at review)
+    # reads zones.deletions; posture.output (text, JSON, SARIF) the findings.
+    {"answer.chaos", "answer.misses", "xfr.publish", "posture.against", "posture.output"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
     # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
     # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
     # decisions) reads zones.versions' serial arithmetic.
+    # posture.zonerules (the posture rules over the zones) reads posture.survey.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.refresh"},
+     "xfr.refresh", "posture.zonerules"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
-        "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
+        "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
+        "health.tracker",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -148,8 +162,11 @@ LEVELS: list[set[str]] = [
     },
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
-    {"wire", "framing", "metrics", "statuspage"},
-    {"errors", "", "zones", "health", "answer", "xfr"},
+    # posture.findings (findings and the rule catalogue), posture.regions and
+    # posture.takeover are pure leaves.
+    {"wire", "framing", "metrics", "statuspage", "posture.findings", "posture.regions",
+     "posture.takeover"},
+    {"errors", "", "zones", "health", "answer", "xfr", "posture"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -182,6 +199,7 @@ CORE = {
     "health.guard",
     "answer.policies",
     "answer.tsig",
+    "answer.edns",
     "answer.lookup",
     "answer.chaos",
     "answer.misses",
@@ -196,6 +214,17 @@ CORE = {
     "xfr.outgoing",
     "xfr.publish",
     "xfr.refresh",
+    "posture",
+    "posture.findings",
+    "posture.regions",
+    "posture.takeover",
+    "posture.survey",
+    "posture.zonerules",
+    "posture.against",
+    "posture.output",
+    "posture.configrules",
+    "posture.poolrules",
+    "posture.review",
 }
 EDGE = {
     "__main__",
@@ -225,6 +254,7 @@ EDGE = {
     "config",
     "zones.load",
     "zones.dnspython_adapter",
+    "zones.files",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",
@@ -241,6 +271,7 @@ EDGE = {
     "publishing",
     "handoff",
     "notify",
+    "posture.sources",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
