@@ -10,6 +10,7 @@ into this app.
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import os
@@ -28,7 +29,9 @@ import typer
 from dnsserve import __version__, app, change, operate, preflight
 from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
-from dnsserve.operate import ConfigOpt, Format, load
+from dnsserve.operate import ConfigOpt, load
+from dnsserve.posture import output
+from dnsserve.posture.findings import counts
 from dnsserve.settings import load_settings
 from dnsserve.xfr import keys
 
@@ -116,33 +119,67 @@ def serve(
         pass
 
 
+class CheckFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
 @cli.command()
 def check(
     config: ConfigOpt = None,
     zones: ZonesOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+    fmt: Annotated[
+        CheckFormat, typer.Option("--format", help="text (grouped by file), json or sarif")
+    ] = CheckFormat.text,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings count as errors (exit 1).")
+    ] = False,
+    against: Annotated[
+        str | None,
+        typer.Option("--against", metavar="REF",
+                     help="Also list what changed since REF (a git revision of the zones "
+                     "directory, or another directory) and flag what the reload guard refuses."),
+    ] = None,
+    resolve: Annotated[
+        str | None,
+        typer.Option("--resolve", metavar="ADDRESS:PORT",
+                     help="Ask this resolver about CNAME targets in takeover-prone hosting "
+                     "suffixes: NXDOMAIN is an error."),
+    ] = None,
 ) -> None:
-    """Load every zone (and the config); print each problem and each zone that
-    would be served (serial, records); exit 1 on any error."""
+    """Load every zone (and the config) and run the posture rules; print each finding
+    and each zone that would be served (serial, records); exit 1 on any error
+    (with --strict, on any warning too)."""
     try:
         settings = load_settings(config, zones=zones)
-        report = preflight.check(settings)
         zones_dir = settings.zones_dir
+        report = preflight.check(settings, against=against, resolve=resolve)
     except ConfigError as exc:  # every config error, and the zones' problems too
+        if against is not None and str(exc).startswith("--against"):
+            typer.echo(f"dnsserve: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if resolve is not None and str(exc).startswith("--resolve"):
+            typer.echo(f"dnsserve: {exc}", err=True)
+            raise typer.Exit(1) from None
         base = config.resolve().parent if config is not None else Path.cwd()
         zones_dir = zones if zones is not None else base / "zones"
         report = preflight.check_without_config(zones_dir, str(exc).splitlines())
-    if fmt is Format.json:
-        typer.echo(msgspec.json.encode([p.to_dict() for p in report.problems]).decode())
+    errors, warnings = counts(report.problems, strict=strict)
+    if fmt is CheckFormat.json:
+        typer.echo(msgspec.json.encode(output.to_json(report.problems)).decode())
+    elif fmt is CheckFormat.sarif:
+        typer.echo(msgspec.json.encode(output.to_sarif(report.problems, root=Path.cwd())).decode())
     else:
-        for problem in report.problems:
-            typer.echo(problem.to_text())
+        for line in output.to_text(report.problems):
+            typer.echo(line)
         for zone in report.zones:
             typer.echo(zone.to_text())
-        if not report.errors:
-            warnings = len(report.problems)
+        if not errors:
             typer.echo(f"ok: {zones_dir} ({len(report.zones)} zone(s), {warnings} warning(s))")
-    raise typer.Exit(1 if report.errors else 0)
+        elif strict and not report.errors:
+            typer.echo(f"failed (--strict): {zones_dir} ({warnings} warning(s))")
+    raise typer.Exit(1 if errors else 0)
 
 
 @cli.command()

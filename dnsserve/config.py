@@ -41,7 +41,7 @@ import dns.name
 import dns.rdatatype
 import msgspec
 
-from dnsserve.answer.policies import AllDown, Policy, Pool, PoolMember
+from dnsserve.answer.policies import Pool, PoolMember
 from dnsserve.config_schema import (
     Config,
     MemberConfig,
@@ -50,9 +50,10 @@ from dnsserve.config_schema import (
     PoolType,
 )
 from dnsserve.config_validate import validate
-from dnsserve.config_values import key_problem_line, parse_hostport, parse_node_url, problem_line
+from dnsserve.config_values import parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
-from dnsserve.health.model import DEFAULT_PORTS, CheckKind, MemberId
+from dnsserve.health.model import DEFAULT_PORTS, MemberId
+from dnsserve.posture.configrules import config_findings
 from dnsserve.zones.table import ZoneTable, closest_origin
 
 __all__ = [
@@ -303,43 +304,9 @@ def _conflict(
 
 
 def config_warnings(config: Config, *, file: str = "<config>") -> list[str]:
-    """Legal but risky settings (``dnsserve check`` prints these)."""
-    warnings = []
-    for i, pool in enumerate(config.pool):
-        key = f"pool[{i}]"
-        if pool.when_all_down is AllDown.NODATA:
-            warnings.append(problem_line(file, f"{key}.when_all_down", "nodata",
-                                         f"fails closed: {pool.owner} {pool.type.value} gets an "
-                                         "empty answer when every member is down"))
-        if pool.fallback and pool.when_all_down is not AllDown.FALLBACK:
-            warnings.append(problem_line(file, f"{key}.fallback", pool.fallback,
-                                         'unused unless when_all_down = "fallback"'))
-        if pool.policy is Policy.WEIGHTED and all(m.weight == 0 for m in pool.members):
-            warnings.append(key_problem_line(file, f"{key}.members",
-                                             "every weight is 0: answers are drawn evenly"))
-        if pool.type is PoolType.CNAME and pool.policy is Policy.ALL and len(pool.members) > 1:
-            warnings.append(key_problem_line(file, key, "a CNAME answer holds one target: "
-                                             "policy \"all\" rotates through the targets"))
-    for i, monitor in enumerate(config.monitor):
-        if monitor.kind is CheckKind.HTTPS and not monitor.tls_verify:
-            warnings.append(problem_line(file, f"monitor[{i}].tls_verify", False,
-                                         "TLS certificates are not verified"))
-    for i, zone in enumerate(config.zone):
-        unused = [k for k in ("allow_transfer", "transfer_keys", "notify") if getattr(zone, k)]
-        if zone.primaries and unused:
-            warnings.append(key_problem_line(file, f"zone[{i}]", f"{', '.join(unused)} unused: "
-                                             "a secondary zone is not transferred onwards yet"))
-        if zone.primaries:
-            continue
-        if zone.notify and not (zone.allow_transfer or zone.transfer_keys):
-            warnings.append(problem_line(file, f"zone[{i}].notify", list(zone.notify),
-                                         "secondaries are notified but no transfer is allowed "
-                                         "(set allow_transfer or transfer_keys)"))
-        if zone.publish and not zone.notify:
-            warnings.append(key_problem_line(file, f"zone[{i}].publish", "no notify: "
-                                             "secondaries see published changes only at their "
-                                             "SOA refresh"))
-    return warnings
+    """Legal but risky settings (``dnsserve check`` prints these, with their rule ids:
+    ``posture.configrules``)."""
+    return [f.message for f in config_findings(config, file=file)]
 
 
 # -- from config to the pure core ------------------------------------------------

@@ -169,6 +169,20 @@ class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return bool(self.primaries)
 
 
+class RegionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[region]]``: the address prefixes of one region (posture's single-region rules)."""
+
+    name: str
+    prefixes: tuple[str, ...] = ()
+
+
+class PostureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[posture]``: what ``dnsserve check`` holds the zones and pools to."""
+
+    failover_budget: int = 60  # seconds: a pool's TTL (or a CNAME's to it) above it warns
+    ignore: tuple[str, ...] = ()  # rule ids left out of the findings
+
+
 class RrlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[rrl]``: response rate limiting of UDP answers (``answer.rrl``)."""
 
@@ -198,6 +212,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     key: tuple[KeyConfig, ...] = ()
     zone: tuple[ZoneConfig, ...] = ()
     node: tuple[NodeConfig, ...] = ()
+    region: tuple[RegionConfig, ...] = ()
+    posture: PostureConfig = msgspec.field(default_factory=PostureConfig)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

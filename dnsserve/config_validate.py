@@ -57,6 +57,7 @@ from dnsserve.config_values import (
     problem_line,
 )
 from dnsserve.health.model import CheckKind
+from dnsserve.posture.findings import RULES
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -121,6 +122,7 @@ def validate(config: Config, *, file: str) -> list[str]:
             pools.setdefault(ident, key)
     errors += _check_transfers(config, file)
     errors += _check_nodes(config.node, file)
+    errors += _check_posture(config, file)
     errors += _check_defences(config.rrl, config.cookies, file)
     return errors
 
@@ -389,6 +391,38 @@ def _check_transfers(config: Config, file: str) -> list[str]:
                 if getattr(zone, field):
                     errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
                                                "only for a secondary zone (set primaries)"))
+    return errors
+
+
+# -- [[region]] and [posture]: what dnsserve check holds zones and pools to ---------
+
+
+def _check_posture(config: Config, file: str) -> list[str]:
+    errors = []
+    names: dict[str, str] = {}
+    for i, region in enumerate(config.region):
+        key = f"region[{i}]"
+        if not region.name or any(c.isspace() for c in region.name):
+            errors.append(problem_line(file, f"{key}.name", region.name,
+                                       "must be non-empty, without spaces"))
+        elif region.name in names:
+            errors.append(problem_line(file, f"{key}.name", region.name,
+                                       f"duplicate region (first at {names[region.name]})"))
+        names.setdefault(region.name, key)
+        for j, prefix in enumerate(region.prefixes):
+            try:
+                ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                errors.append(problem_line(file, f"{key}.prefixes[{j}]", prefix,
+                                           "not an address prefix"))
+    posture = config.posture
+    if posture.failover_budget < 0:
+        errors.append(problem_line(file, "posture.failover_budget", posture.failover_budget,
+                                   "must be >= 0 (seconds)"))
+    for j, rule in enumerate(posture.ignore):
+        if rule not in RULES:
+            errors.append(problem_line(file, f"posture.ignore[{j}]", rule,
+                                       "no such rule id (README: Posture checks)"))
     return errors
 
 

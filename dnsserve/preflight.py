@@ -12,38 +12,35 @@ Must not: open sockets or the state file, or change anything on disk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import dns.name
-import dns.rdatatype
+import dns.rcode
 
-from dnsserve.answer.lookup import find_zone
-from dnsserve.answer.policies import Pool
+from dnsserve.answer.dnssec import EXPIRY_WARNING, expiring
 from dnsserve.answer.snapshot import build_snapshot
-from dnsserve.config import config_warnings, place_pools
+from dnsserve.config import place_pools
+from dnsserve.posture.against import against_findings
+from dnsserve.posture.configrules import config_findings
+from dnsserve.posture.findings import Finding, finding
+from dnsserve.posture.review import ignored, needs_lines, place, resolved, review
+from dnsserve.posture.sources import (
+    lines_for,
+    reference_contents,
+    resolve_rcodes,
+    takeover_list,
+)
+from dnsserve.posture.survey import Survey, survey
+from dnsserve.posture.takeover import Suffixes
+from dnsserve.posture.zonerules import takeover_pointers, unresolved
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
-from dnsserve.zones.load import LoadedZones, load_zones
+from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
 from dnsserve.zones.table import ZoneTable
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """A problem of the configuration, shaped like a ``ZoneProblem`` for output."""
-
-    text: str
-    severity: str  # "error" | "warning"
-
-    def to_text(self) -> str:
-        return self.text if self.severity == "error" else f"warning: {self.text}"
-
-    def to_dict(self) -> dict[str, str]:
-        return {"severity": self.severity, "message": self.text}
-
-
-Problem = ZoneProblem | ConfigProblem
+from dnsserve.zones.versions import zone_content
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,45 +58,81 @@ class ZoneSummary:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What ``dnsserve check`` prints: every problem, and the zones that would serve."""
+    """What ``dnsserve check`` prints: every finding, and the zones that would serve."""
 
-    problems: list[Problem]
+    problems: list[Finding]
     zones: list[ZoneSummary]
 
     @property
-    def errors(self) -> list[Problem]:
+    def errors(self) -> list[Finding]:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def check(settings: Settings) -> Report:
-    """Every problem in the zones and the config (errors and warnings)."""
+def check(settings: Settings, *, against: str | None = None,
+          resolve: str | None = None) -> Report:
+    """Every problem in the zones and the config (errors and warnings), and the posture
+    rules' findings; ``against``: the changes since that reference (a directory or a git
+    revision); ``resolve``: ADDRESS:PORT of a resolver to ask about takeover-prone targets."""
     copies = settings.secondary_copies()  # a secondary zone's copy, once transferred
     loaded = load_zones(settings.zones_dir, log_problems=False, extra={
         o: p for o, p in copies.items() if p.is_file()} if copies else None,
         rules=settings.file_rules)
-    problems: list[Problem] = list(loaded.problems)
-    problems += unbuildable(loaded.tables, loaded.files)
+    findings = [zone_finding(p) for p in loaded.problems]
+    findings += [zone_finding(p) for p in unbuildable(loaded.tables, loaded.files)]
+    findings += [zone_finding(p) for p in
+                 expiring_signatures(loaded.tables, loaded.files, now=time.time())]
     config, name = settings.config, settings.config_name
     failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
     # a secondary zone not transferred yet holds its pools all the same
     tables: dict[dns.name.Name, ZoneTable | None] = dict.fromkeys(copies)
     tables.update(loaded.tables)
     placed = place_pools(config, tables, failed, file=name)
-    problems += [ConfigProblem(e, "error") for e in placed.errors + placed.set_aside]
+    findings += [finding("config-error", e) for e in placed.errors + placed.set_aside]
+    files = {o: str(p) for o, p in loaded.files.items()}
+    seen = survey(loaded.tables, files)
+    takeover = takeover_list()
     if not placed.errors:
-        problems += [
-            ConfigProblem(w, "warning") for w in static_mismatches(placed.pools, loaded.tables)
-        ]
-    problems += [ConfigProblem(w, "warning") for w in config_warnings(config, file=name)]
-    return Report(problems, _summaries(loaded))
+        findings += review(config, placed.pools, seen, file=name, takeover=takeover)
+    findings += config_findings(config, file=name)
+    if resolve is not None:
+        findings = resolved(findings, _unresolved(seen, takeover, resolve))
+    if against is not None:
+        findings += against_findings(
+            reference_contents(against, settings.zones_dir),
+            {o: zone_content(t) for o, t in loaded.tables.items()},
+            files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in failed}},
+            reference=against, protected={(p.owner, p.rdtype) for p in placed.pools},
+            max_delete_fraction=settings.server.max_delete_fraction, failed=failed,
+            unguarded={dns.name.from_text(z.name) for z in config.zone if not z.guard},
+        )
+    findings = ignored(findings, config.posture.ignore)
+    findings = place(findings, lines_for(needs_lines(findings), loaded.files, settings.zones_dir))
+    return Report(findings, _summaries(loaded))
+
+
+def _unresolved(seen: Survey, takeover: Suffixes, resolver: str) -> dict[tuple[str, str], Finding]:
+    """The takeover-prone CNAMEs whose target ``resolver`` says is NXDOMAIN."""
+    pairs = [(z, p, e) for z in seen.zones for p, e in takeover_pointers(z, takeover)]
+    rcodes = resolve_rcodes(resolver, [p.target for _, p, _ in pairs])
+    return {(z.origin.to_text(), p.owner.to_text()): unresolved(z, p, e, resolver)
+            for z, p, e in pairs if rcodes.get(p.target) == dns.rcode.NXDOMAIN}
 
 
 def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:
     """``check`` when the config itself does not decode: its errors, and the zones'."""
     loaded = load_zones(zones_dir, log_problems=False)
-    problems: list[Problem] = [ConfigProblem(e, "error") for e in config_errors]
-    problems += loaded.problems
-    return Report(problems, _summaries(loaded))
+    findings = [finding("config-error", e) for e in config_errors]
+    findings += [zone_finding(p) for p in loaded.problems]
+    findings += [zone_finding(p) for p in
+                 expiring_signatures(loaded.tables, loaded.files, now=time.time())]
+    return Report(findings, _summaries(loaded))
+
+
+def zone_finding(problem: ZoneProblem) -> Finding:
+    """A zone problem of the load as a finding: its rule when ``zones.compile`` named one."""
+    rule = problem.rule or f"zone-{problem.severity}"
+    return Finding(rule, problem.severity, problem.message, problem.file, problem.line,
+                   zone=problem.zone)
 
 
 def _summaries(loaded: LoadedZones) -> list[ZoneSummary]:
@@ -126,25 +159,24 @@ def unbuildable(
     ]
 
 
-def static_mismatches(
-    pools: Sequence[Pool], tables: Mapping[dns.name.Name, ZoneTable]
-) -> list[str]:
-    """Where a zone's static records and a pool's members disagree.
-
-    A secondary (or any other server) serves the static set from the zone
-    file; when it differs from the pool, the two answer differently.
-    """
+def expiring_signatures(
+    tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, Path], *, now: float
+) -> list[ZoneProblem]:
+    """A warning per pre-signed zone with RRSIGs that expire within three days
+    (``answer.dnssec.EXPIRY_WARNING``): validators will reject its answers then."""
     out = []
-    for pool in pools:
-        table = find_zone(tables, pool.owner, pool.rdtype)
-        rrset = table.rrset(pool.owner, pool.rdtype) if table is not None else None
-        static = {rd.to_text().lower() for rd in rrset} if rrset is not None else set()
-        members = {pm.value.lower() for pm in pool.members}
-        what = f"{pool.owner} {dns.rdatatype.to_text(pool.rdtype)}"
-        if not static:
-            out.append(f"{what}: the zone has no static records for this pool; "
-                       "a secondary serving the zone file answers NODATA")
-        elif static != members:
-            out.append(f"{what}: the zone's static records ({', '.join(sorted(static))}) differ "
-                       f"from the pool's members ({', '.join(sorted(members))})")
+    for origin, table in tables.items():
+        found = expiring(table, now)
+        if found is None:
+            continue
+        when = ("expired" if found.seconds < 0
+                else f"expires in {found.seconds / 3600:.1f} hours")
+        days = EXPIRY_WARNING // 86400
+        out.append(ZoneProblem(
+            str(files.get(origin, "")), 0, "warning",
+            f"zone {origin}: {found.count} DNSSEC signature(s) expire within {days} days "
+            f"(the first, over {found.owner} {found.covered.name}, {when}): re-sign the zone, "
+            "or validating resolvers will reject its answers", origin.to_text(),
+            rule="dnssec-signatures-expiring"))
     return out
+

@@ -60,14 +60,15 @@ for zones built some other way (a transfer, a test).
 
 Memory: while grouping, a zone costs its ``ParsedRecords`` plus one int per
 record (a chain of each owner's records) and the blobs; nothing per record
-survives the build. Lines of problems are looked up only when there is a
-problem.
+survives the build. A large zone's records are compacted first
+(``COMPACT_RECORDS``, ``zones.records``). Lines of problems are looked up
+only when there is a problem.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -121,6 +122,9 @@ _SINGLETONS = frozenset(int(t) for t in RdataType if dns.rdatatype.is_singleton(
 # a second CNAME, a CNAME or RRSIG(CNAME) beside data, data beside one).
 _READER_TYPES = _SINGLETONS | {_CNAME, _RRSIG}
 _DEDUPE_SET_AT = 16  # an RRset this large dedupes through a set
+# Records from which compile_records compacts them first: a smaller zone's
+# scattered memory is a few MB, and reading columns costs about a tenth more.
+COMPACT_RECORDS = 250_000
 # An RRset of one record with rdata this short fits any message and UDP answer.
 _SMALL_RDATA = 512
 
@@ -134,6 +138,7 @@ class ZoneProblem:
     severity: Severity
     message: str
     zone: str
+    rule: str = ""  # the posture rule id (``posture.findings``) when the problem is one
 
     def to_text(self) -> str:
         """``file:line: severity: message`` (``file: severity: message`` for line 0)."""
@@ -147,6 +152,7 @@ class ZoneProblem:
             "severity": self.severity,
             "message": self.message,
             "zone": self.zone,
+            **({"rule": self.rule} if self.rule else {}),
         }
 
 
@@ -162,7 +168,14 @@ class Compiled:
 
 
 def compile_records(parsed: ParsedRecords, *, origin: dns.name.Name | None = None) -> Compiled:
-    """Validate records read from a file, keep every problem, build the table if no error."""
+    """Validate records read from a file, keep every problem, build the table if no error.
+
+    A zone of ``COMPACT_RECORDS`` records or more is compacted first
+    (``ParsedRecords.compact``: ``parsed`` keeps its records, two objects
+    fewer each), so the table is not built among its dead records.
+    """
+    if len(parsed) >= COMPACT_RECORDS:
+        parsed.compact()
     return _Build(parsed, origin, from_file=True).run()
 
 
@@ -280,7 +293,8 @@ class _Build:
         # owners checked one by one whatever the zone: (ordinal, key)
         self.attention: list[tuple[int, bytes]] = []
         self.found: list[tuple[tuple[int, int], ZoneProblem]] = []  # (order, problem)
-        self.stop: tuple[int, str] | None = None  # the first reader error: (record, message)
+        # the first reader error: (record, message, rule)
+        self.stop: tuple[int, str, str] | None = None
         # each owner's last record, and each record's previous one of its owner (-1)
         self.head: dict[bytes, int] = {}
         self.chain = array("i")
@@ -322,10 +336,11 @@ class _Build:
         severity: Severity,
         message: str,
         where: Source | None = None,
+        rule: str = "",
     ) -> None:
         where = where or Source(self.file, 0)
         self.found.append(
-            (order, ZoneProblem(where.file, where.line, severity, message, self.zone_text))
+            (order, ZoneProblem(where.file, where.line, severity, message, self.zone_text, rule))
         )
 
     def _line_text(self, key: bytes) -> str:
@@ -345,9 +360,9 @@ class _Build:
     def run(self) -> Compiled:
         self._group()
         if self.stop is not None:
-            index, message = self.stop
+            index, message, rule = self.stop
             where = self._at(index)
-            problem = ZoneProblem(where.file, where.line, "error", message, self.zone_text)
+            problem = ZoneProblem(where.file, where.line, "error", message, self.zone_text, rule)
             return Compiled(None, (problem,))
         self.ents = empty_non_terminals(self.blobs, self.apex)
         for file, line, message in self.parsed.warnings:  # what the reader left out
@@ -444,6 +459,8 @@ class _Build:
             for rdtype, i in mixed.items():
                 self._mixed_ttls(ordinal, rdtype, i, rrsets[rdtype][0][0])
             served = [(t, ttl[0], kept) for t, (ttl, kept, _) in rrsets.items() if t != _RRSIG]
+            if _RRSIG in rrsets and served:
+                served += _signatures(indices, types, ttls, rdatas)
             if not served:
                 continue
             blobs[key] = encode_node(p.owners[first], key, served)
@@ -473,9 +490,9 @@ class _Build:
             self._problem((ordinal, 0), "error", f"{name} is outside the zone {self.origin}",
                           self._at(first))
 
-    def _stop(self, index: int, message: str) -> None:
+    def _stop(self, index: int, message: str, rule: str = "") -> None:
         if self.stop is None or index < self.stop[0]:
-            self.stop = (index, message)
+            self.stop = (index, message, rule)
 
     def _reader_rules(
         self,
@@ -509,10 +526,10 @@ class _Build:
         if any(_kind(t, r[1][0]) == other for t, r in rrsets.items()):
             name = dns.name.from_wire(owner, 0)[0]
             if key == self.apex:
-                self._stop(i, f"CNAME at the zone apex {name}")
+                self._stop(i, f"CNAME at the zone apex {name}", "cname-apex")
             else:
                 self._stop(i, f"CNAME beside other data at {name}"
-                              f"{_first_at(self._at(first), self._at(i))}")
+                              f"{_first_at(self._at(first), self._at(i))}", "cname-beside-data")
 
     # -- the rules ---------------------------------------------------------------
 
@@ -567,16 +584,18 @@ class _Build:
         name = self._name(key)
         where = self._where(key, _CNAME)
         if key == self.apex:
-            self._problem((ordinal, 2), "error", f"CNAME at the zone apex {name}", where)
+            self._problem((ordinal, 2), "error", f"CNAME at the zone apex {name}", where,
+                          "cname-apex")
             return
         others = sorted(
             RdataType(t).name for t in types
-            if dns.node.NodeKind.classify(RdataType(t), RdataType.NONE)
+            if t != _RRSIG  # signatures are kept beside what they sign (the reader checks them)
+            and dns.node.NodeKind.classify(RdataType(t), RdataType.NONE)
             == dns.node.NodeKind.REGULAR
         )
         if others:
             message = f"CNAME at {name} beside other data ({', '.join(others)})"
-            self._problem((ordinal, 2), "error", message, where)
+            self._problem((ordinal, 2), "error", message, where, "cname-beside-data")
 
     def _placement(self, ordinal: int, key: bytes, types: list[int]) -> None:
         """Occluded data (warnings 4 and 5): names below a DNAME, data at and below a cut."""
@@ -615,7 +634,7 @@ class _Build:
                     f"{rdt.name} at {name} is below the delegation {cut_name} but not one of"
                     " its NS targets: served only as glue for another delegation"
                 )
-                self._problem((ordinal, 3), "warning", message, where)
+                self._problem((ordinal, 3), "warning", message, where, "glue-out-of-bailiwick")
                 continue
             at = "at" if key == cut else "below"
             message = (
@@ -638,33 +657,36 @@ class _Build:
                 target = rdata[at:]
                 if target == b"\x00":
                     continue  # "." is "no service" (RFC 7505, RFC 2782)
-                message = self._target_problem(key, target.lower(), rdtype == _NS)
+                message, rule = self._target_problem(key, target.lower(), rdtype == _NS)
                 if message:
                     text = dns.name.from_wire(target, 0)[0]
                     self._problem((ordinal, 4), "warning",
                                   f"{kind} target {text} of {self._name(key)} {message}",
-                                  self._where(key, rdtype, rdata))
+                                  self._where(key, rdtype, rdata), rule)
 
-    def _target_problem(self, owner: bytes, target: bytes, is_ns: bool) -> str:
+    def _target_problem(self, owner: bytes, target: bytes, is_ns: bool) -> tuple[str, str]:
+        """What is wrong with an in-zone target, and the posture rule id it is."""
         if not is_below(target, self.apex):
-            return ""
+            return "", ""
         chain = self._chain(target)
         cut = self._top_cut(chain)
         if cut is not None:
             if not is_ns or self._has_address(target):
-                return ""  # another zone's name, or glue that is there
+                return "", ""  # another zone's name, or glue that is there
             cut_name = self._name(cut)
             if cut == owner:
-                return f"is below the delegation {cut_name} and has no glue (A/AAAA) records"
-            return f"is below the delegation {cut_name} and has no A/AAAA records here"
+                return (f"is below the delegation {cut_name} and has no glue (A/AAAA) records",
+                        "ns-no-glue")
+            return (f"is below the delegation {cut_name} and has no A/AAAA records here",
+                    "ns-no-glue")
         if any(a in self.dnames for a in chain[1:]):
-            return ""  # rewritten by a DNAME
+            return "", ""  # rewritten by a DNAME
         node = self._resolve(target, chain)
         if node is not None and _CNAME in blob_types(self.blobs[node]):
-            return "is a CNAME (RFC 2181 §10.3)"
+            return "is a CNAME (RFC 2181 §10.3)", "target-is-cname"
         if node is None or not self._has_address(node):
-            return "has no A or AAAA records in the zone"
-        return ""
+            return "has no A or AAAA records in the zone", "target-no-address"
+        return "", ""
 
     # -- names -------------------------------------------------------------
 
@@ -742,3 +764,22 @@ def _first_at(first: Source | None, here: Source) -> str:
     where = f"line {first.line}" if first.file == here.file else f"{first.file}:{first.line}"
     return f" (the first at {where})"
 
+
+
+def _signatures(
+    indices: list[int], types: array[int] | list[int], ttls: array[int] | list[int],
+    rdatas: Sequence[bytes],
+) -> list[tuple[int, int, list[bytes]]]:
+    """An owner's RRSIGs as one stored RRset per covered type (its first two rdata
+    octets), each with its own TTL, duplicates dropped: a pre-signed zone's
+    signatures, kept beside the data they sign (``answer.dnssec`` serves them)."""
+    by_covered: dict[bytes, tuple[list[int], list[bytes]]] = {}
+    for i in indices:
+        if types[i] != _RRSIG:
+            continue
+        rdata = rdatas[i]
+        ttl, kept = by_covered.setdefault(rdata[:2], ([ttls[i]], []))
+        ttl[0] = min(ttl[0], ttls[i])
+        if rdata not in kept:
+            kept.append(rdata)
+    return [(_RRSIG, ttl[0], kept) for ttl, kept in by_covered.values()]

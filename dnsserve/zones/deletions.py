@@ -83,6 +83,20 @@ def check_deletions(
     ``protected`` holds the pools' (owner, type), of any zone; ``changes``
     is ``diff(old, new)`` when the caller has it already.
     """
+    return [line for _, line in deletion_refusals(
+        old, new, protected=protected, max_delete_fraction=max_delete_fraction, changes=changes)]
+
+
+def deletion_refusals(
+    old: ZoneContent,
+    new: ZoneContent,
+    *,
+    protected: Collection[tuple[dns.name.Name, RdataType]] = (),
+    max_delete_fraction: float = 0.1,
+    changes: ZoneDiff | None = None,
+) -> list[tuple[str, str]]:
+    """``check_deletions``' refusals, each with the rule id that names it (``RULE_IDS``):
+    what ``dnsserve check --against`` reports at review time."""
     if not 0.0 <= max_delete_fraction <= 1.0:
         raise ValueError(f"max_delete_fraction must be in [0, 1], got {max_delete_fraction}")
     if old.origin != new.origin:
@@ -106,25 +120,32 @@ def check_deletions(
     )
     reported = {(apex, RdataType.SOA), (apex, RdataType.NS)}
     rest = [k for k in emptied if k not in reported and k[0] not in gone_pools]
+    too_many = _too_many(zone, len(old), _gone(apex, changes, removed), max_delete_fraction)
     return [
         *_apex(zone, apex, emptied, changes.removed),
-        *_pool_names(zone, gone_pools, pools),
-        *_emptied(zone, rest, pools, left),
-        *_too_many(zone, len(old), _gone(apex, changes, removed), max_delete_fraction),
+        *(("delete-pool-name", line) for line in _pool_names(zone, gone_pools, pools)),
+        *(("delete-rrset", line) for line in _emptied(zone, rest, pools, left)),
+        *(("delete-too-many", line) for line in too_many),
     ]
+
+
+# The rule ids of deletion_refusals (posture.findings' catalogue names them too).
+RULE_IDS = ("delete-apex-soa", "delete-apex-ns", "delete-pool-name", "delete-rrset",
+            "delete-too-many")
 
 
 def _apex(
     zone: str, apex: bytes, emptied: list[tuple[bytes, RdataType]], removed: Sequence[bytes]
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """Rules 1 and 2."""
     out = []
     if (apex, RdataType.SOA) in emptied:
-        out.append(f"{zone}: the apex SOA would go")
+        out.append(("delete-apex-soa", f"{zone}: the apex SOA would go"))
     if (apex, RdataType.NS) in emptied:
         records = [Record.from_wire(rr) for rr in removed if rr.startswith(apex)]
         ns = [r for r in records if r.owner == apex and r.rdtype == RdataType.NS]
-        out.append(f"{zone}: the apex NS records would go: {_listed(ns, _rdata_text)}")
+        out.append(("delete-apex-ns",
+                    f"{zone}: the apex NS records would go: {_listed(ns, _rdata_text)}"))
     return out
 
 

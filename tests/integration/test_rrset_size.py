@@ -72,8 +72,10 @@ def test_check_names_file_and_line_of_an_rrset_no_message_can_hold(tmp_path: Pat
     assert "A RRset at big.many.example." in out and "does not fit in a DNS message" in out
     assert f"{zones / 'txt.example.zone'}:6: error:" in out
     assert f"{zones / 'udp.example.zone'}:6: warning:" in out
+    # no problem of the load names the good zone (posture findings, tagged [rule-id], may)
     assert not [line for line in out.splitlines()
-                if "good.example.zone" in line and not line.startswith("zone ")]
+                if "good.example.zone" in line and not line.startswith(("zone ", "== "))
+                and not line.endswith("]")]
     assert "zone good.example.: serial" in out  # listed as a zone that would serve
 
 

@@ -66,7 +66,10 @@ LEVELS: list[set[str]] = [
     {"transfers", "publishing"},
     # daemonthread (a blocking call in a daemon thread, as a future): reload's
     # zone loading and secondary's refreshes use it.
-    {"daemonthread"},
+    # posture.sources (the takeover list, zone lines read again, the --against
+    # reference from git or a directory, --resolve's queries) is check's edge,
+    # under preflight, its importer.
+    {"daemonthread", "posture.sources"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -96,10 +99,14 @@ LEVELS: list[set[str]] = [
     # under health.probes, its importer.
     # zones.parse (the fast zone-file reader, to ParsedRecords) is an edge
     # module under zones.load, which will call it; it reads the adapter.
-    {"health.http11", "zones.parse"},
+    # posture.review (every posture rule together, lines placed, ignores) is
+    # pure; preflight and posture.sources read it.
+    {"health.http11", "zones.parse", "posture.review"},
     # config_validate (validate, split out of config_schema) checks the
     # Structs it imports from below; config is its importer.
-    {"config_validate"},
+    # posture.configrules (the config's risky settings: config_warnings' rules)
+    # and posture.poolrules (the pools with their zones) are pure, beside it.
+    {"config_validate", "posture.configrules", "posture.poolrules"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
     # zones.files (zone files opened as untrusted input: where, what, how much,
@@ -131,19 +138,25 @@ LEVELS: list[set[str]] = [
     # answer.misses (the miss index: misses answered from the query's wire
     # bytes) reads answer.lookup's slow path to learn; snapshot and engine use it.
     # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
-    {"answer.chaos", "answer.misses", "xfr.publish"},
+    # posture.against (check --against: the deletion guard's rules at review)
+    # reads zones.deletions; posture.output (text, JSON, SARIF) the findings.
+    # answer.dnssec (the DO form of an answer from a pre-signed zone) reads
+    # answer.lookup and prebuilt; the engine uses it.
+    {"answer.chaos", "answer.misses", "answer.dnssec", "xfr.publish", "posture.against",
+     "posture.output"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
     # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
     # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
     # decisions) reads zones.versions' serial arithmetic.
+    # posture.zonerules (the posture rules over the zones) reads posture.survey.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.refresh"},
+     "xfr.refresh", "posture.zonerules"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys", "xfr.sign",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
         # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
         # cookies, over answer.siphash) read wire; answer.guard puts them in front.
         "answer.rrl", "answer.cookies",
@@ -159,8 +172,11 @@ LEVELS: list[set[str]] = [
     },
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
-    {"wire", "framing", "metrics", "statuspage", "answer.siphash"},
-    {"errors", "", "zones", "health", "answer", "xfr"},
+    # posture.findings (findings and the rule catalogue), posture.regions and
+    # posture.takeover are pure leaves.
+    {"wire", "framing", "metrics", "statuspage", "posture.findings", "posture.regions",
+     "posture.takeover", "answer.siphash"},
+    {"errors", "", "zones", "health", "answer", "xfr", "posture"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 
@@ -197,6 +213,7 @@ CORE = {
     "answer.lookup",
     "answer.chaos",
     "answer.misses",
+    "answer.dnssec",
     "answer.snapshot",
     "answer.engine",
     "answer.guard",
@@ -212,6 +229,17 @@ CORE = {
     "xfr.outgoing",
     "xfr.publish",
     "xfr.refresh",
+    "posture",
+    "posture.findings",
+    "posture.regions",
+    "posture.takeover",
+    "posture.survey",
+    "posture.zonerules",
+    "posture.against",
+    "posture.output",
+    "posture.configrules",
+    "posture.poolrules",
+    "posture.review",
 }
 EDGE = {
     "__main__",
@@ -258,6 +286,7 @@ EDGE = {
     "publishing",
     "handoff",
     "notify",
+    "posture.sources",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",

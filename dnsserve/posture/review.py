@@ -1,0 +1,84 @@
+"""Every posture rule over one set of zones and one config: what ``dnsserve check`` adds.
+
+Pure [C]: owns running the rule modules together (``review``), placing a
+zone finding at its line once the lines are known (``place``: the loaded
+tables keep no lines; ``posture.sources`` reads them again only for the
+zones with findings), leaving out what ``[posture] ignore`` names, and
+folding ``--resolve``'s verdicts in (``resolved``). Must not: read files,
+resolve names or print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from dnsserve.answer.policies import Pool
+from dnsserve.config_schema import Config
+from dnsserve.posture.findings import Finding, placed
+from dnsserve.posture.poolrules import pool_findings
+from dnsserve.posture.regions import Regions
+from dnsserve.posture.survey import Survey
+from dnsserve.posture.takeover import Suffixes
+from dnsserve.posture.zonerules import zone_findings
+
+# (owner, type) as text, lower-cased -> (file, line); ("owner", "") is the owner's first line
+Lines = Mapping[tuple[str, str], tuple[str, int]]
+
+
+def regions_of(config: Config) -> Regions:
+    return Regions.from_prefixes((r.name, r.prefixes) for r in config.region)
+
+
+def review(
+    config: Config,
+    pools: Sequence[Pool],
+    survey: Survey,
+    *,
+    file: str,
+    takeover: Suffixes,
+) -> list[Finding]:
+    """The zone rules and the pool rules (the config rules run with the config's checks)."""
+    regions = regions_of(config)
+    return [
+        *zone_findings(survey, regions=regions, takeover=takeover),
+        *pool_findings(config, pools, survey, file=file, regions=regions),
+    ]
+
+
+def needs_lines(findings: Iterable[Finding]) -> set[str]:
+    """The zones (origins as text) some finding waits on a line in."""
+    return {f.zone for f in findings if f.at is not None and not f.line}
+
+
+def place(findings: Iterable[Finding], lines: Mapping[str, Lines]) -> list[Finding]:
+    """Each finding with an (owner, type) at its line in ``lines[zone]``, when known."""
+    out = []
+    for f in findings:
+        zone_lines = lines.get(f.zone)
+        if f.at is None or zone_lines is None:
+            out.append(f)
+            continue
+        owner, rdtype = f.at[0].lower(), f.at[1]
+        where = zone_lines.get((owner, rdtype)) or zone_lines.get((owner, ""))
+        out.append(placed(f, *where) if where is not None else f)
+    return out
+
+
+def ignored(findings: Iterable[Finding], rules: Iterable[str]) -> list[Finding]:
+    """The findings whose rule ``[posture] ignore`` does not name."""
+    skip = set(rules)
+    return [f for f in findings if f.rule not in skip]
+
+
+def resolved(
+    findings: Iterable[Finding], unresolved: Mapping[tuple[str, str], Finding]
+) -> list[Finding]:
+    """``--resolve``: each takeover-cname whose target was NXDOMAIN becomes its
+    takeover-unresolved error (``unresolved`` by the CNAME's (zone, owner))."""
+    out = []
+    for f in findings:
+        if f.rule == "takeover-cname" and f.at is not None and (f.zone, f.at[0]) in unresolved:
+            out.append(unresolved[(f.zone, f.at[0])])
+        else:
+            out.append(f)
+    return out
