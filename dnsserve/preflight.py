@@ -1,13 +1,17 @@
 """What ``dnsserve check`` finds: every problem in the zones and the config.
 
-Owns the list of problems a server would meet at start, without starting one:
-zone errors and warnings (file and line, from ``zones.load``), zones whose
-answers cannot be prebuilt (``answer.snapshot.build_snapshot`` leaves them
-out: an answer with its additional data too large for any message), config
-errors against the loaded zones, config warnings, and where a pool's members
-and the zone's static records disagree (a secondary serves the static set).
+Owns the list of findings a server would meet at start, without starting one:
+zone errors and warnings (file and line, from ``zones.load``; the structural
+ones carry their posture rule id), zones whose answers cannot be prebuilt
+(``answer.snapshot.build_snapshot`` leaves them out: an answer with its
+additional data too large for any message), config errors against the loaded
+zones, and the posture rules (``posture``: config, pools with their zones,
+zones; ``--against``: the changes since a reference, judged by the deletion
+guard's rules; ``--resolve``: takeover-prone targets asked of a resolver).
+Findings are ``posture.findings.Finding``s, placed at their lines.
 
-Must not: open sockets or the state file, or change anything on disk.
+Must not: open the state file, change anything on disk, or open a socket
+except ``--resolve``'s queries (``posture.sources``).
 """
 
 from __future__ import annotations
