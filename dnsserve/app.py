@@ -57,6 +57,7 @@ import uvloop
 from dns.rdatatype import RdataType
 
 from dnsserve import net
+from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.policies import Pool, Selection
 from dnsserve.answer.snapshot import Snapshot
 from dnsserve.config_schema import worker_count
@@ -281,6 +282,8 @@ class Server:
         self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
         if self.secondaries.zones:
             engine.expire = self.secondaries.expire_for_key  # RFC 7314 EXPIRE
+        # RFC 7828: the idle timeout the listeners apply (fixed at start, as they are)
+        engine.tcp_keepalive = keepalive_units(server.tcp_idle_timeout)
         # Before the listeners: once a query is answered, a SIGHUP must reload.
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
@@ -300,6 +303,9 @@ class Server:
                     tcp_idle_timeout=server.tcp_idle_timeout,
                     tcp_max_connections=server.tcp_max_connections,
                     hand_off=self.handoff.handle_offloaded,
+                    tcp_max_connections_per_prefix=server.tcp_max_connections_per_prefix,
+                    prefix_lengths=(server.tcp_ipv4_prefix_length,
+                                    server.tcp_ipv6_prefix_length),
                 )
             self._started = True
             # after the listeners: the index's thread must not delay the first answer

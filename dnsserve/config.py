@@ -20,7 +20,9 @@ Every error names the file, the key path and the bad value, one per line:
 
 ``server.version`` / ``server.identity`` are the CHAOS TXT answers for
 version.bind / id.server; ``None`` means disabled (REFUSED). In the file,
-``false`` or ``""`` disables; identity is disabled by default.
+``false`` or ``""`` disables; identity is disabled by default, unless
+``server.nsid`` is set: then identity, when not written, is the NSID (one
+identity for the node, as BIND's ``server-id`` is both).
 """
 
 from __future__ import annotations
@@ -149,18 +151,21 @@ def _toml_line(message: str, text: str) -> int:
 
 
 def _normalise_chaos(raw: dict[str, Any], file: str) -> list[str]:
-    """``false`` or ``""`` disables a CHAOS answer: stored as None."""
+    """``false`` or ``""`` disables a CHAOS answer or the NSID: stored as None.
+    An identity not written follows the NSID."""
     server = raw.get("server")
     if not isinstance(server, dict):
         return []
     errors = []
-    for key in ("version", "identity"):
+    for key in ("version", "identity", "nsid"):
         value = server.get(key)
         if value is False or value == "":
             server[key] = None
         elif value is True:
             errors.append(problem_line(file, f"server.{key}", value,
                                        "a string, or false to disable"))
+    if "identity" not in server and isinstance(server.get("nsid"), str):
+        server["identity"] = server["nsid"]  # id.server / hostname.bind agree with the NSID
     return errors
 
 

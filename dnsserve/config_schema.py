@@ -24,6 +24,10 @@ from dnsserve.health.model import DEFAULT_PORTS, CheckKind
 DEFAULT_VERSION = f"dnsserve {__version__}"
 MAX_WORKERS = 64  # [server] workers: the most answering processes
 DEFAULT_MAX_WORKERS = 8  # without [server] workers: one per CPU, at most this many
+# Zone files are untrusted input (zones.files): the bounds every file is read under.
+DEFAULT_MAX_ZONE_FILE_BYTES = 1 << 30  # a zone file or an included file: 1 GiB
+DEFAULT_MAX_ZONE_LINE_BYTES = 1 << 20  # a line, or a record in parentheses: 1 MiB
+MIN_MAX_ZONE_LINE_BYTES = 1 << 18  # the longest rdata as \DDD escapes (262,140) fits
 TSIG_ALGORITHMS = frozenset(
     {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}
 )
@@ -47,14 +51,35 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     state: str = "dnsserve.db"
     control: str = "127.0.0.1:8053"  # "" turns the control API off
     version: str | None = DEFAULT_VERSION  # CHAOS TXT version.bind; None: REFUSED
-    identity: str | None = None  # CHAOS TXT id.server; None (the default): REFUSED
+    identity: str | None = None  # CHAOS TXT id.server; None (the default): nsid, else REFUSED
+    nsid: str | None = None  # RFC 5001 NSID: text, "hex:...", or "hostname"; None: off
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1000
+    tcp_max_connections_per_prefix: int = 100  # per client prefix (below), per server
+    tcp_ipv4_prefix_length: int = 24
+    tcp_ipv6_prefix_length: int = 56
     suspect_fraction: float = 1.0
     control_allow_remote: bool = False  # allow a non-loopback control address
     max_delete_fraction: float = 0.1  # the deletion guard: records a reload may remove
     reload_timeout: float = 300.0  # seconds a reload may take before it is abandoned
     workers: int | None = None  # answering processes; None: one per CPU, at most 8 (worker_count)
+    include_paths: tuple[str, ...] = ()  # directories $INCLUDE may read besides the zones dir
+    max_zone_file_bytes: int = DEFAULT_MAX_ZONE_FILE_BYTES  # per zone file or included file
+    max_zone_line_bytes: int = DEFAULT_MAX_ZONE_LINE_BYTES  # per line or record (characters)
+
+
+HOSTNAME = "hostname"  # nsid / identity: the host's name, read when the config is loaded
+HEX_PREFIX = "hex:"  # nsid / identity: the octets written in hex
+MAX_IDENTITY = 255  # octets of an NSID or identity: one TXT string holds 255
+
+
+def identity_bytes(text: str) -> bytes:
+    """An ``nsid`` or ``identity`` value as octets: ``hex:...`` decoded, else
+    the text's UTF-8 (``"hostname"`` is replaced by the name when the config
+    is loaded: ``settings``). Raises ValueError for bad hex."""
+    if text.startswith(HEX_PREFIX):
+        return bytes.fromhex(text[len(HEX_PREFIX):])
+    return text.encode()
 
 
 def worker_count(workers: int | None, cpus: int) -> int:

@@ -30,7 +30,10 @@ import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.config_schema import (
+    HEX_PREFIX,
+    MAX_IDENTITY,
     MAX_WORKERS,
+    MIN_MAX_ZONE_LINE_BYTES,
     TSIG_ALGORITHMS,
     Config,
     MemberConfig,
@@ -39,6 +42,7 @@ from dnsserve.config_schema import (
     PoolConfig,
     PoolType,
     ServerConfig,
+    identity_bytes,
 )
 from dnsserve.config_values import (
     check_listen,
@@ -130,6 +134,17 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
                                        "not a loopback address: the control API's reads are "
                                        "open to whoever connects (control_allow_remote = true "
                                        "allows it)"))
+    if server.max_zone_file_bytes < 1:
+        errors.append(problem_line(file, "server.max_zone_file_bytes",
+                                   server.max_zone_file_bytes, "must be >= 1"))
+    if server.max_zone_line_bytes < MIN_MAX_ZONE_LINE_BYTES:
+        errors.append(problem_line(file, "server.max_zone_line_bytes", server.max_zone_line_bytes,
+                                   f"must be >= {MIN_MAX_ZONE_LINE_BYTES} (the longest record "
+                                   "must fit)"))
+    for i, path in enumerate(server.include_paths):
+        if not path:
+            errors.append(problem_line(file, f"server.include_paths[{i}]", path,
+                                       "must name a directory"))
     if not server.reload_timeout > 0:
         errors.append(problem_line(file, "server.reload_timeout", server.reload_timeout,
                                    "must be > 0"))
@@ -142,6 +157,16 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
     if server.tcp_max_connections < 1:
         errors.append(problem_line(file, "server.tcp_max_connections",
                                    server.tcp_max_connections, "must be >= 1"))
+    if server.tcp_max_connections_per_prefix < 1:
+        errors.append(problem_line(file, "server.tcp_max_connections_per_prefix",
+                                   server.tcp_max_connections_per_prefix, "must be >= 1"))
+    for key, top in (("tcp_ipv4_prefix_length", 32), ("tcp_ipv6_prefix_length", 128)):
+        if not 0 <= getattr(server, key) <= top:
+            errors.append(problem_line(file, f"server.{key}", getattr(server, key),
+                                       f"must be between 0 and {top}"))
+    for key in ("nsid", "identity"):
+        if (problem := _identity_problem(getattr(server, key))) is not None:
+            errors.append(problem_line(file, f"server.{key}", getattr(server, key), problem))
     if not 0 < server.suspect_fraction <= 1:
         errors.append(problem_line(file, "server.suspect_fraction", server.suspect_fraction,
                                    "must be in (0, 1]"))
@@ -149,6 +174,21 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
         errors.append(problem_line(file, "server.workers", server.workers,
                                    f"must be between 1 and {MAX_WORKERS}"))
     return errors
+
+
+def _identity_problem(value: str | None) -> str | None:
+    """Why an ``nsid`` / ``identity`` value cannot be used, or None."""
+    if value is None:
+        return None
+    try:
+        octets = identity_bytes(value)
+    except ValueError:
+        return f"{HEX_PREFIX} must be followed by an even number of hex digits"
+    if not octets:
+        return "empty (false turns it off)"
+    if len(octets) > MAX_IDENTITY:
+        return f"longer than {MAX_IDENTITY} octets"
+    return None
 
 
 def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:

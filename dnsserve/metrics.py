@@ -331,6 +331,7 @@ class ServerMetrics:
     malformed: Counter
     engine_errors: Counter
     tcp_connections: Gauge
+    tcp_closed: Counter
     member_up: Gauge
     member_override: Gauge
     check_duration: Histogram
@@ -371,6 +372,10 @@ def server_metrics(registry: Registry) -> ServerMetrics:
         engine_errors=r.counter("dnsserve_engine_errors_total",
                                 "Queries not answered because the answer engine raised."),
         tcp_connections=r.gauge("dnsserve_tcp_connections", "Open DNS TCP connections."),
+        tcp_closed=r.counter("dnsserve_tcp_closed_total", "DNS TCP connections the server "
+                             "closed: reason=idle (idle timeout), evicted (the longest idle, "
+                             "to make room at a limit) or refused (at a limit, none could go).",
+                             ("reason",)),
         member_up=r.gauge("dnsserve_member_up", "1 when a member is up, else 0; view=real "
                           "(its checks) or effective (with overrides: what answers use).",
                           ("monitor", "member", "view")),

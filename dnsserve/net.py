@@ -31,8 +31,17 @@ Rules:
   costs at most one read chunk of queries and one buffer of answers.
 - The TCP idle timeout runs from the last complete query (or the accept); on
   expiry the connection is closed, aborted if answers are still unsent.
-- Beyond the TCP cap of open connections (all addresses together), a new one
-  is closed at once. The cap is ``tcp_max_connections``, lowered when the
+- TCP fairness: a new connection is always taken while one can be made room
+  for. When its client's prefix (``/24`` IPv4, ``/56`` IPv6 by default:
+  ``prefix_lengths``) already holds ``per_prefix`` connections, that prefix's
+  longest-idle connection is closed to make room; else, at the cap of open
+  connections (all addresses together), the longest-idle connection of all
+  (as NSD and Knot do), so one client holding idle connections cannot lock
+  the others out. "Longest idle": the oldest last complete query (or
+  accept); a connection waiting for a hand-off or with answers unsent is
+  not idle and is passed over (``EVICT_SCAN`` looked at, at most); when no
+  connection can be closed, the new one is (``tcp_refused``). The cap is
+  ``tcp_max_connections``, lowered when the
   process's file descriptor limit (soft RLIMIT_NOFILE) leaves less than
   ``FD_RESERVE`` descriptors beside it (``tcp_cap``; logged at start): running
   out of descriptors would fail the health checks (a member taken out of
@@ -45,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import ipaddress
 import logging
 import resource
 import socket
@@ -67,6 +77,8 @@ UDP_RCVBUF = 4 * 1024 * 1024
 TCP_WRITE_HIGH_WATER = 64 * 1024
 TCP_BACKLOG = 1024
 TCP_HAND_OFFS = 4  # unresolved hand-offs per TCP connection before it stops reading
+EVICT_SCAN = 16  # connections looked at (longest idle first) for one to close
+DEFAULT_PREFIX_LENGTHS = (24, 56)  # IPv4, IPv6: what "one client" is for TCP fairness
 _BIND_TRIES = 20
 # File descriptors kept free of DNS TCP connections, for everything else the
 # process opens: health checks in flight (up to 64 at once; an exec check holds
@@ -94,7 +106,8 @@ class NetStats:
     udp_shed: int = 0  # not answered: UDP send buffer full
     engine_errors: int = 0  # respond() raised
     tcp_open: int = 0
-    tcp_refused: int = 0  # closed at once: connection cap reached
+    tcp_refused: int = 0  # closed at once: at the cap with no idle connection to close
+    tcp_evicted: int = 0  # longest-idle connections closed to make room for a new one
     tcp_idle_closed: int = 0
     tcp_paused: int = 0  # times reading stopped for backpressure
 
@@ -133,16 +146,51 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise ValueError(f"bad listen address {text!r}: {exc}") from None
 
 
+def prefix_of(
+    host: str, prefix_lengths: tuple[int, int] = DEFAULT_PREFIX_LENGTHS
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The client prefix ``host`` belongs to, for the per-prefix TCP limit."""
+    address = ipaddress.ip_address(host.partition("%")[0])
+    bits = prefix_lengths[0] if address.version == 4 else prefix_lengths[1]
+    return ipaddress.ip_network((address, bits), strict=False)
+
+
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(slots=True)
 class _Shared:
-    """What every protocol instance of one ``serve`` call shares."""
+    """What every protocol instance of one ``serve`` call shares.
+
+    ``conns`` and each ``prefixes`` entry hold the open connections longest
+    idle first (a dict keeps its order: a query moves its connection to the end).
+    """
 
     respond: Callable[..., bytes | None]
     stats: NetStats
     idle: float
     cap: int
-    conns: set[_Tcp] = field(default_factory=set)
+    conns: dict[_Tcp, None] = field(default_factory=dict)
     hand_off: HandOff | None = None
+    per_prefix: int | None = None  # None: no per-prefix limit
+    prefix_lengths: tuple[int, int] = DEFAULT_PREFIX_LENGTHS
+    prefixes: dict[Prefix, dict[_Tcp, None]] = field(default_factory=dict)
+
+    def make_room(self, prefix: Prefix) -> bool:
+        """Close a connection so one more from ``prefix`` fits; False when none can go."""
+        group = self.prefixes.get(prefix)
+        if self.per_prefix is not None and group is not None and len(group) >= self.per_prefix:
+            return self._evict(group)
+        return self.stats.tcp_open < self.cap or self._evict(self.conns)
+
+    def _evict(self, order: dict[_Tcp, None]) -> bool:
+        for conn, _ in zip(order, range(EVICT_SCAN), strict=False):
+            if not conn.busy:
+                conn.forget()
+                conn.shut()
+                self.stats.tcp_evicted += 1
+                return True
+        return False
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -213,6 +261,9 @@ class _Udp(asyncio.DatagramProtocol):
             self.lost.set_result(None)
 
 
+_NO_PREFIX = ipaddress.ip_network("0.0.0.0/32")
+
+
 class _Tcp(asyncio.Protocol):
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
@@ -228,17 +279,24 @@ class _Tcp(asyncio.Protocol):
         self._handing = 0  # hand-offs whose future has not resolved
         self._eof = False
         self._counted = False
+        self._prefix: Prefix = _NO_PREFIX
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
         shared = self._shared
-        if shared.stats.tcp_open >= shared.cap:
+        peer = transport.get_extra_info("peername")
+        try:
+            self._prefix = prefix_of(str(peer[0]), shared.prefix_lengths)
+        except (TypeError, IndexError, ValueError):  # no peer address: one group of its own
+            self._prefix = _NO_PREFIX
+        if not shared.make_room(self._prefix):
             shared.stats.tcp_refused += 1
             transport.close()
             return
         shared.stats.tcp_open += 1
-        shared.conns.add(self)
+        shared.conns[self] = None
+        shared.prefixes.setdefault(self._prefix, {})[self] = None
         self._counted = True
         transport.set_write_buffer_limits(high=TCP_WRITE_HIGH_WATER)
         self._last = self._loop.time()
@@ -249,9 +307,37 @@ class _Tcp(asyncio.Protocol):
             return
         msgs = self._deframer.feed(data)
         if msgs:
-            self._last = self._loop.time()
+            self._touch()
             self._queries.extend(msgs)
             self._answer()
+
+    def _touch(self) -> None:
+        """A complete query (or an answer handed back): this connection is the least idle."""
+        self._last = self._loop.time()
+        if self._counted:
+            conns = self._shared.conns
+            del conns[self]
+            conns[self] = None
+            group = self._shared.prefixes[self._prefix]
+            del group[self]
+            group[self] = None
+
+    def forget(self) -> None:
+        """No longer count this connection (it is being closed): its room is free now."""
+        if not self._counted:
+            return
+        self._counted = False
+        shared = self._shared
+        shared.stats.tcp_open -= 1
+        shared.conns.pop(self, None)
+        group = shared.prefixes.get(self._prefix)
+        if group is not None:
+            group.pop(self, None)
+            if not group:
+                del shared.prefixes[self._prefix]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _answer(self) -> None:
         """Answer queued queries in order until none are left or writing is paused."""
@@ -300,7 +386,7 @@ class _Tcp(asyncio.Protocol):
                 self._shared.stats.dropped += 1
             else:
                 transport.writelines([frame(out) for out in future.result()])
-                self._last = self._loop.time()
+                self._touch()
         except Exception:  # a message over 65535 bytes: the hand-off's bug
             self._shared.stats.engine_failed()
         self._answer()
@@ -370,10 +456,7 @@ class _Tcp(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._counted:
-            self._counted = False
-            self._shared.stats.tcp_open -= 1
-            self._shared.conns.discard(self)
+        self.forget()
         self._queries.clear()
 
 
@@ -499,6 +582,8 @@ async def serve(
     tcp_max_connections: int,
     hand_off: HandOff | None = None,
     reuse_port: bool = False,
+    tcp_max_connections_per_prefix: int | None = None,
+    prefix_lengths: tuple[int, int] = DEFAULT_PREFIX_LENGTHS,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
@@ -506,7 +591,9 @@ async def serve(
     when it cannot be bound; nothing stays bound after a failure. The TCP cap
     is ``tcp_max_connections`` under the file descriptor limit (``tcp_cap``).
     With ``reuse_port`` every socket is bound with SO_REUSEPORT, beside the
-    other workers' sockets on the same addresses (``reserve``).
+    other workers' sockets on the same addresses (``reserve``). At most
+    ``tcp_max_connections_per_prefix`` TCP connections per client prefix
+    (``prefix_lengths``: IPv4, IPv6 bits; None: no such limit).
     """
     limit = fd_limit()
     cap = tcp_cap(tcp_max_connections, limit)
@@ -517,7 +604,8 @@ async def serve(
             " file and the control API; raise the limit (LimitNOFILE=) to allow more",
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
-    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off)
+    shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off,
+                     per_prefix=tcp_max_connections_per_prefix, prefix_lengths=prefix_lengths)
     listeners = Listeners(shared)
     try:
         for text in listen:

@@ -434,6 +434,9 @@ class Operations:
             m.dropped.labels(transport="udp", reason="shed").set_total(stats.udp_shed)
             m.engine_errors.set_total(stats.engine_errors)
             m.tcp_connections.set(stats.tcp_open)
+            m.tcp_closed.labels(reason="idle").set_total(stats.tcp_idle_closed)
+            m.tcp_closed.labels(reason="evicted").set_total(stats.tcp_evicted)
+            m.tcp_closed.labels(reason="refused").set_total(stats.tcp_refused)
         view = self._health.view
         m.member_up.clear()
         m.member_override.clear()

@@ -77,7 +77,8 @@ def check(settings: Settings, *, against: str | None = None,
     revision); ``resolve``: ADDRESS:PORT of a resolver to ask about takeover-prone targets."""
     copies = settings.secondary_copies()  # a secondary zone's copy, once transferred
     loaded = load_zones(settings.zones_dir, log_problems=False, extra={
-        o: p for o, p in copies.items() if p.is_file()} if copies else None)
+        o: p for o, p in copies.items() if p.is_file()} if copies else None,
+        rules=settings.file_rules)
     findings = [zone_finding(p) for p in loaded.problems]
     findings += [zone_finding(p) for p in unbuildable(loaded.tables, loaded.files)]
     config, name = settings.config, settings.config_name
@@ -97,7 +98,7 @@ def check(settings: Settings, *, against: str | None = None,
         findings = resolved(findings, _unresolved(seen, takeover, resolve))
     if against is not None:
         findings += against_findings(
-            reference_contents(against, settings.zones_dir),
+            reference_contents(against, settings.zones_dir, settings.file_rules),
             {o: zone_content(t) for o, t in loaded.tables.items()},
             files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in failed}},
             reference=against, protected={(p.owner, p.rdtype) for p in placed.pools},
@@ -105,7 +106,9 @@ def check(settings: Settings, *, against: str | None = None,
             unguarded={dns.name.from_text(z.name) for z in config.zone if not z.guard},
         )
     findings = ignored(findings, config.posture.ignore)
-    findings = place(findings, lines_for(needs_lines(findings), loaded.files, settings.zones_dir))
+    lines = lines_for(needs_lines(findings), loaded.files, settings.zones_dir,
+                      settings.file_rules)
+    findings = place(findings, lines)
     return Report(findings, _summaries(loaded))
 
 

@@ -240,7 +240,7 @@ class Reloader:
                 extra = settings.copies_to_load()[0]
                 loaded = None
                 if worth_a_child(settings.zones_dir, extra):
-                    child = ChildLoad(settings.zones_dir, before, extra)
+                    child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules)
                     packed = await in_daemon_thread(child.run)
                     loaded = await adopt(packed, before, settings.zones_dir)
                 # Building the snapshot still runs in a thread of this process:

@@ -12,6 +12,7 @@ reads these values; nothing re-reads the file behind their back.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ import dns.name
 import msgspec
 
 from dnsserve.config import Config, load_config
-from dnsserve.config_schema import MAX_WORKERS, ServerConfig
+from dnsserve.config_schema import HOSTNAME, MAX_WORKERS, ServerConfig
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
+from dnsserve.zones.files import FileRules
 from dnsserve.zones.load import zone_file_name
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
@@ -38,6 +40,13 @@ class Settings:
     zones_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
     state_path: Path = Path("dnsserve.db")
+    include_dirs: tuple[Path, ...] = ()  # server.include_paths, made absolute
+
+    @property
+    def file_rules(self) -> FileRules:
+        """The bounds zone files are read under (``zones.files``)."""
+        return FileRules(self.include_dirs, self.server.max_zone_file_bytes,
+                         self.server.max_zone_line_bytes)
 
     @property
     def secondary_dir(self) -> Path:
@@ -110,8 +119,18 @@ def load_settings(
         if not 1 <= workers <= MAX_WORKERS:
             raise ConfigError(f"--workers {workers}: must be between 1 and {MAX_WORKERS}")
         server = msgspec.structs.replace(server, workers=workers)
+    server = with_hostname(server)
     zones_dir = zones if zones is not None else base / server.zones
-    return Settings(config, config_path, zones_dir, server, base / server.state)
+    include_dirs = tuple(base / p for p in server.include_paths)
+    return Settings(config, config_path, zones_dir, server, base / server.state, include_dirs)
+
+
+def with_hostname(server: ServerConfig) -> ServerConfig:
+    """``nsid`` / ``identity`` = ``"hostname"`` replaced by this host's name, read now
+    (at config load: the answers carry the name as it was when the config was read)."""
+    names = {k: socket.gethostname() for k in ("nsid", "identity")
+             if getattr(server, k) == HOSTNAME}
+    return msgspec.structs.replace(server, **names) if names else server
 
 
 def settings_as_written(config_path: Path | None) -> Settings:

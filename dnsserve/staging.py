@@ -45,6 +45,7 @@ import dns.zone
 from dnsserve.answer.policies import Pool, Selection, select
 from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
 from dnsserve.config import Placed, place_pools
+from dnsserve.config_schema import identity_bytes
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
@@ -157,7 +158,8 @@ def prepare(inp: ReloadInput) -> Prepared:
     loaded = inp.loaded
     if loaded is None:
         loaded = load_zones(settings.zones_dir, extra=extra,
-                            previous=previous.loaded if previous else None)
+                            previous=previous.loaded if previous else None,
+                            rules=settings.file_rules)
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
@@ -228,7 +230,8 @@ def prepare(inp: ReloadInput) -> Prepared:
             tables,
             selections=select_all(pools, inp.view, inp.now, inp.selections),
             version=settings.server.version,
-            identity=settings.server.identity,
+            identity=_octets(settings.server.identity),
+            nsid=_octets(settings.server.nsid) or b"",
             health=inp.view,
             defer_misses=True,  # built after the swap, off the answers' way (Reloader)
         )
@@ -360,3 +363,8 @@ def _failed(loaded: LoadedZones) -> set[dns.name.Name]:
             except dns.exception.DNSException:
                 continue
     return out
+
+
+def _octets(text: str | None) -> bytes | None:
+    """An ``nsid`` / ``identity`` setting as octets (validated with the config)."""
+    return None if text is None else identity_bytes(text)

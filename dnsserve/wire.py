@@ -46,6 +46,7 @@ RCODE_MASK = 0x000F
 # Opcodes (already shifted into the flags word).
 OPCODE_QUERY = 0x0000
 OPCODE_NOTIFY = 0x2000
+OPCODE_UPDATE = 0x2800
 
 # Rcodes (low four bits; BADVERS is an extended rcode carried in OPT).
 NOERROR = 0
@@ -88,7 +89,11 @@ _QNAME_END = 12 + MAX_NAME  # the question's root label must start before this o
 _OPT_HEAD = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big")
 OPT_PLAIN = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
 OPT_DO = _OPT_HEAD + b"\x00\x00\x80\x00\x00\x00"
+OPTION_NSID = 3  # RFC 5001: the name server's identifier
 OPTION_EXPIRE = 9  # RFC 7314: a secondary's seconds left before its copy expires
+OPTION_TCP_KEEPALIVE = 11  # RFC 7828: the TCP idle timeout, in units of 100 ms
+MAX_OPTIONS = 16  # options of a query's OPT read at most
+MAX_QUESTIONS = 4  # questions stepped over to find the OPT of a message we refuse
 _OPTION = struct.Struct("!HH")
 OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
 OPT_BADVERS_DO = _OPT_HEAD + b"\x01\x00\x80\x00\x00\x00"
@@ -235,38 +240,106 @@ def _ixfr_soa(data: bytes, ancount: int, nscount: int) -> bool:
     except FormError:
         return False
     return end + 2 <= len(data) and data[end] == 0 and data[end + 1] == TYPE_IXFR
-def has_option(data: bytes, qend: int, code: int) -> bool:
-    """Whether the OPT of a query (``parse_query`` accepted it) carries option ``code``.
+
+
+def opt_span(data: bytes, qend: int) -> tuple[int, int] | None:
+    """Where the OPT's RDATA (its options) lies in a query ``parse_query`` accepted:
+    (start, end), or None without an OPT.
 
     Walks the records after the question once more; only queries that carry
-    more than a bare OPT get here, and only on a server that answers the option.
+    more than a bare OPT get here, and only on a server that answers an option.
     """
     n = len(data)
     records = sum(_COUNTS.unpack_from(data, 6)[:3]) if n >= 12 else 0
-    offset = qend
-    for _ in range(min(records, MAX_RECORDS)):
+    return _find_opt(data, qend, min(records, MAX_RECORDS))
+
+
+def _find_opt(data: bytes, offset: int, records: int) -> tuple[int, int] | None:
+    n = len(data)
+    for _ in range(records):
         offset = skip_name(data, offset)
         if offset + 10 > n:
-            return False
+            return None
         rtype, _, _, rdlen = _RR_FIXED.unpack_from(data, offset)
         start, end = offset + 10, min(offset + 10 + rdlen, n)
         if rtype == TYPE_OPT:
-            while start + 4 <= end:
-                option, length = _OPTION.unpack_from(data, start)
-                if option == code:
-                    return True
-                start += 4 + length
-            return False
+            return start, end
         offset = end
+    return None
+
+
+def has_option(data: bytes, qend: int, code: int) -> bool:
+    """Whether the OPT of a query (``parse_query`` accepted it) carries option ``code``."""
+    span = opt_span(data, qend)
+    if span is None:
+        return False
+    start, end = span
+    while start + 4 <= end:
+        found, length = _OPTION.unpack_from(data, start)
+        if found == code:
+            return True
+        start += 4 + length
     return False
+
+
+def options(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    """The (code, length) of each option in the OPT RDATA ``data[start:end]``, in order;
+    at most ``MAX_OPTIONS`` (an OPT of a query carries a few)."""
+    out: list[tuple[int, int]] = []
+    while start + 4 <= end and len(out) < MAX_OPTIONS:
+        code, length = _OPTION.unpack_from(data, start)
+        out.append((code, length))
+        start += 4 + length
+    return out
+
+
+def error_opt(data: bytes) -> tuple[bool, int, int] | None:
+    """The OPT of a message ``parse_query`` refused (FORMERR) or that has no question:
+    (DO, options start, options end), or None when it has none, or when the
+    records cannot be walked (then no OPT is answered, as for a malformed one).
+
+    Bounded as ``parse_query`` is: ``MAX_QUESTIONS`` questions and
+    ``MAX_RECORDS`` records at most are stepped over.
+    """
+    if len(data) < 12:
+        return None
+    qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(data, 4)
+    if not arcount or qdcount > MAX_QUESTIONS or ancount + nscount + arcount > MAX_RECORDS:
+        return None
+    try:
+        offset = 12
+        for _ in range(qdcount):
+            offset = skip_name(data, offset) + 4
+        span = _find_opt(data, offset, ancount + nscount + arcount)
+    except FormError:
+        return None
+    if span is None:
+        return None
+    do_at = span[0] - 4  # the OPT's TTL is extended rcode, version, DO|Z, Z; RDLEN follows
+    return bool(data[do_at] & 0x80), span[0], span[1]
+
+
+def opt_with(do: bool, options: bytes) -> bytes:
+    """Our OPT record carrying ``options`` (each already code, length and value)."""
+    if not options:
+        return OPT_DO if do else OPT_PLAIN
+    flags = b"\x80\x00" if do else b"\x00\x00"
+    return _OPT_HEAD + b"\x00\x00" + flags + len(options).to_bytes(2, "big") + options
+
+
+def option(code: int, value: bytes) -> bytes:
+    """One EDNS option: code, length, value."""
+    return _OPTION.pack(code, len(value)) + value
 
 
 def opt_expire(do: bool, seconds: int) -> bytes:
     """Our OPT with the EXPIRE option (RFC 7314 §3): ``seconds`` left, 32 bits."""
-    flags = b"\x80\x00" if do else b"\x00\x00"
-    value = min(max(seconds, 0), 0xFFFFFFFF)
-    return (_OPT_HEAD + b"\x00\x00" + flags + b"\x00\x08"
-            + _OPTION.pack(OPTION_EXPIRE, 4) + value.to_bytes(4, "big"))
+    return opt_with(do, expire_option(seconds))
+
+
+def expire_option(seconds: int) -> bytes:
+    """RFC 7314's EXPIRE option: ``seconds`` left (clamped to 32 bits)."""
+    return option(OPTION_EXPIRE, min(max(seconds, 0), 0xFFFFFFFF).to_bytes(4, "big"))
 
 
 def header_only(

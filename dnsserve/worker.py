@@ -48,6 +48,7 @@ import uvloop
 
 from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
+from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.engine import Engine, expire_elsewhere
 from dnsserve.answer.snapshot import Snapshot
 
@@ -75,6 +76,8 @@ class WorkerStart:
     addresses: tuple[str, ...]  # where to listen, port resolved (``net.reserve``)
     tcp_idle_timeout: float
     tcp_max_connections: int  # this worker's share of the cap
+    tcp_max_connections_per_prefix: int | None = None  # its share of the per-prefix limit
+    tcp_prefix_lengths: tuple[int, int] = net.DEFAULT_PREFIX_LENGTHS
 
 
 class Worker:
@@ -90,6 +93,7 @@ class Worker:
         self.start = start
         self.engine = Engine(snapshot)
         self.engine.hand_off = True
+        self.engine.tcp_keepalive = keepalive_units(start.tcp_idle_timeout)  # RFC 7828
         if owner is not None and owner.expire is not None:
             self.engine.expire = expire_elsewhere  # the owner's refreshes count it down
         self.listeners: net.Listeners | None = None
@@ -194,7 +198,8 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
         worker.listeners = await net.serve(
             worker.engine, start.addresses, tcp_idle_timeout=start.tcp_idle_timeout,
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
-            hand_off=forwarder,
+            hand_off=forwarder, tcp_max_connections_per_prefix=start.tcp_max_connections_per_prefix,
+            prefix_lengths=start.tcp_prefix_lengths,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)

@@ -271,7 +271,11 @@ class WorkerSet:
         start = WorkerStart(
             index=slot.index, addresses=tuple(self._reservation.addresses),
             tcp_idle_timeout=self._server.tcp_idle_timeout,
-            tcp_max_connections=max(1, -(-self._server.tcp_max_connections // self.count)),
+            tcp_max_connections=share(self._server.tcp_max_connections, self.count),
+            tcp_max_connections_per_prefix=share(
+                self._server.tcp_max_connections_per_prefix, self.count),
+            tcp_prefix_lengths=(self._server.tcp_ipv4_prefix_length,
+                                self._server.tcp_ipv6_prefix_length),
         )
         if snapshot.misses is not None:
             snapshot.misses.complete()  # built once here, shared by every fork
@@ -512,3 +516,9 @@ def _status_text(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def share(limit: int, count: int) -> int:
+    """One worker's share of a TCP connection limit (SO_REUSEPORT spreads the
+    connections over the workers): ``limit / count`` rounded up, at least 1."""
+    return max(1, -(-limit // count))

@@ -36,15 +36,17 @@ def build_engine(
     *,
     chaos: bool = False,
     version: str | None = None,
-    identity: str | None = None,
+    identity: str | bytes | None = None,
+    nsid: bytes = b"",
 ) -> Engine:
     """An engine over every zone in ``directory``, no sockets. CHAOS answers:
-    ``version``/``identity``, or with ``chaos`` those a server without a config gives."""
+    ``version``/``identity``, or with ``chaos`` those a server without a config gives;
+    ``nsid``: the NSID it answers (RFC 5001)."""
     if chaos:
         server = ServerConfig()
         version, identity = server.version, server.identity
     tables = load_zones(directory, log_problems=False).tables
-    return Engine(build_snapshot(tables, version=version, identity=identity))
+    return Engine(build_snapshot(tables, version=version, identity=identity, nsid=nsid))
 
 
 def query(qname: str, qtype: str | int, **kw: object) -> dns.message.Message:

@@ -27,7 +27,9 @@ CHAOS_VERSION = ("version.bind.", "version.server.")
 CHAOS_IDENTITY = ("id.server.", "hostname.bind.")
 
 
-def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Prebuilt]:
+def chaos_answers(
+    version: str | bytes | None, identity: str | bytes | None
+) -> dict[bytes, Prebuilt]:
     """CHAOS TXT answers for version.bind and friends; a name left out is REFUSED."""
     out: dict[bytes, Prebuilt] = {}
     for names, text in ((CHAOS_VERSION, version), (CHAOS_IDENTITY, identity)):
@@ -36,7 +38,8 @@ def chaos_answers(version: str | None, identity: str | None) -> dict[bytes, Preb
         for name_text in names:
             name = dns.name.from_text(name_text)
             rrset = dns.rrset.RRset(name, RdataClass.CH, RdataType.TXT)
-            rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [text.encode()]), 0)
+            octets = text if isinstance(text, bytes) else text.encode()
+            rrset.add(dns.rdtypes.ANY.TXT.TXT(RdataClass.CH, RdataType.TXT, [octets]), 0)
             result = Result(ResultKind.ANSWER, Rcode.NOERROR, True, (rrset,))
             out[answer_key(name, RdataType.TXT, RdataClass.CH)] = render(
                 name, RdataType.TXT, RdataClass.CH, result

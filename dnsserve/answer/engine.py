@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 import dns.name
 
 from dnsserve import wire
-from dnsserve.answer import tsig
+from dnsserve.answer import edns, tsig
 from dnsserve.answer.lookup import key_parts
 from dnsserve.answer.misses import MissIndex, Outside, build_index
 from dnsserve.answer.prebuilt import Prebuilt
@@ -46,14 +46,17 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 20_000
 EXPIRE_ELSEWHERE = -1  # what ``expire_elsewhere`` says: hand the query off
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
+_NEED_QUESTION = (wire.OPCODE_QUERY, wire.OPCODE_NOTIFY, wire.OPCODE_UPDATE)
+_SOA = b"\x00\x06"  # the qtype SOA, as the key's bytes hold it
 
 
 class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_misses", "_snapshot", "_zones", "answered", "cache_size",
-        "expire", "formerr", "hand_off", "keyring", "servfails", "truncated",
+        "_answers", "_cache", "_misses", "_nsid", "_snapshot", "_zones", "answered", "cache_size",
+        "expire", "formerr", "hand_off", "keyring", "servfails", "tcp_keepalive",
+        "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -77,6 +80,11 @@ class Engine:
         # query's answer key (None: not a secondary zone). Set by the app when
         # it has secondary zones; asked only for queries that carry the option.
         self.expire: Callable[[bytes], int | None] | None = None
+        # RFC 7828: the TCP idle timeout net applies, in units of 100 ms
+        # (``edns.keepalive_units``), answered to a TCP query that carries the
+        # option; None: not known here (the engine answers no keepalive).
+        self.tcp_keepalive: int | None = None
+        self._nsid = b""  # RFC 5001: the snapshot's NSID; empty: not answered
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
@@ -100,6 +108,7 @@ class Engine:
         )
         self._snapshot = snapshot
         self._answers = snapshot.answers
+        self._nsid = snapshot.nsid
         self._zones = snapshot.zones
         if snapshot.misses is not None:
             self._misses = snapshot.misses
@@ -122,17 +131,12 @@ class Engine:
         except Dropped:
             return None
         except FormError:
-            self.formerr += 1
-            return wire.header_only(data, (data[2] << 8) | data[3], wire.FORMERR)
+            return self._refuse_malformed(data, tcp)
         except Signed as signed:
             return self._signed(data, signed)
         try:
             if flags & wire.OPCODE_MASK:
-                if self.hand_off and flags & wire.OPCODE_MASK == wire.OPCODE_NOTIFY:
-                    return wire.HAND_OFF
-                # RFC 6891 §6.1.1: an EDNS query gets our OPT back, errors included.
-                opt = b"" if payload < 0 else (wire.OPT_DO if do else wire.OPT_PLAIN)
-                return wire.header_only(data, flags, wire.NOTIMP, data[12:qend], opt)
+                return self._other_opcode(data, flags, qend, key, payload, do, tcp)
             if version:
                 return wire.badvers(data, flags, data[12:qend], do)
             entry = self._answers.get(key)
@@ -161,8 +165,10 @@ class Engine:
                     return out
                 return self._truncate(data, fb, entry, qend, 512, b"")
             opt = wire.OPT_DO if do else wire.OPT_PLAIN
-            if self.expire is not None and len(data) - qend > 11:  # OPT with options
-                opt = self._expire_opt(data, qend, key, do, opt)
+            if len(data) - qend > 11 and (
+                self.expire is not None or self._nsid or (tcp and self.tcp_keepalive is not None)
+            ):  # an OPT with options, and an option we answer is on
+                opt = self._options_opt(data, qend, key, do, tcp)
                 if not opt:  # expire_elsewhere: the owner answers it
                     return wire.HAND_OFF
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
@@ -175,17 +181,81 @@ class Engine:
         except Exception:
             return self._servfail(data, flags, qend)
 
-    def _expire_opt(self, data: bytes, qend: int, key: bytes, do: bool, opt: bytes) -> bytes:
-        """Our OPT with RFC 7314's EXPIRE when the query asks and the zone is a secondary."""
-        assert self.expire is not None
-        if not wire.has_option(data, qend, wire.OPTION_EXPIRE):
-            return opt
-        seconds = self.expire(key)
-        if seconds is None:
-            return opt
-        if seconds == EXPIRE_ELSEWHERE:
-            return wire.HAND_OFF if self.hand_off else opt
-        return wire.opt_expire(do, seconds)
+    def _options_opt(self, data: bytes, qend: int, key: bytes, do: bool, tcp: bool) -> bytes:
+        """Our OPT with the options the query asks for (``answer.edns``), or
+        ``wire.HAND_OFF`` when its EXPIRE is the owner's to answer."""
+        span = wire.opt_span(data, qend)
+        if span is None:
+            return wire.OPT_DO if do else wire.OPT_PLAIN
+        asked = edns.asked(data, *span)
+        options = b""
+        if asked.expire and self.expire is not None:
+            seconds = self.expire(key)
+            if seconds == EXPIRE_ELSEWHERE:
+                if self.hand_off:
+                    return wire.HAND_OFF
+            elif seconds is not None:
+                options = wire.expire_option(seconds)
+        options += edns.answer_options(asked, nsid=self._nsid, keepalive=self.tcp_keepalive,
+                                       tcp=tcp)
+        return wire.opt_with(do, options)
+
+    def _error_opt(self, data: bytes, tcp: bool) -> bytes:
+        """Our OPT for an error response to ``data`` (RFC 6891 §7: a query with
+        an OPT gets one back, errors included), with NSID and keepalive when
+        asked; empty when the message carries no OPT we could find."""
+        found = wire.error_opt(data)
+        if found is None:
+            return b""
+        do, start, end = found
+        asked = edns.asked(data, start, end)
+        return wire.opt_with(do, edns.answer_options(
+            asked, nsid=self._nsid, keepalive=self.tcp_keepalive, tcp=tcp))
+
+    def _refuse_malformed(self, data: bytes, tcp: bool) -> bytes:
+        """A message ``wire.parse_query`` refused, answered as BIND answers it.
+
+        No question (QDCOUNT 0) with an opcode other than QUERY, NOTIFY and
+        UPDATE: NOTIMP (the opcode is what we do not do); anything else:
+        FORMERR (a NOTIFY or an UPDATE needs its one question, RFC 1996 §3.7,
+        RFC 2136 §3.1.1). RD and CD are copied for QUERY only; no question is
+        echoed; our OPT when the message carries one.
+        """
+        flags = (data[2] << 8) | data[3]
+        opcode = flags & wire.OPCODE_MASK
+        if data[4] == data[5] == 0 and opcode not in _NEED_QUESTION:
+            rcode = wire.NOTIMP
+        else:
+            rcode = wire.FORMERR
+            self.formerr += 1
+        kept = flags if opcode == wire.OPCODE_QUERY else opcode
+        return wire.header_only(data, kept, rcode, b"", self._error_opt(data, tcp))
+
+    def _other_opcode(
+        self, data: bytes, flags: int, qend: int, key: bytes, payload: int, do: bool, tcp: bool
+    ) -> bytes:
+        """A well-formed message with an opcode other than QUERY, as BIND answers it.
+
+        NOTIFY goes to the hand-off when there is one. UPDATE: REFUSED (we take
+        no dynamic updates), NOTAUTH for a zone we do not serve, FORMERR when
+        its zone section is not an SOA question (RFC 2136 §3.1.1); each echoes
+        the question. Any other opcode:
+        NOTIMP with no question. RD and CD are not copied.
+        """
+        opcode = flags & wire.OPCODE_MASK
+        if self.hand_off and opcode == wire.OPCODE_NOTIFY:
+            return wire.HAND_OFF
+        opt = b"" if payload < 0 else self._options_opt(data, qend, key, do, tcp) or (
+            wire.OPT_DO if do else wire.OPT_PLAIN)
+        if opcode == wire.OPCODE_UPDATE:
+            if key[-4:-2] != _SOA:
+                rcode = wire.FORMERR
+            elif key_parts(key)[0] in self._zones:
+                rcode = wire.REFUSED
+            else:
+                rcode = wire.NOTAUTH  # not a zone we serve
+            return wire.header_only(data, opcode, rcode, data[12:qend], opt)
+        return wire.header_only(data, opcode, wire.NOTIMP, b"", opt)
 
     def _signed(self, data: bytes, signed: Signed) -> bytes:
         """A query signed with TSIG: the opcode is judged first (as NSD does), then the key."""

@@ -82,6 +82,7 @@ class Snapshot:
     # Secondary zones past their expire (or with no copy yet): SERVFAIL (``with_expired``).
     expired: frozenset[dns.name.Name] = frozenset()
     lazy: frozenset[dns.name.Name] = frozenset()
+    nsid: bytes = b""  # RFC 5001: answered to a query that asks (``answer.edns``); b"": off
 
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ZoneTable | None:
         return find_zone(self.zones, qname, qtype)
@@ -375,11 +376,12 @@ def build_snapshot(
     *,
     selections: Mapping[PoolKey, Selection] | None = None,
     version: str | None = None,
-    identity: str | None = None,
+    identity: str | bytes | None = None,
     generation: int = 0,
     health: HealthView | None = None,
     lazy_rrsets: int | None = LAZY_RRSETS,
     defer_misses: bool = False,
+    nsid: bytes = b"",
 ) -> Snapshot:
     """Prebuild every answer of ``zones`` with each pool at its selection.
 
@@ -407,14 +409,14 @@ def build_snapshot(
         left_out.update(failed)
         removed = [origin for origin in failed if serving.pop(origin, None) is not None]
         if not removed:  # no failure, or none a zone can be blamed for: this is the snapshot
-            return replace(snapshot, left_out=MappingProxyType(left_out))
+            return replace(snapshot, left_out=MappingProxyType(left_out), nsid=nsid)
 
 
 def _build(
     zones: Mapping[dns.name.Name, ZoneTable],
     selections: dict[PoolKey, Selection],
     version: str | None,
-    identity: str | None,
+    identity: str | bytes | None,
     generation: int,
     health: HealthView | None,
     failed: dict[dns.name.Name, str],

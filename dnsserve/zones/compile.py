@@ -19,11 +19,10 @@ Rules, each an error that keeps the zone from being served:
 3. No CNAME at the apex; no CNAME beside other data (RRSIG, NSEC and the
    other types dnspython calls "neutral" may sit beside it); at most one
    SOA, CNAME or DNAME record per owner.
-4. No names below a DNAME (RFC 6672 §2.3).
-5. At and below a delegation (NS below the apex), only NS and DS at the cut
-   and glue: A/AAAA of names that are NS targets of that delegation (or of
-   the apex).
-6. Every owner inside the origin.
+4. and 5. (names below a DNAME, data below a delegation) are warnings now:
+   occluded data, below.
+6. Every owner inside the origin (a zone file's reader leaves a record
+   outside it out, with a warning, as BIND and Knot do: ``zones.records``).
 7. Every RRset fits in a DNS message: its wire form (the owner written out
    once, then compressed), after a header and the longest possible question
    (a 255-octet name), within 65,535 octets. No answer could carry a larger
@@ -32,11 +31,21 @@ Rules, each an error that keeps the zone from being served:
 
 Warnings, served anyway:
 
+- occluded data (NSD, Knot and BIND load it, and so do we): at and below a
+  delegation (NS below the apex) anything but NS and DS at the cut and glue
+  (A/AAAA of names that are NS targets of that delegation or of the apex),
+  and any name below a DNAME (RFC 6672 §2.3; Knot and NSD refuse such a
+  zone, BIND loads it). It stays in the table (a transfer carries it, as
+  the peers' do) but the lookup never reaches it: a query there gets the
+  referral, or the DNAME's synthesis;
+
 - an in-zone NS, MX or SRV target without A/AAAA records, or that is a CNAME
   (RFC 2181 §10.3);
 - glue missing for an NS target below its own delegation;
 - sibling glue: addresses below one delegation kept for another's NS;
 - DS at the apex (it belongs in the parent) or away from a delegation;
+- records of one RRset with different TTLs (the RRset is served with the
+  smallest, RFC 2181 §5.2; the peers keep another, so the zone is dubious);
 - an RRset whose smallest answer (header, its owner as the question, the
   RRset, our OPT) is over 1,232 octets: over UDP it is truncated (TC) and
   clients must retry over TCP (``zones.limits`` too).
@@ -345,6 +354,9 @@ class _Build:
             problem = ZoneProblem(where.file, where.line, "error", message, self.zone_text, rule)
             return Compiled(None, (problem,))
         self.ents = empty_non_terminals(self.blobs, self.apex)
+        for file, line, message in self.parsed.warnings:  # what the reader left out
+            where = Source(self.parsed.file_names[file], line)
+            self._problem((-2, line), "warning", message, where)
         self._apex_rules()
         if self.cuts or self.dnames:  # placement rules may reach any owner
             flagged = {key for _, key in self.attention}
@@ -406,6 +418,7 @@ class _Build:
                 self._outside(ordinal, key, first)
                 continue
             rrsets: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
+            mixed: dict[int, int] = {}  # type -> a record whose TTL differs from its RRset's
             # an owner of one record can break only the SOA rule
             reader_rules = self.from_file and (len(indices) > 1 or types[first] == _SOA)
             for i in indices:
@@ -419,6 +432,8 @@ class _Build:
                     rrsets[rdtype] = ([ttls[i]], [rdata], [i])
                     continue
                 ttl, kept, _ = rrset
+                if ttls[i] != ttl[0] and rdtype not in mixed:
+                    mixed[rdtype] = i
                 form = _dedupe_form(rdtype, rdata)
                 if len(kept) < _DEDUPE_SET_AT:
                     if any(_dedupe_form(rdtype, r) == form for r in kept):
@@ -430,6 +445,8 @@ class _Build:
                 ttl[0] = min(ttl[0], ttls[i])
                 kept.append(rdata)
             self._sizes(ordinal, key, p.owners[first], rrsets)
+            for rdtype, i in mixed.items():
+                self._mixed_ttls(ordinal, rdtype, i, rrsets[rdtype][0][0])
             served = [(t, ttl[0], kept) for t, (ttl, kept, _) in rrsets.items() if t != _RRSIG]
             if not served:
                 continue
@@ -440,6 +457,17 @@ class _Build:
                 self.dnames.add(key)
             if key == self.apex or not rrsets.keys().isdisjoint(_ATTENTION):
                 self.attention.append((ordinal, key))
+
+    def _mixed_ttls(self, ordinal: int, rdtype: int, index: int, ttl: int) -> None:
+        if rdtype == _RRSIG:
+            return  # signatures of different types may differ
+        name = dns.name.from_wire(self.parsed.owners[index], 0)[0]
+        message = (
+            f"the {RdataType(rdtype).name} RRset at {name} has records with different TTLs:"
+            f" served with the smallest, {ttl} (RFC 2181 §5.2; BIND, NSD and Knot keep one of"
+            " the others)"
+        )
+        self._problem((ordinal, 1), "warning", message, self._at(index))
 
     def _outside(self, ordinal: int, key: bytes, first: int) -> None:
         name = dns.name.from_wire(self.parsed.owners[first], 0)[0]
@@ -556,16 +584,18 @@ class _Build:
             self._problem((ordinal, 2), "error", message, where, "cname-beside-data")
 
     def _placement(self, ordinal: int, key: bytes, types: list[int]) -> None:
-        """Rules 4 and 5: names below a DNAME, data at and below a zone cut."""
+        """Occluded data (warnings 4 and 5): names below a DNAME, data at and below a cut."""
         chain = self._chain(key)
         dname = next((a for a in chain[1:] if a in self.dnames), None)
         if dname is not None:
             owner = self._name(dname)
             message = (
-                f"{self._name(key)} is below the DNAME at {owner}{self._line_text(dname)};"
-                " a DNAME owner can have no names below it"
+                f"{self._name(key)} is below the DNAME at {owner}{self._line_text(dname)}:"
+                " occluded, not served (queries get the DNAME's synthesis; RFC 6672 §2.3"
+                " allows no names there)"
             )
-            self._problem((ordinal, 3), "error", message, self._where(key, types[0]))
+            self._problem((ordinal, 3), "warning", message, self._where(key, types[0]),
+                          "occluded-data")
             return
         cut = self._top_cut(chain)
         if cut is not None:
@@ -596,9 +626,10 @@ class _Build:
             at = "at" if key == cut else "below"
             message = (
                 f"{rdt.name} at {name} is {at} the delegation {cut_name}"
-                f"{self._line_text(cut)}; only NS, DS and glue may be there"
+                f"{self._line_text(cut)}: occluded, not served (queries get the referral;"
+                " only NS, DS and glue belong there)"
             )
-            self._problem((ordinal, 3), "error", message, where)
+            self._problem((ordinal, 3), "warning", message, where, "occluded-data")
 
     def _targets(self, ordinal: int, key: bytes, blob: bytes) -> None:
         """Warnings about in-zone NS, MX and SRV targets."""

@@ -10,7 +10,7 @@ turning every parse failure into a ``ZoneError`` or ``ZoneProblem`` with
 file and line, and remembering where each owner and
 record was written so that ``zones.compile`` can name a line. It must not
 validate semantics (``zones.compile`` does), except what dnspython's zone
-model cannot even hold: an owner outside the origin, an SOA below the apex,
+model cannot even hold: an SOA below the apex,
 two SOA/CNAME/DNAME records at one owner, a CNAME beside other data. It must
 not answer queries, change the working directory, or keep state between
 calls.
@@ -51,7 +51,22 @@ from dns.rdatatype import RdataType
 from dnsserve.errors import ZoneError
 from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.parse import parse_zone_file
+from dnsserve.zones.fastrdata import rdata_wire as fr_rdata_wire
+from dnsserve.zones.files import (
+    DEFAULT_RULES,
+    FileRules,
+    check_include,
+    read_zone_text,
+    real_path,
+    safe_message,
+    show_path,
+)
+from dnsserve.zones.parse import (
+    check_rdata_length,
+    check_zone_file,
+    outside_message,
+    parse_zone_file,
+)
 from dnsserve.zones.sources import Source, SourceMap
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import ZoneContent
@@ -108,19 +123,21 @@ def zone_file_name(origin: dns.name.Name) -> str:
 
 
 def load_zone_file(
-    path: Path, origin: dns.name.Name, *, include_dir: Path
+    path: Path, origin: dns.name.Name, *, include_dir: Path, rules: FileRules = DEFAULT_RULES
 ) -> tuple[dns.zone.Zone, SourceMap]:
     """Parse one zone file (``relativize=False``) and where its owners and records are.
 
     The ``SourceMap`` is a ``Mapping[Name, int]`` of each owner's first line,
     and also knows the file ($INCLUDE) and line of every record. Raises
     ``ZoneError`` naming the file and line of the first syntax error, missing
-    include, owner outside the origin, or CNAME beside other data.
+    include, or CNAME beside other data (a record outside the origin is left
+    out, as dnspython does, with a warning the reader keeps).
     """
-    text = _read_text(path, Source(str(path), 0))
+    check_zone_file(Path(path), include_dir, rules)
+    text = read_text(path, Source(str(path), 0), rules)
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
     with zone.writer(replacement=True) as txn:
-        reader = _Reader(txn, Tokenizer(text, str(path)), Path(path), include_dir)
+        reader = _Reader(txn, Tokenizer(text, str(path)), Path(path), include_dir, rules)
         reader.read()
         sources = SourceMap(reader.owners, reader.records)
     return zone, sources
@@ -144,6 +161,7 @@ def load_zones(
     log_problems: bool = True,
     extra: Mapping[dns.name.Name, Path] | None = None,
     previous: LoadedZones | None = None,
+    rules: FileRules = DEFAULT_RULES,
 ) -> LoadedZones:
     """Load every zone in ``directory``; a zone that fails is left out (and logged).
 
@@ -152,9 +170,10 @@ def load_zones(
     directory with no zone file is no error. With ``previous`` (the load
     served now), a zone whose file and includes have the same size and
     modification time as when it was read keeps its table and its problems;
-    only the others are read again.
+    only the others are read again. ``rules``: where and how much each file
+    may be (``zones.files``).
     """
-    loaded = _load_directory(directory, extra, previous)
+    loaded = _load_directory(directory, extra, previous, rules)
     if log_problems:
         log_loaded(loaded, directory)
     return loaded
@@ -169,9 +188,9 @@ def log_loaded(loaded: LoadedZones, directory: Path) -> None:
              len(loaded.reused))
 
 
-def check_zones(directory: Path) -> list[ZoneProblem]:
+def check_zones(directory: Path, rules: FileRules = DEFAULT_RULES) -> list[ZoneProblem]:
     """Every error and warning of every zone in ``directory``; never raises for bad zones."""
-    return list(_load_directory(directory).problems)
+    return list(_load_directory(directory, rules=rules).problems)
 
 
 # -- the directory -------------------------------------------------------------
@@ -181,6 +200,7 @@ def _load_directory(
     directory: Path,
     extra: Mapping[dns.name.Name, Path] | None = None,
     previous: LoadedZones | None = None,
+    rules: FileRules = DEFAULT_RULES,
 ) -> LoadedZones:
     problems: list[ZoneProblem] = []
     tables: dict[dns.name.Name, ZoneTable] = {}
@@ -205,7 +225,7 @@ def _load_directory(
             text = origin.to_text()
             problems.extend(p for p in previous.problems if p.zone == text)
             continue
-        table, found = _load_one(path, origin, directory, problems, used)
+        table, found = _load_one(path, origin, directory, problems, used, rules)
         if table is not None:
             tables[origin] = table
             files[origin] = path
@@ -281,9 +301,11 @@ def _strays(directory: Path, used: set[str]) -> list[ZoneProblem]:
     ]
 
 
-def compile_file(path: Path, origin: dns.name.Name, directory: Path) -> Compiled:
+def compile_file(
+    path: Path, origin: dns.name.Name, directory: Path, rules: FileRules = DEFAULT_RULES
+) -> Compiled:
     """Parse and compile one zone file; raises ``ZoneError`` for what stops parsing."""
-    parsed = parse_zone_file(path, origin, include_dir=directory)
+    parsed = parse_zone_file(path, origin, include_dir=directory, rules=rules)
     return compile_records(parsed, origin=origin)
 
 
@@ -293,6 +315,7 @@ def _load_one(
     directory: Path,
     problems: list[ZoneProblem],
     used: set[str],
+    rules: FileRules,
 ) -> tuple[ZoneTable | None, Fingerprint | None]:
     """The zone's table (None when it failed) and the fingerprint of what was read."""
     zone_text = origin.to_text()
@@ -300,14 +323,19 @@ def _load_one(
         # the zone file is looked at before it is read: one changed while it
         # is read differs next time, and is read again
         before = fingerprint([str(path)])
-        parsed = parse_zone_file(path, origin, include_dir=directory)
+        parsed = parse_zone_file(path, origin, include_dir=directory, rules=rules)
         includes = [f for f in dict.fromkeys(parsed.file_names) if f != str(path)]
         used.update([str(path), *includes])
         after = fingerprint(includes)
         compiled = compile_records(parsed, origin=origin)
         del parsed
     except ZoneError as exc:
-        problems.append(ZoneProblem(exc.file, exc.line, "error", exc.message, zone_text))
+        message = safe_message(exc.message)
+        problems.append(ZoneProblem(exc.file, exc.line, "error", message, zone_text))
+        return None, None
+    except (MemoryError, RecursionError) as exc:
+        # what no bound caught: one line, and the other zones still load
+        problems.append(_whole(str(path), zone_text, f"cannot load: {type(exc).__name__}"))
         return None, None
     except Exception as exc:
         # a bug in compiling one zone must not keep the others from being served
@@ -330,14 +358,16 @@ def _first_at(first: Source | None, here: Source) -> str:
     return f" (the first at {where})"
 
 
-def _read_text(path: Path, cited_at: Source) -> str:
+def read_text(path: Path, cited_at: Source, rules: FileRules = DEFAULT_RULES) -> str:
+    """A whole zone file (or included file) as text, under ``rules`` (``zones.files``)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_zone_text(path, rules, cited=(cited_at.file, cited_at.line))
     except UnicodeDecodeError as exc:
-        raise ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path)) from None
+        raise ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}", file=str(path)) from None
     except OSError as exc:
         raise ZoneError(
-            f"cannot read {path}: {exc.strerror or exc}", file=cited_at.file, line=cited_at.line
+            f"cannot read {show_path(path)}: {exc.strerror or type(exc).__name__}",
+            file=cited_at.file, line=cited_at.line,
         ) from None
 
 
@@ -361,15 +391,18 @@ class _Reader:
         tok: Tokenizer,
         path: Path,
         include_dir: Path,
+        rules: FileRules = DEFAULT_RULES,
     ) -> None:
         self.zf = ZoneFileReader(txn, tok, self.note)
         self.include_dir = include_dir
+        self.rules = rules
         self.owners: dict[dns.name.Name, Source] = {}
         self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
         self.singletons: dict[tuple[dns.name.Name, int], tuple[dns.rdata.Rdata, Source]] = {}
         self.here = Source(str(path), 1)
+        self.warnings: list[tuple[str, int, str]] = []  # (file, line, message)
         self._stack: list[dict[str, Any]] = []
-        self._files = [path.resolve()]
+        self._files = [real_path(path)]
 
     @property
     def tok(self) -> Tokenizer:
@@ -394,6 +427,7 @@ class _Reader:
                     f"{_first_at(first[1], self.here)}",
                     self.here.line,
                 )
+        check_rdata_length(fr_rdata_wire(rdata), self.here.file, self.here.line)
         self.owners.setdefault(name, self.here)
         self.records.setdefault((name, rdata), self.here)
 
@@ -474,18 +508,23 @@ class _Reader:
             path = self.include_dir / path
         if len(self._stack) >= MAX_INCLUDE_DEPTH:
             raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", self.here.line)
-        if path.resolve() in self._files:
-            raise self._error(f"$INCLUDE loop: {path} is already being read", self.here.line)
-        text = _read_text(path, self.here)
+        check_include(path, self.include_dir, self.rules, cited=(self.here.file, self.here.line))
+        real = real_path(path)
+        if real in self._files:
+            raise self._error(
+                f"$INCLUDE loop: {show_path(path)} is already being read", self.here.line
+            )
+        text = read_text(path, self.here, self.rules)
         self._stack.append(self.zf.save_state())
-        self._files.append(path.resolve())
+        self._files.append(real)
         self.zf.switch_to(Tokenizer(text, str(path)), origin)
 
     def _check_owner(self) -> None:
-        # dnspython skips records whose owner is outside the zone without a word
+        # dnspython skips records whose owner is outside the zone without a word:
+        # left out, as BIND and Knot do, with a warning
         if not self.zf.owner.is_subdomain(self.zf.apex):
-            raise self._error(
-                f"owner {self.zf.owner} is outside the zone {self.zf.apex}", self.here.line
+            self.warnings.append(
+                (self.tok.source_file, self.here.line, outside_message(self.zf.owner, self.zf.apex))
             )
 
     def _cname_conflict(self) -> str:
@@ -501,7 +540,7 @@ class _Reader:
             message = f"syntax error at {self.tok.token_value!r}"
         if self.tok.in_parentheses and self.tok.token_line != self.here.line:
             message += f" (inside parentheses opened at line {self.here.line})"
-        return message
+        return safe_message(message)
 
     def _error(self, message: str, line: int) -> ZoneError:
         return ZoneError(message, file=self.tok.source_file, line=line)

@@ -35,6 +35,7 @@ import dns.name
 
 from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
 from dnsserve.zones.versions import ZoneContent, content_steps, zone_content
@@ -101,12 +102,14 @@ def load_packed(
     directory: Path,
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None = None,
+    rules: FileRules = DEFAULT_RULES,
 ) -> Packed:
     """``load_zones`` with its new tables packed (what the child runs); ``extra``:
-    zone files from elsewhere (secondary zones' copies), as ``load_zones`` takes."""
+    zone files from elsewhere (secondary zones' copies), as ``load_zones`` takes;
+    ``rules``: the bounds the files are read under (``zones.files``)."""
     loaded = load_zones(
         directory, log_problems=False, extra=extra,
-        previous=previous.stand_in() if previous is not None else None,
+        previous=previous.stand_in() if previous is not None else None, rules=rules,
     )
     fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
     return Packed(
@@ -121,9 +124,10 @@ def _child_main(
     directory: str,
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None,
+    rules: FileRules,
 ) -> None:
     try:
-        result: object = load_packed(Path(directory), previous, extra)
+        result: object = load_packed(Path(directory), previous, extra, rules)
     except BaseException as exc:  # sent back, raised in the parent
         result = DnsServeError(f"loading zones in a child process failed: {exc!r}")
     conn.send(result)
@@ -138,9 +142,11 @@ class ChildLoad:
         directory: Path,
         previous: LoadedZones | None,
         extra: dict[dns.name.Name, Path] | None = None,
+        rules: FileRules = DEFAULT_RULES,
     ) -> None:
         self.directory = directory
         self.extra = extra
+        self.rules = rules
         self.previous = Previous.of(previous) if previous is not None else None
         self._process: multiprocessing.process.BaseProcess | None = None
 
@@ -149,7 +155,8 @@ class ChildLoad:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         process = ctx.Process(
-            target=_child_main, args=(send, str(self.directory), self.previous, self.extra),
+            target=_child_main,
+            args=(send, str(self.directory), self.previous, self.extra, self.rules),
             name="dnsserve-zone-load", daemon=True,
         )
         self._process = process

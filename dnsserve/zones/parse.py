@@ -11,8 +11,9 @@ for the same text: whatever the fast path is unsure of, dnspython judges.
 
 Rules it shares with ``zones.load``: ``$INCLUDE`` paths are relative to the
 zones directory, at most ``MAX_INCLUDE_DEPTH`` deep, without loops; a
-``$GENERATE`` makes at most ``MAX_GENERATE`` names; an owner outside the
-origin is an error; files are UTF-8. Everything else about a zone's meaning
+``$GENERATE`` makes at most ``MAX_GENERATE`` names; a record whose owner is
+outside the origin is left out with a warning (``ParsedRecords.warnings``);
+rdata is at most 65,535 octets; files are UTF-8. Everything else about a zone's meaning
 (an SOA below the apex, two CNAMEs at a name, a CNAME beside other data) is
 the builder's to judge, not this reader's.
 
@@ -39,11 +40,24 @@ from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.fastscan import generate_text, is_plain, match_plain, scan
+from dnsserve.zones.files import (
+    DEFAULT_RULES,
+    FileRules,
+    check_include,
+    inside,
+    line_too_long,
+    open_zone_text,
+    real_path,
+    record_too_long,
+    safe_message,
+    show_path,
+)
 from dnsserve.zones.records import ParsedRecords
 
 MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
 MAX_GENERATE = 65536  # the same as zones.load's
 _SOA = 6
+MAX_RDATA = 65535
 _CHUNK = 1 << 20  # characters of text split into lines at a time
 # Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
 # IN as written (any other class, CLASSnnn included, is dnspython's to judge)
@@ -54,7 +68,9 @@ _TYPES = {**fr.TYPES, **{name.lower(): code for name, code in fr.TYPES.items()}}
 _OCTET = {str(i): i for i in range(256)}
 
 
-def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> ParsedRecords:
+def parse_zone_file(
+    path: Path, origin: dns.name.Name, *, include_dir: Path, rules: FileRules = DEFAULT_RULES
+) -> ParsedRecords:
     """The records of ``path`` (zone ``origin``) and of the files it includes, in file order.
 
     Raises ``ZoneError`` naming the file and line of the first syntax error,
@@ -63,9 +79,18 @@ def parse_zone_file(path: Path, origin: dns.name.Name, *, include_dir: Path) -> 
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    parser = _Parser(origin, include_dir, records, path)
-    parser.read(path, open_text(path, str(path), 0))
+    check_zone_file(path, include_dir, rules)
+    parser = _Parser(origin, include_dir, records, path, rules)
+    parser.read(path, open_zone_text(path, rules, cited=(str(path), 0)))
     return records
+
+
+def check_zone_file(path: Path, include_dir: Path, rules: FileRules) -> None:
+    """A zone file must resolve inside its own directory (or the include paths):
+    a symlink in the zones directory cannot make a zone of ``/etc/shadow``."""
+    if not inside(path, (path.parent, include_dir, *rules.roots)):
+        raise ZoneError(f"{show_path(path)} resolves outside the zones directory: refused",
+                        file=str(path))
 
 
 def _ttl(text: str) -> int:
@@ -77,24 +102,16 @@ def _ttl(text: str) -> int:
     return fr.ttl(text)
 
 
-def open_text(path: Path, cited_file: str, cited_line: int) -> TextIO:
-    """A zone file opened to be read as UTF-8 text (newlines as ``read_text`` gives
-    them); a missing or unreadable file is an error where it was cited."""
+def _not_utf8(path: Path, rules: FileRules) -> ZoneError | None:
+    """The error of a file that is not UTF-8, or None (the whole file is decoded,
+    a chunk at a time, under ``rules``)."""
     try:
-        return path.open(encoding="utf-8")
-    except OSError as exc:
-        raise ZoneError(
-            f"cannot read {path}: {exc.strerror or exc}", file=cited_file, line=cited_line
-        ) from None
-
-
-def _not_utf8(path: Path) -> ZoneError | None:
-    """The error of a file that is not UTF-8, or None (the whole file is decoded)."""
-    try:
-        path.read_bytes().decode("utf-8")
+        with open_zone_text(path, rules, cited=(str(path), 0)) as file:
+            while file.read(_CHUNK):  # bounded by the file's size bound
+                pass
     except UnicodeDecodeError as exc:
-        return ZoneError(f"{path} is not UTF-8: {exc.reason}", file=str(path))
-    except OSError:
+        return ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}", file=str(path))
+    except ZoneError:
         return None
     return None
 
@@ -129,17 +146,24 @@ class _Parser:
     """One zone file and its includes; the reader state dnspython's reader keeps too."""
 
     def __init__(
-        self, apex: dns.name.Name, include_dir: Path, records: ParsedRecords, path: Path
+        self,
+        apex: dns.name.Name,
+        include_dir: Path,
+        records: ParsedRecords,
+        path: Path,
+        rules: FileRules,
     ) -> None:
         self.apex = apex
+        self.rules = rules
         self.apex_low = fr.name_wire(apex).lower()
         self.include_dir = include_dir
         self.records = records
-        self.files = [path.resolve()]
+        self.files = [real_path(path)]
         self.codec = fr.NameCodec(apex)
         self.origin_inside = True
         self.last_wire = self.codec.origin
         self.last_text: str | None = None
+        self.owner_outside = False  # the last owner is outside the zone (left out)
         self.last_ttl = 0
         self.last_ttl_known = False
         self.default_ttl = 0
@@ -168,25 +192,36 @@ class _Parser:
             try:
                 self._read_lines(self._lines(file))
             except UnicodeDecodeError:
-                error = _not_utf8(path) or ZoneError(f"{path} is not UTF-8", file=str(path))
+                error = _not_utf8(path, self.rules) or ZoneError(
+                    f"{show_path(path)} is not UTF-8", file=str(path)
+                )
                 raise error from None
             except ZoneError:
-                decoding = _not_utf8(path)
+                decoding = _not_utf8(path, self.rules)
                 if decoding is not None:
                     raise decoding from None
                 raise
 
     def _lines(self, file: TextIO) -> Iterator[str]:
         """The lines of ``file`` without their newlines; ``at_open_end`` is set
-        before a last line that has none is given."""
+        before a last line that has none is given. A line longer than the
+        rules' ``max_line`` is an error (before it is all read)."""
         self.at_open_end = False
         rest = ""
+        seen = 0  # lines given so far
+        max_line = self.rules.max_line
         while True:  # bounded by the file's size
             chunk = file.read(_CHUNK)
             if not chunk:
                 break
             lines = (rest + chunk).split("\n") if rest else chunk.split("\n")
             rest = lines.pop()
+            if lines and max(map(len, lines)) > max_line:
+                at = next(i for i, line in enumerate(lines) if len(line) > max_line)
+                raise line_too_long(max_line, self.file_name, seen + at + 1)
+            if len(rest) > max_line:
+                raise line_too_long(max_line, self.file_name, seen + len(lines) + 1)
+            seen += len(lines)
             yield from lines
         if rest:
             self.at_open_end = True
@@ -212,11 +247,15 @@ class _Parser:
             raw = [line]
             depth = scan(line, 0, tokens)
             here = lineno if tokens or line[0] in " \t" else 0
+            size = len(line)
             while depth:  # inside parentheses: the entry goes on
                 more = next(lines, None)
                 if more is None:
                     depth = None
                     break
+                size += len(more) + 1
+                if size > self.rules.max_line:
+                    raise record_too_long(self.rules.max_line, self.file_name, lineno)
                 raw.append(more)
                 had = len(tokens)
                 depth = scan(more, depth, tokens)
@@ -240,6 +279,8 @@ class _Parser:
         """One record's tokens to the columns; dnspython reads what this cannot."""
         try:
             if leading:
+                if self.owner_outside:
+                    raise fr.NotFast  # dnspython skips it; _take says so
                 owner = self.last_wire
                 k = 0
             else:
@@ -252,7 +293,7 @@ class _Parser:
                     if (
                         text[-1] == "." or "\\" in text or not self.origin_inside
                     ) and not self._inside(owner):
-                        raise self._outside(owner, here)
+                        raise fr.NotFast  # dnspython skips it; _take says so
                 k = 1
             ttl: int | None = None
             tok = t[k]
@@ -282,6 +323,8 @@ class _Parser:
                 if args and args[0] == "\\#":
                     raise fr.NotFast  # RFC 3597 generic rdata: dnspython
                 rdata = fr.ENCODERS[rtype](args, self.codec)
+                if len(rdata) > MAX_RDATA:
+                    raise fr.NotFast  # dnspython reads it, _take refuses it
         except (fr.NotFast, IndexError, KeyError):
             self._slow(raw, lineno)
             return
@@ -303,6 +346,7 @@ class _Parser:
         if not leading:
             self.last_wire = owner
             self.last_text = t[0]
+            self.owner_outside = False
         records = self.records
         records.owners.append(owner)
         records.types.append(rtype)
@@ -336,12 +380,6 @@ class _Parser:
         while i < cut:  # bounded: every step moves past one label
             i += low[i] + 1
         return i == cut
-
-    def _outside(self, wire: bytes, line: int) -> ZoneError:
-        name = dns.name.from_wire(wire, 0)[0]
-        return ZoneError(
-            f"owner {name} is outside the zone {self.apex}", file=self.file_name, line=line
-        )
 
     # -- directives --------------------------------------------------------------
 
@@ -393,7 +431,7 @@ class _Parser:
                     return False
                 owner = self.codec.wire(name)
                 if not self._inside(owner):
-                    raise self._outside(owner, here)
+                    return False  # dnspython stops there; _take says so
                 made.append((owner, encode(data.split(), self.codec)))
         except fr.NotFast:
             return False
@@ -402,6 +440,7 @@ class _Parser:
             self.last_ttl_known = True
         self.last_wire = owner
         self.last_text = None
+        self.owner_outside = False
         records = self.records
         for owner, rdata in made:
             records.add(owner, rtype, ttl, rdata, self.file, here)
@@ -463,6 +502,7 @@ class _Parser:
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
             self._set_origin(origin)
         self.last_wire = fr.name_wire(state["last_name"])
+        self.owner_outside = not state["last_name"].is_subdomain(self.apex)
         self.last_text = None
         self.last_ttl = state["last_ttl"]
         self.last_ttl_known = state["last_ttl_known"]
@@ -471,17 +511,17 @@ class _Parser:
         self.default_ttl_from_soa = state.get("default_ttl_from_soa", False)
 
     def _take(self, here: int) -> None:
-        """What dnspython's reader added, to the columns; its owner must be inside the zone."""
-        owner = self.zf.owner
-        if not owner.is_subdomain(self.apex):
-            raise ZoneError(
-                f"owner {owner} is outside the zone {self.apex}", file=self.file_name, line=here
-            )
+        """What dnspython's reader added, to the columns; a record it skipped because
+        its owner is outside the zone is a warning (``outside_message``)."""
         added = self.collector.added
         for name, ttl, rdata in added:
             wire = fr.rdata_wire(rdata)
+            check_rdata_length(wire, self.file_name, here)
             self.records.add(fr.name_wire(name), rdata.rdtype, ttl, wire, self.file, here)
         added.clear()
+        owner = self.zf.owner
+        if not owner.is_subdomain(self.apex):
+            self.records.warn(self.file, here, outside_message(owner, self.apex))
 
     def _slow_directive(self, tok: Tokenizer, directive: str, here: int) -> None:
         """``zones.load``'s directive handling, on dnspython's tokenizer."""
@@ -528,14 +568,16 @@ class _Parser:
             path = self.include_dir / path
         if len(self.files) > MAX_INCLUDE_DEPTH:
             raise self._error(f"$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep", here)
-        if path.resolve() in self.files:
-            raise self._error(f"$INCLUDE loop: {path} is already being read", here)
-        file = open_text(path, self.file_name, here)
+        check_include(path, self.include_dir, self.rules, cited=(self.file_name, here))
+        real = real_path(path)
+        if real in self.files:
+            raise self._error(f"$INCLUDE loop: {show_path(path)} is already being read", here)
+        file = open_zone_text(path, self.rules, cited=(self.file_name, here))
         # the included file starts from this reader's state, and leaves it as it was
         self._sync_from_zf()
         saved = zf.save_state()
         outer = (self.file_name, self.file, self.at_open_end)
-        self.files.append(path.resolve())
+        self.files.append(real)
         self.file_name = str(path)
         self.file = self.records.file_index(self.file_name)
         if origin != self.codec.origin_name or origin.labels != self.codec.origin_name.labels:
@@ -546,6 +588,20 @@ class _Parser:
         zf.restore_state(saved)
 
 
+def outside_message(owner: dns.name.Name, apex: dns.name.Name) -> str:
+    """The warning for a record left out: its owner is outside the zone (``zones.load`` too)."""
+    return f"owner {owner} is outside the zone {apex}: record left out (as BIND and Knot do)"
+
+
+def check_rdata_length(rdata: bytes, file: str, line: int) -> None:
+    """A record's rdata is at most 65,535 octets (its length is 16 bits); both readers."""
+    if len(rdata) > MAX_RDATA:
+        raise ZoneError(
+            f"rdata of {len(rdata):,} octets: a record holds at most {MAX_RDATA:,}",
+            file=file, line=line,
+        )
+
+
 def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:
     """``zones.load``'s wording of a dnspython error."""
     message = str(exc) or type(exc).__name__
@@ -553,4 +609,4 @@ def _syntax_message(exc: Exception, tok: Tokenizer, here: int) -> str:
         message = f"syntax error at {tok.token_value!r}"
     if tok.in_parentheses and tok.token_line != here:
         message += f" (inside parentheses opened at line {here})"
-    return message
+    return safe_message(message)

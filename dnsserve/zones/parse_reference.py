@@ -25,6 +25,8 @@ import dns.transaction
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones import load
 from dnsserve.zones.dnspython_adapter import Tokenizer
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
+from dnsserve.zones.parse import check_rdata_length, check_zone_file
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.sources import Source
 
@@ -50,8 +52,10 @@ class _Collector:
 
     def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
         records = self.records
+        wire = fr.rdata_wire(rdata)
+        check_rdata_length(wire, self.where.file, self.where.line)
         records.add(
-            fr.name_wire(name), rdata.rdtype, ttl, fr.rdata_wire(rdata),
+            fr.name_wire(name), rdata.rdtype, ttl, wire,
             records.file_index(self.where.file), self.where.line,
         )
 
@@ -66,17 +70,21 @@ class _Reader(load._Reader):
 
 
 def parse_zone_file_dnspython(
-    path: Path, origin: dns.name.Name, *, include_dir: Path
+    path: Path, origin: dns.name.Name, *, include_dir: Path, rules: FileRules = DEFAULT_RULES
 ) -> ParsedRecords:
     """``parse_zone_file``'s result, the way ``zones.load`` reads the file (slow: dnspython)."""
     path = Path(path)
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     records.file_index(str(path))
-    text = load._read_text(path, Source(str(path), 0))
+    check_zone_file(path, include_dir, rules)
+    text = load.read_text(path, Source(str(path), 0), rules)
     collector = _Collector(origin, records)
     reader = _Reader(
-        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir
+        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir,
+        rules,
     )
     reader.collector = collector
     reader.read()
+    for file, line, message in reader.warnings:
+        records.warn(records.file_index(file), line, message)
     return records

@@ -17,7 +17,9 @@ Columns, all the same length:
 - ``files``, ``lines``: where the record was written, ``files[i]`` an index
   into ``file_names`` (``0`` is the zone file itself, others are $INCLUDEs).
 
-Parsing is syntactic, plus one rule: every owner is inside the origin. The
+Parsing is syntactic, plus one rule: a record whose owner is outside the
+origin is left out, with a warning in ``warnings`` (file index, line,
+message), as BIND and Knot ignore it (NSD refuses the zone). The
 checks ``zones.load`` made while reading (an SOA below the apex, two
 SOA/CNAME/DNAME records at one owner, a CNAME beside other data) are the
 builder's, from these columns (``where(i)`` names the line).
@@ -45,6 +47,8 @@ class ParsedRecords:
     rdatas: list[bytes] = field(default_factory=list)
     files: array[int] = field(default_factory=lambda: array("H"))
     lines: array[int] = field(default_factory=lambda: array("I"))
+    # what the reader left out, and why: (file index, line, message)
+    warnings: list[tuple[int, int, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.owners)
@@ -66,6 +70,10 @@ class ParsedRecords:
         self.rdatas.append(rdata)
         self.files.append(file)
         self.lines.append(line)
+
+    def warn(self, file: int, line: int, message: str) -> None:
+        """Note something the reader left out (the builder reports it as a warning)."""
+        self.warnings.append((file, line, message))
 
     def key(self, i: int) -> bytes:
         """Record ``i``'s owner, lower-cased (ASCII only, as DNS compares names)."""

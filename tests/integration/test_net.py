@@ -288,24 +288,58 @@ def test_tcp_idle_timeout_closes(start: Start, loop_thread: LoopThread) -> None:
              lambda n: n == 0)
 
 
-def test_tcp_connection_cap(start: Start, loop_thread: LoopThread) -> None:
+def test_tcp_connection_cap_closes_the_longest_idle(start: Start, loop_thread: LoopThread) -> None:
+    """At the cap a new connection is taken and the longest-idle one closed (NSD, Knot)."""
     servers = start(cap=2)
     [addr] = servers.addresses
     with contextlib.ExitStack() as stack:
         first, second = (stack.enter_context(tcp_connect(addr)) for _ in range(2))
-        for i, s in enumerate((first, second)):
+        for i, s in enumerate((second, first)):  # first asked last: second is the longest idle
             s.sendall(frame(query("www.example.", i).to_wire()))
             assert [a.id for a in read_answers(s, 1)] == [i]
-        with tcp_connect(addr) as third:
-            assert closed_by_peer(third)
+        third = stack.enter_context(tcp_connect(addr))
+        third.sendall(frame(query("www.example.", 3).to_wire()))
+        assert [a.id for a in read_answers(third, 1)] == [3]
+        assert closed_by_peer(second)
         stats = servers.stats
-        assert loop_thread.read(lambda: (stats.tcp_open, stats.tcp_refused)) == (2, 1)
-        first.close()
-        wait_for("one TCP connection open", lambda: loop_thread.read(lambda: stats.tcp_open),
-                 lambda n: n == 1)
-        with tcp_connect(addr) as fourth:
-            fourth.sendall(frame(query("www.example.", 4).to_wire()))
-            assert [a.id for a in read_answers(fourth, 1)] == [4]
+        assert loop_thread.read(lambda: (stats.tcp_open, stats.tcp_evicted)) == (2, 1)
+        first.sendall(frame(query("www.example.", 4).to_wire()))
+        assert [a.id for a in read_answers(first, 1)] == [4]
+
+
+def test_tcp_per_prefix_limit(loop_thread: LoopThread) -> None:
+    """A prefix at its limit gives up its own longest-idle connection; others keep theirs."""
+    coro = net.serve(Responder(), ["127.0.0.1:0"], tcp_idle_timeout=30.0,
+                     tcp_max_connections=100, tcp_max_connections_per_prefix=3,
+                     prefix_lengths=(32, 128))
+    servers = loop_thread.run(coro)
+    [addr] = servers.addresses
+    try:
+        with contextlib.ExitStack() as stack:
+            def connect(source: str) -> socket.socket:
+                s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                s.settimeout(10)
+                s.bind((source, 0))
+                s.connect(addr)
+                return s
+
+            other = connect("127.0.0.3")
+            hog = []
+            for i in range(5):  # one at a time: each is accepted before the next connects
+                hog.append(connect("127.0.0.2"))
+                hog[-1].sendall(frame(query("www.example.", i).to_wire()))
+                assert [a.id for a in read_answers(hog[-1], 1)] == [i]
+            assert closed_by_peer(hog[0]) and closed_by_peer(hog[1])
+            other.sendall(frame(query("www.example.", 9).to_wire()))
+            assert [a.id for a in read_answers(other, 1)] == [9]
+            stats = servers.stats
+            assert loop_thread.read(lambda: (stats.tcp_open, stats.tcp_evicted)) == (4, 2)
+    finally:
+        async def close() -> None:
+            servers.close()
+            await servers.wait_closed()
+
+        loop_thread.run(close())
 
 
 def test_tcp_backpressure_pauses_a_client_that_does_not_read(
@@ -416,9 +450,11 @@ def test_idle_stalled_and_excess_tcp_connections_leave_udp_answering(tmp_path: P
         wait_for("UDP answers while the cap is reached",
                  lambda: [udp_query(srv, "www.example.com.") is not None for _ in range(20)],
                  lambda got: all(got))
-        with pytest.raises((EOFError, ConnectionError)):  # over the cap: closed at once
-            dns.query.tcp(dns.message.make_query("www.example.com.", "A"), srv.host,
-                          port=srv.port, timeout=5)
+        # over the cap: the new one is answered, the longest-idle one closed
+        assert dns.query.tcp(dns.message.make_query("www.example.com.", "A"), srv.host,
+                             port=srv.port, timeout=5).answer
+        held[0].settimeout(10)
+        assert held[0].recv(512) == b""
         # A client trickling bytes of its one query does not reset the idle timer.
         trickle = held[2]
         for byte in query_wire[5:8]:

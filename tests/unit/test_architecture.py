@@ -109,7 +109,10 @@ LEVELS: list[set[str]] = [
     {"config_validate", "posture.configrules", "posture.poolrules"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
-    {"config_values"},
+    # zones.files (zone files opened as untrusted input: where, what, how much,
+    # and what a message may quote) is an edge leaf under zones.parse and
+    # zones.load, its importers; it reads config_schema's bounds.
+    {"config_values", "zones.files"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -144,7 +147,8 @@ LEVELS: list[set[str]] = [
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
-        "answer.policies", "answer.prebuilt", "answer.tsig", "zones.compile", "health.tracker",
+        "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
+        "health.tracker",
         "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
@@ -195,6 +199,7 @@ CORE = {
     "health.guard",
     "answer.policies",
     "answer.tsig",
+    "answer.edns",
     "answer.lookup",
     "answer.chaos",
     "answer.misses",
@@ -249,6 +254,7 @@ EDGE = {
     "config",
     "zones.load",
     "zones.dnspython_adapter",
+    "zones.files",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",

@@ -35,9 +35,11 @@ from dnsserve.answer.snapshot import Snapshot, build_snapshot
 from dnsserve.health.model import HealthView, MemberHealth, MemberId, State
 from dnsserve.zones.load import load_zones
 from dnsserve.zones.table import ZoneTable
-from testkit import SHIPPED_ZONES
+from testkit import SHIPPED_ZONES, TEST_DATA
 from testkit.answers import EDGE_MAIN, EDGE_ROOT
 
+# zones with data below cuts and DNAMEs (occluded: loaded, never served)
+OCCLUDED = TEST_DATA / "zones_occluded"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-"
 QTYPES = ("A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "ANY", "SRV", "DS", "PTR", "CAA",
           "DNAME", "HINFO", "TYPE65280", "TYPE4000")
@@ -125,8 +127,8 @@ def snapshot_of(directory: Path, **kw: object) -> Snapshot:
 # --- everything, everywhere: random names below every existing name ------------------------
 
 
-@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT],
-                         ids=["shipped", "edge-main", "edge-root"])
+@pytest.mark.parametrize("directory", [SHIPPED_ZONES, EDGE_MAIN, EDGE_ROOT, OCCLUDED],
+                         ids=["shipped", "edge-main", "edge-root", "occluded"])
 def test_random_names_below_every_name_match_the_slow_path(
     directory: Path, learnt: list[bytes]
 ) -> None:

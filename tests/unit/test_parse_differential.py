@@ -35,6 +35,7 @@ def outcome(records: ParsedRecords) -> tuple[object, ...]:
         list(records.ttls),
         list(records.rdatas),
         [records.where(i) for i in range(len(records))],
+        [(records.file_names[f], line, message) for f, line, message in records.warnings],
     )
 
 
@@ -359,8 +360,7 @@ BAD = [
     ("bad escape", 'a TXT "\\256"\n', 1),
     ("quoted owner", '"a" A 192.0.2.1\n', 1),
     ("quoted address", 'a A "192.0.2.1"\n', 1),
-    ("outside", "www.example.net. A 192.0.2.1\n", 1),
-    ("outside generate", "$GENERATE 1-3 h$.example.net. A 10.0.0.$\n", 1),
+    ("rdata too long", "a TXT " + " ".join([f'"{"x" * 255}"'] * 260) + "\n", 1),
     ("generate huge", "$GENERATE 0-70000 h$ A 10.0.0.1\n", 1),
     ("generate bad range", "$GENERATE 5-1 h$ A 10.0.0.$\n", 1),
     ("generate bad modifier", "$GENERATE 1-3 h${x} A 10.0.0.$\n", 1),
@@ -455,3 +455,25 @@ def test_lines_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     path.write_text("\n".join(lines))
     fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
     assert fast == reference
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("www.example.net. A 192.0.2.1\n  TXT \"same owner\"\nin A 192.0.2.2\n", 2),
+        ("$GENERATE 1-3 h$.example.net. A 10.0.0.$\nin A 192.0.2.2\n", 2),
+        ("$ORIGIN example.net.\nx A 192.0.2.1\n$ORIGIN gen.example.\ny A 192.0.2.2\n", 3),
+    ],
+    ids=["owner", "generate", "origin"],
+)
+def test_outside_owner_left_out_with_a_warning(tmp_path: Path, text: str, line: int) -> None:
+    """A record outside the origin is left out, with the same warning on both paths."""
+    path = tmp_path / "z.zone"
+    path.write_text("$TTL 300\n" + text)
+    fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert fast == reference
+    assert isinstance(fast, tuple) and fast[0] != "error", fast
+    warnings = fast[-1]
+    assert isinstance(warnings, list) and warnings
+    assert all("outside the zone gen.example.: record left out" in w[2] for w in warnings)
+    assert warnings[0][:2] == (str(path), line)

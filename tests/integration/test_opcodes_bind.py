@@ -1,0 +1,167 @@
+"""Differential test of the protocol edges: every opcode, with and without a question,
+under each header flag, answered by dnsserve's engine as BIND (``named``) answers.
+
+Owns issue 11 §2. Each message is sent to ``named`` and to ``knotd`` over UDP
+on loopback and given to our engine directly (bytes in, bytes out; no sockets
+on our side). BIND is the reference: ``header()`` (rcode, opcode, every header
+flag, whether the question is echoed, whether an OPT comes back) must be equal.
+Knot is compared on the rcode only, except where BIND and Knot differ; there
+we follow BIND, and ``KNOT_DIFFERS`` says where and how.
+
+What BIND does (named 9.18), and so we do:
+- QUERY without a question: FORMERR, RD and CD copied.
+- NOTIFY or UPDATE without a question: FORMERR (each needs one: RFC 1996 §3.7,
+  RFC 2136 §3.1.1), RD and CD cleared.
+- Any other opcode (IQUERY, STATUS, unassigned, DSO): NOTIMP, with or without
+  a question; the question is not echoed; RD and CD cleared.
+- UPDATE with a zone section of type SOA: REFUSED (we take no updates; BIND
+  refuses as no update is allowed), NOTAUTH for a zone not served, the
+  question echoed; another type: FORMERR.
+- TC, AD and Z in a query are never copied. An OPT in the query: ours comes
+  back, on every error above too.
+
+Where Knot differs (we follow BIND): Knot echoes the question and copies RD on
+NOTIMP and on the other errors, never copies CD, and answers an UPDATE of its
+own zone with NOTAUTH. NOTIFY with a question is not compared: the server hands
+it to its secondary-zone code (``handoff``), which the engine alone does not
+have (tests/unit/test_handoff.py and the secondary tests cover it).
+
+Must not: talk to anything but loopback, leave named or knotd running.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.update
+import pytest
+
+from dnsserve.answer.engine import Engine
+from testkit import SHIPPED_ZONES
+from testkit.answers import build_engine
+from testkit.peers import Peer, canonical_zone_file, start_knot, start_named
+
+QR, AA, TC, RD, RA, Z, AD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0040, 0x0020, 0x0010
+FLAG_SETS = {
+    "none": 0, "rd": RD, "cd": CD, "ad": AD, "tc": TC, "z": Z, "all": RD | CD | AD | TC | Z,
+}
+QUESTION = dns.message.make_query("www.example.com.", "A").to_wire()[12:]
+OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # EDNS 0, payload 1232, no options
+NOTIFY = 4
+UPDATE = 5
+
+
+def message(opcode: int, flags: int, *, question: bool, edns: bool) -> bytes:
+    head = struct.pack("!HHHHHH", 0x1234, (opcode << 11) | flags, int(question), 0, 0, int(edns))
+    return head + (QUESTION if question else b"") + (OPT if edns else b"")
+
+
+Header = tuple[int, int, tuple[str, ...], int, bool]
+
+
+def header(data: bytes | None) -> Header | None:
+    """rcode, opcode, the flags set, QDCOUNT, and whether the last record is an OPT."""
+    if data is None:
+        return None
+    flags = (data[2] << 8) | data[3]
+    names = tuple(n for n, bit in (("qr", QR), ("aa", AA), ("tc", TC), ("rd", RD), ("ra", RA),
+                                   ("z", Z), ("ad", AD), ("cd", CD)) if flags & bit)
+    qdcount, arcount = struct.unpack_from("!H", data, 4)[0], struct.unpack_from("!H", data, 10)[0]
+    # read as a QUERY (dnspython parses an UPDATE's zone section by UPDATE's rules)
+    as_query = data[:2] + (flags & ~0x7800).to_bytes(2, "big") + data[4:]
+    opt = arcount > 0 and dns.message.from_wire(as_query).edns >= 0
+    return flags & 0xF, (flags >> 11) & 0xF, names, qdcount, opt
+
+
+def udp(peer: Peer, data: bytes) -> bytes | None:
+    """One exchange; None when nothing comes back within the timeout (one try)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        sock.sendto(data, (peer.host, peer.port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
+@pytest.fixture(scope="module")
+def zone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return canonical_zone_file("example.com.", SHIPPED_ZONES / "example.com.zone",
+                               tmp_path_factory.mktemp("opcode-zone"))
+
+
+@pytest.fixture(scope="module")
+def named(zone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    peer = start_named({"example.com.": zone}, tmp_path_factory.mktemp("named"),
+                       extra_options="minimal-responses yes;")
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def knot(zone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    peer = start_knot({"example.com.": zone}, tmp_path_factory.mktemp("knot"))
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return build_engine(SHIPPED_ZONES)
+
+
+CASES = [
+    (opcode, flags, question, edns)
+    for opcode in range(16)
+    for flags in FLAG_SETS
+    for question in (False, True)
+    for edns in (False, True)
+    if not (opcode == NOTIFY and question)  # handed off by the server: see the docstring
+]
+
+
+def knot_differs(opcode: int, question: bool) -> bool:
+    """Where Knot's rcode is not BIND's: an UPDATE of its zone (NOTAUTH, BIND REFUSED)."""
+    return opcode == UPDATE and question
+
+
+@pytest.mark.parametrize(("opcode", "flags", "question", "edns"), CASES)
+def test_opcode_as_bind_answers(
+    engine: Engine, named: Peer, knot: Peer, opcode: int, flags: str, question: bool,
+    edns: bool,
+) -> None:
+    data = message(opcode, FLAG_SETS[flags], question=question, edns=edns)
+    ours = header(engine.respond(data, tcp=False))
+    assert ours == header(udp(named, data))
+    theirs = header(udp(knot, data))
+    assert ours is not None and theirs is not None
+    if not knot_differs(opcode, question):
+        assert ours[0] == theirs[0]  # the rcode; flags and question: see the docstring
+
+
+@pytest.mark.parametrize("origin", ["example.com.", "example.net."])
+def test_update_as_bind_answers(engine: Engine, named: Peer, origin: str) -> None:
+    """An UPDATE with its SOA zone section, of our zone and of a zone we do not serve."""
+    update = dns.update.UpdateMessage(origin)
+    update.add(f"new.{origin}", 300, "A", "192.0.2.1")
+    data = update.to_wire()
+    ours = header(engine.respond(data, tcp=False))
+    assert ours is not None and ours[0] in (5, 9)  # REFUSED or NOTAUTH, as BIND says
+    assert ours == header(udp(named, data))
+
+
+def test_header_tells_notimp_from_formerr(engine: Engine) -> None:
+    """header() must see the rcode and the question, or the comparison cannot fail."""
+    notimp = header(engine.respond(message(9, RD, question=True, edns=False), tcp=False))
+    formerr = header(engine.respond(message(0, RD, question=False, edns=False), tcp=False))
+    assert notimp is not None and formerr is not None
+    assert notimp[0] == 4 and formerr[0] == 1
+    assert notimp[2] == ("qr",) and formerr[2] == ("qr", "rd")
