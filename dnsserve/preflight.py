@@ -89,7 +89,7 @@ def check(settings: Settings, *, against: str | None = None,
     placed = place_pools(config, tables, failed, file=name)
     findings += [finding("config-error", e) for e in placed.errors + placed.set_aside]
     files = {o: str(p) for o, p in loaded.files.items()}
-    seen = survey(loaded.tables, files)
+    seen = survey(loaded.tables, files, addresses=bool(config.region))
     takeover = takeover_list()
     if not placed.errors:
         findings += review(config, placed.pools, seen, file=name, takeover=takeover)

@@ -94,13 +94,20 @@ class Survey:
         return _target(rrset[0]) if rrset is not None else None
 
 
-def survey(tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, str]) -> Survey:
-    """Every zone of ``tables`` surveyed, in origin order."""
-    return Survey(tables, tuple(_zone(origin, tables[origin], files.get(origin, ""))
+def survey(
+    tables: Mapping[dns.name.Name, ZoneTable],
+    files: Mapping[dns.name.Name, str],
+    *,
+    addresses: bool = True,
+) -> Survey:
+    """Every zone of ``tables`` surveyed, in origin order. Without ``addresses`` (no
+    ``[[region]]`` to judge them by) the A/AAAA RRsets are not decoded: a big zone's
+    addresses are most of it."""
+    return Survey(tables, tuple(_zone(origin, tables[origin], files.get(origin, ""), addresses)
                                 for origin in sorted(tables)))
 
 
-def _zone(origin: dns.name.Name, table: ZoneTable, file: str) -> ZoneSurvey:
+def _zone(origin: dns.name.Name, table: ZoneTable, file: str, addresses: bool) -> ZoneSurvey:
     out = ZoneSurvey(origin, file)
     apex = name_key(origin)
     cuts, dnames = set(), set()
@@ -128,7 +135,7 @@ def _zone(origin: dns.name.Name, table: ZoneTable, file: str) -> ZoneSurvey:
                     out.pointers.append(Pointer(owner, rdt, ttl, _target(rd)))
                     if rdt == RdataType.NS and key == apex:
                         out.apex_ns.append(_target(rd))
-            elif rdt in _ADDRESSES:
+            elif rdt in _ADDRESSES and addresses:
                 out.addresses.append(AddressSet(owner, rdt, ttl, tuple(
                     rd.to_text() for rd in _decoded(rdt, rdatas))))
             elif rdt == RdataType.SOA and key == apex:
