@@ -80,7 +80,7 @@ from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
 from dnsserve.xfr.publish import PoolKey, soa_answer
-from dnsserve.zones.versions import ZoneContent, ZoneDiff
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, records_wire
 
 log = logging.getLogger("dnsserve")
 
@@ -103,10 +103,12 @@ class Server:
         self.settings = settings
         self.registry = Registry()
         self.metrics = server_metrics(self.registry)
+        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
         self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed, on_swap=self._swapped,
+            hot_keys=self._hot_keys if count > 1 else None,
         )
         self.secondaries = Secondaries(settings, Hooks(
             served=self._served_content, protected=self._protected, serve=self._serve_copies,
@@ -122,7 +124,6 @@ class Server:
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
-        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
         # Workers hand transfers, NOTIFY, signed queries and (with secondary
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
@@ -135,6 +136,10 @@ class Server:
         self._force = force
         self._started = False
         self._stop = asyncio.Event()
+
+    async def _hot_keys(self) -> list[bytes]:
+        """What a reload warms its snapshot with: the workers' hot keys."""
+        return await self.workers.hot_keys() if self.workers is not None else []
 
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine
@@ -245,7 +250,8 @@ class Server:
         for version, changes, content in prepared.versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
-                removed=b"".join(changes.removed), added=b"".join(changes.added),
+                # the stored bytes, not copies: a first version's "added" is its content
+                removed=records_wire(changes.removed), added=records_wire(changes.added),
                 content=content.to_wire(),
             ))
             if content.origin in publish:

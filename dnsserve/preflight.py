@@ -16,6 +16,7 @@ except ``--resolve``'s queries (``posture.sources``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import dns.name
 import dns.rcode
 
+from dnsserve.answer.dnssec import EXPIRY_WARNING, expiring
 from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.config import place_pools
 from dnsserve.posture.against import against_findings
@@ -81,6 +83,8 @@ def check(settings: Settings, *, against: str | None = None,
         rules=settings.file_rules)
     findings = [zone_finding(p) for p in loaded.problems]
     findings += [zone_finding(p) for p in unbuildable(loaded.tables, loaded.files)]
+    findings += [zone_finding(p) for p in
+                 expiring_signatures(loaded.tables, loaded.files, now=time.time())]
     config, name = settings.config, settings.config_name
     failed = {dns.name.from_text(p.zone) for p in loaded.errors if p.zone}
     # a secondary zone not transferred yet holds its pools all the same
@@ -125,6 +129,8 @@ def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:
     loaded = load_zones(zones_dir, log_problems=False)
     findings = [finding("config-error", e) for e in config_errors]
     findings += [zone_finding(p) for p in loaded.problems]
+    findings += [zone_finding(p) for p in
+                 expiring_signatures(loaded.tables, loaded.files, now=time.time())]
     return Report(findings, _summaries(loaded))
 
 
@@ -157,3 +163,26 @@ def unbuildable(
                     f"zone {origin} cannot be served: {why}", origin.to_text())
         for origin, why in left_out.items()
     ]
+
+
+def expiring_signatures(
+    tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, Path], *, now: float
+) -> list[ZoneProblem]:
+    """A warning per pre-signed zone with RRSIGs that expire within three days
+    (``answer.dnssec.EXPIRY_WARNING``): validators will reject its answers then."""
+    out = []
+    for origin, table in tables.items():
+        found = expiring(table, now)
+        if found is None:
+            continue
+        when = ("expired" if found.seconds < 0
+                else f"expires in {found.seconds / 3600:.1f} hours")
+        days = EXPIRY_WARNING // 86400
+        out.append(ZoneProblem(
+            str(files.get(origin, "")), 0, "warning",
+            f"zone {origin}: {found.count} DNSSEC signature(s) expire within {days} days "
+            f"(the first, over {found.owner} {found.covered.name}, {when}): re-sign the zone, "
+            "or validating resolvers will reject its answers", origin.to_text(),
+            rule="dnssec-signatures-expiring"))
+    return out
+

@@ -45,6 +45,17 @@ zones it was built from are the current ones (a flip makes new ones). So the
 index and its other bodies stay valid across snapshots that change only
 pool selections (health flips); ``answer.snapshot`` hands the same index on.
 
+Memory. The index is one dict from each name (lower-cased wire) to what was
+decided for it, and the decisions are shared: a handful of ``_Name``
+objects for a whole zone (one per distinct outcome and set of types), so a
+name costs its dict entry only, and the dict's keys are the table's own
+key objects (``ZoneTable.wire_types`` / ``empty_keys``), not copies. Only
+names the data mentions without them existing are new ``bytes``. The build
+keeps nothing per name beyond that dict (about 60 bytes a name: 40 MB for a
+million-record zone's 700,000 names, where a set of types and an object per
+name took 400 MB). A body is memoized under (the encloser's name, template
+type, length below it).
+
 Must not: change or reach into ``zones.table`` (the index is built from
 ``ZoneTable``'s public reading API only), hold anything per query beyond the
 bounded body memo, or decide anything the slow path would decide otherwise
@@ -62,7 +73,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, key_parts, lookup
 from dnsserve.answer.prebuilt import Prebuilt, empty, render
-from dnsserve.zones.table import ZoneTable
+from dnsserve.zones.table import ZoneTable, is_below
 
 TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood costs relearning)
 
@@ -73,7 +84,6 @@ NODE = 2  # the answer at a node (the name's own, or a wildcard's)
 
 _FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
 _NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
-_IDENT_SHIFT = 25  # template key: ident << 25 | template type << 8 | length below E
 
 _DS = int(RdataType.DS)
 _CNAME = int(RdataType.CNAME)
@@ -103,26 +113,28 @@ PoolKey = tuple[dns.name.Name, RdataType]
 
 
 class _Name:
-    """What was decided, when the index was built, for one name of the index (one
-    that exists, or one the data mentions: that answers as below its encloser)."""
+    """What was decided, when the index was built, for a name of the index (one
+    that exists, or one the data mentions: that answers as below its encloser).
+    Shared by every name decided alike (``_Decisions``)."""
 
-    __slots__ = ("at", "at_types", "below", "below_types", "ident")
+    __slots__ = ("at", "at_types", "below", "below_types")
 
     def __init__(
         self,
-        ident: int,
         at: int,
         at_types: frozenset[int] | None,
         below: int,
         below_types: frozenset[int] | None,
     ) -> None:
-        self.ident = ident << _IDENT_SHIFT
         self.at = at  # SLOW | FIXED | NODE, for the name itself
         # NODE: the qtypes with an answer of their own (None: every qtype, the node has a CNAME)
         self.at_types = at_types
         self.below = below  # the same for names below it that do not exist
         self.below_types = below_types
 
+
+# A memoized body's key: (the encloser's name, template type, length of the qname below it).
+TemplateKey = tuple[bytes, int, int]
 
 
 class MissIndex:
@@ -155,11 +167,12 @@ class MissIndex:
         self._longest = max(map(len, names), default=1) if names is not None else 1
         self.pools = pools  # the pools the index was built with (names they add exist)
         self.limit = limit
-        self._templates: dict[int, Prebuilt | None] = {}  # bounded by ``limit``
-        self._kept: dict[int, Prebuilt | None] = {}  # bounded by the zones' names and types
+        self._templates: dict[TemplateKey, Prebuilt | None] = {}  # bounded by ``limit``
+        # bounded by the zones' names and types
+        self._kept: dict[TemplateKey, Prebuilt | None] = {}
         # bodies that use a pool (None in the memos above), for the zones they were built from
         self._pool_zones: Mapping[dns.name.Name, ZoneTable] | None = None
-        self._pooled_bodies: dict[int, Prebuilt] = {}
+        self._pooled_bodies: dict[TemplateKey, Prebuilt] = {}
         self._refused = empty(Rcode.REFUSED)
         self._notimp = empty(Rcode.NOTIMP)
 
@@ -208,7 +221,8 @@ class MissIndex:
         while i < start:
             i += key[i] + 1
         while True:
-            info = names.get(key[i:end])
+            name = key[i:end]
+            info = names.get(name)
             if info is not None:
                 break
             n = key[i]
@@ -227,7 +241,7 @@ class MissIndex:
             t = qtype if types is None or qtype in types else _NODATA_TYPE
         else:
             return None
-        k = info.ident | (t << 8) | i
+        k = (name, t, i)
         # names of the index themselves have finitely many bodies: kept for good (in a
         # lazy zone they are its answers); below them, and any qtype after a CNAME, bounded
         memo = (
@@ -241,7 +255,7 @@ class MissIndex:
         return self._learn(k, key, zones, memo)
 
     def _pooled(
-        self, k: int, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
+        self, k: TemplateKey, key: bytes, zones: Mapping[dns.name.Name, ZoneTable]
     ) -> Prebuilt:
         """A body that uses a pool: shared by its shape only within one snapshot's zones."""
         if zones is not self._pool_zones:  # a health flip (or a reload): pools moved
@@ -261,10 +275,10 @@ class MissIndex:
 
     def _learn(
         self,
-        k: int,
+        k: TemplateKey,
         key: bytes,
         zones: Mapping[dns.name.Name, ZoneTable],
-        memo: dict[int, Prebuilt | None],
+        memo: dict[TemplateKey, Prebuilt | None],
     ) -> Prebuilt:
         """Answer by the slow path; keep the body unless it depends on a pool."""
         qname, qtype, qclass = key_parts(key)
@@ -331,127 +345,189 @@ def build_index(
     if defer:
         return MissIndex(None, pool_set, limit=limit, source=zones)
     origins = {_wire(origin): origin for origin in zones}
-    mentioned: set[bytes] = set()
-    names: dict[bytes, _Name] = {}
     by_zone: dict[bytes, list[PoolKey]] = {}
     for pool in pool_set:
         table = find_zone(zones, pool[0], pool[1])
         if table is not None:
             by_zone.setdefault(_wire(table.origin), []).append(pool)
+    names: dict[bytes, _Name] = {}
+    decisions = _Decisions()
+    mentioned: set[bytes] = set()
     for origin_wire, origin in origins.items():
-        zone = _Zone(zones[origin], origin_wire, by_zone.get(origin_wire, ()), mentioned)
-        inner = [o for o in origins if o != origin_wire and o.endswith(origin_wire)]
-        for name in sorted(zone.names, key=len):  # parents before children
-            if inner and zone.shadowed(name, origins):
-                mentioned.add(name)  # a deeper zone we serve answers it
-                continue
-            names[name] = zone.decide(name, len(names) + 1)
+        _Zone(zones[origin], origin_wire, origins, by_zone.get(origin_wire, ()),
+              decisions).add_to(names, mentioned)
     # A name the data mentions that does not exist is a name of its own: below it,
     # the answer's names may compress against it. It answers as below its encloser
     # (a name in no zone needs no entry: the walk finds nothing and answers REFUSED).
-    existing = dict(names)
+    # A mentioned name found on the way up decides as that encloser's "below" too.
     for name in mentioned:
         chain: list[bytes] = []
-        while name not in existing:
+        while name not in names:
             if not name[0]:
                 chain = []  # in no zone we serve
                 break
             chain.append(name)
             name = name[name[0] + 1 :]
         if chain:
-            encloser = existing[name]
+            encloser = names[name]
             below, types = encloser.below, encloser.below_types
+            shared = decisions.get(below, types, below, types)
             for suffix in chain:
-                if suffix not in names:
-                    names[suffix] = _Name(len(names) + 1, below, types, below, types)
+                names[suffix] = shared
     return MissIndex(names, pool_set, limit=limit)
 
 
+class _Decisions:
+    """One ``_Name`` per distinct decision, and one frozenset per set of types."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[int, frozenset[int] | None, int, frozenset[int] | None],
+                          _Name] = {}
+        self._types: dict[frozenset[int], frozenset[int]] = {}
+
+    def get(self, at: int, at_types: frozenset[int] | None, below: int,
+            below_types: frozenset[int] | None) -> _Name:
+        key = (at, at_types, below, below_types)
+        found = self._names.get(key)
+        if found is None:
+            found = self._names[key] = _Name(at, at_types, below, below_types)
+        return found
+
+    def node_types(self, types: Iterable[int]) -> frozenset[int] | None:
+        """The qtypes with an answer of their own at a node of ``types`` (None: a CNAME)."""
+        shared = frozenset(types)
+        if _CNAME in shared:
+            return None  # a CNAME: each qtype follows it to its own answer
+        shared |= _ANY_ONLY
+        return self._types.setdefault(shared, shared)
+
+
+_ANY_ONLY = frozenset({_ANY})
+
+
 class _Zone:
-    """One zone's names in wire form, and the decisions of ``ZoneTable.lookup`` for them."""
+    """One zone's names in wire form, and the decisions of ``ZoneTable.lookup`` for them.
+
+    Reads the table owner by owner (``wire_types``, ``empty_keys``) and keeps
+    nothing per name but the index's entry: the zone cuts and DNAMEs above a
+    name are found by walking up its labels, not by a map of every name.
+    """
 
     def __init__(
         self,
         table: ZoneTable,
         origin: bytes,
+        origins: Mapping[bytes, object],
         pools: Iterable[PoolKey],
-        mentioned: set[bytes],
+        decisions: _Decisions,
     ) -> None:
+        self.table = table
         self.origin = origin
-        self.types: dict[bytes, set[int]] = {}
-        # the table's wire accessors: keys are lower-cased wire names, as ours, and
-        # nothing is decoded into dnspython objects but owners of rare name types
-        last = b""
-        types: set[int] = set()
-        named: list[bytes] = []  # owners with rdata that may hold names
-        for key, rdtype in table.wire_rrset_keys():
-            if key != last:
-                last = key
-                types = self.types.setdefault(key, set())
-            types.add(rdtype)
-            if rdtype not in _NAMELESS and (not named or named[-1] != key):
-                named.append(key)
-        for key in named:
-            mentioned.update(_names_at(table, key))
+        self.origins = origins
+        # a zone we serve below this one holds the names at and below its origin
+        self.inner = any(o != origin and is_below(o, origin) for o in origins)
+        self.decisions = decisions
+        self.cuts = table.cut_keys()
+        self.dnames = table.dname_keys()
+        # the pools' (owner, types) the table may not hold (pools not overlaid), and
+        # the names they make exist (the owners and every name up to the apex)
+        self.pool_types: dict[bytes, set[int]] = {}
         for pool_owner, pool_type in pools:
-            self.types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
-        self.names: set[bytes] = set()
-        for owner_wire in self.types:
-            for suffix in _suffixes(owner_wire):
+            self.pool_types.setdefault(_wire(pool_owner), set()).add(int(pool_type))
+        self.pool_names: set[bytes] = set()
+        for owner in self.pool_types:
+            for suffix in _suffixes(owner):
                 if len(suffix) < len(origin):
                     break
-                self.names.add(suffix)
-        self._shared: dict[frozenset[int], frozenset[int]] = {}
-        self._cuts = {w for w, t in self.types.items() if _NS in t and w != origin}
-        self._dnames = {w for w, t in self.types.items() if _DNAME in t}
-        # top-most cut or DNAME at or above each name (None: none), filled parents first
-        self._above: dict[bytes, int | None] = {}
+                self.pool_names.add(suffix)
 
-    def shadowed(self, name: bytes, origins: Mapping[bytes, object]) -> bool:
+    def add_to(self, names: dict[bytes, _Name], mentioned: set[bytes]) -> None:
+        """Decide every name of the zone into ``names``; the names its data mentions
+        that do not exist in it (or that a zone below it holds) into ``mentioned``."""
+        table, pool_types, inner = self.table, self.pool_types, self.inner
+        for key, types in table.wire_types():
+            if inner and self.shadowed(key):
+                mentioned.add(key)  # a deeper zone we serve answers it
+                continue
+            extra = pool_types.get(key)
+            names[key] = self.decide(key, types if extra is None else extra.union(types))
+            if not _NAMELESS.issuperset(types):
+                for name in _names_at(table, key):
+                    if not self.exists(name) or (inner and self.shadowed(name)):
+                        mentioned.add(name)
+        for key in table.empty_keys():
+            if key in names:
+                continue  # a pool's owner at an empty non-terminal: decided with its types
+            if inner and self.shadowed(key):
+                mentioned.add(key)
+                continue
+            names[key] = self.decide(key, pool_types.get(key, ()))
+        for key in self.pool_names:  # pools the table does not hold (not overlaid)
+            if key in names or table.exists_key(key):
+                continue
+            if inner and self.shadowed(key):
+                mentioned.add(key)
+                continue
+            names[key] = self.decide(key, pool_types.get(key, ()))
+
+    def exists(self, name: bytes) -> bool:
+        return self.table.exists_key(name) or name in self.pool_names
+
+    def shadowed(self, name: bytes) -> bool:
         """A zone we serve below this one holds ``name``."""
         while len(name) > len(self.origin):
-            if name in origins:
+            if name in self.origins:
                 return True
             name = name[name[0] + 1 :]
         return False
 
     def _own(self, name: bytes) -> int | None:
         """The outcome a cut (referral) or a DNAME at ``name`` gives names below it."""
-        if name in self._cuts:
+        if name in self.cuts:
             return FIXED
-        if name in self._dnames:
+        if name in self.dnames:
             return SLOW
         return None
 
-    def decide(self, name: bytes, ident: int) -> _Name:
-        """The outcomes for ``name`` and for names below it (its parent decided first)."""
-        strict = None if name == self.origin else self._above[name[name[0] + 1 :]]
+    def _above(self, name: bytes) -> int | None:
+        """The outcome of the top-most cut or DNAME strictly above ``name`` (None: none)."""
+        found = None
+        if (self.cuts or self.dnames) and name != self.origin:
+            stop = len(self.origin)
+            at = name[0] + 1
+            while True:
+                above = name[at:]
+                own = self._own(above)
+                if own is not None:
+                    found = own  # the one nearest the apex wins
+                if len(above) <= stop:
+                    return found
+                at += name[at] + 1
+        return found
+
+    def decide(self, name: bytes, types: Iterable[int]) -> _Name:
+        """The outcomes for ``name`` (of ``types``) and for names below it."""
+        strict = self._above(name)
         inclusive = strict if strict is not None else self._own(name)
-        self._above[name] = inclusive
+        node_types = self.decisions.node_types
         if strict is not None:
             at, at_types = strict, None
-        elif name in self._cuts:
+        elif name in self.cuts:
             at, at_types = FIXED, None  # DS at the cut is sent to the slow path
         else:
-            at, at_types = NODE, self._node_types(name)
+            at, at_types = NODE, node_types(types)
         if inclusive is not None:
             below, below_types = inclusive, None
         else:
             source = _WILD + name
-            if source in self._cuts:
+            if source in self.cuts:
                 below, below_types = FIXED, None
-            elif source in self.names:
-                below, below_types = NODE, self._node_types(source)
+            elif self.exists(source):
+                extra = self.pool_types.get(source, ())
+                below, below_types = NODE, node_types([*self.table.types_of(source), *extra])
             else:
                 below, below_types = FIXED, None  # NXDOMAIN
-        return _Name(ident, at, at_types, below, below_types)
-
-    def _node_types(self, name: bytes) -> frozenset[int] | None:
-        types = self.types.get(name, set())
-        if _CNAME in types:
-            return None  # a CNAME: each qtype follows it to its own answer
-        shared = frozenset(types | {_ANY})
-        return self._shared.setdefault(shared, shared)  # one object per set of types
+        return self.decisions.get(at, at_types, below, below_types)
 
 
 def _names_at(table: ZoneTable, key: bytes) -> Iterator[bytes]:

@@ -8,7 +8,8 @@ case, so the body's compression pointers stay valid when the engine puts the
 client's own question bytes in front of it.
 
 The body is kept with the end offset of every rrset, so a UDP answer that is
-too large can be cut at an rrset boundary (pointers only point backwards).
+too large can be cut at an rrset boundary (pointers only point backwards); an
+RRset and the RRSIGs after it (a DNSSEC answer) are one piece.
 
 Pure: dnspython renders here at build time, never per query.
 """
@@ -119,6 +120,9 @@ def render(
             counts[index] += len(rrset)
             essential = index < 2 or (glue_essential and _is_glue(rrset, result))
             an, ns, ar = counts
+            if rrset.rdtype == RdataType.RRSIG and rrset.covers and chunks:
+                # an RRset and its signatures are cut as one (RFC 4035 §3.1.1)
+                essential = essential or chunks.pop()[4]
             chunks.append((renderer.output.tell() - start, an, ns, ar, essential))
     body = renderer.output.getvalue()[start:]
     flags = wire.QR | (wire.AA if result.aa else 0) | (int(result.rcode) & wire.RCODE_MASK)

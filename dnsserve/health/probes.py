@@ -1,7 +1,7 @@
 """Probes: one check of one address -> a raw result, never a verdict.
 
 Owns how each kind of check talks to a backend (http/https through
-``health.http11``: one GET on the monitor's own trio socket, parsed with h11;
+``health.http11``: one GET on the monitor's own trio socket, its response head read;
 tcp, dns, exec) and how its outcome is named ("HTTP 200", "HTTP 503", "body
 mismatch", "connect refused", "timeout", "tls verify failed", "exit 1"). Runs
 on trio, in the monitor thread.

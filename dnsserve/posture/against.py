@@ -20,7 +20,7 @@ read git or files (``posture.sources`` does), or apply ``--force``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import dns.name
 from dns.rdatatype import RdataType
@@ -79,7 +79,7 @@ def against_findings(
 
 
 def _summary(zone: str, changes: ZoneDiff, reference: str) -> str:
-    def shown(records: tuple[bytes, ...]) -> str:
+    def shown(records: Sequence[bytes]) -> str:
         lines = [Record.from_wire(rr).to_text() for rr in records[:LISTED]]
         more = len(records) - LISTED
         return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")

@@ -43,6 +43,9 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        "see the message; the zone is served as it is"),
     _R("config-error", "error", "a configuration key with a bad value, or a pool outside the zones",
        "correct the key named in dnsserve.toml"),
+    _R("dnssec-signatures-expiring", "warning",
+       "a pre-signed zone with RRSIGs that expire within three days",
+       "re-sign the zone (dnssec-signzone, ldns-signzone) and reload it"),
     # -- structural (zones.compile judges these while loading) ----------------
     _R("cname-apex", "error", "a CNAME at the zone apex (RFC 1034 §3.6.2)",
        "use A/AAAA records at the apex, or a pool"),

@@ -62,7 +62,7 @@ def soa_serial(rr: bytes) -> int:
 def axfr_records(content: ZoneContent) -> list[bytes]:
     """The records of an AXFR of ``content``: SOA, the rest, SOA."""
     soa = soa_record(content)
-    return [soa, *(rr for rr in content.records if rr is not soa), soa]
+    return [soa, *(rr for rr in content.records if rr != soa), soa]  # records are distinct
 
 
 def diff_serials(changes: ZoneDiff) -> tuple[int, int] | None:

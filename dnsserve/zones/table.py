@@ -111,6 +111,7 @@ _U16 = struct.Struct("!H")
 DECODED_MAX = 16384
 
 
+_RRSIG_TYPE = int(RdataType.RRSIG)
 _LENGTHS = tuple(bytes((n,)) for n in range(256))
 # RdataType(n) runs the enum machinery each time; the known types, looked up.
 _RDATATYPES = {int(t): t for t in RdataType}
@@ -229,7 +230,15 @@ def decode_node(key: bytes, blob: bytes) -> dict[RdataType, dns.rrset.RRset]:
     node: dict[RdataType, dns.rrset.RRset] = {}
     for rdtype, ttl, rdatas in blob_rrsets(blob):
         rdt = rdatatype(rdtype)
-        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdt)
+        covers = RdataType.NONE
+        if rdtype == _RRSIG_TYPE:
+            # a pre-signed zone keeps one RRSIG RRset per covered type: the node
+            # answers an RRSIG query with the lowest one, as Knot does
+            covers = rdatatype((rdatas[0][0] << 8) | rdatas[0][1])
+            held = node.get(RdataType.RRSIG)
+            if held is not None and held.covers < covers:
+                continue
+        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdt, covers)
         for rdata in rdatas:
             rrset.add(dns.rdata.from_wire(dns.rdataclass.IN, rdt, rdata, 0, len(rdata)), ttl)
         node[rdt] = rrset
@@ -363,7 +372,8 @@ class ZoneTable:
 
     @classmethod
     def build(cls, zone: dns.zone.Zone) -> ZoneTable:
-        """A table of a dnspython zone (``relativize=False``), RRSIGs left out."""
+        """A table of a dnspython zone (``relativize=False``); RRSIGs are kept
+        beside the data they cover (one stored RRset per covered type)."""
         origin = zone.origin
         assert origin is not None
         blobs: dict[bytes, bytes] = {}
@@ -371,10 +381,9 @@ class ZoneTable:
             owner = name if name.is_absolute() else name.derelativize(origin)
             rrsets = [
                 (int(rds.rdtype), rds.ttl, [rd.to_wire() for rd in rds])
-                for rds in node.rdatasets
-                if rds.covers == RdataType.NONE  # RRSIGs are not served without DNSSEC
+                for rds in sorted(node.rdatasets, key=lambda r: r.covers != RdataType.NONE)
             ]
-            if rrsets:
+            if any(rdtype != _RRSIG_TYPE for rdtype, _, _ in rrsets):
                 wire = owner.to_wire()
                 assert wire is not None
                 blobs[wire.lower()] = encode_node(wire, wire.lower(), rrsets)
@@ -396,6 +405,10 @@ class ZoneTable:
     def __len__(self) -> int:
         """Owners with data in the loaded zone."""
         return len(self._store.blobs)
+
+    def same_data(self, other: ZoneTable) -> bool:
+        """Whether ``other`` reads the same loaded zone (itself, or a pool overlay of it)."""
+        return self._store is other._store
 
     def exists_key(self, key: bytes) -> bool:
         """Whether the name of lookup key ``key`` exists (data or empty non-terminal)."""
@@ -433,6 +446,57 @@ class ZoneTable:
             if key not in self._store.blobs:
                 yield from ((key, int(t)) for t in node)
 
+    def wire_types(self) -> Iterator[tuple[bytes, list[int]]]:
+        """(owner lookup key, its types) of every owner, pool overlays included.
+
+        The keys are the table's own objects: an index keyed by them shares them.
+        """
+        overlay, blobs = self._overlay, self._store.blobs
+        if not overlay:
+            for key, blob in blobs.items():
+                yield key, blob_types(blob)
+            return
+        for key, blob in blobs.items():
+            node = overlay.get(key)
+            yield key, (blob_types(blob) if node is None else [int(t) for t in node])
+        for key, node in overlay.items():
+            if key not in blobs:
+                yield key, [int(t) for t in node]
+
+    def types_of(self, key: bytes) -> list[int]:
+        """The types at the owner ``key`` (none for a name without data)."""
+        node = self._overlay.get(key)
+        if node is not None:
+            return [int(t) for t in node]
+        blob = self._store.blobs.get(key)
+        return blob_types(blob) if blob is not None else []
+
+    def empty_keys(self) -> Iterator[bytes]:
+        """Names that exist without data of their own in the loaded zone (empty
+        non-terminals) and names a pool made exist; the table's own objects."""
+        yield from self._store.ents
+        yield from self._added
+
+    def cut_keys(self) -> frozenset[bytes]:
+        """The zone cuts (owners of NS below the apex), pool overlays included."""
+        return self._with_overlay(self._store.cuts, RdataType.NS, apex=False)
+
+    def dname_keys(self) -> frozenset[bytes]:
+        """The owners of a DNAME, pool overlays included."""
+        return self._with_overlay(self._store.dnames, RdataType.DNAME, apex=True)
+
+    def _with_overlay(self, loaded: frozenset[bytes], rdtype: RdataType, *,
+                      apex: bool) -> frozenset[bytes]:
+        if not self._overlay:
+            return loaded
+        found = set(loaded)
+        for key, node in self._overlay.items():
+            if rdtype in node and (apex or key != self._apex):
+                found.add(key)
+            else:
+                found.discard(key)
+        return frozenset(found)
+
     def loaded_keys(self) -> Iterator[bytes]:
         """The lookup key of every owner as loaded (pool overlays not included)."""
         return iter(self._store.blobs)
@@ -458,7 +522,12 @@ class ZoneTable:
             decoded = self._store.decoded.get(key)
             name = (next(iter(decoded.values())).name if decoded
                     else name_from_wire(blob_owner(key, blob)))
+            signed = False
             for rdtype in blob_types(blob):
+                if rdtype == _RRSIG_TYPE:  # one stored RRset per covered type
+                    if signed:
+                        continue
+                    signed = True
                 yield name, rdatatype(rdtype)
         for key, node in overlay.items():
             if key not in blobs:

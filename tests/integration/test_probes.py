@@ -161,6 +161,11 @@ CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
          ProbeResult(False, "HTTP 301")),
         (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
          {"expect_status": (204,)}, ProbeResult(True, "HTTP 204")),
+        # The body after an informational response (read from the first byte).
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nall ok",
+         {"expect_body": "ok"}, ProbeResult(True, "HTTP 200")),
+        # Header lines are not parsed for a status-only check.
+        (b"HTTP/1.1 200 OK\r\nX-Odd: \x01\r\n\r\n", {}, ProbeResult(True, "HTTP 200")),
     ],
 )
 def test_http_response_forms(response: bytes, extra: dict, expected: ProbeResult) -> None:
@@ -200,6 +205,12 @@ def test_http_wrong_status_does_not_wait_for_the_body() -> None:
 def test_http_no_valid_response_is_a_protocol_error(response: bytes) -> None:
     with Canned(response) as server:
         result = check(http(server.port, "/ok"), "127.0.0.26")
+    assert (result.ok, result.reason) == (False, "protocol error")
+
+
+def test_http_body_shorter_than_its_length_is_a_protocol_error() -> None:
+    with Canned(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok") as server:
+        result = check(http(server.port, "/ok", expect_body="ok"), "127.0.0.26")
     assert (result.ok, result.reason) == (False, "protocol error")
 
 

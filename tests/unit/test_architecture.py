@@ -136,7 +136,10 @@ LEVELS: list[set[str]] = [
     # xfr.publish renders the published SOA answer (answer.lookup, prebuilt).
     # posture.against (check --against: the deletion guard's rules at review)
     # reads zones.deletions; posture.output (text, JSON, SARIF) the findings.
-    {"answer.chaos", "answer.misses", "xfr.publish", "posture.against", "posture.output"},
+    # answer.dnssec (the DO form of an answer from a pre-signed zone) reads
+    # answer.lookup and prebuilt; the engine uses it.
+    {"answer.chaos", "answer.misses", "answer.dnssec", "xfr.publish", "posture.against",
+     "posture.output"},
     # xfr.* (zone transfers as a primary, pure): access rules, requests
     # (TSIG verified), AXFR/IXFR streams; siblings over zones.versions,
     # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
@@ -203,6 +206,7 @@ CORE = {
     "answer.lookup",
     "answer.chaos",
     "answer.misses",
+    "answer.dnssec",
     "answer.snapshot",
     "answer.engine",
     "worker_protocol",
