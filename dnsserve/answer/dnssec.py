@@ -39,7 +39,8 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
-from collections.abc import Collection, Mapping
+import io
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import dns.name
@@ -51,6 +52,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, in_expired, key_parts
 from dnsserve.answer.prebuilt import Prebuilt, empty, render
+from dnsserve.wire import AA, QR, counts, flag_variants
 from dnsserve.zones.table import Result, ResultKind, ZoneTable, key_offsets, name_key
 
 CACHE_SIZE = 20_000  # DO forms of keys with no prebuilt answer (random-name denials)
@@ -60,6 +62,7 @@ _RRSIG, _NSEC, _NSEC3, _DNSKEY, _NSEC3PARAM, _DS = (
                      RdataType.NSEC3PARAM, RdataType.DS))
 _B32HEX = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUV", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _WILD = b"\x01*"
+_NXDOMAIN_FLAGS = flag_variants(QR | AA | int(Rcode.NXDOMAIN))
 # Not in a memo (None there means: the plain answer); never served: compared by identity.
 _UNKNOWN = empty(Rcode.SERVFAIL)
 
@@ -180,10 +183,12 @@ def expiring(table: ZoneTable, now: float, within: int = EXPIRY_WARNING) -> Expi
 class _Proof:
     """The records a DO answer adds: the zone's, in the order first asked, each once."""
 
-    def __init__(self, table: ZoneTable, chain: Chain) -> None:
+    def __init__(self, table: ZoneTable, chain: Chain, *, decode: bool = True) -> None:
         self.table = table
         self.chain = chain
+        self.decode = decode  # False: only note the owners (``DoForms`` has them rendered)
         self.rrsets: list[dns.rrset.RRset] = []
+        self.owners: list[bytes] = []
         self._seen: set[tuple[bytes, int]] = set()
 
     def signed(self, rrset: dns.rrset.RRset, source: bytes | None = None) -> list[dns.rrset.RRset]:
@@ -211,9 +216,11 @@ class _Proof:
         if owner is None or (owner, rdtype) in self._seen:
             return
         self._seen.add((owner, rdtype))
-        rrset = self.table.node_by_key(owner).get(RdataType(rdtype))
-        if rrset is not None:
-            self.rrsets += self.signed(rrset)
+        self.owners.append(owner)
+        if self.decode:
+            rrset = self.table.node_by_key(owner).get(RdataType(rdtype))
+            if rrset is not None:
+                self.rrsets += self.signed(rrset)
 
     def encloser(self, key: bytes) -> tuple[bytes, bytes]:
         """NSEC3 closest encloser proof of ``key`` (RFC 5155 §7.2.1): adds the record
@@ -263,6 +270,15 @@ class _Proof:
             self.add(self.chain.cover(closer))
         else:
             self.add(self.chain.cover(key))
+
+
+def _negative_soa(table: ZoneTable) -> dns.rrset.RRset:
+    """The SOA of a negative answer: TTL min(SOA TTL, MINIMUM) (RFC 2308 §5), as the lookup."""
+    soa = table.soa
+    negative = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    negative.update(soa)
+    negative.ttl = min(soa.ttl, soa[0].minimum)
+    return negative
 
 
 def _encloser(table: ZoneTable, key: bytes) -> bytes | None:
@@ -329,7 +345,9 @@ class DoForms:
     table objects over the same zone).
     """
 
-    __slots__ = ("_cache", "_chains", "_kept", "_signed", "_zones", "cache_size", "expired")
+    __slots__ = (
+        "_cache", "_chains", "_kept", "_pieces", "_signed", "_zones", "cache_size", "expired",
+    )
 
     def __init__(
         self,
@@ -342,12 +360,10 @@ class DoForms:
         self._zones = zones
         self.expired = expired
         self.cache_size = cache_size
-        signed = {}
+        signed: dict[bytes, ZoneTable | None] = {}
         for origin, table in zones.items():
-            wire = origin.to_wire()
-            assert wire is not None
-            signed[wire.lower()] = is_signed(table)
-        self._signed = signed  # every zone's origin (wire): whether it is signed
+            signed[name_key(origin)] = table if is_signed(table) else None
+        self._signed = signed  # every zone's origin (wire): its table when it is signed
         self._chains: dict[dns.name.Name, tuple[ZoneTable, Chain]] = {}
         if earlier is not None:
             for origin, (table, chain) in earlier._chains.items():
@@ -356,10 +372,12 @@ class DoForms:
                     self._chains[origin] = (now, chain)
         self._kept: dict[bytes, Prebuilt | None] = {}
         self._cache: dict[bytes, Prebuilt | None] = {}
+        # each zone's SOA and NSEC/NSEC3 records, signed and rendered (``_piece``)
+        self._pieces: dict[bytes, dict[bytes, tuple[bytes, int]]] = {}
 
     @property
     def any_signed(self) -> bool:
-        return any(self._signed.values())
+        return any(table is not None for table in self._signed.values())
 
     def answer(self, key: bytes, prebuilt: object) -> Prebuilt | None:
         """The DO form for answer ``key`` (``prebuilt``: its non-DO entry, if any).
@@ -374,7 +392,16 @@ class DoForms:
             form = self._cache.get(key, _UNKNOWN)
         if form is not _UNKNOWN:
             return form
-        built, keep = self._build(key) if self._in_signed(key) else (None, True)
+        table = self._zone_of(key)
+        keep = True
+        if table is None:
+            built = None
+        else:
+            built = self._nxdomain(table, key) if prebuilt is None else None
+            if built is None:
+                built, keep = self._build(key)
+            else:
+                keep = False
         if keep or prebuilt is not None:
             self._kept[key] = built
         else:
@@ -383,21 +410,23 @@ class DoForms:
             self._cache[key] = built
         return built
 
-    def _in_signed(self, key: bytes) -> bool:
-        """Whether the zone that answers ``key`` is signed: a walk up its labels."""
+    def _zone_of(self, key: bytes) -> ZoneTable | None:
+        """The signed zone that answers ``key`` (None: an unsigned one, or none), found by
+        a walk up the qname's labels (as ``answer.lookup.find_zone`` chooses)."""
         signed = self._signed
         end = len(key) - 4
         ds = key[-4:-2] == b"\x00\x2b"
-        apex: bool | None = None
+        apex: ZoneTable | None = None
         i = 0
         while True:
-            found = signed.get(key[i:end])
-            if found is not None:
+            name = key[i:end]
+            if name in signed:
+                found = signed[name]
                 if not (ds and i == 0 and key[0]):
                     return found
                 apex = found  # DS at an apex is the parent's, when we serve the parent
             if key[i] == 0:
-                return bool(apex)
+                return apex
             i += key[i] + 1
 
     def _build(self, key: bytes) -> tuple[Prebuilt | None, bool]:
@@ -415,6 +444,76 @@ class DoForms:
         form = render(qname, qtype, qclass, signed_result(table, self._chain(table), qname,
                                                           result))
         return form, result.kind is ResultKind.ANSWER and table.exists_key(name_key(qname))
+
+    def _nxdomain(self, table: ZoneTable, key: bytes) -> Prebuilt | None:
+        """The DO form of a name that does not exist, from its wire bytes (None: not
+        that case, ``_build`` decides): no name object, no lookup, no rendering.
+
+        NXDOMAIN when the qname does not exist, nothing at or above its closest
+        encloser up to the apex is a zone cut or a DNAME, and the encloser has
+        no wildcard (``ZoneTable.lookup``'s steps 1 and 3). The answer is
+        joined from pieces rendered once per zone: the negative SOA and each
+        NSEC/NSEC3 with their RRSIGs, uncompressed (no pointer leaves a
+        piece), so a flood of new names costs a walk and a join.
+        """
+        qtype = (key[-4] << 8) | key[-3]
+        if key[-2:] != b"\x00\x01" or 250 < qtype < 255 or self.expired:
+            return None
+        qname = key[:-4]
+        if table.exists_key(qname):
+            return None
+        apex = name_key(table.origin)
+        offsets = key_offsets(qname)
+        encloser = b""
+        for at in offsets[1:]:
+            above = qname[at:]
+            if not encloser and table.exists_key(above):
+                encloser = above
+                if table.exists_key(_WILD + encloser):
+                    return None
+            if encloser:
+                node = table.node_by_key(above)  # decoded once, then memoized by the table
+                if RdataType.DNAME in node or (RdataType.NS in node and above != apex):
+                    return None
+            if len(above) <= len(apex):
+                break
+        if not encloser:
+            return None
+        chain = self._chain(table)
+        proof = _Proof(table, chain, decode=False)
+        proof.nxdomain(qname, encloser)
+        rdtype = RdataType.NSEC3 if chain.nsec3 else RdataType.NSEC
+        pieces = self._pieces.get(apex)
+        if pieces is None:
+            pieces = self._pieces[apex] = {}
+        parts = [pieces.get(b"") or self._piece(pieces, b"",
+                                                 lambda: proof.signed(_negative_soa(table)))]
+        for owner in proof.owners:
+            def rrsets(owner: bytes = owner) -> list[dns.rrset.RRset]:
+                rrset = table.node_by_key(owner).get(rdtype)
+                return proof.signed(rrset) if rrset is not None else []
+            parts.append(pieces.get(owner) or self._piece(pieces, owner, rrsets))
+        body = b""
+        chunks = []
+        ns = 0
+        for wire, count in parts:
+            body += wire
+            ns += count
+            chunks.append((len(body), 0, ns, 0, True))
+        return Prebuilt(_NXDOMAIN_FLAGS, counts(1, 0, ns, 0), counts(1, 0, ns, 1), body,
+                        tuple(chunks), int(Rcode.NXDOMAIN))
+
+    @staticmethod
+    def _piece(
+        pieces: dict[bytes, tuple[bytes, int]],
+        key: bytes,
+        rrsets: Callable[[], list[dns.rrset.RRset]],
+    ) -> tuple[bytes, int]:
+        """RRsets rendered without compression, and their record count, kept in ``pieces``."""
+        out = io.BytesIO()
+        count = sum(rrset.to_wire(out) for rrset in rrsets())
+        piece = pieces[key] = (out.getvalue(), count)
+        return piece
 
     def _chain(self, table: ZoneTable) -> Chain:
         held = self._chains.get(table.origin)
