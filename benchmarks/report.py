@@ -24,7 +24,7 @@ from testkit import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_ORDER = (
-    "core", "flood", "parse", "zones", "workers", "failover", "pool", "drift", "checks",
+    "core", "flood", "parse", "zones", "reload", "workers", "failover", "pool", "drift", "checks",
     "hostile", "xfr", "publish", "dnssec",
 )
 TITLE = "# Benchmark results"

@@ -103,10 +103,12 @@ class Server:
         self.settings = settings
         self.registry = Registry()
         self.metrics = server_metrics(self.registry)
+        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
         self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed, on_swap=self._swapped,
+            hot_keys=self._hot_keys if count > 1 else None,
         )
         self.secondaries = Secondaries(settings, Hooks(
             served=self._served_content, protected=self._protected, serve=self._serve_copies,
@@ -122,7 +124,6 @@ class Server:
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
-        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
         # Workers hand transfers, NOTIFY, signed queries and (with secondary
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
@@ -135,6 +136,10 @@ class Server:
         self._force = force
         self._started = False
         self._stop = asyncio.Event()
+
+    async def _hot_keys(self) -> list[bytes]:
+        """What a reload warms its snapshot with: the workers' hot keys."""
+        return await self.workers.hot_keys() if self.workers is not None else []
 
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine

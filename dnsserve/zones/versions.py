@@ -566,12 +566,15 @@ def diff(old: ZoneContent, new: ZoneContent) -> ZoneDiff:
     )
 
 
-def new_version(content: ZoneContent, changes: ZoneDiff | None, *, at: float) -> ZoneVersion:
-    """The version of ``content``, reached by ``changes`` (None: the first, all added)."""
+def new_version(
+    content: ZoneContent, changes: ZoneDiff | None, *, at: float, hash: str | None = None
+) -> ZoneVersion:
+    """The version of ``content``, reached by ``changes`` (None: the first, all added);
+    ``hash``: its ``content_hash`` when the caller has it already."""
     return ZoneVersion(
         zone=content.origin.to_text(),
         serial=content.serial,
-        hash=content_hash(content),
+        hash=hash if hash is not None else content_hash(content),
         records=len(content),
         added=len(changes.added) if changes is not None else len(content),
         removed=len(changes.removed) if changes is not None else 0,

@@ -401,6 +401,20 @@ def test_a_new_pool_builds_the_index_again() -> None:
 # --- bounds and the index itself --------------------------------------------------------------
 
 
+def test_the_index_holds_no_object_per_name() -> None:
+    # memory: a name's entry is its dict slot; its key is the table's own object and
+    # its decision is shared with every name decided alike
+    tables = load_zones(SHIPPED_ZONES).tables
+    index = build_index(tables)
+    names = index._names
+    assert names is not None
+    stored = {id(key) for table in tables.values()
+              for key in (*table.owner_keys(), *table.empty_keys())}
+    mentioned = [key for key in names if id(key) not in stored]
+    assert len(mentioned) < len(names) / 4  # only names the data mentions are new bytes
+    assert len({id(decision) for decision in names.values()}) < len(names) / 2
+
+
 def test_bodies_are_bounded() -> None:
     tables = load_zones(SHIPPED_ZONES).tables
     snap = build_snapshot(tables)
