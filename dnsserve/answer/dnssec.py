@@ -374,6 +374,20 @@ class DoForms:
         self._cache: dict[bytes, Prebuilt | None] = {}
         # each zone's SOA and NSEC/NSEC3 records, signed and rendered (``_piece``)
         self._pieces: dict[bytes, dict[bytes, tuple[bytes, int]]] = {}
+        if earlier is not None and earlier.expired == expired and self._same_signed(earlier):
+            # the same zones, each signed one the same table (a pool flipped in an
+            # unsigned zone): every DO form still holds, and stays warm
+            self._kept, self._cache, self._pieces = earlier._kept, earlier._cache, earlier._pieces
+
+    def _same_signed(self, earlier: DoForms) -> bool:
+        """Whether ``earlier`` served the same origins, signed the same, from the same
+        signed tables: then its DO forms (and plain-answer marks) are this one's."""
+        mine, theirs = self._signed, earlier._signed
+        return mine.keys() == theirs.keys() and all(
+            (table is None) == (theirs[origin] is None)
+            and (table is None or table is theirs[origin])
+            for origin, table in mine.items()
+        )
 
     @property
     def any_signed(self) -> bool:
