@@ -152,7 +152,7 @@ LEVELS: list[set[str]] = [
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "zones.signed", "posture.survey",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -196,6 +196,7 @@ CORE = {
     "zones.fastscan",
     "zones.fastrdata",
     "zones.versions",
+    "zones.signed",
     "zones.deletions",
     "health.model",
     "health.tracker",

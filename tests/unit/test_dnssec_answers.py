@@ -17,10 +17,11 @@ import dns.zone
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from dnsserve.answer.dnssec import DoForms, expiring
+from dnsserve.answer.dnssec import DoForms
 from dnsserve.answer.engine import Engine
 from dnsserve.answer.lookup import answer_key
 from dnsserve.answer.snapshot import build_snapshot
+from dnsserve.zones.signed import expiring
 from dnsserve.zones.table import ZoneTable
 from testkit.answers import ask
 
