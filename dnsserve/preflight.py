@@ -24,7 +24,6 @@ from pathlib import Path
 import dns.name
 import dns.rcode
 
-from dnsserve.answer.dnssec import EXPIRY_WARNING, expiring
 from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.config import place_pools
 from dnsserve.posture.against import against_findings
@@ -43,6 +42,7 @@ from dnsserve.posture.zonerules import takeover_pointers, unresolved
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.signed import EXPIRY_WARNING, expiring
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import zone_content
 
