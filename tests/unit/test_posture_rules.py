@@ -260,6 +260,8 @@ def test_against_serial_and_deleted_zone() -> None:
     assert "serial-not-bumped" in against(HOSTS, HOSTS + "n A 192.0.2.1\n", serial=2)
     gone = against_findings(contents(), {}, files={}, reference="main")
     assert [f.rule for f in gone] == ["delete-zone"] and gone[0].severity == "error"
+    (new,) = against_findings({}, contents(), files={}, reference="main")
+    assert new.rule == "zone-changes" and "a new zone" in new.message
 
 
 def test_every_rule_id_emitted_is_in_the_catalogue() -> None:
