@@ -1,7 +1,7 @@
 """The posture rules over the loaded zones: each a pure function of a ``Survey``.
 
 Pure [C]: owns the rules below; each returns ``Finding``s placed at a zone
-file and an (owner, type) that ``posture.place`` turns into a line. Must
+file and an (owner, type) that ``posture.review.place`` turns into a line. Must
 not: read files, resolve names (``--resolve`` is ``posture.sources``'s) or
 repeat a rule ``zones.compile`` already judges while loading (a CNAME at the
 apex or beside data, an MX/NS/SRV target that is a CNAME or has no address,
