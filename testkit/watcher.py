@@ -81,6 +81,7 @@ class WatchProc:
 def start_watch(tmp: Path, zones: Path, servers: list[str], metrics_port: int,
                 interval: float = 0.5, extra: str = "") -> WatchProc:
     """``dnsserve watch`` on ``zones`` against ``servers``, with the JSON-lines hook."""
+    tmp.mkdir(parents=True, exist_ok=True)
     hook = tmp / "hook.py"
     hook.write_text(HOOK)
     events = tmp / "events.jsonl"
