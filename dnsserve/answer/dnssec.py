@@ -281,6 +281,10 @@ class DoForms:
             for origin, table in mine.items()
         )
 
+    def __len__(self) -> int:
+        """Answer keys held (DO forms and plain-answer marks), kept or cached."""
+        return len(self._kept) + len(self._cache)
+
     @property
     def any_signed(self) -> bool:
         return any(table is not None for table in self._signed.values())
@@ -299,15 +303,14 @@ class DoForms:
         if form is not _UNKNOWN:
             return form
         table = self._zone_of(key)
-        keep = True
-        if table is None:
-            built = None
-        else:
-            built = self._denial(table, key) if prebuilt is None else None
-            if built is None:
-                built, keep = self._build(key)
-            else:
-                keep = False
+        if table is None:  # an unsigned zone, or none: the plain answer
+            if prebuilt is not None:
+                self._kept[key] = None
+            return None  # a miss is not remembered: the walk above is all it costs
+        built = self._denial(table, key) if prebuilt is None else None
+        keep = False
+        if built is None:
+            built, keep = self._build(key)
         if keep or prebuilt is not None:
             self._kept[key] = built
         else:
