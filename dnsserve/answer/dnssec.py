@@ -67,7 +67,7 @@ _SLOW_TYPES = frozenset(int(t) for t in (
     RdataType.NSEC, RdataType.NSEC3, RdataType.DS, RdataType.CNAME, RdataType.DNAME,
 ))
 # A wildcard node holding one of these is not a plain wildcard (a chain, a cut).
-_CLEAN = frozenset((RdataType.CNAME, RdataType.DNAME, RdataType.NS))
+_NOT_PLAIN = frozenset((RdataType.CNAME, RdataType.DNAME, RdataType.NS))
 # Not in a memo (None there means: the plain answer); never served: compared by identity.
 _UNKNOWN = empty(Rcode.SERVFAIL)
 
@@ -232,9 +232,10 @@ def signed_result(table: ZoneTable, chain: Chain, qname: dns.name.Name, result: 
 class DoForms:
     """The DO forms of one snapshot's answers (``None`` where DO changes nothing).
 
-    ``chains`` carries the denial chains of an earlier ``DoForms`` over to
-    this one for tables that share its loaded data (a pool flip makes new
-    table objects over the same zone).
+    ``earlier``: the previous snapshot's ``DoForms``. Its denial chains are
+    reused for tables that share their loaded data (a pool flip makes new
+    table objects over the same zone), and all its forms when every signed
+    table is the same object (a change elsewhere).
     """
 
     __slots__ = (
@@ -401,7 +402,7 @@ class DoForms:
             rcode = Rcode.NXDOMAIN
         else:
             wild = table.node_by_key(source)
-            if qtype in _SLOW_TYPES or not _CLEAN.isdisjoint(wild):
+            if qtype in _SLOW_TYPES or not _NOT_PLAIN.isdisjoint(wild):
                 return None
             rcode = Rcode.NOERROR
             rrset = wild.get(RdataType.make(qtype))
