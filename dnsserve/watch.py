@@ -263,6 +263,9 @@ class Watcher:
         self.events = registry.counter(
             "dnsserve_watch_events_total", "Deviations started and cleared.", ("kind", "event"))
         self.rounds = registry.counter("dnsserve_watch_rounds_total", "Rounds completed.")
+        self.compared = registry.counter(
+            "dnsserve_watch_content_total", "Content comparisons, by how (axfr or queries).",
+            ("server", "method"))
         self.queries_cap = registry.gauge(
             "dnsserve_watch_max_queries", "Queries per zone per server per round, at most.")
         self.queries_cap.set(watch.max_queries)
@@ -318,6 +321,7 @@ class Watcher:
             try:
                 content = await _axfr(origin, host, port, timeout)
                 self.no_axfr.pop(where, None)
+                self.compared.labels(server=server, method="axfr").inc()
             except (dns.exception.DNSException, dns.xfr.TransferError, OSError, TimeoutError):
                 self.no_axfr[where] = self.round
         if content is None:
@@ -325,6 +329,7 @@ class Watcher:
             turn = (keys[start:] + keys[:start])[: self.watch.max_queries]
             self.cursor[where] = start + len(turn)
             content = await _queries(turn, host, port, timeout)
+            self.compared.labels(server=server, method="queries").inc()
         return truth, Observation(truth.zone, server, serial, content=content)
 
     def _gauges(self) -> None:

@@ -79,8 +79,10 @@ class WatchProc:
 
 
 def start_watch(tmp: Path, zones: Path, servers: list[str], metrics_port: int,
-                interval: float = 0.5, extra: str = "") -> WatchProc:
-    """``dnsserve watch`` on ``zones`` against ``servers``, with the JSON-lines hook."""
+                interval: float = 0.5, extra: str = "", ns_port: int | None = None
+                ) -> WatchProc:
+    """``dnsserve watch`` on ``zones`` against ``servers``, with the JSON-lines hook;
+    ``ns_port``: also the zones' NS addresses, on that port (else ``ns = false``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     hook = tmp / "hook.py"
     hook.write_text(HOOK)
@@ -89,7 +91,8 @@ def start_watch(tmp: Path, zones: Path, servers: list[str], metrics_port: int,
     conf = tmp / "watch.toml"
     conf.write_text(
         f"[server]\nzones = \"{zones}\"\n\n[watch]\ninterval = {interval}\n"
-        f"servers = {json.dumps(servers)}\nns = false\ntimeout = 0.5\n"
+        f"servers = {json.dumps(servers)}\n"
+        f"{'ns = false' if ns_port is None else f'ns_port = {ns_port}'}\ntimeout = 0.5\n"
         f"metrics = \"127.0.0.1:{metrics_port}\"\n"
         f"on_deviation = {json.dumps(argv)}\n{extra}"
     )

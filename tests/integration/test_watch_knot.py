@@ -35,7 +35,8 @@ def test_watch_reports_deletion_serial_lag_and_a_stopped_server(tmp_path: Path) 
     port = free_port()
     knot = start_knot({ORIGIN: theirs}, tmp_path / "knot", port=port)
     server = f"127.0.0.1:{port}"
-    watcher = start_watch(tmp_path, ours, [server], free_port())
+    # no server listed: Knot is found as the zone's NS (ns1 A 127.0.0.1) on its port
+    watcher = start_watch(tmp_path, ours, [], free_port(), ns_port=port)
     try:
         wait_for("two rounds", lambda: "dnsserve_watch_rounds_total 2" in watcher.metrics_text()
                  or "dnsserve_watch_rounds_total 3" in watcher.metrics_text(),

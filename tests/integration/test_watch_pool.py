@@ -42,7 +42,8 @@ monitor = "tcp"
 members = [{{ address = "{MEMBERS[0]}" }}, {{ address = "{MEMBERS[1]}" }}]
 """
     config = tmp_path / "dnsserve.toml"
-    config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\n{pools}')
+    transfers = f'[[zone]]\nname = "{ORIGIN}"\nallow_transfer = ["127.0.0.0/8"]\n'
+    config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\n{pools}{transfers}')
     up = TcpListener(MEMBERS[0], check_port).open()
     later = TcpListener(MEMBERS[1], check_port)
     server = start_server(tmp_path, "-c", str(config), zones=None)
@@ -64,6 +65,10 @@ members = [{{ address = "{MEMBERS[0]}" }}, {{ address = "{MEMBERS[1]}" }}]
         later.open()  # the member comes up: its value is one the pool may give
         wait_for(f"the clear:\n{watcher.log_text()}", lambda: pool_events("clear"),
                  seconds=WAIT, poll=0.1)
+        # ours allows AXFR (compared whole that way); Knot refuses it (one query per name)
+        text = watcher.metrics_text()
+        assert f'dnsserve_watch_content_total{{server="{ours}",method="axfr"}}' in text
+        assert f'dnsserve_watch_content_total{{server="{peer}",method="queries"}}' in text
         # our own server (a health-chosen subset) never deviated
         assert not [e for e in watcher.hook_events() if e["DNSSERVE_WATCH_SERVER"] == ours]
         theirs.write_text(zone_text())  # the pool name deleted there
