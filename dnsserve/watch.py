@@ -42,6 +42,7 @@ from dnsserve.config_schema import WatchConfig
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import start_control
 from dnsserve.control_routes import ControlError, Doc, OverrideKind
+from dnsserve.errors import DnsServeError
 from dnsserve.metrics import Registry
 from dnsserve.posture.watchdiff import (
     Content,
@@ -367,6 +368,9 @@ class Watcher:
                         await self.one_round()
                 except TimeoutError:
                     log.warning("round %d did not finish in time", self.round)
+                except (OSError, ValueError, DnsServeError):
+                    # a zone directory gone, a bad answer: this round is lost, not the watch
+                    log.exception("round %d failed", self.round)
                 await asyncio.sleep(max(0.0, started + self.watch.interval - loop.time()))
 
 
