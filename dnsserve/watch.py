@@ -391,11 +391,13 @@ async def run_hook(argv: list[str], event: Event, dev: Deviation, timeout: float
         async with asyncio.timeout(timeout):
             code = await proc.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
         log.warning("on_deviation %s: killed after %.1f s", argv[0], timeout)
         return
+    finally:  # a timeout, or the watch stopping: the hook does not outlive it
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
     if code:
         log.warning("on_deviation %s: exit status %d", argv[0], code)
 

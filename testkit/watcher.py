@@ -19,8 +19,11 @@ from testkit.peers import Peer
 ORIGIN = "watch.example."
 HOOK = """import json, os, sys
 with open(sys.argv[1], "a") as out:
-    out.write(json.dumps({k: v for k, v in os.environ.items()
-                          if k.startswith("DNSSERVE_WATCH_")}) + "\\n")
+    got = {k: v for k, v in os.environ.items() if k.startswith("DNSSERVE_WATCH_")}
+    out.write(json.dumps({**got, "argv": sys.argv[2:]}) + "\\n")
+if "sleep" in sys.argv[2:]:
+    import time
+    time.sleep(60)
 """
 
 
@@ -79,15 +82,16 @@ class WatchProc:
 
 
 def start_watch(tmp: Path, zones: Path, servers: list[str], metrics_port: int,
-                interval: float = 0.5, extra: str = "", ns_port: int | None = None
-                ) -> WatchProc:
+                interval: float = 0.5, extra: str = "", ns_port: int | None = None,
+                hook_args: tuple[str, ...] = ()) -> WatchProc:
     """``dnsserve watch`` on ``zones`` against ``servers``, with the JSON-lines hook;
-    ``ns_port``: also the zones' NS addresses, on that port (else ``ns = false``)."""
+    ``ns_port``: also the zones' NS addresses, on that port (else ``ns = false``);
+    ``hook_args``: more arguments for the hook (written to the events as ``argv``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     hook = tmp / "hook.py"
     hook.write_text(HOOK)
     events = tmp / "events.jsonl"
-    argv = shlex.join([sys.executable, str(hook), str(events)])
+    argv = shlex.join([sys.executable, str(hook), str(events), *hook_args])
     conf = tmp / "watch.toml"
     conf.write_text(
         f"[server]\nzones = \"{zones}\"\n\n[watch]\ninterval = {interval}\n"
