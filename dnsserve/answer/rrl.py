@@ -63,7 +63,7 @@ class RrlSettings:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 56
     exempt: tuple[str, ...] = ()  # prefixes ("192.0.2.0/24") never limited
-    size: int = DEFAULT_SIZE  # slots in the table
+    size: int = DEFAULT_SIZE  # buckets counted per second, at most
 
 
 def slipped(out: bytes) -> bytes:
