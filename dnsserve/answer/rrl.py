@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from dnsserve import wire
 
 ANSWER, NODATA, REFERRAL, NXDOMAIN, ERROR = range(5)
-KIND_NAMES = ("answer", "nodata", "referral", "nxdomain", "error")
 DEFAULT_SIZE = 65536
 CACHE_SIZE = 65536  # clients' prefixes, bodies' zones remembered (then forgotten at once)
 EXEMPT = ""  # the prefix of an exempt client: never limited
