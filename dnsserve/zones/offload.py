@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,11 @@ log = logging.getLogger("dnsserve")
 # reading a megabyte of zone files, and holds the GIL for no time worth saving.
 OFFLOAD_BYTES = 1 << 20
 CHILD_NICE = 10  # added to the child's nice value: answers come before a reload
+# ``adopt`` holds the loop at most about this long at a time (its steps: owners of
+# a table, records of a content, each about a millisecond's work)
+ADOPT_SLICE = 0.002
+ADOPT_OWNERS = 500
+ADOPT_RECORDS = 1_000
 
 
 def worth_a_child(directory: Path, extra: Mapping[dns.name.Name, Path] | None) -> bool:
@@ -271,11 +277,13 @@ class ChildLoad:
 async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -> LoadedZones:
     """The child's load as ``LoadedZones``, its tables rebuilt on this loop a slice
     at a time (answers keep flowing between slices); problems logged."""
+    until = time.perf_counter() + ADOPT_SLICE
     for step in adopt_steps(packed, previous, directory):
-        if step is None:
-            await asyncio.sleep(0)
-        else:
+        if step is not None:
             return step
+        if time.perf_counter() >= until:
+            await asyncio.sleep(0)
+            until = time.perf_counter() + ADOPT_SLICE
     raise AssertionError("adopt_steps ends with the load")  # pragma: no cover
 
 
@@ -300,12 +308,12 @@ def adopt_steps(
             continue
         if origin not in packed.packed:
             continue
-        for step in unpack_steps(packed.packed[origin]):
+        for step in unpack_steps(packed.packed[origin], ADOPT_OWNERS):
             if step is None:
                 yield None
             else:
                 tables[origin] = step
-        for content in content_steps(origin, packed.contents[origin]):
+        for content in content_steps(origin, packed.contents[origin], ADOPT_RECORDS):
             if content is None:
                 yield None
             else:

@@ -219,3 +219,27 @@ def test_keepalive_over_udp_is_ignored_as_bind_does(engine: Engine, named: Peer)
     data = with_options(message(0, 0, question=True, edns=True), KEEPALIVE_OPT)
     ours = ednsopt(engine.respond(data, tcp=False))
     assert ours == ednsopt(udp(named, data)) == (dns.rcode.NOERROR, {})
+
+
+def tcp(peer: Peer, data: bytes) -> bytes:
+    """One exchange over TCP (two-byte length framing)."""
+    with socket.create_connection((peer.host, peer.port), timeout=5) as sock:
+        sock.sendall(len(data).to_bytes(2, "big") + data)
+        buf = b""
+        for _ in range(64):  # bounded: a response is a few reads at most
+            if len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+                break
+            chunk = sock.recv(65535)
+            if not chunk:
+                break
+            buf += chunk
+        return buf[2:2 + int.from_bytes(buf[:2], "big")]
+
+
+def test_keepalive_over_tcp_as_bind(engine: Engine, named: Peer) -> None:
+    """Over TCP both answer the option with their idle timeout (the values are each one's)."""
+    data = with_options(message(0, 0, question=True, edns=True), KEEPALIVE_OPT)
+    ours, bind = ednsopt(engine.respond(data, tcp=True)), ednsopt(tcp(named, data))
+    assert ours[0] == bind[0] == dns.rcode.NOERROR
+    assert set(ours[1]) == set(bind[1]) == {dns.edns.OptionType.KEEPALIVE}
+    assert ours[1][dns.edns.OptionType.KEEPALIVE] == (100).to_bytes(2, "big")

@@ -156,7 +156,7 @@ LEVELS: list[set[str]] = [
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "zones.signed", "posture.survey",
         # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
         # cookies, over answer.siphash) read wire; answer.guard puts them in front.
         "answer.rrl", "answer.cookies",
@@ -203,6 +203,7 @@ CORE = {
     "zones.fastscan",
     "zones.fastrdata",
     "zones.versions",
+    "zones.signed",
     "zones.deletions",
     "health.model",
     "health.tracker",

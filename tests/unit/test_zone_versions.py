@@ -448,3 +448,25 @@ def test_records_are_one_bytes_read_one_record_at_a_time() -> None:
     assert again == records and hash(again) == hash(records)
     assert Records.of(plain) == records and records_wire(plain) == c.to_wire()
     assert ZoneContent(c.origin, plain) == c  # a content built by hand equals a loaded one
+
+
+def test_diff_of_records_reads_only_what_differs() -> None:
+    # Records find their common first and last records on the bytes: the same diff
+    base = APEX + BODY
+    edits = [
+        base.replace("2025112601", "2025112602"),  # a new serial: the first records
+        base.replace("1 PTR Host.Example.COM.\n", ""),  # the last record gone
+        base + "zzz TXT last\n",  # one more at the end
+        base.replace("mail A 192.0.2.25\n", "mail A 192.0.2.26\n"),  # in the middle
+        base.replace("www A 192.0.2.10\n", "www 60 A 192.0.2.10\n"),  # a TTL
+        APEX,  # most of it gone
+    ]
+    old = content(base)
+    assert isinstance(old.records, Records)
+    for text in edits:
+        new = content(text)
+        assert isinstance(new.records, Records)
+        want = diff(ZoneContent(old.origin, tuple(old.records)),
+                    ZoneContent(new.origin, tuple(new.records)))
+        assert diff(old, new) == want and diff(new, old) == ZoneDiff(want.added, want.removed)
+        assert want  # every edit is a change
