@@ -3,6 +3,8 @@ deviation only in its environment, killed after hook_timeout."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from testkit.ports import free_port
@@ -33,3 +35,15 @@ def test_the_hook_runs_without_a_shell_and_is_killed_after_its_timeout(tmp_path:
         assert f'dnsserve_watch_server_up{{server="{silent}"}} 0' in watcher.metrics_text()
     finally:
         watcher.stop()
+
+
+def test_a_bad_flag_is_named_by_its_key(tmp_path: Path) -> None:
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "watch.example.zone").write_text(zone_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "dnsserve", "watch", "--zones", str(zones), "--interval", "0",
+         "--server", "127.0.0.1:5301"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert done.returncode == 1
+    assert "command line: watch.interval = 0.0: must be > 0" in done.stderr
