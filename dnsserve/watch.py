@@ -6,18 +6,16 @@ and dnspython's ``asyncquery`` runs on it), the queries (SOA; then AXFR when
 the server allows it, else one query per (name, type), at most
 ``max_queries`` per zone per server per round, in turns), the source of
 truth (the zone files, loaded again when they change, and the pools'
-answers from our server's control API), the log lines, the metrics and the
-``on_deviation`` hook (argv by ``shlex.split``, never a shell; the details
-only in its environment; killed after ``hook_timeout``). Must not judge:
-``posture.watchdiff`` decides what deviates and when it starts or clears.
+answers from our server's control API), the log lines, the metrics, and
+the queue of ``on_deviation`` runs (``watch_outputs`` runs each, and serves
+/metrics). Must not judge: ``posture.watchdiff`` decides what deviates and
+when it starts or clears.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -41,7 +39,6 @@ from dnsserve.client import Client, ControlClientError, Node
 from dnsserve.config_schema import WatchConfig
 from dnsserve.config_values import parse_hostport
 from dnsserve.control import start_control
-from dnsserve.control_routes import ControlError, Doc, OverrideKind
 from dnsserve.errors import DnsServeError
 from dnsserve.metrics import Registry
 from dnsserve.posture.watchdiff import (
@@ -58,6 +55,7 @@ from dnsserve.posture.watchdiff import (
 )
 from dnsserve.settings import Settings
 from dnsserve.statuspage import Status
+from dnsserve.watch_outputs import MetricsApi, run_hook
 from dnsserve.zones.load import LoadedZones, load_zones
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import to_rrsets, zone_content
@@ -68,8 +66,8 @@ log = logging.getLogger("dnsserve.watch")
 SKIPPED = frozenset({RdataType.SOA, RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3,
                      RdataType.NSEC3PARAM})
 IN_FLIGHT = 16  # queries at once to one server for one zone
+JOBS = 32  # (zone, server) pairs observed at once
 HOOK_QUEUE = 1000  # events waiting for the hook; more are logged and dropped
-ENV = "DNSSERVE_WATCH_"
 
 
 def kept(owner: dns.name.Name, rdtype: int, apex: dns.name.Name,
@@ -285,12 +283,19 @@ class Watcher:
         await asyncio.to_thread(self.source.refresh)
         truths = self.source.truths(await asyncio.to_thread(self._status))
         jobs = []
+        gate = asyncio.Semaphore(JOBS)
+
+        async def gated(origin: dns.name.Name, truth: Truth, server: str
+                        ) -> tuple[Truth, Observation]:
+            async with gate:
+                return await self._observe(origin, truth, server)
+
         for origin, truth in truths.items():
             servers = list(self.watch.servers)
             if self.watch.ns:
                 servers += self.source.ns_servers(origin, self.watch.ns_port)
             for server in dict.fromkeys(servers):
-                jobs.append(self._observe(origin, truth, server))
+                jobs.append(gated(origin, truth, server))
         observed = await asyncio.gather(*jobs)
         up: dict[str, bool] = {}
         for truth, obs in observed:
@@ -372,72 +377,6 @@ class Watcher:
                     # a zone directory gone, a bad answer: this round is lost, not the watch
                     log.exception("round %d failed", self.round)
                 await asyncio.sleep(max(0.0, started + self.watch.interval - loop.time()))
-
-
-def hook_env(event: Event, dev: Deviation) -> dict[str, str]:
-    return {f"{ENV}EVENT": event.value, f"{ENV}ZONE": dev.zone, f"{ENV}SERVER": dev.server,
-            f"{ENV}KIND": dev.kind.value, f"{ENV}SUBJECT": dev.subject, f"{ENV}DETAIL": dev.detail}
-
-
-async def run_hook(argv: list[str], event: Event, dev: Deviation, timeout: float) -> None:
-    """Run ``argv`` with the deviation in its environment; killed (by PID) after ``timeout``."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env={**os.environ, **hook_env(event, dev)}, stdin=asyncio.subprocess.DEVNULL)
-    except OSError as exc:
-        log.warning("on_deviation %s: %s", argv[0], exc)
-        return
-    try:
-        async with asyncio.timeout(timeout):
-            code = await proc.wait()
-    except TimeoutError:
-        log.warning("on_deviation %s: killed after %.1f s", argv[0], timeout)
-        return
-    finally:  # a timeout, or the watch stopping: the hook does not outlive it
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
-    if code:
-        log.warning("on_deviation %s: exit status %d", argv[0], code)
-
-
-class MetricsApi:
-    """The control server's Api for watch: /metrics and /healthz; the rest is 404."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-
-    def _none(self) -> ControlError:
-        return ControlError(404, "dnsserve watch serves /metrics and /healthz only")
-
-    def status(self) -> Doc:
-        raise self._none()
-
-    def answer(self, name: str, qtype: str, what_if_down: Sequence[str]) -> Doc:
-        raise self._none()
-
-    def events(self, since: float | None, member: str | None, limit: int) -> Sequence[Doc]:
-        raise self._none()
-
-    def set_override(self, member: str, kind: OverrideKind, duration: float | None,
-                     reason: str, force: bool) -> Doc:
-        raise self._none()
-
-    def clear_override(self, member: str) -> Doc:
-        raise self._none()
-
-    async def reload(self, force: bool) -> Doc:
-        raise self._none()
-
-    def refresh(self, zone: str) -> Doc:
-        raise self._none()
-
-    def metrics(self) -> str:
-        return self.registry.render()
-
-    def healthz(self) -> tuple[bool, Doc]:
-        return True, {"watch": "running"}
 
 
 async def watch(settings: Settings, watch: WatchConfig) -> None:

@@ -71,7 +71,8 @@ LEVELS: list[set[str]] = [
     # posture.sources (the takeover list, zone lines read again, the --against
     # reference from git or a directory, --resolve's queries) is check's edge,
     # under preflight, its importer.
-    {"daemonthread", "posture.sources"},
+    # watch_outputs (watch's hook runner and its /metrics Api) is watch's, over control.
+    {"daemonthread", "posture.sources", "watch_outputs"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -293,6 +294,7 @@ EDGE = {
     "notify",
     "posture.sources",
     "watch",
+    "watch_outputs",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
