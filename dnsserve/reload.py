@@ -600,4 +600,7 @@ def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
     for key in ("listen", "control", "state", "workers"):
         if getattr(old.server, key) != getattr(new.server, key):
             out.append(f"server.{key} changed in {new.config_name}: takes a restart")
+    for section in ("rrl", "cookies"):  # the answering processes' guards are built at start
+        if getattr(old.config, section) != getattr(new.config, section):
+            out.append(f"[{section}] changed in {new.config_name}: takes a restart")
     return tuple(out)

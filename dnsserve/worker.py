@@ -50,6 +50,7 @@ from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.engine import Engine, expire_elsewhere
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Snapshot
 
 log = logging.getLogger("dnsserve.worker")
@@ -78,6 +79,7 @@ class WorkerStart:
     tcp_max_connections: int  # this worker's share of the cap
     tcp_max_connections_per_prefix: int | None = None  # its share of the per-prefix limit
     tcp_prefix_lengths: tuple[int, int] = net.DEFAULT_PREFIX_LENGTHS
+    defences: Defences | None = None  # RRL (this worker's share of the rate) and cookies
 
 
 class Worker:
@@ -217,6 +219,7 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
             hand_off=forwarder, tcp_max_connections_per_prefix=start.tcp_max_connections_per_prefix,
             prefix_lengths=start.tcp_prefix_lengths,
+            guard=start.defences.guard(worker.engine) if start.defences is not None else None,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)

@@ -66,8 +66,9 @@ from dataclasses import dataclass, field, fields
 from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Entry, Snapshot
-from dnsserve.config_schema import ServerConfig
+from dnsserve.config_schema import ServerConfig, share
 from dnsserve.worker import WorkerStart, child_main
 
 log = logging.getLogger("dnsserve.workers")
@@ -159,8 +160,10 @@ class WorkerSet:
         server: ServerConfig,
         engine: Callable[[], Engine | None],
         hand_off: HandOff | None = None,
+        defences: Defences | None = None,
     ) -> None:
         self.count = count
+        self._defences = defences  # RRL and cookies, each worker's own (answer.guard)
         self._server = server
         self._engine = engine
         self._hand_off = hand_off
@@ -322,6 +325,7 @@ class WorkerSet:
                 self._server.tcp_max_connections_per_prefix, self.count),
             tcp_prefix_lengths=(self._server.tcp_ipv4_prefix_length,
                                 self._server.tcp_ipv6_prefix_length),
+            defences=self._defences,
         )
         if snapshot.misses is not None:
             snapshot.misses.complete()  # built once here, shared by every fork
@@ -564,9 +568,3 @@ def _status_text(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
-
-
-def share(limit: int, count: int) -> int:
-    """One worker's share of a TCP connection limit (SO_REUSEPORT spreads the
-    connections over the workers): ``limit / count`` rounded up, at least 1."""
-    return max(1, -(-limit // count))

@@ -64,8 +64,8 @@ class Engine:
 
     __slots__ = (
         "_answers", "_cache", "_dnssec", "_hot", "_hot_before", "_misses", "_nsid", "_snapshot",
-        "_zones", "answered", "cache_size", "expire", "formerr", "hand_off", "keyring",
-        "servfails", "tcp_keepalive", "truncated",
+        "_zones", "answered", "cache_size", "cookies", "expire", "formerr", "hand_off", "keyring",
+        "last", "servfails", "tcp_keepalive", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -95,6 +95,12 @@ class Engine:
         # option; None: not known here (the engine answers no keepalive).
         self.tcp_keepalive: int | None = None
         self._nsid = b""  # RFC 5001: the snapshot's NSID; empty: not answered
+        # DNS Cookies (``answer.cookies.Cookies``): (query, question end, our OPT)
+        # -> the OPT to answer with; asked only for queries whose OPT has options.
+        self.cookies: Callable[[bytes, int, bytes], bytes] | None = None
+        # the prebuilt answer of the last query answered from one (``answer.guard``
+        # resets it and keys the rate limiter's buckets by its body)
+        self.last: Prebuilt | None = None
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
@@ -182,6 +188,7 @@ class Engine:
                 # a pool's Variants draws one; a Prebuilt is its own pick, so
                 # static answers skip the call
                 entry = entry.pick()
+            self.last = entry
             # the index layout of wire.flag_variants (RD -> bit 1, CD -> bit 0), inline
             fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]
             # count_key, inline: rcode, then qtype (the key's last four bytes are
@@ -201,6 +208,8 @@ class Engine:
                 opt = self._options_opt(data, qend, key, do, tcp)
                 if not opt:  # expire_elsewhere: the owner answers it
                     return wire.HAND_OFF
+            if self.cookies is not None and len(data) - qend > 11:
+                opt = self.cookies(data, qend, opt)  # FormError: a malformed COOKIE
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
@@ -208,6 +217,10 @@ class Engine:
             if len(out) <= limit:
                 return out
             return self._truncate(data, fb, entry, qend, limit, opt)
+        except FormError:  # RFC 7873 §5.2.2: a COOKIE option of a bad length
+            self.formerr += 1
+            return wire.header_only(data, flags, wire.FORMERR, data[12:qend],
+                                    wire.OPT_DO if do else wire.OPT_PLAIN)
         except Exception:
             return self._servfail(data, flags, qend)
 
@@ -218,8 +231,10 @@ class Engine:
         if span is None:
             return wire.OPT_DO if do else wire.OPT_PLAIN
         asked = edns.asked(data, *span)
+        if not asked:
+            return wire.OPT_DO if do else wire.OPT_PLAIN
         options = b""
-        if asked.expire and self.expire is not None:
+        if asked & edns.EXPIRE and self.expire is not None:
             seconds = self.expire(key)
             if seconds == EXPIRE_ELSEWHERE:
                 if self.hand_off:
@@ -238,6 +253,10 @@ class Engine:
         if found is None:
             return b""
         do, start, end = found
+        return self._opt_for(data, start, end, do, tcp)
+
+    def _opt_for(self, data: bytes, start: int, end: int, do: bool, tcp: bool) -> bytes:
+        """Our OPT with NSID and keepalive as the options in ``data[start:end]`` ask."""
         asked = edns.asked(data, start, end)
         return wire.opt_with(do, edns.answer_options(
             asked, nsid=self._nsid, keepalive=self.tcp_keepalive, tcp=tcp))
@@ -269,14 +288,17 @@ class Engine:
         NOTIFY goes to the hand-off when there is one. UPDATE: REFUSED (we take
         no dynamic updates), NOTAUTH for a zone we do not serve, FORMERR when
         its zone section is not an SOA question (RFC 2136 §3.1.1); each echoes
-        the question. Any other opcode:
-        NOTIMP with no question. RD and CD are not copied.
+        the question. Any other opcode: NOTIMP with no question. RD and CD are
+        not copied. Our OPT when the message has one (NSID, keepalive as asked).
         """
         opcode = flags & wire.OPCODE_MASK
         if self.hand_off and opcode == wire.OPCODE_NOTIFY:
             return wire.HAND_OFF
-        opt = b"" if payload < 0 else self._options_opt(data, qend, key, do, tcp) or (
-            wire.OPT_DO if do else wire.OPT_PLAIN)
+        opt = b""
+        if payload >= 0:
+            span = wire.opt_span(data, qend)
+            opt = (wire.OPT_DO if do else wire.OPT_PLAIN) if span is None else self._opt_for(
+                data, span[0], span[1], do, tcp)
         if opcode == wire.OPCODE_UPDATE:
             if key[-4:-2] != _SOA:
                 rcode = wire.FORMERR

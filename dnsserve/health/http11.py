@@ -7,9 +7,10 @@ close``: one request per connection, as gdnsd's ``http_status`` sends; its
 bytes written by h11 once per path and host), and reading the response: up
 to the end of the final response's head, whose status line is matched here
 (``parse_head``: what a verdict needs, as gdnsd reads it), and, when asked,
-the first ``body_limit`` bytes of its body, read with h11 from the
-response's first byte (chunked or not; no content coding is asked for, so
-none is undone). The socket is closed before ``get`` returns or raises.
+the first ``body_limit`` bytes of its body: read here when the head gives
+its length or none (``body_length``: until the server closes), else
+(chunked) read with h11 from the response's first byte; no content coding
+is asked for, so none is undone. The socket is closed before ``get`` returns or raises.
 
 Must not: name an outcome or decide pass/fail (``health.probes`` does), apply
 a timeout (the monitor cancels a check at its timeout), build TLS contexts
@@ -211,14 +212,19 @@ async def _read_response(
             raise h11.RemoteProtocolError("connection closed before a complete response head")
         received += chunk
         while True:
+            begins = start
             head = parse_head(received, start)
             if head is None:
                 break
             status, start = head
             if status >= 200:
-                if body_limit and status in body_of:
+                if not body_limit or status not in body_of:
+                    return Response(status)
+                length = body_length(received[begins:start], status)
+                if length is None:  # chunked, or framing h11 should judge
                     return await _read_body(stream, request, received, body_limit)
-                return Response(status)
+                body = await _read_plain(stream, received[start:], length, body_limit)
+                return Response(status, body)
     raise h11.RemoteProtocolError(f"no complete response head in {MAX_STEPS} reads")
 
 
@@ -248,10 +254,58 @@ def parse_head(data: bytes, start: int = 0) -> tuple[int, int] | None:
     return int(line[1]), found.end()
 
 
+# The header lines that say how a body is framed (h11's reading of them, for the plain cases).
+_FRAMING = re.compile(
+    rb"^(content-length|transfer-encoding)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M
+)
+UNTIL_CLOSE = -1  # a body that ends when the server closes (no length, not chunked)
+
+
+def body_length(head: bytes, status: int) -> int | None:
+    """How long the body after ``head`` is: its Content-Length, ``UNTIL_CLOSE``, or None.
+
+    None (chunked, two lengths that differ, a length that is no number) leaves
+    the framing to h11. A 204 or 304 response has no body.
+    """
+    if status in (204, 304):
+        return 0
+    lengths = set()
+    for name, value in _FRAMING.findall(head):
+        if name.lower() == b"transfer-encoding":
+            return None
+        lengths.add(value)
+    if not lengths:
+        return UNTIL_CLOSE
+    value = lengths.pop()
+    return int(value) if not lengths and value.isdigit() and len(value) < 19 else None
+
+
+async def _read_plain(stream: _Stream, body: bytes, length: int, body_limit: int) -> bytes:
+    """The first ``body_limit`` bytes of a body of ``length`` (or ``UNTIL_CLOSE``).
+
+    Raises ``h11.RemoteProtocolError`` when the server closes before the
+    length it announced (as h11 does).
+    """
+    want = body_limit if length == UNTIL_CLOSE else min(length, body_limit)
+    for _ in range(MAX_STEPS):
+        if len(body) >= want:
+            return body[:want]
+        chunk = await stream.receive_some(RECEIVE_SIZE)
+        if not chunk:
+            if length == UNTIL_CLOSE:
+                return body
+            raise h11.RemoteProtocolError("connection closed before the end of the body")
+        body += chunk
+    raise h11.RemoteProtocolError(f"no complete body in {MAX_STEPS} reads")
+
+
 async def _read_body(
     stream: _Stream, request: tuple[str, str], received: bytes, body_limit: int,
 ) -> Response:
-    """Feed h11 the response from its first byte; the status and the body's first bytes."""
+    """Feed h11 the response from its first byte; the status and the body's first bytes.
+
+    For the framings ``body_length`` leaves to h11 (chunked, odd lengths).
+    """
     conn = h11.Connection(h11.CLIENT)
     conn.send(_request(*request))
     conn.send(_END)

@@ -1,6 +1,7 @@
 """The monitor thread: when to check whom, on trio, in its own OS thread.
 
-Owns scheduling (first checks spread over the interval, then every ``interval``
+Owns scheduling (first checks spread over the interval in phases that
+members of one interval share, ``timers.phase_slots``, then every ``interval``
 from the scheduled start so nothing drifts; ``health.timers`` wakes each member
 when its check is due), per-check timeouts (a check still running at
 ``timeout`` is cancelled and is a failure "timeout"), at most one check in
@@ -31,6 +32,7 @@ import math
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Set
 from types import MappingProxyType
 
@@ -57,7 +59,7 @@ from dnsserve.health.targets import (
     dedupe,
     guard_window,
 )
-from dnsserve.health.timers import Timers, tick_for
+from dnsserve.health.timers import Timers, phase_slots, tick_for
 from dnsserve.health.tls import TlsContexts
 from dnsserve.health.tracker import never_seen, observe
 
@@ -101,6 +103,8 @@ class Monitor:
         self._limiter: trio.CapacityLimiter | None = None
         self._scopes: dict[MemberId, trio.CancelScope] = {}
         self._timers = Timers(tick_for(t.interval for t in self._targets.values()))
+        self._per_interval = Counter(t.interval for t in self._targets.values())
+        self._origin = 0.0  # trio clock: where every schedule's phases count from
         self._tls = TlsContexts()
         self._local_errors = LocalErrors(self._log)
 
@@ -192,6 +196,7 @@ class Monitor:
 
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
+        self._origin = trio.current_time()
         self._limiter = trio.CapacityLimiter(self._bound())
         try:
             with trio.CancelScope() as scope:
@@ -223,7 +228,11 @@ class Monitor:
     async def _checks(self, target: Target, at_once: bool) -> None:
         member, interval = target.member, target.interval
         start = trio.current_time()
-        base = start + self._rng.uniform(0, interval)  # jitter: spread first checks
+        # Jitter: the first checks spread over the interval, in phase slots shared
+        # by members of the same interval (``timers.phase_slots``), from one origin.
+        slots = phase_slots(self._per_interval[interval], interval, self._timers.tick)
+        base = self._origin + self._rng.randrange(slots) * interval / slots
+        base += max(0, math.ceil((start - base) / interval)) * interval
         if at_once:
             await self._check(target, start)
         k = 0
@@ -368,6 +377,7 @@ class Monitor:
             self._pools = pools
         self._guard_config = self._make_guard_config()
         self._timers.tick = tick_for(t.interval for t in found.values())
+        self._per_interval = Counter(t.interval for t in found.values())
         if self._limiter is not None:
             self._limiter.total_tokens = self._bound()
         if self._nursery is None:  # not running: _main spawns every target

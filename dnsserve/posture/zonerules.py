@@ -5,7 +5,8 @@ file and an (owner, type) that ``posture.place`` turns into a line. Must
 not: read files, resolve names (``--resolve`` is ``posture.sources``'s) or
 repeat a rule ``zones.compile`` already judges while loading (a CNAME at the
 apex or beside data, an MX/NS/SRV target that is a CNAME or has no address,
-missing or foreign glue: those come tagged with their rule ids from the load).
+missing or foreign glue, occluded data: those come tagged with their rule ids
+from the load; the survey leaves occluded data out of what these rules read).
 
     rule                 fires when
     dangling-target      a CNAME/DNAME/MX/NS/SRV target is in a zone we serve and
@@ -13,8 +14,6 @@ missing or foreign glue: those come tagged with their rule ids from the load).
     takeover-cname       a CNAME target is under a suffix of takeover.json
     rrset-region-single  every address of an A/AAAA RRset is in one [[region]], or a
                          CNAME target's host name names a cloud region
-    occluded-data        data at or below a delegation that is neither the cut's
-                         (NS, DS) nor glue (an address of an NS target)
     cname-chain-long     a chain of more than MAX_CHAIN CNAMEs starts at a name no
                          CNAME of ours points to (or loops)
     soa-timers           SOA refresh, retry, expire or minimum outside SOA_RANGES
@@ -59,7 +58,6 @@ def zone_findings(
         out += dangling(zone, survey)
         out += takeover_cnames(zone, takeover)
         out += region_single(zone, regions)
-        out += occluded(zone)
         out += long_chains(zone, survey)
         out += soa_timers(zone)
         out += ns_diversity(zone, survey)
@@ -128,14 +126,6 @@ def region_single(zone: ZoneSurvey, regions: Regions) -> list[Finding]:
                            f"CNAME {p.owner} -> {p.target}: its only target is in region "
                            f"{region}", p.owner, p.rdtype))
     return out
-
-
-def occluded(zone: ZoneSurvey) -> list[Finding]:
-    return [
-        _at(zone, "occluded-data", f"{rdtype.name} at {owner} is hidden by the delegation "
-            f"{cut}: resolvers never ask us for it", owner, rdtype)
-        for owner, rdtype, cut in zone.occluded
-    ]
 
 
 def long_chains(zone: ZoneSurvey, survey: Survey) -> list[Finding]:

@@ -208,6 +208,12 @@ def test_http_no_valid_response_is_a_protocol_error(response: bytes) -> None:
     assert (result.ok, result.reason) == (False, "protocol error")
 
 
+def test_http_body_shorter_than_its_length_is_a_protocol_error() -> None:
+    with Canned(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok") as server:
+        result = check(http(server.port, "/ok", expect_body="ok"), "127.0.0.26")
+    assert (result.ok, result.reason) == (False, "protocol error")
+
+
 def test_http_connect_that_never_completes_is_a_timeout() -> None:
     # A listener that accepts nothing, its queue full: the kernel drops the
     # check's SYN, the handshake never ends, and the request waits for it.

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from dnsserve.health.model import MemberId
-from dnsserve.health.timers import TICK_MAX, Timers, tick_for
+from dnsserve.health.timers import BATCH, TICK_MAX, Timers, phase_slots, tick_for
 
 A, B, C = (MemberId("web", f"192.0.2.{i}") for i in (1, 2, 3))
 
@@ -120,3 +120,16 @@ def test_nothing_due_sleeps_until_something_is() -> None:
             nursery.cancel_scope.cancel()
 
     run(main)
+
+
+@pytest.mark.parametrize(
+    ("members", "interval", "tick", "slots"),
+    [
+        (3, 1.0, 0.02, 1),  # a few members share one phase
+        (60, 2.0, 0.04, math.ceil(60 / BATCH)),  # about BATCH members a phase
+        (900, 1.0, 0.02, 50),  # many: phases a tick apart, no closer
+        (0, 1.0, 0.02, 1),
+    ],
+)
+def test_phase_slots(members: int, interval: float, tick: float, slots: int) -> None:
+    assert phase_slots(members, interval, tick) == slots

@@ -1,11 +1,12 @@
-"""The response head an http check reads: ``http11.parse_head`` on bytes, no sockets."""
+"""The response head an http check reads: ``http11.parse_head`` and ``body_length`` on
+bytes, no sockets."""
 
 from __future__ import annotations
 
 import h11
 import pytest
 
-from dnsserve.health.http11 import HEAD_LIMIT, parse_head
+from dnsserve.health.http11 import HEAD_LIMIT, UNTIL_CLOSE, body_length, parse_head
 
 
 @pytest.mark.parametrize(
@@ -32,3 +33,20 @@ def test_parse_head(data: bytes, start: int, expected: tuple[int, int] | None) -
 def test_parse_head_refuses_what_is_no_http_head(data: bytes) -> None:
     with pytest.raises(h11.RemoteProtocolError):
         parse_head(data)
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 200, 12),
+        (b"HTTP/1.1 200 OK\r\ncontent-length:12 \r\nContent-Length: 12\r\n\r\n", 200, 12),
+        (b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n", 200, UNTIL_CLOSE),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204, 0),
+        # for h11 to read: chunked, lengths that disagree, a length that is no number
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 200, None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 200, None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 200, None),
+    ],
+)
+def test_body_length(head: bytes, status: int, expected: int | None) -> None:
+    assert body_length(head, status) == expected
