@@ -411,7 +411,7 @@ RELOAD_SWITCH_INTERVAL = 0.001
 
 
 # Added to the nice value of the thread that does a reload's work when workers
-# answer (``_behind``): they get the cores first.
+# answer (``_behind``; Linux sets it per thread): they get the cores first.
 BEHIND_NICE = 10
 # How long a slice of warming may hold the loop before answers are read again.
 WARM_SLICE = 0.002
@@ -480,7 +480,9 @@ def _behind(
     query (the workers do): adopt, prepare, index, warm; at a lower CPU priority,
     so that the workers get the cores first."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + BEHIND_NICE))
     if packed is not None:
         inp = replace(inp, loaded=adopt_now(packed, before, inp.settings.zones_dir))
     prepared = _prepare_indexed(inp)
