@@ -189,7 +189,8 @@ def watch_command(
     zones: ZonesOpt = None,
     server: Annotated[
         list[str] | None,
-        typer.Option("--server", help="ADDRESS:PORT to watch besides [watch] servers; repeat."),
+        typer.Option("--server",
+                     help="ADDRESS:PORT to watch besides the config's watch.servers; repeat."),
     ] = None,
     interval: Annotated[
         float | None, typer.Option("--interval", help="Seconds between rounds (default 5).")
