@@ -51,6 +51,7 @@ from dnsserve.posture.watchdiff import (
     Truth,
     canonical_text,
     compare,
+    next_turn,
     step,
 )
 from dnsserve.settings import Settings
@@ -331,9 +332,8 @@ class Watcher:
             except (dns.exception.DNSException, dns.xfr.TransferError, OSError, TimeoutError):
                 self.no_axfr[where] = self.round
         if content is None:
-            start = self.cursor.get(where, 0) % max(len(keys), 1)
-            turn = (keys[start:] + keys[:start])[: self.watch.max_queries]
-            self.cursor[where] = start + len(turn)
+            turn, self.cursor[where] = next_turn(keys, self.cursor.get(where, 0),
+                                                 self.watch.max_queries)
             content = await _queries(turn, host, port, timeout)
             self.compared.labels(server=server, method="queries").inc()
         return truth, Observation(truth.zone, server, serial, content=content)

@@ -34,7 +34,7 @@ A server that does not answer SOA looks at the subject "" only: its
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.rdata
@@ -183,6 +183,17 @@ def _one(zone: str, server: str, key: Key, ours: frozenset[str], pool: frozenset
         return Deviation(zone, server, Kind.DIFFERS, name,
                          f"has {_values(got)}, ours {_values(ours)}")
     return None
+
+
+def next_turn(keys: Sequence[Key], cursor: int, cap: int) -> tuple[list[Key], int]:
+    """The (name, type)s to query this round without AXFR: at most ``cap``, from
+    ``cursor`` on, wrapping; and the next cursor. Every key is asked within
+    ``ceil(len(keys) / cap)`` rounds; a zone of at most ``cap`` keys, every round."""
+    if not keys:
+        return [], 0
+    start = cursor % len(keys)
+    turn = [*keys[start:], *keys[:start]][:cap]
+    return turn, (start + len(turn)) % len(keys)
 
 
 def step(

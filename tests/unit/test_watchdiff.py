@@ -10,6 +10,7 @@ from dnsserve.posture.watchdiff import (
     Observation,
     Truth,
     compare,
+    next_turn,
     step,
 )
 
@@ -54,3 +55,13 @@ def test_step_starts_once_clears_once_and_keeps_what_was_not_looked_at() -> None
     active, events = step(active, Z, S, fine, looked)
     assert sorted(d.kind for _, d in events) == [Kind.SERIAL_LAG, Kind.UNREACHABLE]
     assert all(e is Event.CLEAR for e, _ in events) and active == {}
+
+
+def test_next_turn_covers_a_large_zone_in_turns_and_a_small_one_every_round() -> None:
+    keys = [(f"n{i}.example.", "A") for i in range(5)]
+    first, cursor = next_turn(keys, 0, 2)
+    second, cursor = next_turn(keys, cursor, 2)
+    third, cursor = next_turn(keys, cursor, 2)
+    assert set(first + second + third) == set(keys) and len(third) == 2
+    assert next_turn(keys, 3, 10) == (keys[3:] + keys[:3], 3)
+    assert next_turn([], 7, 2) == ([], 0)
