@@ -10,6 +10,10 @@ timed after the miss cache is warm. It must not change the engine.
     .venv/bin/python -m benchmarks.bench_engine            # table
     .venv/bin/python -m benchmarks.bench_engine --profile  # + cProfile of the query mix
     .venv/bin/python -m benchmarks.bench_engine --json     # for bench_core.py
+    .venv/bin/python -m benchmarks.bench_engine --nsid ams-3  # an NSID configured (RFC 5001)
+
+The "NSID asked" case carries an empty NSID option: with ``--nsid`` it is
+answered, without it the option is ignored (the long OPT path either way).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
@@ -38,13 +43,15 @@ Respond = Callable[..., bytes | None]
 MIX_LINES = 1000
 
 
-def build_respond(zone_dir: Path) -> Respond:
-    return build_engine(zone_dir, chaos=True).respond
+def build_respond(zone_dir: Path, nsid: bytes = b"") -> Respond:
+    return build_engine(zone_dir, chaos=True, nsid=nsid).respond
 
 
-def _packet(qname: str, qtype: str, *, edns: bool, do: bool = False, qid: int = 0) -> bytes:
+def _packet(qname: str, qtype: str, *, edns: bool, do: bool = False, qid: int = 0,
+            nsid: bool = False) -> bytes:
+    options = [dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")] if nsid else []
     q = dns.message.make_query(qname, qtype, use_edns=0 if edns else False,
-                               payload=1232, want_dnssec=do)
+                               payload=1232, want_dnssec=do, options=options)
     q.id = qid
     q.flags &= ~dns.flags.RD  # as dnsperf and stub-less probes send; RD is only copied
     return q.to_wire()
@@ -66,6 +73,7 @@ def _cases(wl: zonegen.Workload) -> dict[str, tuple[list[bytes], int]]:
         "A hit, no EDNS": (pk(lower, edns=False), ok),
         "A hit, EDNS 1232": (pk(lower, edns=True), ok),
         "A hit, EDNS + DO": (pk(lower, edns=True, do=True), ok),
+        "A hit, EDNS + NSID asked": (pk(lower, edns=True, nsid=True), ok),
         "A hit, 0x20 mixed case, EDNS": (pk(mixed, edns=True), ok),
         "AAAA hit, EDNS": (pk([(n.lower(), t) for n, t in s["aaaa"]], edns=True), ok),
         "A at CNAME (chain), EDNS": (pk([(n.lower(), t) for n, t in s["cname"]], edns=True), ok),
@@ -104,11 +112,11 @@ def _time(respond: Respond, packets: list[bytes], calls: int, repeats: int) -> l
     return per_call
 
 
-def run(calls: int, repeats: int, profile: bool) -> dict[str, object]:
+def run(calls: int, repeats: int, profile: bool, nsid: bytes = b"") -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="dnsserve-bench-engine-") as tmp:
         wl = zonegen.generate(Path(tmp))
         t0 = time.perf_counter()
-        respond = build_respond(wl.zone_dir)
+        respond = build_respond(wl.zone_dir, nsid)
         build_s = time.perf_counter() - t0
         cases = _cases(wl)
     results: dict[str, dict[str, object]] = {}
@@ -139,10 +147,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="10,000 calls, 3 repeats")
     ap.add_argument("--json", action="store_true", help="print JSON (for bench_core.py)")
     ap.add_argument("--profile", action="store_true", help="cProfile the query mix")
+    ap.add_argument("--nsid", default="", help="the engine's NSID (text); default: none")
     args = ap.parse_args(argv)
     if args.quick:
         args.calls, args.repeats = 10_000, 3
-    out = run(args.calls, args.repeats, args.profile)
+    out = run(args.calls, args.repeats, args.profile, args.nsid.encode())
     if args.json:
         print(json.dumps(out))
         return 0

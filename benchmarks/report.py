@@ -24,8 +24,8 @@ from testkit import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_ORDER = (
-    "core", "flood", "parse", "zones", "workers", "failover", "pool", "drift", "checks",
-    "hostile", "xfr", "publish", "dnssec",
+    "core", "flood", "parse", "zones", "reload", "workers", "failover", "pool", "drift", "checks",
+    "hostile", "xfr", "publish", "dnssec", "rrl",
 )
 TITLE = "# Benchmark results"
 INTRO = (

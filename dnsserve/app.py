@@ -73,7 +73,7 @@ from dnsserve.operations import Operations
 from dnsserve.publishing import Publisher
 from dnsserve.reload import Reloader
 from dnsserve.secondary import Hooks, Secondaries
-from dnsserve.settings import Settings
+from dnsserve.settings import Settings, defences
 from dnsserve.staging import Prepared
 from dnsserve.store import Store
 from dnsserve.transfers import load_keyring, publish_zones, zone_settings
@@ -103,10 +103,12 @@ class Server:
         self.settings = settings
         self.registry = Registry()
         self.metrics = server_metrics(self.registry)
+        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
         self.health = HealthSync(settings, on_change=self._health_changed, metrics=self.metrics)
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed, on_swap=self._swapped,
+            hot_keys=self._hot_keys if count > 1 else None,
         )
         self.secondaries = Secondaries(settings, Hooks(
             served=self._served_content, protected=self._protected, serve=self._serve_copies,
@@ -122,19 +124,24 @@ class Server:
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
-        count = worker_count(settings.server.workers, len(os.sched_getaffinity(0)))
+        # RRL and cookies: made once here, so every worker shares the cookie secret
+        self.defences = defences(settings, count, secrets.token_bytes(16))
         # Workers hand transfers, NOTIFY, signed queries and (with secondary
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.
         self.workers = WorkerSet(
             count, settings.server, lambda: self.reloader.engine,
-            hand_off=self.handoff.handle_offloaded,
+            hand_off=self.handoff.handle_offloaded, defences=self.defences,
         ) if count > 1 else None
         self.control: ControlServer | None = None
         self._allow_empty = allow_empty
         self._force = force
         self._started = False
         self._stop = asyncio.Event()
+
+    async def _hot_keys(self) -> list[bytes]:
+        """What a reload warms its snapshot with: the workers' hot keys."""
+        return await self.workers.hot_keys() if self.workers is not None else []
 
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         engine = self.reloader.engine
@@ -307,6 +314,7 @@ class Server:
                     tcp_max_connections_per_prefix=server.tcp_max_connections_per_prefix,
                     prefix_lengths=(server.tcp_ipv4_prefix_length,
                                     server.tcp_ipv6_prefix_length),
+                    guard=self.defences.guard(engine),
                 )
             self._started = True
             # after the listeners: the index's thread must not delay the first answer

@@ -90,6 +90,13 @@ def worker_count(workers: int | None, cpus: int) -> int:
     return max(1, min(cpus, DEFAULT_MAX_WORKERS))
 
 
+def share(limit: int, count: int) -> int:
+    """One worker's share of a limit of the whole server (a TCP connection cap, an RRL
+    rate; SO_REUSEPORT spreads clients over the workers): ``limit / count`` rounded
+    up, at least 1."""
+    return max(1, -(-limit // max(count, 1)))
+
+
 class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     kind: CheckKind
@@ -176,8 +183,30 @@ class PostureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ignore: tuple[str, ...] = ()  # rule ids left out of the findings
 
 
+class RrlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[rrl]``: response rate limiting of UDP answers (``answer.rrl``)."""
+
+    enabled: bool | None = None  # None: on when any listen address is not loopback
+    rate: int = 20  # responses per second per bucket, for the whole server (split over workers)
+    slip: int = 2  # every slip-th limited response truncated (TC), the rest dropped; 0: drop all
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+    exempt: tuple[str, ...] = ()  # address prefixes never limited
+    table_size: int = 65536  # buckets per process (rounded up to a power of two)
+
+
+class CookiesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cookies]``: DNS Cookies (RFC 7873, RFC 9018 server cookies; ``answer.cookies``)."""
+
+    enabled: bool = True
+    secret: str | None = None  # 32 hex digits; None: a random one made at start
+    previous_secret: str | None = None  # still accepted (the one before a rotation)
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    rrl: RrlConfig = msgspec.field(default_factory=RrlConfig)
+    cookies: CookiesConfig = msgspec.field(default_factory=CookiesConfig)
     monitor: tuple[MonitorConfig, ...] = ()
     pool: tuple[PoolConfig, ...] = ()
     key: tuple[KeyConfig, ...] = ()

@@ -29,6 +29,7 @@ import dns.rcode
 import dns.rdatatype
 
 from dnsserve.answer.policies import AllDown
+from dnsserve.answer.rrl import MAX_RATE
 from dnsserve.config_schema import (
     HEX_PREFIX,
     MAX_IDENTITY,
@@ -36,11 +37,13 @@ from dnsserve.config_schema import (
     MIN_MAX_ZONE_LINE_BYTES,
     TSIG_ALGORITHMS,
     Config,
+    CookiesConfig,
     MemberConfig,
     MonitorConfig,
     NodeConfig,
     PoolConfig,
     PoolType,
+    RrlConfig,
     ServerConfig,
     identity_bytes,
 )
@@ -120,6 +123,7 @@ def validate(config: Config, *, file: str) -> list[str]:
     errors += _check_transfers(config, file)
     errors += _check_nodes(config.node, file)
     errors += _check_posture(config, file)
+    errors += _check_defences(config.rrl, config.cookies, file)
     return errors
 
 
@@ -189,6 +193,39 @@ def _identity_problem(value: str | None) -> str | None:
     if len(octets) > MAX_IDENTITY:
         return f"longer than {MAX_IDENTITY} octets"
     return None
+
+
+def _check_defences(rrl: RrlConfig, cookies: CookiesConfig, file: str) -> list[str]:
+    """``[rrl]`` and ``[cookies]``."""
+    errors = []
+    for key, value, low, high in (
+        ("rate", rrl.rate, 1, MAX_RATE), ("slip", rrl.slip, 0, 10),
+        ("ipv4_prefix", rrl.ipv4_prefix, 0, 32), ("ipv6_prefix", rrl.ipv6_prefix, 0, 128),
+        ("table_size", rrl.table_size, 1, 1 << 24),
+    ):
+        if not low <= value <= high:
+            errors.append(problem_line(file, f"rrl.{key}", value,
+                                       f"must be between {low} and {high}"))
+    for i, text in enumerate(rrl.exempt):
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            errors.append(problem_line(file, f"rrl.exempt[{i}]", text,
+                                       "not an address prefix (192.0.2.0/24, 2001:db8::/32)"))
+    for key, secret in (("secret", cookies.secret), ("previous_secret", cookies.previous_secret)):
+        if secret is None:
+            continue
+        try:
+            ok = len(bytes.fromhex(secret)) == 16
+        except ValueError:
+            ok = False
+        if not ok:
+            errors.append(problem_line(file, f"cookies.{key}", secret,
+                                       "must be 32 hex digits (16 bytes)"))
+    if cookies.previous_secret is not None and cookies.secret is None:
+        errors.append(problem_line(file, "cookies.previous_secret", cookies.previous_secret,
+                                   "needs cookies.secret beside it"))
+    return errors
 
 
 def _check_monitor(m: MonitorConfig, key: str, file: str) -> list[str]:

@@ -41,7 +41,8 @@ def _show(value: Any) -> str:
 def problem_line(file: str, key: str, value: Any, problem: str) -> str:
     """``file: key = value: problem``, the value as TOML would write it."""
     tsig, _, field = key.partition(".")
-    hide = tsig.startswith("key[") and field not in ("name", "algorithm", "key_file")
+    hide = ((tsig.startswith("key[") and field not in ("name", "algorithm", "key_file"))
+            or (tsig == "cookies" and field.endswith("secret")))
     shown = "(hidden)" if hide else _show(value)  # a TSIG secret never reaches a log
     return f"{file}: {key} = {shown}: {problem}"
 

@@ -353,6 +353,8 @@ class ServerMetrics:
     transfers_out: Counter
     notify_out: Counter
     published: Counter
+    rrl: Counter
+    cookies: Counter
 
 
 def server_metrics(registry: Registry) -> ServerMetrics:
@@ -427,4 +429,9 @@ def server_metrics(registry: Registry) -> ServerMetrics:
                              "by result: sent (every try), acknowledged, given_up.", ("result",)),
         published=r.counter("dnsserve_published_total",
                             "Publish mode: zone versions published with pool answers."),
+        rrl=r.counter("dnsserve_rrl_responses_total", "UDP responses over their rate limit, "
+                      "by action: limited (all of them), slipped (sent truncated), dropped.",
+                      ("action",)),
+        cookies=r.counter("dnsserve_cookies_total", "DNS Cookies: server cookies made (made), "
+                          "queries with a valid server cookie of ours (accepted).", ("result",)),
     )

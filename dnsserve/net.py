@@ -24,6 +24,10 @@ Rules:
   pipelined queries are still answered in order and the connection stays open
   (closing would discard its neighbours' answers too; the idle timeout still
   ends a connection that sends nothing whole).
+- With a ``guard`` (``answer.guard.Guard``: rate limiting and DNS Cookies,
+  which need the client's address and the time), each query goes to
+  ``guard.respond_from(data, client_address, time.time(), tcp)`` instead;
+  the clock is read here, once per query.
 - UDP: while the send buffer is over its high-water mark, queries are shed
   unanswered (``udp_shed``), as the kernel drops them when it is full.
 - TCP backpressure: while a connection's write buffer is over its high-water
@@ -58,6 +62,7 @@ import ipaddress
 import logging
 import resource
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -96,6 +101,15 @@ class Responder(Protocol):
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None: ...
 
 
+class Guarded(Protocol):
+    """The engine behind RRL and cookies (``answer.guard.Guard``): it takes the
+    client's address and the time too, and counts what it limited."""
+
+    def respond_from(self, data: bytes, client: str, now: float, tcp: bool) -> bytes | None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
 @dataclass(slots=True)
 class NetStats:
     """Counters for /metrics, plain attributes updated on the loop thread."""
@@ -110,6 +124,12 @@ class NetStats:
     tcp_evicted: int = 0  # longest-idle connections closed to make room for a new one
     tcp_idle_closed: int = 0
     tcp_paused: int = 0  # times reading stopped for backpressure
+    # the guard's (``Guarded.counts``), copied in when read (``Listeners.stats``)
+    rrl_limited: int = 0  # UDP answers over their rate-limit bucket's rate
+    rrl_slipped: int = 0  # of those, sent truncated
+    rrl_dropped: int = 0  # of those, not sent
+    cookies_made: int = 0  # server cookies made
+    cookies_accepted: int = 0  # queries with a valid server cookie of ours
 
     def engine_failed(self) -> None:
         self.engine_errors += 1
@@ -175,6 +195,7 @@ class _Shared:
     per_prefix: int | None = None  # None: no per-prefix limit
     prefix_lengths: tuple[int, int] = DEFAULT_PREFIX_LENGTHS
     prefixes: dict[Prefix, dict[_Tcp, None]] = field(default_factory=dict)
+    guard: Guarded | None = None
 
     def make_room(self, prefix: Prefix) -> bool:
         """Close a connection so one more from ``prefix`` fits; False when none can go."""
@@ -197,6 +218,7 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
         self._respond = shared.respond
+        self._guard = shared.guard.respond_from if shared.guard is not None else None
         self._stats = shared.stats
         self._paused = False
         self.transport: asyncio.DatagramTransport | None = None
@@ -212,7 +234,10 @@ class _Udp(asyncio.DatagramProtocol):
             stats.udp_shed += 1
             return
         try:
-            out = self._respond(data, tcp=False)
+            if self._guard is None:
+                out = self._respond(data, tcp=False)
+            else:
+                out = self._guard(data, str(addr[0]), time.time(), False)
         except Exception:
             stats.engine_failed()
             return
@@ -268,6 +293,8 @@ class _Tcp(asyncio.Protocol):
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
         self._respond = shared.respond
+        self._guard = shared.guard.respond_from if shared.guard is not None else None
+        self._client = ""  # the peer's address (for the guard)
         self._loop = asyncio.get_running_loop()
         self._deframer = Deframer()
         self._queries: collections.deque[bytes] = collections.deque()
@@ -297,6 +324,7 @@ class _Tcp(asyncio.Protocol):
         shared.stats.tcp_open += 1
         shared.conns[self] = None
         shared.prefixes.setdefault(self._prefix, {})[self] = None
+        self._client = str((peer or ("",))[0])
         self._counted = True
         transport.set_write_buffer_limits(high=TCP_WRITE_HIGH_WATER)
         self._last = self._loop.time()
@@ -347,7 +375,10 @@ class _Tcp(asyncio.Protocol):
             stats.tcp_queries += 1
             try:
                 query = queries.popleft()
-                out = self._respond(query, tcp=True)
+                if self._guard is None:
+                    out = self._respond(query, tcp=True)
+                else:
+                    out = self._guard(query, self._client, time.time(), True)
                 if out == b"":  # wire.HAND_OFF: several messages may follow
                     self._hand_off(query, transport)
                     continue
@@ -465,11 +496,19 @@ class Listeners:
 
     def __init__(self, shared: _Shared) -> None:
         self._shared = shared
-        self.stats = shared.stats
         self.addresses: list[tuple[str, int]] = []
         """The bound (host, port) per listen address; UDP and TCP share the port."""
         self._udp: list[_Udp] = []
         self._tcp: list[asyncio.Server] = []
+
+    @property
+    def stats(self) -> NetStats:
+        """The counters, the guard's copied in."""
+        stats = self._shared.stats
+        if self._shared.guard is not None:
+            for name, n in self._shared.guard.counts().items():
+                setattr(stats, name, n)
+        return stats
 
     @property
     def tcp_cap(self) -> int:
@@ -584,6 +623,7 @@ async def serve(
     reuse_port: bool = False,
     tcp_max_connections_per_prefix: int | None = None,
     prefix_lengths: tuple[int, int] = DEFAULT_PREFIX_LENGTHS,
+    guard: Guarded | None = None,
 ) -> Listeners:
     """Listen on UDP and TCP at every address in ``listen`` and answer with ``engine``.
 
@@ -593,7 +633,8 @@ async def serve(
     With ``reuse_port`` every socket is bound with SO_REUSEPORT, beside the
     other workers' sockets on the same addresses (``reserve``). At most
     ``tcp_max_connections_per_prefix`` TCP connections per client prefix
-    (``prefix_lengths``: IPv4, IPv6 bits; None: no such limit).
+    (``prefix_lengths``: IPv4, IPv6 bits; None: no such limit). With a
+    ``guard``, queries go to it (RRL and cookies) rather than to ``engine``.
     """
     limit = fd_limit()
     cap = tcp_cap(tcp_max_connections, limit)
@@ -605,7 +646,8 @@ async def serve(
             tcp_max_connections, cap, limit, (limit or 0) - cap,
         )
     shared = _Shared(engine.respond, NetStats(), tcp_idle_timeout, cap, hand_off=hand_off,
-                     per_prefix=tcp_max_connections_per_prefix, prefix_lengths=prefix_lengths)
+                     per_prefix=tcp_max_connections_per_prefix, prefix_lengths=prefix_lengths,
+                     guard=guard)
     listeners = Listeners(shared)
     try:
         for text in listen:

@@ -437,6 +437,11 @@ class Operations:
             m.tcp_closed.labels(reason="idle").set_total(stats.tcp_idle_closed)
             m.tcp_closed.labels(reason="evicted").set_total(stats.tcp_evicted)
             m.tcp_closed.labels(reason="refused").set_total(stats.tcp_refused)
+            m.rrl.labels(action="limited").set_total(stats.rrl_limited)
+            m.rrl.labels(action="slipped").set_total(stats.rrl_slipped)
+            m.rrl.labels(action="dropped").set_total(stats.rrl_dropped)
+            m.cookies.labels(result="made").set_total(stats.cookies_made)
+            m.cookies.labels(result="accepted").set_total(stats.cookies_accepted)
         view = self._health.view
         m.member_up.clear()
         m.member_override.clear()

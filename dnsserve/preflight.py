@@ -1,13 +1,17 @@
 """What ``dnsserve check`` finds: every problem in the zones and the config.
 
-Owns the list of problems a server would meet at start, without starting one:
-zone errors and warnings (file and line, from ``zones.load``), zones whose
-answers cannot be prebuilt (``answer.snapshot.build_snapshot`` leaves them
-out: an answer with its additional data too large for any message), config
-errors against the loaded zones, config warnings, and where a pool's members
-and the zone's static records disagree (a secondary serves the static set).
+Owns the list of findings a server would meet at start, without starting one:
+zone errors and warnings (file and line, from ``zones.load``; the structural
+ones carry their posture rule id), zones whose answers cannot be prebuilt
+(``answer.snapshot.build_snapshot`` leaves them out: an answer with its
+additional data too large for any message), config errors against the loaded
+zones, and the posture rules (``posture``: config, pools with their zones,
+zones; ``--against``: the changes since a reference, judged by the deletion
+guard's rules; ``--resolve``: takeover-prone targets asked of a resolver).
+Findings are ``posture.findings.Finding``s, placed at their lines.
 
-Must not: open sockets or the state file, or change anything on disk.
+Must not: open the state file, change anything on disk, or open a socket
+except ``--resolve``'s queries (``posture.sources``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 import dns.name
 import dns.rcode
 
-from dnsserve.answer.dnssec import EXPIRY_WARNING, expiring
 from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.config import place_pools
 from dnsserve.posture.against import against_findings
@@ -39,6 +42,7 @@ from dnsserve.posture.zonerules import takeover_pointers, unresolved
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.signed import EXPIRY_WARNING, expiring
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import zone_content
 
@@ -89,7 +93,7 @@ def check(settings: Settings, *, against: str | None = None,
     placed = place_pools(config, tables, failed, file=name)
     findings += [finding("config-error", e) for e in placed.errors + placed.set_aside]
     files = {o: str(p) for o, p in loaded.files.items()}
-    seen = survey(loaded.tables, files)
+    seen = survey(loaded.tables, files, addresses=bool(config.region))
     takeover = takeover_list()
     if not placed.errors:
         findings += review(config, placed.pools, seen, file=name, takeover=takeover)
@@ -98,7 +102,7 @@ def check(settings: Settings, *, against: str | None = None,
         findings = resolved(findings, _unresolved(seen, takeover, resolve))
     if against is not None:
         findings += against_findings(
-            reference_contents(against, settings.zones_dir),
+            reference_contents(against, settings.zones_dir, settings.file_rules),
             {o: zone_content(t) for o, t in loaded.tables.items()},
             files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in failed}},
             reference=against, protected={(p.owner, p.rdtype) for p in placed.pools},
@@ -106,7 +110,9 @@ def check(settings: Settings, *, against: str | None = None,
             unguarded={dns.name.from_text(z.name) for z in config.zone if not z.guard},
         )
     findings = ignored(findings, config.posture.ignore)
-    findings = place(findings, lines_for(needs_lines(findings), loaded.files, settings.zones_dir))
+    lines = lines_for(needs_lines(findings), loaded.files, settings.zones_dir,
+                      settings.file_rules)
+    findings = place(findings, lines)
     return Report(findings, _summaries(loaded))
 
 

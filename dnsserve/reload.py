@@ -12,6 +12,12 @@ reload asked for while one runs is queued (any number coalesce into one); a
 reload past ``server.reload_timeout`` is abandoned and reported (its child
 process killed), and its thread never keeps the process from exiting.
 
+Before it is served, a reload's snapshot is warmed (``warm``): the keys the
+engine (or the workers, ``hot_keys``) answered lately from the miss index
+are answered once from the new one, on the loop a slice at a time, so the
+names clients ask now do not all take the slow path at once after the swap
+(a million-record zone's answers are built when first asked).
+
 Must not: touch sockets, the monitor or the state file.
 """
 
@@ -21,9 +27,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import dns.name
@@ -38,10 +46,18 @@ from dnsserve.daemonthread import in_daemon_thread
 from dnsserve.errors import DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
-from dnsserve.staging import Prepared, ReloadInput, ReloadRefused, Served, prepare, select_all
+from dnsserve.staging import (
+    Compared,
+    Prepared,
+    ReloadInput,
+    ReloadRefused,
+    Served,
+    prepare,
+    select_all,
+)
 from dnsserve.zones.load import LoadedZones
-from dnsserve.zones.offload import ChildLoad, adopt, worth_a_child
-from dnsserve.zones.versions import ZoneContent
+from dnsserve.zones.offload import ChildLoad, Packed, adopt, adopt_now, worth_a_child
+from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
 
@@ -67,7 +83,10 @@ class Reloader:
     ``on_commit`` runs on the loop after each accepted load or reload with
     what was prepared (the app updates the monitor and records versions);
     ``on_swap`` after every swap, with the snapshot served from then on (the
-    app passes it on to the answering workers).
+    app passes it on to the answering workers); ``hot_keys``, given when
+    workers answer (this process answers no query), gives their hot keys: a
+    reload's work then runs in one thread behind them (``_behind``), else on
+    this loop in slices and in a thread.
     """
 
     def __init__(
@@ -78,6 +97,7 @@ class Reloader:
         read_settings: Callable[[], Settings] | None = None,
         on_commit: Callable[[Prepared], Sequence[str]] | None = None,
         on_swap: Callable[[Snapshot], None] | None = None,
+        hot_keys: Callable[[], Awaitable[list[bytes]]] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
@@ -87,6 +107,8 @@ class Reloader:
         self._read_settings = read_settings
         self._on_commit = on_commit
         self._on_swap = on_swap
+        self._hot_keys = hot_keys
+        self._releasing: set[asyncio.Task[None]] = set()  # old zones being freed
         self._generation = 0
         self._reloading: asyncio.Future[ReloadResult] | None = None
         self._again: asyncio.Future[ReloadResult] | None = None  # the reload queued behind
@@ -112,6 +134,7 @@ class Reloader:
         accepted: Mapping[dns.name.Name, ZoneContent] | None = None,
         allow_empty: bool = False,
         loaded: LoadedZones | None = None,
+        compared: Mapping[dns.name.Name, Compared] | None = None,
     ) -> ReloadInput:
         return ReloadInput(
             settings=settings,
@@ -123,6 +146,7 @@ class Reloader:
             force=force,
             allow_empty=allow_empty,
             loaded=loaded,
+            compared=compared or {},
         )
 
     def commit(self, prepared: Prepared) -> ReloadResult:
@@ -130,6 +154,8 @@ class Reloader:
         self._generation += 1
         snapshot = replace(prepared.snapshot, generation=self._generation)
         snapshot = snapshot.with_expired(self.expired)
+        retired: list[object] = [x for x in (self.engine and self.engine.snapshot, self.served)
+                                 if x is not None]
         self.served = prepared.served
         self.settings = prepared.served.settings
         if self.engine is None:
@@ -138,6 +164,8 @@ class Reloader:
             self.engine.swap(snapshot)
         if self._on_swap is not None:
             self._on_swap(snapshot)
+        if retired:
+            self._release_later(retired)
         served = prepared.served
         log.info(
             "serving %d zone(s) from %s with %d pool(s) (generation %d)",
@@ -238,17 +266,39 @@ class Reloader:
                 # process's GIL); its tables are adopted here a slice at a time.
                 before = self.served.loaded if self.served is not None else None
                 extra = settings.copies_to_load()[0]
-                loaded = None
+                packed = None
+                compared: dict[dns.name.Name, Compared] = {}
                 if worth_a_child(settings.zones_dir, extra):
-                    child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules)
+                    served = self.served.contents if self.served is not None else {}
+                    child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules,
+                                      served)
                     packed = await in_daemon_thread(child.run)
-                    loaded = await adopt(packed, before, settings.zones_dir)
-                # Building the snapshot still runs in a thread of this process:
-                # while it does, the loop gets the GIL back within a millisecond.
-                with _short_switch_interval():
-                    prepared = await in_daemon_thread(
-                        _prepare_indexed, self._input(settings, force=force, loaded=loaded)
-                    )
+                    compared = {
+                        o: Compared(served[o], ZoneDiff(c.removed, c.added), c.old_hash,
+                                    c.new_hash)
+                        for o, c in packed.compared.items() if o in served
+                    }
+                if self._hot_keys is not None:
+                    # Workers answer: this process's loop answers none, so the rest
+                    # runs in one thread, behind the workers (``_behind``).
+                    keys = await self._hot_keys()
+                    started = time.perf_counter()
+                    prepared, done = await in_daemon_thread(
+                        _behind, packed, before,
+                        self._input(settings, force=force, compared=compared), keys)
+                    _log_warm(done, len(keys), time.perf_counter() - started)
+                else:
+                    loaded = None
+                    if packed is not None:
+                        loaded = await adopt(packed, before, settings.zones_dir)
+                    # Building the snapshot still runs in a thread of this process:
+                    # while it does, the loop gets the GIL back within a millisecond.
+                    with _short_switch_interval():
+                        prepared = await in_daemon_thread(
+                            _prepare_indexed,
+                            self._input(settings, force=force, loaded=loaded, compared=compared),
+                        )
+                    await self._warm(prepared.snapshot)
         except TimeoutError:
             if child is not None:
                 child.kill()
@@ -276,6 +326,32 @@ class Reloader:
                 log.warning("reload: %s", line)
         self.last = result
         return result
+
+    async def _warm(self, snapshot: Snapshot) -> None:
+        """Answer this engine's hot keys once from ``snapshot`` (its index keeps them)."""
+        keys = self.engine.hot_keys() if self.engine is not None else []
+        if keys:
+            started = time.perf_counter()
+            done = await warm(snapshot, keys, budget=WARM_SECONDS)
+            _log_warm(done, len(keys), time.perf_counter() - started)
+
+    def _release_later(self, roots: list[object]) -> None:
+        """Free the zones served before a swap on the loop, a slice at a time
+        (``release_steps``); without a running loop (a first load), at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            roots.clear()
+            return
+
+        async def release() -> None:
+            await asyncio.sleep(RELEASE_AFTER)
+            for _ in release_steps(roots):
+                await asyncio.sleep(0)
+
+        task = loop.create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     def _refused(self, lines: list[str], guard: bool) -> ReloadResult:
         self.refused += 1
@@ -334,12 +410,147 @@ class Reloader:
 RELOAD_SWITCH_INTERVAL = 0.001
 
 
+# Added to the nice value of the thread that does a reload's work when workers
+# answer (``_behind``): they get the cores first.
+BEHIND_NICE = 10
+# How long a slice of warming may hold the loop before answers are read again.
+WARM_SLICE = 0.002
+# Warming stops after this long (the rest of the hot names are built when asked).
+WARM_SECONDS = 30.0
+
+
+async def warm(snapshot: Snapshot, keys: Sequence[bytes], *, budget: float) -> int:
+    """Answer ``keys`` from ``snapshot``'s miss index, on the loop, ``WARM_SLICE`` at a
+    time; the loop reads and answers queries between slices. Returns how many were.
+
+    What the index keeps is what the engine would keep answering them itself,
+    so a key warmed is answered from then on as if it had been asked.
+    """
+    done = 0
+    for step in _warm_steps(snapshot, keys, budget):
+        if step is None:
+            await asyncio.sleep(0)
+        else:
+            done = step
+    return done
+
+
+def _warm_steps(snapshot: Snapshot, keys: Sequence[bytes], budget: float) -> Iterator[int | None]:
+    """``warm``'s work: None after each slice, the count last."""
+    index = snapshot.misses
+    if index is None or not index.ready:
+        yield 0
+        return
+    zones, answers = snapshot.zones, snapshot.answers
+    clock = time.perf_counter
+    stop = clock() + budget
+    until = clock() + WARM_SLICE
+    done = 0
+    for key in keys:
+        if key in answers:
+            continue
+        try:
+            index.answer(key, zones)
+        except Exception:  # the engine answers it (SERVFAIL) when asked
+            continue
+        done += 1
+        if clock() >= until:
+            yield None
+            if clock() >= stop:
+                break
+            until = clock() + WARM_SLICE
+    yield done
+
+
+def _behind(
+    packed: Packed | None,
+    before: LoadedZones | None,
+    inp: ReloadInput,
+    keys: Sequence[bytes],
+) -> tuple[Prepared, int]:
+    """A reload's work after the child, in one thread of a process that answers no
+    query (the workers do): adopt, prepare, index, warm; at a lower CPU priority,
+    so that the workers get the cores first."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
+    if packed is not None:
+        inp = replace(inp, loaded=adopt_now(packed, before, inp.settings.zones_dir))
+    prepared = _prepare_indexed(inp)
+    done = 0
+    for step in _warm_steps(prepared.snapshot, keys, WARM_SECONDS):
+        done = step if step is not None else done
+    return prepared, done
+
+
 def _prepare_indexed(inp: ReloadInput) -> Prepared:
     """``prepare``, and its snapshot's miss index built (a reload's thread does both)."""
     prepared = prepare(inp)
     if prepared.snapshot.misses is not None:
         prepared.snapshot.misses.complete()
     return prepared
+
+
+# A container with more items than this is taken apart a slice at a time.
+RELEASE_BIG = 256
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def release_steps(roots: list[object], slice_seconds: float = WARM_SLICE) -> Iterator[None]:
+    """Free what only ``roots`` holds, a slice at a time: None after each slice.
+
+    Dropping the last reference to a million-record table or index frees
+    millions of objects in one C call (a quarter of a second, the GIL held).
+    Here an object is taken apart only while nothing but this function holds
+    it (its reference count says so): a large container is emptied a slice
+    at a time, any other object's referents are kept while it goes, then
+    each in turn. Anything shared (a table the new zones kept, an object
+    another thread reads) is only let go of, never changed. ``roots`` is
+    emptied: the caller keeps no reference.
+    """
+    stack = list(roots)
+    roots.clear()
+    clock = time.perf_counter
+    until = clock() + slice_seconds
+    count = 0
+    while stack:
+        obj = stack.pop()
+        count += 1
+        if count & 255 == 0 and clock() >= until:
+            yield None
+            until = clock() + slice_seconds
+        # references: ``obj`` here and getrefcount's argument; more = shared
+        if sys.getrefcount(obj) > 2:
+            continue
+        if isinstance(obj, dict | list) and len(obj) > RELEASE_BIG:
+            mapping = isinstance(obj, dict)
+            take = obj.popitem if isinstance(obj, dict) else obj.pop
+            while obj:
+                item = take()
+                if mapping:
+                    item = item[1]  # (key, value): keys are names, bytes
+                if isinstance(item, _CONTAINERS) and len(item) > RELEASE_BIG:
+                    stack.append(item)
+                del item
+                count += 1
+                if count & 255 == 0 and clock() >= until:
+                    yield None
+                    until = clock() + slice_seconds
+        elif isinstance(obj, _CONTAINERS) and len(obj) > RELEASE_BIG:
+            stack.append(list(obj))  # its items outlive it, then go a slice at a time
+        elif gc.is_tracked(obj):
+            stack.extend(gc.get_referents(obj))  # they outlive it, then go in turn
+        del obj
+
+
+# The old zones are taken apart this long after a swap: the reload's own
+# frames that still hold them have ended by then.
+RELEASE_AFTER = 0.1
+
+
+def _log_warm(done: int, asked: int, seconds: float) -> None:
+    if asked:
+        log.info("reload: %d of %d hot names answered from the new zones before the swap "
+                 "(%.1f s)", done, asked, seconds)
 
 
 def _complete_later(snapshot: Snapshot) -> None:
@@ -381,4 +592,7 @@ def _needs_restart(old: Settings, new: Settings) -> tuple[str, ...]:
     for key in ("listen", "control", "state", "workers"):
         if getattr(old.server, key) != getattr(new.server, key):
             out.append(f"server.{key} changed in {new.config_name}: takes a restart")
+    for section in ("rrl", "cookies"):  # the answering processes' guards are built at start
+        if getattr(old.config, section) != getattr(new.config, section):
+            out.append(f"[{section}] changed in {new.config_name}: takes a restart")
     return tuple(out)

@@ -21,8 +21,10 @@ from pathlib import Path
 import dns.name
 import msgspec
 
+from dnsserve.answer.guard import Defences
+from dnsserve.answer.rrl import RrlSettings
 from dnsserve.config import Config, load_config
-from dnsserve.config_schema import HOSTNAME, MAX_WORKERS, ServerConfig
+from dnsserve.config_schema import HOSTNAME, MAX_WORKERS, ServerConfig, share
 from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.zones.files import FileRules
@@ -73,6 +75,32 @@ class Settings:
     def config_name(self) -> str:
         """How errors name the configuration: its path, or ``<no config>``."""
         return str(self.config_path) if self.config_path is not None else "<no config>"
+
+
+def rrl_enabled(settings: Settings) -> bool:
+    """``[rrl] enabled``, or when unset: on unless every listen address is loopback."""
+    if settings.config.rrl.enabled is not None:
+        return settings.config.rrl.enabled
+    hosts = [parse_hostport(text, any_port=True)[0] for text in settings.server.listen]
+    return not all(ipaddress.ip_address(host.partition("%")[0]).is_loopback for host in hosts)
+
+
+def defences(settings: Settings, workers: int, made_secret: bytes) -> Defences:
+    """The RRL and cookie settings one answering process applies: the rate is
+    split over ``workers`` (each limits its own share); without a configured
+    secret, ``made_secret`` (made once at start, shared by every worker)."""
+    rrl, cookies = settings.config.rrl, settings.config.cookies
+    limits = None
+    if rrl_enabled(settings):
+        limits = RrlSettings(
+            rate=share(rrl.rate, workers), slip=rrl.slip, ipv4_prefix=rrl.ipv4_prefix,
+            ipv6_prefix=rrl.ipv6_prefix, exempt=rrl.exempt, size=rrl.table_size,
+        )
+    if not cookies.enabled:
+        return Defences(limits)
+    secret = bytes.fromhex(cookies.secret) if cookies.secret else made_secret
+    previous = bytes.fromhex(cookies.previous_secret) if cookies.previous_secret else None
+    return Defences(limits, secret, previous)
 
 
 def load_settings(

@@ -116,6 +116,19 @@ class ReloadInput:
     force: bool = False
     allow_empty: bool = False
     loaded: LoadedZones | None = None  # the zone files, read already (None: read them here)
+    # zones read in a child process and compared there with the content served:
+    # (that content, the diff, its hash, the new content's hash), by origin
+    compared: Mapping[dns.name.Name, Compared] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """A zone's new content compared with ``old`` elsewhere (a child process)."""
+
+    old: ZoneContent  # what it was compared with: used only while that is served
+    changes: ZoneDiff
+    old_hash: str
+    new_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +338,13 @@ def _versions(
         )
         content = ready if ready is not None and fresh else zone_content(table)
         contents[origin] = content
-        changes = diff(old, content) if old is not None else ZoneDiff((), content.records)
+        known = inp.compared.get(origin)
+        if known is not None and (known.old is not old or content is not ready):
+            known = None  # compared with something else: compare here
+        if known is not None:
+            changes = known.changes
+        else:
+            changes = diff(old, content) if old is not None else ZoneDiff((), content.records)
         if old is not None and not changes:
             continue
         if old is not None and origin not in unguarded:
@@ -336,9 +355,11 @@ def _versions(
             )
             if lines:
                 refusals[origin] = lines
-        version = new_version(content, changes, at=inp.now)
+        version = new_version(content, changes, at=inp.now,
+                              hash=known.new_hash if known is not None else None)
         if old is not None:
-            old_version = new_version(old, ZoneDiff((), ()), at=inp.now)
+            old_version = new_version(old, ZoneDiff((), ()), at=inp.now,
+                                      hash=known.old_hash if known is not None else None)
             if (problem := serial_problem(old_version, version)) is not None:
                 warnings.append(f"zone {problem}")
         versions.append((version, changes, content))

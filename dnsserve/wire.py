@@ -250,6 +250,9 @@ def opt_span(data: bytes, qend: int) -> tuple[int, int] | None:
     more than a bare OPT get here, and only on a server that answers an option.
     """
     n = len(data)
+    if qend + 11 <= n and data[qend] == data[qend + 1] == 0 and data[qend + 2] == TYPE_OPT:
+        start = qend + 11  # the usual: the OPT first after the question
+        return start, min(start + ((data[qend + 9] << 8) | data[qend + 10]), n)
     records = sum(_COUNTS.unpack_from(data, 6)[:3]) if n >= 12 else 0
     return _find_opt(data, qend, min(records, MAX_RECORDS))
 

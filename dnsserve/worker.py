@@ -50,6 +50,7 @@ from dnsserve import net, wire
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.edns import keepalive_units
 from dnsserve.answer.engine import Engine, expire_elsewhere
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Snapshot
 
 log = logging.getLogger("dnsserve.worker")
@@ -78,6 +79,7 @@ class WorkerStart:
     tcp_max_connections: int  # this worker's share of the cap
     tcp_max_connections_per_prefix: int | None = None  # its share of the per-prefix limit
     tcp_prefix_lengths: tuple[int, int] = net.DEFAULT_PREFIX_LENGTHS
+    defences: Defences | None = None  # RRL (this worker's share of the rate) and cookies
 
 
 class Worker:
@@ -99,6 +101,16 @@ class Worker:
         self.listeners: net.Listeners | None = None
         self.select_delay = 0.0
         self.select_delay_max = 0.0
+        self.send: Callable[[bytes], None] | None = None  # writes one frame to the owner
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def send_hot(self, request_id: int) -> None:
+        """Send the engine's hot keys to the owner, a part at a time between answers."""
+        if self.send is None:
+            return
+        task = asyncio.ensure_future(_send_hot(self.send, self.engine.hot_keys(), request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def apply(self, message: wp.Message) -> None:
         if isinstance(message, wp.Answers):
@@ -181,6 +193,12 @@ class Forwarder:
         self._waiting.clear()
 
 
+async def _send_hot(send: Callable[[bytes], None], keys: list[bytes], request_id: int) -> None:
+    for part in wp.hot_parts(request_id, keys):
+        send(wp.to_frame(part))
+        await asyncio.sleep(0)  # the queries that came meanwhile first
+
+
 async def _send_stats(worker: Worker, writer: asyncio.StreamWriter) -> None:
     while True:
         await asyncio.sleep(wp.STATS_EVERY)
@@ -193,6 +211,7 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     reader, writer = await net.open_channel(fd)
     worker = Worker(start, snapshot, owner)
+    worker.send = writer.write
     forwarder = Forwarder(writer.write)
     try:
         worker.listeners = await net.serve(
@@ -200,6 +219,7 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
             tcp_max_connections=start.tcp_max_connections, reuse_port=True,
             hand_off=forwarder, tcp_max_connections_per_prefix=start.tcp_max_connections_per_prefix,
             prefix_lengths=start.tcp_prefix_lengths,
+            guard=start.defences.guard(worker.engine) if start.defences is not None else None,
         )
     except OSError as exc:
         log.error("worker %d: %s", start.index, exc)
@@ -237,6 +257,8 @@ async def run(start: WorkerStart, snapshot: Snapshot, owner: Engine | None, fd: 
 def _dispatch(worker: Worker, forwarder: Forwarder, message: wp.Message) -> None:
     if isinstance(message, wp.HandOffReply):
         forwarder.receive(message)
+    elif isinstance(message, wp.HotRequest):
+        worker.send_hot(message.id)
     else:
         worker.apply(message)
 

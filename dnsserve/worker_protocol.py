@@ -19,6 +19,12 @@ the channel. What does:
                                 zone): the owner answers it (``handoff``)
     owner -> worker   Answers   answers set beside the zones' (publish mode's apex
                                 SOA with the published serial): ``with_answers``
+    owner -> worker   HotRequest  a reload is about to be served: which keys are hot?
+    worker -> owner   HotKeys   the keys its engine answered lately from the miss
+                                index (``Engine.hot_keys``), in parts of at most
+                                ``HOT_PART`` keys (the last has ``last`` set): the
+                                owner warms the new snapshot with them before it
+                                forks the workers that serve it
     owner -> worker   HandOffReply    the messages to send for one request, in
                                 frames of at most ``REPLY_BYTES`` (``reply_parts``;
                                 the last has ``last`` set): an AXFR of a big
@@ -60,6 +66,7 @@ HEADER = struct.Struct(">I")
 MAX_FRAME = 2**32 - 1  # the length field's limit
 STATS_EVERY = 0.5  # seconds between a worker's Stats
 REPLY_BYTES = 256 * 1024  # a HandOffReply frame's messages, at most (unless one is larger)
+HOT_PART = 5_000  # keys per HotKeys frame: a worker pickles one part between answers
 
 
 class ProtocolError(DnsServeError):
@@ -129,8 +136,34 @@ class HandOffReply:
     last: bool = True  # no more parts follow
 
 
-Message = Select | Ready | Stats | Answers | HandOffRequest | HandOffReply
-_MESSAGES = (Select, Ready, Stats, Answers, HandOffRequest, HandOffReply)
+@dataclass(frozen=True, slots=True)
+class HotRequest:
+    """The owner asks a worker for its hot keys (``HotKeys`` parts answer ``id``)."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HotKeys:
+    """Part of a worker's hot keys (answer keys, most recent first) for request ``id``."""
+
+    id: int
+    keys: tuple[bytes, ...]
+    last: bool = True
+
+
+def hot_parts(request_id: int, keys: Sequence[bytes], limit: int = HOT_PART) -> list[HotKeys]:
+    """``keys`` as HotKeys parts of at most ``limit`` keys, the last marked (none: one)."""
+    parts = [HotKeys(request_id, tuple(keys[i : i + limit]), last=False)
+             for i in range(0, len(keys), limit)]
+    if not parts:
+        return [HotKeys(request_id, ())]
+    parts[-1] = HotKeys(request_id, parts[-1].keys, last=True)
+    return parts
+
+
+Message = Select | Ready | Stats | Answers | HandOffRequest | HandOffReply | HotRequest | HotKeys
+_MESSAGES = (Select, Ready, Stats, Answers, HandOffRequest, HandOffReply, HotRequest, HotKeys)
 
 
 def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:

@@ -32,6 +32,10 @@ Rules:
   secondary asks some worker for the SOA next) waits in ``after_settled``
   until the new workers are ready and the old ones gone (``SETTLE_WAIT`` at
   most).
+- Before a reload is served, ``hot_keys`` asks each worker for the keys it
+  answered lately (``HotRequest``/``HotKeys``, at most ``HOT_WAIT`` seconds):
+  the reloader warms the new snapshot with them before the new workers are
+  forked from it, so they do not all start from a cold miss index.
 - A worker's ``HandOffRequest`` (a transfer, NOTIFY, a signed query, EDNS
   EXPIRE with secondary zones) is answered by the injected ``hand_off`` (the
   app's ``HandOff.handle_offloaded``, as the single process answers it: a big
@@ -50,6 +54,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import logging
 import os
 import signal
@@ -61,8 +66,9 @@ from dataclasses import dataclass, field, fields
 from dnsserve import net
 from dnsserve import worker_protocol as wp
 from dnsserve.answer.engine import Engine
+from dnsserve.answer.guard import Defences
 from dnsserve.answer.snapshot import Entry, Snapshot
-from dnsserve.config_schema import ServerConfig
+from dnsserve.config_schema import ServerConfig, share
 from dnsserve.worker import WorkerStart, child_main
 
 log = logging.getLogger("dnsserve.workers")
@@ -73,6 +79,7 @@ STABLE_AFTER = 30.0  # a worker that lived this long resets the backoff
 STALL_BYTES = 16 * 1024 * 1024  # unread by a worker: it is stuck
 STOP_WAIT = 5.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
 SETTLE_WAIT = 30.0  # seconds after_settled waits for the workers at most
+HOT_WAIT = 2.0  # seconds hot_keys waits for the workers' keys at most
 
 # The owner's answer to a worker's hand-off: (request, peer, tcp) -> messages, or a
 # future of them (a big transfer built in a thread)
@@ -153,8 +160,10 @@ class WorkerSet:
         server: ServerConfig,
         engine: Callable[[], Engine | None],
         hand_off: HandOff | None = None,
+        defences: Defences | None = None,
     ) -> None:
         self.count = count
+        self._defences = defences  # RRL and cookies, each worker's own (answer.guard)
         self._server = server
         self._engine = engine
         self._hand_off = hand_off
@@ -167,6 +176,8 @@ class WorkerSet:
         self._tasks: set[asyncio.Future[None]] = set()
         self._ready_changed = asyncio.Event()
         self._when_settled: list[Callable[[], None]] = []
+        self._hot_ids = itertools.count(1)
+        self._hot_waiting: dict[int, tuple[list[bytes], asyncio.Future[list[bytes]]]] = {}
 
     @property
     def addresses(self) -> list[str]:
@@ -245,6 +256,44 @@ class WorkerSet:
             return
         self._send_current(wp.to_frame(change))
 
+    async def hot_keys(self, within: float = HOT_WAIT) -> list[bytes]:
+        """The keys the current workers answered lately from their miss index
+        (``Engine.hot_keys``), merged, most recent first: what arrives within
+        ``within`` seconds (a slow worker's keys are left out, never waited for)."""
+        loop = asyncio.get_running_loop()
+        asked: list[asyncio.Future[list[bytes]]] = []
+        for slot in self._slots:
+            proc = slot.current
+            if proc is None or not proc.ready or proc.epoch != self._epoch:
+                continue
+            request_id = next(self._hot_ids)
+            future: asyncio.Future[list[bytes]] = loop.create_future()
+            self._hot_waiting[request_id] = ([], future)
+            asked.append(future)
+            proc.send(wp.to_frame(wp.HotRequest(request_id)))
+        if not asked:
+            return []
+        try:
+            await asyncio.wait(asked, timeout=within)
+        finally:
+            for request_id, (_, future) in list(self._hot_waiting.items()):
+                if future in asked:
+                    del self._hot_waiting[request_id]
+        lists = [f.result() for f in asked if f.done() and not f.cancelled()]
+        merged = itertools.chain.from_iterable(itertools.zip_longest(*lists))
+        return [k for k in dict.fromkeys(merged) if k is not None]
+
+    def _got_hot(self, part: wp.HotKeys) -> None:
+        waiting = self._hot_waiting.get(part.id)
+        if waiting is None:
+            return  # given up on already
+        keys, future = waiting
+        keys.extend(part.keys)
+        if part.last:
+            del self._hot_waiting[part.id]
+            if not future.done():
+                future.set_result(keys)
+
     def answers(self, entries: Mapping[bytes, Entry]) -> None:
         """The owner answers ``entries`` in place of its snapshot's (publish mode's apex
         SOA): so do the workers, and those forked from now on."""
@@ -276,6 +325,7 @@ class WorkerSet:
                 self._server.tcp_max_connections_per_prefix, self.count),
             tcp_prefix_lengths=(self._server.tcp_ipv4_prefix_length,
                                 self._server.tcp_ipv6_prefix_length),
+            defences=self._defences,
         )
         if snapshot.misses is not None:
             snapshot.misses.complete()  # built once here, shared by every fork
@@ -328,6 +378,8 @@ class WorkerSet:
                     proc.stats = message
                 elif isinstance(message, wp.HandOffRequest):
                     self._answer_hand_off(proc, writer, message)
+                elif isinstance(message, wp.HotKeys):
+                    self._got_hot(message)
         finally:
             writer.close()
             status = await asyncio.to_thread(_reap, pid)
@@ -516,9 +568,3 @@ def _status_text(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
-
-
-def share(limit: int, count: int) -> int:
-    """One worker's share of a TCP connection limit (SO_REUSEPORT spreads the
-    connections over the workers): ``limit / count`` rounded up, at least 1."""
-    return max(1, -(-limit // count))

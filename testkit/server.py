@@ -125,6 +125,32 @@ LIMITED = (
 )
 
 
+# Run as ``python -c PRELOADED CODE ARGS...``: run CODE (a test's stand-in for
+# something the server cannot otherwise be made to do, such as a file read that
+# hangs), then dnsserve's command line with ARGS, in this process (same PID).
+PRELOADED = (
+    "import runpy, sys; code = sys.argv.pop(1); exec(code);"
+    " sys.argv[0] = 'dnsserve'; runpy.run_module('dnsserve', run_name='__main__')"
+)
+
+
+def held_fifo(name: str) -> str:
+    """Preload code (``start_server(preload=...)``, ``PRELOADED``): an included zone
+    file named ``name`` is opened as any file once was, so a FIFO there holds the
+    load until a writer comes. The server itself refuses a FIFO (``zones.files``);
+    a read that hangs on a regular file (a dead network mount) has no stand-in a
+    test can make."""
+    return (
+        "import dnsserve.zones.parse as _parse\n"
+        "_open = _parse.open_zone_text\n"
+        "def _held(path, rules, *, cited):\n"
+        f"    if path.name == {name!r}:\n"
+        "        return open(path, encoding='utf-8')\n"
+        "    return _open(path, rules, cited=cited)\n"
+        "_parse.open_zone_text = _held\n"
+    )
+
+
 def _config_sets(args: tuple[str, ...], key: str) -> bool:
     """Whether the ``-c``/``--config`` file among ``args`` sets ``[server] key``."""
     for flag in ("-c", "--config"):
@@ -145,6 +171,7 @@ def start_server(
     workers: int = 1,
     ready_seconds: float = READY_SECONDS,
     port: int | None = None,
+    preload: str | None = None,
 ) -> ServerProc:
     """Start ``python -m dnsserve serve`` on a random loopback port.
 
@@ -153,11 +180,16 @@ def start_server(
     ``workers``: ``--workers`` (answering processes), unless ``args`` or the
     config file say; 1 (one process, as before workers) unless a test asks.
     ``ready_seconds``: how long it may take to answer (a big zone loads first).
+    ``preload``: Python code the server process runs first (not with ``nofile``).
     """
     port = port or free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     limited = [] if nofile is None else ["-c", LIMITED, str(nofile)]
-    cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]
+    if preload is not None:
+        assert nofile is None, "preload and nofile do not combine"
+        cmd = [sys.executable, "-c", PRELOADED, preload, "serve", "--listen", listen]
+    else:
+        cmd = [sys.executable, *limited, "-m", "dnsserve", "serve", "--listen", listen]
     if zones is not None:
         cmd += ["--zones", str(zones)]
     control = ""

@@ -45,6 +45,7 @@ www A 192.0.2.3
 www TXT "hello"
 alias CNAME www
 chain CNAME alias
+dangling CNAME nowhere
 *.wild A 192.0.2.4
 *.wild TXT "wild"
 *.wc CNAME www
@@ -63,8 +64,9 @@ mid TXT "{mid}"
 QUERIES: list[tuple[str, str]] = [
     ("www", "A"), ("www", "TXT"), ("@", "SOA"), ("@", "NS"), ("@", "MX"), ("@", "DNSKEY"),
     ("@", "NSEC3PARAM"), ("@", "ANY"), ("mail", "A"), ("mail", "AAAA"),
-    ("alias", "A"), ("chain", "A"), ("alias", "MX"),                        # CNAME chains
+    ("alias", "A"), ("chain", "A"), ("alias", "MX"), ("dangling", "A"),     # CNAME chains
     ("x.wild", "A"), ("x.y.wild", "TXT"), ("*.wild", "A"), ("x.wild", "MX"),  # wildcards
+    ("x.wild", "AAAA"), ("z.wild", "TXT"),
     ("q.wc", "A"), ("q.wc", "MX"),                                           # wildcard CNAME
     ("x.dn", "A"), ("dn", "DNAME"),                                          # DNAME
     ("nx", "A"), ("a.nx", "A"), ("zz.b.c.ent", "A"), ("a.b.nx", "A"),    # NXDOMAIN

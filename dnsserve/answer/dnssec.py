@@ -27,20 +27,17 @@ A key of a zone that is not signed gets ``None`` (the engine's ordinary
 answer: DO changes nothing there). Pool answers are served unsigned here
 (signing them is online signing's job).
 
-``expiring`` finds a zone's signatures that expire soon (``dnsserve check``
-warns of them, three days ahead).
+The zone's chain and its signatures' expiry are read by ``zones.signed``.
 
-Must not: sign anything (no keys here), read the clock (``now`` is given),
-or change a ``ZoneTable``. Pure: built at the first DO query of a key, never per query.
+Must not: sign anything (no keys here), read the clock, or change a
+``ZoneTable``. Pure: built at the first DO query of a key, never per query.
 """
 
 from __future__ import annotations
 
-import base64
-import bisect
-import hashlib
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+import io
+import struct
+from collections.abc import Callable, Collection, Mapping
 
 import dns.name
 import dns.rdata
@@ -51,139 +48,39 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, in_expired, key_parts
 from dnsserve.answer.prebuilt import Prebuilt, empty, render
+from dnsserve.wire import AA, QR, counts, flag_variants
+from dnsserve.zones.signed import Chain, is_signed
 from dnsserve.zones.table import Result, ResultKind, ZoneTable, key_offsets, name_key
 
 CACHE_SIZE = 20_000  # DO forms of keys with no prebuilt answer (random-name denials)
 
-_RRSIG, _NSEC, _NSEC3, _DNSKEY, _NSEC3PARAM, _DS = (
-    int(t) for t in (RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3, RdataType.DNSKEY,
-                     RdataType.NSEC3PARAM, RdataType.DS))
-_B32HEX = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUV", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+_RRSIG, _NSEC, _NSEC3 = (int(t) for t in (RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3))
 _WILD = b"\x01*"
+_NXDOMAIN_FLAGS = flag_variants(QR | AA | int(Rcode.NXDOMAIN))
+_NOERROR_FLAGS = flag_variants(QR | AA)
+_QUESTION = b"\xc0\x0c"  # a compression pointer to the question's name (offset 12)
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, rdata length
+# Wildcard types ``DoForms._denial`` leaves to the lookup: answers with additional
+# records or chosen among a node's RRsets, DNSSEC types, DS (the parent's).
+_SLOW_TYPES = frozenset(int(t) for t in (
+    RdataType.MX, RdataType.NS, RdataType.SRV, RdataType.ANY, RdataType.RRSIG,
+    RdataType.NSEC, RdataType.NSEC3, RdataType.DS, RdataType.CNAME, RdataType.DNAME,
+))
+# A wildcard node holding one of these is not a plain wildcard (a chain, a cut).
+_NOT_PLAIN = frozenset((RdataType.CNAME, RdataType.DNAME, RdataType.NS))
 # Not in a memo (None there means: the plain answer); never served: compared by identity.
 _UNKNOWN = empty(Rcode.SERVFAIL)
-
-
-class Chain:
-    """A signed zone's denial chain: NSEC owners in canonical order, or NSEC3 hashes."""
-
-    __slots__ = ("_hashes", "_keys", "_order", "iterations", "nsec3", "salt")
-
-    def __init__(self, table: ZoneTable) -> None:
-        apex = table.wire_node(name_key(table.origin))
-        params = None
-        for rdtype, _, rdatas in apex[1] if apex is not None else ():
-            if rdtype == _NSEC3PARAM and rdatas:
-                params = rdatas[0]
-        self.nsec3 = params is not None
-        self.salt = b""
-        self.iterations = 0
-        found: list[tuple[tuple[bytes, ...], bytes]] = []
-        for key, rdtype in table.wire_rrset_keys():
-            if params is None and rdtype == _NSEC:
-                found.append((_canonical(key), key))
-            elif params is not None and rdtype == _NSEC3:
-                label = key[1 : 1 + key[0]].upper().translate(_B32HEX)
-                found.append(((base64.b32decode(label),), key))
-        if params is not None:
-            self.iterations = (params[2] << 8) | params[3]
-            self.salt = params[5 : 5 + params[4]]
-        found.sort()
-        self._order = [point for point, _ in found]
-        self._keys = [key for _, key in found]
-
-    def _hash(self, key: bytes) -> bytes:
-        """RFC 5155 §5: SHA-1 of the canonical (lower-cased) name and salt, iterated."""
-        digest = hashlib.sha1(key + self.salt).digest()
-        for _ in range(self.iterations):
-            digest = hashlib.sha1(digest + self.salt).digest()
-        return digest
-
-    def _point(self, key: bytes) -> tuple[bytes, ...]:
-        """Where ``key`` sorts in the chain (an NSEC3 hash as a 1-tuple)."""
-        return (self._hash(key),) if self.nsec3 else _canonical(key)
-
-    def match(self, key: bytes) -> bytes | None:
-        """The owner of the NSEC/NSEC3 record of name ``key`` itself, if there is one."""
-        point = self._point(key)
-        i = bisect.bisect_left(self._order, point)
-        if i < len(self._order) and self._order[i] == point:
-            return self._keys[i]
-        return None
-
-    def cover(self, key: bytes) -> bytes | None:
-        """The owner of the record whose span holds ``key`` (the last one wraps around)."""
-        if not self._keys:
-            return None
-        i = bisect.bisect_right(self._order, self._point(key)) - 1
-        return self._keys[i]  # i = -1: the last record covers names before the first
-
-
-def _canonical(key: bytes) -> tuple[bytes, ...]:
-    """RFC 4034 §6.1 order of a lower-cased wire name: its labels, rightmost first."""
-    labels = []
-    at = 0
-    while key[at]:
-        labels.append(key[at + 1 : at + 1 + key[at]])
-        at += key[at] + 1
-    labels.reverse()
-    return tuple(labels)
-
-
-def is_signed(table: ZoneTable) -> bool:
-    """A zone signed beforehand: DNSKEYs and RRSIGs at its apex."""
-    apex = table.wire_node(name_key(table.origin))
-    types = {rdtype for rdtype, _, _ in apex[1]} if apex is not None else set()
-    return _DNSKEY in types and _RRSIG in types
-
-
-EXPIRY_WARNING = 3 * 86400  # ``dnsserve check`` warns of signatures expiring this soon
-_SERIAL = 1 << 32
-
-
-@dataclass(frozen=True, slots=True)
-class Expiring:
-    """The signatures of a zone that expire within a window: how many, and the first."""
-
-    count: int
-    owner: dns.name.Name
-    covered: RdataType
-    seconds: int  # from ``now`` to the first expiry (negative: expired already)
-
-
-def expiring(table: ZoneTable, now: float, within: int = EXPIRY_WARNING) -> Expiring | None:
-    """The RRSIGs of ``table`` whose expiration is less than ``within`` seconds
-    after ``now`` (RFC 4034 §3.1.5: 32-bit times, serial arithmetic), or None."""
-    clock = int(now) % _SERIAL
-    count = 0
-    first: tuple[int, bytes, int] | None = None
-    for key in table.loaded_keys():
-        stored = table.wire_node(key)
-        if stored is None:
-            continue
-        for rdtype, _, rdatas in stored[1]:
-            if rdtype != _RRSIG:
-                continue
-            for rdata in rdatas:
-                delta = (int.from_bytes(rdata[8:12], "big") - clock) % _SERIAL
-                seconds = delta - _SERIAL if delta >= _SERIAL // 2 else delta
-                if seconds < within:
-                    count += 1
-                    if first is None or seconds < first[0]:
-                        first = (seconds, stored[0], int.from_bytes(rdata[:2], "big"))
-    if first is None:
-        return None
-    seconds, owner, covered = first
-    return Expiring(count, dns.name.from_wire(owner, 0)[0], RdataType.make(covered), seconds)
 
 
 class _Proof:
     """The records a DO answer adds: the zone's, in the order first asked, each once."""
 
-    def __init__(self, table: ZoneTable, chain: Chain) -> None:
+    def __init__(self, table: ZoneTable, chain: Chain, *, decode: bool = True) -> None:
         self.table = table
         self.chain = chain
+        self.decode = decode  # False: only note the owners (``DoForms`` has them rendered)
         self.rrsets: list[dns.rrset.RRset] = []
+        self.owners: list[bytes] = []
         self._seen: set[tuple[bytes, int]] = set()
 
     def signed(self, rrset: dns.rrset.RRset, source: bytes | None = None) -> list[dns.rrset.RRset]:
@@ -211,9 +108,11 @@ class _Proof:
         if owner is None or (owner, rdtype) in self._seen:
             return
         self._seen.add((owner, rdtype))
-        rrset = self.table.node_by_key(owner).get(RdataType(rdtype))
-        if rrset is not None:
-            self.rrsets += self.signed(rrset)
+        self.owners.append(owner)
+        if self.decode:
+            rrset = self.table.node_by_key(owner).get(RdataType(rdtype))
+            if rrset is not None:
+                self.rrsets += self.signed(rrset)
 
     def encloser(self, key: bytes) -> tuple[bytes, bytes]:
         """NSEC3 closest encloser proof of ``key`` (RFC 5155 §7.2.1): adds the record
@@ -263,6 +162,15 @@ class _Proof:
             self.add(self.chain.cover(closer))
         else:
             self.add(self.chain.cover(key))
+
+
+def _negative_soa(table: ZoneTable) -> dns.rrset.RRset:
+    """The SOA of a negative answer: TTL min(SOA TTL, MINIMUM) (RFC 2308 §5), as the lookup."""
+    soa = table.soa
+    negative = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    negative.update(soa)
+    negative.ttl = min(soa.ttl, soa[0].minimum)
+    return negative
 
 
 def _encloser(table: ZoneTable, key: bytes) -> bytes | None:
@@ -324,12 +232,15 @@ def signed_result(table: ZoneTable, chain: Chain, qname: dns.name.Name, result: 
 class DoForms:
     """The DO forms of one snapshot's answers (``None`` where DO changes nothing).
 
-    ``chains`` carries the denial chains of an earlier ``DoForms`` over to
-    this one for tables that share its loaded data (a pool flip makes new
-    table objects over the same zone).
+    ``earlier``: the previous snapshot's ``DoForms``. Its denial chains are
+    reused for tables that share their loaded data (a pool flip makes new
+    table objects over the same zone), and all its forms when every signed
+    table is the same object (a change elsewhere).
     """
 
-    __slots__ = ("_cache", "_chains", "_kept", "_signed", "_zones", "cache_size", "expired")
+    __slots__ = (
+        "_cache", "_chains", "_kept", "_pieces", "_signed", "_zones", "cache_size", "expired",
+    )
 
     def __init__(
         self,
@@ -342,12 +253,10 @@ class DoForms:
         self._zones = zones
         self.expired = expired
         self.cache_size = cache_size
-        signed = {}
+        signed: dict[bytes, ZoneTable | None] = {}
         for origin, table in zones.items():
-            wire = origin.to_wire()
-            assert wire is not None
-            signed[wire.lower()] = is_signed(table)
-        self._signed = signed  # every zone's origin (wire): whether it is signed
+            signed[name_key(origin)] = table if is_signed(table) else None
+        self._signed = signed  # every zone's origin (wire): its table when it is signed
         self._chains: dict[dns.name.Name, tuple[ZoneTable, Chain]] = {}
         if earlier is not None:
             for origin, (table, chain) in earlier._chains.items():
@@ -356,10 +265,30 @@ class DoForms:
                     self._chains[origin] = (now, chain)
         self._kept: dict[bytes, Prebuilt | None] = {}
         self._cache: dict[bytes, Prebuilt | None] = {}
+        # each zone's SOA and NSEC/NSEC3 records, signed and rendered (``_piece``)
+        self._pieces: dict[bytes, dict[bytes, tuple[bytes, int]]] = {}
+        if earlier is not None and earlier.expired == expired and self._same_signed(earlier):
+            # the same zones, each signed one the same table (a pool flipped in an
+            # unsigned zone): every DO form still holds, and stays warm
+            self._kept, self._cache, self._pieces = earlier._kept, earlier._cache, earlier._pieces
+
+    def _same_signed(self, earlier: DoForms) -> bool:
+        """Whether ``earlier`` served the same origins, signed the same, from the same
+        signed tables: then its DO forms (and plain-answer marks) are this one's."""
+        mine, theirs = self._signed, earlier._signed
+        return mine.keys() == theirs.keys() and all(
+            (table is None) == (theirs[origin] is None)
+            and (table is None or table is theirs[origin])
+            for origin, table in mine.items()
+        )
+
+    def __len__(self) -> int:
+        """Answer keys held (DO forms and plain-answer marks), kept or cached."""
+        return len(self._kept) + len(self._cache)
 
     @property
     def any_signed(self) -> bool:
-        return any(self._signed.values())
+        return any(table is not None for table in self._signed.values())
 
     def answer(self, key: bytes, prebuilt: object) -> Prebuilt | None:
         """The DO form for answer ``key`` (``prebuilt``: its non-DO entry, if any).
@@ -374,7 +303,15 @@ class DoForms:
             form = self._cache.get(key, _UNKNOWN)
         if form is not _UNKNOWN:
             return form
-        built, keep = self._build(key) if self._in_signed(key) else (None, True)
+        table = self._zone_of(key)
+        if table is None:  # an unsigned zone, or none: the plain answer
+            if prebuilt is not None:
+                self._kept[key] = None
+            return None  # a miss is not remembered: the walk above is all it costs
+        built = self._denial(table, key) if prebuilt is None else None
+        keep = False
+        if built is None:
+            built, keep = self._build(key)
         if keep or prebuilt is not None:
             self._kept[key] = built
         else:
@@ -383,21 +320,23 @@ class DoForms:
             self._cache[key] = built
         return built
 
-    def _in_signed(self, key: bytes) -> bool:
-        """Whether the zone that answers ``key`` is signed: a walk up its labels."""
+    def _zone_of(self, key: bytes) -> ZoneTable | None:
+        """The signed zone that answers ``key`` (None: an unsigned one, or none), found by
+        a walk up the qname's labels (as ``answer.lookup.find_zone`` chooses)."""
         signed = self._signed
         end = len(key) - 4
         ds = key[-4:-2] == b"\x00\x2b"
-        apex: bool | None = None
+        apex: ZoneTable | None = None
         i = 0
         while True:
-            found = signed.get(key[i:end])
-            if found is not None:
+            name = key[i:end]
+            if name in signed:
+                found = signed[name]
                 if not (ds and i == 0 and key[0]):
                     return found
                 apex = found  # DS at an apex is the parent's, when we serve the parent
             if key[i] == 0:
-                return bool(apex)
+                return apex
             i += key[i] + 1
 
     def _build(self, key: bytes) -> tuple[Prebuilt | None, bool]:
@@ -415,6 +354,109 @@ class DoForms:
         form = render(qname, qtype, qclass, signed_result(table, self._chain(table), qname,
                                                           result))
         return form, result.kind is ResultKind.ANSWER and table.exists_key(name_key(qname))
+
+    def _denial(self, table: ZoneTable, key: bytes) -> Prebuilt | None:
+        """The DO form of a name that does not exist, from its wire bytes (None: not a
+        case this handles; ``_build`` answers): no name object, no lookup.
+
+        Handled when the qname does not exist and nothing at or above its
+        closest encloser, up to the apex, is a zone cut or a DNAME
+        (``ZoneTable.lookup``'s steps 1 and 3): NXDOMAIN (no wildcard at the
+        encloser), wildcard NODATA, and a wildcard answer of a type that
+        brings no additional records. The answer is joined from pieces
+        rendered once per zone: the negative SOA, each NSEC/NSEC3 with its
+        RRSIGs, uncompressed (no pointer leaves a piece), and a wildcard's
+        RRset with its RRSIGs, owned by a pointer to the question (offset
+        12): a flood of new names costs a walk and a join.
+        """
+        qtype = (key[-4] << 8) | key[-3]
+        if key[-2:] != b"\x00\x01" or 250 < qtype < 255 or self.expired:
+            return None
+        qname = key[:-4]
+        if table.exists_key(qname):
+            return None
+        apex = name_key(table.origin)
+        encloser = b""
+        for at in key_offsets(qname)[1:]:
+            above = qname[at:]
+            if not encloser and table.exists_key(above):
+                encloser = above
+            if encloser:
+                node = table.node_by_key(above)  # decoded once, then memoized by the table
+                if RdataType.DNAME in node or (RdataType.NS in node and above != apex):
+                    return None
+            if len(above) <= len(apex):
+                break
+        if not encloser:
+            return None
+        pieces = self._pieces.get(apex)
+        if pieces is None:
+            pieces = self._pieces[apex] = {}
+        chain = self._chain(table)
+        proof = _Proof(table, chain, decode=False)
+        source = _WILD + encloser
+        parts: list[tuple[bytes, int]] = []
+        an = 0
+        if not table.exists_key(source):
+            proof.nxdomain(qname, encloser)
+            rcode = Rcode.NXDOMAIN
+        else:
+            wild = table.node_by_key(source)
+            if qtype in _SLOW_TYPES or not _NOT_PLAIN.isdisjoint(wild):
+                return None
+            rcode = Rcode.NOERROR
+            rrset = wild.get(RdataType.make(qtype))
+            if rrset is None:
+                proof.nodata(qname, encloser)
+            else:
+                piece_key = b"\xff" + source + key[-4:-2]
+                answer = pieces.get(piece_key) or self._piece(
+                    pieces, piece_key, lambda: proof.signed(rrset, source), owner=_QUESTION)
+                parts.append(answer)
+                an = answer[1]
+                proof.wildcard(qname, encloser)
+        if rcode or not an:
+            parts.append(pieces.get(b"") or self._piece(
+                pieces, b"", lambda: proof.signed(_negative_soa(table))))
+        rdtype = RdataType.NSEC3 if chain.nsec3 else RdataType.NSEC
+        for owner in proof.owners:
+            def rrsets(owner: bytes = owner) -> list[dns.rrset.RRset]:
+                rrset = table.node_by_key(owner).get(rdtype)
+                return proof.signed(rrset) if rrset is not None else []
+            parts.append(pieces.get(owner) or self._piece(pieces, owner, rrsets))
+        body = b""
+        chunks = []
+        ns = -an  # the answer's records are counted into ``ns`` below, then moved
+        for wire, count in parts:
+            body += wire
+            ns += count
+            chunks.append((len(body), an, max(ns, 0), 0, True))
+        return Prebuilt(_NXDOMAIN_FLAGS if rcode else _NOERROR_FLAGS, counts(1, an, ns, 0),
+                        counts(1, an, ns, 1), body, tuple(chunks), int(rcode))
+
+    @staticmethod
+    def _piece(
+        pieces: dict[bytes, tuple[bytes, int]],
+        key: bytes,
+        rrsets: Callable[[], list[dns.rrset.RRset]],
+        *,
+        owner: bytes | None = None,
+    ) -> tuple[bytes, int]:
+        """RRsets rendered without compression, and their record count, kept in
+        ``pieces``; with ``owner``, every record's owner is written as it."""
+        out = io.BytesIO()
+        count = 0
+        for rrset in rrsets():
+            if owner is None:
+                count += rrset.to_wire(out)
+                continue
+            for rdata in rrset:
+                wire = rdata.to_wire()
+                out.write(owner + _RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl,
+                                                 len(wire)) + wire)
+                count += 1
+        piece = pieces[key] = (out.getvalue(), count)
+        return piece
 
     def _chain(self, table: ZoneTable) -> Chain:
         held = self._chains.get(table.origin)

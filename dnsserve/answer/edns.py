@@ -2,12 +2,13 @@
 
 Owns which options of a query's OPT get an answer and what it holds:
 
-    option (code)                  answered when                    value
-    NSID (3, RFC 5001)             the query carries it empty and   the configured NSID
+    option                         answered when                      value
+    NSID (3, RFC 5001)             asked with an empty option, and    the configured NSID
                                    an NSID is configured
-    edns-tcp-keepalive (11, 7828)  over TCP, the query carries it   the idle timeout net
-                                   and the engine knows the timeout applies, in 100 ms units
-    EXPIRE (9, RFC 7314)           the engine's ``expire`` hook says (a secondary zone)
+    edns-tcp-keepalive (11, 7828)  asked over TCP, and the engine     the idle timeout net
+                                   knows the timeout                  applies, in 100 ms
+    EXPIRE (9, RFC 7314)           asked, and the engine's ``expire`` hook says (a secondary
+                                   zone): the engine's, not here
 
 Over UDP a keepalive option is ignored (RFC 7828 §3.3.1: a server that gets
 it over UDP must ignore it; BIND does the same): the answer is the usual one,
@@ -22,36 +23,30 @@ the engine is given bytes and numbers. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dnsserve import wire
 
 MAX_KEEPALIVE = 0xFFFF  # the option's TIMEOUT is 16 bits of 100 ms (about 1.8 hours)
 
 
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """The options of a query's OPT that we may answer."""
-
-    nsid: bool = False
-    keepalive: bool = False
-    expire: bool = False
+# What a query's OPT asks of us (``asked``): bits, so a query that asks for
+# nothing (a cookie alone, say) costs one walk of its options and a test.
+NSID = 1
+KEEPALIVE = 2
+EXPIRE = 4
 
 
-NOTHING = Asked()
-
-
-def asked(data: bytes, start: int, end: int) -> Asked:
-    """What the options in ``data[start:end]`` (a query's OPT RDATA) ask of us."""
-    nsid = keepalive = expire = False
+def asked(data: bytes, start: int, end: int) -> int:
+    """What the options in ``data[start:end]`` (a query's OPT RDATA) ask of us: bits."""
+    bits = 0
     for code, length in wire.options(data, start, end):
         if code == wire.OPTION_NSID:
-            nsid = nsid or length == 0
+            if length == 0:
+                bits |= NSID
         elif code == wire.OPTION_TCP_KEEPALIVE:
-            keepalive = True
+            bits |= KEEPALIVE
         elif code == wire.OPTION_EXPIRE:
-            expire = True
-    return Asked(nsid, keepalive, expire)
+            bits |= EXPIRE
+    return bits
 
 
 def keepalive_units(idle_timeout: float) -> int:
@@ -59,12 +54,12 @@ def keepalive_units(idle_timeout: float) -> int:
     return max(0, min(MAX_KEEPALIVE, int(idle_timeout * 10)))
 
 
-def answer_options(asked: Asked, *, nsid: bytes, keepalive: int | None, tcp: bool) -> bytes:
+def answer_options(asked: int, *, nsid: bytes, keepalive: int | None, tcp: bool) -> bytes:
     """The NSID and keepalive options of our OPT for a query that ``asked``
     (EXPIRE is the engine's: it depends on the zone)."""
     out = b""
-    if asked.nsid and nsid:
+    if asked & NSID and nsid:
         out += wire.option(wire.OPTION_NSID, nsid)
-    if asked.keepalive and tcp and keepalive is not None:
+    if asked & KEEPALIVE and tcp and keepalive is not None:
         out += wire.option(wire.OPTION_TCP_KEEPALIVE, keepalive.to_bytes(2, "big"))
     return out

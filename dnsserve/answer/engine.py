@@ -22,6 +22,13 @@ the slow path (names below a DNAME, DS at existing names, names in an
 expired secondary zone) is computed once by the snapshot's slow path and
 kept in a bounded cache that lives as long as the snapshot.
 
+It also remembers the keys whose answer the miss index gave with NOERROR
+(a lazy zone's answers among them), at most ``HOT_KEYS`` twice over:
+``hot_keys`` hands them to a reload, which answers them once from the new
+snapshot before it is served, so the names asked now are not all asked of a
+cold index at once (each first answer costs the slow path). A flood of
+random names (NXDOMAIN) is not remembered.
+
 Pure: no sockets, no awaits, no clock, no logging per query.
 """
 
@@ -45,6 +52,7 @@ from dnsserve.zones.table import ZoneTable
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 20_000
+HOT_KEYS = 50_000  # keys remembered per generation of ``Engine._hot`` (two are kept)
 EXPIRE_ELSEWHERE = -1  # what ``expire_elsewhere`` says: hand the query off
 _TRANSFERS = (wire.TYPE_IXFR, wire.TYPE_AXFR)  # low bytes of the qtype (high byte 0)
 _NEED_QUESTION = (wire.OPCODE_QUERY, wire.OPCODE_NOTIFY, wire.OPCODE_UPDATE)
@@ -55,9 +63,9 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_dnssec", "_misses", "_nsid", "_snapshot", "_zones", "answered",
-        "cache_size", "expire", "formerr", "hand_off", "keyring", "servfails", "tcp_keepalive",
-        "truncated",
+        "_answers", "_cache", "_dnssec", "_hot", "_hot_before", "_misses", "_nsid", "_snapshot",
+        "_zones", "answered", "cache_size", "cookies", "expire", "formerr", "hand_off", "keyring",
+        "last", "servfails", "tcp_keepalive", "truncated",
     )
     _snapshot: Snapshot
     _answers: Mapping[bytes, Entry]
@@ -87,12 +95,20 @@ class Engine:
         # option; None: not known here (the engine answers no keepalive).
         self.tcp_keepalive: int | None = None
         self._nsid = b""  # RFC 5001: the snapshot's NSID; empty: not answered
+        # DNS Cookies (``answer.cookies.Cookies``): (query, question end, our OPT)
+        # -> the OPT to answer with; asked only for queries whose OPT has options.
+        self.cookies: Callable[[bytes, int, bytes], bytes] | None = None
+        # the prebuilt answer of the last query answered from one (``answer.guard``
+        # resets it and keys the rate limiter's buckets by its body)
+        self.last: Prebuilt | None = None
         self.servfails = 0  # unexpected exceptions answered with SERVFAIL
         self.formerr = 0
         self.truncated = 0  # answers sent with TC set
         # answers by (rcode, qtype, tcp), packed in one int (``count_key``): one
         # dict update per query, read by the metrics (``answered_by``)
         self.answered: dict[int, int] = {}
+        self._hot: dict[bytes, None] = {}  # miss-index answers with NOERROR, latest last
+        self._hot_before: dict[bytes, None] = {}  # the generation before (``HOT_KEYS``)
         self._dnssec = None
         self.swap(snapshot)
 
@@ -132,6 +148,12 @@ class Engine:
         elif self._dnssec is not None and snapshot.expired != self._dnssec.expired:
             self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
 
+    def hot_keys(self) -> list[bytes]:
+        """Answer keys the miss index answered lately with NOERROR, most recent first
+        (at most twice ``HOT_KEYS``): what a reload warms its new snapshot with."""
+        return [*reversed(self._hot), *(k for k in reversed(self._hot_before)
+                                        if k not in self._hot)]
+
     def respond(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
             flags, qend, key, payload, do, version = wire.parse_query(data)
@@ -157,10 +179,16 @@ class Engine:
                     entry = self._misses.answer(key, self._zones)
                     if entry is None:
                         entry = self._miss(key)
+                    elif not entry.rcode:
+                        hot = self._hot
+                        hot[key] = None
+                        if len(hot) >= HOT_KEYS:
+                            self._hot_before, self._hot = hot, {}
             elif entry.__class__ is not Prebuilt:
                 # a pool's Variants draws one; a Prebuilt is its own pick, so
                 # static answers skip the call
                 entry = entry.pick()
+            self.last = entry
             # the index layout of wire.flag_variants (RD -> bit 1, CD -> bit 0), inline
             fb = entry.flags[((flags >> 7) & 2) | ((flags >> 4) & 1)]
             # count_key, inline: rcode, then qtype (the key's last four bytes are
@@ -180,6 +208,8 @@ class Engine:
                 opt = self._options_opt(data, qend, key, do, tcp)
                 if not opt:  # expire_elsewhere: the owner answers it
                     return wire.HAND_OFF
+            if self.cookies is not None and len(data) - qend > 11:
+                opt = self.cookies(data, qend, opt)  # FormError: a malformed COOKIE
             out = data[:2] + fb + entry.counts_edns + data[12:qend] + entry.body + opt
             if tcp:
                 return out
@@ -187,6 +217,10 @@ class Engine:
             if len(out) <= limit:
                 return out
             return self._truncate(data, fb, entry, qend, limit, opt)
+        except FormError:  # RFC 7873 §5.2.2: a COOKIE option of a bad length
+            self.formerr += 1
+            return wire.header_only(data, flags, wire.FORMERR, data[12:qend],
+                                    wire.OPT_DO if do else wire.OPT_PLAIN)
         except Exception:
             return self._servfail(data, flags, qend)
 
@@ -197,8 +231,10 @@ class Engine:
         if span is None:
             return wire.OPT_DO if do else wire.OPT_PLAIN
         asked = edns.asked(data, *span)
+        if not asked:
+            return wire.OPT_DO if do else wire.OPT_PLAIN
         options = b""
-        if asked.expire and self.expire is not None:
+        if asked & edns.EXPIRE and self.expire is not None:
             seconds = self.expire(key)
             if seconds == EXPIRE_ELSEWHERE:
                 if self.hand_off:
@@ -217,6 +253,10 @@ class Engine:
         if found is None:
             return b""
         do, start, end = found
+        return self._opt_for(data, start, end, do, tcp)
+
+    def _opt_for(self, data: bytes, start: int, end: int, do: bool, tcp: bool) -> bytes:
+        """Our OPT with NSID and keepalive as the options in ``data[start:end]`` ask."""
         asked = edns.asked(data, start, end)
         return wire.opt_with(do, edns.answer_options(
             asked, nsid=self._nsid, keepalive=self.tcp_keepalive, tcp=tcp))
@@ -248,14 +288,17 @@ class Engine:
         NOTIFY goes to the hand-off when there is one. UPDATE: REFUSED (we take
         no dynamic updates), NOTAUTH for a zone we do not serve, FORMERR when
         its zone section is not an SOA question (RFC 2136 §3.1.1); each echoes
-        the question. Any other opcode:
-        NOTIMP with no question. RD and CD are not copied.
+        the question. Any other opcode: NOTIMP with no question. RD and CD are
+        not copied. Our OPT when the message has one (NSID, keepalive as asked).
         """
         opcode = flags & wire.OPCODE_MASK
         if self.hand_off and opcode == wire.OPCODE_NOTIFY:
             return wire.HAND_OFF
-        opt = b"" if payload < 0 else self._options_opt(data, qend, key, do, tcp) or (
-            wire.OPT_DO if do else wire.OPT_PLAIN)
+        opt = b""
+        if payload >= 0:
+            span = wire.opt_span(data, qend)
+            opt = (wire.OPT_DO if do else wire.OPT_PLAIN) if span is None else self._opt_for(
+                data, span[0], span[1], do, tcp)
         if opcode == wire.OPCODE_UPDATE:
             if key[-4:-2] != _SOA:
                 rcode = wire.FORMERR

@@ -60,9 +60,10 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     _R("glue-out-of-bailiwick", "warning",
        "addresses below a delegation that are not its NS targets (glue for another one)",
        "remove them, or list the name as an NS target of that delegation"),
-    # -- structural (posture.zonerules) -----------------------------------------
-    _R("occluded-data", "warning", "data below a delegation, hidden by it (only glue is served)",
+    _R("occluded-data", "warning",
+       "data at or below a delegation (not NS, DS or glue) or below a DNAME: never served",
        "move the records into the delegated zone, or remove them"),
+    # -- structural (posture.zonerules) -----------------------------------------
     _R("cname-chain-long", "warning", "a CNAME chain longer than 8 steps (resolvers give up)",
        "point the first CNAME nearer the end of the chain"),
     _R("soa-timers", "warning", "SOA refresh, retry, expire or minimum outside RFC 1912's ranges",
@@ -145,7 +146,7 @@ class Finding:
     line: int = 0  # 0: the file as a whole (or a config key)
     key: str = ""  # a config key path: pool[0].ttl
     zone: str = ""  # the zone's origin, when the finding is about one
-    # where in the zone, until a line is found for it (posture.place): (owner, type)
+    # where in the zone, until a line is found for it (posture.review.place): (owner, type)
     at: tuple[str, str] | None = None
 
     @property

@@ -32,6 +32,7 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.errors import ConfigError, ZoneError
 from dnsserve.posture.review import Lines
 from dnsserve.posture.takeover import Suffixes
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import load_zones
 from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.table import name_from_wire
@@ -47,10 +48,12 @@ def takeover_list() -> Suffixes:
     return Suffixes.from_json(text)
 
 
-def zone_lines(path: Path, origin: dns.name.Name, zones_dir: Path) -> Lines:
+def zone_lines(
+    path: Path, origin: dns.name.Name, zones_dir: Path, rules: FileRules = DEFAULT_RULES
+) -> Lines:
     """Where each (owner, type) of a zone file was first written, and each owner."""
     try:
-        parsed = parse_zone_file(path, origin, include_dir=zones_dir)
+        parsed = parse_zone_file(path, origin, include_dir=zones_dir, rules=rules)
     except (ZoneError, OSError):
         return {}
     out: dict[tuple[str, str], tuple[str, int]] = {}
@@ -67,7 +70,8 @@ def zone_lines(path: Path, origin: dns.name.Name, zones_dir: Path) -> Lines:
 
 
 def lines_for(
-    zones: Iterable[str], files: Mapping[dns.name.Name, Path], zones_dir: Path
+    zones: Iterable[str], files: Mapping[dns.name.Name, Path], zones_dir: Path,
+    rules: FileRules = DEFAULT_RULES,
 ) -> dict[str, Lines]:
     """``zone_lines`` of each zone named (origins as text)."""
     out = {}
@@ -75,28 +79,30 @@ def lines_for(
         origin = dns.name.from_text(zone)
         path = files.get(origin)
         if path is not None:
-            out[zone] = zone_lines(path, origin, zones_dir)
+            out[zone] = zone_lines(path, origin, zones_dir, rules)
     return out
 
 
 # -- check --against REF ----------------------------------------------------------
 
 
-def reference_contents(ref: str, zones_dir: Path) -> dict[dns.name.Name, ZoneContent]:
+def reference_contents(
+    ref: str, zones_dir: Path, rules: FileRules = DEFAULT_RULES
+) -> dict[dns.name.Name, ZoneContent]:
     """The zones at ``ref``: a directory of zone files, else a git revision of ``zones_dir``.
 
     Zones that do not load at the reference are left out (nothing to compare).
     Raises ``ConfigError`` when ``ref`` is neither.
     """
     if Path(ref).is_dir():
-        return _contents(Path(ref))
+        return _contents(Path(ref), rules)
     with tempfile.TemporaryDirectory(prefix="dnsserve-against-") as tmp:
         _git_export(ref, zones_dir, Path(tmp))
-        return _contents(Path(tmp))
+        return _contents(Path(tmp), rules)
 
 
-def _contents(directory: Path) -> dict[dns.name.Name, ZoneContent]:
-    loaded = load_zones(directory, log_problems=False, extra={})
+def _contents(directory: Path, rules: FileRules) -> dict[dns.name.Name, ZoneContent]:
+    loaded = load_zones(directory, log_problems=False, extra={}, rules=rules)
     return {origin: zone_content(table) for origin, table in loaded.tables.items()}
 
 

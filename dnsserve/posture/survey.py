@@ -52,7 +52,6 @@ class ZoneSurvey:
     addresses: list[AddressSet] = field(default_factory=list)
     soa: dns.rdata.Rdata | None = None
     apex_ns: list[dns.name.Name] = field(default_factory=list)
-    occluded: list[tuple[dns.name.Name, RdataType, dns.name.Name]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,41 +94,48 @@ class Survey:
         return _target(rrset[0]) if rrset is not None else None
 
 
-def survey(tables: Mapping[dns.name.Name, ZoneTable], files: Mapping[dns.name.Name, str]) -> Survey:
-    """Every zone of ``tables`` surveyed, in origin order."""
-    return Survey(tables, tuple(_zone(origin, tables[origin], files.get(origin, ""))
+def survey(
+    tables: Mapping[dns.name.Name, ZoneTable],
+    files: Mapping[dns.name.Name, str],
+    *,
+    addresses: bool = True,
+) -> Survey:
+    """Every zone of ``tables`` surveyed, in origin order. Without ``addresses`` (no
+    ``[[region]]`` to judge them by) the A/AAAA RRsets are not decoded: a big zone's
+    addresses are most of it."""
+    return Survey(tables, tuple(_zone(origin, tables[origin], files.get(origin, ""), addresses)
                                 for origin in sorted(tables)))
 
 
-def _zone(origin: dns.name.Name, table: ZoneTable, file: str) -> ZoneSurvey:
+def _zone(origin: dns.name.Name, table: ZoneTable, file: str, addresses: bool) -> ZoneSurvey:
     out = ZoneSurvey(origin, file)
     apex = name_key(origin)
-    cuts = set()
+    cuts, dnames = set(), set()
     for key in table.loaded_keys():
         node = table.wire_node(key)
-        if node is not None and key != apex and any(t == RdataType.NS for t, _, _ in node[1]):
+        types = {t for t, _, _ in node[1]} if node is not None else set()
+        if key != apex and RdataType.NS in types:
             cuts.add(key)
+        if RdataType.DNAME in types:
+            dnames.add(key)
     glue = _glue(table, apex, cuts)
     for key in table.loaded_keys():
         node = table.wire_node(key)
-        if node is None:
-            continue
+        if node is None or _below(key, apex, dnames) is not None:
+            continue  # below a DNAME: occluded (zones.compile warns), never served
         wire_owner, rrsets = node
         owner = dns.name.from_wire(wire_owner, 0)[0]
         cut = _cut_above(key, apex, cuts)
         for rdtype, ttl, rdatas in rrsets:
             rdt = RdataType(rdtype)
-            if cut is not None and _hidden(key, rdt, cut, glue):
-                out.occluded.append((owner, rdt, dns.name.from_wire(cut, 0)[0]))
-                continue
-            if cut is not None and cut != key:
-                continue  # glue: not ours to judge
+            if cut is not None and (cut != key or _hidden(key, rdt, cut, glue)):
+                continue  # glue, or occluded (zones.compile warns): not ours to judge
             if rdt in _POINTERS:
                 for rd in _decoded(rdt, rdatas):
                     out.pointers.append(Pointer(owner, rdt, ttl, _target(rd)))
                     if rdt == RdataType.NS and key == apex:
                         out.apex_ns.append(_target(rd))
-            elif rdt in _ADDRESSES:
+            elif rdt in _ADDRESSES and addresses:
                 out.addresses.append(AddressSet(owner, rdt, ttl, tuple(
                     rd.to_text() for rd in _decoded(rdt, rdatas))))
             elif rdt == RdataType.SOA and key == apex:
@@ -162,6 +168,19 @@ def _cut_above(key: bytes, apex: bytes, cuts: set[bytes]) -> bytes | None:
         if above in cuts:
             found = above
     return found
+
+
+def _below(key: bytes, apex: bytes, owners: set[bytes]) -> bytes | None:
+    """The nearest of ``owners`` strictly above ``key`` (inside the zone), or None."""
+    if not owners:
+        return None
+    for at in key_offsets(key)[1:]:
+        above = key[at:]
+        if len(above) < len(apex):
+            break
+        if above in owners:
+            return above
+    return None
 
 
 def _glue(table: ZoneTable, apex: bytes, cuts: set[bytes]) -> set[bytes]:

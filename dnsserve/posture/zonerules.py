@@ -1,11 +1,12 @@
 """The posture rules over the loaded zones: each a pure function of a ``Survey``.
 
 Pure [C]: owns the rules below; each returns ``Finding``s placed at a zone
-file and an (owner, type) that ``posture.place`` turns into a line. Must
+file and an (owner, type) that ``posture.review.place`` turns into a line. Must
 not: read files, resolve names (``--resolve`` is ``posture.sources``'s) or
 repeat a rule ``zones.compile`` already judges while loading (a CNAME at the
 apex or beside data, an MX/NS/SRV target that is a CNAME or has no address,
-missing or foreign glue: those come tagged with their rule ids from the load).
+missing or foreign glue, occluded data: those come tagged with their rule ids
+from the load; the survey leaves occluded data out of what these rules read).
 
     rule                 fires when
     dangling-target      a CNAME/DNAME/MX/NS/SRV target is in a zone we serve and
@@ -13,8 +14,6 @@ missing or foreign glue: those come tagged with their rule ids from the load).
     takeover-cname       a CNAME target is under a suffix of takeover.json
     rrset-region-single  every address of an A/AAAA RRset is in one [[region]], or a
                          CNAME target's host name names a cloud region
-    occluded-data        data at or below a delegation that is neither the cut's
-                         (NS, DS) nor glue (an address of an NS target)
     cname-chain-long     a chain of more than MAX_CHAIN CNAMEs starts at a name no
                          CNAME of ours points to (or loops)
     soa-timers           SOA refresh, retry, expire or minimum outside SOA_RANGES
@@ -59,7 +58,6 @@ def zone_findings(
         out += dangling(zone, survey)
         out += takeover_cnames(zone, takeover)
         out += region_single(zone, regions)
-        out += occluded(zone)
         out += long_chains(zone, survey)
         out += soa_timers(zone)
         out += ns_diversity(zone, survey)
@@ -130,33 +128,34 @@ def region_single(zone: ZoneSurvey, regions: Regions) -> list[Finding]:
     return out
 
 
-def occluded(zone: ZoneSurvey) -> list[Finding]:
-    return [
-        _at(zone, "occluded-data", f"{rdtype.name} at {owner} is hidden by the delegation "
-            f"{cut}: resolvers never ask us for it", owner, rdtype)
-        for owner, rdtype, cut in zone.occluded
-    ]
-
-
 def long_chains(zone: ZoneSurvey, survey: Survey) -> list[Finding]:
+    """At each chain's start (a CNAME no CNAME of ours points to), and once per loop
+    that nothing enters (at its least owner)."""
     cnames = [p for p in zone.pointers if p.rdtype == RdataType.CNAME]
     pointed = {p.target for z in survey.zones for p in z.pointers if p.rdtype == RdataType.CNAME}
     out = []
     for p in cnames:
-        if p.owner in pointed:
-            continue  # not the start of a chain
-        steps, name, seen = 1, p.target, {p.owner}
-        while steps <= MAX_CHAIN and name not in seen:
-            following = survey.cname_target(name)
-            if following is None:
-                break
-            seen.add(name)
-            steps, name = steps + 1, following
-        if steps > MAX_CHAIN or name in seen:
-            what = "loops" if name in seen else f"is longer than {MAX_CHAIN} CNAMEs"
+        seen, name = _follow(p, survey)
+        loop = name in seen
+        if p.owner in pointed and not (loop and name == p.owner and p.owner == min(seen)):
+            continue  # not the start of a chain, nor the one to name a loop
+        if len(seen) > MAX_CHAIN or loop:
+            what = "loops" if loop else f"is longer than {MAX_CHAIN} CNAMEs"
             out.append(_at(zone, "cname-chain-long", f"the CNAME chain from {p.owner} {what}",
                            p.owner, RdataType.CNAME))
     return out
+
+
+def _follow(p: Pointer, survey: Survey) -> tuple[set[dns.name.Name], dns.name.Name]:
+    """The owners a chain from ``p`` passes (at most MAX_CHAIN + 1) and where it stops."""
+    seen, name = {p.owner}, p.target
+    while len(seen) <= MAX_CHAIN and name not in seen:
+        following = survey.cname_target(name)
+        if following is None:
+            break
+        seen.add(name)
+        name = following
+    return seen, name
 
 
 def soa_timers(zone: ZoneSurvey) -> list[Finding]:

@@ -608,7 +608,8 @@ class _Build:
                 " occluded, not served (queries get the DNAME's synthesis; RFC 6672 §2.3"
                 " allows no names there)"
             )
-            self._problem((ordinal, 3), "warning", message, self._where(key, types[0]))
+            self._problem((ordinal, 3), "warning", message, self._where(key, types[0]),
+                          "occluded-data")
             return
         cut = self._top_cut(chain)
         if cut is not None:
@@ -642,7 +643,7 @@ class _Build:
                 f"{self._line_text(cut)}: occluded, not served (queries get the referral;"
                 " only NS, DS and glue belong there)"
             )
-            self._problem((ordinal, 3), "warning", message, where)
+            self._problem((ordinal, 3), "warning", message, where, "occluded-data")
 
     def _targets(self, ordinal: int, key: bytes, blob: bytes) -> None:
         """Warnings about in-zone NS, MX and SRV targets."""

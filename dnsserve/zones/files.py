@@ -44,6 +44,7 @@ from typing import Any, TextIO
 
 from dnsserve.config_schema import DEFAULT_MAX_ZONE_FILE_BYTES, DEFAULT_MAX_ZONE_LINE_BYTES
 from dnsserve.errors import ZoneError
+from dnsserve.zones.fastscan import scan
 
 EXCERPT = 40  # characters of a file's content a message may quote
 MESSAGE_MAX = 300  # characters of a message, at most (a path included)
@@ -167,16 +168,31 @@ def read_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> s
 
 
 def check_lines(text: str, max_line: int, file: str) -> None:
-    """A ``ZoneError`` at the first line of ``text`` longer than ``max_line``."""
+    """A ``ZoneError`` at the first line of ``text`` longer than ``max_line``, or at
+    the first line of a record in parentheses longer than that (as ``zones.parse``
+    counts it: its lines and the newlines between them)."""
     start = 0
     line = 1
     end = len(text)
+    depth: int | None = 0
+    opened = size = 0
+    scratch: list[str] = []
     while start <= end:  # bounded: each step moves past one newline
         stop = text.find("\n", start)
         if stop < 0:
             stop = end
         if stop - start > max_line:
             raise line_too_long(max_line, file, line)
+        if depth:
+            size += stop - start + 1
+            if size > max_line:
+                raise record_too_long(max_line, file, opened)
+        if depth is not None:
+            before = depth
+            depth = scan(text[start:stop], depth, scratch)
+            scratch.clear()
+            if not before and depth:
+                opened, size = line, stop - start
         start = stop + 1
         line += 1
 

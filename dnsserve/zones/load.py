@@ -22,7 +22,10 @@ the origin is the file name without ``.zone`` (``example.com.zone`` is
 ignored, so included files can live in ``include/``; they must not end in
 ``.zone``. ``$INCLUDE`` paths are relative to the zones directory (as Knot
 DNS resolves them relative to the zone file's directory, which is the same
-place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops.
+place), at most ``MAX_INCLUDE_DEPTH`` deep and without loops. Every file is
+opened under ``zones.files``' rules (``FileRules``: inside the zones
+directory or ``include_paths``, regular files only, bounded in size and line
+length; messages quote at most a short escaped excerpt).
 ``$GENERATE`` ranges are limited to ``MAX_GENERATE`` names each.
 """
 
@@ -261,7 +264,9 @@ def _zone_files(
     paths = sorted(
         p
         for p in directory.iterdir()
-        if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and p.is_file()
+        # not only regular files: a FIFO or a device named <origin>.zone is refused
+        # when opened (zones.files), with an error line, not passed over in silence
+        if p.name.endswith(ZONE_SUFFIX) and not p.name.startswith(".") and not p.is_dir()
     )
     if not paths and not empty_ok:
         problems.append(_whole(str(directory), "", f"no <origin>{ZONE_SUFFIX} files here"))

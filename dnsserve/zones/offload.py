@@ -8,6 +8,10 @@ files and fingerprints as they are. The server's process spends no time
 parsing or validating; it only rebuilds the tables' dicts, a slice at a time
 (``adopt``), between answers.
 
+The child runs at a lower CPU priority (``CHILD_NICE``): on a machine whose
+cores the answering processes need, the scheduler gives them the CPU first
+and the load takes longer instead of the answers.
+
 Small zone files (under ``OFFLOAD_BYTES`` in all) are read in the reload's
 own thread, as before: starting a child would cost more than it saves.
 Zones whose files did not change are not read by the child: it is told their
@@ -22,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import cast
@@ -38,7 +45,13 @@ from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
-from dnsserve.zones.versions import ZoneContent, content_steps, zone_content
+from dnsserve.zones.versions import (
+    ZoneContent,
+    content_hash,
+    content_steps,
+    diff,
+    zone_content,
+)
 
 log = logging.getLogger("dnsserve")
 
@@ -46,6 +59,12 @@ log = logging.getLogger("dnsserve")
 # child costs about a second to start (an interpreter, dnspython), more than
 # reading a megabyte of zone files, and holds the GIL for no time worth saving.
 OFFLOAD_BYTES = 1 << 20
+CHILD_NICE = 10  # added to the child's nice value: answers come before a reload
+# ``adopt`` holds the loop at most about this long at a time (its steps: owners of
+# a table, records of a content, each about a millisecond's work)
+ADOPT_SLICE = 0.002
+ADOPT_OWNERS = 500
+ADOPT_RECORDS = 1_000
 
 
 def worth_a_child(directory: Path, extra: Mapping[dns.name.Name, Path] | None) -> bool:
@@ -96,6 +115,27 @@ class Packed:
     # each packed table's canonical content (``ZoneContent.to_wire``): computed
     # here, it costs the answering process no sorting of a million records
     contents: dict[dns.name.Name, bytes]
+    # each packed zone that was served, compared here with the content served
+    # (the parent sent it): what the guard and the state file need of the diff
+    compared: dict[dns.name.Name, Compared] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """A zone's new content beside the one served: the diff and both hashes."""
+
+    removed: tuple[bytes, ...]
+    added: tuple[bytes, ...]
+    old_hash: str  # ``content_hash`` of the content served
+    new_hash: str
+
+
+def compare(old_wire: bytes, new: ZoneContent) -> Compared:
+    """``new`` beside the content served (``old_wire``: its ``to_wire``)."""
+    changes = diff(ZoneContent.from_wire(new.origin, old_wire), new)
+    return Compared(tuple(changes.removed), tuple(changes.added),
+                    hashlib.sha256(old_wire).hexdigest(),
+                    content_hash(new))
 
 
 def load_packed(
@@ -103,35 +143,60 @@ def load_packed(
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None = None,
     rules: FileRules = DEFAULT_RULES,
+    served: Callable[[list[dns.name.Name]], dict[dns.name.Name, bytes]] | None = None,
 ) -> Packed:
     """``load_zones`` with its new tables packed (what the child runs); ``extra``:
     zone files from elsewhere (secondary zones' copies), as ``load_zones`` takes;
-    ``rules``: the bounds the files are read under (``zones.files``)."""
+    ``rules``: the bounds the files are read under (``zones.files``); ``served``
+    gives the served content (``to_wire``) of the zones read again, each
+    compared with its new content here."""
     loaded = load_zones(
         directory, log_problems=False, extra=extra,
         previous=previous.stand_in() if previous is not None else None, rules=rules,
     )
     fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
+    contents = {o: zone_content(t) for o, t in fresh.items()}
+    old = served(list(fresh)) if served is not None else {}
     return Packed(
         {o: pack_table(t) for o, t in fresh.items()}, loaded.problems, dict(loaded.files),
         dict(loaded.fingerprints), loaded.reused,
-        {o: zone_content(t).to_wire() for o, t in fresh.items()},
+        {o: c.to_wire() for o, c in contents.items()},
+        {o: compare(old[o], contents[o]) for o in contents if old.get(o)},
     )
 
 
 def _child_main(
     conn: multiprocessing.connection.Connection,
+    back: multiprocessing.connection.Connection,
     directory: str,
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None,
     rules: FileRules,
 ) -> None:
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICE)
+
+    def served(origins: list[dns.name.Name]) -> dict[dns.name.Name, bytes]:
+        conn.send(_Ask(tuple(origins)))  # the parent sends each in chunks, b"" after
+        out: dict[dns.name.Name, bytes] = {}
+        for origin in origins:
+            chunks = list(iter(back.recv_bytes, b""))
+            out[origin] = b"".join(chunks)
+        return out
+
     try:
-        result: object = load_packed(Path(directory), previous, extra, rules)
+        result: object = load_packed(Path(directory), previous, extra, rules, served)
     except BaseException as exc:  # sent back, raised in the parent
         result = DnsServeError(f"loading zones in a child process failed: {exc!r}")
     conn.send(result)
     conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """The child asks for the served content of the zones it read again."""
+
+    origins: tuple[dns.name.Name, ...]
 
 
 class ChildLoad:
@@ -143,10 +208,12 @@ class ChildLoad:
         previous: LoadedZones | None,
         extra: dict[dns.name.Name, Path] | None = None,
         rules: FileRules = DEFAULT_RULES,
+        served: Mapping[dns.name.Name, ZoneContent] | None = None,
     ) -> None:
         self.directory = directory
         self.extra = extra
         self.rules = rules
+        self.served = served or {}  # what is served now: compared in the child
         self.previous = Previous.of(previous) if previous is not None else None
         self._process: multiprocessing.process.BaseProcess | None = None
 
@@ -154,16 +221,22 @@ class ChildLoad:
         """Start the child, wait for its result (blocking: call it from a thread)."""
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
+        back_receive, back = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=_child_main,
-            args=(send, str(self.directory), self.previous, self.extra, self.rules),
+            args=(send, back_receive, str(self.directory), self.previous, self.extra,
+                  self.rules),
             name="dnsserve-zone-load", daemon=True,
         )
         self._process = process
         process.start()
         send.close()
+        back_receive.close()
         try:
             result = receive.recv()
+            if isinstance(result, _Ask):
+                self._send_served(back, result.origins)
+                result = receive.recv()
         except EOFError:
             process.join(5)
             raise DnsServeError(
@@ -172,6 +245,7 @@ class ChildLoad:
             ) from None
         finally:
             receive.close()
+            back.close()
             process.join(5)
             self.kill()
         if isinstance(result, BaseException):
@@ -180,6 +254,17 @@ class ChildLoad:
         log.info("zone files read in a child process (pid %s): %d read, %d unchanged",
                  process.pid, len(packed.packed), len(packed.reused))
         return packed
+
+    def _send_served(
+        self, back: multiprocessing.connection.Connection, origins: tuple[dns.name.Name, ...]
+    ) -> None:
+        """Each asked zone's served content (its stored bytes: no copy is made
+        here), in one message (none when it was not served), then b""."""
+        for origin in origins:
+            content = self.served.get(origin)
+            if content is not None and len(content):
+                back.send_bytes(content.to_wire())
+            back.send_bytes(b"")
 
     def kill(self) -> None:
         """End the child if it still runs (an abandoned reload)."""
@@ -192,6 +277,28 @@ class ChildLoad:
 async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -> LoadedZones:
     """The child's load as ``LoadedZones``, its tables rebuilt on this loop a slice
     at a time (answers keep flowing between slices); problems logged."""
+    until = time.perf_counter() + ADOPT_SLICE
+    for step in adopt_steps(packed, previous, directory):
+        if step is not None:
+            return step
+        if time.perf_counter() >= until:
+            await asyncio.sleep(0)
+            until = time.perf_counter() + ADOPT_SLICE
+    raise AssertionError("adopt_steps ends with the load")  # pragma: no cover
+
+
+def adopt_now(packed: Packed, previous: LoadedZones | None, directory: Path) -> LoadedZones:
+    """``adopt`` in one go (a thread of a process that answers no query)."""
+    for step in adopt_steps(packed, previous, directory):
+        if step is not None:
+            return step
+    raise AssertionError("adopt_steps ends with the load")  # pragma: no cover
+
+
+def adopt_steps(
+    packed: Packed, previous: LoadedZones | None, directory: Path
+) -> Iterator[LoadedZones | None]:
+    """The child's load rebuilt a slice at a time: None after each slice, the load last."""
     tables: dict[dns.name.Name, ZoneTable] = {}
     contents: dict[dns.name.Name, ZoneContent] = {}
     for origin in packed.files:
@@ -201,14 +308,14 @@ async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -
             continue
         if origin not in packed.packed:
             continue
-        for step in unpack_steps(packed.packed[origin]):
+        for step in unpack_steps(packed.packed[origin], ADOPT_OWNERS):
             if step is None:
-                await asyncio.sleep(0)
+                yield None
             else:
                 tables[origin] = step
-        for content in content_steps(origin, packed.contents[origin]):
+        for content in content_steps(origin, packed.contents[origin], ADOPT_RECORDS):
             if content is None:
-                await asyncio.sleep(0)
+                yield None
             else:
                 contents[origin] = content
     loaded = LoadedZones(
@@ -216,5 +323,4 @@ async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -
         MappingProxyType(packed.fingerprints), packed.reused, MappingProxyType(contents),
     )
     log_loaded(loaded, directory)
-    return loaded
-
+    yield loaded

@@ -9,8 +9,11 @@ zone-file reader (through ``zones.dnspython_adapter``). Errors are
 ``ZoneError``s with the same file, line and message as ``zones.load`` gives
 for the same text: whatever the fast path is unsure of, dnspython judges.
 
-Rules it shares with ``zones.load``: ``$INCLUDE`` paths are relative to the
-zones directory, at most ``MAX_INCLUDE_DEPTH`` deep, without loops; a
+Rules it shares with ``zones.load``: files are opened under ``zones.files``'
+rules (where, what, how much; a line or a record in parentheses longer than
+``FileRules.max_line`` is refused before it is all read); ``$INCLUDE`` paths
+are relative to the zones directory, at most ``MAX_INCLUDE_DEPTH`` deep,
+without loops; a
 ``$GENERATE`` makes at most ``MAX_GENERATE`` names; a record whose owner is
 outside the origin is left out with a warning (``ParsedRecords.warnings``);
 rdata is at most 65,535 octets; files are UTF-8. Everything else about a zone's meaning

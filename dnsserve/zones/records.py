@@ -129,10 +129,6 @@ class ParsedRecords:
         self.files.append(file)
         self.lines.append(line)
 
-    def warn(self, file: int, line: int, message: str) -> None:
-        """Note something the reader left out (the builder reports it as a warning)."""
-        self.warnings.append((file, line, message))
-
     def compact(self) -> None:
         """Keep ``owners`` and ``rdatas`` as ``BytesColumn``s (no records are added
         after this); the per-record objects are freed when nothing else holds them."""
@@ -140,6 +136,10 @@ class ParsedRecords:
             self.owners = BytesColumn(self.owners)
         if not isinstance(self.rdatas, BytesColumn):
             self.rdatas = BytesColumn(self.rdatas)
+
+    def warn(self, file: int, line: int, message: str) -> None:
+        """Note something the reader left out (the builder reports it as a warning)."""
+        self.warnings.append((file, line, message))
 
     def key(self, i: int) -> bytes:
         """Record ``i``'s owner, lower-cased (ASCII only, as DNS compares names)."""

@@ -861,10 +861,14 @@ def unpack_steps(packed: PackedTable, step: int = 10_000) -> Iterator[ZoneTable 
             at, blob_at = end, blob_end
         count += step
         yield None
+    ents: set[bytes] = set()  # tens of thousands in a big zone: a slice at a time too
+    for count, name in enumerate(_split_names(packed.ents), 1):
+        ents.add(name)
+        if count % step == 0:
+            yield None
     origin = name_from_wire(packed.origin)
-    ents = frozenset(_split_names(packed.ents))
     yield ZoneTable.from_parts(
-        origin, blobs, ents, _split_names(packed.cuts), _split_names(packed.dnames)
+        origin, blobs, frozenset(ents), _split_names(packed.cuts), _split_names(packed.dnames)
     )
 
 

@@ -162,6 +162,35 @@ class Records(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self._ends)
 
+    def common_ends(self, other: Records) -> tuple[int, int, int]:
+        """(h, t, u): ``self[:h] == other[:h]`` and ``self[t:] == other[u:]``, with
+        as many records as their bytes allow (h <= t, h <= u)."""
+        a, b = self._data, other._data
+        a_starts, b_starts = self._starts(), other._starts()
+        same = _common_prefix(a, b)
+        # the last record boundary within the common bytes that both streams share
+        h = bisect.bisect_right(a_starts, same) - 1
+        while h > 0 and not _is_start(b_starts, a_starts[h]):
+            h -= 1
+        h = min(h, len(self), len(other))
+        same = _common_suffix(a, b)
+        t = bisect.bisect_left(a_starts, len(a) - same)
+        while t < len(self):
+            u = bisect.bisect_left(b_starts, len(b) - (len(a) - a_starts[t]))
+            if u < len(other) and b_starts[u] == len(b) - (len(a) - a_starts[t]):
+                break  # a boundary of both at the same distance from the end
+            t += 1
+        else:
+            t, u = len(self), len(other)
+        if t < h or u < h:  # the common ends overlap: keep them apart
+            t, u = t + (h - min(t, u)), u + (h - min(t, u))
+        return h, t, u
+
+    def _starts(self) -> array[int]:
+        starts = array("Q", (0,))
+        starts.extend(self._ends)
+        return starts  # one past the last record too: len(data)
+
     @overload
     def __getitem__(self, index: int) -> bytes: ...
 
@@ -198,6 +227,40 @@ class Records(Sequence[bytes]):
 
     def __reduce__(self) -> tuple[type[Records], tuple[bytes, array[int]]]:
         return Records, (self._data, self._ends)
+
+
+_CHUNK = 1 << 16  # bytes compared at a time when looking for the common ends
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """How many leading bytes ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    at = 0
+    while at < n and a[at : at + _CHUNK] == b[at : at + _CHUNK]:
+        at += _CHUNK
+    end = min(at + _CHUNK, n)
+    while at < end and a[at] == b[at]:
+        at += 1
+    return min(at, n)
+
+
+def _common_suffix(a: bytes, b: bytes) -> int:
+    """How many trailing bytes ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    k = 0
+    while k < n and a[len(a) - min(k + _CHUNK, n) : len(a) - k] == b[
+        len(b) - min(k + _CHUNK, n) : len(b) - k
+    ]:
+        k = min(k + _CHUNK, n)
+    end = min(k + _CHUNK, n)
+    while k < end and a[len(a) - k - 1] == b[len(b) - k - 1]:
+        k += 1
+    return k
+
+
+def _is_start(starts: array[int], at: int) -> bool:
+    i = bisect.bisect_left(starts, at)
+    return i < len(starts) and starts[i] == at
 
 
 def records_wire(records: Sequence[bytes]) -> bytes:
@@ -556,22 +619,34 @@ def to_rrsets(records: Iterable[bytes]) -> list[dns.rrset.RRset]:
 
 
 def diff(old: ZoneContent, new: ZoneContent) -> ZoneDiff:
-    """Records only in ``old`` (removed) and only in ``new`` (added); a TTL change is both."""
-    if old.records == new.records:
+    """Records only in ``old`` (removed) and only in ``new`` (added); a TTL change is both.
+
+    Between two ``Records`` the records both start and end with are found on
+    their bytes first (a new serial alone differs in one record): only the
+    ones between are read into sets.
+    """
+    a, b = old.records, new.records
+    if a == b:
         return ZoneDiff((), ())
-    old_set, new_set = set(old.records), set(new.records)
+    if isinstance(a, Records) and isinstance(b, Records):
+        head, a_tail, b_tail = a.common_ends(b)
+        a, b = a[head:a_tail], b[head:b_tail]
+    old_set, new_set = set(a), set(b)
     return ZoneDiff(
-        tuple(r for r in old.records if r not in new_set),
-        tuple(r for r in new.records if r not in old_set),
+        tuple(r for r in a if r not in new_set),
+        tuple(r for r in b if r not in old_set),
     )
 
 
-def new_version(content: ZoneContent, changes: ZoneDiff | None, *, at: float) -> ZoneVersion:
-    """The version of ``content``, reached by ``changes`` (None: the first, all added)."""
+def new_version(
+    content: ZoneContent, changes: ZoneDiff | None, *, at: float, hash: str | None = None
+) -> ZoneVersion:
+    """The version of ``content``, reached by ``changes`` (None: the first, all added);
+    ``hash``: its ``content_hash`` when the caller has it already."""
     return ZoneVersion(
         zone=content.origin.to_text(),
         serial=content.serial,
-        hash=content_hash(content),
+        hash=hash if hash is not None else content_hash(content),
         records=len(content),
         added=len(changes.added) if changes is not None else len(content),
         removed=len(changes.removed) if changes is not None else 0,

@@ -307,6 +307,34 @@ def test_tcp_connection_cap_closes_the_longest_idle(start: Start, loop_thread: L
         assert [a.id for a in read_answers(first, 1)] == [4]
 
 
+def test_tcp_per_prefix_limit_ipv6(loop_thread: LoopThread) -> None:
+    """::1 is one /56: its third connection closes its longest-idle one."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this machine")
+    coro = net.serve(Responder(), ["[::1]:0"], tcp_idle_timeout=30.0, tcp_max_connections=100,
+                     tcp_max_connections_per_prefix=2)
+    servers = loop_thread.run(coro)
+    [addr] = servers.addresses
+    try:
+        with contextlib.ExitStack() as stack:
+            socks = []
+            for i in range(3):
+                socks.append(stack.enter_context(tcp_connect(addr)))
+                socks[-1].sendall(frame(query("www.example.", i).to_wire()))
+                assert [a.id for a in read_answers(socks[-1], 1)] == [i]
+            assert closed_by_peer(socks[0])
+            assert loop_thread.read(lambda: servers.stats.tcp_evicted) == 1
+    finally:
+        async def close() -> None:
+            servers.close()
+            await servers.wait_closed()
+
+        loop_thread.run(close())
+
+
 def test_tcp_per_prefix_limit(loop_thread: LoopThread) -> None:
     """A prefix at its limit gives up its own longest-idle connection; others keep theirs."""
     coro = net.serve(Responder(), ["127.0.0.1:0"], tcp_idle_timeout=30.0,

@@ -26,6 +26,10 @@ own zone with NOTAUTH. NOTIFY with a question is not compared: the server hands
 it to its secondary-zone code (``handoff``), which the engine alone does not
 have (tests/unit/test_handoff.py and the secondary tests cover it).
 
+NSID and keepalive against BIND (``server-id`` set): NSID is answered on
+every kind of response, NOTIMP and FORMERR with an OPT included, with the same
+rcode; a keepalive option over UDP is ignored (RFC 7828 §3.3.1), no FORMERR.
+
 Must not: talk to anything but loopback, leave named or knotd running.
 """
 
@@ -36,7 +40,9 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.edns
 import dns.message
+import dns.rcode
 import dns.update
 import pytest
 
@@ -53,6 +59,7 @@ QUESTION = dns.message.make_query("www.example.com.", "A").to_wire()[12:]
 OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # EDNS 0, payload 1232, no options
 NOTIFY = 4
 UPDATE = 5
+NSID = b"node-a"
 
 
 def message(opcode: int, flags: int, *, question: bool, edns: bool) -> bytes:
@@ -97,7 +104,7 @@ def zone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def named(zone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     peer = start_named({"example.com.": zone}, tmp_path_factory.mktemp("named"),
-                       extra_options="minimal-responses yes;")
+                       extra_options=f'minimal-responses yes; server-id "{NSID.decode()}";')
     try:
         yield peer
     finally:
@@ -115,7 +122,9 @@ def knot(zone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return build_engine(SHIPPED_ZONES)
+    engine = build_engine(SHIPPED_ZONES, nsid=NSID)
+    engine.tcp_keepalive = 100
+    return engine
 
 
 CASES = [
@@ -165,3 +174,72 @@ def test_header_tells_notimp_from_formerr(engine: Engine) -> None:
     assert notimp is not None and formerr is not None
     assert notimp[0] == 4 and formerr[0] == 1
     assert notimp[2] == ("qr",) and formerr[2] == ("qr", "rd")
+
+
+def ednsopt(data: bytes | None) -> tuple[int, dict[int, bytes]]:
+    """rcode and the options of the OPT (read as a QUERY, as ``header`` does)."""
+    assert data is not None
+    flags = (data[2] << 8) | data[3]
+    m = dns.message.from_wire(data[:2] + (flags & ~0x7800).to_bytes(2, "big") + data[4:])
+    return m.rcode(), {o.otype: o.to_wire() for o in m.options}
+
+
+NSID_OPT = b"\x00\x03\x00\x00"
+KEEPALIVE_OPT = b"\x00\x0b\x00\x00"
+
+
+def with_options(data: bytes, options: bytes) -> bytes:
+    """``data`` (ending with ``OPT``) with ``options`` in its OPT's RDATA."""
+    assert data.endswith(OPT)
+    return data[:-2] + len(options).to_bytes(2, "big") + options
+
+
+@pytest.mark.parametrize(("qname", "opcode", "question"), [
+    ("www.example.com.", 0, True),  # an answer
+    ("nope.example.com.", 0, True),  # NXDOMAIN
+    ("x.sub.example.com.", 0, True),  # a referral
+    ("example.net.", 0, True),  # REFUSED: not ours
+    ("www.example.com.", 9, True),  # NOTIMP
+    ("www.example.com.", 0, False),  # FORMERR, with an OPT
+])
+def test_nsid_on_every_kind_as_bind(
+    engine: Engine, named: Peer, qname: str, opcode: int, question: bool
+) -> None:
+    """BIND with ``server-id`` answers NSID on each kind of response; so do we."""
+    asked = dns.message.make_query(qname, "A").to_wire()[12:] if question else b""
+    head = struct.pack("!HHHHHH", 0x1234, opcode << 11, int(question), 0, 0, 1)
+    data = with_options(head + asked + OPT, NSID_OPT)
+    ours = ednsopt(engine.respond(data, tcp=False))
+    assert ours == ednsopt(udp(named, data))
+    assert ours[1] == {dns.edns.OptionType.NSID: NSID}
+
+
+def test_keepalive_over_udp_is_ignored_as_bind_does(engine: Engine, named: Peer) -> None:
+    """RFC 7828 §3.3.1: over UDP the option is ignored (no FORMERR, no option back)."""
+    data = with_options(message(0, 0, question=True, edns=True), KEEPALIVE_OPT)
+    ours = ednsopt(engine.respond(data, tcp=False))
+    assert ours == ednsopt(udp(named, data)) == (dns.rcode.NOERROR, {})
+
+
+def tcp(peer: Peer, data: bytes) -> bytes:
+    """One exchange over TCP (two-byte length framing)."""
+    with socket.create_connection((peer.host, peer.port), timeout=5) as sock:
+        sock.sendall(len(data).to_bytes(2, "big") + data)
+        buf = b""
+        for _ in range(64):  # bounded: a response is a few reads at most
+            if len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+                break
+            chunk = sock.recv(65535)
+            if not chunk:
+                break
+            buf += chunk
+        return buf[2:2 + int.from_bytes(buf[:2], "big")]
+
+
+def test_keepalive_over_tcp_as_bind(engine: Engine, named: Peer) -> None:
+    """Over TCP both answer the option with their idle timeout (the values are each one's)."""
+    data = with_options(message(0, 0, question=True, edns=True), KEEPALIVE_OPT)
+    ours, bind = ednsopt(engine.respond(data, tcp=True)), ednsopt(tcp(named, data))
+    assert ours[0] == bind[0] == dns.rcode.NOERROR
+    assert set(ours[1]) == set(bind[1]) == {dns.edns.OptionType.KEEPALIVE}
+    assert ours[1][dns.edns.OptionType.KEEPALIVE] == (100).to_bytes(2, "big")

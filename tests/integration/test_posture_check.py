@@ -169,3 +169,16 @@ def test_sarif_from_the_cli_and_ignore(tmp_path: Path) -> None:
     rules = {r["ruleId"] for r in json.loads(check(repo, "--format", "sarif").stdout)
              ["runs"][0]["results"]}
     assert "ns-one-prefix" not in rules and "soa-timers" in rules, rules
+
+
+def test_occluded_data_loads_and_is_named_at_its_line(tmp_path: Path) -> None:
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    body = BASE + "sub NS ns.sub\nns.sub A 192.0.2.7\nhidden.sub TXT \"never served\"\n"
+    (zones / "example.com.zone").write_text(zone(1, body))
+    done = check(tmp_path, "--zones", str(zones), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr  # a warning: the zone is served
+    (occluded,) = findings(done)["occluded-data"]
+    assert occluded["severity"] == "warning" and "hidden.sub.example.com." in occluded["message"]
+    assert occluded["line"] == zone(1, body).splitlines().index(
+        'hidden.sub TXT "never served"') + 1

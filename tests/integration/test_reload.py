@@ -17,7 +17,7 @@ import dns.rcode
 
 from testkit import SHIPPED_ZONES
 from testkit.ports import free_port
-from testkit.server import ServerProc, start_server
+from testkit.server import ServerProc, held_fifo, start_server
 from testkit.wait import wait_for
 
 
@@ -79,8 +79,14 @@ def test_unserved_name_is_refused_before_and_after_reload(tmp_path: Path) -> Non
         srv.stop()
 
 
+# The server refuses a FIFO (zones.files); these tests hold a load on one, opened
+# as files once were (testkit.server.held_fifo).
+HELD = held_fifo("held.inc")
+
+
 def _fifo_zone(zones: Path) -> Path:
-    """A zone whose $INCLUDE is a FIFO: loading it blocks until someone writes to it."""
+    """A zone whose $INCLUDE is a FIFO: loading it (as ``HELD`` opens it) blocks
+    until someone writes to it."""
     fifo = zones / "held.inc"
     os.mkfifo(fifo)
     (zones / "held.example.zone").write_text(
@@ -113,7 +119,7 @@ def test_sighup_during_a_reload_is_not_dropped(tmp_path: Path) -> None:
     meanwhile: once the first reload ends, a second one runs and serves the edit."""
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
-    srv = start_server(tmp_path, zones=zones)
+    srv = start_server(tmp_path, zones=zones, preload=HELD)
     try:
         fifo = _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)  # this reload blocks on the FIFO
@@ -145,7 +151,7 @@ def test_a_reload_that_hangs_is_abandoned_and_sigterm_still_exits(tmp_path: Path
     shutil.copytree(SHIPPED_ZONES, zones)
     config = tmp_path / "c.toml"
     config.write_text(f'[server]\nreload_timeout = 4.0\ncontrol = "127.0.0.1:{free_port()}"\n')
-    srv = start_server(tmp_path, "-c", str(config), zones=zones)
+    srv = start_server(tmp_path, "-c", str(config), zones=zones, preload=HELD)
     try:
         _fifo_zone(zones)
         os.kill(srv.proc.pid, signal.SIGHUP)

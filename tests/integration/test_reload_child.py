@@ -8,12 +8,15 @@ reading it again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 import dns.message
 import dns.rdatatype
+import pytest
 
 from dnsserve.zones.offload import OFFLOAD_BYTES
 from testkit.server import start_server
@@ -60,3 +63,44 @@ def test_a_large_zone_reloads_through_a_child_and_an_unchanged_one_is_kept(
         assert soa.answer[0][0].serial == 2
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_child_compares_with_what_is_served_guard_and_versions_included(
+    tmp_path: Path, workers: int,
+) -> None:
+    """The diff and hashes made in the child: an edit of one record is recorded in the
+    state file as 2 records removed (the SOA and the A) and 2 added; a file that would
+    delete a fifth of the zone is refused by the guard, and the old zone keeps serving."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "big.example.zone").write_text(big_zone(1, "192.0.2.10"))
+    srv = start_server(tmp_path, zones=zones, ready_seconds=120, workers=workers)
+    try:
+        (zones / "big.example.zone").write_text(big_zone(2, "192.0.2.20"))
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        wait_for("the edit to be served", lambda: answer(srv, "last.big.example.", "A"),
+                 lambda found: found == ["192.0.2.20"], seconds=120)
+        wait_for("the version to be recorded", lambda: versions(tmp_path),
+                 lambda found: len(found) == 2, seconds=30)
+        assert versions(tmp_path)[-1] == (2, 45_004, 2, 2)
+        cut = big_zone(3, "192.0.2.30").splitlines(keepends=True)
+        (zones / "big.example.zone").write_text("".join(cut[: len(cut) * 4 // 5]))
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        wait_for("the refusal", srv.log_text, lambda log: "reload refused" in log, seconds=120)
+        assert answer(srv, "last.big.example.", "A") == ["192.0.2.20"]
+        assert len(versions(tmp_path)) == 2
+    finally:
+        srv.stop()
+
+
+def versions(state_dir: Path) -> list[tuple[int, int, int, int]]:
+    """(serial, records, added, removed) of each recorded version, oldest first."""
+    with contextlib.closing(sqlite3.connect(f"file:{state_dir / 'dnsserve.db'}?mode=ro",
+                                            uri=True)) as db:
+        try:
+            rows = db.execute("SELECT serial, records, added, removed FROM zone_versions"
+                              " ORDER BY id").fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [tuple(r) for r in rows]

@@ -2,7 +2,9 @@
 it starts does not kill it, and pools keep their health.
 
 A FIFO in place of an included zone file stands in for a slow disk or a large
-zone: the server blocks reading it until the test feeds it. Everything runs
+zone: the server (which refuses FIFOs, so it is started with the file opened
+as files once were: ``testkit.server.held_fifo``) blocks reading it until the
+test feeds it. Everything runs
 on loopback: the real server process, real HTTP backends on 127.0.3.x.
 """
 
@@ -24,7 +26,7 @@ from testkit import SHIPPED_ZONES
 from testkit.backends import Mode
 from testkit.harness import Harness, addresses, monitor, pool, query, wait_answer
 from testkit.ports import free_port
-from testkit.server import ServerProc, start_server, wait_ready
+from testkit.server import PRELOADED, ServerProc, held_fifo, start_server, wait_ready
 from testkit.wait import WAIT, wait_for
 
 
@@ -37,6 +39,7 @@ def web(x: int) -> str:
 
 
 INCLUDE = "include/example.com-ns.inc"  # example.com.zone $INCLUDEs it (a FIFO stalls a load)
+HELD = held_fifo(Path(INCLUDE).name)
 
 
 def _fifo_instead_of(path: Path) -> str:
@@ -79,7 +82,7 @@ def _feed(fd: int, fifo: Path, text: str) -> None:
 def test_queries_are_answered_while_a_reload_reads_zone_files(tmp_path: Path) -> None:
     zones = tmp_path / "zones"
     shutil.copytree(SHIPPED_ZONES, zones)
-    srv = start_server(tmp_path, zones=zones)
+    srv = start_server(tmp_path, zones=zones, preload=HELD)
     fd = None
     fifo = zones / INCLUDE
     text = ""
@@ -112,7 +115,7 @@ def test_sighup_while_starting_does_not_kill_the_server(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dnsserve", "serve", "--zones", str(zones),
+            [sys.executable, "-c", PRELOADED, HELD, "serve", "--zones", str(zones),
              "--listen", f"127.0.0.1:{port}", "--control", ""],
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
         )

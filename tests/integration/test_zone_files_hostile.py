@@ -137,6 +137,21 @@ def test_a_fifo_is_refused_and_never_waited_for(tmp_path: Path) -> None:
     assert_refused(run, zones / "bad.example.zone", 6, "is a FIFO: refused")
 
 
+def test_a_zone_file_that_is_a_fifo_or_a_loop_is_refused(tmp_path: Path) -> None:
+    zones = zones_with(tmp_path, GOOD)
+    os.mkfifo(zones / "fifo.example.zone")
+    (zones / "loop.example.zone").symlink_to(zones / "loop.example.zone")
+    run = run_check(tmp_path, "--zones", str(zones))
+    assert not run.killed and run.code == 1 and "Traceback" not in run.out
+    errors = sorted(x for x in run.out.splitlines() if ": error: " in x)
+    assert len(errors) == 2, run.out
+    assert errors[0].startswith(f"{zones / 'fifo.example.zone'}: error: ")
+    assert "is a FIFO: refused" in errors[0]
+    assert errors[1].startswith(f"{zones / 'loop.example.zone'}: error: ")
+    assert "symlink loop" in errors[1]
+    assert "zone good.example.: serial 1" in run.out
+
+
 def test_a_symlink_loop_is_one_error_line(tmp_path: Path) -> None:
     zones = zones_with(tmp_path, GOOD + "$INCLUDE include/a.inc\n")
     (zones / "include" / "a.inc").symlink_to(zones / "include" / "b.inc")
@@ -214,6 +229,7 @@ def test_the_server_starts_and_serves_the_good_zone_beside_hostile_ones(tmp_path
     os.mkfifo(zones / "include" / "pipe.inc")
     (zones / "zero.example.zone").write_text(GOOD + "$INCLUDE /dev/zero\n")
     (zones / "passwd.example.zone").write_text(GOOD + "$INCLUDE /etc/passwd\n")
+    os.mkfifo(zones / "fifo.example.zone")
     srv = start_server(tmp_path, zones=zones)
     try:
         r = srv.udp(dns.message.make_query("www.good.example.", "A"))

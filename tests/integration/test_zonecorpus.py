@@ -212,3 +212,7 @@ def test_occluded_names_get_the_referral_and_the_synthesis(corpus_server: Server
     r = corpus_server.tcp(query("www.old.occluded-dname.", "A"))
     assert aa(r)
     assert "www.old.occluded-dname. 3600 in cname www.new.example.net." in lines(r.answer)
+    # the warnings are in the server's log, with file and line
+    log = corpus_server.log_text()
+    assert f"{CORPUS / 'occluded-cut.zone'}:8: warning: A at www.sub.occluded-cut." in log
+    assert f"{CORPUS / 'out-of-zone.zone'}:7: warning: owner stray.example.net." in log

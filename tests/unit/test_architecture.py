@@ -120,6 +120,10 @@ LEVELS: list[set[str]] = [
     # it imports the package (for __version__) and the core enums its Structs
     # decode into (answer.policies, health.model), all below it.
     {"config_schema", "zones.dnspython_adapter"},
+    # answer.guard (RRL and cookies in front of the engine: the client's address
+    # and the time, which the engine does not take) wraps the engine; settings
+    # builds its Defences, worker and app their Guard.
+    {"answer.guard"},
     # worker_protocol (the owner <-> worker messages and frames) is pure and
     # reads the snapshot below, beside the engine.
     {"answer.engine", "worker_protocol"},
@@ -152,7 +156,10 @@ LEVELS: list[set[str]] = [
     {
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
-        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "posture.survey",
+        "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "zones.signed", "posture.survey",
+        # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
+        # cookies, over answer.siphash) read wire; answer.guard puts them in front.
+        "answer.rrl", "answer.cookies",
     },
     # zones.limits (rule 7's RRset size limits) and zones.sources (where a
     # zone's records were written; zones.load fills it) are split out of
@@ -168,7 +175,7 @@ LEVELS: list[set[str]] = [
     # posture.findings (findings and the rule catalogue), posture.regions and
     # posture.takeover are pure leaves.
     {"wire", "framing", "metrics", "statuspage", "posture.findings", "posture.regions",
-     "posture.takeover"},
+     "posture.takeover", "answer.siphash"},
     {"errors", "", "zones", "health", "answer", "xfr", "posture"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -196,6 +203,7 @@ CORE = {
     "zones.fastscan",
     "zones.fastrdata",
     "zones.versions",
+    "zones.signed",
     "zones.deletions",
     "health.model",
     "health.tracker",
@@ -209,6 +217,10 @@ CORE = {
     "answer.dnssec",
     "answer.snapshot",
     "answer.engine",
+    "answer.guard",
+    "answer.rrl",
+    "answer.cookies",
+    "answer.siphash",
     "worker_protocol",
     "xfr",
     "xfr.keys",

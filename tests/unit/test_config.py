@@ -116,6 +116,11 @@ def test_missing_file() -> None:
         (MONITOR + MONITOR, 'monitor[1].name = "web": duplicate monitor name'),
         ('[[monitor]]\nname = "a/b"\nkind = "http"', 'monitor[0].name = "a/b": must be'),
         ("[[pool]]\nmembers = []", "pool[0].owner: missing required key"),
+        ("[rrl]\nrate = 0", "rrl.rate = 0: must be between 1 and 100000"),
+        ("[rrl]\nipv6_prefix = 129", "rrl.ipv6_prefix = 129: must be between 0 and 128"),
+        ('[rrl]\nexempt = ["10.0.0.0/33"]', 'rrl.exempt[0] = "10.0.0.0/33": not an address'),
+        ('[cookies]\nsecret = "abc"', "cookies.secret = (hidden): must be 32 hex digits"),
+        ("[cookies]\nenabled = 1", "cookies.enabled = 1: expected bool"),
     ],
 )
 def test_inline_bad_cases(text: str, expected: str) -> None:

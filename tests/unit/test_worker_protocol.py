@@ -190,3 +190,14 @@ def test_answers_set_beside_the_zones_cross_and_outlive_a_select(first: Snapshot
     answer = dns.message.from_wire(Engine(worker).respond(soa, tcp=False) or b"")
     assert answer.answer[0].rdtype == RdataType.NS
     assert www(Engine(worker)) == www(Engine(owner)) == {"127.0.0.12", "127.0.0.13"}
+
+
+def test_hot_keys_go_in_parts_and_survive_a_frame() -> None:
+    keys = [bytes([i % 256, i // 256]) for i in range(12)]
+    parts = wp.hot_parts(7, keys, limit=5)
+    assert [len(p.keys) for p in parts] == [5, 5, 2]
+    assert [p.last for p in parts] == [False, False, True]
+    decoded = [wp.from_payload(wp.to_frame(p)[wp.HEADER.size:]) for p in parts]
+    assert [k for p in decoded if isinstance(p, wp.HotKeys) for k in p.keys] == keys
+    assert wp.hot_parts(8, []) == [wp.HotKeys(8, ())]
+    assert wp.from_payload(wp.to_frame(wp.HotRequest(3))[wp.HEADER.size:]) == wp.HotRequest(3)

@@ -7,6 +7,7 @@ ZONEMD digest (RFC 8976) is the oracle for the canonical form and order.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Callable, Iterator
 from typing import cast
 
@@ -24,6 +25,7 @@ from dnsserve.zones.load import load_zone_file, load_zones
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     Record,
+    Records,
     ZoneContent,
     ZoneDiff,
     ZoneVersion,
@@ -31,6 +33,7 @@ from dnsserve.zones.versions import (
     content_hash,
     diff,
     new_version,
+    records_wire,
     serial_gt,
     serial_next,
     serial_problem,
@@ -432,3 +435,38 @@ def test_content_from_wire_equals_content_from_decoded_rrsets() -> None:
     tables = [table(APEX + BODY), *load_zones(SHIPPED, log_problems=False).tables.values()]
     for t in tables:
         assert zone_content(t) == _decoded_content(t), t.origin
+
+
+def test_records_are_one_bytes_read_one_record_at_a_time() -> None:
+    c = content(APEX + BODY)
+    records = c.records
+    assert isinstance(records, Records) and records.to_wire() is c.to_wire()
+    plain = tuple(records)
+    assert records == plain and plain == records and records[-1] == plain[-1]
+    assert records[1:3] == plain[1:3] and len(records) == len(plain)
+    again = pickle.loads(pickle.dumps(records))
+    assert again == records and hash(again) == hash(records)
+    assert Records.of(plain) == records and records_wire(plain) == c.to_wire()
+    assert ZoneContent(c.origin, plain) == c  # a content built by hand equals a loaded one
+
+
+def test_diff_of_records_reads_only_what_differs() -> None:
+    # Records find their common first and last records on the bytes: the same diff
+    base = APEX + BODY
+    edits = [
+        base.replace("2025112601", "2025112602"),  # a new serial: the first records
+        base.replace("1 PTR Host.Example.COM.\n", ""),  # the last record gone
+        base + "zzz TXT last\n",  # one more at the end
+        base.replace("mail A 192.0.2.25\n", "mail A 192.0.2.26\n"),  # in the middle
+        base.replace("www A 192.0.2.10\n", "www 60 A 192.0.2.10\n"),  # a TTL
+        APEX,  # most of it gone
+    ]
+    old = content(base)
+    assert isinstance(old.records, Records)
+    for text in edits:
+        new = content(text)
+        assert isinstance(new.records, Records)
+        want = diff(ZoneContent(old.origin, tuple(old.records)),
+                    ZoneContent(new.origin, tuple(new.records)))
+        assert diff(old, new) == want and diff(new, old) == ZoneDiff(want.added, want.removed)
+        assert want  # every edit is a change

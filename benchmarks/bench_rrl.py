@@ -1,0 +1,327 @@
+"""RRL benchmark: a reflection flood against dnsserve, NSD and Knot DNS, and RRL's CPU cost.
+
+Owns two measurements, written as the "rrl" section of benchmarks/RESULTS.md:
+
+1. The flood (issue 11 §6): each server in turn, one server thread pinned to
+   CPU 0, with the same response rate limiting (``--rate``, ``--slip``; NSD
+   ``rrl-ratelimit``/``rrl-slip``, Knot ``mod-rrl`` ``rate-limit``/``slip``,
+   dnsserve ``[rrl]``), gets ``--count`` identical queries (one TXT name of
+   the generated zone, EDNS 1232) from one UDP socket on 127.0.0.1, paced
+   over ``--flood-seconds`` from CPU 1. Every answer that comes back is
+   counted as full or truncated (TC); the rest were dropped. The
+   amplification factor is UDP payload bytes received / bytes sent.
+2. RRL's cost when no client is over its rate: dnsserve with RRL off and on
+   (``rate`` so high that nothing is limited, so every answer takes the whole
+   bucket path), alternately, each under dnsperf at a fixed ``-Q`` on the
+   generated zone's query mix; CPU per query from /proc (``testkit.cpu``).
+   Bar: on / off <= 1.1.
+
+It stops every process it started, by PID, even on error, and sends only to
+127.0.0.1. The servers run as the tests run them (testkit.server, testkit.peers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.flags
+import dns.message
+
+from benchmarks.report import RESULTS, machine_info, shown_argv, write_section
+from testkit import peers, zonegen
+from testkit.cpu import WatchedServer, loadavg, pick_cpus, pinned, watch
+from testkit.dnsperf import Run, dnsperf_cmd, measure
+from testkit.server import start_server
+
+CPU_BAR = 1.1  # RRL on / off, CPU per query
+NOTHING_LIMITED = 100_000  # a rate no bucket reaches (the most [rrl] rate takes)
+
+
+@dataclass
+class Flood:
+    name: str
+    sent: int = 0
+    full: int = 0
+    truncated: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return self.sent - self.full - self.truncated
+
+    @property
+    def amplification(self) -> float:
+        return self.bytes_out / self.bytes_in if self.bytes_in else float("nan")
+
+
+def _dnsserve_config(work: Path, rrl: str) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "dnsserve.toml"
+    path.write_text(f"[rrl]\n{rrl}\n")
+    return path
+
+
+def start(name: str, wl: zonegen.Workload, work: Path, cpu: int | None,
+          rrl: tuple[int, int] | None, dnsserve_rrl: str = "") -> WatchedServer:
+    """``name`` serving the generated zone, one server thread on ``cpu``."""
+    work.mkdir(parents=True, exist_ok=True)
+    with pinned(cpu):
+        if name == "dnsserve":
+            text = dnsserve_rrl or (f"enabled = true\nrate = {rrl[0]}\nslip = {rrl[1]}"
+                                    if rrl else "enabled = false")
+            cfg = _dnsserve_config(work, text)
+            handle: peers.Peer | object = start_server(
+                work, "-c", str(cfg), zones=wl.zone_file.parent, cwd=work)
+        elif name == "nsd":
+            handle = peers.start_nsd({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl)
+        elif name == "knot":
+            handle = peers.start_knot({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl)
+        else:
+            raise ValueError(name)
+    return watch(name, handle, wl.origin)  # type: ignore[arg-type]
+
+
+def flood(port: int, query: bytes, count: int, seconds: float, cpu: int | None) -> Flood:
+    """Send ``count`` copies of ``query`` paced over ``seconds``; count what comes back."""
+    result = Flood("")
+    done = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        sock.settimeout(0.5)
+
+        def receive() -> None:
+            for _ in range(count):  # at most one answer per query
+                try:
+                    data = sock.recv(65535)
+                except TimeoutError:
+                    if done.is_set():
+                        return
+                    continue
+                result.bytes_out += len(data)
+                if data[2] & (dns.flags.TC >> 8):
+                    result.truncated += 1
+                else:
+                    result.full += 1
+
+        reader = threading.Thread(target=receive, daemon=True)
+        with pinned(cpu):
+            reader.start()
+            batch = max(1, count // int(seconds * 200))  # 200 batches a second
+            started = time.monotonic()
+            step = seconds * batch / count
+            sent = 0
+            while sent < count:
+                due = started + (sent // batch) * step
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                for _ in range(min(batch, count - sent)):
+                    sock.sendto(query, ("127.0.0.1", port))
+                    sent += 1
+            result.seconds = time.monotonic() - started
+            time.sleep(1.0)  # stragglers
+            done.set()
+            reader.join(timeout=10)
+    result.sent = count
+    result.bytes_in = count * len(query)
+    return result
+
+
+def run_floods(args: argparse.Namespace, wl: zonegen.Workload, work: Path) -> list[Flood]:
+    qname, qtype = wl.samples["txt"][0]
+    query = dns.message.make_query(qname, qtype, use_edns=0, payload=1232).to_wire()
+    out = []
+    for name in args.servers:
+        srv = None
+        try:
+            srv = start(name, wl, work / f"flood-{name}", args.server_cpu, (args.rate, args.slip))
+            print(f"  flood {name} ({args.count} x {qname} {qtype})", flush=True)
+            result = flood(srv.port, query, args.count, args.flood_seconds, args.client_cpu)
+            result.name, result.command = name, srv.command
+        except Exception as exc:
+            result = Flood(name, error=str(exc))
+            print(f"  {name} FAILED: {exc}", file=sys.stderr, flush=True)
+        finally:
+            if srv is not None:
+                srv.stop()
+        out.append(result)
+    return out
+
+
+def run_cpu(args: argparse.Namespace, wl: zonegen.Workload, work: Path) -> dict[str, list[Run]]:
+    """dnsserve with RRL off and on, alternately, ``--repeats`` times each."""
+    runs: dict[str, list[Run]] = {"off": [], "on": []}
+    modes = {"off": "enabled = false",
+             "on": f"enabled = true\nrate = {NOTHING_LIMITED}\nslip = {args.slip}"}
+    for i in range(args.repeats):
+        for mode, text in modes.items():
+            srv = start("dnsserve", wl, work / f"cpu-{mode}-{i}", args.server_cpu, None, text)
+            try:
+                kw = {"clients": 1, "outstanding": 100,
+                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
+                if args.warmup:
+                    measure(srv, "warmup", dnsperf_cmd(srv.port, wl.query_file, args.warmup,
+                                                       rate=args.qps, **kw), args.warmup)
+                # -q: enough queries in flight that a busy machine's latency never
+                # holds dnsperf below the rate (the default 100 did: fewer answers
+                # per wake-up, more CPU per answer, whatever RRL costs)
+                cmd = [*dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=args.qps, **kw),
+                       "-q", str(args.outstanding)]
+                print(f"  rrl {mode} #{i + 1}: {shlex.join(cmd)}", flush=True)
+                runs[mode].append(measure(srv, f"rrl {mode}", cmd, args.seconds))
+            finally:
+                srv.stop()
+    return runs
+
+
+def _us(runs: list[Run]) -> float:
+    """CPU per query over all runs of one mode (their CPU summed / their answers summed)."""
+    done = sum(r.completed for r in runs)
+    return 1e6 * sum(r.cpu for r in runs) / done if done else float("nan")
+
+
+def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
+           floods: list[Flood], runs: dict[str, list[Run]], loads: tuple[str, str],
+           when: str, qname: str) -> tuple[str, float | None]:
+    lines = [
+        "## RRL: a reflection flood, and the cost of rate limiting",
+        "",
+        f"Run {when}; load average at start / end {loads[0]} / {loads[1]} (a 2-core machine"
+        " shared with other work: figures are noisy, ratios from one run steadier).",
+        "",
+        "Command:",
+        "",
+        "```",
+        shlex.join(argv),
+        "```",
+        "",
+        f"Machine: {info.get('cpu', '?')}; dnsserve {info.get('dnsserve', '?')},"
+        f" NSD {info.get('nsd', '?')}, Knot {info.get('knotd', '?')}.",
+        "",
+        "### The flood",
+        "",
+        f"{args.count:,} identical queries (`{qname}` TXT, EDNS 1232) from one UDP socket on"
+        f" 127.0.0.1, paced over {args.flood_seconds:g} s, against each server with one"
+        f" server thread pinned to CPU {args.server_cpu} and the same limits: rate"
+        f" {args.rate}/s, slip {args.slip} (NSD `rrl-ratelimit: {args.rate}`,"
+        f" `rrl-slip: {args.slip}`; Knot `mod-rrl` `rate-limit: {args.rate}`,"
+        f" `slip: {args.slip}`; dnsserve `[rrl] rate = {args.rate}, slip = {args.slip}`)."
+        " Full = answers without TC; truncated = TC answers (the slip); dropped = no"
+        " answer. Amplification = UDP payload bytes out / bytes in.",
+        "",
+        "| server | sent | full answers | truncated | dropped | bytes in | bytes out |"
+        " amplification | send time s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in floods:
+        if f.error:
+            lines.append(f"| {f.name} | FAILED: {f.error.splitlines()[0][:80]} | | | | | | | |")
+            continue
+        lines.append(f"| {f.name} | {f.sent:,} | {f.full:,} | {f.truncated:,} | {f.dropped:,} |"
+                     f" {f.bytes_in:,} | {f.bytes_out:,} | {f.amplification:.3f} |"
+                     f" {f.seconds:.2f} |")
+    lines += ["", "Server commands:", "", "```",
+              *(shlex.join(f.command) for f in floods if f.command), "```", ""]
+    ratio: float | None = None
+    if runs["off"] and runs["on"]:
+        off, on = _us(runs["off"]), _us(runs["on"])
+        ratio = on / off
+        met = "met" if ratio <= CPU_BAR else "NOT met"
+        lines += [
+            "### CPU per query, RRL on vs off",
+            "",
+            f"dnsserve (one process, pinned to CPU {args.server_cpu}) under dnsperf at"
+            f" `-Q {args.qps}` on the generated zone's query mix (1,000 names, ~15 % NXDOMAIN,"
+            " 20,000 query lines), RRL off"
+            f" (`enabled = false`) and on with `rate = {NOTHING_LIMITED:,}` (no bucket"
+            " reaches it: every answer pays for its bucket, none is limited), alternately,"
+            f" {args.repeats} × {args.seconds} s each after a {args.warmup} s warm-up."
+            " Cookies on (the default) in both; dnsperf sends none.",
+            "",
+            "| RRL | run | completed | lost % | server CPU s | µs CPU/query |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for mode in ("off", "on"):
+            for i, r in enumerate(runs[mode], 1):
+                lines.append(f"| {mode} | {i} | {r.completed:,} | {r.loss_pct:.2f} | {r.cpu:.2f} |"
+                             f" {r.us_per_query:.2f} |")
+        spread = [r.us_per_query for r in runs["on"] + runs["off"]]
+        pairs = [b.us_per_query / a.us_per_query for a, b in zip(runs["off"], runs["on"],
+                                                                   strict=False)]
+        lines += [
+            "",
+            f"CPU per query over all runs: off {off:.2f} µs, on {on:.2f} µs: **on / off ="
+            f" {ratio:.3f}×** (bar ≤ {CPU_BAR}×: {met}); the median of the {len(pairs)}"
+            f" back-to-back pairs' ratios {statistics.median(pairs):.3f}× (each from"
+            f" {min(pairs):.3f}× to {max(pairs):.3f}×; per-run spread"
+            f" {min(spread):.2f}–{max(spread):.2f} µs: the machine's noise).",
+            "",
+        ]
+    return "\n".join(lines), ratio
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=50_000, help="flood queries (50000)")
+    ap.add_argument("--flood-seconds", type=float, default=5.0, help="flood length (5)")
+    ap.add_argument("--rate", type=int, default=20, help="RRL rate, responses/s (20)")
+    ap.add_argument("--slip", type=int, default=2, help="RRL slip (2)")
+    ap.add_argument("--qps", type=int, default=20_000, help="dnsperf -Q for the CPU runs")
+    ap.add_argument("--seconds", type=int, default=8, help="each CPU run (8)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up before each CPU run (2)")
+    ap.add_argument("--repeats", type=int, default=5, help="CPU runs per mode (5)")
+    ap.add_argument("--outstanding", type=int, default=2000, help="dnsperf -q, CPU runs (2000)")
+    ap.add_argument("--servers", default="dnsserve,nsd,knot", help="flood these")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the RRL on/off CPU runs")
+    ap.add_argument("--no-flood", action="store_true", help="skip the flood")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="report file")
+    ap.add_argument("--no-report", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    return pick_cpus(args)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    for tool in ("dnsperf", "taskset", "nsd", "knotd"):
+        if shutil.which(tool) is None:
+            print(f"missing tool: {tool} (apt-get install dnsperf nsd knot)", file=sys.stderr)
+            return 2
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info = machine_info(sys.executable)
+    load_start = loadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="dnsserve-bench-rrl-"))
+    try:
+        wl = zonegen.generate(tmp)
+        floods = [] if args.no_flood else run_floods(args, wl, tmp)
+        runs = {"off": [], "on": []} if args.no_cpu else run_cpu(args, wl, tmp)
+        text, _ = render(args, shown_argv("bench_rrl", argv), info, floods, runs,
+                         (load_start, loadavg()), when, wl.samples["txt"][0][0])
+        text = text.replace(str(tmp), "$BENCH_DIR")
+        print(text)
+        if not args.no_report:
+            write_section("rrl", text, args.out)
+            print(f"\nwrote {args.out}")
+        return 1 if any(f.error for f in floods) else 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
