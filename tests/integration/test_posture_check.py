@@ -153,6 +153,28 @@ def test_resolve_makes_a_takeover_target_that_is_nxdomain_an_error(tmp_path: Pat
     assert "kept.example.com." in kept["message"]
 
 
+def test_resolve_that_gives_no_verdict_is_said_not_a_clean_bill(tmp_path: Path) -> None:
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    body = BASE + "gone CNAME gone.s3-website-us-east-1.amazonaws.com.\n"
+    (ours / "example.com.zone").write_text(zone(1, body))
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "example.org.zone").write_text(
+        "$ORIGIN example.org.\n$TTL 60\n@ SOA ns hostmaster 1 7200 900 1209600 300\n"
+        "@ NS ns\nns A 127.0.0.1\n")
+    srv = start_server(tmp_path, zones=served)  # not a resolver: REFUSED for the suffix
+    try:
+        done = check(tmp_path, "--zones", str(ours), "--format", "json",
+                     "--resolve", f"127.0.0.1:{srv.port}")
+    finally:
+        srv.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    (warning,) = findings(done)["takeover-cname"]
+    assert warning["message"].endswith(
+        f"; not checked: --resolve 127.0.0.1:{srv.port} answered REFUSED"), warning
+
+
 def test_sarif_from_the_cli_and_ignore(tmp_path: Path) -> None:
     repo = repository(tmp_path)
     one_net = "@ NS ns1\n@ NS ns2\nns1 A 192.0.2.1\nns2 A 192.0.2.2\n"
