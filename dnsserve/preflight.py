@@ -102,10 +102,13 @@ def check(settings: Settings, *, against: str | None = None,
     if resolve is not None:
         findings = resolved(findings, *_unresolved(seen, takeover, resolve))
     if against is not None:
+        reference = reference_contents(against, settings.zones_dir, settings.file_rules)
+        # a zone that failed to load, or whose file is gone, is placed at its file's name
+        absent = failed | (reference.keys() - files.keys())
         findings += against_findings(
-            reference_contents(against, settings.zones_dir, settings.file_rules),
+            reference,
             {o: zone_content(t) for o, t in loaded.tables.items()},
-            files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in failed}},
+            files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in absent}},
             reference=against, protected={(p.owner, p.rdtype) for p in placed.pools},
             max_delete_fraction=settings.server.max_delete_fraction, failed=failed,
             unguarded={dns.name.from_text(z.name) for z in config.zone if not z.guard},

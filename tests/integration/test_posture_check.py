@@ -110,6 +110,11 @@ def test_against_a_later_commit_and_a_directory(tmp_path: Path) -> None:
         zone(1).replace("example.com.", "other.example."))
     done = check(repo, "--against", "HEAD", "--format", "json")
     assert "delete-zone" in findings(done) and done.returncode == 1
+    (gone,) = findings(done)["delete-zone"]
+    # placed at the file that is gone (as the zones directory is named: absolute here)
+    assert (repo / gone["file"]).resolve() == (repo / "zones" / "example.com.zone").resolve()
+    text = check(repo, "--against", "HEAD").stdout
+    assert f"== {gone['file']}: 1 error(s)" in text, text
 
 
 def test_against_an_unknown_revision_is_an_error_naming_it(tmp_path: Path) -> None:
