@@ -260,7 +260,8 @@ def _zone_files(
 ) -> dict[dns.name.Name, Path]:
     """Map origin -> file; files that share an origin are all left out."""
     if not directory.is_dir():
-        problems.append(_whole(str(directory), "", "the zones directory does not exist"))
+        what = "is not a directory (a file?)" if directory.exists() else "does not exist"
+        problems.append(_whole(str(directory), "", f"the zones directory {what}"))
         return {}
     paths = sorted(
         p

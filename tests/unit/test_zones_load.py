@@ -340,6 +340,13 @@ def test_missing_and_empty_directory(tmp_path: Path) -> None:
     assert [p.message for p in loaded.errors] == ["no <origin>.zone files here"]
 
 
+def test_zones_directory_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "dnsserve.toml").write_text("[server]\n")
+    (problem,) = check_zones(tmp_path / "dnsserve.toml")
+    assert problem.message == "the zones directory is not a directory (a file?)"
+    assert problem.file == str(tmp_path / "dnsserve.toml") and problem.severity == "error"
+
+
 def test_two_files_for_one_origin(tmp_path: Path) -> None:
     text = "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
     for file in ("dup.example.zone", "DUP.example..zone", "other.example.zone"):
