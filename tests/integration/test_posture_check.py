@@ -122,6 +122,12 @@ def test_against_an_unknown_revision_is_an_error_naming_it(tmp_path: Path) -> No
     done = check(repo, "--against", "no-such-branch")
     assert done.returncode == 1
     assert "--against" in done.stderr and "no-such-branch" in done.stderr, done.stderr
+    assert "neither a directory nor a revision of the git repository" in done.stderr, done.stderr
+    elsewhere = tmp_path / "not-git"
+    (elsewhere / "zones").mkdir(parents=True)
+    done = check(elsewhere, "--zones", "zones", "--against", "HEAD")
+    assert done.returncode == 1
+    assert "--against HEAD: not a directory, and the zones directory" in done.stderr, done.stderr
 
 
 TAKEOVER_ZONE = ("$ORIGIN s3-website-us-east-1.amazonaws.com.\n$TTL 60\n"
