@@ -125,7 +125,9 @@ def _git_export(ref: str, zones_dir: Path, into: Path) -> None:
         raise ConfigError(f"--against {ref}: the zones directory {zones_dir} does not exist")
     try:
         top = Path(_git(["rev-parse", "--show-toplevel"], zones_dir).decode().strip())
-    except ConfigError:
+    except ConfigError as exc:
+        if "not a git repository" not in str(exc):
+            raise  # git missing, or a failure of its own: as git says it
         raise ConfigError(f"--against {ref}: not a directory, and the zones directory "
                           f"{zones_dir} is in no git repository") from None
     prefix = zones_dir.relative_to(top.resolve()).as_posix()
