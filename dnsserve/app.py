@@ -121,6 +121,7 @@ class Server:
         )
         self.handoff = HandOff(self._respond, self._contents)
         self.handoff.on_notify = self.secondaries.on_notify  # NOTIFY in: a secondary refreshes
+        self.handoff.error_opt = self._error_opt  # our OPT (NSID) on its answers too
         self.notifier = Notifier()
         self.publisher = Publisher(self._file_contents, self._pool_state, self._published)
         self.listeners: net.Listeners | None = None
@@ -155,6 +156,11 @@ class Server:
             return engine.respond(data, tcp=tcp)
         finally:
             engine.cookies = cookies
+
+    def _error_opt(self, data: bytes, tcp: bool) -> bytes:
+        """The engine's OPT for an answer ``HandOff`` makes itself (b"": no engine yet)."""
+        engine = self.reloader.engine
+        return b"" if engine is None else engine.error_opt(data, tcp)
 
     def _outgoing_counts(self) -> dict[str, int]:
         h, n = self.handoff.stats, self.notifier.stats

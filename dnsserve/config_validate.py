@@ -172,6 +172,8 @@ def _check_server(server: ServerConfig, file: str) -> list[str]:
             errors.append(problem_line(file, f"server.{key}", getattr(server, key),
                                        f"must be between 0 and {top}"))
     for key in ("nsid", "identity"):
+        if key == "identity" and server.identity == server.nsid:
+            continue  # not written (it follows the NSID), or the same: judged as nsid
         if (problem := _identity_problem(getattr(server, key))) is not None:
             errors.append(problem_line(file, f"server.{key}", getattr(server, key), problem))
     if not 0 < server.suspect_fraction <= 1:

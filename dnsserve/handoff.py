@@ -94,6 +94,9 @@ class HandOff:
         self.zones: Mapping[dns.name.Name, ZoneTransfer] = {}
         self.history = History()
         self.on_notify: OnNotify | None = None
+        # our OPT for a request that has one (NSID, keepalive as asked; b"": none): on
+        # every answer made here, as the engine's errors carry it (RFC 6891 §7)
+        self.error_opt: Callable[[bytes, bool], bytes] | None = None
         self.stats = HandOffStats()
         self._offload = False  # set while handle_offloaded runs
         self._big: Callable[[], tuple[bytes, ...]] | None = None
@@ -125,13 +128,13 @@ class HandOff:
             flags = (data[2] << 8) | data[3] if len(data) >= 4 else 0
             return [wire.header_only(data, flags, wire.FORMERR)]
         if request.opcode == wire.OPCODE_NOTIFY:
-            return [self._notify(request, peer, now)]
+            return [self._notify(request, peer, tcp, now)]
         if request.opcode == wire.OPCODE_QUERY and request.qtype in (
             RdataType.AXFR, RdataType.IXFR
         ):
             return self._transfer(request, peer, tcp, now)
         if request.opcode != wire.OPCODE_QUERY:
-            return [self._sign(request, self._header(request, wire.NOTIMP), now)]
+            return [self._sign(request, self._header(request, wire.NOTIMP, tcp), now)]
         if request.qtype == RdataType.SOA and request.qname in self.zones:
             # a secondary's serial check: the serial transfers give (publish mode's)
             content = self._contents().get(request.qname)
@@ -145,13 +148,13 @@ class HandOff:
 
     # -- NOTIFY ------------------------------------------------------------------
 
-    def _notify(self, request: Request, peer: tuple[str, int], now: int) -> bytes:
+    def _notify(self, request: Request, peer: tuple[str, int], tcp: bool, now: int) -> bytes:
         self.stats.notify += 1
         if self.on_notify is None:
-            return self._sign(request, self._header(request, wire.NOTIMP), now)
+            return self._sign(request, self._header(request, wire.NOTIMP, tcp), now)
         allowed = self.on_notify(request.qname, peer[0], request.key_name)
         rcode = wire.NOERROR if allowed else wire.REFUSED
-        head = self._header(request, rcode, aa=allowed)
+        head = self._header(request, rcode, tcp, aa=allowed)
         return self._sign(request, head, now)
 
     # -- transfers ---------------------------------------------------------------
@@ -168,7 +171,7 @@ class HandOff:
         ):
             self.stats.refused += 1
             log.debug("transfer of %s refused to %s", request.qname, peer[0])
-            return [self._sign(request, self._header(request, wire.REFUSED), now)]
+            return [self._sign(request, self._header(request, wire.REFUSED, tcp), now)]
         soa = soa_record(content)
         if request.qtype == RdataType.IXFR:
             since = request.serial
@@ -202,9 +205,11 @@ class HandOff:
 
     # -- answers -----------------------------------------------------------------
 
-    @staticmethod
-    def _header(request: Request, rcode: int, *, aa: bool = False) -> bytes:
-        out = wire.header_only(request.data, request.flags, rcode, request.question)
+    def _header(self, request: Request, rcode: int, tcp: bool, *, aa: bool = False) -> bytes:
+        opt = b""
+        if self.error_opt is not None and request.payload != wire.NO_EDNS:
+            opt = self.error_opt(request.unsigned, tcp)
+        out = wire.header_only(request.data, request.flags, rcode, request.question, opt)
         if aa:
             out = out[:2] + ((out[2] << 8 | out[3]) | wire.AA).to_bytes(2, "big") + out[4:]
         return out

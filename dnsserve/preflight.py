@@ -31,6 +31,7 @@ from dnsserve.posture.configrules import config_findings
 from dnsserve.posture.findings import Finding, finding
 from dnsserve.posture.review import ignored, needs_lines, place, resolved, review
 from dnsserve.posture.sources import (
+    RESOLVE_TIMEOUT,
     lines_for,
     reference_contents,
     resolve_rcodes,
@@ -99,12 +100,15 @@ def check(settings: Settings, *, against: str | None = None,
         findings += review(config, placed.pools, seen, file=name, takeover=takeover)
     findings += config_findings(config, file=name)
     if resolve is not None:
-        findings = resolved(findings, _unresolved(seen, takeover, resolve))
+        findings = resolved(findings, *_unresolved(seen, takeover, resolve))
     if against is not None:
+        reference = reference_contents(against, settings.zones_dir, settings.file_rules)
+        # a zone that failed to load, or whose file is gone, is placed at its file's name
+        absent = failed | (reference.keys() - files.keys())
         findings += against_findings(
-            reference_contents(against, settings.zones_dir, settings.file_rules),
+            reference,
             {o: zone_content(t) for o, t in loaded.tables.items()},
-            files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in failed}},
+            files={**files, **{o: str(settings.zones_dir / zone_file_name(o)) for o in absent}},
             reference=against, protected={(p.owner, p.rdtype) for p in placed.pools},
             max_delete_fraction=settings.server.max_delete_fraction, failed=failed,
             unguarded={dns.name.from_text(z.name) for z in config.zone if not z.guard},
@@ -116,12 +120,26 @@ def check(settings: Settings, *, against: str | None = None,
     return Report(findings, _summaries(loaded))
 
 
-def _unresolved(seen: Survey, takeover: Suffixes, resolver: str) -> dict[tuple[str, str], Finding]:
-    """The takeover-prone CNAMEs whose target ``resolver`` says is NXDOMAIN."""
+def _unresolved(
+    seen: Survey, takeover: Suffixes, resolver: str
+) -> tuple[dict[tuple[str, str], Finding], dict[tuple[str, str], str]]:
+    """The takeover-prone CNAMEs whose target ``resolver`` says is NXDOMAIN, and those
+    it gave no verdict on (no answer, or an rcode other than NOERROR and NXDOMAIN:
+    not a resolver for us), with why."""
     pairs = [(z, p, e) for z in seen.zones for p, e in takeover_pointers(z, takeover)]
     rcodes = resolve_rcodes(resolver, [p.target for _, p, _ in pairs])
-    return {(z.origin.to_text(), p.owner.to_text()): unresolved(z, p, e, resolver)
-            for z, p, e in pairs if rcodes.get(p.target) == dns.rcode.NXDOMAIN}
+    gone: dict[tuple[str, str], Finding] = {}
+    unchecked: dict[tuple[str, str], str] = {}
+    for z, p, e in pairs:
+        key = (z.origin.to_text(), p.owner.to_text())
+        rcode = rcodes.get(p.target)
+        if rcode == dns.rcode.NXDOMAIN:
+            gone[key] = unresolved(z, p, e, resolver)
+        elif rcode is None:
+            unchecked[key] = f"--resolve {resolver} did not answer in {RESOLVE_TIMEOUT:g} s"
+        elif rcode != dns.rcode.NOERROR:
+            unchecked[key] = f"--resolve {resolver} answered {dns.rcode.to_text(rcode)}"
+    return gone, unchecked
 
 
 def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:

@@ -245,6 +245,10 @@ class Engine:
                                        tcp=tcp)
         return wire.opt_with(do, options)
 
+    def error_opt(self, data: bytes, tcp: bool) -> bytes:
+        """``_error_opt``, for the hand-off's own answers (NOTIFY, refused transfers)."""
+        return self._error_opt(data, tcp)
+
     def _error_opt(self, data: bytes, tcp: bool) -> bytes:
         """Our OPT for an error response to ``data`` (RFC 6891 §7: a query with
         an OPT gets one back, errors included), with NSID and keepalive when

@@ -32,7 +32,8 @@ def to_text(findings: Sequence[Finding]) -> list[str]:
     for file, group in itertools.groupby(ordered(findings), key=lambda f: f.file):
         items = list(group)
         if len(findings) > 1:
-            lines.append(f"== {file or '(no file)'}: {_tally(items)}")
+            # no file: config errors, whose messages name the config file and key
+            lines.append(f"== {file or 'configuration'}: {_tally(items)}")
         lines.extend(line for f in items for line in f.to_text().splitlines())
     return lines
 

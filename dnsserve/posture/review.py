@@ -11,6 +11,7 @@ resolve names or print.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from dnsserve.answer.policies import Pool
 from dnsserve.config_schema import Config
@@ -71,14 +72,24 @@ def ignored(findings: Iterable[Finding], rules: Iterable[str]) -> list[Finding]:
 
 
 def resolved(
-    findings: Iterable[Finding], unresolved: Mapping[tuple[str, str], Finding]
+    findings: Iterable[Finding],
+    unresolved: Mapping[tuple[str, str], Finding],
+    unchecked: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Finding]:
     """``--resolve``: each takeover-cname whose target was NXDOMAIN becomes its
-    takeover-unresolved error (``unresolved`` by the CNAME's (zone, owner))."""
+    takeover-unresolved error (``unresolved`` by the CNAME's (zone, owner)); one the
+    resolver gave no verdict on says so (``unchecked``: why, by the same key), so a
+    resolver that is down or refuses is not taken for a clean bill."""
     out = []
     for f in findings:
-        if f.rule == "takeover-cname" and f.at is not None and (f.zone, f.at[0]) in unresolved:
-            out.append(unresolved[(f.zone, f.at[0])])
+        if f.rule != "takeover-cname" or f.at is None:
+            out.append(f)
+            continue
+        key = (f.zone, f.at[0])
+        if key in unresolved:
+            out.append(unresolved[key])
+        elif unchecked and key in unchecked:
+            out.append(replace(f, message=f"{f.message}; not checked: {unchecked[key]}"))
         else:
             out.append(f)
     return out

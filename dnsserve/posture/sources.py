@@ -123,9 +123,20 @@ def _git_export(ref: str, zones_dir: Path, into: Path) -> None:
     zones_dir = zones_dir.resolve()
     if not zones_dir.is_dir():
         raise ConfigError(f"--against {ref}: the zones directory {zones_dir} does not exist")
-    top = Path(_git(["rev-parse", "--show-toplevel"], zones_dir).decode().strip())
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], zones_dir).decode().strip())
+    except ConfigError as exc:
+        if "not a git repository" not in str(exc):
+            raise  # git missing, or a failure of its own: as git says it
+        raise ConfigError(f"--against {ref}: not a directory, and the zones directory "
+                          f"{zones_dir} is in no git repository") from None
     prefix = zones_dir.relative_to(top.resolve()).as_posix()
-    commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top).decode().strip()
+    try:
+        commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                      top).decode().strip()
+    except ConfigError:
+        raise ConfigError(f"--against {ref}: neither a directory nor a revision of the git "
+                          f"repository {top}") from None
     listed = _git(["ls-tree", "-r", "-z", "--name-only", commit, "--", f"{prefix}/"], top)
     for name in filter(None, listed.decode("utf-8", "surrogateescape").split("\0")):
         rel = Path(name).relative_to(prefix) if prefix != "." else Path(name)

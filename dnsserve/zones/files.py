@@ -33,6 +33,7 @@ Must not: parse zone text (the parsers do) or decide what a zone means.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import io
 import os
@@ -156,6 +157,27 @@ def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> T
         os.close(fd)
         raise
     return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
+
+
+def utf8_error(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> ZoneError | None:
+    """The error of ``path`` (opened by ``open_zone_text``) when it is not UTF-8, at the
+    line of its first bad byte; None when it decodes. A ``ZoneError`` of the opening
+    or of its bound is raised as it is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0  # in the bytes decoded so far (an undecoded tail never holds one)
+    with open_zone_text(path, rules, cited=cited) as file:
+        raw = file.buffer
+        while True:
+            chunk = raw.read(1 << 20)  # bounded by the file's size bound
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                line = newlines + exc.object[: exc.start].count(b"\n") + 1
+                return ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}",
+                                 file=str(path), line=line)
+            if not chunk:
+                return None
+            newlines += chunk.count(b"\n")
 
 
 def read_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> str:

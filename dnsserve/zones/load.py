@@ -63,6 +63,7 @@ from dnsserve.zones.files import (
     real_path,
     safe_message,
     show_path,
+    utf8_error,
 )
 from dnsserve.zones.parse import (
     check_rdata_length,
@@ -259,7 +260,8 @@ def _zone_files(
 ) -> dict[dns.name.Name, Path]:
     """Map origin -> file; files that share an origin are all left out."""
     if not directory.is_dir():
-        problems.append(_whole(str(directory), "", "the zones directory does not exist"))
+        what = "is not a directory (a file?)" if directory.exists() else "does not exist"
+        problems.append(_whole(str(directory), "", f"the zones directory {what}"))
         return {}
     paths = sorted(
         p
@@ -368,7 +370,9 @@ def read_text(path: Path, cited_at: Source, rules: FileRules = DEFAULT_RULES) ->
     try:
         return read_zone_text(path, rules, cited=(cited_at.file, cited_at.line))
     except UnicodeDecodeError as exc:
-        raise ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}", file=str(path)) from None
+        error = utf8_error(path, rules, cited=(cited_at.file, cited_at.line))
+        raise error or ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}",
+                                 file=str(path)) from None
     except OSError as exc:
         raise ZoneError(
             f"cannot read {show_path(path)}: {exc.strerror or type(exc).__name__}",

@@ -54,6 +54,7 @@ from dnsserve.zones.files import (
     record_too_long,
     safe_message,
     show_path,
+    utf8_error,
 )
 from dnsserve.zones.records import ParsedRecords
 
@@ -106,17 +107,12 @@ def _ttl(text: str) -> int:
 
 
 def _not_utf8(path: Path, rules: FileRules) -> ZoneError | None:
-    """The error of a file that is not UTF-8, or None (the whole file is decoded,
-    a chunk at a time, under ``rules``)."""
+    """The error of a file that is not UTF-8 (at the line of its first bad byte),
+    or None (the whole file is decoded, a chunk at a time, under ``rules``)."""
     try:
-        with open_zone_text(path, rules, cited=(str(path), 0)) as file:
-            while file.read(_CHUNK):  # bounded by the file's size bound
-                pass
-    except UnicodeDecodeError as exc:
-        return ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}", file=str(path))
+        return utf8_error(path, rules, cited=(str(path), 0))
     except ZoneError:
         return None
-    return None
 
 
 class _Manager:

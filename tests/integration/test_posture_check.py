@@ -110,6 +110,11 @@ def test_against_a_later_commit_and_a_directory(tmp_path: Path) -> None:
         zone(1).replace("example.com.", "other.example."))
     done = check(repo, "--against", "HEAD", "--format", "json")
     assert "delete-zone" in findings(done) and done.returncode == 1
+    (gone,) = findings(done)["delete-zone"]
+    # placed at the file that is gone (as the zones directory is named: absolute here)
+    assert (repo / gone["file"]).resolve() == (repo / "zones" / "example.com.zone").resolve()
+    text = check(repo, "--against", "HEAD").stdout
+    assert f"== {gone['file']}: 1 error(s)" in text, text
 
 
 def test_against_an_unknown_revision_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -117,6 +122,12 @@ def test_against_an_unknown_revision_is_an_error_naming_it(tmp_path: Path) -> No
     done = check(repo, "--against", "no-such-branch")
     assert done.returncode == 1
     assert "--against" in done.stderr and "no-such-branch" in done.stderr, done.stderr
+    assert "neither a directory nor a revision of the git repository" in done.stderr, done.stderr
+    elsewhere = tmp_path / "not-git"
+    (elsewhere / "zones").mkdir(parents=True)
+    done = check(elsewhere, "--zones", "zones", "--against", "HEAD")
+    assert done.returncode == 1
+    assert "--against HEAD: not a directory, and the zones directory" in done.stderr, done.stderr
 
 
 TAKEOVER_ZONE = ("$ORIGIN s3-website-us-east-1.amazonaws.com.\n$TTL 60\n"
@@ -151,6 +162,28 @@ def test_resolve_makes_a_takeover_target_that_is_nxdomain_an_error(tmp_path: Pat
         "gone CNAME gone.s3-website-us-east-1.amazonaws.com.") + 1
     (kept,) = found["takeover-cname"]
     assert "kept.example.com." in kept["message"]
+
+
+def test_resolve_that_gives_no_verdict_is_said_not_a_clean_bill(tmp_path: Path) -> None:
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    body = BASE + "gone CNAME gone.s3-website-us-east-1.amazonaws.com.\n"
+    (ours / "example.com.zone").write_text(zone(1, body))
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "example.org.zone").write_text(
+        "$ORIGIN example.org.\n$TTL 60\n@ SOA ns hostmaster 1 7200 900 1209600 300\n"
+        "@ NS ns\nns A 127.0.0.1\n")
+    srv = start_server(tmp_path, zones=served)  # not a resolver: REFUSED for the suffix
+    try:
+        done = check(tmp_path, "--zones", str(ours), "--format", "json",
+                     "--resolve", f"127.0.0.1:{srv.port}")
+    finally:
+        srv.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    (warning,) = findings(done)["takeover-cname"]
+    assert warning["message"].endswith(
+        f"; not checked: --resolve 127.0.0.1:{srv.port} answered REFUSED"), warning
 
 
 def test_sarif_from_the_cli_and_ignore(tmp_path: Path) -> None:

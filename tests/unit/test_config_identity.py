@@ -32,6 +32,15 @@ def test_bad_values_name_the_key(line: str, key: str) -> None:
     assert f"dns.toml: {key} = " in str(err.value)
 
 
+def test_a_bad_nsid_is_one_error_not_also_one_of_the_identity_not_written() -> None:
+    with pytest.raises(ConfigError) as err:
+        decode_config('[server]\nnsid = "hex:abc"', file="dns.toml")
+    assert "server.nsid = " in str(err.value) and "server.identity" not in str(err.value)
+    with pytest.raises(ConfigError) as err:  # an identity written is judged on its own
+        decode_config('[server]\nnsid = "hex:abc"\nidentity = "hex:zz"', file="dns.toml")
+    assert "server.nsid = " in str(err.value) and "server.identity = " in str(err.value)
+
+
 def test_hostname_is_read_when_the_config_is_loaded(tmp_path: Path) -> None:
     path = tmp_path / "dnsserve.toml"
     path.write_text('[server]\nnsid = "hostname"\n')

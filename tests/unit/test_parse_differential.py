@@ -417,6 +417,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
     assert fast == reference
     assert "not UTF-8" in str(fast)
+    assert fast[:3] == ("error", str(path), 2)  # type: ignore[index]  # the bad byte's line
 
 
 def test_include_depth(tmp_path: Path) -> None:

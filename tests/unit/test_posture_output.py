@@ -35,6 +35,11 @@ def test_text_is_grouped_by_file_each_finding_with_its_rule_and_fix() -> None:
     assert "/r/zones/example.org.zone:7: error: bad thing" in lines
 
 
+def test_config_errors_without_a_file_are_grouped_as_the_configuration() -> None:
+    lines = to_text([*FINDINGS, finding("config-error", "bad.toml:1: TOML syntax error")])
+    assert lines[:2] == ["== configuration: 1 error(s)", "bad.toml:1: TOML syntax error"]
+
+
 def test_json_is_a_list_of_findings() -> None:
     doc = json.loads(json.dumps(to_json(FINDINGS)))
     assert [d["rule"] for d in doc] == ["pool-nodata", "zone-changes", "soa-timers", "zone-error"]

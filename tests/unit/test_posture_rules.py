@@ -84,6 +84,17 @@ def test_resolve_turns_a_takeover_warning_into_an_error() -> None:
     assert resolved(found, {}) == found
 
 
+def test_resolve_without_a_verdict_says_the_target_was_not_checked() -> None:
+    seen = survey(zones("s CNAME b.s3-website-us-east-1.amazonaws.com.\n"), {})
+    found = zone_findings(seen, takeover=TAKEOVER)
+    why = "--resolve 127.0.0.1:53 answered REFUSED"
+    after = resolved(found, {}, {("example.com.", "s.example.com."): why})
+    (warning,) = [f for f in after if f.rule.startswith("takeover")]
+    assert warning.rule == "takeover-cname" and warning.severity == "warning"
+    assert warning.message.endswith(f"; not checked: {why}")
+    assert [f for f in after if f is not warning] == [f for f in found if f.rule != warning.rule]
+
+
 REGIONS = Regions.from_prefixes([("fra", ["203.0.113.0/25"]), ("ams", ["203.0.113.128/25"])])
 
 

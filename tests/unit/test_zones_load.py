@@ -310,6 +310,20 @@ def test_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ZoneError, match="not UTF-8") as raised:
         load_zone_file(path, name("latin1.example."), include_dir=tmp_path)
     assert raised.value.file == str(path)
+    assert raised.value.line == 4  # the line of the first byte that is not UTF-8
+
+
+def test_not_utf8_names_the_line_in_a_large_included_file(tmp_path: Path) -> None:
+    # past the first megabyte read, with a character split across the read boundary
+    body = ";xx\n" + "a TXT \"\u00e9\"\n" * 120_000 + "b TXT \"x\"\n" * 7
+    assert body.encode()[(1 << 20) - 1:(1 << 20) + 1] == "\u00e9".encode()
+    (tmp_path / "big.inc").write_bytes(body.encode() + b'c TXT "caf\xe9"\n')
+    path = tmp_path / "inc.example.zone"
+    path.write_text("$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n$INCLUDE big.inc\n")
+    with pytest.raises(ZoneError, match="not UTF-8") as raised:
+        load_zone_file(path, name("inc.example."), include_dir=tmp_path)
+    assert raised.value.file == str(tmp_path / "big.inc")
+    assert raised.value.line == 120_009
 
 
 # -- the zones directory -----------------------------------------------------------
@@ -324,6 +338,13 @@ def test_missing_and_empty_directory(tmp_path: Path) -> None:
     loaded = load_zones(tmp_path)
     assert loaded.tables == {}
     assert [p.message for p in loaded.errors] == ["no <origin>.zone files here"]
+
+
+def test_zones_directory_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "dnsserve.toml").write_text("[server]\n")
+    (problem,) = check_zones(tmp_path / "dnsserve.toml")
+    assert problem.message == "the zones directory is not a directory (a file?)"
+    assert problem.file == str(tmp_path / "dnsserve.toml") and problem.severity == "error"
 
 
 def test_two_files_for_one_origin(tmp_path: Path) -> None:
