@@ -282,7 +282,7 @@ def generated_zone(seed: int, directory: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(20))
 def test_generated_zones(tmp_path: Path, seed: int) -> None:
     path = generated_zone(seed, tmp_path)
     assert_same(path, dns.name.from_text(ORIGIN), tmp_path)
@@ -314,7 +314,7 @@ def _mutate(rng: random.Random, text: str) -> str:
     return text[:i] + rng.choice('"();\\\n \t$@.0aZ:') + text[i + 1 :]
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(14))
 def test_mutated_zones(tmp_path: Path, seed: int) -> None:
     """Broken zones: both fail alike (or both read the same records)."""
     rng = random.Random(1000 + seed)
