@@ -27,6 +27,7 @@ import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.ttl
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.answer.rrl import MAX_RATE
@@ -38,6 +39,7 @@ from dnsserve.config_schema import (
     TSIG_ALGORITHMS,
     Config,
     CookiesConfig,
+    DnssecConfig,
     MemberConfig,
     MonitorConfig,
     NodeConfig,
@@ -58,6 +60,7 @@ from dnsserve.config_values import (
 )
 from dnsserve.health.model import CheckKind
 from dnsserve.posture.findings import RULES
+from dnsserve.zones.online import ALGORITHMS as SIGNING_ALGORITHMS
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -386,11 +389,37 @@ def _check_transfers(config: Config, file: str) -> list[str]:
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+        if zone.dnssec is not None:
+            errors += _check_dnssec(zone.dnssec, f"{key}.dnssec", file, secondary=zone.secondary)
         if not zone.primaries:
             for field in ("key", "allow_notify"):
                 if getattr(zone, field):
                     errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
                                                "only for a secondary zone (set primaries)"))
+    return errors
+
+
+def _check_dnssec(dnssec: DnssecConfig, key: str, file: str, *, secondary: bool) -> list[str]:
+    errors = []
+    if secondary:
+        errors.append(problem_line(file, key, "...", "a secondary zone is signed by its "
+                                   "primary: remove dnssec, or the zone's primaries"))
+    if dnssec.algorithm not in SIGNING_ALGORITHMS:
+        errors.append(problem_line(file, f"{key}.algorithm", dnssec.algorithm,
+                                   f"use {' or '.join(SIGNING_ALGORITHMS)}"))
+    if dnssec.nsec3:
+        errors.append(problem_line(file, f"{key}.nsec3", True,
+                                   "online signing makes an NSEC chain only (for now)"))
+    seconds = {}
+    for field in ("validity", "refresh"):
+        try:
+            seconds[field] = dns.ttl.from_text(getattr(dnssec, field))
+        except dns.exception.DNSException:
+            errors.append(problem_line(file, f"{key}.{field}", getattr(dnssec, field),
+                                       "a duration such as 14d, 2w or 1209600"))
+    if len(seconds) == 2 and not 3600 <= seconds["refresh"] < seconds["validity"]:
+        errors.append(problem_line(file, f"{key}.refresh", dnssec.refresh,
+                                   "must be at least 1h and less than validity"))
     return errors
 
 

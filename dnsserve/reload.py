@@ -271,7 +271,7 @@ class Reloader:
                 if worth_a_child(settings.zones_dir, extra):
                     served = self.served.contents if self.served is not None else {}
                     child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules,
-                                      served)
+                                      served, settings.signing())
                     packed = await in_daemon_thread(child.run)
                     compared = {
                         o: Compared(served[o], ZoneDiff(c.removed, c.added), c.old_hash,

@@ -172,7 +172,7 @@ def prepare(inp: ReloadInput) -> Prepared:
     if loaded is None:
         loaded = load_zones(settings.zones_dir, extra=extra,
                             previous=previous.loaded if previous else None,
-                            rules=settings.file_rules)
+                            rules=settings.file_rules, signing=settings.signing())
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}

@@ -112,7 +112,9 @@ LEVELS: list[set[str]] = [
     # zones.files (zone files opened as untrusted input: where, what, how much,
     # and what a message may quote) is an edge leaf under zones.parse and
     # zones.load, its importers; it reads config_schema's bounds.
-    {"config_values", "zones.files"},
+    # zones.dnskeys (an online-signed zone's key files: made, read) is an
+    # edge leaf under zones.load and the CLI.
+    {"config_values", "zones.files", "zones.dnskeys"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -157,6 +159,9 @@ LEVELS: list[set[str]] = [
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
         "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "zones.signed", "posture.survey",
+        # zones.online (online signing: key formats, a zone or one RRset signed
+        # with ``now`` given, DS records) is pure beside zones.signed.
+        "zones.online",
         # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
         # cookies, over answer.siphash) read wire; answer.guard puts them in front.
         "answer.rrl", "answer.cookies",
@@ -204,6 +209,7 @@ CORE = {
     "zones.fastrdata",
     "zones.versions",
     "zones.signed",
+    "zones.online",
     "zones.deletions",
     "health.model",
     "health.tracker",
@@ -271,6 +277,7 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "zones.files",
+    "zones.dnskeys",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",

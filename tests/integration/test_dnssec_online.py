@@ -1,0 +1,145 @@
+"""Online signing (issue 8 §2), checked by BIND's tools, not by our own code.
+
+Keys are made with ``dnsserve dnssec-keygen`` (BIND's ``dnssec-dsfromkey``
+must read them, and give the DS ``dnsserve dnssec ds`` prints); the test
+zone (``testkit.signing``'s, unsigned) is served with ``[[zone]] dnssec``,
+so dnsserve signs it at load; ``delv`` with the zone's KSK as its only
+trust anchor validates a name, a CNAME, NXDOMAIN, NODATA, an empty
+non-terminal, a wildcard and the DS proofs; ``dnssec-verify`` accepts an
+AXFR of the zone.
+
+Must not: query anything but the server on loopback, or leave a process running.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.name
+import dns.query
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from testkit.peers import required_binary
+from testkit.server import ServerProc, start_server
+from testkit.signing import ORIGIN, SIGNED_ZONE
+
+TOOL_SECONDS = 60.0
+SECURE = [
+    ("www", "A", "; fully validated"),
+    ("alias", "A", "; fully validated"),
+    ("nx", "A", "; negative response, fully validated"),
+    ("a.b.nx", "TXT", "; negative response, fully validated"),
+    ("www", "MX", "; negative response, fully validated"),
+    ("c.ent", "A", "; negative response, fully validated"),
+    ("secure", "DS", "; fully validated"),
+    ("insecure", "DS", "; negative response, fully validated"),
+    ("x.wild", "A", "; fully validated"),
+    ("x.wild", "MX", "; negative response, fully validated"),
+    ("@", "DNSKEY", "; fully validated"),
+]
+
+
+def dnsserve(*args: str, cwd: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "dnsserve", *args], capture_output=True,
+                          text=True, timeout=TOOL_SECONDS, cwd=cwd, check=True)
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Online:
+    """An online-signed zone's setup: config, keys, the KSK file."""
+
+    work: Path
+    config: Path
+    zones: Path
+    keys: Path
+
+    @property
+    def ksk(self) -> Path:
+        return next(p for p in sorted(self.keys.glob("*.key")) if "key-signing" in p.read_text())
+
+    def anchor_text(self) -> str:
+        line = next(x for x in self.ksk.read_text().splitlines() if " DNSKEY " in x)
+        flags, protocol, algorithm, *key = line.split(" DNSKEY ", 1)[1].split()
+        return (f'trust-anchors {{\n  "{ORIGIN}" static-key {flags} {protocol} {algorithm} '
+                f'"{"".join(key)}";\n}};\n')
+
+
+def setup_online(work: Path, algorithm: str = "ECDSAP256SHA256", extra: str = "") -> Online:
+    """Keys made by ``dnsserve dnssec-keygen``, the zone unsigned, the config naming them."""
+    work.mkdir(parents=True, exist_ok=True)
+    dnsserve("dnssec-keygen", ORIGIN, "--algorithm", algorithm, cwd=work)
+    zones = work / "zones"
+    zones.mkdir()
+    (zones / f"{ORIGIN.rstrip('.')}.zone").write_text(SIGNED_ZONE)
+    config = work / "dnsserve.toml"
+    config.write_text(
+        f'[[zone]]\nname = "{ORIGIN}"\nallow_transfer = ["127.0.0.1/32"]\n'
+        f'dnssec = {{ keys = "keys/{ORIGIN.rstrip(".")}", algorithm = "{algorithm}" }}\n'
+        + extra)
+    return Online(work, config, zones, work / "keys" / ORIGIN.rstrip("."))
+
+
+def delv(online: Online, srv: ServerProc, name: str, rdtype: str) -> str:
+    binary = required_binary("delv", "BIND tool")
+    anchor = online.work / "anchor.conf"
+    anchor.write_text(online.anchor_text())
+    qname = ORIGIN if name == "@" else f"{name}.{ORIGIN}"
+    done = subprocess.run(
+        [binary, f"@{srv.host}", "-p", str(srv.port), "-a", str(anchor),
+         f"+root={ORIGIN.rstrip('.')}", qname, rdtype],
+        capture_output=True, text=True, timeout=TOOL_SECONDS,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module", params=["ECDSAP256SHA256", "ED25519"])
+def online(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Online:
+    return setup_online(tmp_path_factory.mktemp(request.param), request.param)
+
+
+@pytest.fixture(scope="module")
+def served(online: Online) -> Iterator[ServerProc]:
+    srv = start_server(online.work, "-c", str(online.config), zones=online.zones, workers=2)
+    yield srv
+    srv.stop()
+
+
+def test_keys_are_read_by_bind(online: Online) -> None:
+    """dnssec-dsfromkey reads the KSK dnsserve made, and gives the DS ``dnssec ds`` prints."""
+    tool = required_binary("dnssec-dsfromkey", "BIND tool")
+    theirs = subprocess.run([tool, "-2", str(online.ksk)], capture_output=True, text=True,
+                            timeout=TOOL_SECONDS, check=True).stdout.split()
+    ours = dnsserve("dnssec", "ds", ORIGIN, "-c", str(online.config), cwd=online.work).split()
+    assert [w.upper() for w in ours] == [w.upper() for w in theirs]
+
+
+def test_online_signed_answers_validate(online: Online, served: ServerProc) -> None:
+    failures = []
+    for name, rdtype, verdict in SECURE:
+        said = delv(online, served, name, rdtype)
+        if verdict not in said.splitlines():
+            failures.append(f"{name} {rdtype}: wanted {verdict!r}, delv said:\n{said}")
+    assert not failures, "\n".join(failures)
+
+
+def test_axfr_of_an_online_signed_zone_verifies(online: Online, served: ServerProc) -> None:
+    verify = required_binary("dnssec-verify", "BIND tool")
+    xfr = dns.query.xfr(served.host, dns.name.from_text(ORIGIN), port=served.port, timeout=10,
+                        relativize=False)
+    copy = dns.zone.from_xfr(xfr, relativize=False)
+    signatures = sum(1 for node in copy.values() for rds in node
+                     if rds.rdtype == dns.rdatatype.RRSIG)
+    assert signatures > 20
+    out = online.work / "axfr.zone"
+    copy.to_file(str(out), relativize=False)
+    done = subprocess.run([verify, "-o", ORIGIN, str(out)], capture_output=True, text=True,
+                          timeout=TOOL_SECONDS, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Zone fully signed" in done.stdout + done.stderr
