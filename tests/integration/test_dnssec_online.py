@@ -26,8 +26,8 @@ import dns.zone
 import pytest
 
 from testkit.peers import required_binary
-from testkit.server import ServerProc, start_server
-from testkit.signing import ORIGIN, SIGNED_ZONE
+from testkit.server import ServerProc, free_port, start_server
+from testkit.signing import ORIGIN, SIGNED_ZONE, sign_zone
 
 TOOL_SECONDS = 60.0
 SECURE = [
@@ -143,3 +143,36 @@ def test_axfr_of_an_online_signed_zone_verifies(online: Online, served: ServerPr
                           timeout=TOOL_SECONDS, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Zone fully signed" in done.stdout + done.stderr
+
+
+POOL = """
+[[monitor]]
+name = "web"
+kind = "tcp"
+port = 9
+
+[[pool]]
+owner = "www.{origin}"
+type = "A"
+monitor = "web"
+members = [{{ address = "127.0.0.41" }}, {{ address = "127.0.0.42" }}]
+"""
+
+
+def test_pool_in_a_presigned_zone_is_refused(tmp_path: Path) -> None:
+    """A pool in a zone signed beforehand (no keys in the config) is refused by
+    ``check`` and at start, saying why."""
+    zone = sign_zone(tmp_path / "zones")
+    config = tmp_path / "dnsserve.toml"
+    config.write_text('[server]\ncontrol = ""\n' + POOL.format(origin=ORIGIN))
+    checked = subprocess.run(
+        [sys.executable, "-m", "dnsserve", "check", "-c", str(config), "--zones",
+         str(zone.path.parent)], capture_output=True, text=True, timeout=TOOL_SECONDS)
+    assert checked.returncode == 1
+    assert "has no [[zone]] dnssec keys" in checked.stdout + checked.stderr
+    started = subprocess.run(
+        [sys.executable, "-m", "dnsserve", "serve", "-c", str(config), "--zones",
+         str(zone.path.parent), "--listen", f"127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=TOOL_SECONDS, cwd=tmp_path)
+    assert started.returncode != 0
+    assert "has no [[zone]] dnssec keys" in started.stdout + started.stderr
