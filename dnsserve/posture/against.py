@@ -75,6 +75,11 @@ def against_findings(
                                at=(zone, "SOA")))
         out.append(finding("zone-changes", _summary(zone, changes, reference), file=file,
                            zone=zone))
+    for origin in sorted(set(now) - set(before)):
+        new = now[origin]
+        out.append(finding("zone-changes", f"{origin}: a new zone since {reference} (serial "
+                           f"{new.serial}, {len(new)} records)", file=files.get(origin, ""),
+                           zone=origin.to_text()))
     return out
 
 

@@ -146,7 +146,7 @@ class Finding:
     line: int = 0  # 0: the file as a whole (or a config key)
     key: str = ""  # a config key path: pool[0].ttl
     zone: str = ""  # the zone's origin, when the finding is about one
-    # where in the zone, until a line is found for it (posture.place): (owner, type)
+    # where in the zone, until a line is found for it (posture.review.place): (owner, type)
     at: tuple[str, str] | None = None
 
     @property

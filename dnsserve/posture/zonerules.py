@@ -1,7 +1,7 @@
 """The posture rules over the loaded zones: each a pure function of a ``Survey``.
 
 Pure [C]: owns the rules below; each returns ``Finding``s placed at a zone
-file and an (owner, type) that ``posture.place`` turns into a line. Must
+file and an (owner, type) that ``posture.review.place`` turns into a line. Must
 not: read files, resolve names (``--resolve`` is ``posture.sources``'s) or
 repeat a rule ``zones.compile`` already judges while loading (a CNAME at the
 apex or beside data, an MX/NS/SRV target that is a CNAME or has no address,
@@ -129,24 +129,33 @@ def region_single(zone: ZoneSurvey, regions: Regions) -> list[Finding]:
 
 
 def long_chains(zone: ZoneSurvey, survey: Survey) -> list[Finding]:
+    """At each chain's start (a CNAME no CNAME of ours points to), and once per loop
+    that nothing enters (at its least owner)."""
     cnames = [p for p in zone.pointers if p.rdtype == RdataType.CNAME]
     pointed = {p.target for z in survey.zones for p in z.pointers if p.rdtype == RdataType.CNAME}
     out = []
     for p in cnames:
-        if p.owner in pointed:
-            continue  # not the start of a chain
-        steps, name, seen = 1, p.target, {p.owner}
-        while steps <= MAX_CHAIN and name not in seen:
-            following = survey.cname_target(name)
-            if following is None:
-                break
-            seen.add(name)
-            steps, name = steps + 1, following
-        if steps > MAX_CHAIN or name in seen:
-            what = "loops" if name in seen else f"is longer than {MAX_CHAIN} CNAMEs"
+        seen, name = _follow(p, survey)
+        loop = name in seen
+        if p.owner in pointed and not (loop and name == p.owner and p.owner == min(seen)):
+            continue  # not the start of a chain, nor the one to name a loop
+        if len(seen) > MAX_CHAIN or loop:
+            what = "loops" if loop else f"is longer than {MAX_CHAIN} CNAMEs"
             out.append(_at(zone, "cname-chain-long", f"the CNAME chain from {p.owner} {what}",
                            p.owner, RdataType.CNAME))
     return out
+
+
+def _follow(p: Pointer, survey: Survey) -> tuple[set[dns.name.Name], dns.name.Name]:
+    """The owners a chain from ``p`` passes (at most MAX_CHAIN + 1) and where it stops."""
+    seen, name = {p.owner}, p.target
+    while len(seen) <= MAX_CHAIN and name not in seen:
+        following = survey.cname_target(name)
+        if following is None:
+            break
+        seen.add(name)
+        name = following
+    return seen, name
 
 
 def soa_timers(zone: ZoneSurvey) -> list[Finding]:

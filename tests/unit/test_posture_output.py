@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from dnsserve.posture.findings import RULES, Finding, finding
 from dnsserve.posture.output import SARIF_VERSION, to_json, to_sarif, to_text
+from testkit import ROOT
 
 FINDINGS = [
     finding("soa-timers", "SOA of example.com.: expire 1", file="/r/zones/example.com.zone",
@@ -73,3 +74,9 @@ def test_sarif_has_the_required_properties_of_2_1_0() -> None:
                    "region": {"startLine": 3}}
     assert by_rule["zone-changes"]["level"] == "note"
     assert by_rule["pool-nodata"]["properties"] == {"configKey": "pool[0].when_all_down"}
+
+
+def test_the_readme_lists_every_rule_with_its_severity() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for rule in RULES.values():
+        assert f"| `{rule.id}` | {rule.severity} | {rule.what} | {rule.fix} |" in readme, rule.id

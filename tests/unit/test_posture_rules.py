@@ -120,6 +120,7 @@ def test_cname_chain_long() -> None:
     assert "cname-chain-long" in rules(zones(chain(9)))
     assert "cname-chain-long" not in rules(zones(chain(8)))
     assert "cname-chain-long" in rules(zones("l1 CNAME l2\nl2 CNAME l1\nx CNAME l1\n"))
+    assert "cname-chain-long" in rules(zones("l1 CNAME l2\nl2 CNAME l1\n"))  # nothing enters
 
 
 def test_soa_timers() -> None:
@@ -259,6 +260,8 @@ def test_against_serial_and_deleted_zone() -> None:
     assert "serial-not-bumped" in against(HOSTS, HOSTS + "n A 192.0.2.1\n", serial=2)
     gone = against_findings(contents(), {}, files={}, reference="main")
     assert [f.rule for f in gone] == ["delete-zone"] and gone[0].severity == "error"
+    (new,) = against_findings({}, contents(), files={}, reference="main")
+    assert new.rule == "zone-changes" and "a new zone" in new.message
 
 
 def test_every_rule_id_emitted_is_in_the_catalogue() -> None:
