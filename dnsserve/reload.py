@@ -383,7 +383,10 @@ class Reloader:
         assert self.engine is not None
         current = self.engine.snapshot
         view = self._view()
-        fresh = select_all(self.pools, view, time.time(), current.selections)
+        now = time.time()
+        fresh = select_all(self.pools, view, now, current.selections)
+        if self.served is not None and self.served.signer is not None:
+            fresh = self.served.signer.sign(fresh, current.selections, now)
         changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
         if not changed:
             return

@@ -46,12 +46,13 @@ from dnsserve.answer.policies import Pool, Selection, select
 from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
 from dnsserve.config import Placed, place_pools
 from dnsserve.config_schema import identity_bytes
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
 from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.poolsign import PoolSigner
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -98,6 +99,7 @@ class Served:
     contents: Mapping[dns.name.Name, ZoneContent]
     pools: tuple[Pool, ...]
     zones: Mapping[dns.name.Name, ZoneInfo]
+    signer: PoolSigner | None = None  # the online-signed zones' keys: signs pool answers
     set_aside: tuple[str, ...] = ()  # pools not served, and why
     notes: tuple[str, ...] = ()  # what the load reported (zones kept, files gone, ...)
     unserved: Mapping[dns.name.Name, str] = field(default_factory=dict)  # zones failed at start
@@ -208,6 +210,10 @@ def prepare(inp: ReloadInput) -> Prepared:
         errors += set_aside  # a reload never drops a pool that is served
     if errors:
         raise ReloadRefused(errors)
+    try:
+        signer = PoolSigner.read({o: s for o, s in settings.signing().items() if o in tables})
+    except ConfigError as exc:
+        raise ReloadRefused([str(exc)]) from None
     contents, versions, guard = _versions(inp, tables, pools, warnings)
     if guard and not inp.force:
         if previous is not None:
@@ -241,7 +247,8 @@ def prepare(inp: ReloadInput) -> Prepared:
     def build(pools: Sequence[Pool]) -> Snapshot:
         return build_snapshot(
             tables,
-            selections=select_all(pools, inp.view, inp.now, inp.selections),
+            selections=signer.sign(select_all(pools, inp.view, inp.now, inp.selections),
+                                   inp.selections, inp.now),
             version=settings.server.version,
             identity=_octets(settings.server.identity),
             nsid=_octets(settings.server.nsid) or b"",
@@ -280,7 +287,7 @@ def prepare(inp: ReloadInput) -> Prepared:
     served = Served(
         settings,
         LoadedZones(tables, loaded.problems, loaded.files, _fresh_prints(loaded, tables)),
-        contents, pools, zones,
+        contents, pools, zones, signer,
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))

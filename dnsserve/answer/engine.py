@@ -41,11 +41,11 @@ import dns.name
 
 from dnsserve import wire
 from dnsserve.answer import edns, tsig
-from dnsserve.answer.dnssec import DoForms
+from dnsserve.answer.dnssec import DoForms, SignedPool
 from dnsserve.answer.lookup import key_parts
 from dnsserve.answer.misses import MissIndex, Outside, build_index
 from dnsserve.answer.prebuilt import Prebuilt
-from dnsserve.answer.snapshot import Entry, Snapshot
+from dnsserve.answer.snapshot import Entry, PoolKey, Snapshot, pool_rrset
 from dnsserve.errors import Dropped, FormError, Signed
 from dnsserve.zones.table import ZoneTable
 
@@ -143,10 +143,12 @@ class Engine:
             self._misses = Outside(base, snapshot.expired)
         if not same_zones:
             self._cache = {}
-            forms = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
+            forms = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec,
+                            pools=signed_pools(snapshot))
             self._dnssec = forms if forms.any_signed else None
         elif self._dnssec is not None and snapshot.expired != self._dnssec.expired:
-            self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
+            self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec,
+                                   pools=signed_pools(snapshot))
 
     def hot_keys(self) -> list[bytes]:
         """Answer keys the miss index answered lately with NOERROR, most recent first
@@ -368,3 +370,15 @@ def count_key(rcode: int, qtype: int, tcp: bool) -> int:
 def answered_by(counts: dict[int, int]) -> dict[tuple[int, int, bool], int]:
     """``Engine.answered`` unpacked: (rcode, qtype, tcp) -> answers."""
     return {(k >> 17, (k >> 1) & 0xFFFF, bool(k & 1)): n for k, n in counts.items()}
+
+
+def signed_pools(snapshot: Snapshot) -> dict[PoolKey, SignedPool]:
+    """The pools whose selections carry signatures (online-signed zones): each
+    variant's RRset beside its RRSIGs, for the DO forms of their answers."""
+    return {
+        pool: SignedPool(
+            tuple(pool_rrset(pool, selection, k)
+                  for k in range(len(selection.values_variants))),
+            selection.signatures, selection.cum_weights)
+        for pool, selection in snapshot.selections.items() if selection.signatures
+    }

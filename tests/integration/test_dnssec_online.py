@@ -25,7 +25,10 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
+from testkit.backends import HttpBackend, close_all
+from testkit.harness import monitor, pool, render_config, wait_answer
 from testkit.peers import required_binary
+from testkit.ports import common_port
 from testkit.server import ServerProc, free_port, start_server
 from testkit.signing import ORIGIN, SIGNED_ZONE, sign_zone
 
@@ -176,3 +179,35 @@ def test_pool_in_a_presigned_zone_is_refused(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=TOOL_SECONDS, cwd=tmp_path)
     assert started.returncode != 0
     assert "has no [[zone]] dnssec keys" in started.stdout + started.stderr
+
+
+def test_pool_answers_validate_before_and_after_a_flip(tmp_path: Path) -> None:
+    """A pool in an online-signed zone: its answer is signed when its selection is
+    made, so delv validates it with both members up and after one goes down."""
+    a, b = "127.0.0.151", "127.0.0.152"
+    port = common_port([a, b])
+    backends = {h: HttpBackend(h, port) for h in (a, b)}
+    try:
+        for backend in backends.values():
+            backend.start()
+        online = setup_online(tmp_path, extra=render_config({
+            "monitor": [monitor(port=port)],
+            "pool": [pool(f"www.{ORIGIN}", [{"address": a}, {"address": b}])],
+        }))
+        srv = start_server(tmp_path, "-c", str(online.config), zones=online.zones, workers=2)
+        try:
+            wait_answer(srv, f"www.{ORIGIN}", {a, b})
+            before = delv(online, srv, "www", "A")
+            backends[a].stop()
+            wait_answer(srv, f"www.{ORIGIN}", {b})
+            after = delv(online, srv, "www", "A")
+            other = delv(online, srv, "www", "TXT")  # the pool's name, another type
+        finally:
+            srv.stop()
+    finally:
+        close_all(list(backends.values()))
+    assert "; fully validated" in before.splitlines(), before
+    assert a in before and b in before
+    assert "; fully validated" in after.splitlines(), after
+    assert b in after and a not in after
+    assert "; fully validated" in other.splitlines(), other

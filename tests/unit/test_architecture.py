@@ -63,7 +63,9 @@ LEVELS: list[set[str]] = [
     # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
     # targets) is read by handoff, app and the secondary side; an edge leaf
     # over the xfr core.
-    {"transfers", "publishing"},
+    # zones.poolsign (pool answers of online-signed zones signed in the owner
+    # when a selection changes) is read by staging and reload.
+    {"transfers", "publishing", "zones.poolsign"},
     # daemonthread (a blocking call in a daemon thread, as a future): reload's
     # zone loading and secondary's refreshes use it.
     # posture.sources (the takeover list, zone lines read again, the --against
@@ -278,6 +280,7 @@ EDGE = {
     "zones.dnspython_adapter",
     "zones.files",
     "zones.dnskeys",
+    "zones.poolsign",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",
