@@ -399,6 +399,9 @@ def _check_transfers(config: Config, file: str) -> list[str]:
     return errors
 
 
+MIN_RESIGN = 10  # seconds: validity - refresh, how often the zone may be re-signed at most
+
+
 def _check_dnssec(dnssec: DnssecConfig, key: str, file: str, *, secondary: bool) -> list[str]:
     errors = []
     if secondary:
@@ -417,9 +420,11 @@ def _check_dnssec(dnssec: DnssecConfig, key: str, file: str, *, secondary: bool)
         except dns.exception.DNSException:
             errors.append(problem_line(file, f"{key}.{field}", getattr(dnssec, field),
                                        "a duration such as 14d, 2w or 1209600"))
-    if len(seconds) == 2 and not 3600 <= seconds["refresh"] < seconds["validity"]:
+    if len(seconds) == 2 and not 0 < seconds["refresh"] <= seconds["validity"] - MIN_RESIGN:
         errors.append(problem_line(file, f"{key}.refresh", dnssec.refresh,
-                                   "must be at least 1h and less than validity"))
+                                   f"must be more than 0 and at least {MIN_RESIGN} s less "
+                                   "than validity (the zone is re-signed that long before "
+                                   "its signatures expire)"))
     return errors
 
 

@@ -57,6 +57,9 @@ from dnsserve.staging import (
 )
 from dnsserve.zones.load import LoadedZones
 from dnsserve.zones.offload import ChildLoad, Packed, adopt, adopt_now, worth_a_child
+from dnsserve.zones.online import signature_expiry
+from dnsserve.zones.poolsign import pool_expiry
+from dnsserve.zones.signed import is_signed
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -116,6 +119,9 @@ class Reloader:
         self.refused = 0
         # Secondary zones past their expire (or with no copy yet): SERVFAIL.
         self.expired: frozenset[dns.name.Name] = frozenset()
+        # each signed zone's table and first signature expiry; the re-signing timer
+        self.signature_expiry_of: dict[dns.name.Name, tuple[object, float]] = {}
+        self._resign: asyncio.TimerHandle | None = None
 
     @property
     def pools(self) -> tuple[Pool, ...]:
@@ -175,6 +181,7 @@ class Reloader:
         for line in served.set_aside:
             log.error("%s", line)
         self.accepted += 1
+        self._signatures_checked(snapshot)
         reported = tuple(self._on_commit(prepared)) if self._on_commit is not None else ()
         return ReloadResult(
             ok=True, at=time.time(), message=f"serving generation {self._generation}",
@@ -182,6 +189,56 @@ class Reloader:
             generation=self._generation,
             zones={o.to_text(): z.serial for o, z in served.zones.items()},
         )
+
+    def _signatures_checked(self, snapshot: Snapshot) -> None:
+        """Note each signed zone's first signature expiry (status, /metrics), and set
+        the timer that re-signs the online-signed zones before theirs run out: a
+        reload (their zones are signed again at every load, their pools' signatures
+        when they have less than ``refresh`` left)."""
+        now = time.time()
+        served = self.served
+        assert served is not None
+        kept = self.signature_expiry_of
+        expiry: dict[dns.name.Name, tuple[object, float]] = {}
+        for origin, table in served.loaded.tables.items():
+            before = kept.get(origin)
+            if before is not None and before[0] is table:
+                expiry[origin] = before
+            elif is_signed(table):
+                first = signature_expiry(table, now)
+                if first is not None:
+                    expiry[origin] = (table, first)
+        self.signature_expiry_of = expiry
+        signing = self.settings.signing()
+        due: float | None = None
+        pools = (pool_expiry(served.signer, snapshot.selections, now)
+                 if served.signer is not None else {})
+        for origin, how in signing.items():
+            first = min([e for e in (expiry.get(origin, (None, None))[1], pools.get(origin))
+                         if e is not None], default=None)
+            if first is not None:
+                at = first - how.refresh
+                due = at if due is None else min(due, at)
+        if self._resign is not None:
+            self._resign.cancel()
+            self._resign = None
+        if due is None:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing to re-sign later
+            loop = asyncio.get_running_loop()
+            delay = max(RESIGN_MIN_DELAY, due - now)
+            self._resign = loop.call_later(delay, self._resign_now)
+            log.info("online-signed zones re-signed in %.0f s", delay)
+
+    def _resign_now(self) -> None:
+        self._resign = None
+        log.info("re-signing the online-signed zones (signatures near their refresh time)")
+        self.reload()
+
+    @property
+    def signature_expiry(self) -> dict[dns.name.Name, float]:
+        """Each signed zone's first signature expiry (seconds since the epoch)."""
+        return {origin: first for origin, (_, first) in self.signature_expiry_of.items()}
 
     def load(
         self,
@@ -411,6 +468,9 @@ class Reloader:
 # How long a thread may hold the GIL while another waits for it, during a reload
 # (CPython's default is 5 ms: one answer could wait that long per switch).
 RELOAD_SWITCH_INTERVAL = 0.001
+# the re-signing timer never fires sooner than this after a load (a refresh of
+# almost the whole validity must not turn into a reload loop)
+RESIGN_MIN_DELAY = 10.0  # config_validate.MIN_RESIGN
 
 
 # Added to the nice value of the thread that does a reload's work when workers

@@ -20,6 +20,7 @@ Must not: read the clock (``now`` is given), read or write files
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dns.dnssectypes import Algorithm
 
+from dnsserve.zones.table import ZoneTable
+
+_RRSIG = int(dns.rdatatype.RRSIG)
 ALGORITHMS = {"ECDSAP256SHA256": Algorithm.ECDSAP256SHA256, "ED25519": Algorithm.ED25519}
 DEFAULT_ALGORITHM = "ECDSAP256SHA256"
 SKEW = 3600  # signatures start this long before now
@@ -190,3 +194,38 @@ class Signing:
     keys: str  # the key directory, absolute
     validity: int
     refresh: int
+
+
+_SERIAL = 1 << 32
+
+
+def signature_expiry(table: ZoneTable, now: float) -> float | None:
+    """When the first RRSIG of ``table`` expires (seconds since the epoch; RFC 4034
+    §3.1.5 serial arithmetic around ``now``), or None: the zone has no signatures."""
+    clock = int(now) % _SERIAL
+    first: int | None = None
+    for key in table.loaded_keys():
+        stored = table.wire_node(key)
+        if stored is None:
+            continue
+        for rdtype, _, rdatas in stored[1]:
+            if rdtype != _RRSIG:
+                continue
+            for rdata in rdatas:
+                first = _earlier(first, rdata, clock)
+    return None if first is None else int(now) + first
+
+
+def signatures_expiry(signatures: Iterable[bytes], now: float) -> float | None:
+    """When the first of these RRSIGs (rdata wire) expires, as ``signature_expiry``."""
+    clock = int(now) % _SERIAL
+    first: int | None = None
+    for rdata in signatures:
+        first = _earlier(first, rdata, clock)
+    return None if first is None else int(now) + first
+
+
+def _earlier(first: int | None, rdata: bytes, clock: int) -> int:
+    delta = (int.from_bytes(rdata[8:12], "big") - clock) % _SERIAL
+    seconds = delta - _SERIAL if delta >= _SERIAL // 2 else delta
+    return seconds if first is None else min(first, seconds)

@@ -15,6 +15,7 @@ Must not: read the clock (``now`` is given), or sign anything per query.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +26,7 @@ import dns.rdata
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.snapshot import PoolKey, pool_rrset
 from dnsserve.zones.dnskeys import read_keys
-from dnsserve.zones.online import Signing, ZoneKey, sign_rrset
-
-_SERIAL = 1 << 32
+from dnsserve.zones.online import Signing, ZoneKey, sign_rrset, signatures_expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +40,7 @@ class PoolSigner:
         """The keys of every zone in ``signing`` (raises ``ConfigError`` naming a bad file)."""
         return cls({o: (read_keys(Path(s.keys), o), s) for o, s in signing.items()})
 
-    def _zone(self, owner: dns.name.Name) -> dns.name.Name | None:
+    def zone_of(self, owner: dns.name.Name) -> dns.name.Name | None:
         best = None
         for origin in self.zones:
             if owner.is_subdomain(origin) and (best is None or len(origin) > len(best)):
@@ -60,7 +59,7 @@ class PoolSigner:
             return dict(selections)
         out = dict(selections)
         for pool, selection in selections.items():
-            origin = self._zone(pool[0])
+            origin = self.zone_of(pool[0])
             if origin is None:
                 continue
             keys, signing = self.zones[origin]
@@ -81,19 +80,26 @@ class PoolSigner:
         return out
 
 
+def pool_expiry(
+    signer: PoolSigner, selections: Mapping[PoolKey, Selection], now: float
+) -> dict[dns.name.Name, float]:
+    """The first expiry of the pools' signatures, by signed zone."""
+    out: dict[dns.name.Name, float] = {}
+    for pool, selection in selections.items():
+        origin = signer.zone_of(pool[0]) if selection.signatures else None
+        first = signatures_expiry(itertools.chain.from_iterable(selection.signatures), now)
+        if origin is not None and first is not None:
+            out[origin] = min(first, out.get(origin, first))
+    return out
+
+
 def _wire(rdata: dns.rdata.Rdata) -> bytes:
     wire = rdata.to_wire()
     assert wire is not None  # no file given: the bytes are returned
     return wire
 
 
-def _left(signatures: tuple[tuple[bytes, ...], ...], now: float) -> int:
-    """Seconds until the first of ``signatures`` expires (RFC 4034 §3.1.5 arithmetic)."""
-    clock = int(now) % _SERIAL
-    left = None
-    for variant in signatures:
-        for rdata in variant:
-            delta = (int.from_bytes(rdata[8:12], "big") - clock) % _SERIAL
-            seconds = delta - _SERIAL if delta >= _SERIAL // 2 else delta
-            left = seconds if left is None else min(left, seconds)
-    return left if left is not None else 0
+def _left(signatures: tuple[tuple[bytes, ...], ...], now: float) -> float:
+    """Seconds until the first of ``signatures`` expires (0 when there are none)."""
+    first = signatures_expiry(itertools.chain.from_iterable(signatures), now)
+    return 0 if first is None else first - now

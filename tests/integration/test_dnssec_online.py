@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
+import dns.message
 import dns.name
 import dns.query
 import dns.rdatatype
@@ -31,6 +33,7 @@ from testkit.peers import required_binary
 from testkit.ports import common_port
 from testkit.server import ServerProc, free_port, start_server
 from testkit.signing import ORIGIN, SIGNED_ZONE, sign_zone
+from testkit.wait import wait_for
 
 TOOL_SECONDS = 60.0
 SECURE = [
@@ -211,3 +214,50 @@ def test_pool_answers_validate_before_and_after_a_flip(tmp_path: Path) -> None:
     assert "; fully validated" in after.splitlines(), after
     assert b in after and a not in after
     assert "; fully validated" in other.splitlines(), other
+
+
+def _expiration(srv: ServerProc, name: str, rdtype: str) -> int | None:
+    query = dns.message.make_query(f"{name}.{ORIGIN}", rdtype, want_dnssec=True)
+    try:
+        reply = dns.query.udp(query, srv.host, port=srv.port, timeout=2)
+    except dns.exception.Timeout:
+        return None
+    sigs = [r for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG for r in rrset]
+    return min(s.expiration for s in sigs) if sigs else None
+
+
+def test_signatures_are_refreshed_without_a_restart(tmp_path: Path) -> None:
+    """With a short validity, the owner's timer re-signs the zone and its pool: later
+    expirations are served, and they still validate."""
+    a = "127.0.0.153"
+    port = common_port([a])
+    backend = HttpBackend(a, port)
+    try:
+        backend.start()
+        online = setup_online(tmp_path, extra=render_config({
+            "monitor": [monitor(port=port)],
+            "pool": [pool(f"www.{ORIGIN}", [{"address": a}])],
+        }))
+        text = online.config.read_text().replace(
+            'algorithm = "ECDSAP256SHA256" }',
+            'algorithm = "ECDSAP256SHA256", validity = "100", refresh = "85" }')
+        online.config.write_text(text)
+        srv = start_server(tmp_path, "-c", str(online.config), zones=online.zones)
+        try:
+            wait_answer(srv, f"www.{ORIGIN}", {a})
+            first = {(n, t): _expiration(srv, n, t) for n, t in (("mail", "A"), ("www", "A"))}
+            assert None not in first.values()
+            later = {
+                k: wait_for(f"{k} signed again", lambda k=k: _expiration(srv, *k),
+                            lambda got, k=k: got is not None and got > first[k], seconds=120)
+                for k in first
+            }
+            mail = delv(online, srv, "mail", "A")
+            www = delv(online, srv, "www", "A")
+        finally:
+            srv.stop()
+    finally:
+        close_all([backend])
+    assert all((later[k] or 0) > (first[k] or 0) for k in first)
+    assert "; fully validated" in mail.splitlines(), mail
+    assert "; fully validated" in www.splitlines(), www
