@@ -66,6 +66,7 @@ QUERIES: list[tuple[str, str]] = [
     ("@", "NSEC3PARAM"), ("@", "ANY"), ("mail", "A"), ("mail", "AAAA"),
     ("alias", "A"), ("chain", "A"), ("alias", "MX"), ("dangling", "A"),     # CNAME chains
     ("x.wild", "A"), ("x.y.wild", "TXT"), ("*.wild", "A"), ("x.wild", "MX"),  # wildcards
+    ("x.wild", "AAAA"), ("z.wild", "TXT"),
     ("q.wc", "A"), ("q.wc", "MX"),                                           # wildcard CNAME
     ("x.dn", "A"), ("dn", "DNAME"),                                          # DNAME
     ("nx", "A"), ("a.nx", "A"), ("zz.b.c.ent", "A"), ("a.b.nx", "A"),    # NXDOMAIN

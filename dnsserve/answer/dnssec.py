@@ -38,6 +38,7 @@ Must not: sign anything (no keys here), read the clock, or change a
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -59,6 +60,17 @@ CACHE_SIZE = 20_000  # DO forms of keys with no prebuilt answer (random-name den
 _RRSIG, _NSEC, _NSEC3 = (int(t) for t in (RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3))
 _WILD = b"\x01*"
 _NXDOMAIN_FLAGS = flag_variants(QR | AA | int(Rcode.NXDOMAIN))
+_NOERROR_FLAGS = flag_variants(QR | AA)
+_QUESTION = b"\xc0\x0c"  # a compression pointer to the question's name (offset 12)
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, rdata length
+# Wildcard types ``DoForms._denial`` leaves to the lookup: answers with additional
+# records or chosen among a node's RRsets, DNSSEC types, DS (the parent's).
+_SLOW_TYPES = frozenset(int(t) for t in (
+    RdataType.MX, RdataType.NS, RdataType.SRV, RdataType.ANY, RdataType.RRSIG,
+    RdataType.NSEC, RdataType.NSEC3, RdataType.DS, RdataType.CNAME, RdataType.DNAME,
+))
+# A wildcard node holding one of these is not a plain wildcard (a chain, a cut).
+_NOT_PLAIN = frozenset((RdataType.CNAME, RdataType.DNAME, RdataType.NS))
 # Not in a memo (None there means: the plain answer); never served: compared by identity.
 _UNKNOWN = empty(Rcode.SERVFAIL)
 
@@ -268,9 +280,10 @@ def signed_result(table: ZoneTable, chain: Chain, qname: dns.name.Name, result: 
 class DoForms:
     """The DO forms of one snapshot's answers (``None`` where DO changes nothing).
 
-    ``chains`` carries the denial chains of an earlier ``DoForms`` over to
-    this one for tables that share its loaded data (a pool flip makes new
-    table objects over the same zone).
+    ``earlier``: the previous snapshot's ``DoForms``. Its denial chains are
+    reused for tables that share their loaded data (a pool flip makes new
+    table objects over the same zone), and all its forms when every signed
+    table is the same object (a change elsewhere).
     """
 
     __slots__ = (
@@ -322,6 +335,10 @@ class DoForms:
             for origin, table in mine.items()
         )
 
+    def __len__(self) -> int:
+        """Answer keys held (DO forms and plain-answer marks), kept or cached."""
+        return len(self._kept) + len(self._cache)
+
     @property
     def any_signed(self) -> bool:
         return any(table is not None for table in self._signed.values())
@@ -340,14 +357,15 @@ class DoForms:
         if form is not _UNKNOWN:
             return form
         table = self._zone_of(key)
-        keep = True
-        built: Prebuilt | Variants | None = None
-        if table is not None:
-            built = self._nxdomain(table, key) if prebuilt is None else None
-            if built is None:
-                built, keep = self._build(key)
-            else:
-                keep = False
+        if table is None:  # an unsigned zone, or none: the plain answer
+            if prebuilt is not None:
+                self._kept[key] = None
+            return None  # a miss is not remembered: the walk above is all it costs
+        built: Prebuilt | Variants | None = (
+            self._denial(table, key) if prebuilt is None else None)
+        keep = False
+        if built is None:
+            built, keep = self._build(key)
         if keep or prebuilt is not None:
             self._kept[key] = built
         else:
@@ -411,16 +429,19 @@ class DoForms:
             return forms[0]
         return Variants(tuple(forms), first.cum_weights)
 
-    def _nxdomain(self, table: ZoneTable, key: bytes) -> Prebuilt | None:
-        """The DO form of a name that does not exist, from its wire bytes (None: not
-        that case, ``_build`` decides): no name object, no lookup, no rendering.
+    def _denial(self, table: ZoneTable, key: bytes) -> Prebuilt | None:
+        """The DO form of a name that does not exist, from its wire bytes (None: not a
+        case this handles; ``_build`` answers): no name object, no lookup.
 
-        NXDOMAIN when the qname does not exist, nothing at or above its closest
-        encloser up to the apex is a zone cut or a DNAME, and the encloser has
-        no wildcard (``ZoneTable.lookup``'s steps 1 and 3). The answer is
-        joined from pieces rendered once per zone: the negative SOA and each
-        NSEC/NSEC3 with their RRSIGs, uncompressed (no pointer leaves a
-        piece), so a flood of new names costs a walk and a join.
+        Handled when the qname does not exist and nothing at or above its
+        closest encloser, up to the apex, is a zone cut or a DNAME
+        (``ZoneTable.lookup``'s steps 1 and 3): NXDOMAIN (no wildcard at the
+        encloser), wildcard NODATA, and a wildcard answer of a type that
+        brings no additional records. The answer is joined from pieces
+        rendered once per zone: the negative SOA, each NSEC/NSEC3 with its
+        RRSIGs, uncompressed (no pointer leaves a piece), and a wildcard's
+        RRset with its RRSIGs, owned by a pointer to the question (offset
+        12): a flood of new names costs a walk and a join.
         """
         qtype = (key[-4] << 8) | key[-3]
         if key[-2:] != b"\x00\x01" or 250 < qtype < 255 or self.expired:
@@ -429,14 +450,11 @@ class DoForms:
         if table.exists_key(qname):
             return None
         apex = name_key(table.origin)
-        offsets = key_offsets(qname)
         encloser = b""
-        for at in offsets[1:]:
+        for at in key_offsets(qname)[1:]:
             above = qname[at:]
             if not encloser and table.exists_key(above):
                 encloser = above
-                if table.exists_key(_WILD + encloser):
-                    return None
             if encloser:
                 node = table.node_by_key(above)  # decoded once, then memoized by the table
                 if RdataType.DNAME in node or (RdataType.NS in node and above != apex):
@@ -445,15 +463,36 @@ class DoForms:
                 break
         if not encloser:
             return None
-        chain = self._chain(table)
-        proof = _Proof(table, chain, decode=False)
-        proof.nxdomain(qname, encloser)
-        rdtype = RdataType.NSEC3 if chain.nsec3 else RdataType.NSEC
         pieces = self._pieces.get(apex)
         if pieces is None:
             pieces = self._pieces[apex] = {}
-        parts = [pieces.get(b"") or self._piece(pieces, b"",
-                                                 lambda: proof.signed(_negative_soa(table)))]
+        chain = self._chain(table)
+        proof = _Proof(table, chain, decode=False)
+        source = _WILD + encloser
+        parts: list[tuple[bytes, int]] = []
+        an = 0
+        if not table.exists_key(source):
+            proof.nxdomain(qname, encloser)
+            rcode = Rcode.NXDOMAIN
+        else:
+            wild = table.node_by_key(source)
+            if qtype in _SLOW_TYPES or not _NOT_PLAIN.isdisjoint(wild):
+                return None
+            rcode = Rcode.NOERROR
+            rrset = wild.get(RdataType.make(qtype))
+            if rrset is None:
+                proof.nodata(qname, encloser)
+            else:
+                piece_key = b"\xff" + source + key[-4:-2]
+                answer = pieces.get(piece_key) or self._piece(
+                    pieces, piece_key, lambda: proof.signed(rrset, source), owner=_QUESTION)
+                parts.append(answer)
+                an = answer[1]
+                proof.wildcard(qname, encloser)
+        if rcode or not an:
+            parts.append(pieces.get(b"") or self._piece(
+                pieces, b"", lambda: proof.signed(_negative_soa(table))))
+        rdtype = RdataType.NSEC3 if chain.nsec3 else RdataType.NSEC
         for owner in proof.owners:
             def rrsets(owner: bytes = owner) -> list[dns.rrset.RRset]:
                 rrset = table.node_by_key(owner).get(rdtype)
@@ -461,23 +500,35 @@ class DoForms:
             parts.append(pieces.get(owner) or self._piece(pieces, owner, rrsets))
         body = b""
         chunks = []
-        ns = 0
+        ns = -an  # the answer's records are counted into ``ns`` below, then moved
         for wire, count in parts:
             body += wire
             ns += count
-            chunks.append((len(body), 0, ns, 0, True))
-        return Prebuilt(_NXDOMAIN_FLAGS, counts(1, 0, ns, 0), counts(1, 0, ns, 1), body,
-                        tuple(chunks), int(Rcode.NXDOMAIN))
+            chunks.append((len(body), an, max(ns, 0), 0, True))
+        return Prebuilt(_NXDOMAIN_FLAGS if rcode else _NOERROR_FLAGS, counts(1, an, ns, 0),
+                        counts(1, an, ns, 1), body, tuple(chunks), int(rcode))
 
     @staticmethod
     def _piece(
         pieces: dict[bytes, tuple[bytes, int]],
         key: bytes,
         rrsets: Callable[[], list[dns.rrset.RRset]],
+        *,
+        owner: bytes | None = None,
     ) -> tuple[bytes, int]:
-        """RRsets rendered without compression, and their record count, kept in ``pieces``."""
+        """RRsets rendered without compression, and their record count, kept in
+        ``pieces``; with ``owner``, every record's owner is written as it."""
         out = io.BytesIO()
-        count = sum(rrset.to_wire(out) for rrset in rrsets())
+        count = 0
+        for rrset in rrsets():
+            if owner is None:
+                count += rrset.to_wire(out)
+                continue
+            for rdata in rrset:
+                wire = rdata.to_wire()
+                out.write(owner + _RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl,
+                                                 len(wire)) + wire)
+                count += 1
         piece = pieces[key] = (out.getvalue(), count)
         return piece
 

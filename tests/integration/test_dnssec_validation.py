@@ -49,8 +49,10 @@ SECURE = [
     ("insecure", "DS", "; negative response, fully validated"),
     ("x.wild", "A", "; fully validated"),
     ("x.wild", "MX", "; negative response, fully validated"),
+    ("y.wild", "AAAA", "; negative response, fully validated"),
+    ("z.wild", "TXT", "; fully validated"),
 ]
-_WILDCARDS = {"x.wild"}
+_WILDCARDS = {"x.wild", "y.wild", "z.wild"}
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))

@@ -102,3 +102,15 @@ def test_do_forms_stay_warm_while_the_signed_tables_stay(
     assert fresh is not None and fresh is not form  # a new table: built again
     assert fresh.body == form.body
 
+
+
+def test_do_misses_of_unsigned_zones_are_not_remembered(signed: Signed) -> None:
+    """A DO flood of random names in an unsigned zone served beside a signed one
+    leaves no trace (the plain miss path answers them)."""
+    _, table, _, _ = signed
+    plain = ZoneTable.build(dns.zone.from_text(ZONE, "plain.example.", relativize=False))
+    forms = DoForms({ORIGIN: table, plain.origin: plain})
+    for i in range(50):
+        key = answer_key(dns.name.from_text(f"r{i}.plain.example."), dns.rdatatype.A, 1)
+        assert forms.answer(key, None) is None
+    assert len(forms) == 0
