@@ -13,8 +13,10 @@ Must not: query anything but the server on loopback, or leave a process running.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import dns.name
 import dns.query
 import dns.rdatatype
 import dns.zone
+import httpx
 import pytest
 
 from testkit.backends import HttpBackend, close_all
@@ -49,6 +52,10 @@ SECURE = [
     ("x.wild", "MX", "; negative response, fully validated"),
     ("@", "DNSKEY", "; fully validated"),
 ]
+
+
+def _now() -> float:
+    return time.time()
 
 
 def dnsserve(*args: str, cwd: Path) -> str:
@@ -261,3 +268,24 @@ def test_signatures_are_refreshed_without_a_restart(tmp_path: Path) -> None:
     assert all((later[k] or 0) > (first[k] or 0) for k in first)
     assert "; fully validated" in mail.splitlines(), mail
     assert "; fully validated" in www.splitlines(), www
+
+
+def test_status_and_metrics_show_signature_expiry(tmp_path: Path) -> None:
+    """``status`` and ``/metrics`` show when the zone's first signature expires."""
+    control = f"127.0.0.1:{free_port()}"
+    online = setup_online(tmp_path, extra=f'\n[server]\ncontrol = "{control}"\n')
+    srv = start_server(tmp_path, "-c", str(online.config), zones=online.zones)
+    try:
+        metrics = httpx.get(f"http://{control}/metrics", timeout=10).text
+        shown = json.loads(dnsserve("status", "-c", str(online.config), "--format", "json",
+                                    cwd=tmp_path))
+    finally:
+        srv.stop()
+    expiring = [line for line in metrics.splitlines()
+                if line.startswith("dnsserve_dnssec_signature_expiry_seconds{")]
+    assert expiring and f'zone="{ORIGIN}"' in expiring[0]
+    at = float(expiring[0].split()[-1])
+    docs = shown[0]["zones"]
+    (zone,) = [z for z in docs if z["name"] == ORIGIN]
+    assert zone["signatures_expire"] == at
+    assert at - _now() > 13 * 86400  # the default validity: 14 days from the load
