@@ -86,6 +86,18 @@ class SignedPool:
     rrsets: tuple[dns.rrset.RRset | None, ...]
     signatures: tuple[tuple[bytes, ...], ...]
     cum_weights: tuple[int, ...] | None
+    # the set of a variant's rdatas (wire) -> its RRSIGs (wire): ``_Proof`` finds them so
+    by_content: Mapping[frozenset[bytes], tuple[bytes, ...]]
+
+    @classmethod
+    def make(cls, rrsets: tuple[dns.rrset.RRset | None, ...],
+             signatures: tuple[tuple[bytes, ...], ...],
+             cum_weights: tuple[int, ...] | None) -> SignedPool:
+        by_content = {
+            frozenset(_rdata_wire(r) for r in rrset): sigs
+            for rrset, sigs in zip(rrsets, signatures, strict=False) if rrset is not None
+        }
+        return cls(rrsets, signatures, cum_weights, by_content)
 
 
 def _rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
@@ -96,13 +108,8 @@ def _rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
 
 def pool_signatures(pools: Mapping[PoolKey, SignedPool]) -> PoolSigs:
     """Every signed pool's signatures, found by the content of the RRset they sign."""
-    out: dict[tuple[bytes, int], dict[frozenset[bytes], tuple[bytes, ...]]] = {}
-    for (owner, rdtype), pool in pools.items():
-        by_content = out.setdefault((name_key(owner), int(rdtype)), {})
-        for rrset, sigs in zip(pool.rrsets, pool.signatures, strict=False):
-            if rrset is not None:
-                by_content[frozenset(_rdata_wire(r) for r in rrset)] = sigs
-    return out
+    return {(name_key(owner), int(rdtype)): pool.by_content
+            for (owner, rdtype), pool in pools.items()}
 
 
 class _Proof:
