@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
         for count in (int(c) for c in args.pools.split(",")):
             rows.append(flips(count, args.repeat, Path(tmp) / str(count)))
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    report = render(rows, shown_argv("benchmarks.bench_dnssec_flip", argv), when)
+    report = render(rows, shown_argv("bench_dnssec_flip", argv), when)
     print(report)
     if not args.no_report:
         write_section("dnssec-flip", report, args.out)
