@@ -289,3 +289,14 @@ def test_status_and_metrics_show_signature_expiry(tmp_path: Path) -> None:
     (zone,) = [z for z in docs if z["name"] == ORIGIN]
     assert zone["signatures_expire"] == at
     assert at - _now() > 13 * 86400  # the default validity: 14 days from the load
+
+
+def test_another_key_as_anchor_fails_validation(online: Online, served: ServerProc,
+                                                tmp_path: Path) -> None:
+    """The control: with a KSK the zone is not signed by as the anchor, delv rejects
+    the same answers (the check can fail)."""
+    dnsserve("dnssec-keygen", ORIGIN, "--dir", str(tmp_path / "other"), cwd=tmp_path)
+    stranger = Online(tmp_path, online.config, online.zones, tmp_path / "other")
+    said = delv(stranger, served, "www", "A")
+    assert "; fully validated" not in said.splitlines()
+    assert "resolution failed" in said, said
