@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shlex
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +41,7 @@ import dns.flags
 import dns.message
 
 from benchmarks.report import RESULTS, machine_info, shown_argv, write_section
-from testkit import peers, zonegen
+from testkit import ROOT, peers, zonegen
 from testkit.cpu import WatchedServer, loadavg, pick_cpus, pinned, watch
 from testkit.dnsperf import Run, dnsperf_cmd, measure
 from testkit.server import start_server
@@ -190,15 +192,55 @@ def run_cpu(args: argparse.Namespace, wl: zonegen.Workload, work: Path) -> dict[
     return runs
 
 
+def guard_bench(args: argparse.Namespace) -> dict[str, object]:
+    """bench_guard.py pinned to the server CPU: RRL's cost per query without sockets."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_guard", "--json"]
+    if args.server_cpu is not None:
+        cmd = ["taskset", "-c", str(args.server_cpu), *cmd]
+    print(f"  guard: {shlex.join(cmd)}", flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+    if p.returncode != 0:
+        return {"error": (p.stdout + p.stderr).strip()[-2000:]}
+    return dict(json.loads(p.stdout))
+
+
 def _us(runs: list[Run]) -> float:
     """CPU per query over all runs of one mode (their CPU summed / their answers summed)."""
     done = sum(r.completed for r in runs)
     return 1e6 * sum(r.cpu for r in runs) / done if done else float("nan")
 
 
+def guard_lines(guard: dict[str, object], off_us: float | None) -> list[str]:
+    if "error" in guard:
+        return ["bench_guard failed:", "", "```", str(guard["error"]), "```", ""]
+    cases = guard["cases"]
+    assert isinstance(cases, dict)
+    lines = [
+        "Without sockets (`benchmarks/bench_guard.py`, pinned to the server CPU): the same"
+        f" query mix ({guard['queries']} queries) through the engine alone, the guard with RRL"
+        " off (cookies on) and the guard with RRL on, timed in turns on the thread's CPU"
+        f" time (a busy machine's waits do not count), {guard['repeats']} repeats:",
+        "",
+        "| path | ns CPU per query, best | median |",
+        "|---|---:|---:|",
+        *(f"| {name} | {c['ns']:,.0f} | {c['median_ns']:,.0f} |" for name, c in cases.items()),
+        "",
+    ]
+    added = cases["guard, RRL on"]["ns"] - cases["guard, RRL off"]["ns"]
+    added_median = cases["guard, RRL on"]["median_ns"] - cases["guard, RRL off"]["median_ns"]
+    lines.append(f"RRL adds {added:,.0f} ns per query (best; {added_median:,.0f} ns by the"
+                 " medians).")
+    if off_us:
+        lines[-1] += (f" Against the {off_us:.2f} µs of CPU a query costs the whole server with"
+                      f" RRL off (above), that is **{(off_us + added / 1000) / off_us:.3f}×**"
+                      f" ({(off_us + added_median / 1000) / off_us:.3f}× by the medians): the"
+                      " bar's ratio without the machine's noise.")
+    return [*lines, ""]
+
+
 def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
            floods: list[Flood], runs: dict[str, list[Run]], loads: tuple[str, str],
-           when: str, qname: str) -> tuple[str, float | None]:
+           when: str, qname: str, guard: dict[str, object] | None) -> tuple[str, float | None]:
     lines = [
         "## RRL: a reflection flood, and the cost of rate limiting",
         "",
@@ -246,6 +288,9 @@ def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
         lines += [
             "### CPU per query, RRL on vs off",
             "",
+            f"Bar: CPU per query with RRL on ≤ {CPU_BAR}× with RRL off, no client over its"
+            " rate.",
+            "",
             f"dnsserve (one process, pinned to CPU {args.server_cpu}) under dnsperf at"
             f" `-Q {args.qps}` on the generated zone's query mix (1,000 names, ~15 % NXDOMAIN,"
             " 20,000 query lines), RRL off"
@@ -273,6 +318,8 @@ def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
             f" {min(spread):.2f}–{max(spread):.2f} µs: the machine's noise).",
             "",
         ]
+    if guard is not None:
+        lines += guard_lines(guard, _us(runs["off"]) if runs["off"] else None)
     return "\n".join(lines), ratio
 
 
@@ -311,8 +358,9 @@ def main(argv: list[str]) -> int:
         wl = zonegen.generate(tmp)
         floods = [] if args.no_flood else run_floods(args, wl, tmp)
         runs = {"off": [], "on": []} if args.no_cpu else run_cpu(args, wl, tmp)
+        guard = None if args.no_cpu else guard_bench(args)
         text, _ = render(args, shown_argv("bench_rrl", argv), info, floods, runs,
-                         (load_start, loadavg()), when, wl.samples["txt"][0][0])
+                         (load_start, loadavg()), when, wl.samples["txt"][0][0], guard)
         text = text.replace(str(tmp), "$BENCH_DIR")
         print(text)
         if not args.no_report:

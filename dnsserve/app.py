@@ -144,8 +144,17 @@ class Server:
         return await self.workers.hot_keys() if self.workers is not None else []
 
     def _respond(self, data: bytes, *, tcp: bool) -> bytes | None:
+        """The engine's answer to what ``HandOff`` answers (a signed query's unsigned
+        form): without a server cookie, as with workers (the cookie hook holds the
+        client of the last query the guard passed, not this one's)."""
         engine = self.reloader.engine
-        return None if engine is None else engine.respond(data, tcp=tcp)
+        if engine is None:
+            return None
+        cookies, engine.cookies = engine.cookies, None
+        try:
+            return engine.respond(data, tcp=tcp)
+        finally:
+            engine.cookies = cookies
 
     def _outgoing_counts(self) -> dict[str, int]:
         h, n = self.handoff.stats, self.notifier.stats

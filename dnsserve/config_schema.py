@@ -203,7 +203,7 @@ class RrlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     ipv4_prefix: int = 24
     ipv6_prefix: int = 56
     exempt: tuple[str, ...] = ()  # address prefixes never limited
-    table_size: int = 65536  # buckets per process (rounded up to a power of two)
+    table_size: int = 65536  # buckets counted per second and process, at most
 
 
 class CookiesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -404,7 +404,7 @@ class Reloader:
         async def release() -> None:
             await asyncio.sleep(RELEASE_AFTER)
             for _ in release_steps(roots):
-                await asyncio.sleep(0)
+                await asyncio.sleep(WARM_PAUSE)  # as warming does (``warm``)
 
         task = loop.create_task(release())
         self._releasing.add(task)
@@ -474,17 +474,25 @@ RESIGN_MIN_DELAY = 10.0  # config_validate.MIN_RESIGN
 
 
 # Added to the nice value of the thread that does a reload's work when workers
-# answer (``_behind``): they get the cores first.
+# answer (``_behind``; Linux sets it per thread): they get the cores first.
 BEHIND_NICE = 10
 # How long a slice of warming may hold the loop before answers are read again.
 WARM_SLICE = 0.002
+# The loop sleeps this long between two slices of warming (see ``warm``).
+WARM_PAUSE = 0.004
 # Warming stops after this long (the rest of the hot names are built when asked).
-WARM_SECONDS = 30.0
+WARM_SECONDS = 90.0
 
 
 async def warm(snapshot: Snapshot, keys: Sequence[bytes], *, budget: float) -> int:
     """Answer ``keys`` from ``snapshot``'s miss index, on the loop, ``WARM_SLICE`` at a
-    time; the loop reads and answers queries between slices. Returns how many were.
+    time, ``WARM_PAUSE`` between slices; the loop reads and answers queries
+    meanwhile. Returns how many were.
+
+    Why pause, not just yield: a process that wants the CPU all the time
+    waits for it behind every other runnable process when the machine is
+    busy (tens of milliseconds); one that sleeps most of the time is woken
+    at once by a query. So warming uses about a third of a core.
 
     What the index keeps is what the engine would keep answering them itself,
     so a key warmed is answered from then on as if it had been asked.
@@ -492,7 +500,7 @@ async def warm(snapshot: Snapshot, keys: Sequence[bytes], *, budget: float) -> i
     done = 0
     for step in _warm_steps(snapshot, keys, budget):
         if step is None:
-            await asyncio.sleep(0)
+            await asyncio.sleep(WARM_PAUSE)
         else:
             done = step
     return done
@@ -535,7 +543,9 @@ def _behind(
     query (the workers do): adopt, prepare, index, warm; at a lower CPU priority,
     so that the workers get the cores first."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + BEHIND_NICE))
     if packed is not None:
         inp = replace(inp, loaded=adopt_now(packed, before, inp.settings.zones_dir))
     prepared = _prepare_indexed(inp)

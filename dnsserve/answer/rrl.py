@@ -28,10 +28,10 @@ Rules:
   truncates every limited response, ``slip = 0`` drops them all.
 - Exempt prefixes are never limited; neither is TCP, nor a query with a
   valid server cookie (the caller, ``answer.guard``, decides those).
-- The table is a fixed number of slots (``size``, a power of two); a
-  bucket's slot is its hash, and a bucket that finds its slot taken by
-  another replaces it (NSD's rule): memory never grows with the number of
-  clients, and a flood of spoofed prefixes can only make counts restart.
+- The table holds at most ``size`` buckets (this second's): memory never
+  grows with the number of clients, and a flood of spoofed prefixes (more
+  than ``size`` buckets in one second) can only make counts restart, as a
+  bucket does in NSD's fixed-size table when another lands on its slot.
   (NODATA and NXDOMAIN bodies that are the same bytes in two zones would
   share the first one's zone: a bucket too many limited, never too few.)
 
@@ -46,15 +46,11 @@ from dataclasses import dataclass
 from dnsserve import wire
 
 ANSWER, NODATA, REFERRAL, NXDOMAIN, ERROR = range(5)
-KIND_NAMES = ("answer", "nodata", "referral", "nxdomain", "error")
 DEFAULT_SIZE = 65536
 CACHE_SIZE = 65536  # clients' prefixes, bodies' zones remembered (then forgotten at once)
 EXEMPT = ""  # the prefix of an exempt client: never limited
 _HASH = (1 << 30) - 1  # a bucket's hash: 30 bits, a small int
-_TAG_SHIFT = 16  # the tag: a bucket's hash above the bits that choose its slot (at most 16)
-_WINDOW = 1 << 17  # a slot's count is the window's base + the count (a count stays below)
-_BASE_WRAP = 1 << 30  # the base wraps, the table cleared (every 2.3 hours): counts stay small
-MAX_RATE = 100_000  # [rrl] rate at most (config_validate); far below _WINDOW
+MAX_RATE = 100_000  # [rrl] rate at most (config_validate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,7 @@ class RrlSettings:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 56
     exempt: tuple[str, ...] = ()  # prefixes ("192.0.2.0/24") never limited
-    size: int = DEFAULT_SIZE  # slots in the table
+    size: int = DEFAULT_SIZE  # buckets counted per second, at most
 
 
 def slipped(out: bytes) -> bytes:
@@ -94,38 +90,32 @@ def first_owner(out: bytes, body: bytes) -> bytes:
 class RateLimiter:
     """The RRL table: ``limit(out, body, client, now)`` -> what to send (None: drop).
 
-    Written for the hot path (every UDP answer passes here), in small ints
-    (under 2**30, which CPython adds and compares without allocating): a
-    client's prefix is looked up once per address and kept as 30 bits of its
-    hash; a NODATA, NXDOMAIN or referral body's zone once per body. A bucket
-    is 30 bits of the hash of (prefix, kind, name): its low bits choose the
-    slot, the others are its tag there (two buckets that share a slot are
-    told apart; two that share slot and tag share a count: one more limited,
-    never one less). A slot's count is kept as the window's base + the count
-    (``_WINDOW``): each new second of ``now`` moves the base on, so every
-    count restarts without touching the table, and a clock that goes back
-    starts a new window too; when the base wraps, the table is cleared.
+    Written for the hot path (every UDP answer passes here, and its cost is
+    mostly memory it touches): a client's prefix is looked up once per
+    address and kept as 30 bits of its hash; a NODATA, NXDOMAIN or referral
+    body's zone once per body; a bucket is 30 bits of the hash of (prefix,
+    kind, name) (two buckets with one hash share a count: one more limited,
+    never one less), counted in a dict of this second's buckets, which a
+    new second of ``now`` (or a clock that went back) empties. At most
+    ``size`` buckets are kept: a second that brings more starts every count
+    again (the bound on memory; NSD's table, a fixed size with replacement,
+    restarts the counts a new bucket lands on).
     """
 
     __slots__ = (
-        "_base", "_counts", "_exempt", "_from", "_mask", "_prefixes", "_tags", "_until",
-        "_zones", "dropped", "limited", "rate", "settings", "slip", "slipped",
+        "_counts", "_exempt", "_from", "_prefixes", "_size", "_until", "_zones", "dropped",
+        "limited", "rate", "settings", "slip", "slipped",
     )
 
     def __init__(self, settings: RrlSettings) -> None:
         if settings.rate < 1 or settings.slip < 0:
             raise ValueError("rate must be >= 1 and slip >= 0")
-        size = 1
-        while size < max(settings.size, 1):
-            size *= 2
         self.settings = settings
         self.rate = min(settings.rate, MAX_RATE)
         self.slip = settings.slip
-        self._mask = size - 1
-        self._tags = [-1] * size  # no bucket's tag: empty
-        self._counts = [0] * size
-        self._base = _WINDOW
-        self._from = self._until = 0.0  # the current window: [from, until)
+        self._size = max(settings.size, 1)
+        self._counts: dict[int, int] = {}  # this second's buckets -> their counts
+        self._from = self._until = 0.0  # the current second: [from, until)
         self._exempt = tuple(ipaddress.ip_network(p, strict=False) for p in settings.exempt)
         self._prefixes: dict[str, int] = {}  # client address -> its prefix's hash (0: exempt)
         self._zones: dict[bytes, int] = {}  # body -> the hash of its zone or delegation
@@ -164,11 +154,7 @@ class RateLimiter:
     def _tick(self, now: float) -> None:
         second = float(int(now))
         self._from, self._until = second, second + 1.0
-        self._base += _WINDOW
-        if self._base >= _BASE_WRAP:  # every few hours: keep the counts small ints
-            self._base = _WINDOW
-            self._tags = [-1] * len(self._tags)
-            self._counts = [0] * len(self._counts)
+        self._counts = {}
 
     def limit(self, out: bytes, body: bytes | None, client: str, now: float) -> bytes | None:
         """``out``, its truncated stand-in, or None (drop), by ``client``'s bucket.
@@ -193,22 +179,11 @@ class RateLimiter:
             h = ph ^ ERROR
         if not self._from <= now < self._until:
             self._tick(now)
-        i = h & self._mask
-        tag = h >> _TAG_SHIFT
-        base = self._base
-        tags = self._tags
-        if tags[i] != tag:  # a new bucket (it replaces the slot's)
-            tags[i] = tag
-            self._counts[i] = base + 1
-            return out
         counts = self._counts
-        value = counts[i] + 1
-        if value <= base:  # counted in an earlier window
-            value = base + 1
-        elif value - base >= _WINDOW:
-            value -= 1  # a count stays within its window (far beyond any rate)
-        counts[i] = value
-        count = value - base
+        count = counts.get(h, 0) + 1
+        counts[h] = count
+        if count == 1 and len(counts) > self._size:  # the bound: every count again
+            self._counts = {h: 1}
         if count <= self.rate:
             return out
         self.limited += 1

@@ -64,6 +64,7 @@ CHILD_NICE = 10  # added to the child's nice value: answers come before a reload
 # ``adopt`` holds the loop at most about this long at a time (its steps: owners of
 # a table, records of a content, each about a millisecond's work)
 ADOPT_SLICE = 0.002
+ADOPT_PAUSE = 0.004  # and sleeps this long between two (``reload.warm`` says why)
 ADOPT_OWNERS = 500
 ADOPT_RECORDS = 1_000
 
@@ -289,7 +290,7 @@ async def adopt(packed: Packed, previous: LoadedZones | None, directory: Path) -
         if step is not None:
             return step
         if time.perf_counter() >= until:
-            await asyncio.sleep(0)
+            await asyncio.sleep(ADOPT_PAUSE)  # asleep, the process is woken by a query
             until = time.perf_counter() + ADOPT_SLICE
     raise AssertionError("adopt_steps ends with the load")  # pragma: no cover
 
