@@ -55,7 +55,7 @@ from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, MemberId
 from dnsserve.posture.configrules import config_findings
 from dnsserve.zones.signed import is_signed
-from dnsserve.zones.table import ZoneTable, closest_origin
+from dnsserve.zones.table import ZoneTable, closest_origin, name_key
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -273,7 +273,7 @@ def place_pools(
                                  f"its zone {broken} failed to load")
             continue
         problem = _conflict(cfg.type, owner, origin, tables[origin]) or _unsignable(
-            origin, tables[origin], signing)
+            owner, origin, tables[origin], signing)
         if problem is not None:
             errors.append(problem_line(file, key, cfg.owner, problem))
             continue
@@ -287,12 +287,21 @@ def place_pools(
 
 
 def _unsignable(
-    origin: dns.name.Name, table: ZoneTable | None, signing: Collection[dns.name.Name]
+    owner: dns.name.Name, origin: dns.name.Name, table: ZoneTable | None,
+    signing: Collection[dns.name.Name],
 ) -> str | None:
     """Why a pool cannot answer in a signed zone, or None: a pre-signed zone (its
-    file signed beforehand, no keys in the config) cannot sign a pool's answers."""
-    if table is None or origin in signing or not is_signed(table):
+    file signed beforehand, no keys in the config) cannot sign a pool's answers,
+    and in an online-signed one the pool's name must be in the zone file (its NSEC
+    record is made at load: a name the chain says does not exist fails validation)."""
+    if table is None or not is_signed(table):
         return None
+    if origin in signing:
+        if table.exists_key(name_key(owner)):
+            return None
+        return (f"zone {origin} is signed online and {owner} is not in its zone file: "
+                "the denial chain is made at load, so a pool's name must be there (give "
+                "it the pool's static records)")
     return (f"zone {origin} is signed (DNSKEY and RRSIGs in its file) but has no "
             "[[zone]] dnssec keys: a pool answer needs a signature made for it, and without "
             "a valid one validating resolvers reject it (SERVFAIL); give the zone's keys "

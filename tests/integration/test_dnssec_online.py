@@ -165,7 +165,7 @@ kind = "tcp"
 port = 9
 
 [[pool]]
-owner = "www.{origin}"
+owner = "{origin}"
 type = "A"
 monitor = "web"
 members = [{{ address = "127.0.0.41" }}, {{ address = "127.0.0.42" }}]
@@ -177,7 +177,7 @@ def test_pool_in_a_presigned_zone_is_refused(tmp_path: Path) -> None:
     ``check`` and at start, saying why."""
     zone = sign_zone(tmp_path / "zones")
     config = tmp_path / "dnsserve.toml"
-    config.write_text('[server]\ncontrol = ""\n' + POOL.format(origin=ORIGIN))
+    config.write_text('[server]\ncontrol = ""\n' + POOL.format(origin="www." + ORIGIN))
     checked = subprocess.run(
         [sys.executable, "-m", "dnsserve", "check", "-c", str(config), "--zones",
          str(zone.path.parent)], capture_output=True, text=True, timeout=TOOL_SECONDS)
@@ -300,3 +300,14 @@ def test_another_key_as_anchor_fails_validation(online: Online, served: ServerPr
     said = delv(stranger, served, "www", "A")
     assert "; fully validated" not in said.splitlines()
     assert "resolution failed" in said, said
+
+
+def test_pool_name_missing_from_an_online_signed_zone_is_refused(tmp_path: Path) -> None:
+    """The denial chain is made at load: a pool whose name is not in the zone file
+    would be denied by it, so ``check`` refuses it, saying why."""
+    online = setup_online(tmp_path, extra=POOL.format(origin="nowhere." + ORIGIN))
+    checked = subprocess.run(
+        [sys.executable, "-m", "dnsserve", "check", "-c", str(online.config)],
+        capture_output=True, text=True, timeout=TOOL_SECONDS, cwd=tmp_path)
+    assert checked.returncode == 1
+    assert "is not in its zone file" in checked.stdout + checked.stderr
