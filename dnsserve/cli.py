@@ -25,8 +25,9 @@ import dns.exception
 import dns.name
 import msgspec
 import typer
+import uvloop
 
-from dnsserve import __version__, app, change, operate, preflight
+from dnsserve import __version__, app, change, config_validate, operate, preflight, watch
 from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.operate import ConfigOpt, load
@@ -181,6 +182,52 @@ def check(
         elif strict and not report.errors:
             typer.echo(f"failed (--strict): {zones_dir} ({warnings} warning(s))")
     raise typer.Exit(1 if errors else 0)
+
+
+@cli.command("watch")
+def watch_command(
+    config: ConfigOpt = None,
+    zones: ZonesOpt = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server",
+                     help="ADDRESS:PORT to watch besides the config's watch.servers; repeat."),
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between rounds (default 5).")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option("--control", help="http://ADDRESS:PORT of our control API.")
+    ] = None,
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="ADDRESS:PORT (loopback) of watch's /metrics.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+) -> None:
+    """Ask every nameserver of every zone, on an interval, and report each deviation
+    from the zone files and our pools once when it starts and once when it clears."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load(config, zones)
+    flags: dict[str, object] = {k: v for k, v in (("interval", interval), ("control", control),
+                               ("metrics", metrics)) if v is not None}
+    if server:
+        flags["servers"] = (*settings.config.watch.servers, *server)
+    try:
+        cfg = msgspec.structs.replace(settings.config.watch, **flags)
+        problems = config_validate.check_watch(cfg, "command line")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        uvloop.run(watch.watch(settings, cfg))
+    except (OSError, ValueError, DnsServeError) as exc:
+        typer.echo(f"dnsserve: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.command()

@@ -194,6 +194,22 @@ class PostureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ignore: tuple[str, ...] = ()  # rule ids left out of the findings
 
 
+class WatchConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[watch]``: what ``dnsserve watch`` asks, how often, and whom it tells."""
+
+    interval: float = 5.0  # seconds between rounds
+    servers: tuple[str, ...] = ()  # ADDRESS:PORT of every other server of every zone
+    ns: bool = True  # also ask the addresses of each zone's in-zone NS targets
+    ns_port: int = 53  # the port asked there (another one for loopback tests)
+    control: str = ""  # http://ADDRESS:PORT of our server's control API: its pools' answers
+    on_deviation: str = ""  # a command (argv by shlex.split, no shell) run at each start/clear
+    hook_timeout: float = 10.0  # seconds the command may run before it is killed
+    timeout: float = 1.0  # seconds for one query
+    max_queries: int = 200  # (name, type) queries per zone per server per round, without AXFR
+    full_every: int = 12  # compare content every Nth round even when the serial is ours
+    metrics: str = ""  # ADDRESS:PORT (loopback) of watch's own /metrics; "" off
+
+
 class RrlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[rrl]``: response rate limiting of UDP answers (``answer.rrl``)."""
 
@@ -225,6 +241,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     node: tuple[NodeConfig, ...] = ()
     region: tuple[RegionConfig, ...] = ()
     posture: PostureConfig = msgspec.field(default_factory=PostureConfig)
+    watch: WatchConfig = msgspec.field(default_factory=WatchConfig)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

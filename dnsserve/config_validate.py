@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from dnsserve.config_schema import (
     PoolType,
     RrlConfig,
     ServerConfig,
+    WatchConfig,
     identity_bytes,
 )
 from dnsserve.config_values import (
@@ -126,6 +128,7 @@ def validate(config: Config, *, file: str) -> list[str]:
     errors += _check_transfers(config, file)
     errors += _check_nodes(config.node, file)
     errors += _check_posture(config, file)
+    errors += check_watch(config.watch, file)
     errors += _check_defences(config.rrl, config.cookies, file)
     return errors
 
@@ -457,6 +460,40 @@ def _check_posture(config: Config, file: str) -> list[str]:
         if rule not in RULES:
             errors.append(problem_line(file, f"posture.ignore[{j}]", rule,
                                        "no such rule id (README: Posture checks)"))
+    return errors
+
+
+def check_watch(watch: WatchConfig, file: str) -> list[str]:
+    """``[watch]``: positive timers and bounds, addresses that parse, a hook that splits."""
+    errors = []
+    for field in ("interval", "timeout", "hook_timeout"):
+        if not getattr(watch, field) > 0:
+            errors.append(problem_line(file, f"watch.{field}", getattr(watch, field),
+                                       "must be > 0 (seconds)"))
+    for field in ("max_queries", "full_every"):
+        if getattr(watch, field) < 1:
+            errors.append(problem_line(file, f"watch.{field}", getattr(watch, field),
+                                       "must be >= 1"))
+    if not 0 < watch.ns_port < 65536:
+        errors.append(problem_line(file, "watch.ns_port", watch.ns_port, "not a port"))
+    for j, server in enumerate(watch.servers):
+        try:
+            parse_hostport(server)
+        except ValueError as exc:
+            errors.append(problem_line(file, f"watch.servers[{j}]", server, str(exc)))
+    if watch.metrics:
+        try:
+            parse_hostport(watch.metrics)
+        except ValueError as exc:
+            errors.append(problem_line(file, "watch.metrics", watch.metrics, str(exc)))
+    if watch.control and not watch.control.startswith(("http://", "https://")):
+        errors.append(problem_line(file, "watch.control", watch.control,
+                                   "expected http://ADDRESS:PORT"))
+    try:
+        shlex.split(watch.on_deviation)
+    except ValueError as exc:
+        errors.append(problem_line(file, "watch.on_deviation", watch.on_deviation,
+                                   f"cannot be split into arguments: {exc}"))
     return errors
 
 

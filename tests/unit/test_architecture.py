@@ -46,7 +46,9 @@ LEVELS: list[set[str]] = [
     # secondary (the secondary zones' refreshes) is wired by app like reload.
     # workers (the owner's side of the answering worker processes: fork,
     # restart, pass on each swap) is wired by app like its siblings here.
-    {"reload", "healthsync", "preflight", "fleet", "report", "secondary", "workers"},
+    # watch (dnsserve watch: the rounds, queries, hook and its /metrics) is
+    # the CLI's, beside preflight; it judges with posture.watchdiff.
+    {"reload", "healthsync", "preflight", "fleet", "report", "secondary", "workers", "watch"},
     # handoff (transfers, NOTIFY in, signed queries: what the engine hands
     # off) and notify (the NOTIFY sender) are wired by app; handoff reads
     # transfers below. inbound (a secondary refresh's blocking dnspython
@@ -71,7 +73,8 @@ LEVELS: list[set[str]] = [
     # posture.sources (the takeover list, zone lines read again, the --against
     # reference from git or a directory, --resolve's queries) is check's edge,
     # under preflight, its importer.
-    {"daemonthread", "posture.sources"},
+    # watch_outputs (watch's hook runner and its /metrics Api) is watch's, over control.
+    {"daemonthread", "posture.sources", "watch_outputs"},
     # demo (the `dnsserve demo` backends) is not in DESIGN's map: an edge leaf.
     # settings (the config file with flags applied) is read by the level above.
     # client (the CLI's side of the control API, over httpx) is an edge leaf
@@ -181,8 +184,9 @@ LEVELS: list[set[str]] = [
     # document and its HTML) are pure leaves: any level may use them.
     # posture.findings (findings and the rule catalogue), posture.regions and
     # posture.takeover are pure leaves.
+    # posture.watchdiff (watch's comparison and start/clear state machine) too.
     {"wire", "framing", "metrics", "statuspage", "posture.findings", "posture.regions",
-     "posture.takeover", "answer.siphash"},
+     "posture.takeover", "answer.siphash", "posture.watchdiff"},
     {"errors", "", "zones", "health", "answer", "xfr", "posture"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
@@ -249,6 +253,7 @@ CORE = {
     "posture.configrules",
     "posture.poolrules",
     "posture.review",
+    "posture.watchdiff",
 }
 EDGE = {
     "__main__",
@@ -298,6 +303,8 @@ EDGE = {
     "handoff",
     "notify",
     "posture.sources",
+    "watch",
+    "watch_outputs",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
