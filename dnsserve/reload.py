@@ -57,9 +57,7 @@ from dnsserve.staging import (
 )
 from dnsserve.zones.load import LoadedZones
 from dnsserve.zones.offload import ChildLoad, Packed, adopt, adopt_now, worth_a_child
-from dnsserve.zones.online import signature_expiry
 from dnsserve.zones.poolsign import pool_expiry
-from dnsserve.zones.signed import is_signed
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -119,8 +117,6 @@ class Reloader:
         self.refused = 0
         # Secondary zones past their expire (or with no copy yet): SERVFAIL.
         self.expired: frozenset[dns.name.Name] = frozenset()
-        # each signed zone's table and first signature expiry; the re-signing timer
-        self.signature_expiry_of: dict[dns.name.Name, tuple[object, float]] = {}
         self._resign: asyncio.TimerHandle | None = None
 
     @property
@@ -198,23 +194,13 @@ class Reloader:
         now = time.time()
         served = self.served
         assert served is not None
-        kept = self.signature_expiry_of
-        expiry: dict[dns.name.Name, tuple[object, float]] = {}
-        for origin, table in served.loaded.tables.items():
-            before = kept.get(origin)
-            if before is not None and before[0] is table:
-                expiry[origin] = before
-            elif is_signed(table):
-                first = signature_expiry(table, now)
-                if first is not None:
-                    expiry[origin] = (table, first)
-        self.signature_expiry_of = expiry
+        expiry = served.signature_expiry
         signing = self.settings.signing()
         due: float | None = None
         pools = (pool_expiry(served.signer, snapshot.selections, now)
                  if served.signer is not None else {})
         for origin, how in signing.items():
-            first = min([e for e in (expiry.get(origin, (None, None))[1], pools.get(origin))
+            first = min([e for e in (expiry.get(origin), pools.get(origin))
                          if e is not None], default=None)
             if first is not None:
                 at = first - how.refresh
@@ -238,7 +224,7 @@ class Reloader:
     @property
     def signature_expiry(self) -> dict[dns.name.Name, float]:
         """Each signed zone's first signature expiry (seconds since the epoch)."""
-        return {origin: first for origin, (_, first) in self.signature_expiry_of.items()}
+        return dict(self.served.signature_expiry) if self.served is not None else {}
 
     def load(
         self,

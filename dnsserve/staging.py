@@ -52,7 +52,9 @@ from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
 from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.online import signature_expiry
 from dnsserve.zones.poolsign import PoolSigner
+from dnsserve.zones.signed import is_signed
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -100,6 +102,9 @@ class Served:
     pools: tuple[Pool, ...]
     zones: Mapping[dns.name.Name, ZoneInfo]
     signer: PoolSigner | None = None  # the online-signed zones' keys: signs pool answers
+    # each signed zone's first RRSIG expiry (seconds since the epoch): status, /metrics
+    # and the re-signing timer; found here, off the main loop (a walk of every record)
+    signature_expiry: Mapping[dns.name.Name, float] = field(default_factory=dict)
     set_aside: tuple[str, ...] = ()  # pools not served, and why
     notes: tuple[str, ...] = ()  # what the load reported (zones kept, files gone, ...)
     unserved: Mapping[dns.name.Name, str] = field(default_factory=dict)  # zones failed at start
@@ -287,10 +292,26 @@ def prepare(inp: ReloadInput) -> Prepared:
     served = Served(
         settings,
         LoadedZones(tables, loaded.problems, loaded.files, _fresh_prints(loaded, tables)),
-        contents, pools, zones, signer,
+        contents, pools, zones, signer, _signature_expiry(previous, tables, inp.now),
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _signature_expiry(
+    previous: Served | None, tables: Mapping[dns.name.Name, ZoneTable], now: float
+) -> dict[dns.name.Name, float]:
+    """Each signed zone's first RRSIG expiry; a table served already keeps its figure."""
+    out = {}
+    for origin, table in tables.items():
+        if (previous is not None and previous.loaded.tables.get(origin) is table
+                and origin in previous.signature_expiry):
+            out[origin] = previous.signature_expiry[origin]
+        elif is_signed(table):
+            first = signature_expiry(table, now)
+            if first is not None:
+                out[origin] = first
+    return out
 
 
 def _fresh_prints(
