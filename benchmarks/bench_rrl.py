@@ -10,6 +10,15 @@ Owns two measurements, written as the "rrl" section of benchmarks/RESULTS.md:
    over ``--flood-seconds`` from CPU 1. Every answer that comes back is
    counted as full or truncated (TC); the rest were dropped. The
    amplification factor is UDP payload bytes received / bytes sent.
+   Then the same flood again, each server restarted with DNS Cookies on and
+   one shared secret (NSD ``answer-cookie``/``cookie-secret``, Knot
+   ``mod-cookies`` before ``mod-rrl``, dnsserve ``[cookies] secret``), every
+   query carrying the server cookie a first query with a client cookie got
+   back: a client with a valid server cookie is not a spoofed one, so RRL
+   should let every answer through whole (dnsserve does; the report shows
+   what NSD and Knot do). And, on fresh servers again, with a client cookie
+   only and with a forged server cookie (made with another secret): those
+   must be limited as if they had none.
 2. RRL's cost when no client is over its rate: dnsserve with RRL off and on
    (``rate`` so high that nothing is limited, so every answer takes the whole
    bucket path), alternately, each under dnsperf at a fixed ``-Q`` on the
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import shlex
 import shutil
@@ -37,10 +47,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.edns
 import dns.flags
 import dns.message
+import dns.rcode
 
+from benchmarks.bench_guard import COOKIE_CASES
 from benchmarks.report import RESULTS, machine_info, shown_argv, write_section
+from dnsserve.answer.cookies import Cookies
 from testkit import ROOT, peers, zonegen
 from testkit.cpu import WatchedServer, loadavg, pick_cpus, pinned, watch
 from testkit.dnsperf import Run, dnsperf_cmd, measure
@@ -48,6 +62,13 @@ from testkit.server import start_server
 
 CPU_BAR = 1.1  # RRL on / off, CPU per query
 NOTHING_LIMITED = 100_000  # a rate no bucket reaches (the most [rrl] rate takes)
+COOKIE_SECRET = "6b6f6f6b6965732d62656e6368202020"  # every server's, in the cookie floods
+CLIENT_COOKIE = bytes.fromhex("c0ffee0123456789")
+COOKIE_KINDS = {  # what the queries of a cookie flood carry
+    "valid": "our valid server cookie",
+    "client": "a client cookie only",
+    "forged": "a forged server cookie",
+}
 
 
 @dataclass
@@ -61,6 +82,12 @@ class Flood:
     seconds: float = 0.0
     error: str = ""
     command: list[str] = field(default_factory=list)
+    not_noerror: int = 0  # answers whose header RCODE is not NOERROR
+    not_noerror_tc: int = 0  # of them, with TC
+    odd_rcode: str = ""  # the (extended) RCODE of the first of those
+    cookie: str = ""  # the COOKIE option every query carried (hex), cookie floods only
+    kind: str = ""  # a COOKIE_KINDS key, cookie floods only
+    interop: str = ""  # what the server did with a server cookie dnsserve's code made
 
     @property
     def dropped(self) -> int:
@@ -71,28 +98,33 @@ class Flood:
         return self.bytes_out / self.bytes_in if self.bytes_in else float("nan")
 
 
-def _dnsserve_config(work: Path, rrl: str) -> Path:
+def _dnsserve_config(work: Path, rrl: str, cookie_secret: str | None = None) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     path = work / "dnsserve.toml"
-    path.write_text(f"[rrl]\n{rrl}\n")
+    cookies = "" if cookie_secret is None else f'\n[cookies]\nsecret = "{cookie_secret}"\n'
+    path.write_text(f"[rrl]\n{rrl}\n{cookies}")
     return path
 
 
 def start(name: str, wl: zonegen.Workload, work: Path, cpu: int | None,
-          rrl: tuple[int, int] | None, dnsserve_rrl: str = "") -> WatchedServer:
-    """``name`` serving the generated zone, one server thread on ``cpu``."""
+          rrl: tuple[int, int] | None, dnsserve_rrl: str = "",
+          cookie_secret: str | None = None) -> WatchedServer:
+    """``name`` serving the generated zone, one server thread on ``cpu``; with
+    ``cookie_secret``, DNS Cookies on with that secret (dnsserve has them on anyway)."""
     work.mkdir(parents=True, exist_ok=True)
     with pinned(cpu):
         if name == "dnsserve":
             text = dnsserve_rrl or (f"enabled = true\nrate = {rrl[0]}\nslip = {rrl[1]}"
                                     if rrl else "enabled = false")
-            cfg = _dnsserve_config(work, text)
+            cfg = _dnsserve_config(work, text, cookie_secret)
             handle: peers.Peer | object = start_server(
                 work, "-c", str(cfg), zones=wl.zone_file.parent, cwd=work)
         elif name == "nsd":
-            handle = peers.start_nsd({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl)
+            handle = peers.start_nsd({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl,
+                                     cookie_secret=cookie_secret)
         elif name == "knot":
-            handle = peers.start_knot({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl)
+            handle = peers.start_knot({wl.origin: wl.zone_file}, work, threads=1, rrl=rrl,
+                                      cookie_secret=cookie_secret)
         else:
             raise ValueError(name)
     return watch(name, handle, wl.origin)  # type: ignore[arg-type]
@@ -116,6 +148,15 @@ def flood(port: int, query: bytes, count: int, seconds: float, cpu: int | None) 
                         return
                     continue
                 result.bytes_out += len(data)
+                if data[3] & 0x0F:
+                    result.not_noerror += 1
+                    result.not_noerror_tc += bool(data[2] & (dns.flags.TC >> 8))
+                    if not result.odd_rcode:
+                        try:
+                            result.odd_rcode = dns.rcode.to_text(
+                                dns.message.from_wire(data).rcode())  # with OPT's upper bits
+                        except Exception as exc:  # a report, not a check
+                            result.odd_rcode = f"unparsed ({exc})"
                 if data[2] & (dns.flags.TC >> 8):
                     result.truncated += 1
                 else:
@@ -145,19 +186,91 @@ def flood(port: int, query: bytes, count: int, seconds: float, cpu: int | None) 
     return result
 
 
-def run_floods(args: argparse.Namespace, wl: zonegen.Workload, work: Path) -> list[Flood]:
+def _cookie_query(qname: str, qtype: str, cookie: bytes) -> dns.message.Message:
+    return dns.message.make_query(qname, qtype, use_edns=0, payload=1232, options=[
+        dns.edns.GenericOption(dns.edns.OptionType.COOKIE, cookie)])
+
+
+def server_cookie(port: int, qname: str, qtype: str) -> bytes:
+    """Client cookie | server cookie: what a query with a client cookie only gets back."""
+    query = _cookie_query(qname, qtype, CLIENT_COOKIE)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2.0)
+        for _ in range(3):
+            sock.sendto(query.to_wire(), ("127.0.0.1", port))
+            try:
+                answer = dns.message.from_wire(sock.recv(65535))
+            except TimeoutError:
+                continue
+            for option in answer.options:
+                value = option.to_wire() or b""
+                if option.otype == dns.edns.OptionType.COOKIE and len(value) > 8:
+                    if value[:8] != CLIENT_COOKIE:
+                        raise RuntimeError(f"COOKIE answered for another client: {value.hex()}")
+                    return value
+            rcode = dns.rcode.to_text(answer.rcode())
+            raise RuntimeError(f"no server cookie in the answer ({rcode})")
+    raise RuntimeError("no answer to the query with a client cookie")
+
+
+def interop(port: int, qname: str, qtype: str) -> str:
+    """Whether the server accepts a server cookie ``answer.cookies`` made with the shared
+    secret (RFC 9018's point): "accepted" when echoed with NOERROR, else what came back."""
+    ours = Cookies(bytes.fromhex(COOKIE_SECRET)).make(
+        CLIENT_COOKIE, ipaddress.ip_address("127.0.0.1").packed, int(time.time()) - 1)
+    query = _cookie_query(qname, qtype, ours)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2.0)
+        sock.sendto(query.to_wire(), ("127.0.0.1", port))
+        try:
+            answer = dns.message.from_wire(sock.recv(65535))
+        except TimeoutError:
+            return "no answer"
+    back = [o.to_wire() for o in answer.options if o.otype == dns.edns.OptionType.COOKIE]
+    rcode = dns.rcode.to_text(answer.rcode())
+    if back == [ours] and rcode == "NOERROR":
+        return "accepted"
+    return f"{rcode}, {'a new server cookie' if back else 'no cookie'}"
+
+
+def forged_cookie() -> bytes:
+    """Client cookie | a server cookie in RFC 9018's layout, now, under another secret."""
+    return Cookies(bytes(16)).make(CLIENT_COOKIE, ipaddress.ip_address("127.0.0.1").packed,
+                                   int(time.time()))
+
+
+def run_floods(args: argparse.Namespace, wl: zonegen.Workload, work: Path,
+               cookies: str = "") -> list[Flood]:
+    """The flood at each server (each started afresh); with ``cookies`` (a COOKIE_KINDS
+    key), cookies on at every server and that COOKIE option in every query."""
     qname, qtype = wl.samples["txt"][0]
     query = dns.message.make_query(qname, qtype, use_edns=0, payload=1232).to_wire()
     out = []
+    kind = f"cookie-{cookies}" if cookies else "flood"
     for name in args.servers:
         srv = None
         try:
-            srv = start(name, wl, work / f"flood-{name}", args.server_cpu, (args.rate, args.slip))
-            print(f"  flood {name} ({args.count} x {qname} {qtype})", flush=True)
+            srv = start(name, wl, work / f"{kind}-{name}", args.server_cpu, (args.rate, args.slip),
+                        cookie_secret=COOKIE_SECRET if cookies else None)
+            cookie = b""
+            made = ""
+            if cookies == "valid":
+                cookie = server_cookie(srv.port, qname, qtype)
+                made = interop(srv.port, qname, qtype)
+            elif cookies == "client":
+                cookie = CLIENT_COOKIE
+            elif cookies == "forged":
+                cookie = forged_cookie()
+            if cookie:
+                query = _cookie_query(qname, qtype, cookie).to_wire()
+            print(f"  {kind} {name} ({args.count} x {qname} {qtype})", flush=True)
             result = flood(srv.port, query, args.count, args.flood_seconds, args.client_cpu)
-            result.name, result.command = name, srv.command
+            result.name, result.command, result.cookie = name, srv.command, cookie.hex()
+            result.kind, result.interop = cookies, made
         except Exception as exc:
-            result = Flood(name, error=str(exc))
+            result = Flood(name, error=str(exc), kind=cookies)
             print(f"  {name} FAILED: {exc}", file=sys.stderr, flush=True)
         finally:
             if srv is not None:
@@ -213,13 +326,14 @@ def _us(runs: list[Run]) -> float:
 def guard_lines(guard: dict[str, object], off_us: float | None) -> list[str]:
     if "error" in guard:
         return ["bench_guard failed:", "", "```", str(guard["error"]), "```", ""]
-    cases = guard["cases"]
-    assert isinstance(cases, dict)
+    cases = dict(guard["cases"])  # type: ignore[call-overload]
+    cookie_cases = {name: cases.pop(name) for name in COOKIE_CASES if name in cases}
     lines = [
         "Without sockets (`benchmarks/bench_guard.py`, pinned to the server CPU): the same"
         f" query mix ({guard['queries']} queries) through the engine alone, the guard with RRL"
         " off (cookies on) and the guard with RRL on, timed in turns on the thread's CPU"
-        f" time (a busy machine's waits do not count), {guard['repeats']} repeats:",
+        f" time (a busy machine's waits do not count), {guard['repeats']} repeats (the"
+        " cookie cases below were timed in the same turns):",
         "",
         "| path | ns CPU per query, best | median |",
         "|---|---:|---:|",
@@ -235,12 +349,90 @@ def guard_lines(guard: dict[str, object], off_us: float | None) -> list[str]:
                       f" RRL off (above), that is **{(off_us + added / 1000) / off_us:.3f}×**"
                       f" ({(off_us + added_median / 1000) / off_us:.3f}× by the medians): the"
                       " bar's ratio without the machine's noise.")
+    return [*lines, "", *cookie_guard_lines(cookie_cases)]
+
+
+def cookie_guard_lines(cases: dict[str, dict[str, float]]) -> list[str]:
+    """bench_guard's cookie cases: the mix with EDNS and a COOKIE option, RRL off."""
+    if not cases:
+        return []
+    base = cases.get(COOKIE_CASES[0])
+    what = {
+        COOKIE_CASES[0]: "the same mix with EDNS (1232), no COOKIE option",
+        COOKIE_CASES[1]: "a client cookie only: we make a server cookie (one SipHash-2-4)",
+        COOKIE_CASES[2]: "our valid server cookie, checked before: a dict lookup, echoed",
+        COOKIE_CASES[3]: "our valid server cookie, not seen before (the cache of checked"
+                         " cookies emptied each pass): one SipHash-2-4 to verify it",
+        COOKIE_CASES[4]: "our valid server cookie, seen before, with RRL on (rate 100,000):"
+                         " a valid cookie skips the limiter",
+    }
+    lines = [
+        "DNS Cookies' cost, the same way (the guard with RRL off unless said; the mix's"
+        " 1,000 queries each with its own client cookie; the server cookies made by"
+        " `answer.cookies` for 127.0.0.1 when the run starts; SipHash-2-4 is pure Python,"
+        " `answer/siphash.py`):",
+        "",
+        "| query carries | ns CPU per query, best | median | best − no cookie |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, c in cases.items():
+        added = "" if base is None or name == COOKIE_CASES[0] else f"{c['ns'] - base['ns']:+,.0f}"
+        lines.append(f"| {what.get(name, name)} | {c['ns']:,.0f} | {c['median_ns']:,.0f} |"
+                     f" {added} |")
     return [*lines, ""]
+
+
+def cookie_lines(args: argparse.Namespace, floods: list[Flood]) -> list[str]:
+    client = ipaddress.ip_address("127.0.0.1").packed.hex()
+    lines = [
+        "### The flood with DNS Cookies",
+        "",
+        "The same flood, each server started afresh for each row with the same limits and"
+        f" DNS Cookies on, one secret for all three (`{COOKIE_SECRET}`: NSD"
+        " `answer-cookie: yes`, `cookie-secret`; Knot `mod-cookies` `secret`, listed before"
+        " `mod-rrl` in `global-module`; dnsserve `[cookies] secret`), every query carrying"
+        f" one COOKIE option: *valid*: the client cookie `{CLIENT_COOKIE.hex()}` and the"
+        " server cookie a first query with that client cookie only got back from that server"
+        " (RFC 9018: version 1, timestamp, SipHash-2-4 over client cookie, version,"
+        f" timestamp and client address `{client}`); *client*: the client cookie only;"
+        " *forged*: the client cookie and a server cookie in RFC 9018's layout made now"
+        " with another secret. A valid server cookie proves the source address is the"
+        " client's own, so it should not be rate limited (every answer full); the others"
+        " should be limited as the flood above. Full answers: without TC, NOERROR;"
+        " other RCODE: without TC and not NOERROR (the first such answer's extended RCODE"
+        " in brackets, whether with TC or not); truncated: with TC (of which not NOERROR);"
+        " amplification counts the COOKIE option in the bytes in.",
+        "",
+        "| server | cookie | sent | full answers | other RCODE | truncated (not NOERROR) |"
+        " dropped | bytes out | amplification |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in floods:
+        if f.error:
+            lines.append(f"| {f.name} | {f.kind} | FAILED: {f.error.splitlines()[0][:80]}"
+                         " | | | | | | |")
+            continue
+        odd = f" ({f.odd_rcode})" if f.odd_rcode else ""
+        other = f.not_noerror - f.not_noerror_tc
+        lines.append(f"| {f.name} | {f.kind} | {f.sent:,} | {f.full - other:,} |"
+                     f" {other:,}{odd} | {f.truncated:,} ({f.not_noerror_tc:,}) |"
+                     f" {f.dropped:,} | {f.bytes_out:,} | {f.amplification:.3f} |")
+    valid = [f for f in floods if f.kind == "valid" and f.cookie]
+    if valid:
+        lines += ["", "The valid server cookies sent (after the client cookie): "
+                  + "; ".join(f"{f.name} `{f.cookie[16:]}`" for f in valid) + ".",
+                  "", "Interop (RFC 9018: servers sharing a secret accept each other's"
+                  " cookies): a server cookie made by dnsserve's `answer.cookies` with the"
+                  " shared secret, a second old, sent once before the flood: "
+                  + "; ".join(f"{f.name} {f.interop}" for f in valid) + "."]
+    return [*lines, "", "Server commands:", "", "```",
+            *(shlex.join(f.command) for f in floods if f.command), "```", ""]
 
 
 def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
            floods: list[Flood], runs: dict[str, list[Run]], loads: tuple[str, str],
-           when: str, qname: str, guard: dict[str, object] | None) -> tuple[str, float | None]:
+           when: str, qname: str, guard: dict[str, object] | None,
+           cookie_floods: list[Flood] | None = None) -> tuple[str, float | None]:
     lines = [
         "## RRL: a reflection flood, and the cost of rate limiting",
         "",
@@ -280,6 +472,8 @@ def render(args: argparse.Namespace, argv: list[str], info: dict[str, str],
                      f" {f.seconds:.2f} |")
     lines += ["", "Server commands:", "", "```",
               *(shlex.join(f.command) for f in floods if f.command), "```", ""]
+    if cookie_floods:
+        lines += cookie_lines(args, cookie_floods)
     ratio: float | None = None
     if runs["off"] and runs["on"]:
         off, on = _us(runs["off"]), _us(runs["on"])
@@ -336,11 +530,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--outstanding", type=int, default=2000, help="dnsperf -q, CPU runs (2000)")
     ap.add_argument("--servers", default="dnsserve,nsd,knot", help="flood these")
     ap.add_argument("--no-cpu", action="store_true", help="skip the RRL on/off CPU runs")
-    ap.add_argument("--no-flood", action="store_true", help="skip the flood")
+    ap.add_argument("--no-flood", action="store_true", help="skip the floods")
+    ap.add_argument("--cookie-floods", default=",".join(COOKIE_KINDS),
+                    help="floods with DNS Cookies: valid,client,forged ('' for none)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report file")
     ap.add_argument("--no-report", action="store_true", help="print only")
     args = ap.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.cookie_floods = [k.strip() for k in args.cookie_floods.split(",") if k.strip()]
+    unknown = set(args.cookie_floods) - set(COOKIE_KINDS)
+    if unknown:
+        ap.error(f"--cookie-floods: unknown {', '.join(sorted(unknown))}")
     return pick_cpus(args)
 
 
@@ -357,16 +557,19 @@ def main(argv: list[str]) -> int:
     try:
         wl = zonegen.generate(tmp)
         floods = [] if args.no_flood else run_floods(args, wl, tmp)
+        cookie_floods = [] if args.no_flood else [
+            f for kind in args.cookie_floods for f in run_floods(args, wl, tmp, kind)]
         runs = {"off": [], "on": []} if args.no_cpu else run_cpu(args, wl, tmp)
         guard = None if args.no_cpu else guard_bench(args)
         text, _ = render(args, shown_argv("bench_rrl", argv), info, floods, runs,
-                         (load_start, loadavg()), when, wl.samples["txt"][0][0], guard)
+                         (load_start, loadavg()), when, wl.samples["txt"][0][0], guard,
+                         cookie_floods)
         text = text.replace(str(tmp), "$BENCH_DIR")
         print(text)
         if not args.no_report:
             write_section("rrl", text, args.out)
             print(f"\nwrote {args.out}")
-        return 1 if any(f.error for f in floods) else 0
+        return 1 if any(f.error for f in floods + cookie_floods) else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
