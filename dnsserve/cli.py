@@ -35,6 +35,7 @@ from dnsserve.posture import output
 from dnsserve.posture.findings import counts
 from dnsserve.settings import load_settings
 from dnsserve.xfr import keys
+from dnsserve.zones import dnskeys, online
 
 cli = typer.Typer(
     add_completion=False,
@@ -288,6 +289,66 @@ def tsig_keygen(
         typer.echo(f"tsig-keygen: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(keys.to_text(key), nl=False)
+
+
+dnssec_app = typer.Typer(no_args_is_help=True, help="DNSSEC of zones dnsserve signs itself.")
+cli.add_typer(dnssec_app, name="dnssec")
+
+
+def _zone_name(zone: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(zone)
+    except dns.exception.DNSException as exc:
+        typer.echo(f"dnsserve: {zone}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@cli.command("dnssec-keygen")
+def dnssec_keygen(
+    zone: Annotated[str, typer.Argument(help="The zone the keys sign (example.com.).")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", "-a", help=" or ".join(online.ALGORITHMS) + ".")
+    ] = online.DEFAULT_ALGORITHM,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write them (default: keys/ZONE/).")
+    ] = None,
+) -> None:
+    """Make a KSK and a ZSK for ZONE in BIND's key files (K<zone>.+<alg>.+<tag>.key and
+    .private), for [[zone]] dnssec.keys; dnssec-signzone and dnssec-dsfromkey read them."""
+    origin = _zone_name(zone)
+    if algorithm not in online.ALGORITHMS:
+        typer.echo(f"dnsserve: --algorithm {algorithm}: use "
+                   f"{' or '.join(online.ALGORITHMS)}", err=True)
+        raise typer.Exit(1)
+    target = directory or Path("keys") / origin.to_text(omit_final_dot=True)
+    for path in dnskeys.generate(origin, algorithm, target):
+        typer.echo(str(path))
+
+
+@dnssec_app.command("ds")
+def dnssec_ds(
+    zone: Annotated[str, typer.Argument(help="A zone with [[zone]] dnssec keys.")],
+    config: ConfigOpt = None,
+    keys_dir: Annotated[
+        Path | None, typer.Option("--keys", help="The key directory (default: the config's).")
+    ] = None,
+) -> None:
+    """Print the DS records (SHA-256) of ZONE's KSK, for the parent zone."""
+    origin = _zone_name(zone)
+    if keys_dir is None:
+        signing = load(config).signing().get(origin)
+        if signing is None:
+            typer.echo(f"dnsserve: zone {origin} has no [[zone]] dnssec keys in the config "
+                       "(or give --keys DIR)", err=True)
+            raise typer.Exit(1)
+        keys_dir = Path(signing.keys)
+    try:
+        found = dnskeys.read_keys(keys_dir, origin)
+    except ConfigError as exc:
+        typer.echo(f"dnsserve: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in online.ds_records(found, origin):
+        typer.echo(line)
 
 
 def main() -> None:

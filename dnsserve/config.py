@@ -54,7 +54,8 @@ from dnsserve.config_values import parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, MemberId
 from dnsserve.posture.configrules import config_findings
-from dnsserve.zones.table import ZoneTable, closest_origin
+from dnsserve.zones.signed import is_signed
+from dnsserve.zones.table import ZoneTable, closest_origin, name_key
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -252,6 +253,7 @@ def place_pools(
     when only the origins are known (no CNAME checks then).
     """
     known = ", ".join(sorted(o.to_text() for o in tables)) or "none loaded"
+    signing = {dns.name.from_text(z.name) for z in config.zone if z.dnssec is not None}
     pools: list[Pool] = []
     set_aside: list[str] = []
     aside: set[tuple[dns.name.Name, str]] = set()
@@ -270,7 +272,8 @@ def place_pools(
                 set_aside.append(f"{file}: pool[{i}] ({cfg.owner} {cfg.type.value}) set aside: "
                                  f"its zone {broken} failed to load")
             continue
-        problem = _conflict(cfg.type, owner, origin, tables[origin])
+        problem = _conflict(cfg.type, owner, origin, tables[origin]) or _unsignable(
+            owner, origin, tables[origin], signing)
         if problem is not None:
             errors.append(problem_line(file, key, cfg.owner, problem))
             continue
@@ -281,6 +284,28 @@ def place_pools(
             errors.append(problem_line(file, f"zone[{i}].name", zone.name,
                                        "primary zone without a zone file (or set primaries)"))
     return Placed(tuple(pools), tuple(set_aside), tuple(errors), frozenset(aside))
+
+
+def _unsignable(
+    owner: dns.name.Name, origin: dns.name.Name, table: ZoneTable | None,
+    signing: Collection[dns.name.Name],
+) -> str | None:
+    """Why a pool cannot answer in a signed zone, or None: a pre-signed zone (its
+    file signed beforehand, no keys in the config) cannot sign a pool's answers,
+    and in an online-signed one the pool's name must be in the zone file (its NSEC
+    record is made at load: a name the chain says does not exist fails validation)."""
+    if table is None or not is_signed(table):
+        return None
+    if origin in signing:
+        if table.exists_key(name_key(owner)):
+            return None
+        return (f"zone {origin} is signed online and {owner} is not in its zone file: "
+                "the denial chain is made at load, so a pool's name must be there (give "
+                "it the pool's static records)")
+    return (f"zone {origin} is signed (DNSKEY and RRSIGs in its file) but has no "
+            "[[zone]] dnssec keys: a pool answer needs a signature made for it, and without "
+            "a valid one validating resolvers reject it (SERVFAIL); give the zone's keys "
+            "(dnssec = { keys = ... }) so dnsserve signs it, or move the pool out")
 
 
 _BESIDE_CNAME = (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX, dns.rdatatype.TXT)

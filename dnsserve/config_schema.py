@@ -151,8 +151,19 @@ class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     key_file: str | None = None
 
 
+class DnssecConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[zone]] dnssec``: dnsserve signs the zone itself with these keys (issue 8 §2)."""
+
+    keys: str  # the key directory (``dnsserve dnssec-keygen``); relative to the config file
+    algorithm: str = "ECDSAP256SHA256"  # of the keys made: ECDSAP256SHA256 | ED25519
+    nsec3: bool = False  # NSEC3 is not there yet: true is refused
+    validity: str = "14d"  # how long a signature is valid (BIND TTL syntax: 14d, 2w, 1209600)
+    refresh: str = "7d"  # re-sign when a signature has less than this left
+
+
 class ZoneConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
+    dnssec: DnssecConfig | None = None  # sign online with these keys
     allow_transfer: tuple[str, ...] = ()
     transfer_keys: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()

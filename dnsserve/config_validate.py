@@ -28,6 +28,7 @@ import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.ttl
 
 from dnsserve.answer.policies import AllDown
 from dnsserve.answer.rrl import MAX_RATE
@@ -39,6 +40,7 @@ from dnsserve.config_schema import (
     TSIG_ALGORITHMS,
     Config,
     CookiesConfig,
+    DnssecConfig,
     MemberConfig,
     MonitorConfig,
     NodeConfig,
@@ -60,6 +62,7 @@ from dnsserve.config_values import (
 )
 from dnsserve.health.model import CheckKind
 from dnsserve.posture.findings import RULES
+from dnsserve.zones.online import ALGORITHMS as SIGNING_ALGORITHMS
 
 
 def _ip_problem(text: str, version: int | None = None) -> str | None:
@@ -391,11 +394,42 @@ def _check_transfers(config: Config, file: str) -> list[str]:
         for field, name in named:
             if name not in keys:
                 errors.append(problem_line(file, f"{key}.{field}", name, "no such key"))
+        if zone.dnssec is not None:
+            errors += _check_dnssec(zone.dnssec, f"{key}.dnssec", file, secondary=zone.secondary)
         if not zone.primaries:
             for field in ("key", "allow_notify"):
                 if getattr(zone, field):
                     errors.append(problem_line(file, f"{key}.{field}", getattr(zone, field),
                                                "only for a secondary zone (set primaries)"))
+    return errors
+
+
+MIN_RESIGN = 10  # seconds: validity - refresh, how often the zone may be re-signed at most
+
+
+def _check_dnssec(dnssec: DnssecConfig, key: str, file: str, *, secondary: bool) -> list[str]:
+    errors = []
+    if secondary:
+        errors.append(problem_line(file, key, "...", "a secondary zone is signed by its "
+                                   "primary: remove dnssec, or the zone's primaries"))
+    if dnssec.algorithm not in SIGNING_ALGORITHMS:
+        errors.append(problem_line(file, f"{key}.algorithm", dnssec.algorithm,
+                                   f"use {' or '.join(SIGNING_ALGORITHMS)}"))
+    if dnssec.nsec3:
+        errors.append(problem_line(file, f"{key}.nsec3", True,
+                                   "online signing makes an NSEC chain only (for now)"))
+    seconds = {}
+    for field in ("validity", "refresh"):
+        try:
+            seconds[field] = dns.ttl.from_text(getattr(dnssec, field))
+        except dns.exception.DNSException:
+            errors.append(problem_line(file, f"{key}.{field}", getattr(dnssec, field),
+                                       "a duration such as 14d, 2w or 1209600"))
+    if len(seconds) == 2 and not 0 < seconds["refresh"] <= seconds["validity"] - MIN_RESIGN:
+        errors.append(problem_line(file, f"{key}.refresh", dnssec.refresh,
+                                   f"must be more than 0 and at least {MIN_RESIGN} s less "
+                                   "than validity (the zone is re-signed that long before "
+                                   "its signatures expire)"))
     return errors
 
 

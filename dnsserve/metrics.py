@@ -343,6 +343,7 @@ class ServerMetrics:
     reloads: Counter
     zone_serial: Gauge
     zone_records: Gauge
+    signature_expiry: Gauge
     state_write_failures: Counter
     worker_queries: Counter
     worker_restarts: Counter
@@ -401,6 +402,9 @@ def server_metrics(registry: Registry) -> ServerMetrics:
                           "Reloads, by result: accepted or refused.", ("result",)),
         zone_serial=r.gauge("dnsserve_zone_serial", "SOA serial served, by zone.", ("zone",)),
         zone_records=r.gauge("dnsserve_zone_records", "Records served, by zone.", ("zone",)),
+        signature_expiry=r.gauge(
+            "dnsserve_dnssec_signature_expiry_seconds", "When the first RRSIG of a signed "
+            "zone expires (seconds since the epoch), pre-signed or signed online.", ("zone",)),
         state_write_failures=r.counter("dnsserve_state_write_failures_total",
                                        "Writes to the state file that failed."),
         worker_queries=r.counter("dnsserve_worker_queries_total",

@@ -200,11 +200,13 @@ class Operations:
     def _zone_docs(self) -> tuple[ZoneDoc, ...]:
         served = self._reloader.served
         docs = []
+        expiry = self._reloader.signature_expiry
         if served is not None:
             for origin, info in sorted(served.zones.items()):
                 docs.append(ZoneDoc(name=origin.to_text(), file=info.file, serial=info.serial,
                                     records=info.records, loaded_at=info.loaded_at,
-                                    ok=info.ok, result=info.result or "loaded"))
+                                    ok=info.ok, result=info.result or "loaded",
+                                    signatures_expire=expiry.get(origin)))
         for origin, why in sorted(self._reloader.unserved.items()):
             docs.append(ZoneDoc(name=origin.to_text(), ok=False, result=why))
         return tuple(docs)
@@ -459,6 +461,9 @@ class Operations:
             for origin, info in self._reloader.served.zones.items():
                 m.zone_serial.labels(zone=origin.to_text()).set(info.serial)
                 m.zone_records.labels(zone=origin.to_text()).set(info.records)
+        m.signature_expiry.clear()
+        for origin, first in self._reloader.signature_expiry.items():
+            m.signature_expiry.labels(zone=origin.to_text()).set(first)
         m.reloads.labels(result="accepted").set_total(self._reloader.accepted)
         m.reloads.labels(result="refused").set_total(self._reloader.refused)
         m.state_write_failures.set_total(self._health.writer.failures)

@@ -81,7 +81,7 @@ def check(settings: Settings, *, against: str | None = None,
     copies = settings.secondary_copies()  # a secondary zone's copy, once transferred
     loaded = load_zones(settings.zones_dir, log_problems=False, extra={
         o: p for o, p in copies.items() if p.is_file()} if copies else None,
-        rules=settings.file_rules)
+        rules=settings.file_rules, signing=settings.signing())
     findings = [zone_finding(p) for p in loaded.problems]
     findings += [zone_finding(p) for p in unbuildable(loaded.tables, loaded.files)]
     findings += [zone_finding(p) for p in

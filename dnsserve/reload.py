@@ -57,6 +57,7 @@ from dnsserve.staging import (
 )
 from dnsserve.zones.load import LoadedZones
 from dnsserve.zones.offload import ChildLoad, Packed, adopt, adopt_now, worth_a_child
+from dnsserve.zones.poolsign import pool_expiry
 from dnsserve.zones.versions import ZoneContent, ZoneDiff
 
 log = logging.getLogger("dnsserve")
@@ -116,6 +117,7 @@ class Reloader:
         self.refused = 0
         # Secondary zones past their expire (or with no copy yet): SERVFAIL.
         self.expired: frozenset[dns.name.Name] = frozenset()
+        self._resign: asyncio.TimerHandle | None = None
 
     @property
     def pools(self) -> tuple[Pool, ...]:
@@ -175,6 +177,7 @@ class Reloader:
         for line in served.set_aside:
             log.error("%s", line)
         self.accepted += 1
+        self._signatures_checked(snapshot)
         reported = tuple(self._on_commit(prepared)) if self._on_commit is not None else ()
         return ReloadResult(
             ok=True, at=time.time(), message=f"serving generation {self._generation}",
@@ -182,6 +185,46 @@ class Reloader:
             generation=self._generation,
             zones={o.to_text(): z.serial for o, z in served.zones.items()},
         )
+
+    def _signatures_checked(self, snapshot: Snapshot) -> None:
+        """Note each signed zone's first signature expiry (status, /metrics), and set
+        the timer that re-signs the online-signed zones before theirs run out: a
+        reload (their zones are signed again at every load, their pools' signatures
+        when they have less than ``refresh`` left)."""
+        now = time.time()
+        served = self.served
+        assert served is not None
+        expiry = served.signature_expiry
+        signing = self.settings.signing()
+        due: float | None = None
+        pools = (pool_expiry(served.signer, snapshot.selections, now)
+                 if served.signer is not None else {})
+        for origin, how in signing.items():
+            first = min([e for e in (expiry.get(origin), pools.get(origin))
+                         if e is not None], default=None)
+            if first is not None:
+                at = first - how.refresh
+                due = at if due is None else min(due, at)
+        if self._resign is not None:
+            self._resign.cancel()
+            self._resign = None
+        if due is None:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing to re-sign later
+            loop = asyncio.get_running_loop()
+            delay = max(RESIGN_MIN_DELAY, due - now)
+            self._resign = loop.call_later(delay, self._resign_now)
+            log.info("online-signed zones re-signed in %.0f s", delay)
+
+    def _resign_now(self) -> None:
+        self._resign = None
+        log.info("re-signing the online-signed zones (signatures near their refresh time)")
+        self.reload()
+
+    @property
+    def signature_expiry(self) -> dict[dns.name.Name, float]:
+        """Each signed zone's first signature expiry (seconds since the epoch)."""
+        return dict(self.served.signature_expiry) if self.served is not None else {}
 
     def load(
         self,
@@ -271,7 +314,7 @@ class Reloader:
                 if worth_a_child(settings.zones_dir, extra):
                     served = self.served.contents if self.served is not None else {}
                     child = ChildLoad(settings.zones_dir, before, extra, settings.file_rules,
-                                      served)
+                                      served, settings.signing())
                     packed = await in_daemon_thread(child.run)
                     compared = {
                         o: Compared(served[o], ZoneDiff(c.removed, c.added), c.old_hash,
@@ -383,7 +426,10 @@ class Reloader:
         assert self.engine is not None
         current = self.engine.snapshot
         view = self._view()
-        fresh = select_all(self.pools, view, time.time(), current.selections)
+        now = time.time()
+        fresh = select_all(self.pools, view, now, current.selections)
+        if self.served is not None and self.served.signer is not None:
+            fresh = self.served.signer.sign(fresh, current.selections, now)
         changed = {k: v for k, v in fresh.items() if current.selections.get(k) != v}
         if not changed:
             return
@@ -408,6 +454,9 @@ class Reloader:
 # How long a thread may hold the GIL while another waits for it, during a reload
 # (CPython's default is 5 ms: one answer could wait that long per switch).
 RELOAD_SWITCH_INTERVAL = 0.001
+# the re-signing timer never fires sooner than this after a load (a refresh of
+# almost the whole validity must not turn into a reload loop)
+RESIGN_MIN_DELAY = 10.0  # config_validate.MIN_RESIGN
 
 
 # Added to the nice value of the thread that does a reload's work when workers

@@ -36,6 +36,7 @@ from dnsserve.statuspage import (
     Status,
     ZoneDoc,
 )
+from dnsserve.zones.signed import EXPIRY_WARNING
 
 STATE_STYLE = {"up": "bold green", "down": "bold red"}
 
@@ -195,13 +196,22 @@ def _last_check(m: MemberDoc, now: float) -> Text:
 
 def _zones_table(zones: Iterable[ZoneDoc], now: float) -> Group:
     table = Table()
+    zones = list(zones)
+    signed = any(z.signatures_expire is not None for z in zones)
     for column in ("zone", "serial", "records", "loaded", "last load"):
         table.add_column(column)
+    if signed:
+        table.add_column("signatures expire")
     for z in zones:
+        expiry = [] if not signed else [Text(
+            "-" if z.signatures_expire is None else ago(z.signatures_expire, now),
+            style="bold red" if z.signatures_expire is not None
+            and z.signatures_expire - now < EXPIRY_WARNING else "")]
         table.add_row(
             Text(z.name), Text("-" if z.serial is None else str(z.serial)),
             Text("-" if z.records is None else str(z.records)), Text(ago(z.loaded_at, now)),
             Text(z.result or ("ok" if z.ok else "failed"), style="" if z.ok else "bold red"),
+            *expiry,
         )
     return _titled(Text("zones", style="bold"), table)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.name
+import dns.ttl
 import msgspec
 
 from dnsserve.answer.guard import Defences
@@ -29,6 +30,7 @@ from dnsserve.config_values import check_listen, parse_hostport
 from dnsserve.errors import ConfigError
 from dnsserve.zones.files import FileRules
 from dnsserve.zones.load import zone_file_name
+from dnsserve.zones.online import Signing
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
 
@@ -70,6 +72,17 @@ class Settings:
         if not copies:
             return None, waiting
         return {o: p for o, p in copies.items() if o not in waiting}, waiting
+
+    def signing(self) -> dict[dns.name.Name, Signing]:
+        """The zones dnsserve signs itself (``[[zone]] dnssec``), keys made absolute
+        (relative to the config file's directory)."""
+        base = self.config_path.resolve().parent if self.config_path is not None else Path.cwd()
+        return {
+            dns.name.from_text(z.name): Signing(
+                str(base / z.dnssec.keys), dns.ttl.from_text(z.dnssec.validity),
+                dns.ttl.from_text(z.dnssec.refresh))
+            for z in self.config.zone if z.dnssec is not None
+        }
 
     @property
     def config_name(self) -> str:

@@ -46,12 +46,15 @@ from dnsserve.answer.policies import Pool, Selection, select
 from dnsserve.answer.snapshot import PoolKey, Snapshot, build_snapshot
 from dnsserve.config import Placed, place_pools
 from dnsserve.config_schema import identity_bytes
-from dnsserve.errors import DnsServeError
+from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.health.model import HealthView
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import compile_zone
 from dnsserve.zones.deletions import check_deletions
 from dnsserve.zones.load import Fingerprint, LoadedZones, load_zones, zone_file_name
+from dnsserve.zones.online import signature_expiry
+from dnsserve.zones.poolsign import PoolSigner
+from dnsserve.zones.signed import is_signed
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -98,6 +101,10 @@ class Served:
     contents: Mapping[dns.name.Name, ZoneContent]
     pools: tuple[Pool, ...]
     zones: Mapping[dns.name.Name, ZoneInfo]
+    signer: PoolSigner | None = None  # the online-signed zones' keys: signs pool answers
+    # each signed zone's first RRSIG expiry (seconds since the epoch): status, /metrics
+    # and the re-signing timer; found here, off the main loop (a walk of every record)
+    signature_expiry: Mapping[dns.name.Name, float] = field(default_factory=dict)
     set_aside: tuple[str, ...] = ()  # pools not served, and why
     notes: tuple[str, ...] = ()  # what the load reported (zones kept, files gone, ...)
     unserved: Mapping[dns.name.Name, str] = field(default_factory=dict)  # zones failed at start
@@ -172,7 +179,7 @@ def prepare(inp: ReloadInput) -> Prepared:
     if loaded is None:
         loaded = load_zones(settings.zones_dir, extra=extra,
                             previous=previous.loaded if previous else None,
-                            rules=settings.file_rules)
+                            rules=settings.file_rules, signing=settings.signing())
     failed = _failed(loaded) | waiting  # pools in a zone with no copy yet are set aside
     tables = dict(loaded.tables)
     zones: dict[dns.name.Name, ZoneInfo] = {}
@@ -208,6 +215,10 @@ def prepare(inp: ReloadInput) -> Prepared:
         errors += set_aside  # a reload never drops a pool that is served
     if errors:
         raise ReloadRefused(errors)
+    try:
+        signer = PoolSigner.read({o: s for o, s in settings.signing().items() if o in tables})
+    except ConfigError as exc:
+        raise ReloadRefused([str(exc)]) from None
     contents, versions, guard = _versions(inp, tables, pools, warnings)
     if guard and not inp.force:
         if previous is not None:
@@ -241,7 +252,8 @@ def prepare(inp: ReloadInput) -> Prepared:
     def build(pools: Sequence[Pool]) -> Snapshot:
         return build_snapshot(
             tables,
-            selections=select_all(pools, inp.view, inp.now, inp.selections),
+            selections=signer.sign(select_all(pools, inp.view, inp.now, inp.selections),
+                                   inp.selections, inp.now),
             version=settings.server.version,
             identity=_octets(settings.server.identity),
             nsid=_octets(settings.server.nsid) or b"",
@@ -280,10 +292,26 @@ def prepare(inp: ReloadInput) -> Prepared:
     served = Served(
         settings,
         LoadedZones(tables, loaded.problems, loaded.files, _fresh_prints(loaded, tables)),
-        contents, pools, zones,
+        contents, pools, zones, signer, _signature_expiry(previous, tables, inp.now),
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
     return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+
+
+def _signature_expiry(
+    previous: Served | None, tables: Mapping[dns.name.Name, ZoneTable], now: float
+) -> dict[dns.name.Name, float]:
+    """Each signed zone's first RRSIG expiry; a table served already keeps its figure."""
+    out = {}
+    for origin, table in tables.items():
+        if (previous is not None and previous.loaded.tables.get(origin) is table
+                and origin in previous.signature_expiry):
+            out[origin] = previous.signature_expiry[origin]
+        elif is_signed(table):
+            first = signature_expiry(table, now)
+            if first is not None:
+                out[origin] = first
+    return out
 
 
 def _fresh_prints(

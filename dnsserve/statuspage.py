@@ -87,6 +87,8 @@ class ZoneDoc(msgspec.Struct, frozen=True, kw_only=True):
     loaded_at: float | None = None  # when the version served now was loaded
     ok: bool = True  # the last load or reload of this zone succeeded
     result: str = ""  # its outcome, e.g. the error that kept the old version
+    # a signed zone: when its first RRSIG expires (seconds since the epoch)
+    signatures_expire: float | None = None
 
 
 class SecondaryDoc(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,8 +24,10 @@ provable encloser and the one covering the next closer name, RFC 5155
 asked: those of prebuilt answers for the life of the zones (as many as the
 prebuilt answers), the others (denials of random names) in a bounded cache.
 A key of a zone that is not signed gets ``None`` (the engine's ordinary
-answer: DO changes nothing there). Pool answers are served unsigned here
-(signing them is online signing's job).
+answer: DO changes nothing there). A pool answer in an online-signed zone
+gets the signatures its selection carries (``SignedPool``, made by the
+owner at the flip: ``zones.poolsign``), one DO form per variant; a pool
+without signatures (an unsigned zone) gets the plain answer.
 
 The zone's chain and its signatures' expiry are read by ``zones.signed``.
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 import dns.name
 import dns.rdata
@@ -47,7 +50,7 @@ from dns.rcode import Rcode
 from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, in_expired, key_parts
-from dnsserve.answer.prebuilt import Prebuilt, empty, render
+from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
 from dnsserve.wire import AA, QR, counts, flag_variants
 from dnsserve.zones.signed import Chain, is_signed
 from dnsserve.zones.table import Result, ResultKind, ZoneTable, key_offsets, name_key
@@ -71,12 +74,51 @@ _NOT_PLAIN = frozenset((RdataType.CNAME, RdataType.DNAME, RdataType.NS))
 # Not in a memo (None there means: the plain answer); never served: compared by identity.
 _UNKNOWN = empty(Rcode.SERVFAIL)
 
+PoolKey = tuple[dns.name.Name, RdataType]
+# (owner wire, type) -> the set of a variant's rdatas (wire) -> its RRSIGs (wire)
+PoolSigs = Mapping[tuple[bytes, int], Mapping[frozenset[bytes], tuple[bytes, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedPool:
+    """A pool of an online-signed zone: its RRset and RRSIGs per variant, and weights."""
+
+    rrsets: tuple[dns.rrset.RRset | None, ...]
+    signatures: tuple[tuple[bytes, ...], ...]
+    cum_weights: tuple[int, ...] | None
+    # the set of a variant's rdatas (wire) -> its RRSIGs (wire): ``_Proof`` finds them so
+    by_content: Mapping[frozenset[bytes], tuple[bytes, ...]]
+
+    @classmethod
+    def make(cls, rrsets: tuple[dns.rrset.RRset | None, ...],
+             signatures: tuple[tuple[bytes, ...], ...],
+             cum_weights: tuple[int, ...] | None) -> SignedPool:
+        by_content = {
+            frozenset(_rdata_wire(r) for r in rrset): sigs
+            for rrset, sigs in zip(rrsets, signatures, strict=False) if rrset is not None
+        }
+        return cls(rrsets, signatures, cum_weights, by_content)
+
+
+def _rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
+    wire = rdata.to_wire()
+    assert wire is not None  # no file given: the bytes are returned
+    return wire
+
+
+def pool_signatures(pools: Mapping[PoolKey, SignedPool]) -> PoolSigs:
+    """Every signed pool's signatures, found by the content of the RRset they sign."""
+    return {(name_key(owner), int(rdtype)): pool.by_content
+            for (owner, rdtype), pool in pools.items()}
+
 
 class _Proof:
     """The records a DO answer adds: the zone's, in the order first asked, each once."""
 
-    def __init__(self, table: ZoneTable, chain: Chain, *, decode: bool = True) -> None:
+    def __init__(self, table: ZoneTable, chain: Chain, *, decode: bool = True,
+                 pool_sigs: PoolSigs | None = None) -> None:
         self.table = table
+        self.pool_sigs = pool_sigs or {}
         self.chain = chain
         self.decode = decode  # False: only note the owners (``DoForms`` has them rendered)
         self.rrsets: list[dns.rrset.RRset] = []
@@ -87,6 +129,17 @@ class _Proof:
         """``rrset`` and its RRSIGs (read at ``source``, the wildcard for a synthesized one)."""
         out = [rrset]
         if rrset.rdtype == _RRSIG:
+            return out
+        by_content = self.pool_sigs.get((name_key(rrset.name), int(rrset.rdtype)))
+        if by_content is not None:  # a pool's answer: the signatures made for it
+            made = by_content.get(frozenset(_rdata_wire(r) for r in rrset), ())
+            if made:
+                sigs = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, RdataType.RRSIG,
+                                       rrset.rdtype)
+                for rdata in made:
+                    sigs.add(dns.rdata.from_wire(dns.rdataclass.IN, RdataType.RRSIG, rdata, 0,
+                                                 len(rdata)), rrset.ttl)
+                out.append(sigs)
             return out
         stored = self.table.wire_node(source if source is not None else name_key(rrset.name))
         if stored is None:
@@ -184,9 +237,11 @@ def _encloser(table: ZoneTable, key: bytes) -> bytes | None:
     return None
 
 
-def signed_result(table: ZoneTable, chain: Chain, qname: dns.name.Name, result: Result) -> Result:
-    """``result`` (of ``table.lookup``) as a DO query gets it from a signed zone."""
-    proof = _Proof(table, chain)
+def signed_result(table: ZoneTable, chain: Chain, qname: dns.name.Name, result: Result,
+                  pool_sigs: PoolSigs | None = None) -> Result:
+    """``result`` (of ``table.lookup``) as a DO query gets it from a signed zone
+    (``pool_sigs``: the signatures made for the pools' answers)."""
+    proof = _Proof(table, chain, pool_sigs=pool_sigs)
     answer: list[dns.rrset.RRset] = []
     final = name_key(qname)
     previous: dns.rrset.RRset | None = None
@@ -239,7 +294,8 @@ class DoForms:
     """
 
     __slots__ = (
-        "_cache", "_chains", "_kept", "_pieces", "_signed", "_zones", "cache_size", "expired",
+        "_cache", "_chains", "_kept", "_pieces", "_pool_sigs", "_pools", "_signed", "_zones",
+        "cache_size", "expired",
     )
 
     def __init__(
@@ -249,8 +305,11 @@ class DoForms:
         *,
         cache_size: int = CACHE_SIZE,
         earlier: DoForms | None = None,
+        pools: Mapping[PoolKey, SignedPool] | None = None,
     ) -> None:
         self._zones = zones
+        self._pools = pools or {}
+        self._pool_sigs = pool_signatures(self._pools)
         self.expired = expired
         self.cache_size = cache_size
         signed: dict[bytes, ZoneTable | None] = {}
@@ -263,11 +322,12 @@ class DoForms:
                 now = zones.get(origin)
                 if now is not None and now.same_data(table):
                     self._chains[origin] = (now, chain)
-        self._kept: dict[bytes, Prebuilt | None] = {}
-        self._cache: dict[bytes, Prebuilt | None] = {}
+        self._kept: dict[bytes, Prebuilt | Variants | None] = {}
+        self._cache: dict[bytes, Prebuilt | Variants | None] = {}
         # each zone's SOA and NSEC/NSEC3 records, signed and rendered (``_piece``)
         self._pieces: dict[bytes, dict[bytes, tuple[bytes, int]]] = {}
-        if earlier is not None and earlier.expired == expired and self._same_signed(earlier):
+        if (earlier is not None and earlier.expired == expired and self._same_signed(earlier)
+                and earlier._pool_sigs == self._pool_sigs):
             # the same zones, each signed one the same table (a pool flipped in an
             # unsigned zone): every DO form still holds, and stays warm
             self._kept, self._cache, self._pieces = earlier._kept, earlier._cache, earlier._pieces
@@ -290,7 +350,7 @@ class DoForms:
     def any_signed(self) -> bool:
         return any(table is not None for table in self._signed.values())
 
-    def answer(self, key: bytes, prebuilt: object) -> Prebuilt | None:
+    def answer(self, key: bytes, prebuilt: object) -> Prebuilt | Variants | None:
         """The DO form for answer ``key`` (``prebuilt``: its non-DO entry, if any).
 
         Kept for good: the forms of prebuilt answers and of data that exists
@@ -298,7 +358,7 @@ class DoForms:
         (denials, of random names too) in the bounded cache, so a flood of
         names that do not exist never evicts the answers of names that do.
         """
-        form = self._kept.get(key, _UNKNOWN)
+        form: Prebuilt | Variants | None = self._kept.get(key, _UNKNOWN)
         if form is _UNKNOWN:
             form = self._cache.get(key, _UNKNOWN)
         if form is not _UNKNOWN:
@@ -308,7 +368,8 @@ class DoForms:
             if prebuilt is not None:
                 self._kept[key] = None
             return None  # a miss is not remembered: the walk above is all it costs
-        built = self._denial(table, key) if prebuilt is None else None
+        built: Prebuilt | Variants | None = (
+            self._denial(table, key) if prebuilt is None else None)
         keep = False
         if built is None:
             built, keep = self._build(key)
@@ -339,7 +400,7 @@ class DoForms:
                 return apex
             i += key[i] + 1
 
-    def _build(self, key: bytes) -> tuple[Prebuilt | None, bool]:
+    def _build(self, key: bytes) -> tuple[Prebuilt | Variants | None, bool]:
         """The DO form of ``key`` (None: the plain answer), and whether to keep it for good."""
         qname, qtype, qclass = key_parts(key)
         if qclass != dns.rdataclass.IN or in_expired(self._zones, qname, qtype, qclass,
@@ -350,10 +411,30 @@ class DoForms:
             return None, False
         result = table.lookup(qname, RdataType(qtype))
         if result.uses:
-            return None, False  # a pool answer: signing it is online signing's (not here)
+            return self._pool_forms(table, qname, qtype, qclass, result), True
         form = render(qname, qtype, qclass, signed_result(table, self._chain(table), qname,
                                                           result))
         return form, result.kind is ResultKind.ANSWER and table.exists_key(name_key(qname))
+
+    def _pool_forms(self, table: ZoneTable, qname: dns.name.Name, qtype: int, qclass: int,
+                    result: Result) -> Prebuilt | Variants | None:
+        """The DO forms of an answer that uses pools, one per variant of its first
+        pool (as ``answer.snapshot`` prebuilds the plain ones), with the signatures the
+        owner made; None (the plain answer) when a pool it uses has none."""
+        pools = sorted(result.uses)
+        if not all(p in self._pools for p in pools):
+            return None
+        chain = self._chain(table)
+        first = self._pools[pools[0]]
+        forms = []
+        for rrset in first.rrsets:
+            overlay = table.with_rrsets({pools[0]: rrset})
+            looked = overlay.lookup(qname, RdataType(qtype))
+            forms.append(render(qname, qtype, qclass,
+                                signed_result(overlay, chain, qname, looked, self._pool_sigs)))
+        if len(forms) == 1:
+            return forms[0]
+        return Variants(tuple(forms), first.cum_weights)
 
     def _denial(self, table: ZoneTable, key: bytes) -> Prebuilt | None:
         """The DO form of a name that does not exist, from its wire bytes (None: not a

@@ -41,11 +41,12 @@ import dns.name
 
 from dnsserve import wire
 from dnsserve.answer import edns, tsig
-from dnsserve.answer.dnssec import DoForms
+from dnsserve.answer.dnssec import DoForms, SignedPool
 from dnsserve.answer.lookup import key_parts
 from dnsserve.answer.misses import MissIndex, Outside, build_index
+from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt
-from dnsserve.answer.snapshot import Entry, Snapshot
+from dnsserve.answer.snapshot import Entry, PoolKey, Snapshot, pool_rrset
 from dnsserve.errors import Dropped, FormError, Signed
 from dnsserve.zones.table import ZoneTable
 
@@ -63,7 +64,8 @@ class Engine:
     """Answers queries from the snapshot it holds; ``swap`` replaces it whole."""
 
     __slots__ = (
-        "_answers", "_cache", "_dnssec", "_hot", "_hot_before", "_misses", "_nsid", "_snapshot",
+        "_answers", "_cache", "_dnssec", "_hot", "_hot_before", "_misses", "_nsid",
+        "_signed_pools", "_snapshot",
         "_zones", "answered", "cache_size", "cookies", "expire", "formerr", "hand_off", "keyring",
         "last", "servfails", "tcp_keepalive", "truncated",
     )
@@ -110,6 +112,7 @@ class Engine:
         self._hot: dict[bytes, None] = {}  # miss-index answers with NOERROR, latest last
         self._hot_before: dict[bytes, None] = {}  # the generation before (``HOT_KEYS``)
         self._dnssec = None
+        self._signed_pools: SignedPools = {}
         self.swap(snapshot)
 
     @property
@@ -143,10 +146,13 @@ class Engine:
             self._misses = Outside(base, snapshot.expired)
         if not same_zones:
             self._cache = {}
-            forms = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
+            self._signed_pools = signed_pools(snapshot, self._signed_pools)
+            forms = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec,
+                            pools={p: s for p, (_, s) in self._signed_pools.items()})
             self._dnssec = forms if forms.any_signed else None
         elif self._dnssec is not None and snapshot.expired != self._dnssec.expired:
-            self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec)
+            self._dnssec = DoForms(snapshot.zones, snapshot.expired, earlier=self._dnssec,
+                                   pools={p: s for p, (_, s) in self._signed_pools.items()})
 
     def hot_keys(self) -> list[bytes]:
         """Answer keys the miss index answered lately with NOERROR, most recent first
@@ -372,3 +378,25 @@ def count_key(rcode: int, qtype: int, tcp: bool) -> int:
 def answered_by(counts: dict[int, int]) -> dict[tuple[int, int, bool], int]:
     """``Engine.answered`` unpacked: (rcode, qtype, tcp) -> answers."""
     return {(k >> 17, (k >> 1) & 0xFFFF, bool(k & 1)): n for k, n in counts.items()}
+
+
+SignedPools = dict[PoolKey, tuple[Selection, SignedPool]]
+
+
+def signed_pools(snapshot: Snapshot, before: SignedPools) -> SignedPools:
+    """The pools whose selections carry signatures (online-signed zones): each
+    variant's RRset beside its RRSIGs, for the DO forms of their answers; a pool
+    whose selection is the one ``before`` had keeps what was made for it (a flip
+    of one pool among thousands makes one)."""
+    out: SignedPools = {}
+    for pool, selection in snapshot.selections.items():
+        if not selection.signatures:
+            continue
+        kept = before.get(pool)
+        if kept is None or kept[0] is not selection:
+            kept = (selection, SignedPool.make(
+                tuple(pool_rrset(pool, selection, k)
+                      for k in range(len(selection.values_variants))),
+                selection.signatures, selection.cum_weights))
+        out[pool] = kept
+    return out

@@ -108,6 +108,9 @@ class Selection:
     ttl: int
     all_down: bool
     reason: str
+    # in an online-signed zone: each variant's RRSIGs (rdata wire), made by the
+    # owner when the selection changed (``zones.poolsign``); () elsewhere
+    signatures: tuple[tuple[bytes, ...], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -128,6 +131,7 @@ class Selection:
             self.values_variants == other.values_variants
             and self.cum_weights == other.cum_weights
             and self.ttl == other.ttl
+            and self.signatures == other.signatures
         )
 
 

@@ -34,6 +34,8 @@ change in the diff and the hash, never a deletion.
     9  g records gone (by 4 and 7,    -                              refused when g > max(
        or their rdata replaced; the                                  fraction x old records,
        apex SOA never counts)                                        SMALL_ZONE_ALLOWANCE)
+   10  RRSIGs                         other RRSIGs (a re-signing)    a change: 9 does not
+                                                                     count signatures
 
 Rules 1-3 come first; rule 4 does not repeat what they reported. A zone
 compiled by ``zones.compile`` always has its apex SOA and NS: rules 1 and 2
@@ -201,7 +203,8 @@ def _still_answers(rdtype: RdataType, left: set[RdataType]) -> bool:
 
 
 def _gone(apex: bytes, changes: ZoneDiff, removed: list[tuple[bytes, int, bytes]]) -> list[bytes]:
-    """Removed records whose rdata is not back (rule 8), the apex SOA left out.
+    """Removed records whose rdata is not back (rule 8), the apex SOA and RRSIGs
+    left out (rule 10: a re-signing replaces every signature, and deletes no data).
 
     ``removed`` is ``record_keys(changes.removed)``.
     """
@@ -210,6 +213,7 @@ def _gone(apex: bytes, changes: ZoneDiff, removed: list[tuple[bytes, int, bytes]
         rr
         for rr, (owner, rdtype, same) in zip(changes.removed, removed, strict=True)
         if same not in back and not (owner == apex and rdtype == RdataType.SOA)
+        and rdtype != RdataType.RRSIG
     ]
 
 

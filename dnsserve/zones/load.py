@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,14 @@ import dns.zone
 import dns.zonefile
 from dns.rdatatype import RdataType
 
-from dnsserve.errors import ZoneError
-from dnsserve.zones.compile import Compiled, ZoneProblem, compile_records
+from dnsserve.errors import ConfigError, ZoneError
+from dnsserve.zones.compile import (
+    Compiled,
+    ZoneProblem,
+    compile_records,
+    compile_with_problems,
+)
+from dnsserve.zones.dnskeys import read_keys
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.fastrdata import rdata_wire as fr_rdata_wire
 from dnsserve.zones.files import (
@@ -65,6 +72,7 @@ from dnsserve.zones.files import (
     show_path,
     utf8_error,
 )
+from dnsserve.zones.online import Signing, sign_zone
 from dnsserve.zones.parse import (
     check_rdata_length,
     check_zone_file,
@@ -166,6 +174,7 @@ def load_zones(
     extra: Mapping[dns.name.Name, Path] | None = None,
     previous: LoadedZones | None = None,
     rules: FileRules = DEFAULT_RULES,
+    signing: Mapping[dns.name.Name, Signing] | None = None,
 ) -> LoadedZones:
     """Load every zone in ``directory``; a zone that fails is left out (and logged).
 
@@ -175,9 +184,10 @@ def load_zones(
     served now), a zone whose file and includes have the same size and
     modification time as when it was read keeps its table and its problems;
     only the others are read again. ``rules``: where and how much each file
-    may be (``zones.files``).
+    may be (``zones.files``). ``signing``: the zones dnsserve signs itself, read
+    and signed again at every load (their signatures are refreshed that way).
     """
-    loaded = _load_directory(directory, extra, previous, rules)
+    loaded = _load_directory(directory, extra, previous, rules, signing or {})
     if log_problems:
         log_loaded(loaded, directory)
     return loaded
@@ -205,7 +215,9 @@ def _load_directory(
     extra: Mapping[dns.name.Name, Path] | None = None,
     previous: LoadedZones | None = None,
     rules: FileRules = DEFAULT_RULES,
+    signing: Mapping[dns.name.Name, Signing] | None = None,
 ) -> LoadedZones:
+    signing = signing or {}
     problems: list[ZoneProblem] = []
     tables: dict[dns.name.Name, ZoneTable] = {}
     files: dict[dns.name.Name, Path] = {}
@@ -220,7 +232,7 @@ def _load_directory(
         origins[origin] = path
     used: set[str] = set()
     for origin, path in origins.items():
-        kept = _unchanged(previous, origin, path)
+        kept = None if origin in signing else _unchanged(previous, origin, path)
         if previous is not None and kept is not None:
             tables[origin], files[origin] = kept, path
             prints[origin] = previous.fingerprints[origin]
@@ -229,7 +241,11 @@ def _load_directory(
             text = origin.to_text()
             problems.extend(p for p in previous.problems if p.zone == text)
             continue
-        table, found = _load_one(path, origin, directory, problems, used, rules)
+        if origin in signing:
+            table, found = _load_signed(path, origin, directory, problems, used, rules,
+                                        signing[origin])
+        else:
+            table, found = _load_one(path, origin, directory, problems, used, rules)
         if table is not None:
             tables[origin] = table
             files[origin] = path
@@ -352,6 +368,36 @@ def _load_one(
     problems.extend(compiled.problems)
     prints = before + after if before is not None and after is not None else None
     return compiled.table, prints
+
+
+def _load_signed(
+    path: Path,
+    origin: dns.name.Name,
+    directory: Path,
+    problems: list[ZoneProblem],
+    used: set[str],
+    rules: FileRules,
+    signing: Signing,
+) -> tuple[ZoneTable | None, Fingerprint | None]:
+    """A zone dnsserve signs itself: read with dnspython's reader, signed now with
+    the keys of its directory, then compiled as a pre-signed zone is."""
+    zone_text = origin.to_text()
+    try:
+        before = fingerprint([str(path)])
+        zone, sources = load_zone_file(path, origin, include_dir=directory, rules=rules)
+        used.add(str(path))
+        keys = read_keys(Path(signing.keys), origin)
+        sign_zone(zone, keys, now=time.time(), validity=signing.validity)
+        compiled = compile_with_problems(zone, file=str(path), lines=sources)
+    except ZoneError as exc:
+        problems.append(ZoneProblem(exc.file, exc.line, "error", safe_message(exc.message),
+                                    zone_text))
+        return None, None
+    except (ConfigError, ValueError, dns.exception.DNSException) as exc:
+        problems.append(_whole(str(path), zone_text, f"cannot sign: {exc}"))
+        return None, None
+    problems.extend(compiled.problems)
+    return compiled.table, before
 
 
 def _whole(file: str, zone: str, message: str) -> ZoneProblem:

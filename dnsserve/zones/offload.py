@@ -44,6 +44,7 @@ from dnsserve.errors import DnsServeError
 from dnsserve.zones.compile import ZoneProblem
 from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import ZONE_SUFFIX, Fingerprint, LoadedZones, load_zones, log_loaded
+from dnsserve.zones.online import Signing
 from dnsserve.zones.table import PackedTable, ZoneTable, pack_table, unpack_steps
 from dnsserve.zones.versions import (
     ZoneContent,
@@ -145,6 +146,7 @@ def load_packed(
     extra: dict[dns.name.Name, Path] | None = None,
     rules: FileRules = DEFAULT_RULES,
     served: Callable[[list[dns.name.Name]], dict[dns.name.Name, bytes]] | None = None,
+    signing: dict[dns.name.Name, Signing] | None = None,
 ) -> Packed:
     """``load_zones`` with its new tables packed (what the child runs); ``extra``:
     zone files from elsewhere (secondary zones' copies), as ``load_zones`` takes;
@@ -154,6 +156,7 @@ def load_packed(
     loaded = load_zones(
         directory, log_problems=False, extra=extra,
         previous=previous.stand_in() if previous is not None else None, rules=rules,
+        signing=signing,
     )
     fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
     contents = {o: zone_content(t) for o, t in fresh.items()}
@@ -173,6 +176,7 @@ def _child_main(
     previous: Previous | None,
     extra: dict[dns.name.Name, Path] | None,
     rules: FileRules,
+    signing: dict[dns.name.Name, Signing] | None = None,
 ) -> None:
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICE)
@@ -186,7 +190,8 @@ def _child_main(
         return out
 
     try:
-        result: object = load_packed(Path(directory), previous, extra, rules, served)
+        result: object = load_packed(Path(directory), previous, extra, rules, served,
+                                     signing)
     except BaseException as exc:  # sent back, raised in the parent
         result = DnsServeError(f"loading zones in a child process failed: {exc!r}")
     conn.send(result)
@@ -210,8 +215,10 @@ class ChildLoad:
         extra: dict[dns.name.Name, Path] | None = None,
         rules: FileRules = DEFAULT_RULES,
         served: Mapping[dns.name.Name, ZoneContent] | None = None,
+        signing: dict[dns.name.Name, Signing] | None = None,
     ) -> None:
         self.directory = directory
+        self.signing = signing or {}
         self.extra = extra
         self.rules = rules
         self.served = served or {}  # what is served now: compared in the child
@@ -226,7 +233,7 @@ class ChildLoad:
         process = ctx.Process(
             target=_child_main,
             args=(send, back_receive, str(self.directory), self.previous, self.extra,
-                  self.rules),
+                  self.rules, self.signing),
             name="dnsserve-zone-load", daemon=True,
         )
         self._process = process

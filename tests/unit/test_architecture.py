@@ -65,7 +65,9 @@ LEVELS: list[set[str]] = [
     # transfers (the TSIG keyring, each zone's transfer rule and NOTIFY
     # targets) is read by handoff, app and the secondary side; an edge leaf
     # over the xfr core.
-    {"transfers", "publishing"},
+    # zones.poolsign (pool answers of online-signed zones signed in the owner
+    # when a selection changes) is read by staging and reload.
+    {"transfers", "publishing", "zones.poolsign"},
     # daemonthread (a blocking call in a daemon thread, as a future): reload's
     # zone loading and secondary's refreshes use it.
     # posture.sources (the takeover list, zone lines read again, the --against
@@ -115,7 +117,9 @@ LEVELS: list[set[str]] = [
     # zones.files (zone files opened as untrusted input: where, what, how much,
     # and what a message may quote) is an edge leaf under zones.parse and
     # zones.load, its importers; it reads config_schema's bounds.
-    {"config_values", "zones.files"},
+    # zones.dnskeys (an online-signed zone's key files: made, read) is an
+    # edge leaf under zones.load and the CLI.
+    {"config_values", "zones.files", "zones.dnskeys"},
     # zones.dnspython_adapter (every use of dnspython's undocumented zone-file
     # names) is an edge leaf under zones.load, its only importer.
     # config_schema (the Structs of dnsserve.toml, split out of config) is
@@ -160,6 +164,9 @@ LEVELS: list[set[str]] = [
         "answer.policies", "answer.prebuilt", "answer.tsig", "answer.edns", "zones.compile",
         "health.tracker",
         "health.guard", "zones.versions", "xfr.keys", "xfr.sign", "zones.signed", "posture.survey",
+        # zones.online (online signing: key formats, a zone or one RRset signed
+        # with ``now`` given, DS records) is pure beside zones.signed.
+        "zones.online",
         # answer.rrl (the rate limiter's table) and answer.cookies (RFC 7873/9018
         # cookies, over answer.siphash) read wire; answer.guard puts them in front.
         "answer.rrl", "answer.cookies",
@@ -208,6 +215,7 @@ CORE = {
     "zones.fastrdata",
     "zones.versions",
     "zones.signed",
+    "zones.online",
     "zones.deletions",
     "health.model",
     "health.tracker",
@@ -276,6 +284,8 @@ EDGE = {
     "zones.load",
     "zones.dnspython_adapter",
     "zones.files",
+    "zones.dnskeys",
+    "zones.poolsign",
     "zones.parse",
     "zones.parse_reference",
     "health.probes",
