@@ -138,7 +138,7 @@ def test_random_names_below_every_name_match_the_slow_path(
     asked = below_learnt = 0
     for below in existing_names(snapshot.zones):
         before = len(learnt)
-        for _ in range(5):
+        for _ in range(4):
             size = rng.choice((3, 8))  # two lengths: names of one length share a body
             qname = random_name(rng, below, labels=1, size=size)
             qtype = rng.choice(QTYPES[:4])
@@ -147,9 +147,9 @@ def test_random_names_below_every_name_match_the_slow_path(
         below_learnt += len(learnt) - before
         # the name itself and a name below it, a few types each (misses for most;
         # every type is asked somewhere over the names)
-        for qtype in rng.sample(QTYPES, 3):
+        for qtype in rng.sample(QTYPES, 2):
             same(fast, slow, query(mixed(rng, below), qtype, rng=rng))
-        for qtype in rng.sample(QTYPES, 3):
+        for qtype in rng.sample(QTYPES, 2):
             same(fast, slow, query(random_name(rng, below), qtype, rng=rng))
     assert asked and below_learnt < asked / 2  # most answers came from learnt bodies
 
@@ -513,7 +513,7 @@ def test_lazy_zones_answer_as_prebuilt_ones(directory: Path, learnt: list[bytes]
     rng = random.Random(f"lazy-{directory.name}")
     asked = []
     for name in existing_names(tables):
-        for qtype in QTYPES:  # with and without EDNS, in turns over the names
+        for qtype in rng.sample(QTYPES, 8):  # every type over the names; EDNS or not
             data = query(mixed(rng, name), qtype, edns=rng.random() < 0.5, rng=rng)
             both(eager, lazy, data)
             asked.append(data)
