@@ -45,34 +45,21 @@ from dataclasses import dataclass, field
 from typing import overload
 
 
-class BytesColumn(Sequence[bytes]):
-    """A read-only column of ``bytes``: one ``bytes`` of them all and where each ends.
+class Packed(Sequence[bytes]):
+    """Byte strings packed in one ``bytes`` (``_data``), with where each ends (``_ends``).
 
-    Reading an item makes a new ``bytes`` (equal, not the same object).
+    Reading an item makes a new ``bytes`` (equal, not the same object). The
+    base of ``BytesColumn`` here and of ``zones.versions.Records``.
     """
 
     __slots__ = ("_data", "_ends")
-
-    def __init__(self, items: Iterable[bytes]) -> None:
-        items = items if isinstance(items, list | tuple) else list(items)
-        self._data = b"".join(items)
-        self._ends = array("Q", itertools.accumulate(map(len, items)))
-
-    def append(self, item: bytes) -> None:
-        raise TypeError("a compacted column is read-only: add records before compact()")
+    _data: bytes
+    _ends: array[int]
 
     def __len__(self) -> int:
         return len(self._ends)
 
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _at(self, index: int) -> bytes:
         ends = self._ends
         if index < 0:
             index += len(ends)
@@ -84,6 +71,31 @@ class BytesColumn(Sequence[bytes]):
         for end in self._ends:
             yield data[at:end]
             at = end
+
+
+class BytesColumn(Packed):
+    """A read-only column of ``bytes`` (a slice of it is a list)."""
+
+    __slots__ = ()
+
+    def __init__(self, items: Iterable[bytes]) -> None:
+        items = items if isinstance(items, list | tuple) else list(items)
+        self._data = b"".join(items)
+        self._ends = array("Q", itertools.accumulate(map(len, items)))
+
+    def append(self, item: bytes) -> None:
+        raise TypeError("a compacted column is read-only: add records before compact()")
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        return self._at(index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, bytes | str):

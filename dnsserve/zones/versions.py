@@ -69,6 +69,7 @@ import msgspec
 from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
+from dnsserve.zones.records import Packed
 from dnsserve.zones.table import Node, ZoneTable
 
 SERIAL_BITS = 32
@@ -120,14 +121,14 @@ class Record(NamedTuple):
         )
 
 
-class Records(Sequence[bytes]):
+class Records(Packed):
     """Canonical records, concatenated in one ``bytes``, and where each ends.
 
     A sequence of the records (each read as a new ``bytes`` slice; a slice of
     the sequence is a tuple). Equal to any sequence of the same records.
     """
 
-    __slots__ = ("_data", "_ends")
+    __slots__ = ()
 
     def __init__(self, data: bytes, ends: array[int]) -> None:
         self._data = data
@@ -159,8 +160,6 @@ class Records(Sequence[bytes]):
         """The records concatenated (the stored bytes, not a copy)."""
         return self._data
 
-    def __len__(self) -> int:
-        return len(self._ends)
 
     def common_ends(self, other: Records) -> tuple[int, int, int]:
         """(h, t, u): ``self[:h] == other[:h]`` and ``self[t:] == other[u:]``, with
@@ -199,18 +198,8 @@ class Records(Sequence[bytes]):
 
     def __getitem__(self, index: int | slice) -> bytes | tuple[bytes, ...]:
         if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        ends = self._ends
-        if index < 0:
-            index += len(ends)
-        end = ends[index]  # IndexError past either end
-        return self._data[ends[index - 1] if index else 0 : end]
-
-    def __iter__(self) -> Iterator[bytes]:
-        data, at = self._data, 0
-        for end in self._ends:
-            yield data[at:end]
-            at = end
+            return tuple(self._at(i) for i in range(*index.indices(len(self))))
+        return self._at(index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Records):
