@@ -79,6 +79,22 @@ QUERIES: list[tuple[str, str]] = [
 ]
 
 
+# (name, type, what delv must say): the answer kinds a validator checks in the
+# test zone, static ones, denials, referrals' DS proofs and wildcards.
+VALIDATED = [
+    ("www", "A", "; fully validated"),
+    ("alias", "A", "; fully validated"),
+    ("nx", "A", "; negative response, fully validated"),
+    ("a.b.nx", "TXT", "; negative response, fully validated"),
+    ("www", "MX", "; negative response, fully validated"),
+    ("c.ent", "A", "; negative response, fully validated"),
+    ("secure", "DS", "; fully validated"),
+    ("insecure", "DS", "; negative response, fully validated"),
+    ("x.wild", "A", "; fully validated"),
+    ("x.wild", "MX", "; negative response, fully validated"),
+]
+
+
 def qname(relative: str) -> dns.name.Name:
     return dns.name.from_text(ORIGIN if relative == "@" else relative + "." + ORIGIN)
 

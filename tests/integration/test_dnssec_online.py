@@ -35,21 +35,12 @@ from testkit.harness import monitor, pool, render_config, wait_answer
 from testkit.peers import required_binary
 from testkit.ports import common_port
 from testkit.server import ServerProc, free_port, start_server
-from testkit.signing import ORIGIN, SIGNED_ZONE, sign_zone
+from testkit.signing import ORIGIN, SIGNED_ZONE, VALIDATED, sign_zone
 from testkit.wait import wait_for
 
 TOOL_SECONDS = 60.0
 SECURE = [
-    ("www", "A", "; fully validated"),
-    ("alias", "A", "; fully validated"),
-    ("nx", "A", "; negative response, fully validated"),
-    ("a.b.nx", "TXT", "; negative response, fully validated"),
-    ("www", "MX", "; negative response, fully validated"),
-    ("c.ent", "A", "; negative response, fully validated"),
-    ("secure", "DS", "; fully validated"),
-    ("insecure", "DS", "; negative response, fully validated"),
-    ("x.wild", "A", "; fully validated"),
-    ("x.wild", "MX", "; negative response, fully validated"),
+    *VALIDATED,
     ("@", "DNSKEY", "; fully validated"),
 ]
 
