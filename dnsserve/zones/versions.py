@@ -344,20 +344,50 @@ class ZoneVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # -- content ---------------------------------------------------------------------
 
 
-def zone_content(table: ZoneTable) -> ZoneContent:
+def zone_content(table: ZoneTable, *, pending: bool = False) -> ZoneContent:
     """The canonical content of a *loaded* table (``LoadedZones.tables``).
 
     A pool variant of a table (``ZoneTable.with_rrsets``) holds the pools'
     answers in place of the zone file's records: pass the loaded one. Read
     from the table's wire data; rdata of the types in ``_NAMES_AT`` (and
-    those without names) is made canonical without dnspython.
+    those without names) is made canonical without dnspython. ``pending``:
+    the records are made when first read (``PendingRecords``), not now.
     """
     if isinstance(table, ZoneTable):
-        return _wire_content(table)
+        if pending:
+            return ZoneContent(table.origin, PendingRecords(table))
+        return ZoneContent(table.origin, Records(*_wire_records(table)))
     return _decoded_content(table)
 
 
-def _wire_content(table: ZoneTable) -> ZoneContent:
+class PendingRecords(Records):
+    """The ``Records`` of a loaded table, made when first read, not when made.
+
+    A zone served for the first time (no earlier version in the state file
+    to check it against) is answered before its content exists: a third of
+    the start of a large zone (``staging``). Whatever reads it first (the
+    start's own background step, an AXFR, a reload's diff, pickling for the
+    reload's child) makes it; two threads reading it at once may both make
+    it, the same bytes.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ZoneTable) -> None:  # the slots of Records: set when read
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        # only while a slot is unset: once made, the slots are read directly
+        if name not in ("_data", "_ends"):
+            raise AttributeError(name)
+        data, ends = _wire_records(self._table)
+        self._ends = ends
+        self._data = data
+        return data if name == "_data" else ends
+
+
+def _wire_records(table: ZoneTable) -> tuple[bytes, array[int]]:
+    """The canonical records of ``table`` (concatenated) and where each ends."""
     origin = table.origin
     keys = sorted(table.loaded_keys(), key=_wire_order)
     data = bytearray()
@@ -379,7 +409,7 @@ def _wire_content(table: ZoneTable) -> ZoneContent:
                 data += pack_len(len(rdata))
                 data += rdata
                 ends.append(len(data))
-    return ZoneContent(origin, Records(bytes(data), ends))
+    return bytes(data), ends
 
 
 # Where the names start in rdata whose names are lower-cased in canonical form
