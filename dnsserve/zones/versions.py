@@ -359,7 +359,7 @@ def zone_content(table: ZoneTable) -> ZoneContent:
 
 def _wire_content(table: ZoneTable) -> ZoneContent:
     origin = table.origin
-    keys = sorted(table.loaded_keys(), key=_wire_order)
+    keys = sorted(table.loaded_keys(), key=wire_order)
     data = bytearray()
     ends = array("Q")
     pack_head, pack_len = _HEAD.pack, _U16.pack
@@ -370,7 +370,7 @@ def _wire_content(table: ZoneTable) -> ZoneContent:
         if len(rrsets) > 1:
             rrsets.sort(key=lambda rrset: rrset[0])
         for rdtype, ttl, rdatas in rrsets:
-            canonical = [_canonical(rdtype, rdata, origin) for rdata in rdatas]
+            canonical = [canonical_rdata(rdtype, rdata, origin) for rdata in rdatas]
             if len(canonical) > 1:
                 canonical.sort()
             head = key + pack_head(rdtype, RdataClass.IN, ttl)
@@ -401,7 +401,9 @@ _NAMELESS = frozenset(int(t) for t in (
 _SOA_FIXED = 20  # serial, refresh, retry, expire, minimum after the two names
 
 
-def _canonical(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
+def canonical_rdata(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
+    """``rdata`` (uncompressed wire) in RFC 4034 §6.2's canonical form (``zones.rrsign``
+    signs it too)."""
     if rdtype in _NAMELESS:
         return rdata
     at = _NAMES_AT.get(rdtype)
@@ -414,7 +416,7 @@ def _canonical(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
     return wire
 
 
-def _wire_order(key: bytes) -> bytes:
+def wire_order(key: bytes) -> bytes:
     """Bytes that sort as RFC 4034 §6.1 orders the (lower-cased) wire name ``key``:
     labels from the root down, each ended by 00 00 (a 00 inside one is 00 01)."""
     labels = []
