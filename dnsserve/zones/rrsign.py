@@ -3,7 +3,8 @@
 Owns the signing of an online-signed zone at load: from the records as read
 (``ParsedRecords``: wire data, no dnspython objects) to the same records
 plus the DNSKEY RRset, an NSEC chain and an RRSIG over every authoritative
-RRset (``sign_records``). What is signed is what ``dnssec-signzone`` and
+RRset (``sign_records``), and one RRset (``sign_rrset``: a pool's answer at
+a flip). What is signed is what ``dnssec-signzone`` and
 dnspython's ``dns.dnssec.sign_zone`` sign: every RRset of every name not
 below a delegation, at a delegation only the DS (and the NSEC); the DNSKEY,
 CDS and CDNSKEY RRsets by the KSKs, the rest by the ZSKs; an NSEC at every
@@ -42,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
+import dns.rrset
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -303,6 +305,14 @@ def sign_records(
         for sig in run.rrsigs(owner, _NSEC, nsec_ttl, [nsec]):
             out.add(owner, _RRSIG, nsec_ttl, sig, 0, 0)
     return Signed(out, run.signed, run.reused)
+
+
+def sign_rrset(rrset: dns.rrset.RRset, keys: Sequence[ZoneKey], origin: dns.name.Name, *,
+               now: float, validity: int) -> list[bytes]:
+    """The RRSIGs (rdata wire) of one RRset by the zone's ZSKs (a pool's answer at a flip)."""
+    run = _Signing(origin.to_digestable(), keys, now, validity, 0, None)
+    rdatas = list(dict.fromkeys(rdata.to_digestable(origin) for rdata in rrset))
+    return run.rrsigs(rrset.name.to_digestable(), int(rrset.rdtype), rrset.ttl, rdatas)
 
 
 def _secure_names(ordered: list[bytes], by_owner: dict[bytes, list[int]],
