@@ -168,3 +168,16 @@ def test_a_zone_without_soa_is_refused() -> None:
             bare.add(owner, rdtype, ttl, rdata, 0, 0)
     with pytest.raises(ValueError, match="no SOA"):
         sign_records(bare, KEYS["ecdsa"], ORIGIN, now=NOW, validity=VALIDITY, refresh=REFRESH)
+
+
+def test_two_zsks_sign_every_rrset_twice_and_compile() -> None:
+    """A rollover's keys: the apex's RRSIGs over several types outgrow one UDP answer
+    together, which is no RRset's size (compiling used to fail on them)."""
+    keys = KEYS["ecdsa"] + [make_key(ec.generate_private_key(ec.SECP256R1()), ksk=False)]
+    text = TEXT + '@ A 192.0.2.9\n@ AAAA 2001:db8::9\n@ CAA 0 issue "ca.example"\n'
+    text += '@ HINFO "a" "b"\n@ SPF "v=spf1 -all"\n'
+
+    signed = sign(keys, text=text)
+    found = rrsets(signed)
+    assert len(found[(ORIGIN, dns.rdatatype.RRSIG, dns.rdatatype.SOA)]) == 2
+    assert table(signed).origin == ORIGIN
