@@ -396,8 +396,11 @@ _NAMES_AT = {
 _NAMELESS = frozenset(int(t) for t in (
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA, RdataType.DS,
     RdataType.DNSKEY, RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.SVCB,
-    RdataType.HTTPS,
+    RdataType.HTTPS, RdataType.NSEC3, RdataType.NSEC3PARAM, RdataType.CDS, RdataType.CDNSKEY,
+    # NSEC's next name keeps its case (RFC 6840 §5.1), as dnspython writes it
+    RdataType.NSEC,
 ))
+_RRSIG_SIGNER_AT = 18  # the signer's name, after the fixed fields (RFC 4034 §3.1)
 _SOA_FIXED = 20  # serial, refresh, retry, expire, minimum after the two names
 
 
@@ -411,6 +414,9 @@ def canonical_rdata(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
         return rdata[:at] + rdata[at:].lower()
     if rdtype == RdataType.SOA:
         return rdata[:-_SOA_FIXED].lower() + rdata[-_SOA_FIXED:]
+    if rdtype == RdataType.RRSIG:
+        end = _end_of_owner(rdata, _RRSIG_SIGNER_AT)
+        return rdata[:_RRSIG_SIGNER_AT] + rdata[_RRSIG_SIGNER_AT:end].lower() + rdata[end:]
     decoded = dns.rdata.from_wire(RdataClass.IN, RdataType(rdtype), rdata, 0, len(rdata))
     wire: bytes = decoded.to_digestable(origin)
     return wire
