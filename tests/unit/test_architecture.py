@@ -159,8 +159,10 @@ LEVELS: list[set[str]] = [
     # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
     # decisions) reads zones.versions' serial arithmetic.
     # posture.zonerules (the posture rules over the zones) reads posture.survey.
+    # zones.rrsign (an online-signed zone's records signed fast, signatures kept
+    # across loads) reads zones.online's keys and zones.versions' canonical forms.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.refresh", "posture.zonerules"},
+     "xfr.refresh", "posture.zonerules", "zones.rrsign"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -219,6 +221,7 @@ CORE = {
     "zones.versions",
     "zones.signed",
     "zones.online",
+    "zones.rrsign",
     "zones.deletions",
     "health.model",
     "health.tracker",
