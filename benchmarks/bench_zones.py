@@ -273,6 +273,7 @@ class FirstAnswer:
         self.started = time.perf_counter()
         self.seconds: float | None = None
         self.cpu: float | None = None
+        self.peak_mb: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._probe, args=(seconds,), daemon=True)
         self._thread.start()
@@ -295,7 +296,9 @@ class FirstAnswer:
                     if r.answer and r.flags & dns.flags.AA:
                         self.seconds = took
                         server = newest_child()
-                        self.cpu = tree_cpu(server) if server is not None else None
+                        if server is not None:
+                            self.cpu = tree_cpu(server)
+                            self.peak_mb = peak_kb(server) / 1024
                         return
 
     def wait(self, seconds: float = 60) -> float | None:
@@ -375,7 +378,7 @@ def start_dnsserve(base: Path, zone: Zone, workers: int = 1, run: int = 0, *,
     server = start_server(work, "-c", str(config), zones=None, ready_seconds=3600, port=port)
     wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=3600)
     seconds = first.wait()
-    peak = peak_kb(server.proc.pid) / 1024
+    peak = first.peak_mb
     name = "dnsserve" if fresh else "dnsserve, restarted (its version in the state file)"
     return Start(name, seconds, peak, settled_mb=settled_peak_mb(server.proc.pid),
                  cpu=first.cpu), server
@@ -397,7 +400,7 @@ def start_peer(name: str, base: Path, zone: Zone, run: int = 0) -> tuple[Start, 
         return Start(name, None, None, f"did not serve the zone: {str(exc)[:120]}"), None
     wait_for(f"{name} to serve the zone", lambda: soa_serial(peer.port), seconds=600)
     seconds = first.wait()
-    peak = peak_kb(peer.proc.pid) / 1024
+    peak = first.peak_mb
     return Start(name, seconds, peak, settled_mb=settled_peak_mb(peer.proc.pid),
                  cpu=first.cpu), peer
 

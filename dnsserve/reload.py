@@ -268,9 +268,15 @@ class Reloader:
 
     def started(self) -> None:
         """Call once answers flow: the first load's miss index, then the first
-        versions it left for later, are made in daemon threads."""
-        if self.engine is not None:
-            _complete_later(self.engine.snapshot)
+        versions it left for later, are made in daemon threads, one after the
+        other (together, their peaks of memory would add up)."""
+        misses = _complete_later(self.engine.snapshot) if self.engine is not None else None
+        if misses is None:
+            self._first_later()
+        else:
+            misses.add_done_callback(lambda _: self._first_later())
+
+    def _first_later(self) -> None:
         prepared = self._first
         if prepared is None:
             return
@@ -657,20 +663,21 @@ def _log_warm(done: int, asked: int, seconds: float) -> None:
                  "(%.1f s)", done, asked, seconds)
 
 
-def _complete_later(snapshot: Snapshot) -> None:
-    """Build the first load's miss index in a thread, once the zones are served.
+def _complete_later(snapshot: Snapshot) -> asyncio.Future[MissIndex] | None:
+    """Build the first load's miss index in a thread, once the zones are served;
+    its future (None when there is nothing to build, or it was built now).
 
     Until it is built, misses take the slow path (the same answers, slower):
     a million records' index is seconds the first answer need not wait for.
     """
     index = snapshot.misses
     if index is None or index.ready:
-        return
+        return None
     try:
         future = in_daemon_thread(index.complete, name="dnsserve-misses")
     except RuntimeError:  # no running loop (a caller outside the server): build it now
         index.complete()
-        return
+        return None
 
     def done(f: asyncio.Future[MissIndex]) -> None:
         if not f.cancelled() and f.exception() is not None:
@@ -678,6 +685,7 @@ def _complete_later(snapshot: Snapshot) -> None:
                       f.exception())
 
     future.add_done_callback(done)
+    return future
 
 
 @contextlib.contextmanager
