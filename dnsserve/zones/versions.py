@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import struct
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -390,7 +391,10 @@ def _wire_records(table: ZoneTable) -> tuple[bytes, array[int]]:
     """The canonical records of ``table`` (concatenated) and where each ends."""
     origin = table.origin
     keys = sorted(table.loaded_keys(), key=wire_order)
-    data = bytearray()
+    # BytesIO, not a bytearray: its getvalue() hands over its own buffer (no copy
+    # of the whole content at the end, which a large zone's peak memory would show)
+    data = io.BytesIO()
+    write, size = data.write, 0
     ends = array("Q")
     pack_head, pack_len = _HEAD.pack, _U16.pack
     for key in keys:
@@ -405,11 +409,9 @@ def _wire_records(table: ZoneTable) -> tuple[bytes, array[int]]:
                 canonical.sort()
             head = key + pack_head(rdtype, RdataClass.IN, ttl)
             for rdata in canonical:
-                data += head
-                data += pack_len(len(rdata))
-                data += rdata
-                ends.append(len(data))
-    return bytes(data), ends
+                size += write(head) + write(pack_len(len(rdata))) + write(rdata)
+                ends.append(size)
+    return data.getvalue(), ends
 
 
 # Where the names start in rdata whose names are lower-cased in canonical form
