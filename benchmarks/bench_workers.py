@@ -359,6 +359,21 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         "",
         "| comparison | value | bar | met |", "|---|---:|---|---|", *verdicts,
         "",
+        "Where the extra CPU at a fixed rate goes: below saturation a process sleeps in"
+        " epoll and is woken for whatever datagrams have arrived; uvloop (libuv) then reads"
+        " the socket until it is empty (up to 32 datagrams per wake-up), so the batch is"
+        " all there is. Each wake-up costs the same whatever it serves (the epoll wait, the"
+        " switch, the read that finds the socket empty, the loop's turn), and SO_REUSEPORT"
+        " gives each of two workers half the datagrams, so each wakes for about half as"
+        " many queries (the column \"queries per wake-up\"): the cost per query rises as"
+        " one process's does at half the rate. Saturated (unthrottled), every wake-up"
+        " serves a full batch and two workers cost what one process does per query. Both"
+        " workers share CPU 0 here, so each of their wake-ups is also a switch between two"
+        " processes; with a core each (what `workers` is for) that part goes, the"
+        " smaller batches stay. Steering datagrams by CPU (SO_ATTACH_REUSEPORT_CBPF)"
+        " would not help here: on loopback a datagram is received on the sender's CPU, so"
+        " dnsperf's every query would go to one worker.",
+        "",
         f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
         f" through the control API): {flip_text}",
         "",
