@@ -10,7 +10,8 @@ to send):
     malformed                        FORMERR
     NOTIFY                           ``on_notify(zone, peer address, key)``:
                                      True -> NOERROR (AA), False -> REFUSED;
-                                     no callback -> NOTIMP
+                                     no callback -> NOTIMP; RD and CD
+                                     cleared in each, as BIND clears them
     AXFR/IXFR, zone not ours or no
       [[zone]] rule, or rule denies  REFUSED (default deny, xfr.access)
     AXFR over UDP                    REFUSED (RFC 5936 §4.2: TCP only)
@@ -151,10 +152,11 @@ class HandOff:
     def _notify(self, request: Request, peer: tuple[str, int], tcp: bool, now: int) -> bytes:
         self.stats.notify += 1
         if self.on_notify is None:
-            return self._sign(request, self._header(request, wire.NOTIMP, tcp), now)
+            head = self._header(request, wire.NOTIMP, tcp, recursion=False)
+            return self._sign(request, head, now)
         allowed = self.on_notify(request.qname, peer[0], request.key_name)
         rcode = wire.NOERROR if allowed else wire.REFUSED
-        head = self._header(request, rcode, tcp, aa=allowed)
+        head = self._header(request, rcode, tcp, aa=allowed, recursion=False)
         return self._sign(request, head, now)
 
     # -- transfers ---------------------------------------------------------------
@@ -205,11 +207,16 @@ class HandOff:
 
     # -- answers -----------------------------------------------------------------
 
-    def _header(self, request: Request, rcode: int, tcp: bool, *, aa: bool = False) -> bytes:
+    def _header(
+        self, request: Request, rcode: int, tcp: bool, *, aa: bool = False, recursion: bool = True
+    ) -> bytes:
+        """A header-only answer; ``recursion=False`` clears RD and CD (a NOTIFY's answer:
+        BIND copies neither, whatever the rcode)."""
         opt = b""
         if self.error_opt is not None and request.payload != wire.NO_EDNS:
             opt = self.error_opt(request.unsigned, tcp)
-        out = wire.header_only(request.data, request.flags, rcode, request.question, opt)
+        flags = request.flags if recursion else request.flags & ~(wire.RD | wire.CD)
+        out = wire.header_only(request.data, flags, rcode, request.question, opt)
         if aa:
             out = out[:2] + ((out[2] << 8 | out[3]) | wire.AA).to_bytes(2, "big") + out[4:]
         return out
