@@ -553,10 +553,19 @@ class _Build:
         owner: bytes,
         rrsets: Mapping[int, tuple[list[int], list[bytes], list[int]]],
     ) -> None:
-        """Rule 7, and the UDP warning (``zones.limits``): each RRset measured."""
+        """Rule 7, and the UDP warning (``zones.limits``): each RRset measured (an
+        owner's RRSIGs, one RRset per covered type: several keys' signatures over
+        several types do not make one RRset)."""
         for rdtype, (ttl, kept, indices) in rrsets.items():
             if wire_sizes_fit(len(owner), kept):
                 continue
+            if rdtype == _RRSIG:
+                by_covered: dict[bytes, list[bytes]] = {}
+                for rdata in kept:
+                    by_covered.setdefault(rdata[:2], []).append(rdata)
+                if all(wire_sizes_fit(len(owner), sigs) for sigs in by_covered.values()):
+                    continue
+                kept = max(by_covered.values(), key=lambda sigs: sum(map(len, sigs)))
             name = dns.name.from_wire(owner, 0)[0]
             rdt = RdataType(rdtype)
             rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, rdt)

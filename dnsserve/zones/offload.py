@@ -15,7 +15,9 @@ and the load takes longer instead of the answers.
 Small zone files (under ``OFFLOAD_BYTES`` in all) are read in the reload's
 own thread, as before: starting a child would cost more than it saves.
 Zones whose files did not change are not read by the child: it is told their
-fingerprints, and the tables served now are kept.
+fingerprints, and the tables served now are kept. An online-signed zone is
+signed in the child; it first asks for the zone's content as served, whose
+signatures that still hold are kept (``zones.rrsign``).
 
 Must not: decide what is served (``staging``), touch sockets or the state
 file, or leave a child running: ``ChildLoad.kill`` ends one that is abandoned,
@@ -67,6 +69,9 @@ ADOPT_SLICE = 0.002
 ADOPT_PAUSE = 0.004  # and sleeps this long between two (``reload.warm`` says why)
 ADOPT_OWNERS = 500
 ADOPT_RECORDS = 1_000
+# the child asks for served contents at most twice: the online-signed zones' before
+# it signs them, the other zones read again after
+_ASKS = 2
 
 
 def worth_a_child(directory: Path, extra: Mapping[dns.name.Name, Path] | None) -> bool:
@@ -153,14 +158,20 @@ def load_packed(
     ``rules``: the bounds the files are read under (``zones.files``); ``served``
     gives the served content (``to_wire``) of the zones read again, each
     compared with its new content here."""
+    asked: dict[dns.name.Name, bytes] = {}
+    if signing and served is not None:
+        # the online-signed zones as served: their signatures that still hold are kept
+        asked = served(list(signing))
     loaded = load_zones(
         directory, log_problems=False, extra=extra,
         previous=previous.stand_in() if previous is not None else None, rules=rules,
         signing=signing,
+        signed_before={o: ZoneContent.from_wire(o, w) for o, w in asked.items() if w},
     )
     fresh = {o: t for o, t in loaded.tables.items() if o not in loaded.reused}
     contents = {o: zone_content(t) for o, t in fresh.items()}
-    old = served(list(fresh)) if served is not None else {}
+    missing = [o for o in fresh if o not in asked]
+    old = {**asked, **served(missing)} if served is not None and missing else asked
     return Packed(
         {o: pack_table(t) for o, t in fresh.items()}, loaded.problems, dict(loaded.files),
         dict(loaded.fingerprints), loaded.reused,
@@ -242,7 +253,9 @@ class ChildLoad:
         back_receive.close()
         try:
             result = receive.recv()
-            if isinstance(result, _Ask):
+            for _ in range(_ASKS):
+                if not isinstance(result, _Ask):
+                    break
                 self._send_served(back, result.origins)
                 result = receive.recv()
         except EOFError:

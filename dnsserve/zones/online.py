@@ -2,13 +2,12 @@
 
 Owns the keys of a zone as BIND writes them (``K<zone>.+<alg>.+<tag>.key``
 and ``.private``, read and written as text: ``key_to_text``,
-``private_to_text``, ``key_from_text``), signing a whole zone (``sign_zone``:
-the DNSKEY RRset signed by the KSK, every other authoritative RRset by the
-ZSK, an NSEC chain, as ``dnssec-signzone`` does), signing one RRset
-(``sign_rrset``: a pool's answer at a flip), and the DS records of the KSK
-(``ds_records``). A zone signed here holds what a pre-signed zone holds
-(DNSKEY, RRSIG and NSEC records in its data), so ``zones.signed`` and
-``answer.dnssec`` serve it the same way.
+``private_to_text``, ``key_from_text``), the DS records of the KSK
+(``ds_records``), and when signatures expire. The signing itself is
+``zones.rrsign``'s (a whole zone at load, one RRset at a flip). A zone
+signed online holds what a pre-signed zone holds (DNSKEY, RRSIG and NSEC
+records in its data), so ``zones.signed`` and ``answer.dnssec`` serve it
+the same way.
 
 Signatures start an hour before ``now`` (clock skew between us and a
 validator) and end ``validity`` seconds after it.
@@ -22,7 +21,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import dns.dnssec
 import dns.dnssectypes
@@ -32,8 +30,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.DS
-import dns.rrset
-import dns.zone
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dns.dnssectypes import Algorithm
@@ -150,33 +146,6 @@ def _dnskey_from_text(text: str) -> dns.rdtypes.ANY.DNSKEY.DNSKEY:
         assert isinstance(rdata, dns.rdtypes.ANY.DNSKEY.DNSKEY)
         return rdata
     raise KeyFormatError("no DNSKEY record in the .key file")
-
-
-def _pairs(keys: list[ZoneKey]) -> list[tuple[Any, dns.rdtypes.ANY.DNSKEY.DNSKEY]]:
-    return [(k.private, k.dnskey) for k in keys]
-
-
-def sign_zone(zone: dns.zone.Zone, keys: list[ZoneKey], *, now: float, validity: int) -> None:
-    """Sign ``zone`` in place: DNSKEYs added and signed by the KSKs, every other
-    authoritative RRset signed by the ZSKs, an NSEC chain; old DNSSEC data is replaced."""
-    assert zone.origin is not None
-    with zone.writer() as txn:
-        for name, rdataset in list(txn.iterate_rdatasets()):
-            if rdataset.rdtype in (dns.rdatatype.RRSIG, dns.rdatatype.NSEC,
-                                   dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM,
-                                   dns.rdatatype.DNSKEY):
-                txn.delete(name, rdataset.rdtype, rdataset.covers)
-        dns.dnssec.sign_zone(zone, txn, keys=_pairs(keys), inception=int(now) - SKEW,
-                             expiration=int(now) + validity)
-
-
-def sign_rrset(rrset: dns.rrset.RRset, keys: list[ZoneKey], origin: dns.name.Name, *,
-               now: float, validity: int) -> list[dns.rdata.Rdata]:
-    """The RRSIGs of one RRset by the zone's ZSKs (a pool's answer at a flip)."""
-    zsks = [k for k in keys if not k.ksk] or keys
-    return [dns.dnssec.sign(rrset, k.private, origin, k.dnskey, inception=int(now) - SKEW,
-                            expiration=int(now) + validity, origin=origin)
-            for k in zsks]
 
 
 def ds_records(keys: list[ZoneKey], origin: dns.name.Name) -> list[str]:

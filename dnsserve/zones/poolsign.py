@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dns.name
-import dns.rdata
 
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.snapshot import PoolKey, pool_rrset
 from dnsserve.zones.dnskeys import read_keys
-from dnsserve.zones.online import Signing, ZoneKey, sign_rrset, signatures_expiry
+from dnsserve.zones.online import Signing, ZoneKey, signatures_expiry
+from dnsserve.zones.rrsign import sign_rrset
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class PoolSigner:
                 rrset = pool_rrset(pool, selection, k)
                 sigs = [] if rrset is None else sign_rrset(rrset, keys, origin, now=now,
                                                            validity=signing.validity)
-                signatures.append(tuple(_wire(sig) for sig in sigs))
+                signatures.append(tuple(sigs))
             out[pool] = replace(selection, signatures=tuple(signatures))
         return out
 
@@ -91,12 +91,6 @@ def pool_expiry(
         if origin is not None and first is not None:
             out[origin] = min(first, out.get(origin, first))
     return out
-
-
-def _wire(rdata: dns.rdata.Rdata) -> bytes:
-    wire = rdata.to_wire()
-    assert wire is not None  # no file given: the bytes are returned
-    return wire
 
 
 def _left(signatures: tuple[tuple[bytes, ...], ...], now: float) -> float:

@@ -359,7 +359,7 @@ def zone_content(table: ZoneTable) -> ZoneContent:
 
 def _wire_content(table: ZoneTable) -> ZoneContent:
     origin = table.origin
-    keys = sorted(table.loaded_keys(), key=_wire_order)
+    keys = sorted(table.loaded_keys(), key=wire_order)
     data = bytearray()
     ends = array("Q")
     pack_head, pack_len = _HEAD.pack, _U16.pack
@@ -370,7 +370,7 @@ def _wire_content(table: ZoneTable) -> ZoneContent:
         if len(rrsets) > 1:
             rrsets.sort(key=lambda rrset: rrset[0])
         for rdtype, ttl, rdatas in rrsets:
-            canonical = [_canonical(rdtype, rdata, origin) for rdata in rdatas]
+            canonical = [canonical_rdata(rdtype, rdata, origin) for rdata in rdatas]
             if len(canonical) > 1:
                 canonical.sort()
             head = key + pack_head(rdtype, RdataClass.IN, ttl)
@@ -396,12 +396,17 @@ _NAMES_AT = {
 _NAMELESS = frozenset(int(t) for t in (
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA, RdataType.DS,
     RdataType.DNSKEY, RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.SVCB,
-    RdataType.HTTPS,
+    RdataType.HTTPS, RdataType.NSEC3, RdataType.NSEC3PARAM, RdataType.CDS, RdataType.CDNSKEY,
+    # NSEC's next name keeps its case (RFC 6840 §5.1), as dnspython writes it
+    RdataType.NSEC,
 ))
+_RRSIG_SIGNER_AT = 18  # the signer's name, after the fixed fields (RFC 4034 §3.1)
 _SOA_FIXED = 20  # serial, refresh, retry, expire, minimum after the two names
 
 
-def _canonical(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
+def canonical_rdata(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
+    """``rdata`` (uncompressed wire) in RFC 4034 §6.2's canonical form (``zones.rrsign``
+    signs it too)."""
     if rdtype in _NAMELESS:
         return rdata
     at = _NAMES_AT.get(rdtype)
@@ -409,12 +414,15 @@ def _canonical(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
         return rdata[:at] + rdata[at:].lower()
     if rdtype == RdataType.SOA:
         return rdata[:-_SOA_FIXED].lower() + rdata[-_SOA_FIXED:]
+    if rdtype == RdataType.RRSIG:
+        end = _end_of_owner(rdata, _RRSIG_SIGNER_AT)
+        return rdata[:_RRSIG_SIGNER_AT] + rdata[_RRSIG_SIGNER_AT:end].lower() + rdata[end:]
     decoded = dns.rdata.from_wire(RdataClass.IN, RdataType(rdtype), rdata, 0, len(rdata))
     wire: bytes = decoded.to_digestable(origin)
     return wire
 
 
-def _wire_order(key: bytes) -> bytes:
+def wire_order(key: bytes) -> bytes:
     """Bytes that sort as RFC 4034 §6.1 orders the (lower-cased) wire name ``key``:
     labels from the root down, each ended by 00 00 (a 00 inside one is 00 01)."""
     labels = []

@@ -112,6 +112,9 @@ LEVELS: list[set[str]] = [
     # posture.configrules (the config's risky settings: config_warnings' rules)
     # and posture.poolrules (the pools with their zones) are pure, beside it.
     {"config_validate", "posture.configrules", "posture.poolrules"},
+    # config_validate_ops (the operations sections' checks: keys, zones,
+    # DNSSEC, regions, posture, watch, nodes), split out of config_validate.
+    {"config_validate_ops"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
     # zones.files (zone files opened as untrusted input: where, what, how much,
@@ -156,8 +159,10 @@ LEVELS: list[set[str]] = [
     # answer.tsig and xfr.keys. xfr.refresh (a secondary zone's timers and
     # decisions) reads zones.versions' serial arithmetic.
     # posture.zonerules (the posture rules over the zones) reads posture.survey.
+    # zones.rrsign (an online-signed zone's records signed fast, signatures kept
+    # across loads) reads zones.online's keys and zones.versions' canonical forms.
     {"zones.deletions", "answer.lookup", "xfr.access", "xfr.request", "xfr.outgoing",
-     "xfr.refresh", "posture.zonerules"},
+     "xfr.refresh", "posture.zonerules", "zones.rrsign"},
     # zones.versions: canonical zone content, diffs, serials (the reload path
     # and the store read it).
     {
@@ -216,6 +221,7 @@ CORE = {
     "zones.versions",
     "zones.signed",
     "zones.online",
+    "zones.rrsign",
     "zones.deletions",
     "health.model",
     "health.tracker",

@@ -1,17 +1,19 @@
-"""zones.online: BIND key files read back, a small zone signed, one RRset signed,
-DS records, and a re-signing that the deletion guard does not count as deletions."""
+"""zones.online: BIND key files read back, a small zone signed (``zones.rrsign``), one
+RRset signed, DS records, and a re-signing that the deletion guard does not count as
+deletions."""
 
 from __future__ import annotations
 
 import dns.dnssec
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from dnsserve.zones.compile import compile_zone
+from dnsserve.zones.compile import compile_records, compile_zone, records_from_zone
 from dnsserve.zones.deletions import check_deletions
 from dnsserve.zones.online import (
     KeyFormatError,
@@ -21,9 +23,8 @@ from dnsserve.zones.online import (
     key_to_text,
     make_key,
     private_to_text,
-    sign_rrset,
-    sign_zone,
 )
+from dnsserve.zones.rrsign import sign_records, sign_rrset
 from dnsserve.zones.versions import zone_content
 
 ORIGIN = dns.name.from_text("example.com.")
@@ -46,8 +47,14 @@ def keys(ed: bool = False) -> list[ZoneKey]:
 
 def signed(zone_keys: list[ZoneKey], now: float) -> dns.zone.Zone:
     zone = dns.zone.from_text(TEXT, ORIGIN, relativize=False)
-    sign_zone(zone, zone_keys, now=now, validity=14 * DAY)
-    return zone
+    records = sign_records(records_from_zone(zone, file="t.zone", lines={}), zone_keys,
+                           ORIGIN, now=now, validity=14 * DAY, refresh=7 * DAY).records
+    compiled = compile_records(records, origin=ORIGIN)
+    assert compiled.table is not None
+    text = "\n".join(f"{dns.name.from_wire(o, 0)[0]} {ttl} IN {dns.rdatatype.to_text(t)} "
+                     f"{dns.rdata.from_wire(1, t, w, 0, len(w)).to_text()}"
+                     for o, t, ttl, w in records.rows())
+    return dns.zone.from_text(text, ORIGIN, relativize=False)
 
 
 @pytest.mark.parametrize("ed", [False, True], ids=["ecdsa", "ed25519"])
@@ -82,7 +89,8 @@ def test_zone_signed_validates() -> None:
 def test_rrset_signed_by_the_zsk_validates() -> None:
     zone_keys = keys()
     rrset = dns.rrset.from_text("www.example.com.", 20, "IN", "A", "127.0.0.1", "127.0.0.2")
-    sigs = sign_rrset(rrset, zone_keys, ORIGIN, now=NOW, validity=DAY)
+    sigs = [dns.rdata.from_wire(1, dns.rdatatype.RRSIG, w, 0, len(w))
+            for w in sign_rrset(rrset, zone_keys, ORIGIN, now=NOW, validity=DAY)]
     assert [s.key_tag for s in sigs] == [zone_keys[1].tag]
     dnskeys = dns.rrset.from_rdata(ORIGIN, 300, *(k.dnskey for k in zone_keys))
     sigset = dns.rrset.from_rdata(rrset.name, 20, *sigs)
