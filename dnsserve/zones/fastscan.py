@@ -75,6 +75,14 @@ def raw_octet(line: str) -> int | None:
     cannot be read alone counts whole), or None."""
     if line.isascii():
         return None
+    first = _RAW.search(line)
+    if first is None:
+        return None  # past latin-1: not a zone file's byte (zones.files reads bytes)
+    semicolon = line.find(";", 0, first.start())
+    if semicolon < 0:
+        return ord(first.group(0))  # no comment can have begun before it
+    if '"' not in line[:semicolon] and "\\" not in line[:semicolon]:
+        return None  # the comment begins at that ";", before any raw octet
     tokens: list[str] = []
     if scan(line, _NO_DEPTH, tokens) is None:
         tokens = [line]

@@ -21,6 +21,7 @@ import pytest
 
 from dnsserve.errors import ZoneError
 from dnsserve.zones import parse
+from dnsserve.zones.fastscan import raw_octet
 from dnsserve.zones.load import origin_from_path
 from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.parse_reference import parse_zone_file_dnspython
@@ -532,3 +533,18 @@ def test_outside_owner_left_out_with_a_warning(tmp_path: Path, text: str, line: 
     assert isinstance(warnings, list) and warnings
     assert all("outside the zone gen.example.: record left out" in w[2] for w in warnings)
     assert warnings[0][:2] == (str(path), line)
+
+
+@pytest.mark.parametrize(
+    ("line", "octet"),
+    [
+        ('a TXT "x" ; caf\xe9', None),  # in the comment
+        ('a TXT "x;\xe9"', 0xE9),  # a ";" in quotes starts no comment
+        ("a TXT x\\;\xe9", 0xE9),  # nor an escaped one
+        ("a TXT \xe8 ; \xe9", 0xE8),  # before the comment
+        ('a TXT "\xe9', 0xE9),  # a line that cannot be read alone counts whole
+        ("; \xe9 (", None),
+    ],
+)
+def test_raw_octet_outside_comments(line: str, octet: int | None) -> None:
+    assert raw_octet(line) == octet
