@@ -9,9 +9,12 @@ to send):
     bad TSIG                         NOTAUTH + BADKEY/BADSIG/BADTIME (xfr.request)
     malformed                        FORMERR
     NOTIFY                           ``on_notify(zone, peer address, key)``:
-                                     True -> NOERROR (AA), False -> REFUSED;
-                                     no callback -> NOTIMP; RD and CD
-                                     cleared in each, as BIND clears them
+                                     True -> NOERROR (AA), False -> REFUSED,
+                                     None (not a secondary zone) -> NOERROR
+                                     (AA) for a zone we serve (ignored, as
+                                     BIND's primary does), else NOTAUTH (as
+                                     BIND and Knot); no callback -> NOTIMP;
+                                     RD and CD cleared, as BIND clears them
     AXFR/IXFR, zone not ours or no
       [[zone]] rule, or rule denies  REFUSED (default deny, xfr.access)
     AXFR over UDP                    REFUSED (RFC 5936 §4.2: TCP only)
@@ -66,7 +69,8 @@ log = logging.getLogger(__name__)
 # and split, which the loop's other queries would otherwise wait for.
 OFFLOAD_RECORDS = 5_000
 
-OnNotify = Callable[[dns.name.Name, str, "dns.name.Name | None"], bool]
+# True: taken (a refresh starts); False: refused; None: not a secondary zone of ours
+OnNotify = Callable[[dns.name.Name, str, "dns.name.Name | None"], "bool | None"]
 
 
 @dataclass(slots=True)
@@ -155,7 +159,11 @@ class HandOff:
             head = self._header(request, wire.NOTIMP, tcp, recursion=False)
             return self._sign(request, head, now)
         allowed = self.on_notify(request.qname, peer[0], request.key_name)
-        rcode = wire.NOERROR if allowed else wire.REFUSED
+        if allowed is None:  # not a secondary zone: one we serve (as its primary), or none
+            allowed = request.qname in self._contents()
+            rcode = wire.NOERROR if allowed else wire.NOTAUTH
+        else:
+            rcode = wire.NOERROR if allowed else wire.REFUSED
         head = self._header(request, rcode, tcp, aa=allowed, recursion=False)
         return self._sign(request, head, now)
 
