@@ -15,10 +15,13 @@ run: $(STAMP)
 	$(BIN)/dnsserve serve
 
 # Everything: lint, unit and integration tests, property tests at their full example counts.
+# TEST_JOBS pytest-xdist workers (the tests mostly wait on servers: 4 on 2 cores is fine);
+# TEST_JOBS=0 runs them in one process.
+TEST_JOBS ?= 4
 test: $(STAMP)
 	$(BIN)/ruff check dnsserve tests benchmarks testkit
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q --hypothesis-profile=thorough
+	$(BIN)/python -m pytest -q --hypothesis-profile=thorough -n $(TEST_JOBS) --dist loadfile
 
 # The unit tests alone (no sockets, no processes): seconds.
 unit: $(STAMP)

@@ -6,8 +6,9 @@ engine alone, the guard with cookies (what answers with ``[rrl] enabled =
 false``), and the guard with cookies and RRL at a rate nothing reaches (what
 answers with RRL on and no client over its rate), on the mix as dnsperf
 sends it (no EDNS). Then the cookie cases, the same mix with EDNS through
-the guard with RRL off: no COOKIE option; a client cookie only (we make a
-server cookie: one SipHash-2-4); our valid server cookie, seen before (the
+the guard with RRL off: no COOKIE option; a client cookie only, not seen
+before (we make a server cookie: one SipHash-2-4), and again (the cookie
+made for it in the last five minutes: a dict lookup); our valid server cookie, seen before (the
 cache of checked cookies: a dict lookup); our valid server cookie, first
 seen (the cache emptied before each pass: one SipHash to verify it); and our
 valid server cookie with RRL on (a valid cookie skips the limiter). All are
@@ -47,7 +48,7 @@ NOTHING_LIMITED = 100_000  # a rate no bucket reaches (the most [rrl] rate takes
 
 CLIENT = "127.0.0.1"
 COOKIE_CASES = ("EDNS, no cookie", "client cookie only", "our cookie, seen before",
-                "our cookie, first seen", "our cookie, RRL on")
+                "our cookie, first seen", "our cookie, RRL on", "client cookie again")
 
 
 def _packets(wl: zonegen.Workload, cookie: Callable[[int], bytes | None] | None = None
@@ -101,10 +102,11 @@ def run(rounds: int, repeats: int) -> dict[str, object]:
         for p in packets:
             limited.respond_from(p, "127.0.0.1", clock(), False)
 
-    def through(guard: Guard, batch: list[bytes], forget: bool = False) -> Callable[[], None]:
+    def through(guard: Guard, batch: list[bytes], forget: Callable[[], None] | None = None
+                ) -> Callable[[], None]:
         def case() -> None:
-            if forget:  # every cookie verified again (a dict clear: ~1,000 entries a pass)
-                jar._checked.clear()
+            if forget is not None:  # every cookie made or verified again (~1,000 entries a pass)
+                forget()
             for p in batch:
                 guard.respond_from(p, CLIENT, clock(), False)
         return case
@@ -113,10 +115,11 @@ def run(rounds: int, repeats: int) -> dict[str, object]:
         "engine.respond": engine_only, "guard, RRL off": guard_cookies,
         "guard, RRL on": guard_rrl,
         COOKIE_CASES[0]: through(cookies, edns),
-        COOKIE_CASES[1]: through(cookies, client_only),
+        COOKIE_CASES[1]: through(cookies, client_only, forget=jar._made.clear),
         COOKIE_CASES[2]: through(cookies, ours),
-        COOKIE_CASES[3]: through(cookies, ours, forget=True),
+        COOKIE_CASES[3]: through(cookies, ours, forget=jar._checked.clear),
         COOKIE_CASES[4]: through(limited, ours),
+        COOKIE_CASES[5]: through(cookies, client_only),
     }
     for f in cases.values():
         f()  # warm the miss cache, the prefix and zone caches

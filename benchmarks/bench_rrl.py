@@ -359,12 +359,15 @@ def cookie_guard_lines(cases: dict[str, dict[str, float]]) -> list[str]:
     base = cases.get(COOKIE_CASES[0])
     what = {
         COOKIE_CASES[0]: "the same mix with EDNS (1232), no COOKIE option",
-        COOKIE_CASES[1]: "a client cookie only: we make a server cookie (one SipHash-2-4)",
+        COOKIE_CASES[1]: "a client cookie only, not seen before: we make a server cookie"
+                         " (one SipHash-2-4)",
         COOKIE_CASES[2]: "our valid server cookie, checked before: a dict lookup, echoed",
         COOKIE_CASES[3]: "our valid server cookie, not seen before (the cache of checked"
                          " cookies emptied each pass): one SipHash-2-4 to verify it",
         COOKIE_CASES[4]: "our valid server cookie, seen before, with RRL on (rate 100,000):"
                          " a valid cookie skips the limiter",
+        COOKIE_CASES[5]: "a client cookie only, again from the same address within 5 minutes:"
+                         " the server cookie made then (a dict lookup)",
     }
     lines = [
         "DNS Cookies' cost, the same way (the guard with RRL off unless said; the mix's"

@@ -27,7 +27,7 @@ import msgspec
 import typer
 import uvloop
 
-from dnsserve import __version__, app, change, config_validate, operate, preflight, watch
+from dnsserve import __version__, app, change, config_validate_ops, operate, preflight, watch
 from dnsserve.demo import HELP, Backends
 from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.operate import ConfigOpt, load
@@ -219,7 +219,7 @@ def watch_command(
         flags["servers"] = (*settings.config.watch.servers, *server)
     try:
         cfg = msgspec.structs.replace(settings.config.watch, **flags)
-        problems = config_validate.check_watch(cfg, "command line")
+        problems = config_validate_ops.check_watch(cfg, "command line")
         if problems:
             raise ConfigError("\n".join(problems))
         uvloop.run(watch.watch(settings, cfg))

@@ -2,7 +2,8 @@
 
 Owns ``parse_hostport``, the one parser of an address with a port (the
 config, ``net`` and the ``--listen``/``--control`` flags use it),
-``parse_node_url`` (``[[node]] url`` and ``--node``), and the form of an
+``parse_node_url`` (``[[node]] url`` and ``--node``), ``ip_problem`` and
+``name_problem`` (an address or a DNS name checked), and the form of an
 error line, which names file, key and value:
 
     dnsserve.toml: pool[1].members[0].weight = -1: must be >= 0
@@ -18,6 +19,9 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import dns.exception
+import dns.name
 
 # -- error lines ---------------------------------------------------------------
 
@@ -143,4 +147,27 @@ def node_url_problem(text: str) -> str | None:
         parse_node_url(text)
     except ValueError as exc:
         return f"not a node URL ({exc})"
+    return None
+
+
+def ip_problem(text: str, version: int | None = None) -> str | None:
+    """Why ``text`` is not an IP address (of ``version``), or None."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    want = {4: "an IPv4", 6: "an IPv6", None: "an IP"}[version]
+    if address is None or "%" in text or (version and address.version != version):
+        return f"not {want} address"
+    return None
+
+
+def name_problem(text: str, *, absolute: bool) -> str | None:
+    """Why ``text`` is not a DNS name (an absolute one), or None."""
+    if absolute and not text.endswith("."):
+        return "must be an absolute name (end with '.')"
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        return f"not a DNS name ({exc})"
     return None

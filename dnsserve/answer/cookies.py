@@ -27,7 +27,12 @@ leaves BADCOOKIE to a policy; ours is the rate limiter's slip).
 
 Pure: time is passed in (``now``), the client address too (packed bytes).
 Validated cookies are remembered in a bounded dict, so a client that sends
-its cookie again costs a dict lookup, not a SipHash.
+its cookie again costs a dict lookup, not a SipHash. So are the server
+cookies we made: the same client cookie from the same address within
+``REUSE_FOR`` seconds gets the same server cookie back (its timestamp up to
+five minutes old, well inside its hour), and a server cookie we made is
+known valid when it comes back. A resolver's first queries, and a flood
+that repeats one client cookie, then cost a dict lookup, not a SipHash.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ MAX_FUTURE = 300
 REFRESH_AFTER = 1800  # older than this: answer with a new one
 CHECKED_SIZE = 10_000  # validated cookies remembered (then forgotten all at once)
 PACKED_SIZE = 65536  # client addresses kept packed (then forgotten all at once)
+REUSE_FOR = 300  # seconds a server cookie we made is handed out again to the same client
 _VERSION = b"\x01\x00\x00\x00"
 _OPTION = struct.Struct("!HH")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -95,7 +101,7 @@ class Cookies:
     """
 
     __slots__ = (
-        "_checked", "_packed", "_secrets", "accepted", "client", "fresh", "now", "valid",
+        "_checked", "_made", "_packed", "_secrets", "accepted", "client", "fresh", "now", "valid",
     )
 
     def __init__(self, secret: bytes, previous: bytes | None = None) -> None:
@@ -104,6 +110,7 @@ class Cookies:
                 raise ValueError(f"a cookie secret is {SECRET_SIZE} bytes, not {len(s)}")
         self._secrets = (secret,) if previous is None else (secret, previous)
         self._checked: dict[bytes, int] = {}  # cookie | client address -> its timestamp
+        self._made: dict[bytes, bytes] = {}  # client cookie | address -> the cookie we made
         self._packed: dict[str, bytes] = {}
         self.client = "0.0.0.0"
         self.now = 0.0
@@ -117,6 +124,7 @@ class Cookies:
             raise ValueError(f"a cookie secret is {SECRET_SIZE} bytes, not {len(secret)}")
         self._secrets = (secret, self._secrets[0])
         self._checked.clear()
+        self._made.clear()
 
     def __call__(self, data: bytes, qend: int, opt: bytes) -> bytes:
         """The OPT to answer with (``opt`` plus our COOKIE when the query has one)."""
@@ -135,7 +143,24 @@ class Cookies:
                 self.accepted += 1
                 if age < REFRESH_AFTER:
                     return with_option(opt, OPTION_COOKIE, cookie)
-        return with_option(opt, OPTION_COOKIE, self.make(cookie[:CLIENT_SIZE], client, now))
+        made = self._answer_cookie(cookie[:CLIENT_SIZE], client, now)
+        return with_option(opt, OPTION_COOKIE, made)
+
+    def _answer_cookie(self, client_cookie: bytes, client: bytes, now: int) -> bytes:
+        """``make``'s cookie, or the one made for this client cookie and address in the
+        last ``REUSE_FOR`` seconds; what is made is remembered as checked too."""
+        key = client_cookie + client
+        made = self._made.get(key)
+        if made is not None and (now - int.from_bytes(made[12:16], "big")) & 0xFFFFFFFF < REUSE_FOR:
+            return made
+        made = self.make(client_cookie, client, now)
+        if len(self._made) >= CHECKED_SIZE:
+            self._made.clear()
+        if len(self._checked) >= CHECKED_SIZE:
+            self._checked.clear()
+        self._made[key] = made
+        self._checked[made + client] = now
+        return made
 
     def _pack(self, client: str) -> bytes:
         """The address the server cookie is bound to (RFC 9018 §4.2), as bytes."""

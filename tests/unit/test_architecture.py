@@ -112,6 +112,9 @@ LEVELS: list[set[str]] = [
     # posture.configrules (the config's risky settings: config_warnings' rules)
     # and posture.poolrules (the pools with their zones) are pure, beside it.
     {"config_validate", "posture.configrules", "posture.poolrules"},
+    # config_validate_ops (the operations sections' checks: keys, zones,
+    # DNSSEC, regions, posture, watch, nodes), split out of config_validate.
+    {"config_validate_ops"},
     # config_values (ADDRESS:PORT and node URLs read, a problem line written)
     # under config_validate; net, settings and the CLI use parse_hostport too.
     # zones.files (zone files opened as untrusted input: where, what, how much,

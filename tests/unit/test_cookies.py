@@ -7,7 +7,7 @@ import dns.message
 import pytest
 
 from dnsserve import wire
-from dnsserve.answer.cookies import OPTION_COOKIE, Cookies, find_cookie
+from dnsserve.answer.cookies import OPTION_COOKIE, REUSE_FOR, Cookies, find_cookie
 from dnsserve.answer.siphash import siphash24
 from dnsserve.errors import FormError
 
@@ -63,6 +63,21 @@ def test_our_server_cookie_is_accepted_echoed_then_refreshed() -> None:
     refreshed = _answer(cookies, mine, now=NOW + 2000)  # over half an hour: a new one
     assert cookies.valid and refreshed is not None and refreshed != mine
     assert int.from_bytes(refreshed[12:16], "big") == NOW + 2000
+
+
+def test_a_client_cookie_again_gets_the_same_server_cookie_for_five_minutes() -> None:
+    """One SipHash per client cookie and address per REUSE_FOR seconds, not per query."""
+    cookies = Cookies(SECRET)
+    first = _answer(cookies, CLIENT)
+    assert _answer(cookies, CLIENT, now=NOW + REUSE_FOR - 1) == first and cookies.fresh == 1
+    assert _answer(cookies, CLIENT, client="198.51.100.101") != first  # another address
+    later = _answer(cookies, CLIENT, now=NOW + REUSE_FOR)
+    assert later is not None and int.from_bytes(later[12:16], "big") == NOW + REUSE_FOR
+    assert _answer(cookies, later, now=NOW + REUSE_FOR + 1) == later and cookies.valid
+    cookies.rotate(OTHER)  # a new secret: cookies are made with it at once
+    rotated = _answer(cookies, CLIENT, now=NOW + REUSE_FOR + 2)
+    assert rotated is not None and rotated[16:] == siphash24(OTHER, rotated[:16] + ADDRESS)
+    assert cookies.fresh == 4
 
 
 @pytest.mark.parametrize(("now", "client", "secret"), [

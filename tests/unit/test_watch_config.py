@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dnsserve.config_schema import WatchConfig
-from dnsserve.config_validate import check_watch
+from dnsserve.config_validate_ops import check_watch
 
 
 def test_watch_errors_name_the_key() -> None:
