@@ -104,10 +104,14 @@ _NAME_AT = {
 }
 _SOA = int(RdataType.SOA)
 # Types whose rdata holds no domain name: their records are not read for names.
+# DNSSEC's records are read for none either: an RRSIG's signer is the apex, an NSEC's
+# next name an owner of the zone, and no answer adds records for them (decoding a
+# signed zone's every RRSIG and NSEC here cost most of its reload).
 _NAMELESS = frozenset({
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
     RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.LOC, RdataType.DS,
-    RdataType.DNSKEY,
+    RdataType.DNSKEY, RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3,
+    RdataType.NSEC3PARAM, RdataType.CDS, RdataType.CDNSKEY,
 })
 
 PoolKey = tuple[dns.name.Name, RdataType]
