@@ -25,7 +25,7 @@ from testkit import ROOT
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_ORDER = (
     "core", "flood", "parse", "zones", "reload", "workers", "failover", "pool", "drift", "checks",
-    "hostile", "xfr", "publish", "dnssec", "dnssec-flip", "rrl", "watch",
+    "hostile", "xfr", "publish", "dnssec", "dnssec-flip", "dnssec-sign", "rrl", "watch",
 )
 TITLE = "# Benchmark results"
 INTRO = (

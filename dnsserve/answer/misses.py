@@ -73,7 +73,7 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, key_parts, lookup
 from dnsserve.answer.prebuilt import Prebuilt, empty, render
-from dnsserve.zones.table import ZoneTable, is_below
+from dnsserve.zones.table import ZoneTable, denial_only, is_below
 
 TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood costs relearning)
 
@@ -86,6 +86,7 @@ _FIXED_TYPE = 0x10000  # the template type of a FIXED outcome
 _NODATA_TYPE = 0x10001  # the template type of NODATA at a node, whatever the qtype
 
 _DS = int(RdataType.DS)
+_NSEC3 = int(RdataType.NSEC3)
 _CNAME = int(RdataType.CNAME)
 _NS = int(RdataType.NS)
 _DNAME = int(RdataType.DNAME)
@@ -103,10 +104,14 @@ _NAME_AT = {
 }
 _SOA = int(RdataType.SOA)
 # Types whose rdata holds no domain name: their records are not read for names.
+# DNSSEC's records are read for none either: an RRSIG's signer is the apex, an NSEC's
+# next name an owner of the zone, and no answer adds records for them (decoding a
+# signed zone's every RRSIG and NSEC here cost most of its reload).
 _NAMELESS = frozenset({
     RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.SPF, RdataType.CAA,
     RdataType.SSHFP, RdataType.TLSA, RdataType.HINFO, RdataType.LOC, RdataType.DS,
-    RdataType.DNSKEY,
+    RdataType.DNSKEY, RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3,
+    RdataType.NSEC3PARAM, RdataType.CDS, RdataType.CDNSKEY,
 })
 
 PoolKey = tuple[dns.name.Name, RdataType]
@@ -446,6 +451,8 @@ class _Zone:
         that do not exist in it (or that a zone below it holds) into ``mentioned``."""
         table, pool_types, inner = self.table, self.pool_types, self.inner
         for key, types in table.wire_types():
+            if _NSEC3 in types and denial_only(types):
+                continue  # an NSEC3 owner name does not exist (RFC 5155 §7.2.8)
             if inner and self.shadowed(key):
                 mentioned.add(key)  # a deeper zone we serve answers it
                 continue

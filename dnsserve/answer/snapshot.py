@@ -43,9 +43,10 @@ from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Result, ZoneTable
+from dnsserve.zones.table import Result, ZoneTable, name_key
 
 LAZY_RRSETS = 2_000  # a zone with this many rrsets and no pool is answered lazily
+_DENIAL_TYPES = frozenset({RdataType.NSEC3, RdataType.RRSIG})
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -191,6 +192,8 @@ class Snapshot:
 
 def _candidates(table: ZoneTable) -> Iterable[tuple[dns.name.Name, int]]:
     for qname, qtype in table.rrset_keys():
+        if qtype in _DENIAL_TYPES and not table.exists_key(name_key(qname)):
+            continue  # an NSEC3 owner name: answered as a name that does not exist
         yield qname, qtype
         if qtype == RdataType.CNAME:
             yield qname, RdataType.A

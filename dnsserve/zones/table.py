@@ -112,6 +112,16 @@ DECODED_MAX = 16384
 
 
 _RRSIG_TYPE = int(RdataType.RRSIG)
+_NSEC3_TYPE = int(RdataType.NSEC3)
+_DENIAL_ONLY = frozenset({_NSEC3_TYPE, _RRSIG_TYPE})
+_HASH_LABEL = 32  # an NSEC3 owner's first label: a SHA-1 hash in base32hex (RFC 5155 §3)
+
+
+def denial_only(types: Iterable[int]) -> bool:
+    """Whether an owner with these types holds only NSEC3 records (and their RRSIGs):
+    an NSEC3 owner name, which does not exist for lookups (RFC 5155 §7.2.8)."""
+    found = set(types)
+    return _NSEC3_TYPE in found and found <= _DENIAL_ONLY
 _LENGTHS = tuple(bytes((n,)) for n in range(256))
 # RdataType(n) runs the enum machinery each time; the known types, looked up.
 _RDATATYPES = {int(t): t for t in RdataType}
@@ -313,7 +323,7 @@ class ZoneTable:
     replaced (pool answers) without touching this one.
     """
 
-    __slots__ = ("_added", "_apex", "_dynamic", "_overlay", "_store", "origin")
+    __slots__ = ("_added", "_apex", "_dynamic", "_hashed", "_overlay", "_store", "origin")
 
     def __init__(
         self,
@@ -325,6 +335,7 @@ class ZoneTable:
     ) -> None:
         self.origin = origin
         self._apex = name_key(origin)
+        self._hashed = 1 + _HASH_LABEL + len(self._apex)  # an NSEC3 owner's key length
         self._store = store
         # An overlay table is ``overlay`` over the loaded blobs, never an
         # overlay of an overlay: lookups stay one dict deep.
@@ -411,9 +422,18 @@ class ZoneTable:
         return self._store is other._store
 
     def exists_key(self, key: bytes) -> bool:
-        """Whether the name of lookup key ``key`` exists (data or empty non-terminal)."""
+        """Whether the name of lookup key ``key`` exists (data or empty non-terminal).
+
+        An NSEC3 record's owner with nothing else (RFC 5155 §7.2.8) does not: a
+        query for it is answered as for a name that does not exist, as Knot and
+        NSD answer it.
+        """
         store = self._store
-        return key in store.blobs or key in store.ents or key in self._added
+        blob = store.blobs.get(key)
+        if blob is not None:
+            return not (key[0] == _HASH_LABEL and len(key) == self._hashed
+                        and denial_only(blob_types(blob)))
+        return key in store.ents or key in self._added
 
     def node_by_key(self, key: bytes) -> Node:
         node = self._overlay.get(key)

@@ -21,6 +21,9 @@ What is compared (``compare()``):
    additional section are left out, and ANY and RRSIG queries are Knot's
    alone.
 
+Also the NSEC3 records' own owner names (RFC 5155 §7.2.8): NXDOMAIN, as
+Knot and NSD answer them.
+
 Must not: talk to anything but loopback, or leave a process running.
 """
 
@@ -32,10 +35,13 @@ from pathlib import Path
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.zone
 import pytest
 
 from testkit.peers import Peer, start_knot, start_nsd
@@ -191,6 +197,43 @@ def test_signed_same_as_knot_and_nsd(served: Served, ours: ServerProc) -> None:
                             f" dnsserve:\n{_show(mine)}\n nsd:\n{_show(nsd)}")
     assert not failures, "\n".join(failures[:6]) + f"\n({len(failures)} differences)"
     assert signed_answers >= len(QUERIES)  # DO answers carry signatures (the zone is signed)
+
+
+def _nsec3_owners(zone: SignedZone, count: int) -> list[str]:
+    """The first ``count`` NSEC3 owner names of the signed zone file, relative to ORIGIN."""
+    signed = dns.zone.from_file(str(zone.path), ORIGIN, relativize=False)
+    origin = dns.name.from_text(ORIGIN)
+    owners = sorted(name.relativize(origin).to_text() for name, node in signed.nodes.items()
+                    if node.get_rdataset(dns.rdataclass.IN, RdataType.NSEC3) is not None)
+    return owners[:count]
+
+
+def test_nsec3_owner_names_are_nxdomain_as_knot_and_nsd(served: Served,
+                                                         ours: ServerProc) -> None:
+    """RFC 5155 §7.2.8 (erratum 4622): a query for an NSEC3 record's owner name, where
+    nothing but the NSEC3 is, is answered as for a name that does not exist: NXDOMAIN
+    with its proof, whatever the type (NSEC3 and RRSIG too), as Knot and NSD answer."""
+    if not served.zone.nsec3:
+        pytest.skip("an NSEC zone has no NSEC3 owner names")
+    owners = _nsec3_owners(served.zone, 2)
+    assert len(owners) == 2
+    failures = []
+    for name in owners:
+        for rdtype in ("A", "TXT", "NSEC3", "RRSIG"):
+            for do in (True, False):
+                mine = ask(ours.host, ours.port, name, rdtype, do=do, tcp=False)
+                assert mine.rcode == "NXDOMAIN", (name, rdtype, do, _show(mine))
+                peers = [("knot", served.knot)]
+                if rdtype != "RRSIG":
+                    peers.append(("nsd", served.nsd))
+                for peer_name, peer in peers:
+                    theirs = ask(peer.host, peer.port, name, rdtype, do=do, tcp=False)
+                    diffs = compare(mine, theirs, nsd=peer_name == "nsd")
+                    if diffs:
+                        failures.append(f"{name} {rdtype} do={do} vs {peer_name}: {diffs}\n"
+                                        f" dnsserve:\n{_show(mine)}\n {peer_name}:\n"
+                                        f"{_show(theirs)}")
+    assert not failures, "\n".join(failures[:6]) + f"\n({len(failures)} differences)"
 
 
 def test_without_do_nothing_dnssec_is_added(served: Served, ours: ServerProc) -> None:

@@ -20,6 +20,8 @@ marked, by ``test_same_as_knot``):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dns.rcode
 import pytest
 
@@ -393,3 +395,24 @@ def test_root_priming_answer_has_addresses(root_engine: Engine) -> None:
 def test_root_referral_has_sibling_glue(root_engine: Engine) -> None:
     r = ask(root_engine, "www.example.com.", "A")
     assert addresses(r.additional) == {"a.gtld-servers.net. 86400 in a 192.5.6.30"}
+
+
+NSEC3_ZONE = """$ORIGIN n3.example.
+$TTL 300
+@ SOA ns1 hostmaster 1 7200 3600 1209600 300
+@ NS ns1
+@ NSEC3PARAM 1 0 0 -
+ns1 A 192.0.2.1
+0123456789abcdefghijklmnopqrstuv NSEC3 1 0 0 - 0123456789ABCDEFGHIJKLMNOPQRSTUV A RRSIG
+"""
+
+
+@pytest.mark.parametrize("qtype", ["A", "NSEC3", "TXT"])
+def test_an_nsec3_owner_name_does_not_exist(qtype: str, tmp_path: Path) -> None:
+    """RFC 5155 §7.2.8: the owner of an NSEC3 record with nothing else there is
+    answered as a name that does not exist (as Knot and NSD answer it)."""
+    (tmp_path / "n3.example.zone").write_text(NSEC3_ZONE)
+    engine = build_engine(tmp_path)
+    r = ask(engine, "0123456789abcdefghijklmnopqrstuv.n3.example.", qtype)
+    assert r.rcode() == NXDOMAIN and aa(r)
+    assert ask(engine, "ns1.n3.example.", "A").rcode() == NOERROR
