@@ -93,16 +93,19 @@ def parse_zone_file(
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    check_zone_file(path, include_dir, rules)
+    check_zone_file(path, include_dir)
     parser = _Parser(origin, include_dir, records, path, rules)
     parser.read(path, open_zone_text(path, rules, cited=(str(path), 0)))
     return records
 
 
-def check_zone_file(path: Path, include_dir: Path, rules: FileRules) -> None:
-    """A zone file must resolve inside its own directory (or the include paths):
-    a symlink in the zones directory cannot make a zone of ``/etc/shadow``."""
-    if not inside(path, (path.parent, include_dir, *rules.roots)):
+def check_zone_file(path: Path, include_dir: Path) -> None:
+    """A zone file must resolve inside its own directory (or the zones directory):
+    a symlink in the zones directory cannot make a zone of ``/etc/shadow``.
+
+    ``rules.roots`` (``server.include_paths``) widen ``$INCLUDE`` targets only,
+    never where a zone file itself may resolve."""
+    if not inside(path, (path.parent, include_dir)):
         raise ZoneError(f"{show_path(path)} resolves outside the zones directory: refused",
                         file=str(path))
 
