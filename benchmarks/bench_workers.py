@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import re
 import shlex
 import statistics
@@ -68,6 +69,9 @@ class Config:
     run: Run | None = None
     per_worker: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    # over the run, every thread of the tree: (voluntary context switches: the
+    # times a thread slept and was woken, utime s, stime s)
+    switches: tuple[int, float, float] = (0, 0.0, 0.0)
 
 
 @dataclass
@@ -119,12 +123,16 @@ def cpu_and_spread(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) ->
                 warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
                 measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
                 before = per_worker(handle.control)
+                woken = wakeups(srv)
                 cmd = dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=rate, **kw)
                 if rate is not None:
                     cmd += ["-c", str(SOCKETS)]
                 print(f"  workers={n}: {shlex.join(cmd)}", flush=True)
                 cfg.run = measure(srv, "throttled" if rate else "unthrottled", cmd,
                                   args.seconds)
+                after_run = wakeups(srv)
+                cfg.switches = (after_run[0] - woken[0], after_run[1] - woken[1],
+                                after_run[2] - woken[2])
                 time.sleep(1.0)  # the workers' counters arrive every 0.5 s
                 after = per_worker(handle.control)
                 cfg.per_worker = {w: int(after[w] - before.get(w, 0)) for w in after}
@@ -133,6 +141,25 @@ def cpu_and_spread(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) ->
             print(f"  workers={n} FAILED: {exc}", file=sys.stderr, flush=True)
         out.append(cfg)
     return out
+
+
+def wakeups(srv: WatchedServer) -> tuple[int, float, float]:
+    """(voluntary context switches, utime s, stime s), summed over every thread of
+    the server's tree: a thread that sleeps in epoll and is woken by a datagram
+    counts one switch, so switches per query say how many queries a wake-up serves."""
+    switches, user, system = 0, 0, 0
+    for pid in srv.tree():
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+                    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                    fields = stat.rsplit(")", 1)[1].split()
+                    switches += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+                    user += int(fields[11])
+                    system += int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return switches, user / tick, system / tick
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -250,18 +277,23 @@ def _streak(port: int, qname: str, want: frozenset[str], t0: float) -> float:
 def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
            mems: list[Memory], lat: list[float], delays: list[float], load: str) -> str:
     rows = ["| workers | rate q/s | queries | QPS | lost % | server CPU s | µs CPU/query |"
-            " per worker |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+            " µs user / sys | queries per wake-up | per worker |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for c in configs:
         rate = f"{c.rate:,}" if c.rate else "unthrottled"
         if c.error or c.run is None:
             rows.append(f"| {c.workers} | {rate} | FAILED: {c.error.splitlines()[0][:80]} |"
-                        " | | | | |")
+                        " | | | | | | |")
             continue
         total = sum(c.per_worker.values()) or 1
         share = ", ".join(f"#{w} {100 * n / total:.1f} %" for w, n in sorted(c.per_worker.items()))
+        done = c.run.completed or 1
+        woken, user, system = c.switches
+        split = f"{1e6 * user / done:.2f} / {1e6 * system / done:.2f}"
+        per_wake = f"{done / woken:.2f}" if woken else "-"
         rows.append(f"| {c.workers} | {rate} | {c.run.completed:,} | {c.run.qps:,.0f} | "
                     f"{c.run.loss_pct:.2f} | {c.run.cpu:.2f} | {c.run.us_per_query:.2f} | "
-                    f"{share or 'one process'} |")
+                    f"{split} | {per_wake} | {share or 'one process'} |")
     verdicts = []
     ok = {(c.workers, c.rate): c.run for c in configs if c.run is not None and not c.error}
     spread = next((c for c in configs if c.workers == 2 and c.rate and c.run), None)
@@ -326,6 +358,21 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         *rows,
         "",
         "| comparison | value | bar | met |", "|---|---:|---|---|", *verdicts,
+        "",
+        "Where the extra CPU at a fixed rate goes: below saturation a process sleeps in"
+        " epoll and is woken for whatever datagrams have arrived; uvloop (libuv) then reads"
+        " the socket until it is empty (up to 32 datagrams per wake-up), so the batch is"
+        " all there is. Each wake-up costs the same whatever it serves (the epoll wait, the"
+        " switch, the read that finds the socket empty, the loop's turn), and SO_REUSEPORT"
+        " gives each of two workers half the datagrams, so each wakes for about half as"
+        " many queries (the column \"queries per wake-up\"): the cost per query rises as"
+        " one process's does at half the rate. Saturated (unthrottled), every wake-up"
+        " serves a full batch and two workers cost what one process does per query. Both"
+        " workers share CPU 0 here, so each of their wake-ups is also a switch between two"
+        " processes; with a core each (what `workers` is for) that part goes, the"
+        " smaller batches stay. Steering datagrams by CPU (SO_ATTACH_REUSEPORT_CBPF)"
+        " would not help here: on loopback a datagram is received on the sender's CPU, so"
+        " dnsperf's every query would go to one worker.",
         "",
         f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
         f" through the control API): {flip_text}",

@@ -7,12 +7,15 @@ mix of A, AAAA, CNAME, MX and TXT names) and:
 
 - dnsserve's phases are timed in a fresh process, one after another, with
   the server's own functions: parse (``zones.parse.parse_zone_file``), validate
-  and build the table (``zones.compile.compile_records``), the canonical
-  content the deletion guard keeps (``zones.versions.zone_content``),
-  prebuilding answers (``answer.snapshot.build_snapshot``), the first
-  answer (``Engine.respond``) and the miss index the server builds after it
-  (``answer.misses``, in a thread), with the process's peak RSS after each
-  and the collector off, as the server loads;
+  and build the table (``zones.compile.compile_records``), prebuilding
+  answers (``answer.snapshot.build_snapshot``), the first answer
+  (``Engine.respond``), and what the server makes after it, in threads: the
+  miss index (``answer.misses``) and, when the state file has no earlier
+  version of the zone, its canonical content and first version
+  (``zones.versions.zone_content``, ``staging.first_versions``; with an
+  earlier version they come before the first answer: the deletion guard
+  compares them), with the process's peak RSS after each and the collector
+  off, as the server loads;
 - dnsserve, NSD and Knot are each started on the zone, and the time from
   the start of the process to its first authoritative SOA answer and the
   process tree's peak RSS (VmHWM, summed over its processes) are reported,
@@ -44,25 +47,34 @@ every process started is stopped by PID.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
 import json
 import os
 import random
 import re
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 
 from benchmarks.report import add_report_options, machine_info, shown_argv, workdir, write_section
 from testkit import zonegen
 from testkit.peers import PeerFailed, find_binary, start_knot, start_nsd
+from testkit.ports import free_port
 from testkit.server import start_server
 from testkit.wait import wait_for
 
@@ -136,6 +148,7 @@ from dnsserve.answer.snapshot import build_snapshot
 from dnsserve.zones.compile import compile_records
 from dnsserve.zones.load import origin_from_path
 from dnsserve.zones.parse import parse_zone_file
+from dnsserve.staging import first_versions
 from dnsserve.zones.versions import zone_content
 path = Path(sys.argv[1])
 out = {}
@@ -151,15 +164,17 @@ t = mark("parse", t)
 compiled = compile_records(parsed, origin=origin)
 del parsed
 t = mark("validate and build the table", t)
-content = zone_content(compiled.table)
-t = mark("canonical content (deletion guard)", t)
 snapshot = build_snapshot({origin: compiled.table}, defer_misses=True)
 t = mark("prebuild answers", t)
 query = dns.message.make_query(origin, "SOA").to_wire()
 assert Engine(snapshot).respond(query, tcp=False)
 t = mark("first answer", t)
 snapshot.misses.complete()
-mark("miss index (after the first answer, in a thread)", t)
+t = mark("miss index (after the first answer, in a thread)", t)
+content = zone_content(compiled.table)
+first_versions([content], at=0.0)
+mark("canonical content and first version (deletion guard; after the first answer"
+     " when the state file has no earlier version, in a thread)", t)
 print(json.dumps(out))
 """
 
@@ -239,40 +254,155 @@ class Start:
     peak_mb: float | None
     note: str = ""
     settled_mb: float | None = None
+    cpu: float | None = None  # user+sys CPU seconds of the process tree at the first answer
 
 
-def start_dnsserve(work: Path, zone: Zone, workers: int = 1) -> tuple[Start, object]:
+PROBE_TIMEOUT = 0.005  # one probe's wait for the answer: the time's resolution
+
+
+class FirstAnswer:
+    """The moment a server first answers the zone's SOA authoritatively, and its CPU then.
+
+    A thread sends a query every ``PROBE_TIMEOUT`` from before the server is
+    started, so the time has that resolution whatever the start-up helper's
+    own (coarser, bounded) wait does; every server is timed by the same probe.
+    """
+
+    def __init__(self, port: int, seconds: float) -> None:
+        self.port = port
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
+        self.cpu: float | None = None
+        self.peak_mb: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._probe, args=(seconds,), daemon=True)
+        self._thread.start()
+
+    def _probe(self, seconds: float) -> None:
+        query = dns.message.make_query(ORIGIN, "SOA").to_wire()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(PROBE_TIMEOUT)
+            for _ in range(int(seconds / PROBE_TIMEOUT)):
+                if self._stop.is_set():
+                    return
+                try:
+                    sock.sendto(query, ("127.0.0.1", self.port))
+                    data = sock.recv(65535)
+                except OSError:
+                    continue
+                took = time.perf_counter() - self.started
+                with contextlib.suppress(dns.exception.DNSException):
+                    r = dns.message.from_wire(data)
+                    if r.answer and r.flags & dns.flags.AA:
+                        self.seconds = took
+                        server = newest_child()
+                        if server is not None:
+                            self.cpu = tree_cpu(server)
+                            self.peak_mb = peak_kb(server) / 1024
+                        return
+
+    def wait(self, seconds: float = 60) -> float | None:
+        self._thread.join(seconds)
+        self._stop.set()
+        return self.seconds
+
+
+def newest_child() -> int | None:
+    """The process this one started last (the server being started), if any."""
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    with contextlib.suppress(OSError, ValueError):
+        return max(int(p) for p in path.read_text().split())
+    return None
+
+
+def tree_cpu(pid: int) -> float:
+    """utime + stime of ``pid`` and its children (seconds)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in children.read_text().split()]
+    return sum(cpu_ticks(p) for p in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def median_start(starts: list[Start]) -> Start:
+    """One row of several starts of one server: the median time and CPU, the
+    highest peaks, and every time in the note."""
+    timed = [s for s in starts if s.seconds is not None]
+    if not timed:
+        return starts[-1]
+    cpus = [s.cpu for s in timed if s.cpu is not None]
+    note = " ".join(f"{s.seconds:.2f}" for s in timed)
+    return Start(
+        timed[0].name, statistics.median(s.seconds for s in timed if s.seconds is not None),
+        max(s.peak_mb or 0 for s in timed), f"{len(timed)} starts: {note} s",
+        max(s.settled_mb or 0 for s in timed), statistics.median(cpus) if cpus else None,
+    )
+
+
+def repeated(
+    times: int, start: Callable[[int], tuple[Start, Any]]
+) -> tuple[Start, Any]:
+    """``start(k)`` for k in 0..times-1, each server stopped but the last:
+    the median of the starts (``median_start``) and the last server (None
+    when it did not start)."""
+    starts: list[Start] = []
+    server: Any = None
+    for k in range(max(1, times)):
+        if server is not None:
+            server.stop()
+        started, server = start(k)
+        print(f"  {started}", flush=True)
+        starts.append(started)
+    return median_start(starts), server
+
+
+def start_dnsserve(base: Path, zone: Zone, workers: int = 1, run: int = 0, *,
+                   fresh: bool = True) -> tuple[Start, Any]:
+    """Start dnsserve on ``zone`` in ``base/run<run>``: with ``fresh``, a first
+    start (no state file), else a restart on the state file a start there left
+    (the zone's version in it: the deletion guard compares the file with it)."""
+    work = base / f"run{run}"
     zones = work / "zones"
     zones.mkdir(parents=True, exist_ok=True)
     target = zones / f"{ORIGIN}zone"
-    target.write_text(zone.path.read_text())
+    if fresh or not target.exists():
+        target.write_text(zone.path.read_text())
+        (work / "state.db").unlink(missing_ok=True)
     config = work / "dnsserve.toml"
     # one answering process, as NSD and Knot run here (one server, one thread);
     # workers = 0: the server's default (one per CPU)
     setting = f"workers = {workers}\n" if workers else ""
     config.write_text(f'[server]\nzones = "zones"\nstate = "state.db"\n{setting}')
-    started = time.perf_counter()
-    server = start_server(work, "-c", str(config), zones=None, ready_seconds=3600)
+    port = free_port("127.0.0.1")
+    first = FirstAnswer(port, 3600)
+    server = start_server(work, "-c", str(config), zones=None, ready_seconds=3600, port=port)
     wait_for("dnsserve to serve the zone", lambda: soa_serial(server.port), seconds=3600)
-    seconds = time.perf_counter() - started
-    first = peak_kb(server.proc.pid) / 1024
-    return Start("dnsserve", seconds, first, settled_mb=settled_peak_mb(server.proc.pid)), server
+    seconds = first.wait()
+    peak = first.peak_mb
+    name = "dnsserve" if fresh else "dnsserve, restarted (its version in the state file)"
+    return Start(name, seconds, peak, settled_mb=settled_peak_mb(server.proc.pid),
+                 cpu=first.cpu), server
 
 
-def start_peer(name: str, work: Path, zone: Zone) -> tuple[Start, object | None]:
+def start_peer(name: str, base: Path, zone: Zone, run: int = 0) -> tuple[Start, Any]:
+    """Start NSD or Knot on ``zone`` in ``base/run<run>``."""
+    work = base / f"run{run}"
     work.mkdir(parents=True, exist_ok=True)
     local = work / f"{ORIGIN}zone"
     local.write_text(zone.path.read_text())
     start = start_nsd if name == "nsd" else start_knot
-    started = time.perf_counter()
+    port = free_port("127.0.0.1")
+    first = FirstAnswer(port, 600)
     try:
-        peer = start({ORIGIN: local}, work)
+        peer = start({ORIGIN: local}, work, port=port)
     except PeerFailed as exc:
+        first.wait(0)
         return Start(name, None, None, f"did not serve the zone: {str(exc)[:120]}"), None
     wait_for(f"{name} to serve the zone", lambda: soa_serial(peer.port), seconds=600)
-    seconds = time.perf_counter() - started
-    first = peak_kb(peer.proc.pid) / 1024
-    return Start(name, seconds, first, settled_mb=settled_peak_mb(peer.proc.pid)), peer
+    seconds = first.wait()
+    peak = first.peak_mb
+    return Start(name, seconds, peak, settled_mb=settled_peak_mb(peer.proc.pid),
+                 cpu=first.cpu), peer
 
 
 # -- a reload under load -------------------------------------------------------------
@@ -403,15 +533,16 @@ def report(sizes: list[tuple[Zone, tuple[str, dict[str, tuple[float, int]]], lis
             " tree's peak RSS then and once settled (no CPU used for"
             f" {SETTLE_SECONDS:g} s: dnsserve's miss index built):",
             "",
-            "| server | seconds | peak RSS at the first answer (MB) | peak RSS settled (MB)"
-            " | note |",
-            "|---|---:|---:|---:|---|",
+            "| server | seconds (median) | CPU s (user+sys) | peak RSS at the first answer (MB)"
+            " | peak RSS settled (MB) | note |",
+            "|---|---:|---:|---:|---:|---|",
         ]
         for s in starts:
             secs = f"{s.seconds:.2f}" if s.seconds is not None else "-"
             mem = f"{s.peak_mb:.0f}" if s.peak_mb is not None else "-"
             settled = f"{s.settled_mb:.0f}" if s.settled_mb is not None else "-"
-            lines.append(f"| {s.name} | {secs} | {mem} | {settled} | {s.note} |")
+            cpu = f"{s.cpu:.2f}" if s.cpu is not None else "-"
+            lines.append(f"| {s.name} | {secs} | {cpu} | {mem} | {settled} | {s.note} |")
         lines += [
             "",
             f"dnsserve by phase, in one fresh process (parser: `{parser}`):",
@@ -471,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the reload under load, of the largest size (no phases, no Knot)")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 0],
                     help="dnsserve's [server] workers for the reload (0: its default)")
+    ap.add_argument("--starts", type=int, default=3,
+                    help="starts of each server per size (the median is reported)")
     add_report_options(ap)
     args = ap.parse_args(argv)
     shown = shown_argv("bench_zones", sys.argv[1:] if argv is None else argv)
@@ -492,11 +625,20 @@ def main(argv: list[str] | None = None) -> int:
                 split = phases(zone)
                 print(f"  phases: {split}", flush=True)
             for i, workers in enumerate(args.workers if last else [1]):
-                work = tmp / f"dnsserve-{records}-{workers}"
-                started, server = start_dnsserve(work, zone, workers)
+                base = tmp / f"dnsserve-{records}-{workers}"
+                times = args.starts if i == 0 and not args.reload_only else 1
+                started, server = repeated(
+                    times, functools.partial(start_dnsserve, base, zone, workers))
+                work = base / f"run{max(1, times) - 1}"
+                print(f"  median {started}", flush=True)
                 if i == 0:
                     starts.append(started)
-                print(f"  {started}", flush=True)
+                if i == 0 and not args.reload_only:  # again, on the state files they left
+                    server.stop()  # type: ignore[attr-defined]
+                    started, server = repeated(times, functools.partial(
+                        start_dnsserve, base, zone, workers, fresh=False))
+                    starts.append(started)
+                    print(f"  median {started}", flush=True)
                 try:
                     if last:
                         reload_zone = zone
@@ -514,10 +656,13 @@ def main(argv: list[str] | None = None) -> int:
                 if not find_binary(binary):
                     starts.append(Start(name, None, None, "not installed"))
                     continue
-                work = tmp / f"{name}-{records}"
-                peer_start, peer = start_peer(name, work, zone)
+                base = tmp / f"{name}-{records}"
+                times = 1 if args.reload_only else args.starts
+                peer_start, peer = repeated(
+                    times, functools.partial(start_peer, name, base, zone))
+                work = base / f"run{max(1, times) - 1}"
                 starts.append(peer_start)
-                print(f"  {peer_start}", flush=True)
+                print(f"  median {peer_start}", flush=True)
                 if peer is None:
                     continue
                 try:

@@ -80,7 +80,7 @@ from dnsserve.transfers import load_keyring, publish_zones, zone_settings
 from dnsserve.workers import WorkerSet
 from dnsserve.xfr.outgoing import diff_serials
 from dnsserve.xfr.publish import PoolKey, soa_answer
-from dnsserve.zones.versions import ZoneContent, ZoneDiff, records_wire
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, ZoneVersion, records_wire
 
 log = logging.getLogger("dnsserve")
 
@@ -108,7 +108,7 @@ class Server:
         self.reloader = Reloader(
             settings, view=lambda: self.health.view, read_settings=read_settings,
             on_commit=self._committed, on_swap=self._swapped,
-            hot_keys=self._hot_keys if count > 1 else None,
+            hot_keys=self._hot_keys if count > 1 else None, on_first=self._first_versions,
         )
         self.secondaries = Secondaries(settings, Hooks(
             served=self._served_content, protected=self._protected, serve=self._serve_copies,
@@ -264,7 +264,25 @@ class Server:
         Returns what to report with it (``overrides.toml``'s problems)."""
         self._apply_transfers(prepared.served.settings)
         publish = publish_zones(prepared.served.settings.config, prepared.served.contents)
-        for version, changes, content in prepared.versions:
+        self._record(prepared.versions, publish)
+        self.publisher.set_zones(publish)
+        self._serve_published_soa()
+        if self._started:
+            self.health.apply_pools(prepared.served.pools, prepared.served.settings)
+            self.secondaries.apply(prepared.served.settings)
+        known = {pm.member for pool in prepared.served.pools for pm in pool.members}
+        return self.health.apply_overrides_file(known)
+
+    def _first_versions(self, versions: Sequence[tuple[ZoneVersion, ZoneDiff, ZoneContent]]
+                        ) -> None:
+        """The first versions of the zones the start served (made after the first answer)."""
+        self._record(versions, publish_zones(self.reloader.settings.config,
+                                             self._file_contents()))
+
+    def _record(self, versions: Sequence[tuple[ZoneVersion, ZoneDiff, ZoneContent]],
+                publish: Mapping[dns.name.Name, object]) -> None:
+        """Accepted versions: into the state file, the IXFR history, NOTIFY out."""
+        for version, changes, content in versions:
             self.health.writer.submit(functools.partial(
                 Store.record_zone_version, version=version,
                 # the stored bytes, not copies: a first version's "added" is its content
@@ -277,13 +295,6 @@ class Server:
                 self.handoff.history.add(content.origin, changes)
             if changes:
                 self._notify(content.origin)
-        self.publisher.set_zones(publish)
-        self._serve_published_soa()
-        if self._started:
-            self.health.apply_pools(prepared.served.pools, prepared.served.settings)
-            self.secondaries.apply(prepared.served.settings)
-        known = {pm.member for pool in prepared.served.pools for pm in pool.members}
-        return self.health.apply_overrides_file(known)
 
     def _sighup(self) -> None:
         log.info("SIGHUP: reloading the zones and %s", self.settings.config_name)
@@ -332,8 +343,9 @@ class Server:
                     guard=self.defences.guard(engine),
                 )
             self._started = True
-            # after the listeners: the index's thread must not delay the first answer
-            self.reloader.build_misses()
+            # after the listeners: the threads making the miss index and the first
+            # versions must not delay the first answer
+            self.reloader.started()
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control and self.control is None:
                 self.control = await self._start_control()
@@ -356,7 +368,8 @@ class Server:
         host, port = parse_hostport(server.control)
         path = token_path(self.settings.state_path)
         try:
-            token = ensure_token(path)
+            # in a thread: a first start writes the file and fsyncs it, answers flowing
+            token = await asyncio.to_thread(ensure_token, path)
         except TokenError as exc:
             # Reads still work; no one can send a mutation without the file.
             log.error("control API: %s; drain, force-up and reload over the API are refused "

@@ -65,7 +65,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     workers: int | None = None  # answering processes; None: one per CPU, at most 8 (worker_count)
     include_paths: tuple[str, ...] = ()  # directories $INCLUDE may read besides the zones dir
     max_zone_file_bytes: int = DEFAULT_MAX_ZONE_FILE_BYTES  # per zone file or included file
-    max_zone_line_bytes: int = DEFAULT_MAX_ZONE_LINE_BYTES  # per line or record (characters)
+    max_zone_line_bytes: int = DEFAULT_MAX_ZONE_LINE_BYTES  # per line or record (bytes)
 
 
 HOSTNAME = "hostname"  # nsid / identity: the host's name, read when the config is loaded

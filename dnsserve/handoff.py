@@ -9,8 +9,12 @@ to send):
     bad TSIG                         NOTAUTH + BADKEY/BADSIG/BADTIME (xfr.request)
     malformed                        FORMERR
     NOTIFY                           ``on_notify(zone, peer address, key)``:
-                                     True -> NOERROR (AA), False -> REFUSED;
-                                     no callback -> NOTIMP
+                                     True -> NOERROR (AA), False -> REFUSED,
+                                     None (not a secondary zone) -> NOERROR
+                                     (AA) for a zone we serve (ignored, as
+                                     BIND's primary does), else NOTAUTH (as
+                                     BIND and Knot); no callback -> NOTIMP;
+                                     RD and CD cleared, as BIND clears them
     AXFR/IXFR, zone not ours or no
       [[zone]] rule, or rule denies  REFUSED (default deny, xfr.access)
     AXFR over UDP                    REFUSED (RFC 5936 §4.2: TCP only)
@@ -65,7 +69,8 @@ log = logging.getLogger(__name__)
 # and split, which the loop's other queries would otherwise wait for.
 OFFLOAD_RECORDS = 5_000
 
-OnNotify = Callable[[dns.name.Name, str, "dns.name.Name | None"], bool]
+# True: taken (a refresh starts); False: refused; None: not a secondary zone of ours
+OnNotify = Callable[[dns.name.Name, str, "dns.name.Name | None"], "bool | None"]
 
 
 @dataclass(slots=True)
@@ -151,10 +156,15 @@ class HandOff:
     def _notify(self, request: Request, peer: tuple[str, int], tcp: bool, now: int) -> bytes:
         self.stats.notify += 1
         if self.on_notify is None:
-            return self._sign(request, self._header(request, wire.NOTIMP, tcp), now)
+            head = self._header(request, wire.NOTIMP, tcp, recursion=False)
+            return self._sign(request, head, now)
         allowed = self.on_notify(request.qname, peer[0], request.key_name)
-        rcode = wire.NOERROR if allowed else wire.REFUSED
-        head = self._header(request, rcode, tcp, aa=allowed)
+        if allowed is None:  # not a secondary zone: one we serve (as its primary), or none
+            allowed = request.qname in self._contents()
+            rcode = wire.NOERROR if allowed else wire.NOTAUTH
+        else:
+            rcode = wire.NOERROR if allowed else wire.REFUSED
+        head = self._header(request, rcode, tcp, aa=allowed, recursion=False)
         return self._sign(request, head, now)
 
     # -- transfers ---------------------------------------------------------------
@@ -205,11 +215,16 @@ class HandOff:
 
     # -- answers -----------------------------------------------------------------
 
-    def _header(self, request: Request, rcode: int, tcp: bool, *, aa: bool = False) -> bytes:
+    def _header(
+        self, request: Request, rcode: int, tcp: bool, *, aa: bool = False, recursion: bool = True
+    ) -> bytes:
+        """A header-only answer; ``recursion=False`` clears RD and CD (a NOTIFY's answer:
+        BIND copies neither, whatever the rcode)."""
         opt = b""
         if self.error_opt is not None and request.payload != wire.NO_EDNS:
             opt = self.error_opt(request.unsigned, tcp)
-        out = wire.header_only(request.data, request.flags, rcode, request.question, opt)
+        flags = request.flags if recursion else request.flags & ~(wire.RD | wire.CD)
+        out = wire.header_only(request.data, flags, rcode, request.question, opt)
         if aa:
             out = out[:2] + ((out[2] << 8 | out[3]) | wire.AA).to_bytes(2, "big") + out[4:]
         return out

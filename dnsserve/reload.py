@@ -52,15 +52,18 @@ from dnsserve.staging import (
     ReloadInput,
     ReloadRefused,
     Served,
+    first_versions,
     prepare,
     select_all,
 )
 from dnsserve.zones.load import LoadedZones
 from dnsserve.zones.offload import ChildLoad, Packed, adopt, adopt_now, worth_a_child
 from dnsserve.zones.poolsign import pool_expiry
-from dnsserve.zones.versions import ZoneContent, ZoneDiff
+from dnsserve.zones.versions import ZoneContent, ZoneDiff, ZoneVersion
 
 log = logging.getLogger("dnsserve")
+
+FirstVersion = tuple[ZoneVersion, ZoneDiff, ZoneContent]  # a version to record, as in Prepared
 
 
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,7 +87,10 @@ class Reloader:
     ``on_commit`` runs on the loop after each accepted load or reload with
     what was prepared (the app updates the monitor and records versions);
     ``on_swap`` after every swap, with the snapshot served from then on (the
-    app passes it on to the answering workers); ``hot_keys``, given when
+    app passes it on to the answering workers); ``on_first`` on the loop with
+    the first versions of the zones the start served with no earlier version
+    (``staging.first_versions``), made after the first answer (``started``),
+    and always before the next commit's ``on_commit``; ``hot_keys``, given when
     workers answer (this process answers no query), gives their hot keys: a
     reload's work then runs in one thread behind them (``_behind``), else on
     this loop in slices and in a thread.
@@ -99,6 +105,7 @@ class Reloader:
         on_commit: Callable[[Prepared], Sequence[str]] | None = None,
         on_swap: Callable[[Snapshot], None] | None = None,
         hot_keys: Callable[[], Awaitable[list[bytes]]] | None = None,
+        on_first: Callable[[Sequence[FirstVersion]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine: Engine | None = None
@@ -109,6 +116,8 @@ class Reloader:
         self._on_commit = on_commit
         self._on_swap = on_swap
         self._hot_keys = hot_keys
+        self._on_first = on_first
+        self._first: Prepared | None = None  # the start's first versions, not yet recorded
         self._releasing: set[asyncio.Task[None]] = set()  # old zones being freed
         self._generation = 0
         self._reloading: asyncio.Future[ReloadResult] | None = None
@@ -178,6 +187,8 @@ class Reloader:
             log.error("%s", line)
         self.accepted += 1
         self._signatures_checked(snapshot)
+        if self._first is not None and self._first is not prepared:
+            self._record_first()  # the start's first versions go before this one's
         reported = tuple(self._on_commit(prepared)) if self._on_commit is not None else ()
         return ReloadResult(
             ok=True, at=time.time(), message=f"serving generation {self._generation}",
@@ -243,9 +254,11 @@ class Reloader:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            inp = self._input(self.settings, force=force, accepted=accepted,
-                              allow_empty=allow_empty)
-            self.last = self.commit(prepare(inp))
+            inp = replace(self._input(self.settings, force=force, accepted=accepted,
+                                      allow_empty=allow_empty), defer_first=True)
+            prepared = prepare(inp)
+            self._first = prepared if prepared.first else None
+            self.last = self.commit(prepared)
         finally:
             if collecting:
                 gc.freeze()
@@ -253,10 +266,48 @@ class Reloader:
         assert self.engine is not None
         return self.engine
 
-    def build_misses(self) -> None:
-        """Build the first load's miss index in a thread (call once answers flow)."""
-        if self.engine is not None:
-            _complete_later(self.engine.snapshot)
+    def started(self) -> None:
+        """Call once answers flow: the first load's miss index, then the first
+        versions it left for later, are made in daemon threads, one after the
+        other (together, their peaks of memory would add up)."""
+        misses = _complete_later(self.engine.snapshot) if self.engine is not None else None
+        if misses is None:
+            self._first_later()
+        else:
+            misses.add_done_callback(lambda _: self._first_later())
+
+    def _first_later(self) -> None:
+        prepared = self._first
+        if prepared is None:
+            return
+        try:
+            future = in_daemon_thread(
+                lambda: first_versions(prepared.first, at=prepared.first_at),
+                name="dnsserve-versions")
+        except RuntimeError:  # no running loop (a caller outside the server): now
+            self._record_first()
+            return
+
+        def done(f: asyncio.Future[list[FirstVersion]]) -> None:
+            if f.cancelled():
+                return
+            if f.exception() is not None:
+                self._first = None
+                log.error("the zones' first versions were not recorded: %r", f.exception())
+                return
+            self._record_first(f.result())
+
+        future.add_done_callback(done)
+
+    def _record_first(self, versions: Sequence[FirstVersion] | None = None) -> None:
+        """Hand the start's first versions to ``on_first`` (made now unless given),
+        once: a later call, or the thread's result after a commit made them, does nothing."""
+        prepared, self._first = self._first, None
+        if prepared is None or self._on_first is None:
+            return
+        if versions is None:
+            versions = first_versions(prepared.first, at=prepared.first_at)
+        self._on_first(versions)
 
     def reload(self, *, force: bool = False) -> asyncio.Future[ReloadResult]:
         """Load the config and zones again, off the loop; one reload at a time.
@@ -612,20 +663,21 @@ def _log_warm(done: int, asked: int, seconds: float) -> None:
                  "(%.1f s)", done, asked, seconds)
 
 
-def _complete_later(snapshot: Snapshot) -> None:
-    """Build the first load's miss index in a thread, once the zones are served.
+def _complete_later(snapshot: Snapshot) -> asyncio.Future[MissIndex] | None:
+    """Build the first load's miss index in a thread, once the zones are served;
+    its future (None when there is nothing to build, or it was built now).
 
     Until it is built, misses take the slow path (the same answers, slower):
     a million records' index is seconds the first answer need not wait for.
     """
     index = snapshot.misses
     if index is None or index.ready:
-        return
+        return None
     try:
         future = in_daemon_thread(index.complete, name="dnsserve-misses")
     except RuntimeError:  # no running loop (a caller outside the server): build it now
         index.complete()
-        return
+        return None
 
     def done(f: asyncio.Future[MissIndex]) -> None:
         if not f.cancelled() and f.exception() is not None:
@@ -633,6 +685,7 @@ def _complete_later(snapshot: Snapshot) -> None:
                       f.exception())
 
     future.add_done_callback(done)
+    return future
 
 
 @contextlib.contextmanager

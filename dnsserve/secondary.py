@@ -368,13 +368,16 @@ class Secondaries:
         zone.wake()
         return True
 
-    def on_notify(self, origin: dns.name.Name, peer: str, key_name: dns.name.Name | None) -> bool:
+    def on_notify(
+        self, origin: dns.name.Name, peer: str, key_name: dns.name.Name | None
+    ) -> bool | None:
         """A NOTIFY for ``origin`` from ``peer`` (its TSIG verified as ``key_name``):
-        True (NOERROR) and a refresh at once when it is allowed, else False (REFUSED)."""
+        True (NOERROR) and a refresh at once when it is allowed, False (REFUSED) when
+        not, None when ``origin`` is not a secondary zone (the hand-off answers)."""
         zone = self.zones.get(origin)
         if zone is None:
-            log.info("NOTIFY for %s from %s refused: not a secondary zone", origin, peer)
-            return False
+            log.info("NOTIFY for %s from %s ignored: not a secondary zone", origin, peer)
+            return None
         why = zone.notify_allowed(peer, key_name)
         if why:
             log.warning("NOTIFY for %s from %s refused: %s", origin, peer, why)

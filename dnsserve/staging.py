@@ -25,7 +25,10 @@ At start there is nothing old to keep: a zone that fails to load is not
 served and the pools inside it are set aside (the other zones serve); a zone
 the guard refuses against the last version accepted in the state file serves
 that last version instead. Starting with no zone at all is an error unless
-``allow_empty``.
+``allow_empty``. A zone with no version in the state file has nothing for
+the guard to check: with ``defer_first`` (the server's start) its content
+is made when first read and its first version is handed out in
+``Prepared.first``, to be recorded after the first answer (``first_versions``).
 
 Must not: touch sockets, the monitor, the engine or the state file (what to
 record is handed out in ``Prepared``).
@@ -86,10 +89,14 @@ class ZoneInfo:
     origin: dns.name.Name
     file: str
     serial: int
-    records: int
+    content: ZoneContent  # the version served now (its records may be made when first read)
     loaded_at: float  # when the version served now was accepted
     ok: bool = True  # the last load of its file succeeded
     result: str = ""
+
+    @property
+    def records(self) -> int:
+        return len(self.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,8 @@ class ReloadInput:
     # zones read in a child process and compared there with the content served:
     # (that content, the diff, its hash, the new content's hash), by origin
     compared: Mapping[dns.name.Name, Compared] = field(default_factory=dict)
+    # a zone with no earlier version: content made when read, version recorded later
+    defer_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,21 @@ class Prepared:
     snapshot: Snapshot
     versions: tuple[tuple[ZoneVersion, ZoneDiff, ZoneContent], ...]  # accepted changes
     warnings: tuple[str, ...] = ()
+    # zones served for the first time (``ReloadInput.defer_first``): their first
+    # versions, made later by ``first_versions(first, at=first_at)``, then recorded
+    first: tuple[ZoneContent, ...] = ()
+    first_at: float = 0.0
+
+
+def first_versions(
+    contents: Sequence[ZoneContent], *, at: float
+) -> list[tuple[ZoneVersion, ZoneDiff, ZoneContent]]:
+    """The versions of zones with no earlier one: every record added (any thread)."""
+    out = []
+    for content in contents:
+        changes = ZoneDiff((), content.records)
+        out.append((new_version(content, changes, at=at), changes, content))
+    return out
 
 
 def select_all(
@@ -219,7 +243,7 @@ def prepare(inp: ReloadInput) -> Prepared:
         signer = PoolSigner.read({o: s for o, s in settings.signing().items() if o in tables})
     except ConfigError as exc:
         raise ReloadRefused([str(exc)]) from None
-    contents, versions, guard = _versions(inp, tables, pools, warnings)
+    contents, versions, guard, first = _versions(inp, tables, pools, warnings)
     if guard and not inp.force:
         if previous is not None:
             raise ReloadRefused([line for lines in guard.values() for line in lines],
@@ -235,7 +259,7 @@ def prepare(inp: ReloadInput) -> Prepared:
             warnings.append(line)
             zones[origin] = ZoneInfo(
                 origin, str(loaded.files.get(origin, "")), contents[origin].serial,
-                len(contents[origin]), inp.now, ok=False,
+                contents[origin], inp.now, ok=False,
                 result="the file would delete what was served: serving the last accepted "
                        "version (serve --force accepts the file)",
             )
@@ -246,8 +270,8 @@ def prepare(inp: ReloadInput) -> Prepared:
             changed = old is None or any(v[2].origin == origin for v in versions)
             zones[origin] = ZoneInfo(
                 origin, str(loaded.files.get(origin, old.file if old else "")),
-                content.serial, len(content), inp.now if changed or old is None else
-                old.loaded_at,
+                int(tables[origin].soa[0].serial), content,
+                inp.now if changed or old is None else old.loaded_at,
             )
     def build(pools: Sequence[Pool]) -> Snapshot:
         return build_snapshot(
@@ -278,6 +302,7 @@ def prepare(inp: ReloadInput) -> Prepared:
                 zones.pop(origin, None)
                 unbuilt[origin] = why
             versions = [v for v in versions if v[2].origin != origin]
+            first = [c for c in first if c.origin != origin]
             log.error("%s", line)
             warnings.append(line)
         placed = place_pools(settings.config, tables, failed | set(unbuilt),
@@ -295,7 +320,8 @@ def prepare(inp: ReloadInput) -> Prepared:
         contents, pools, zones, signer, _signature_expiry(previous, tables, inp.now),
         set_aside=tuple(set_aside), notes=tuple(warnings), unserved=unserved,
     )
-    return Prepared(served, snapshot, tuple(versions), tuple(warnings))
+    return Prepared(served, snapshot, tuple(versions), tuple(warnings), tuple(first),
+                    inp.now)
 
 
 def _signature_expiry(
@@ -345,8 +371,10 @@ def _versions(
     dict[dns.name.Name, ZoneContent],
     list[tuple[ZoneVersion, ZoneDiff, ZoneContent]],
     dict[dns.name.Name, list[str]],
+    list[ZoneContent],
 ]:
-    """Each zone's content, the versions to record, and the guard's refusals by zone."""
+    """Each zone's content, the versions to record, the guard's refusals by zone, and
+    the zones whose first version is left for later (``ReloadInput.defer_first``)."""
     previous = inp.previous
     before = previous.contents if previous is not None else inp.accepted
     fraction = inp.settings.server.max_delete_fraction
@@ -354,6 +382,7 @@ def _versions(
     contents: dict[dns.name.Name, ZoneContent] = {}
     versions: list[tuple[ZoneVersion, ZoneDiff, ZoneContent]] = []
     refusals: dict[dns.name.Name, list[str]] = {}
+    first: list[ZoneContent] = []
     for origin, table in tables.items():
         old = before.get(origin)
         kept = previous is not None and table is previous.loaded.tables.get(origin)
@@ -364,6 +393,11 @@ def _versions(
         fresh = ready is not None and inp.loaded is not None and (
             inp.loaded.tables.get(origin) is table
         )
+        if old is None and inp.defer_first and not (ready is not None and fresh):
+            # nothing to compare with: answered first, content made when read
+            contents[origin] = content = zone_content(table, pending=True)
+            first.append(content)
+            continue
         content = ready if ready is not None and fresh else zone_content(table)
         contents[origin] = content
         known = inp.compared.get(origin)
@@ -391,7 +425,7 @@ def _versions(
             if (problem := serial_problem(old_version, version)) is not None:
                 warnings.append(f"zone {problem}")
         versions.append((version, changes, content))
-    return contents, versions, refusals
+    return contents, versions, refusals, first
 
 
 def _table_from(content: ZoneContent) -> ZoneTable:

@@ -32,6 +32,7 @@ import dns.name
 import dns.zone
 import pytest
 
+from dnsserve.zones.fastrdata import escape_octets
 from testkit.ports import free_port
 from testkit.server import serves_zone
 from testkit.wait import WaitTimeout, wait_for
@@ -79,13 +80,17 @@ def peer_binary(name: str) -> str:
 
 
 def load_zone(origin: str, path: Path) -> dns.zone.Zone:
-    """Read a zone as dnsserve does: ``$INCLUDE`` paths relative to the zones directory.
+    """Read a zone as dnsserve does: ``$INCLUDE`` paths relative to the zones directory,
+    a raw 8-bit byte as that octet (``zones.fastrdata.escape_octets``; an included
+    file is read by dnspython itself, as UTF-8).
 
-    dnspython resolves them against the working directory, hence the chdir.
+    dnspython resolves includes against the working directory, hence the chdir.
     """
     path = Path(path).resolve()
+    text = escape_octets(path.read_bytes().decode("latin-1"))
     with contextlib.chdir(path.parent):
-        return dns.zone.from_file(str(path), origin, relativize=False, allow_include=True)
+        return dns.zone.from_text(text, origin, relativize=False, allow_include=True,
+                                  filename=str(path))
 
 
 def canonical_zone_file(origin: str, src: Path, dst_dir: Path) -> Path:

@@ -68,8 +68,10 @@ def axfr_records(content: ZoneContent) -> list[bytes]:
 def diff_serials(changes: ZoneDiff) -> tuple[int, int] | None:
     """(old serial, new serial) of a diff, from the SOAs it removes and adds."""
     old = [rr for rr in changes.removed if _is_soa(rr)]
+    if len(old) != 1:  # a first version removes nothing: its records are not read
+        return None
     new = [rr for rr in changes.added if _is_soa(rr)]
-    if len(old) != 1 or len(new) != 1:
+    if len(new) != 1:
         return None
     return soa_serial(old[0]), soa_serial(new[0])
 

@@ -15,6 +15,12 @@ installed dnspython lacks one, and pyproject.toml bounds dnspython's version
 from above (2.6 to 2.9 tested). A new dnspython release means: run that
 test, adapt this module, raise the bound.
 
+A zone file's text is its bytes, a character each (``zones.files``), and a
+raw octet past ASCII must stay that octet (as BIND and NSD read it), where
+dnspython would read Unicode (UTF-8 in strings, IDNA in names): the
+``Tokenizer`` hands dnspython the text with each such octet written as a
+``\\DDD`` escape (``zones.fastrdata.escape_octets``), which it reads as the octet.
+
 Must not: open files, know the zones directory, or decide what is an error
 (``zones.load`` does all three).
 """
@@ -30,6 +36,8 @@ import dns.rdataclass
 import dns.tokenizer
 import dns.transaction
 import dns.zonefile
+
+from dnsserve.zones.fastrdata import escape_octets
 
 # Undocumented methods of dns.zonefile.Reader: parse one record line, one $GENERATE line.
 READER_METHODS = ("_rr_line", "_generate_line")
@@ -62,8 +70,9 @@ class Tokenizer(dns.tokenizer.Tokenizer):
     """
 
     def __init__(self, text: str, filename: str, line: int = 1) -> None:
-        """``line`` is the line of the file ``text`` starts at (a part of a file, read alone)."""
-        super().__init__(text, filename)
+        """``line`` is the line of the file ``text`` starts at (a part of a file, read
+        alone); raw octets past ASCII in ``text`` are read as those octets."""
+        super().__init__(escape_octets(text), filename)
         self.line_number = line
         self.token_line = line
         self.token_value = ""

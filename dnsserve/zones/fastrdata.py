@@ -5,6 +5,12 @@ Owns the fast encoders of the zone parser (``zones.parse``): names
 CAA and DS from their tokens, giving exactly the bytes dnspython's
 ``rdata.to_wire()`` gives for the same text.
 
+Text is a zone file's bytes, one character each (``zones.files`` decodes
+it as latin-1): a character past ASCII is a raw octet, and stays that octet
+in a label or a character-string, as BIND, NSD and RFC 1035 §5.1 have it
+(not UTF-8, not IDNA). dnspython reads text as Unicode, so whatever is
+handed to it goes through ``escape_octets`` first (``\\DDD`` is an octet to it).
+
 Rule: an encoder is never more lenient than dnspython. Whatever it is not
 sure of (an escape it does not handle, a form dnspython may read differently,
 a value out of range) raises ``NotFast``, and the caller hands the record to
@@ -31,6 +37,23 @@ _LENGTH = [bytes((n,)) for n in range(64)]
 _HEX6 = re.compile(r"[0-9A-Fa-f:]{2,39}")
 _DIGEST_LENGTH = {1: 20, 2: 32, 4: 48}  # dnspython checks these; others go to it
 _NAME_CACHE_MAX = 100_000
+# a backslash pair (kept, unless it escapes a raw octet) or a raw octet past ASCII
+_OCTET = re.compile(r"\\[\x80-\xff]|\\.|[\x80-\xff]", re.DOTALL)
+
+
+def _escaped(m: re.Match[str]) -> str:
+    found = m.group(0)
+    if len(found) == 2 and found[1] < "\x80":
+        return found  # an escape of an ASCII character: dnspython reads it as we do
+    return f"\\{ord(found[-1]):03d}"
+
+
+def escape_octets(text: str) -> str:
+    """Zone-file ``text`` (a byte per character) with every raw octet past ASCII,
+    escaped or not, written as a ``\\DDD`` escape: what dnspython reads as that
+    octet (it would read the character as Unicode: UTF-8 in a string, IDNA in a
+    name). Lines and every other character stay as they are."""
+    return text if text.isascii() else _OCTET.sub(_escaped, text)
 
 
 def name_wire(name: dns.name.Name) -> bytes:
@@ -54,10 +77,10 @@ class NotFast(Exception):
 class NameCodec:
     """Domain names as written in a zone file, relative to one origin, to wire form.
 
-    Names without escapes or non-ASCII letters are encoded here; the others
-    go through ``dns.name.from_text`` (exactly what dnspython's tokenizer
-    does). Case is kept as written. Repeated names (targets of MX, CNAME,
-    NS) come from a bounded cache.
+    Names without escapes or raw octets past ASCII are encoded here; the
+    others go through ``dns.name.from_text`` (exactly what dnspython's
+    tokenizer does, after ``escape_octets``). Case is kept as written.
+    Repeated names (targets of MX, CNAME, NS) come from a bounded cache.
     """
 
     __slots__ = ("_cache", "origin", "origin_name")
@@ -117,7 +140,7 @@ class NameCodec:
         if text[0] == '"':
             raise NotFast  # a quoted string where a name belongs: dnspython's error
         try:
-            return name_wire(dns.name.from_text(text, self.origin_name))
+            return name_wire(dns.name.from_text(escape_octets(text), self.origin_name))
         except (dns.exception.DNSException, UnicodeError, ValueError):
             raise NotFast from None
 
@@ -147,18 +170,21 @@ def ttl(text: str) -> int:
 
 def unescape(token: str) -> bytes:
     """A string token (``"quoted"`` tokens start with ``"``) as dnspython's
-    ``unescape_to_bytes`` gives it: ``\\DDD`` is one octet, ``\\X`` is X."""
+    ``unescape_to_bytes`` gives it after ``escape_octets``: ``\\DDD`` is one
+    octet, ``\\X`` is X, a raw octet is itself."""
     if token[:1] == '"':
         token = token[1:]
+    if not token.isascii() and max(token) > "\xff":
+        raise NotFast  # not a zone file's byte (text not from zones.files): dnspython
     if "\\" not in token:
-        return token.encode()
+        return token.encode("latin-1")
     out = bytearray()
     i, n = 0, len(token)
     while i < n:
         c = token[i]
         i += 1
         if c != "\\":
-            out += c.encode()
+            out.append(ord(c))
             continue
         if i >= n:
             raise NotFast
@@ -174,7 +200,7 @@ def unescape(token: str) -> bytes:
             out.append(value)
             i += 2
         else:
-            out += c.encode()
+            out.append(ord(c))
     return bytes(out)
 
 

@@ -28,6 +28,8 @@ _TOKEN = re.compile(
 )
 _MODIFIER = re.compile(r"\{(-?\d+)(?:,(\d+)(?:,([doxX]))?)?\}")
 MAX_GENERATE_WIDTH = 127  # dnspython's limit (a wider field is its error)
+_RAW = re.compile(r"[\x80-\xff]")  # a raw octet past ASCII (text is a byte per character)
+_NO_DEPTH = 1 << 30  # a depth no ")" brings below zero: raw_octet reads any line alone
 
 
 # ``match_plain(line)`` is not None for a plain line (``is_plain``, without the call)
@@ -66,6 +68,48 @@ def scan(line: str, depth: int, tokens: list[str]) -> int | None:
         elif comment is not None:
             break
     return depth
+
+
+def raw_octet(line: str) -> int | None:
+    """The first raw octet past ASCII in ``line`` outside a comment (a line that
+    cannot be read alone counts whole), or None."""
+    if line.isascii():
+        return None
+    first = _RAW.search(line)
+    if first is None:
+        return None  # past latin-1: not a zone file's byte (zones.files reads bytes)
+    semicolon = line.find(";", 0, first.start())
+    if semicolon < 0:
+        return ord(first.group(0))  # no comment can have begun before it
+    if '"' not in line[:semicolon] and "\\" not in line[:semicolon]:
+        return None  # the comment begins at that ";", before any raw octet
+    tokens: list[str] = []
+    if scan(line, _NO_DEPTH, tokens) is None:
+        tokens = [line]
+    for token in tokens:
+        m = _RAW.search(token)
+        if m is not None:
+            return ord(m.group(0))
+    return None
+
+
+def first_raw(text: str, line: int = 1) -> tuple[int, int] | None:
+    """(line, octet) of the first ``raw_octet`` of the lines of ``text`` (the first
+    of them is line ``line``), or None. Lines are split at newlines only."""
+    pos = 0
+    while True:  # bounded: every step moves past one line
+        m = _RAW.search(text, pos)
+        if m is None:
+            return None
+        start = text.rfind("\n", pos, m.start()) + 1 or pos
+        line += text.count("\n", pos, start)
+        end = text.find("\n", m.start())
+        end = len(text) if end < 0 else end
+        octet = raw_octet(text[start:end])
+        if octet is not None:
+            return line, octet
+        line += 1
+        pos = end + 1
 
 
 def generate_text(template: str, counter: int) -> str | None:

@@ -18,22 +18,28 @@ child alike:
 3. How much: at most ``max_file_bytes`` (``server.max_zone_file_bytes``,
    default 1 GiB) per file, checked on the size before reading and again on
    every byte read (a file that grows while read stops at the bound), and at
-   most ``max_line`` characters (``server.max_zone_line_bytes``, default
+   most ``max_line`` bytes (``server.max_zone_line_bytes``, default
    1 MiB) per line and per record in parentheses, far above any real record
    (the longest rdata, 65,535 octets, is 262,140 characters as ``\\DDD``
    escapes); the parsers enforce that one.
 4. What a message may quote: ``excerpt`` (at most ``EXCERPT`` characters,
-   non-printable characters escaped) and ``safe_message`` (every quoted part
-   of a message cut to an excerpt, the whole bounded): every syntax error
+   non-printable characters and raw octets past ASCII escaped) and
+   ``safe_message`` (every quoted part of a message cut to an excerpt, the
+   whole bounded): every syntax error
    passes through it, so a file that is not a zone file never has more than
    a short escaped excerpt of it printed.
+
+A zone file is read as its bytes, one character each (latin-1), as BIND and
+NSD read it: any octet may appear (RFC 1035 §5.1), a raw octet past ASCII is
+that octet in a label or a string (neither UTF-8 nor IDNA), so a line's
+length in characters is its length in bytes, and no file is refused for its
+encoding.
 
 Must not: parse zone text (the parsers do) or decide what a zone means.
 """
 
 from __future__ import annotations
 
-import codecs
 import errno
 import io
 import os
@@ -55,6 +61,8 @@ _KINDS = {
     stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
     stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
 }
+# a backslash pair, or \DDD past ASCII (its digits in group 1)
+_HIGH_ESCAPE = re.compile(r"\\(?:(12[89]|1[3-9][0-9]|2[0-4][0-9]|25[0-5])|.)", re.DOTALL)
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
@@ -84,7 +92,8 @@ def _escape(c: str) -> str:
 
 def safe_message(message: str, limit: int = EXCERPT) -> str:
     """``message`` with every quoted part cut to ``limit`` characters (``...`` after
-    the quote says so), non-printables escaped, at most ``MESSAGE_MAX`` characters."""
+    the quote says so), non-printables and raw octets past ASCII escaped (``\\xe9``),
+    at most ``MESSAGE_MAX`` characters."""
     def shorten(m: re.Match[str]) -> str:
         quoted = m.group(0)
         if len(quoted) - 2 <= limit:
@@ -92,7 +101,7 @@ def safe_message(message: str, limit: int = EXCERPT) -> str:
         return quoted[: limit + 1] + quoted[0] + "..."
 
     out = _QUOTED.sub(shorten, message)
-    out = "".join(c if c.isprintable() else _escape(c) for c in out)
+    out = "".join(c if c.isprintable() and c.isascii() else _escape(c) for c in out)
     return out if len(out) <= MESSAGE_MAX else out[: MESSAGE_MAX - 3] + "..."
 
 
@@ -130,8 +139,8 @@ def real_path(path: Path) -> Path:
 
 
 def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> TextIO:
-    """``path`` opened to be read as UTF-8 text (universal newlines, as ``read_text``),
-    if it is a regular file within ``rules.max_file_bytes``; else a ``ZoneError``
+    """``path`` opened to be read as text, a byte per character (latin-1, universal
+    newlines), if it is a regular file within ``rules.max_file_bytes``; else a ``ZoneError``
     where it was cited (``cited``: file and line; line 0 for a zone file itself)."""
     shown = show_path(path)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
@@ -156,33 +165,21 @@ def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> T
     except BaseException:
         os.close(fd)
         raise
-    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding="latin-1")
 
 
-def utf8_error(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> ZoneError | None:
-    """The error of ``path`` (opened by ``open_zone_text``) when it is not UTF-8, at the
-    line of its first bad byte; None when it decodes. A ``ZoneError`` of the opening
-    or of its bound is raised as it is."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    newlines = 0  # in the bytes decoded so far (an undecoded tail never holds one)
-    with open_zone_text(path, rules, cited=cited) as file:
-        raw = file.buffer
-        while True:
-            chunk = raw.read(1 << 20)  # bounded by the file's size bound
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                line = newlines + exc.object[: exc.start].count(b"\n") + 1
-                return ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}",
-                                 file=str(path), line=line)
-            if not chunk:
-                return None
-            newlines += chunk.count(b"\n")
+def include_path(value: str) -> Path:
+    """The path an ``$INCLUDE`` names, from dnspython's token (raw octets past ASCII
+    written as ``\\DDD``, ``zones.fastrdata.escape_octets``): the file's own bytes."""
+    if "\\" in value:
+        value = _HIGH_ESCAPE.sub(lambda m: chr(int(m.group(1))) if m.group(1) else m.group(0),
+                                 value)
+    return Path(os.fsdecode(value.encode("latin-1")))
 
 
 def read_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> str:
     """The whole of ``path`` as text, opened by ``open_zone_text``, every line
-    within ``rules.max_line`` characters (the dnspython reader's path)."""
+    within ``rules.max_line`` bytes (the dnspython reader's path)."""
     with open_zone_text(path, rules, cited=cited) as file:
         text = file.read()
     check_lines(text, rules.max_line, str(path))
@@ -220,13 +217,13 @@ def check_lines(text: str, max_line: int, file: str) -> None:
 
 
 def line_too_long(max_line: int, file: str, line: int) -> ZoneError:
-    return ZoneError(f"a line longer than {max_line:,} characters (server.max_zone_line_bytes):"
+    return ZoneError(f"a line longer than {max_line:,} bytes (server.max_zone_line_bytes):"
                      " refused", file=file, line=line)
 
 
 def record_too_long(max_line: int, file: str, line: int) -> ZoneError:
     return ZoneError(f"a record (in parentheses from this line) longer than {max_line:,}"
-                     " characters (server.max_zone_line_bytes): refused", file=file, line=line)
+                     " bytes (server.max_zone_line_bytes): refused", file=file, line=line)
 
 
 def _too_large(shown: str, rules: FileRules, cited: tuple[str, int]) -> ZoneError:

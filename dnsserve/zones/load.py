@@ -61,15 +61,16 @@ from dnsserve.zones.compile import (
 from dnsserve.zones.dnskeys import read_keys
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
 from dnsserve.zones.fastrdata import rdata_wire as fr_rdata_wire
+from dnsserve.zones.fastscan import first_raw
 from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
     check_include,
+    include_path,
     read_zone_text,
     real_path,
     safe_message,
     show_path,
-    utf8_error,
 )
 from dnsserve.zones.online import Signing
 from dnsserve.zones.parse import (
@@ -77,6 +78,7 @@ from dnsserve.zones.parse import (
     check_zone_file,
     outside_message,
     parse_zone_file,
+    raw_octet_message,
 )
 from dnsserve.zones.rrsign import Reusable, sign_records
 from dnsserve.zones.sources import Source, SourceMap
@@ -149,7 +151,7 @@ def load_zone_file(
     text = read_text(path, Source(str(path), 0), rules)
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
     with zone.writer(replacement=True) as txn:
-        reader = _Reader(txn, Tokenizer(text, str(path)), Path(path), include_dir, rules)
+        reader = _Reader(txn, text, Path(path), include_dir, rules)
         reader.read()
         sources = SourceMap(reader.owners, reader.records)
     return zone, sources
@@ -447,10 +449,6 @@ def read_text(path: Path, cited_at: Source, rules: FileRules = DEFAULT_RULES) ->
     """A whole zone file (or included file) as text, under ``rules`` (``zones.files``)."""
     try:
         return read_zone_text(path, rules, cited=(cited_at.file, cited_at.line))
-    except UnicodeDecodeError as exc:
-        error = utf8_error(path, rules, cited=(cited_at.file, cited_at.line))
-        raise error or ZoneError(f"{show_path(path)} is not UTF-8: {exc.reason}",
-                                 file=str(path)) from None
     except OSError as exc:
         raise ZoneError(
             f"cannot read {show_path(path)}: {exc.strerror or type(exc).__name__}",
@@ -475,12 +473,13 @@ class _Reader:
     def __init__(
         self,
         txn: dns.transaction.Transaction,
-        tok: Tokenizer,
+        text: str,
         path: Path,
         include_dir: Path,
         rules: FileRules = DEFAULT_RULES,
     ) -> None:
-        self.zf = ZoneFileReader(txn, tok, self.note)
+        """``text``: the zone file ``path``'s text (``read_text``)."""
+        self.zf = ZoneFileReader(txn, Tokenizer(text, str(path)), self.note)
         self.include_dir = include_dir
         self.rules = rules
         self.owners: dict[dns.name.Name, Source] = {}
@@ -490,6 +489,8 @@ class _Reader:
         self.warnings: list[tuple[str, int, str]] = []  # (file, line, message)
         self._stack: list[dict[str, Any]] = []
         self._files = [real_path(path)]
+        # each file being read: its first raw octet past ASCII (line, octet), warned at its end
+        self._raw = [first_raw(text)]
 
     @property
     def tok(self) -> Tokenizer:
@@ -534,6 +535,9 @@ class _Reader:
         """Read one line (or one multi-line record); False at the end of the zone file."""
         token = self.tok.get(want_leading=True, want_comment=True)
         if token.is_eof():
+            raw = self._raw.pop()
+            if raw is not None:
+                self.warnings.append((self.tok.source_file, raw[0], raw_octet_message(raw[1])))
             if not self._stack:
                 return False
             self.zf.restore_state(self._stack.pop())
@@ -590,7 +594,7 @@ class _Reader:
             self.tok.get_eol()
         elif not token_origin.is_eol_or_eof():
             raise dns.exception.SyntaxError("bad origin in $INCLUDE")
-        path = Path(token.value)
+        path = include_path(token.value)
         if not path.is_absolute():
             path = self.include_dir / path
         if len(self._stack) >= MAX_INCLUDE_DEPTH:
@@ -604,6 +608,7 @@ class _Reader:
         text = read_text(path, self.here, self.rules)
         self._stack.append(self.zf.save_state())
         self._files.append(real)
+        self._raw.append(first_raw(text))
         self.zf.switch_to(Tokenizer(text, str(path)), origin)
 
     def _check_owner(self) -> None:

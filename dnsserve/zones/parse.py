@@ -16,7 +16,10 @@ are relative to the zones directory, at most ``MAX_INCLUDE_DEPTH`` deep,
 without loops; a
 ``$GENERATE`` makes at most ``MAX_GENERATE`` names; a record whose owner is
 outside the origin is left out with a warning (``ParsedRecords.warnings``);
-rdata is at most 65,535 octets; files are UTF-8. Everything else about a zone's meaning
+rdata is at most 65,535 octets; a file is its bytes (``zones.files``: a raw
+octet past ASCII is that octet, as BIND and NSD read it; the first of a
+file outside a comment is a warning, at the end of the file, since Knot DNS
+refuses such a file). Everything else about a zone's meaning
 (an SOA below the apex, two CNAMEs at a name, a CNAME beside other data) is
 the builder's to judge, not this reader's.
 
@@ -42,11 +45,12 @@ import dns.ttl
 from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.fastscan import generate_text, is_plain, match_plain, scan
+from dnsserve.zones.fastscan import first_raw, generate_text, is_plain, match_plain, scan
 from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
     check_include,
+    include_path,
     inside,
     line_too_long,
     open_zone_text,
@@ -54,7 +58,6 @@ from dnsserve.zones.files import (
     record_too_long,
     safe_message,
     show_path,
-    utf8_error,
 )
 from dnsserve.zones.records import ParsedRecords
 
@@ -104,15 +107,6 @@ def _ttl(text: str) -> int:
             raise fr.NotFast
         return value
     return fr.ttl(text)
-
-
-def _not_utf8(path: Path, rules: FileRules) -> ZoneError | None:
-    """The error of a file that is not UTF-8 (at the line of its first bad byte),
-    or None (the whole file is decoded, a chunk at a time, under ``rules``)."""
-    try:
-        return utf8_error(path, rules, cited=(str(path), 0))
-    except ZoneError:
-        return None
 
 
 class _Manager:
@@ -181,30 +175,19 @@ class _Parser:
     # -- the line loop ---------------------------------------------------------
 
     def read(self, path: Path, file: TextIO) -> None:
-        """Read the open zone file ``path`` entry by entry.
-
-        The file is read a chunk at a time; dnspython (and ``zones.load``)
-        decode it whole first, so when an error turns up, a file that is
-        not UTF-8 is that error instead, as it is there.
-        """
+        """Read the open zone file ``path`` entry by entry (a chunk at a time); its
+        first raw octet past ASCII, if any, is a warning at its end (as ``zones.load``)."""
+        raw: list[tuple[int, int]] = []
         with file:
-            try:
-                self._read_lines(self._lines(file))
-            except UnicodeDecodeError:
-                error = _not_utf8(path, self.rules) or ZoneError(
-                    f"{show_path(path)} is not UTF-8", file=str(path)
-                )
-                raise error from None
-            except ZoneError:
-                decoding = _not_utf8(path, self.rules)
-                if decoding is not None:
-                    raise decoding from None
-                raise
+            self._read_lines(self._lines(file, raw))
+        if raw:
+            self.records.warn(self.file, raw[0][0], raw_octet_message(raw[0][1]))
 
-    def _lines(self, file: TextIO) -> Iterator[str]:
+    def _lines(self, file: TextIO, raw: list[tuple[int, int]]) -> Iterator[str]:
         """The lines of ``file`` without their newlines; ``at_open_end`` is set
         before a last line that has none is given. A line longer than the
-        rules' ``max_line`` is an error (before it is all read)."""
+        rules' ``max_line`` is an error (before it is all read). The first raw
+        octet past ASCII outside a comment goes to ``raw`` as (line, octet)."""
         self.at_open_end = False
         rest = ""
         seen = 0  # lines given so far
@@ -213,16 +196,25 @@ class _Parser:
             chunk = file.read(_CHUNK)
             if not chunk:
                 break
-            lines = (rest + chunk).split("\n") if rest else chunk.split("\n")
+            block = rest + chunk if rest else chunk
+            lines = block.split("\n")
             rest = lines.pop()
             if lines and max(map(len, lines)) > max_line:
                 at = next(i for i, line in enumerate(lines) if len(line) > max_line)
                 raise line_too_long(max_line, self.file_name, seen + at + 1)
             if len(rest) > max_line:
                 raise line_too_long(max_line, self.file_name, seen + len(lines) + 1)
+            if not raw and not block.isascii():
+                found = first_raw(block[: len(block) - len(rest)], seen + 1)
+                if found is not None:
+                    raw.append(found)
             seen += len(lines)
             yield from lines
         if rest:
+            if not raw:
+                found = first_raw(rest, seen + 1)
+                if found is not None:
+                    raw.append(found)
             self.at_open_end = True
             yield rest
 
@@ -562,7 +554,7 @@ class _Parser:
             tok.get_eol()
         elif not token_origin.is_eol_or_eof():
             raise dns.exception.SyntaxError("bad origin in $INCLUDE")
-        path = Path(token.value)
+        path = include_path(token.value)
         if not path.is_absolute():
             path = self.include_dir / path
         if len(self.files) > MAX_INCLUDE_DEPTH:
@@ -590,6 +582,13 @@ class _Parser:
 def outside_message(owner: dns.name.Name, apex: dns.name.Name) -> str:
     """The warning for a record left out: its owner is outside the zone (``zones.load`` too)."""
     return f"owner {owner} is outside the zone {apex}: record left out (as BIND and Knot do)"
+
+
+def raw_octet_message(octet: int) -> str:
+    """The warning for a file's first raw octet past ASCII (``zones.load`` too)."""
+    return (f"a raw octet 0x{octet:02x} (the file's first past ASCII outside a comment): read"
+            f" as that octet, as BIND and NSD read it; Knot DNS refuses the file (\\{octet:03d}"
+            " loads everywhere)")
 
 
 def check_rdata_length(rdata: bytes, file: str, line: int) -> None:

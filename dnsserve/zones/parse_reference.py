@@ -24,7 +24,6 @@ import dns.transaction
 
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones import load
-from dnsserve.zones.dnspython_adapter import Tokenizer
 from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.parse import check_rdata_length, check_zone_file
 from dnsserve.zones.records import ParsedRecords
@@ -80,8 +79,7 @@ def parse_zone_file_dnspython(
     text = load.read_text(path, Source(str(path), 0), rules)
     collector = _Collector(origin, records)
     reader = _Reader(
-        cast(dns.transaction.Transaction, collector), Tokenizer(text, str(path)), path, include_dir,
-        rules,
+        cast(dns.transaction.Transaction, collector), text, path, include_dir, rules,
     )
     reader.collector = collector
     reader.read()

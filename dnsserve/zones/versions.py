@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import struct
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -344,23 +345,56 @@ class ZoneVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # -- content ---------------------------------------------------------------------
 
 
-def zone_content(table: ZoneTable) -> ZoneContent:
+def zone_content(table: ZoneTable, *, pending: bool = False) -> ZoneContent:
     """The canonical content of a *loaded* table (``LoadedZones.tables``).
 
     A pool variant of a table (``ZoneTable.with_rrsets``) holds the pools'
     answers in place of the zone file's records: pass the loaded one. Read
     from the table's wire data; rdata of the types in ``_NAMES_AT`` (and
-    those without names) is made canonical without dnspython.
+    those without names) is made canonical without dnspython. ``pending``:
+    the records are made when first read (``PendingRecords``), not now.
     """
     if isinstance(table, ZoneTable):
-        return _wire_content(table)
+        if pending:
+            return ZoneContent(table.origin, PendingRecords(table))
+        return ZoneContent(table.origin, Records(*_wire_records(table)))
     return _decoded_content(table)
 
 
-def _wire_content(table: ZoneTable) -> ZoneContent:
+class PendingRecords(Records):
+    """The ``Records`` of a loaded table, made when first read, not when made.
+
+    A zone served for the first time (no earlier version in the state file
+    to check it against) is answered before its content exists: a third of
+    the start of a large zone (``staging``). Whatever reads it first (the
+    start's own background step, an AXFR, a reload's diff, pickling for the
+    reload's child) makes it; two threads reading it at once may both make
+    it, the same bytes.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ZoneTable) -> None:  # the slots of Records: set when read
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        # only while a slot is unset: once made, the slots are read directly
+        if name not in ("_data", "_ends"):
+            raise AttributeError(name)
+        data, ends = _wire_records(self._table)
+        self._ends = ends
+        self._data = data
+        return data if name == "_data" else ends
+
+
+def _wire_records(table: ZoneTable) -> tuple[bytes, array[int]]:
+    """The canonical records of ``table`` (concatenated) and where each ends."""
     origin = table.origin
     keys = sorted(table.loaded_keys(), key=wire_order)
-    data = bytearray()
+    # BytesIO, not a bytearray: its getvalue() hands over its own buffer (no copy
+    # of the whole content at the end, which a large zone's peak memory would show)
+    data = io.BytesIO()
+    write, size = data.write, 0
     ends = array("Q")
     pack_head, pack_len = _HEAD.pack, _U16.pack
     for key in keys:
@@ -375,11 +409,9 @@ def _wire_content(table: ZoneTable) -> ZoneContent:
                 canonical.sort()
             head = key + pack_head(rdtype, RdataClass.IN, ttl)
             for rdata in canonical:
-                data += head
-                data += pack_len(len(rdata))
-                data += rdata
-                ends.append(len(data))
-    return ZoneContent(origin, Records(bytes(data), ends))
+                size += write(head) + write(pack_len(len(rdata))) + write(rdata)
+                ends.append(size)
+    return data.getvalue(), ends
 
 
 # Where the names start in rdata whose names are lower-cased in canonical form

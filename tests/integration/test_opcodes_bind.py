@@ -22,9 +22,11 @@ What BIND does (named 9.18), and so we do:
 
 Where Knot differs (we follow BIND): Knot echoes the question and copies RD on
 NOTIMP and on the other errors, never copies CD, and answers an UPDATE of its
-own zone with NOTAUTH. NOTIFY with a question is not compared: the server hands
-it to its secondary-zone code (``handoff``), which the engine alone does not
-have (tests/unit/test_handoff.py and the secondary tests cover it).
+own zone with NOTAUTH. NOTIFY with a question goes past the engine to the
+server's hand-off (``handoff``: its secondary zones decide): compared by
+``test_refused_notify_as_bind`` through a ``HandOff`` that takes no NOTIFY,
+as BIND answers one for a zone it does not serve: NOTAUTH, RD and CD cleared,
+the question echoed, our OPT.
 
 NSID and keepalive against BIND (``server-id`` set): NSID is answered on
 every kind of response, NOTIMP and FORMERR with an OPT included, with the same
@@ -47,6 +49,7 @@ import dns.update
 import pytest
 
 from dnsserve.answer.engine import Engine
+from dnsserve.handoff import HandOff
 from testkit import SHIPPED_ZONES
 from testkit.answers import build_engine
 from testkit.peers import Peer, canonical_zone_file, start_knot, start_named
@@ -165,6 +168,24 @@ def test_update_as_bind_answers(engine: Engine, named: Peer, origin: str) -> Non
     ours = header(engine.respond(data, tcp=False))
     assert ours is not None and ours[0] in (5, 9)  # REFUSED or NOTAUTH, as BIND says
     assert ours == header(udp(named, data))
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS)
+@pytest.mark.parametrize("edns", [False, True])
+def test_refused_notify_as_bind(engine: Engine, named: Peer, flags: str, edns: bool) -> None:
+    """A NOTIFY for a zone we do not serve has BIND's whole header: NOTAUTH, RD and
+    CD cleared, no AA."""
+    q = dns.message.make_query("example.net.", "SOA").to_wire()[12:]
+    data = struct.pack("!HHHHHH", 0x1234, (NOTIFY << 11) | FLAG_SETS[flags], 1, 0, 0,
+                       int(edns)) + q + (OPT if edns else b"")
+    handoff = HandOff(engine.respond, dict)
+    handoff.on_notify = lambda zone, address, key: None  # not a secondary zone
+    handoff.error_opt = lambda query, tcp: OPT
+    [answer] = handoff.handle(data, ("127.0.0.1", 53000), False)
+    ours, bind = header(answer), header(udp(named, data))
+    assert ours is not None and bind is not None
+    assert ours[0] == dns.rcode.NOTAUTH
+    assert ours == bind  # rcode, opcode, flags (RD and CD cleared), question, OPT
 
 
 def test_header_tells_notimp_from_formerr(engine: Engine) -> None:

@@ -169,7 +169,7 @@ def test_a_huge_line_is_refused_in_bounded_memory(tmp_path: Path) -> None:
             out.write(chunk)
         out.write('"\n')
     run = run_check(tmp_path, "--zones", str(zones))
-    assert_refused(run, zones / "bad.example.zone", 6, "longer than 1,048,576 characters")
+    assert_refused(run, zones / "bad.example.zone", 6, "longer than 1,048,576 bytes")
 
 
 def test_a_huge_record_in_parentheses_is_refused(tmp_path: Path) -> None:
@@ -209,6 +209,18 @@ def test_an_error_quotes_a_short_escaped_excerpt(tmp_path: Path) -> None:
     line = assert_refused(run, zones / "bad.example.zone", 6)
     assert SECRET not in line and "y" * 41 not in line
     assert "'\\x01\\x7fyyy" in line, line  # non-printables escaped
+    assert len(line) < 400 + len(str(zones))
+
+
+def test_an_error_quotes_raw_octets_escaped(tmp_path: Path) -> None:
+    """Raw 8-bit bytes (a binary file's, or Latin-1) in a bad line: escaped in the excerpt."""
+    zones = zones_with(tmp_path, "")
+    junk = b"\xe9\xff\x1b[2J\xc3" + b"y" * 500 + SECRET.encode()
+    (zones / "bad.example.zone").write_bytes(GOOD.encode() + b"www A " + junk + b"\n")
+    run = run_check(tmp_path, "--zones", str(zones))
+    line = assert_refused(run, zones / "bad.example.zone", 6)
+    assert SECRET not in line and "y" * 41 not in line
+    assert line.isascii() and "\x1b" not in line, line  # raw octets and controls escaped
     assert len(line) < 400 + len(str(zones))
 
 

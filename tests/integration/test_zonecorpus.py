@@ -216,3 +216,22 @@ def test_occluded_names_get_the_referral_and_the_synthesis(corpus_server: Server
     log = corpus_server.log_text()
     assert f"{CORPUS / 'occluded-cut.zone'}:8: warning: A at www.sub.occluded-cut." in log
     assert f"{CORPUS / 'out-of-zone.zone'}:7: warning: owner stray.example.net." in log
+
+
+def test_raw_bytes_are_served_as_their_octets(corpus_server: ServerProc) -> None:
+    """The raw-byte cases, stated by hand: each byte written is one octet on the wire."""
+    r = corpus_server.tcp(query("latin1.raw8-txt.", "TXT"))
+    assert [rd.strings for rd in r.answer[0]] == [(b"caf\xe9", b"caf\xe9", b'na\xefve "\xe0" \xff')]
+    r = corpus_server.tcp(query("full.raw8-txt.", "TXT"))
+    assert [rd.strings for rd in r.answer[0]] == [(b"\xe9" + b"\xe8" * 254,)]
+    owner = dns.name.Name([b"CAF\xe9", b"raw8-owner", b""])  # ASCII case folds, 0xE9 stays
+    r = corpus_server.tcp(query(owner.to_text(), "A"))
+    assert addresses(r.answer) == {f"caf\\233.raw8-owner. 3600 in a 192.0.2.{i}" for i in (10, 11)}
+    r = corpus_server.tcp(query("caf\\201.raw8-owner.", "A"))  # 0xC9 is not 0xE9's upper case
+    assert addresses(r.answer) == {"caf\\201.raw8-owner. 3600 in a 192.0.2.12"}
+    r = corpus_server.tcp(query("\\195\\169t\\195\\169.utf8-txt.", "A"))  # UTF-8 é, not IDNA
+    assert addresses(r.answer) == {"\\195\\169t\\195\\169.utf8-txt. 3600 in a 192.0.2.20"}
+    r = corpus_server.tcp(query("utf8.utf8-txt.", "TXT"))
+    assert r.answer[0][0].strings == ("café ☃ 日本".encode(), "naïve".encode())
+    log = corpus_server.log_text()
+    assert f"{CORPUS / 'raw8-txt.zone'}:6: warning: a raw octet 0xe9" in log

@@ -139,6 +139,32 @@ def test_notify_routing() -> None:
     assert r.rcode() == dns.rcode.REFUSED
 
 
+@pytest.mark.parametrize(("zone", "rcode"), [
+    (ORIGIN, dns.rcode.NOERROR),  # one we serve as its primary: ignored, as BIND's primary
+    (dns.name.from_text("other.example."), dns.rcode.NOTAUTH),  # not ours: as BIND and Knot
+])
+def test_a_notify_for_a_zone_that_is_not_a_secondary(zone: dns.name.Name,
+                                                      rcode: dns.rcode.Rcode) -> None:
+    h = handoff(OPEN)
+    h.on_notify = lambda origin, address, key: None
+    q = dns.message.make_query(zone, RdataType.SOA)
+    q.set_opcode(dns.opcode.NOTIFY)
+    [r] = ask(h, q)
+    assert r.rcode() == rcode and r.opcode() == dns.opcode.NOTIFY
+    assert bool(r.flags & dns.flags.AA) is (rcode == dns.rcode.NOERROR)
+
+
+@pytest.mark.parametrize("notify", [None, True, False])
+def test_notify_answers_clear_rd_and_cd(notify: bool | None) -> None:
+    """As BIND (tests/integration/test_opcodes_bind.py): a NOTIFY's answer copies
+    neither RD nor CD, whether NOTIMP, NOERROR or REFUSED."""
+    q = notify_query()
+    q.flags |= dns.flags.RD | dns.flags.CD
+    [r] = ask(handoff(OPEN, notify=notify), q)
+    assert r.opcode() == dns.opcode.NOTIFY and r.flags & dns.flags.QR
+    assert not r.flags & (dns.flags.RD | dns.flags.CD)
+
+
 def test_signed_query_answer_is_signed() -> None:
     q = dns.message.make_query("www.example.com.", RdataType.A)
     q.use_tsig({KEY.name: KEY}, KEY.name)

@@ -11,6 +11,7 @@ every record), or both fail with the same file, line and message.
 from __future__ import annotations
 
 import ast
+import os
 import random
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from dnsserve.errors import ZoneError
 from dnsserve.zones import parse
+from dnsserve.zones.fastscan import raw_octet
 from dnsserve.zones.load import origin_from_path
 from dnsserve.zones.parse import parse_zone_file
 from dnsserve.zones.parse_reference import parse_zone_file_dnspython
@@ -411,13 +413,60 @@ def test_error_in_included_file_names_it(tmp_path: Path) -> None:
     assert fast[:3] == ("error", str(tmp_path / "inc" / "bad.inc"), 3)  # type: ignore[index]
 
 
-def test_not_utf8(tmp_path: Path) -> None:
+RAW = [  # raw 8-bit bytes: octets in strings and labels, the same on both paths
+    # (file body, an octet string the records must hold, the line warned about)
+    (b'a TXT "caf\xe9" caf\xe9 "a\\\xe9b" "\\\\\xe9"\n',  # quoted, bare, escaped, after \\
+     b"\x04caf\xe9\x04caf\xe9\x03a\xe9b\x02\\\xe9", 3),
+    (b"caf\xe9 A 192.0.2.1\nUP\xc9 A 192.0.2.2\nesc\\\xe9 MX 10 caf\xe9\n",  # owners, target
+     b"\x00\x0a\x04caf\xe9\x03gen", 3),
+    (b'a TXT "caf\xc3\xa9"\n\xc3\xa9t\xc3\xa9 CNAME caf\xc3\xa9.example.net.\n',  # UTF-8
+     b"\x05caf\xc3\xa9\x07example", 3),
+    (b"; caf\xe9 only in comments\na A 192.0.2.1 ; \xe9\n", b"\xc0\x00\x02\x01", None),
+    (b'a TXT ( "x" ; \xe9\n  "\xe8" )\n$ORIGIN s\xe9.gen.example.\nb A 192.0.2.3\n',
+     b"\x01b\x02s\xe9\x03gen", 4),  # not the comment
+    (b"$GENERATE 1-3 g$\xe9 A 10.0.0.$\n", b"\x03g3\xe9\x03gen", 3),
+    (b'a TXT "\xe9\n', None, None),  # an unclosed quote: the same error
+]
+
+
+@pytest.mark.parametrize(("body", "held", "warned"), RAW, ids=range(len(RAW)))
+def test_raw_octets_read_the_same(
+    tmp_path: Path, body: bytes, held: bytes | None, warned: int | None
+) -> None:
     path = tmp_path / "z.zone"
-    path.write_bytes(b"$TTL 60\na TXT \"\xff\"\n")
+    path.write_bytes(b"$TTL 60\n@ SOA ns hm 1 2 3 4 5\n" + body)
+    found = assert_same(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert isinstance(found, tuple)
+    if held is None:
+        assert found[0] == "error"
+        return
+    owners, rdatas, warnings = found[1], found[4], found[6]
+    assert any(held in wire for wire in [*owners, *rdatas]), (owners, rdatas)
+    assert [w[1] for w in warnings] == ([] if warned is None else [warned])
+
+
+def test_raw_octets_in_an_include_and_its_name(tmp_path: Path) -> None:
+    """An ``$INCLUDE`` of a file whose name has a raw octet; each file warns at its end."""
+    (tmp_path / os.fsdecode(b"caf\xe9.inc")).write_bytes(b'i TXT "\xe8"\n')
+    path = tmp_path / "z.zone"
+    path.write_bytes(b'$TTL 60\na TXT "\xe9"\n$INCLUDE caf\xe9.inc\nb A 192.0.2.1\n')
     fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
     assert fast == reference
-    assert "not UTF-8" in str(fast)
-    assert fast[:3] == ("error", str(path), 2)  # type: ignore[index]  # the bad byte's line
+    assert isinstance(fast, tuple) and fast[0] != "error", fast
+    included = str(tmp_path / os.fsdecode(b"caf\xe9.inc"))
+    assert [w[:2] for w in fast[6]] == [(included, 1), (str(path), 2)]  # type: ignore[index]
+
+
+def test_raw_octet_warning_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first raw octet outside a comment is found where lines cross the reader's chunks."""
+    monkeypatch.setattr(parse, "_CHUNK", 50)
+    lines = [f"h{i} A 192.0.2.{i % 250} ; caf\xe9" for i in range(40)]
+    lines.insert(33, 'late TXT "caf\xe9"')
+    path = tmp_path / "z.zone"
+    path.write_bytes(("$TTL 60\n" + "\n".join(lines) + "\n").encode("latin-1"))
+    fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert fast == reference
+    assert isinstance(fast, tuple) and [w[1] for w in fast[6]] == [35]  # type: ignore[index]
 
 
 def test_include_depth(tmp_path: Path) -> None:
@@ -433,7 +482,7 @@ def test_include_depth(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"$TTL 60\nbad A 1.2.3\na TXT \"\xff\"\n",  # the decoding error wins, as in the loader
+        b"$TTL 60\nbad A 1.2.3\na TXT \"\xff\"\n",  # a raw octet after an error
         b"$TTL 60\r\na A 192.0.2.1\r\nb TXT \"x\"\r\n",  # CRLF
         b"$TTL 60\ra A 192.0.2.1\rb A 192.0.2.2",  # CR alone, no final newline
         b"$TTL 60\na A 192.0.2.1\nb TXT ( \"x\"",  # unbalanced at the end, no newline
@@ -484,3 +533,18 @@ def test_outside_owner_left_out_with_a_warning(tmp_path: Path, text: str, line: 
     assert isinstance(warnings, list) and warnings
     assert all("outside the zone gen.example.: record left out" in w[2] for w in warnings)
     assert warnings[0][:2] == (str(path), line)
+
+
+@pytest.mark.parametrize(
+    ("line", "octet"),
+    [
+        ('a TXT "x" ; caf\xe9', None),  # in the comment
+        ('a TXT "x;\xe9"', 0xE9),  # a ";" in quotes starts no comment
+        ("a TXT x\\;\xe9", 0xE9),  # nor an escaped one
+        ("a TXT \xe8 ; \xe9", 0xE8),  # before the comment
+        ('a TXT "\xe9', 0xE9),  # a line that cannot be read alone counts whole
+        ("; \xe9 (", None),
+    ],
+)
+def test_raw_octet_outside_comments(line: str, octet: int | None) -> None:
+    assert raw_octet(line) == octet

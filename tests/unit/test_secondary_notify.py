@@ -64,11 +64,11 @@ XFR = dns.name.from_text("xfr.")
         ("signed.example.", "127.0.0.1", XFR, True),
         ("signed.example.", "127.0.0.1", None, False),  # the key is required
         ("signed.example.", "127.0.0.2", XFR, False),  # and the address still counts
-        ("primary.example.", "127.0.0.1", None, False),  # not a secondary zone
+        ("primary.example.", "127.0.0.1", None, None),  # not a secondary zone
     ],
 )
 def test_notify_allowed(secondaries: Secondaries, zone: str, peer: str,
-                        key: dns.name.Name | None, allowed: bool) -> None:
+                        key: dns.name.Name | None, allowed: bool | None) -> None:
     origin = dns.name.from_text(zone)
     assert secondaries.on_notify(origin, peer, key) is allowed
     if origin in secondaries.zones:  # an allowed NOTIFY wakes the zone's refresh
