@@ -346,6 +346,20 @@ def render(info: dict[str, str], argv: list[str], records: int,
         lines += [f"| {name} | {t.cpu:.2f} | {t.wall:.2f} | {t.note} |"
                   for name, t in results.items()]
         lines.append("")
+    lines += [
+        "Where dnsserve's time goes (cProfile of the ECDSA sign phase, 2026-12-02): about"
+        " three quarters in OpenSSL's signing (25-35 µs a signature, deterministic ECDSA"
+        " as dnspython signs), the rest building the records in Python. A start adds"
+        " reading (0.2 s) and compiling (1.4 s) the signed zone. A one-record reload signs"
+        " two RRsets (the record's and the SOA) and keeps the other 148,000 signatures;"
+        " its time is reading, reusing (hashing every RRset), compiling and comparing"
+        " the whole zone again. What more could be done: sign in several processes (the"
+        " signatures are independent; on two cores about half the wall time); an"
+        " incremental reload (sign and compile only the changed names, as Knot does with"
+        " its journal); jitter in the expirations, so that re-signing at `refresh` is"
+        " spread instead of whole.",
+        "",
+    ]
     return "\n".join(lines)
 
 
