@@ -322,13 +322,14 @@ class Server:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        # The token file before any answer: whoever sees an answer may read it at once.
+        token = await self._control_token() if server.control else ""
         try:
             if self.workers is not None:
-                # The control API (and its token file) first: the first worker
-                # answers before the others are ready, and whoever sees an
-                # answer may use the API at once.
+                # The control API first: the first worker answers before the others
+                # are ready, and whoever sees an answer may use the API at once.
                 if server.control:
-                    self.control = await self._start_control()
+                    self.control = await self._start_control(token)
                 await self.workers.start()
             else:
                 self.listeners = await net.serve(
@@ -348,7 +349,7 @@ class Server:
             self.reloader.started()
             self.health.apply_pools(self.reloader.pools, self.reloader.settings)
             if server.control and self.control is None:
-                self.control = await self._start_control()
+                self.control = await self._start_control(token)
             await self._stop.wait()
         finally:
             await self._close()
@@ -363,23 +364,25 @@ class Server:
                 continue
             self.handoff.history.extend(origin, diffs)
 
-    async def _start_control(self) -> ControlServer:
-        server = self.settings.server
-        host, port = parse_hostport(server.control)
-        path = token_path(self.settings.state_path)
+    async def _control_token(self) -> str:
+        """The control API's token, from its file (made, and fsynced, at a first start)."""
         try:
-            # in a thread: a first start writes the file and fsyncs it, answers flowing
-            token = await asyncio.to_thread(ensure_token, path)
+            return await asyncio.to_thread(ensure_token, token_path(self.settings.state_path))
         except TokenError as exc:
             # Reads still work; no one can send a mutation without the file.
             log.error("control API: %s; drain, force-up and reload over the API are refused "
                       "until the token file can be made", exc)
             self.ops.token_problem = str(exc)
-            token = secrets.token_urlsafe(32)
+            return secrets.token_urlsafe(32)
+
+    async def _start_control(self, token: str) -> ControlServer:
+        server = self.settings.server
+        host, port = parse_hostport(server.control)
         control = await start_control(
             self.ops, host, port, token, allow_remote=server.control_allow_remote
         )
-        log.info("control API on http://%s (token in %s)", server.control, path)
+        log.info("control API on http://%s (token in %s)", server.control,
+                 token_path(self.settings.state_path))
         return control
 
     async def _close(self) -> None:
