@@ -62,7 +62,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        "remove them, or list the name as an NS target of that delegation"),
     _R("occluded-data", "warning",
        "data at or below a delegation (not NS, DS or glue) or below a DNAME: never served",
-       "move the records into the delegated zone, or remove them"),
+       "below a delegation: move the records into the delegated zone; below a DNAME: "
+       "move them under the DNAME's target (its synthesis answers there); or remove them"),
     # -- structural (posture.zonerules) -----------------------------------------
     _R("cname-chain-long", "warning", "a CNAME chain longer than 8 steps (resolvers give up)",
        "point the first CNAME nearer the end of the chain"),

@@ -296,3 +296,13 @@ def test_config_keys_of_regions_and_posture_are_validated() -> None:
                       'failover_budget = -1\nignore = ["nope"]\n', file="t.toml")
     assert "posture.failover_budget = -1" in str(exc.value)
     assert 'posture.ignore[0] = "nope"' in str(exc.value)
+
+
+def test_occluded_data_fix_says_what_to_do_below_a_dname(tmp_path: Path) -> None:
+    """A name below a DNAME is not in a delegated zone: the fix says where it belongs."""
+    path = tmp_path / "example.com.zone"
+    path.write_text(f"$ORIGIN example.com.\n$TTL 300\n{APEX}d DNAME other.test.\nx.d TXT hi\n")
+    (problem,) = [p for p in compile_file(path, dns.name.from_text("example.com."),
+                                          tmp_path).problems if p.rule == "occluded-data"]
+    fix = RULES[problem.rule].fix
+    assert "below a DNAME" in fix and "target" in fix, fix
