@@ -362,8 +362,7 @@ def _load_one(
         compiled = compile_records(parsed, origin=origin)
         del parsed
     except ZoneError as exc:
-        message = safe_message(exc.message)
-        problems.append(ZoneProblem(exc.file, exc.line, "error", message, zone_text))
+        problems.append(_zone_error(exc, path, zone_text))
         return None, None
     except (MemoryError, RecursionError) as exc:
         # what no bound caught: one line, and the other zones still load
@@ -423,8 +422,7 @@ def _load_signed(
                  time.perf_counter() - started, signed.signed, signed.reused)
         compiled = compile_records(signed.records, origin=origin)
     except ZoneError as exc:
-        problems.append(ZoneProblem(exc.file, exc.line, "error", safe_message(exc.message),
-                                    zone_text))
+        problems.append(_zone_error(exc, path, zone_text))
         return None, None
     except (ConfigError, ValueError, dns.exception.DNSException) as exc:
         problems.append(_whole(str(path), zone_text, f"cannot sign: {exc}"))
@@ -432,6 +430,15 @@ def _load_signed(
     problems.extend(compiled.problems)
     prints = before + after if before is not None and after is not None else None
     return compiled.table, prints
+
+
+def _zone_error(exc: ZoneError, path: Path, zone: str) -> ZoneProblem:
+    """The error that stopped a zone's load; one in an included file also names the
+    zone (its own file), since the problem is grouped under the included file."""
+    message = safe_message(exc.message)
+    if exc.file and exc.file != str(path):
+        message += f" (in zone {zone}, {show_path(path)}: the zone is not served)"
+    return ZoneProblem(exc.file, exc.line, "error", message, zone)
 
 
 def _whole(file: str, zone: str, message: str) -> ZoneProblem:

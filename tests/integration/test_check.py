@@ -72,3 +72,18 @@ def test_a_config_error_still_checks_the_configured_zones(tmp_path: Path) -> Non
     assert len(errors) == 1 and "rrl.rate = -1" in errors[0], done.stdout
     assert "does not exist" not in done.stdout, done.stdout
     assert "zone example.org.: serial 2026112601, 8 records" in done.stdout, done.stdout
+
+
+def test_an_error_in_an_included_file_names_its_zone(tmp_path: Path) -> None:
+    zones = tmp_path / "zones"
+    shutil.copytree(SHIPPED_ZONES, zones)
+    (zones / "sub").mkdir()
+    (zones / "sub" / "bad.inc").write_text("bad A 192.0.2.300\n")
+    with (zones / "example.org.zone").open("a") as f:
+        f.write("$INCLUDE sub/bad.inc\n")
+    done = check(tmp_path, "--zones", str(zones))
+    assert done.returncode == 1
+    (error,) = [x for x in done.stdout.splitlines() if ": error: " in x]
+    assert error.startswith(f"{zones / 'sub' / 'bad.inc'}:1: error: "), error
+    assert f"(in zone example.org., {zones / 'example.org.zone'}: the zone is not served)" \
+        in error, error
