@@ -147,7 +147,7 @@ def load_zone_file(
     include, or CNAME beside other data (a record outside the origin is left
     out, as dnspython does, with a warning the reader keeps).
     """
-    check_zone_file(Path(path), include_dir, rules)
+    check_zone_file(Path(path), include_dir)
     text = read_text(path, Source(str(path), 0), rules)
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
     with zone.writer(replacement=True) as txn:

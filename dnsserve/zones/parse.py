@@ -45,7 +45,14 @@ import dns.ttl
 from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.fastscan import first_raw, generate_text, is_plain, match_plain, scan
+from dnsserve.zones.fastscan import (
+    first_raw,
+    generate_text,
+    is_plain,
+    match_plain,
+    quoted_template,
+    scan,
+)
 from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
@@ -86,16 +93,19 @@ def parse_zone_file(
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    check_zone_file(path, include_dir, rules)
+    check_zone_file(path, include_dir)
     parser = _Parser(origin, include_dir, records, path, rules)
     parser.read(path, open_zone_text(path, rules, cited=(str(path), 0)))
     return records
 
 
-def check_zone_file(path: Path, include_dir: Path, rules: FileRules) -> None:
-    """A zone file must resolve inside its own directory (or the include paths):
-    a symlink in the zones directory cannot make a zone of ``/etc/shadow``."""
-    if not inside(path, (path.parent, include_dir, *rules.roots)):
+def check_zone_file(path: Path, include_dir: Path) -> None:
+    """A zone file must resolve inside its own directory (or the zones directory):
+    a symlink in the zones directory cannot make a zone of ``/etc/shadow``.
+
+    ``rules.roots`` (``server.include_paths``) widen ``$INCLUDE`` targets only,
+    never where a zone file itself may resolve."""
+    if not inside(path, (path.parent, include_dir)):
         raise ZoneError(f"{show_path(path)} resolves outside the zones directory: refused",
                         file=str(path))
 
@@ -381,7 +391,8 @@ class _Parser:
 
     def _generate(self, t: list[str], here: int) -> bool:
         """A ``$GENERATE`` line expanded here; False when dnspython must read it."""
-        if len(t) < 5 or len(t) > 7 or any(x[0] == '"' for x in t):
+        # only the right-hand side may be quoted (BIND refuses quotes elsewhere)
+        if len(t) < 5 or len(t) > 7 or any(x[0] == '"' for x in t[:-1]):
             return False
         try:
             start, stop, step = dns.grange.from_text(t[1])
@@ -407,6 +418,8 @@ class _Parser:
         if k + 2 != len(t):
             return False  # more after the rdata: dnspython reads it as it does
         rhs = t[k + 1]
+        if rhs[0] == '"':
+            rhs = quoted_template(rhs[1:])
         if ttl is None:
             ttl = self._implicit_ttl()
             if ttl is None:
@@ -418,7 +431,7 @@ class _Parser:
             for i in range(start, stop + 1, step):
                 name = generate_text(lhs, i)
                 data = generate_text(rhs, i)
-                if name is None or data is None or not is_plain(data):
+                if name is None or data is None or not is_plain(data) or not data.strip():
                     return False
                 owner = self.codec.wire(name)
                 if not self._inside(owner):

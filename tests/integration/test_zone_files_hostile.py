@@ -122,6 +122,24 @@ def test_a_symlink_out_of_the_zones_directory_is_refused(tmp_path: Path) -> None
     assert "zone good.example.: serial 1" in run.out
 
 
+def test_include_paths_do_not_let_a_zone_file_out(tmp_path: Path) -> None:
+    """``include_paths`` widens ``$INCLUDE`` targets only: a zone file linked into one
+    is still refused, unread, while an ``$INCLUDE`` of the same place is read."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    secret = shared / "secret.txt"
+    secret.write_text(f"{SECRET}\n")
+    (shared / "ok.inc").write_text("inc A 192.0.2.9\n")
+    zones = zones_with(tmp_path, GOOD + f"$INCLUDE {shared / 'ok.inc'}\n")
+    (zones / "evil.example.zone").symlink_to(secret)
+    run = run_check(tmp_path, "-c", str(config(tmp_path, include_paths=[str(shared)])),
+                    "--zones", str(zones))
+    assert SECRET not in run.out, run.out
+    assert_refused(run, zones / "evil.example.zone", 0,
+                   "resolves outside the zones directory: refused")
+    assert "zone bad.example.: serial 1" in run.out, run.out
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_is_refused_at_once(tmp_path: Path, device: str) -> None:
     zones = zones_with(tmp_path, GOOD + f"$INCLUDE {device}\n")
