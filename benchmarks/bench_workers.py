@@ -368,9 +368,10 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         " many queries (the column \"queries per wake-up\"): the cost per query rises as"
         " one process's does at half the rate. Saturated (unthrottled), every wake-up"
         " serves a full batch and two workers cost what one process does per query. Both"
-        " workers share CPU 0 here, so each of their wake-ups is also a switch between two"
-        " processes; with a core each (what `workers` is for) that part goes, the"
-        " smaller batches stay. Steering datagrams by CPU (SO_ATTACH_REUSEPORT_CBPF)"
+        " workers share CPU 0 here; unpinned (every process, dnsperf's too, free to run on"
+        " either core) the ratio was about the same in a separate run (1.23×, the median of"
+        " 6 runs at 20,000 q/s on 2026-12-02), so it is the smaller batches, not the shared"
+        " core. Steering datagrams by CPU (SO_ATTACH_REUSEPORT_CBPF)"
         " would not help here: on loopback a datagram is received on the sender's CPU, so"
         " dnsperf's every query would go to one worker.",
         "",

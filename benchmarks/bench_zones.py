@@ -9,12 +9,12 @@ mix of A, AAAA, CNAME, MX and TXT names) and:
   the server's own functions: parse (``zones.parse.parse_zone_file``), validate
   and build the table (``zones.compile.compile_records``), prebuilding
   answers (``answer.snapshot.build_snapshot``), the first answer
-  (``Engine.respond``), and what the server makes after it, in threads: the
-  miss index (``answer.misses``) and, when the state file has no earlier
-  version of the zone, its canonical content and first version
-  (``zones.versions.zone_content``, ``staging.first_versions``; with an
-  earlier version they come before the first answer: the deletion guard
-  compares them), with the process's peak RSS after each and the collector
+  (``Engine.respond``), and what the server makes after it, in threads one
+  after the other: when the state file has no earlier version of the zone,
+  its canonical content and first version (``zones.versions.zone_content``,
+  ``staging.first_versions``; with an earlier version they come before the
+  first answer: the deletion guard compares them), then the miss index
+  (``answer.misses``), with the process's peak RSS after each and the collector
   off, as the server loads;
 - dnsserve, NSD and Knot are each started on the zone, and the time from
   the start of the process to its first authoritative SOA answer and the
@@ -169,12 +169,12 @@ t = mark("prebuild answers", t)
 query = dns.message.make_query(origin, "SOA").to_wire()
 assert Engine(snapshot).respond(query, tcp=False)
 t = mark("first answer", t)
-snapshot.misses.complete()
-t = mark("miss index (after the first answer, in a thread)", t)
 content = zone_content(compiled.table)
 first_versions([content], at=0.0)
-mark("canonical content and first version (deletion guard; after the first answer"
-     " when the state file has no earlier version, in a thread)", t)
+t = mark("canonical content and first version (deletion guard; after the first answer"
+         " when the state file has no earlier version, in a thread)", t)
+snapshot.misses.complete()
+mark("miss index (after the first answer, then, in a thread)", t)
 print(json.dumps(out))
 """
 
@@ -523,15 +523,22 @@ def _header(title: str, argv: list[str], load: tuple[str, str]) -> list[str]:
 
 
 def report(sizes: list[tuple[Zone, tuple[str, dict[str, tuple[float, int]]], list[Start]]],
-           argv: list[str], load: tuple[str, str]) -> str:
+           argv: list[str], load: tuple[str, str], starts_per_row: int = 1) -> str:
     lines = _header("## Large zones: load time, memory", argv, load)
     for zone, (parser, split), starts in sizes:
         lines += [
             f"### {zone.records:,} records ({zone.generator}, seed {SEED})",
             "",
-            "Start of the process to its first authoritative SOA answer, and the process"
-            " tree's peak RSS then and once settled (no CPU used for"
-            f" {SETTLE_SECONDS:g} s: dnsserve's miss index built):",
+            "Start of the process to its first authoritative SOA answer (a probe every"
+            f" {PROBE_TIMEOUT * 1000:g} ms from before the start; the median of"
+            f" {starts_per_row} starts), the CPU (user+sys) the process tree had used by"
+            " then (Python's start and imports included: dnsserve's own modules are compiled"
+            " from source when no bytecode is cached, as with PYTHONDONTWRITEBYTECODE=1),"
+            " and the tree's peak RSS then and once settled (no CPU used for"
+            f" {SETTLE_SECONDS:g} s: dnsserve's miss index and first versions made). A first"
+            " start has no state file; a restart has the zone's version in it (what a"
+            " restarted server has), so the deletion guard compares the file with it before"
+            " the first answer:",
             "",
             "| server | seconds (median) | CPU s (user+sys) | peak RSS at the first answer (MB)"
             " | peak RSS settled (MB) | note |",
@@ -678,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         load = (load_start, loadavg())
         texts = {}
         if not args.reload_only:
-            texts["zones"] = report(results, shown, load)
+            texts["zones"] = report(results, shown, load, args.starts)
         if reloads and reload_zone is not None:
             texts["reload"] = report_reload(reloads, reload_zone, args.qps, shown, load)
     for key, text in texts.items():

@@ -49,7 +49,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import dns.name
@@ -315,6 +315,9 @@ class Server:
             except DnsServeError as exc:  # a damaged state file must not stop DNS
                 log.error("%s; the deletion guard cannot check the zones at start", exc)
             await self._load_history(store, accepted)
+        # The token file is read, or made and fsynced, in a thread while the zones load.
+        token_file = loop.run_in_executor(
+            None, ensure_token, token_path(self.settings.state_path)) if server.control else None
         engine = self.reloader.load(accepted, force=self._force, allow_empty=self._allow_empty)
         self.secondaries.start()  # before the listeners: a zone with no copy is SERVFAIL
         if self.secondaries.zones:
@@ -326,7 +329,7 @@ class Server:
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
         # The token file before any answer: whoever sees an answer may read it at once.
-        token = await self._control_token() if server.control else ""
+        token = await self._control_token(token_file) if token_file is not None else ""
         try:
             if self.workers is not None:
                 # The control API first: the first worker answers before the others
@@ -367,10 +370,10 @@ class Server:
                 continue
             self.handoff.history.extend(origin, diffs)
 
-    async def _control_token(self) -> str:
-        """The control API's token, from its file (made, and fsynced, at a first start)."""
+    async def _control_token(self, made: Awaitable[str]) -> str:
+        """The control API's token, from its file (``made``: ``ensure_token`` running)."""
         try:
-            return await asyncio.to_thread(ensure_token, token_path(self.settings.state_path))
+            return await made
         except TokenError as exc:
             # Reads still work; no one can send a mutation without the file.
             log.error("control API: %s; drain, force-up and reload over the API are refused "

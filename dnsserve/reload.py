@@ -267,18 +267,13 @@ class Reloader:
         return self.engine
 
     def started(self) -> None:
-        """Call once answers flow: the first load's miss index, then the first
-        versions it left for later, are made in daemon threads, one after the
-        other (together, their peaks of memory would add up)."""
-        misses = _complete_later(self.engine.snapshot) if self.engine is not None else None
-        if misses is None:
-            self._first_later()
-        else:
-            misses.add_done_callback(lambda _: self._first_later())
-
-    def _first_later(self) -> None:
+        """Call once answers flow: the first versions the first load left for
+        later, then its miss index, are made in daemon threads, one after the
+        other (together, their peaks of memory would add up; the versions go
+        first so that their write to the state file is not on top of the index)."""
         prepared = self._first
         if prepared is None:
+            self._misses_later()
             return
         try:
             future = in_daemon_thread(
@@ -286,6 +281,7 @@ class Reloader:
                 name="dnsserve-versions")
         except RuntimeError:  # no running loop (a caller outside the server): now
             self._record_first()
+            self._misses_later()
             return
 
         def done(f: asyncio.Future[list[FirstVersion]]) -> None:
@@ -294,10 +290,15 @@ class Reloader:
             if f.exception() is not None:
                 self._first = None
                 log.error("the zones' first versions were not recorded: %r", f.exception())
-                return
-            self._record_first(f.result())
+            else:
+                self._record_first(f.result())
+            self._misses_later()
 
         future.add_done_callback(done)
+
+    def _misses_later(self) -> None:
+        if self.engine is not None:
+            _complete_later(self.engine.snapshot)
 
     def _record_first(self, versions: Sequence[FirstVersion] | None = None) -> None:
         """Hand the start's first versions to ``on_first`` (made now unless given),
