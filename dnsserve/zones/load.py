@@ -74,6 +74,8 @@ from dnsserve.zones.files import (
 )
 from dnsserve.zones.online import Signing
 from dnsserve.zones.parse import (
+    OUTSIDE,
+    RAW_OCTET,
     check_rdata_length,
     check_zone_file,
     outside_message,
@@ -493,7 +495,7 @@ class _Reader:
         self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
         self.singletons: dict[tuple[dns.name.Name, int], tuple[dns.rdata.Rdata, Source]] = {}
         self.here = Source(str(path), 1)
-        self.warnings: list[tuple[str, int, str]] = []  # (file, line, message)
+        self.warnings: list[tuple[str, int, str, str]] = []  # (file, line, message, rule)
         self._stack: list[dict[str, Any]] = []
         self._files = [real_path(path)]
         # each file being read: its first raw octet past ASCII (line, octet), warned at its end
@@ -544,7 +546,9 @@ class _Reader:
         if token.is_eof():
             raw = self._raw.pop()
             if raw is not None:
-                self.warnings.append((self.tok.source_file, raw[0], raw_octet_message(raw[1])))
+                self.warnings.append(
+                    (self.tok.source_file, raw[0], raw_octet_message(raw[1]), RAW_OCTET)
+                )
             if not self._stack:
                 return False
             self.zf.restore_state(self._stack.pop())
@@ -622,9 +626,8 @@ class _Reader:
         # dnspython skips records whose owner is outside the zone without a word:
         # left out, as BIND and Knot do, with a warning
         if not self.zf.owner.is_subdomain(self.zf.apex):
-            self.warnings.append(
-                (self.tok.source_file, self.here.line, outside_message(self.zf.owner, self.zf.apex))
-            )
+            message = outside_message(self.zf.owner, self.zf.apex)
+            self.warnings.append((self.tok.source_file, self.here.line, message, OUTSIDE))
 
     def _cname_conflict(self) -> str:
         name = self.zf.owner

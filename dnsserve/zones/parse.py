@@ -72,6 +72,9 @@ MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
 MAX_GENERATE = 65536  # the same as zones.load's
 _SOA = 6
 MAX_RDATA = 65535
+# the posture rule ids of the reader's warnings (posture.findings.RULES)
+OUTSIDE = "owner-outside-zone"
+RAW_OCTET = "raw-octet"
 _CHUNK = 1 << 20  # characters of text split into lines at a time
 # Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
 # IN as written (any other class, CLASSnnn included, is dnspython's to judge)
@@ -191,7 +194,7 @@ class _Parser:
         with file:
             self._read_lines(self._lines(file, raw))
         if raw:
-            self.records.warn(self.file, raw[0][0], raw_octet_message(raw[0][1]))
+            self.records.warn(self.file, raw[0][0], raw_octet_message(raw[0][1]), RAW_OCTET)
 
     def _lines(self, file: TextIO, raw: list[tuple[int, int]]) -> Iterator[str]:
         """The lines of ``file`` without their newlines; ``at_open_end`` is set
@@ -525,7 +528,7 @@ class _Parser:
         added.clear()
         owner = self.zf.owner
         if not owner.is_subdomain(self.apex):
-            self.records.warn(self.file, here, outside_message(owner, self.apex))
+            self.records.warn(self.file, here, outside_message(owner, self.apex), OUTSIDE)
 
     def _slow_directive(self, tok: Tokenizer, directive: str, here: int) -> None:
         """``zones.load``'s directive handling, on dnspython's tokenizer."""

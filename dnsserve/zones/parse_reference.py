@@ -83,6 +83,6 @@ def parse_zone_file_dnspython(
     )
     reader.collector = collector
     reader.read()
-    for file, line, message in reader.warnings:
-        records.warn(records.file_index(file), line, message)
+    for file, line, message, rule in reader.warnings:
+        records.warn(records.file_index(file), line, message, rule)
     return records

@@ -38,7 +38,8 @@ def outcome(records: ParsedRecords) -> tuple[object, ...]:
         list(records.ttls),
         list(records.rdatas),
         [records.where(i) for i in range(len(records))],
-        [(records.file_names[f], line, message) for f, line, message in records.warnings],
+        [(records.file_names[f], line, message, rule)
+         for f, line, message, rule in records.warnings],
     )
 
 

@@ -219,6 +219,10 @@ def test_cname_ttl_over_budget() -> None:
     ("d DNAME other.test.\nx.d TXT hi\n", "occluded-data"),
     ("a NS ns.b\nb NS ns.b\nns.b A 192.0.2.3\nc NS ns.b\nx.c A 192.0.2.4\nd NS x.c\n",
      "glue-out-of-bailiwick"),
+    ("m 60 A 192.0.2.1\nm 300 A 192.0.2.2\n", "ttl-mixed"),
+    ("stray.example.net. A 192.0.2.1\n", "owner-outside-zone"),
+    ('t TXT "caf\xe9"\n', "raw-octet"),
+    ("@ DS 1 8 2 " + "ab" * 32 + "\n", "ds-misplaced"),
 ])
 def test_structural_rules_judged_while_loading_carry_their_ids(
     tmp_path: Path, text: str, rule: str

@@ -321,7 +321,7 @@ def test_raw_octets_are_read_as_octets(tmp_path: Path) -> None:
     assert cname is not None and cname[0].target == owner
     parsed = parse_zone_file(path, name("latin1.example."), include_dir=tmp_path)
     # the first raw octet outside a comment (line 4), with the escape every peer loads
-    assert [(line, message[:28]) for _, line, message in parsed.warnings] == [
+    assert [(line, message[:28]) for _, line, message, _ in parsed.warnings] == [
         (4, "a raw octet 0xe9 (the file's")]
     assert "\\233 loads everywhere" in parsed.warnings[0][2]
 
