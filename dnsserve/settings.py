@@ -133,7 +133,8 @@ def load_settings(
         config_path = DEFAULT_CONFIG
     if config_path is not None:
         if not config_path.is_file():
-            raise ConfigError(f"{config_path}: no such configuration file")
+            what = "not a regular file" if config_path.exists() else "no such configuration file"
+            raise ConfigError(f"{config_path}: {what}")
         config = load_config(config_path)
         base = config_path.resolve().parent
     else:

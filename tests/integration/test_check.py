@@ -87,3 +87,11 @@ def test_an_error_in_an_included_file_names_its_zone(tmp_path: Path) -> None:
     assert error.startswith(f"{zones / 'sub' / 'bad.inc'}:1: error: "), error
     assert f"(in zone example.org., {zones / 'example.org.zone'}: the zone is not served)" \
         in error, error
+
+
+def test_a_config_that_is_not_a_regular_file_is_named_so(tmp_path: Path) -> None:
+    done = check(tmp_path, "-c", "/dev/null", "--zones", str(SHIPPED_ZONES))
+    assert done.returncode == 1
+    assert "/dev/null: not a regular file" in done.stdout + done.stderr, done.stdout
+    done = check(tmp_path, "-c", str(tmp_path / "absent.toml"), "--zones", str(SHIPPED_ZONES))
+    assert "absent.toml: no such configuration file" in done.stdout + done.stderr, done.stdout
