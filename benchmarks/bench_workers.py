@@ -350,10 +350,12 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         f"CPU per query: the core benchmark's zone ({args.names} names), {args.seconds} s per"
         f" run at a fixed rate (`-Q RATE -c {SOCKETS}`: {SOCKETS} client sockets, which the"
         f" kernel spreads over the workers by source port) or unthrottled (`-c {args.clients}"
-        f" -q {args.outstanding}`), after a {args.warmup} s warm-up; the server's whole process"
-        f" tree pinned to CPU {args.server_cpu} (both workers share it: the machine has two"
-        f" cores and dnsperf needs one), dnsperf to CPU {args.client_cpu}. Server CPU ="
-        " utime+stime of the tree (/proc).",
+        f" -q {args.outstanding}`), after a {args.warmup} s warm-up; " + (
+            f"the server's whole process tree pinned to CPU {args.server_cpu} (both workers"
+            " share it: the machine has two cores and dnsperf needs one), dnsperf to CPU"
+            f" {args.client_cpu}." if args.server_cpu is not None else
+            "nothing pinned (`--unpinned`: every process, dnsperf's too, may run on any"
+            " core).") + " Server CPU = utime+stime of the tree (/proc).",
         "",
         *rows,
         "",
@@ -368,12 +370,12 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         " many queries (the column \"queries per wake-up\"): the cost per query rises as"
         " one process's does at half the rate. Saturated (unthrottled), every wake-up"
         " serves a full batch and two workers cost what one process does per query. Both"
-        " workers share CPU 0 here; unpinned (every process, dnsperf's too, free to run on"
-        " either core) the ratio was about the same in a separate run (1.23×, the median of"
-        " 6 runs at 20,000 q/s on 2026-12-02), so it is the smaller batches, not the shared"
-        " core. Steering datagrams by CPU (SO_ATTACH_REUSEPORT_CBPF)"
-        " would not help here: on loopback a datagram is received on the sender's CPU, so"
-        " dnsperf's every query would go to one worker.",
+        " workers share CPU 0 when pinned; unpinned (`--unpinned`: every process, dnsperf's"
+        " too, free to run on either core) the ratio at 20,000 q/s went from 0.98× to 1.44×"
+        " over 6 pairs of runs on a loaded machine (2026-12-02, median about 1.2×), the"
+        " batches as small: mostly the batches, not the shared core. Steering datagrams by CPU"
+        " (SO_ATTACH_REUSEPORT_CBPF) would not help here: on loopback a datagram is"
+        " received on the sender's CPU, so dnsperf's every query would go to one worker.",
         "",
         f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
         f" through the control API): {flip_text}",
@@ -404,10 +406,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--outstanding", type=int, default=64)
     p.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    p.add_argument("--unpinned", action="store_true",
+                   help="pin nothing: the server's processes and dnsperf on any core")
+    p.add_argument("--cpu-only", action="store_true",
+                   help="only CPU per query and spread (no flips, no memory)")
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.warmup, args.large, args.flips = 5, 1, 10_000, 6
-    return pick_cpus(args)
+    args = pick_cpus(args)
+    if args.unpinned:
+        args.server_cpu = args.client_cpu = None
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -418,10 +427,14 @@ def main(argv: list[str]) -> int:
         wl = zonegen.generate(tmp / "core", names=args.names)
         print("CPU per query and spread", flush=True)
         configs = cpu_and_spread(args, wl, tmp)
-        print("flip latency", flush=True)
-        lat, delays = flips(args, tmp)
-        print(f"memory ({args.large} names)", flush=True)
-        mems = memory(args, tmp)
+        lat: list[float] = []
+        delays: list[float] = []
+        mems: list[Memory] = []
+        if not args.cpu_only:
+            print("flip latency", flush=True)
+            lat, delays = flips(args, tmp)
+            print(f"memory ({args.large} names)", flush=True)
+            mems = memory(args, tmp)
     text = render(shown_argv("bench_workers", argv), when, args, configs, mems, lat, delays,
                   loadavg())
     print(text)

@@ -386,11 +386,18 @@ class Store:
         return [ZoneVersion(**dict(zip(fields, row, strict=True))) for row in rows]
 
     def zone_diffs(self, zone: str, limit: int = 64) -> list[ZoneDiff]:
-        """A zone's newest ``limit`` diffs (what IXFR answers from), oldest first."""
+        """A zone's newest ``limit`` diffs (what IXFR answers from), oldest first.
+
+        A diff that removes nothing (a zone's first version: all of it added)
+        changes no SOA, so IXFR cannot carry it (``xfr.outgoing.ixfr_chain``
+        starts again after such a diff): it comes back empty, a mark in the
+        sequence, its records (a large zone's whole content) not read.
+        """
         with self._use("read zone diffs") as db:
             rows = db.execute(
-                "SELECT removed_rrs, added_rrs FROM zone_versions WHERE zone = ? "
-                "ORDER BY id DESC LIMIT ?", [zone, max(0, limit)],
+                "SELECT removed_rrs, CASE WHEN length(removed_rrs) > 0 THEN added_rrs END"
+                " FROM zone_versions WHERE zone = ? ORDER BY id DESC LIMIT ?",
+                [zone, max(0, limit)],
             ).fetchall()
         return [ZoneDiff(split_records(removed or b""), split_records(added or b""))
                 for removed, added in reversed(rows)]

@@ -1,11 +1,14 @@
 """staging.prepare at the server's start (``defer_first``): a zone with no earlier
 version is served before its canonical content is made; ``first_versions`` then
 makes the same versions an eager load records, and a zone with an earlier
-version is still checked by the deletion guard before it is served."""
+version is still checked by the deletion guard before it is served. And
+``reload.Reloader``'s side: the first versions reach ``on_first`` once, before
+any later commit's versions."""
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +16,9 @@ import dns.name
 
 from dnsserve.config import decode_config
 from dnsserve.health.model import HealthView
+from dnsserve.reload import FirstVersion, Reloader
 from dnsserve.settings import Settings
-from dnsserve.staging import ReloadInput, first_versions, prepare
+from dnsserve.staging import Prepared, ReloadInput, first_versions, prepare
 from dnsserve.zones.versions import PendingRecords, Records, zone_content
 
 ORG = dns.name.from_text("example.org.")
@@ -84,3 +88,39 @@ def test_a_zone_with_an_earlier_version_is_guarded_at_once(tmp_path: Path) -> No
     assert got.served.zones[ORG].serial == 7 and not got.served.zones[ORG].ok
     forced = prepare(replace(start(s, accepted), force=True))
     assert forced.first == () and [v.serial for v, _, _ in forced.versions] == [8]
+
+
+def test_the_first_versions_are_recorded_before_the_next_commit(tmp_path: Path) -> None:
+    """``Reloader``: a commit that comes before the start's first versions were
+    made (a reload right after the start) hands them to ``on_first`` first, once."""
+    s = settings(tmp_path, zone(7, 5))
+    calls: list[tuple[str, list[int]]] = []
+
+    def committed(prepared: Prepared) -> list[str]:
+        calls.append(("commit", [v.serial for v, _, _ in prepared.versions]))
+        return []
+
+    def first(versions: Sequence[FirstVersion]) -> None:
+        calls.append(("first", [v.serial for v, _, _ in versions]))
+
+    reloader = Reloader(s, view=HealthView, on_commit=committed, on_first=first)
+    reloader.load()
+    assert calls == [("commit", [])]  # the first version is left for later
+    (s.zones_dir / "example.org.zone").write_text(zone(8, 5))
+    reloader.commit(prepare(reloader._input(s)))  # a reload before started()
+    assert calls == [("commit", []), ("first", [7]), ("commit", [8])]
+    reloader.started()  # nothing is left to record (no loop: the index is built now)
+    assert len(calls) == 3
+
+
+def test_started_without_a_loop_records_the_first_versions_at_once(tmp_path: Path) -> None:
+    s = settings(tmp_path, zone(7, 5))
+    got: list[list[int]] = []
+    reloader = Reloader(s, view=HealthView,
+                        on_first=lambda vs: got.append([v.records for v, _, _ in vs]))
+    reloader.load()
+    assert got == []
+    reloader.started()
+    assert got == [[10]]
+    assert reloader.engine is not None and reloader.engine.snapshot.misses is not None
+    assert reloader.engine.snapshot.misses.ready

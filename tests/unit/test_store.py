@@ -10,11 +10,17 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import dns.name
+import dns.rdata
 import pytest
+from dns.rdataclass import RdataClass
+from dns.rdatatype import RdataType
 
 from dnsserve.errors import StateError
 from dnsserve.health.model import MemberHealth, MemberId, Override, OverrideEntry, State
 from dnsserve.store import Event, Store
+from dnsserve.xfr.outgoing import ixfr_chain
+from dnsserve.zones.versions import Record, ZoneVersion
 
 WEB1 = MemberId("web", "127.0.0.11")
 WEB2 = MemberId("web", "2001:db8::1")
@@ -141,3 +147,29 @@ def test_a_row_with_a_bad_value_is_skipped_not_fatal(tmp_path: Path) -> None:
     conn.close()
     with Store.open(path) as store:
         assert set(store.load_states()) == {good}
+
+
+def test_zone_diffs_leave_a_first_versions_records_unread(tmp_path: Path) -> None:
+    """A first version's diff (nothing removed, the whole zone added) comes back
+    empty: IXFR cannot carry it, and ``ixfr_chain`` still starts again after it."""
+    owner = dns.name.from_text("example.org.").to_digestable()
+
+    def soa(serial: int) -> bytes:
+        rdata = dns.rdata.from_text(
+            "IN", "SOA", f"ns1.example.org. h.example.org. {serial} 3600 600 86400 60")
+        return Record(owner, RdataType.SOA, RdataClass.IN, 60, rdata.to_digestable()).to_wire()
+
+    host = Record(b"\x01a" + owner, RdataType.A, RdataClass.IN, 60, bytes([192, 0, 2, 1]))
+
+    def version(serial: int, added: int, removed: int) -> ZoneVersion:
+        return ZoneVersion(zone="example.org.", serial=serial, hash=str(serial), records=2,
+                           added=added, removed=removed, at=float(serial))
+
+    with Store.open(tmp_path / "state.db") as store:
+        first = soa(1) + host.to_wire()
+        store.record_zone_version(version(1, 2, 0), removed=b"", added=first, content=first)
+        store.record_zone_version(version(2, 1, 1), removed=soa(1), added=soa(2),
+                                  content=soa(2) + host.to_wire())
+        diffs = store.zone_diffs("example.org.")
+    assert [(list(d.removed), list(d.added)) for d in diffs] == [([], []), ([soa(1)], [soa(2)])]
+    assert ixfr_chain(diffs, 1, 2) == diffs[1:]
