@@ -33,7 +33,7 @@ from dnsserve.errors import ConfigError, DnsServeError
 from dnsserve.operate import ConfigOpt, load
 from dnsserve.posture import output
 from dnsserve.posture.findings import counts
-from dnsserve.settings import load_settings
+from dnsserve.settings import load_settings, settings_as_written
 from dnsserve.xfr import keys
 from dnsserve.zones import dnskeys, online
 
@@ -164,9 +164,11 @@ def check(
         if resolve is not None and str(exc).startswith("--resolve"):
             typer.echo(f"dnsserve: {exc}", err=True)
             raise typer.Exit(1) from None
-        base = config.resolve().parent if config is not None else Path.cwd()
-        zones_dir = zones if zones is not None else base / "zones"
-        report = preflight.check_without_config(zones_dir, str(exc).splitlines())
+        # the bad keys are errors; the zones the file names are still checked
+        written = settings_as_written(config)
+        zones_dir = zones if zones is not None else written.zones_dir
+        report = preflight.check_without_config(zones_dir, str(exc).splitlines(),
+                                                written.file_rules)
     errors, warnings = counts(report.problems, strict=strict)
     if fmt is CheckFormat.json:
         typer.echo(msgspec.json.encode(output.to_json(report.problems)).decode())

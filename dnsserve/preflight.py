@@ -42,6 +42,7 @@ from dnsserve.posture.takeover import Suffixes
 from dnsserve.posture.zonerules import takeover_pointers, unresolved
 from dnsserve.settings import Settings
 from dnsserve.zones.compile import ZoneProblem
+from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import LoadedZones, load_zones, zone_file_name
 from dnsserve.zones.signed import EXPIRY_WARNING, expiring
 from dnsserve.zones.table import ZoneTable
@@ -142,9 +143,11 @@ def _unresolved(
     return gone, unchecked
 
 
-def check_without_config(zones_dir: Path, config_errors: list[str]) -> Report:
+def check_without_config(
+    zones_dir: Path, config_errors: list[str], rules: FileRules = DEFAULT_RULES
+) -> Report:
     """``check`` when the config itself does not decode: its errors, and the zones'."""
-    loaded = load_zones(zones_dir, log_problems=False)
+    loaded = load_zones(zones_dir, log_problems=False, rules=rules)
     findings = [finding("config-error", e) for e in config_errors]
     findings += [zone_finding(p) for p in loaded.problems]
     findings += [zone_finding(p) for p in

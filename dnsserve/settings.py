@@ -133,7 +133,8 @@ def load_settings(
         config_path = DEFAULT_CONFIG
     if config_path is not None:
         if not config_path.is_file():
-            raise ConfigError(f"{config_path}: no such configuration file")
+            what = "not a regular file" if config_path.exists() else "no such configuration file"
+            raise ConfigError(f"{config_path}: {what}")
         config = load_config(config_path)
         base = config_path.resolve().parent
     else:
@@ -175,9 +176,10 @@ def with_hostname(server: ServerConfig) -> ServerConfig:
 
 
 def settings_as_written(config_path: Path | None) -> Settings:
-    """The server's addresses and state file as the config file writes them,
-    for a config that does not validate (the CLI must still reach the running
-    server); everything else takes its default."""
+    """The server's addresses, state file, zones directory and include paths as the
+    config file writes them, for a config that does not validate (the CLI must still
+    reach the running server, ``check`` still checks the zones); everything else
+    takes its default."""
     path = config_path if config_path is not None else DEFAULT_CONFIG
     try:
         raw = tomllib.loads(path.read_text()).get("server", {})
@@ -186,8 +188,10 @@ def settings_as_written(config_path: Path | None) -> Settings:
     wanted: dict[str, object] = {
         k: raw[k] for k in ("control", "state", "zones") if isinstance(raw.get(k), str)
     }
-    if isinstance(raw.get("listen"), list) and all(isinstance(x, str) for x in raw["listen"]):
-        wanted["listen"] = tuple(raw["listen"])
+    for key in ("listen", "include_paths"):
+        if isinstance(raw.get(key), list) and all(isinstance(x, str) for x in raw[key]):
+            wanted[key] = tuple(raw[key])
     server = msgspec.structs.replace(ServerConfig(), **wanted)
     base = path.resolve().parent if path.is_file() else Path.cwd()
-    return Settings(Config(server=server), path, base / server.zones, server, base / server.state)
+    return Settings(Config(server=server), path, base / server.zones, server, base / server.state,
+                    tuple(base / p for p in server.include_paths))

@@ -221,6 +221,11 @@ def prepare(inp: ReloadInput) -> Prepared:
                 warnings.append(line)
                 tables[origin] = table
                 zones[origin] = replace(previous.zones[origin], ok=False, result=why)
+        # A zone that was not served and fails now (a new file): said as loudly.
+        for origin in sorted(failed - waiting - set(tables)):
+            line = f"zone {origin} failed to load ({_why(loaded, origin)}); not served"
+            log.error("%s", line)
+            warnings.append(line)
     if previous is None:
         # A zone served before (its last version is in the state file) whose file is
         # gone at start is not served; say so, it may be a mistake.

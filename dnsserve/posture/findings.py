@@ -62,7 +62,19 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        "remove them, or list the name as an NS target of that delegation"),
     _R("occluded-data", "warning",
        "data at or below a delegation (not NS, DS or glue) or below a DNAME: never served",
-       "move the records into the delegated zone, or remove them"),
+       "below a delegation: move the records into the delegated zone; below a DNAME: "
+       "move them under the DNAME's target (its synthesis answers there); or remove them"),
+    _R("ttl-mixed", "warning",
+       "an RRset whose records have different TTLs (RFC 2181 §5.2): served with the smallest",
+       "give every record of the RRset the same TTL"),
+    _R("owner-outside-zone", "warning",
+       "a record whose owner is outside the zone's origin: left out, as BIND and Knot do",
+       "move the record into the zone file of the zone it belongs to, or remove it"),
+    _R("raw-octet", "warning",
+       "a raw octet past ASCII outside a comment: read as that octet (Knot DNS refuses the file)",
+       "write the octet as a \\DDD escape (0xe9: \\233), which every server reads"),
+    _R("ds-misplaced", "warning", "a DS record at the zone apex or at a name that is not a "
+       "delegation", "put the DS in the parent zone, at the delegation"),
     # -- structural (posture.zonerules) -----------------------------------------
     _R("cname-chain-long", "warning", "a CNAME chain longer than 8 steps (resolvers give up)",
        "point the first CNAME nearer the end of the chain"),

@@ -365,9 +365,9 @@ class _Build:
             problem = ZoneProblem(where.file, where.line, "error", message, self.zone_text, rule)
             return Compiled(None, (problem,))
         self.ents = empty_non_terminals(self.blobs, self.apex)
-        for file, line, message in self.parsed.warnings:  # what the reader left out
+        for file, line, message, rule in self.parsed.warnings:  # what the reader left out
             where = Source(self.parsed.file_names[file], line)
-            self._problem((-2, line), "warning", message, where)
+            self._problem((-2, line), "warning", message, where, rule)
         self._apex_rules()
         if self.cuts or self.dnames:  # placement rules may reach any owner
             flagged = {key for _, key in self.attention}
@@ -480,7 +480,7 @@ class _Build:
             f" served with the smallest, {ttl} (RFC 2181 §5.2; BIND, NSD and Knot keep one of"
             " the others)"
         )
-        self._problem((ordinal, 1), "warning", message, self._at(index))
+        self._problem((ordinal, 1), "warning", message, self._at(index), "ttl-mixed")
 
     def _outside(self, ordinal: int, key: bytes, first: int) -> None:
         name = dns.name.from_wire(self.parsed.owners[first], 0)[0]
@@ -544,7 +544,8 @@ class _Build:
                           where)
         if _DS in types:
             message = f"DS at the zone apex {self.origin} belongs in the parent zone"
-            self._problem((-1, 2), "warning", message, self._where(self.apex, _DS))
+            self._problem((-1, 2), "warning", message, self._where(self.apex, _DS),
+                          "ds-misplaced")
 
     def _sizes(
         self,
@@ -626,7 +627,8 @@ class _Build:
             return
         if _DS in types and key != self.apex:
             message = f"DS at {self._name(key)}, which is not a delegation"
-            self._problem((ordinal, 3), "warning", message, self._where(key, _DS))
+            self._problem((ordinal, 3), "warning", message, self._where(key, _DS),
+                          "ds-misplaced")
 
     def _occluded(self, ordinal: int, key: bytes, types: list[int], cut: bytes) -> None:
         # the zone's own NS targets may live below a cut (the root zone does this)

@@ -38,6 +38,7 @@ import dns.transaction
 import dns.zonefile
 
 from dnsserve.zones.fastrdata import escape_octets
+from dnsserve.zones.fastscan import quoted_template
 
 # Undocumented methods of dns.zonefile.Reader: parse one record line, one $GENERATE line.
 READER_METHODS = ("_rr_line", "_generate_line")
@@ -76,6 +77,7 @@ class Tokenizer(dns.tokenizer.Tokenizer):
         self.line_number = line
         self.token_line = line
         self.token_value = ""
+        self.generate_line = False  # reading a $GENERATE line's arguments
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
         token = super().get(want_leading, want_comment)
@@ -83,7 +85,19 @@ class Tokenizer(dns.tokenizer.Tokenizer):
             # a newline read as the token's delimiter has been counted already
             self.token_line = self.line_number - (self.ungotten_char == "\n")
             self.token_value = token.value
+            if self.generate_line and token.is_quoted_string():
+                token = self._generate_rhs(token)
         return token
+
+    def _generate_rhs(self, token: dns.tokenizer.Token) -> dns.tokenizer.Token:
+        """A quoted string that ends a ``$GENERATE`` line is its right-hand side, read
+        as BIND reads it (dnspython refuses it); a quoted string elsewhere stays quoted,
+        and dnspython refuses it, as BIND does."""
+        after = super().get()
+        self.unget(after)
+        if not after.is_eol_or_eof():
+            return token
+        return dns.tokenizer.Token(dns.tokenizer.IDENTIFIER, quoted_template(token.value))
 
     @property
     def source_file(self) -> str:
@@ -165,7 +179,12 @@ class ZoneFileReader(dns.zonefile.Reader):
 
     def read_generate(self) -> None:
         """Read a $GENERATE line's arguments (the tokenizer is at its range)."""
-        self._generate_line()
+        tok = self.tokenizer
+        tok.generate_line = True
+        try:
+            self._generate_line()
+        finally:
+            tok.generate_line = False
 
     def save_state(self) -> dict[str, Any]:
         """What an $INCLUDEd file may change; ``restore_state`` puts it back after."""

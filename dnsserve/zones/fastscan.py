@@ -112,6 +112,31 @@ def first_raw(text: str, line: int = 1) -> tuple[int, int] | None:
         pos = end + 1
 
 
+def quoted_template(text: str) -> str:
+    """A quoted ``$GENERATE`` right-hand side's template, as BIND reads it.
+
+    ``text`` is the string inside the quotes, escapes as written. BIND takes
+    the quotes away and reads the expanded text as rdata (so ``"v=spf1 -all"``
+    makes two TXT strings); an escaped quote loses its backslash there, every
+    other escape stays for the rdata to read.
+    """
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:  # bounded: every step moves past one or two characters
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            out.append(nxt if nxt == '"' else c + nxt)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def generate_text(template: str, counter: int) -> str | None:
     """A ``$GENERATE`` template with ``$`` replaced, as dnspython expands it.
 

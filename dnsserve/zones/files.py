@@ -126,11 +126,10 @@ def check_include(path: Path, include_dir: Path, rules: FileRules, *, cited: tup
     """Refuse an ``$INCLUDE`` of ``path`` outside the zones directory and ``rules.roots``."""
     if inside(path, (include_dir, *rules.roots)):
         return
-    where = "the zones directory" + (" and server.include_paths" if rules.roots else "")
-    raise ZoneError(
-        f"$INCLUDE {show_path(path)} is outside {where}: refused (server.include_paths"
-        " may allow more directories)", file=cited[0], line=cited[1],
-    )
+    where = ("the zones directory and server.include_paths: refused" if rules.roots else
+             "the zones directory: refused (server.include_paths may allow more directories)")
+    raise ZoneError(f"$INCLUDE {show_path(path)} is outside {where}",
+                    file=cited[0], line=cited[1])
 
 
 def real_path(path: Path) -> Path:
@@ -149,6 +148,8 @@ def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> T
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             reason = "too many levels of symbolic links (a symlink loop?)"
+        elif exc.errno == errno.ENXIO and _is_socket(path):  # a socket cannot be opened
+            raise _not_regular(shown, "a socket", cited) from None
         else:
             reason = exc.strerror or type(exc).__name__
         raise ZoneError(f"cannot read {shown}: {reason}", file=cited[0], line=cited[1]) from None
@@ -156,9 +157,7 @@ def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> T
         st = os.fstat(fd)
         kind = _KINDS.get(stat.S_IFMT(st.st_mode))
         if kind is not None or not stat.S_ISREG(st.st_mode):
-            raise ZoneError(f"{shown} is {kind or 'not a regular file'}: refused (zone files "
-                            "and included files must be regular files)",
-                            file=cited[0], line=cited[1])
+            raise _not_regular(shown, kind, cited)
         if st.st_size > rules.max_file_bytes:
             raise _too_large(shown, rules, cited)
         raw = _Bounded(fd, rules.max_file_bytes, shown, cited)
@@ -166,6 +165,18 @@ def open_zone_text(path: Path, rules: FileRules, *, cited: tuple[str, int]) -> T
         os.close(fd)
         raise
     return io.TextIOWrapper(io.BufferedReader(raw), encoding="latin-1")
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _not_regular(shown: str, kind: str | None, cited: tuple[str, int]) -> ZoneError:
+    return ZoneError(f"{shown} is {kind or 'not a regular file'}: refused (zone files and "
+                     "included files must be regular files)", file=cited[0], line=cited[1])
 
 
 def include_path(value: str) -> Path:

@@ -74,6 +74,8 @@ from dnsserve.zones.files import (
 )
 from dnsserve.zones.online import Signing
 from dnsserve.zones.parse import (
+    OUTSIDE,
+    RAW_OCTET,
     check_rdata_length,
     check_zone_file,
     outside_message,
@@ -147,7 +149,7 @@ def load_zone_file(
     include, or CNAME beside other data (a record outside the origin is left
     out, as dnspython does, with a warning the reader keeps).
     """
-    check_zone_file(Path(path), include_dir, rules)
+    check_zone_file(Path(path), include_dir)
     text = read_text(path, Source(str(path), 0), rules)
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=False)
     with zone.writer(replacement=True) as txn:
@@ -362,8 +364,7 @@ def _load_one(
         compiled = compile_records(parsed, origin=origin)
         del parsed
     except ZoneError as exc:
-        message = safe_message(exc.message)
-        problems.append(ZoneProblem(exc.file, exc.line, "error", message, zone_text))
+        problems.append(_zone_error(exc, path, zone_text))
         return None, None
     except (MemoryError, RecursionError) as exc:
         # what no bound caught: one line, and the other zones still load
@@ -423,8 +424,7 @@ def _load_signed(
                  time.perf_counter() - started, signed.signed, signed.reused)
         compiled = compile_records(signed.records, origin=origin)
     except ZoneError as exc:
-        problems.append(ZoneProblem(exc.file, exc.line, "error", safe_message(exc.message),
-                                    zone_text))
+        problems.append(_zone_error(exc, path, zone_text))
         return None, None
     except (ConfigError, ValueError, dns.exception.DNSException) as exc:
         problems.append(_whole(str(path), zone_text, f"cannot sign: {exc}"))
@@ -432,6 +432,15 @@ def _load_signed(
     problems.extend(compiled.problems)
     prints = before + after if before is not None and after is not None else None
     return compiled.table, prints
+
+
+def _zone_error(exc: ZoneError, path: Path, zone: str) -> ZoneProblem:
+    """The error that stopped a zone's load; one in an included file also names the
+    zone (its own file), since the problem is grouped under the included file."""
+    message = safe_message(exc.message)
+    if exc.file and exc.file != str(path):
+        message += f" (in zone {zone}, {show_path(path)}: the zone is not served)"
+    return ZoneProblem(exc.file, exc.line, "error", message, zone)
 
 
 def _whole(file: str, zone: str, message: str) -> ZoneProblem:
@@ -486,7 +495,7 @@ class _Reader:
         self.records: dict[tuple[dns.name.Name, dns.rdata.Rdata], Source] = {}
         self.singletons: dict[tuple[dns.name.Name, int], tuple[dns.rdata.Rdata, Source]] = {}
         self.here = Source(str(path), 1)
-        self.warnings: list[tuple[str, int, str]] = []  # (file, line, message)
+        self.warnings: list[tuple[str, int, str, str]] = []  # (file, line, message, rule)
         self._stack: list[dict[str, Any]] = []
         self._files = [real_path(path)]
         # each file being read: its first raw octet past ASCII (line, octet), warned at its end
@@ -537,7 +546,9 @@ class _Reader:
         if token.is_eof():
             raw = self._raw.pop()
             if raw is not None:
-                self.warnings.append((self.tok.source_file, raw[0], raw_octet_message(raw[1])))
+                self.warnings.append(
+                    (self.tok.source_file, raw[0], raw_octet_message(raw[1]), RAW_OCTET)
+                )
             if not self._stack:
                 return False
             self.zf.restore_state(self._stack.pop())
@@ -615,9 +626,8 @@ class _Reader:
         # dnspython skips records whose owner is outside the zone without a word:
         # left out, as BIND and Knot do, with a warning
         if not self.zf.owner.is_subdomain(self.zf.apex):
-            self.warnings.append(
-                (self.tok.source_file, self.here.line, outside_message(self.zf.owner, self.zf.apex))
-            )
+            message = outside_message(self.zf.owner, self.zf.apex)
+            self.warnings.append((self.tok.source_file, self.here.line, message, OUTSIDE))
 
     def _cname_conflict(self) -> str:
         name = self.zf.owner

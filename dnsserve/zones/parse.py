@@ -45,7 +45,14 @@ import dns.ttl
 from dnsserve.errors import ZoneError
 from dnsserve.zones import fastrdata as fr
 from dnsserve.zones.dnspython_adapter import Tokenizer, ZoneFileReader
-from dnsserve.zones.fastscan import first_raw, generate_text, is_plain, match_plain, scan
+from dnsserve.zones.fastscan import (
+    first_raw,
+    generate_text,
+    is_plain,
+    match_plain,
+    quoted_template,
+    scan,
+)
 from dnsserve.zones.files import (
     DEFAULT_RULES,
     FileRules,
@@ -65,6 +72,9 @@ MAX_INCLUDE_DEPTH = 8  # the same as zones.load's
 MAX_GENERATE = 65536  # the same as zones.load's
 _SOA = 6
 MAX_RDATA = 65535
+# the posture rule ids of the reader's warnings (posture.findings.RULES)
+OUTSIDE = "owner-outside-zone"
+RAW_OCTET = "raw-octet"
 _CHUNK = 1 << 20  # characters of text split into lines at a time
 # Class mnemonics other than IN (dnspython reads CLASSnnn too): dnspython judges them.
 # IN as written (any other class, CLASSnnn included, is dnspython's to judge)
@@ -86,16 +96,19 @@ def parse_zone_file(
     """
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     path = Path(path)
-    check_zone_file(path, include_dir, rules)
+    check_zone_file(path, include_dir)
     parser = _Parser(origin, include_dir, records, path, rules)
     parser.read(path, open_zone_text(path, rules, cited=(str(path), 0)))
     return records
 
 
-def check_zone_file(path: Path, include_dir: Path, rules: FileRules) -> None:
-    """A zone file must resolve inside its own directory (or the include paths):
-    a symlink in the zones directory cannot make a zone of ``/etc/shadow``."""
-    if not inside(path, (path.parent, include_dir, *rules.roots)):
+def check_zone_file(path: Path, include_dir: Path) -> None:
+    """A zone file must resolve inside its own directory (or the zones directory):
+    a symlink in the zones directory cannot make a zone of ``/etc/shadow``.
+
+    ``rules.roots`` (``server.include_paths``) widen ``$INCLUDE`` targets only,
+    never where a zone file itself may resolve."""
+    if not inside(path, (path.parent, include_dir)):
         raise ZoneError(f"{show_path(path)} resolves outside the zones directory: refused",
                         file=str(path))
 
@@ -181,7 +194,7 @@ class _Parser:
         with file:
             self._read_lines(self._lines(file, raw))
         if raw:
-            self.records.warn(self.file, raw[0][0], raw_octet_message(raw[0][1]))
+            self.records.warn(self.file, raw[0][0], raw_octet_message(raw[0][1]), RAW_OCTET)
 
     def _lines(self, file: TextIO, raw: list[tuple[int, int]]) -> Iterator[str]:
         """The lines of ``file`` without their newlines; ``at_open_end`` is set
@@ -381,7 +394,8 @@ class _Parser:
 
     def _generate(self, t: list[str], here: int) -> bool:
         """A ``$GENERATE`` line expanded here; False when dnspython must read it."""
-        if len(t) < 5 or len(t) > 7 or any(x[0] == '"' for x in t):
+        # only the right-hand side may be quoted (BIND refuses quotes elsewhere)
+        if len(t) < 5 or len(t) > 7 or any(x[0] == '"' for x in t[:-1]):
             return False
         try:
             start, stop, step = dns.grange.from_text(t[1])
@@ -407,6 +421,8 @@ class _Parser:
         if k + 2 != len(t):
             return False  # more after the rdata: dnspython reads it as it does
         rhs = t[k + 1]
+        if rhs[0] == '"':
+            rhs = quoted_template(rhs[1:])
         if ttl is None:
             ttl = self._implicit_ttl()
             if ttl is None:
@@ -418,7 +434,7 @@ class _Parser:
             for i in range(start, stop + 1, step):
                 name = generate_text(lhs, i)
                 data = generate_text(rhs, i)
-                if name is None or data is None or not is_plain(data):
+                if name is None or data is None or not is_plain(data) or not data.strip():
                     return False
                 owner = self.codec.wire(name)
                 if not self._inside(owner):
@@ -512,7 +528,7 @@ class _Parser:
         added.clear()
         owner = self.zf.owner
         if not owner.is_subdomain(self.apex):
-            self.records.warn(self.file, here, outside_message(owner, self.apex))
+            self.records.warn(self.file, here, outside_message(owner, self.apex), OUTSIDE)
 
     def _slow_directive(self, tok: Tokenizer, directive: str, here: int) -> None:
         """``zones.load``'s directive handling, on dnspython's tokenizer."""

@@ -75,7 +75,7 @@ def parse_zone_file_dnspython(
     path = Path(path)
     records = ParsedRecords(origin=fr.name_wire(origin).lower())
     records.file_index(str(path))
-    check_zone_file(path, include_dir, rules)
+    check_zone_file(path, include_dir)
     text = load.read_text(path, Source(str(path), 0), rules)
     collector = _Collector(origin, records)
     reader = _Reader(
@@ -83,6 +83,6 @@ def parse_zone_file_dnspython(
     )
     reader.collector = collector
     reader.read()
-    for file, line, message in reader.warnings:
-        records.warn(records.file_index(file), line, message)
+    for file, line, message, rule in reader.warnings:
+        records.warn(records.file_index(file), line, message, rule)
     return records

@@ -118,7 +118,7 @@ class ParsedRecords:
     files: array[int] = field(default_factory=lambda: array("H"))
     lines: array[int] = field(default_factory=lambda: array("I"))
     # what the reader left out, and why: (file index, line, message)
-    warnings: list[tuple[int, int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, int, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.owners)
@@ -149,9 +149,10 @@ class ParsedRecords:
         if not isinstance(self.rdatas, BytesColumn):
             self.rdatas = BytesColumn(self.rdatas)
 
-    def warn(self, file: int, line: int, message: str) -> None:
-        """Note something the reader left out (the builder reports it as a warning)."""
-        self.warnings.append((file, line, message))
+    def warn(self, file: int, line: int, message: str, rule: str) -> None:
+        """Note something the reader left out or read with care (the builder reports it
+        as a warning, under the posture rule id ``rule``)."""
+        self.warnings.append((file, line, message, rule))
 
     def key(self, i: int) -> bytes:
         """Record ``i``'s owner, lower-cased (ASCII only, as DNS compares names)."""

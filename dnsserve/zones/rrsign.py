@@ -27,10 +27,10 @@ into ``Reusable``: its RRSIGs by a hash of the canonical records they cover
 (owner, type, TTL, rdatas: exactly the bytes signed after the RRSIG
 header). An RRset whose hash is found keeps the old signature of a key
 when that signature is of the same key (algorithm, tag, signer) and
-window length, and has more than ``refresh`` left; otherwise it is signed
-again. A reload that changes one record signs that RRset, the NSEC records
-whose next name or types changed, and the SOA (its serial). Nothing is
-reused when the DNSKEY RRset changed.
+window length, and has more than ``refresh`` left (and ``REFRESH_SLACK``);
+otherwise it is signed again. A reload that changes one record signs that
+RRset, the NSEC records whose next name or types changed, and the SOA (its
+serial). Nothing is reused when the DNSKEY RRset changed.
 
 Must not: read the clock (``now`` is given), read files, or make keys.
 """
@@ -67,6 +67,10 @@ _RECORD = struct.Struct("!HHIH")  # type, class, TTL, rdata length
 _HEAD = struct.Struct("!HHI")  # type, class, TTL
 _SERIAL = 1 << 32
 _P256_OCTETS = 32
+# A signature is kept only with more than ``refresh`` and this many seconds left: the
+# re-signing timer fires when the first has ``refresh`` left, and ``now`` is read in
+# whole seconds here, so one just at its refresh time is made again, not kept a turn.
+REFRESH_SLACK = 2
 
 Signer = Callable[[bytes], bytes]
 Digest = bytes  # sha256 of an RRset's canonical records
@@ -203,7 +207,8 @@ class _Signing:
             if rdata[_HEADER.size:_HEADER.size + len(self.signer_name)] != self.signer_name:
                 continue
             left = _serial_delta(expiration, self.clock)
-            if (expiration - inception) % _SERIAL == self.window and left > self.refresh \
+            if (expiration - inception) % _SERIAL == self.window \
+                    and left > self.refresh + REFRESH_SLACK \
                     and _serial_delta(self.clock, inception) >= 0:
                 return rdata
         return None

@@ -10,6 +10,8 @@ import errno
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import dns.message
@@ -165,5 +167,37 @@ def test_a_reload_that_hangs_is_abandoned_and_sigterm_still_exits(tmp_path: Path
                         lambda serial: serial == 2026112606) == 2026112606
         os.kill(srv.proc.pid, signal.SIGTERM)
         assert srv.proc.wait(timeout=20) == 0  # not held by the stuck reader
+    finally:
+        srv.stop()
+
+
+def test_reload_reports_a_new_zone_that_fails_to_load(tmp_path: Path) -> None:
+    """A zone file added since the last load that fails (a FIFO, an ``$INCLUDE`` outside
+    the zones directory) is named in ``dnsserve reload``'s output, as a served zone that
+    breaks is; the good zones are still served."""
+    zones = tmp_path / "zones"
+    shutil.copytree(SHIPPED_ZONES, zones)
+    control = f"127.0.0.1:{free_port()}"
+    conf = tmp_path / "dnsserve.toml"
+    conf.write_text(f'[server]\nzones = "zones"\ncontrol = "{control}"\nstate = "state.db"\n')
+    srv = start_server(tmp_path, "-c", str(conf), zones=None)
+    try:
+        os.mkfifo(zones / "fifo.example.zone")
+        (zones / "p.example.zone").write_text(
+            "$ORIGIN p.example.\n$TTL 300\n@ SOA ns1 h 1 3600 900 1209600 300\n@ NS ns1\n"
+            "ns1 A 127.0.0.1\n$INCLUDE /etc/passwd\n"
+        )
+        done = subprocess.run([sys.executable, "-m", "dnsserve", "reload", "-c", str(conf)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=False)
+        out = done.stdout + done.stderr
+        assert "reload: ok" in out, out
+        for origin in ("fifo.example.", "p.example."):
+            line = next((x for x in out.splitlines() if f"zone {origin} " in x), "")
+            assert "failed to load" in line and "not served" in line, out
+        assert "is outside the zones directory" in out, out
+        assert "root:" not in out
+        assert soa_serial(srv, "example.org.") == 2026112601
+        assert srv.udp(dns.message.make_query("p.example.", "SOA")).rcode() == dns.rcode.REFUSED
     finally:
         srv.stop()

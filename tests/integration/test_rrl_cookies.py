@@ -165,3 +165,14 @@ def test_a_cookie_from_one_node_is_accepted_at_another_sharing_the_secret(
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_rrl_is_off_on_loopback_unless_enabled_and_the_start_says_so(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, f"rate = {RATE}")  # no `enabled`: every listener is loopback
+    srv = start_server(tmp_path, "-c", str(cfg))
+    try:
+        q = dns.message.make_query("www.example.com.", "A")
+        assert _burst(srv, q, 20) == (20, 0, 0)
+        assert "RRL off: every listen address is loopback" in srv.log_text()
+    finally:
+        srv.stop()

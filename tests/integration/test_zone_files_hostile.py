@@ -16,6 +16,7 @@ Must not: read anything outside tmp_path but the system files it names in
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -122,6 +123,24 @@ def test_a_symlink_out_of_the_zones_directory_is_refused(tmp_path: Path) -> None
     assert "zone good.example.: serial 1" in run.out
 
 
+def test_include_paths_do_not_let_a_zone_file_out(tmp_path: Path) -> None:
+    """``include_paths`` widens ``$INCLUDE`` targets only: a zone file linked into one
+    is still refused, unread, while an ``$INCLUDE`` of the same place is read."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    secret = shared / "secret.txt"
+    secret.write_text(f"{SECRET}\n")
+    (shared / "ok.inc").write_text("inc A 192.0.2.9\n")
+    zones = zones_with(tmp_path, GOOD + f"$INCLUDE {shared / 'ok.inc'}\n")
+    (zones / "evil.example.zone").symlink_to(secret)
+    run = run_check(tmp_path, "-c", str(config(tmp_path, include_paths=[str(shared)])),
+                    "--zones", str(zones))
+    assert SECRET not in run.out, run.out
+    assert_refused(run, zones / "evil.example.zone", 0,
+                   "resolves outside the zones directory: refused")
+    assert "zone bad.example.: serial 1" in run.out, run.out
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_is_refused_at_once(tmp_path: Path, device: str) -> None:
     zones = zones_with(tmp_path, GOOD + f"$INCLUDE {device}\n")
@@ -135,6 +154,24 @@ def test_a_fifo_is_refused_and_never_waited_for(tmp_path: Path) -> None:
     os.mkfifo(zones / "include" / "pipe.inc")
     run = run_check(tmp_path, "--zones", str(zones))
     assert_refused(run, zones / "bad.example.zone", 6, "is a FIFO: refused")
+
+
+def test_a_unix_socket_is_refused_as_one(tmp_path: Path) -> None:
+    zones = zones_with(tmp_path, GOOD + "$INCLUDE include/s.inc\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(zones / "include" / "s.inc"))  # the socket file stays after close
+    run = run_check(tmp_path, "--zones", str(zones))
+    assert_refused(run, zones / "bad.example.zone", 6, "is a socket: refused")
+
+
+def test_an_include_outside_the_include_paths_says_it_once(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    zones = zones_with(tmp_path, GOOD + "$INCLUDE /etc/passwd\n")
+    run = run_check(tmp_path, "-c", str(config(tmp_path, include_paths=["shared"])),
+                    "--zones", str(zones))
+    error = assert_refused(run, zones / "bad.example.zone", 6,
+                           "is outside the zones directory and server.include_paths: refused")
+    assert "may allow more" not in error
 
 
 def test_a_zone_file_that_is_a_fifo_or_a_loop_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import dns.name
+import dns.rdata
 import pytest
 
 from dnsserve.errors import ZoneError
@@ -37,7 +38,8 @@ def outcome(records: ParsedRecords) -> tuple[object, ...]:
         list(records.ttls),
         list(records.rdatas),
         [records.where(i) for i in range(len(records))],
-        [(records.file_names[f], line, message) for f, line, message in records.warnings],
+        [(records.file_names[f], line, message, rule)
+         for f, line, message, rule in records.warnings],
     )
 
 
@@ -548,3 +550,43 @@ def test_outside_owner_left_out_with_a_warning(tmp_path: Path, text: str, line: 
 )
 def test_raw_octet_outside_comments(line: str, octet: int | None) -> None:
     assert raw_octet(line) == octet
+
+
+QUOTED_GENERATE = [  # a quoted $GENERATE right-hand side, read as named-checkzone reads it
+    # (line, the rdata of its first record as named-checkzone -D prints it)
+    ('$GENERATE 1-3 host$ TXT "v=spf1 -all"', 'host1 TXT "v=spf1" "-all"'),
+    ('$GENERATE 1-3 g$ IN TXT "g$"', 'g1 TXT "g1"'),
+    ('$GENERATE 1-3 a$ 60 TXT "a $"', 'a1 TXT "a" "1"'),
+    ('$GENERATE 1-3 q$ TXT "\\"a b\\" c"', 'q1 TXT "a b" "c"'),
+    ('$GENERATE 1-3 s$ TXT "a;b c"', 's1 TXT "a"'),
+    ('$GENERATE 1-3 m$ MX "10 mail$"', "m1 MX 10 mail1"),
+    ('$GENERATE 1-3 h$ HINFO "pc$ os"', 'h1 HINFO "pc1" "os"'),  # not a fast type
+]
+
+
+@pytest.mark.parametrize(("line", "first"), QUOTED_GENERATE, ids=range(len(QUOTED_GENERATE)))
+def test_generate_quoted_right_hand_side(tmp_path: Path, line: str, first: str) -> None:
+    path = tmp_path / "z.zone"
+    path.write_text(f"$TTL 60\n{line}\n")
+    origin = dns.name.from_text(ORIGIN)
+    found = assert_same(path, origin, tmp_path)
+    assert isinstance(found, tuple) and found[0] != "error", found
+    owner, rtype, text = first.split(" ", 2)
+    want = dns.rdata.from_text("IN", rtype, text, origin)
+    assert found[1][0] == dns.name.from_text(owner, origin).to_wire()  # type: ignore[index]
+    assert found[4][0] == want.to_wire(origin=origin)  # type: ignore[index]
+    assert len(found[1]) == 3  # type: ignore[index,arg-type]
+
+
+@pytest.mark.parametrize("line", [
+    '$GENERATE 1-3 "h$" A 10.0.0.$',  # a quoted left-hand side
+    '$GENERATE 1-3 h$ "A" 10.0.0.$',  # a quoted type
+    '$GENERATE 1-3 h$ TXT "a" b',  # more after the quoted right-hand side
+])
+def test_generate_quoted_elsewhere_refused(tmp_path: Path, line: str) -> None:
+    """named-checkzone refuses these too."""
+    path = tmp_path / "z.zone"
+    path.write_text(f"$TTL 60\n{line}\n")
+    fast, reference = both(path, dns.name.from_text(ORIGIN), tmp_path)
+    assert fast == reference
+    assert isinstance(fast, tuple) and fast[:3] == ("error", str(path), 2), fast

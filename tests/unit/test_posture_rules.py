@@ -219,6 +219,10 @@ def test_cname_ttl_over_budget() -> None:
     ("d DNAME other.test.\nx.d TXT hi\n", "occluded-data"),
     ("a NS ns.b\nb NS ns.b\nns.b A 192.0.2.3\nc NS ns.b\nx.c A 192.0.2.4\nd NS x.c\n",
      "glue-out-of-bailiwick"),
+    ("m 60 A 192.0.2.1\nm 300 A 192.0.2.2\n", "ttl-mixed"),
+    ("stray.example.net. A 192.0.2.1\n", "owner-outside-zone"),
+    ('t TXT "caf\xe9"\n', "raw-octet"),
+    ("@ DS 1 8 2 " + "ab" * 32 + "\n", "ds-misplaced"),
 ])
 def test_structural_rules_judged_while_loading_carry_their_ids(
     tmp_path: Path, text: str, rule: str
@@ -296,3 +300,13 @@ def test_config_keys_of_regions_and_posture_are_validated() -> None:
                       'failover_budget = -1\nignore = ["nope"]\n', file="t.toml")
     assert "posture.failover_budget = -1" in str(exc.value)
     assert 'posture.ignore[0] = "nope"' in str(exc.value)
+
+
+def test_occluded_data_fix_says_what_to_do_below_a_dname(tmp_path: Path) -> None:
+    """A name below a DNAME is not in a delegated zone: the fix says where it belongs."""
+    path = tmp_path / "example.com.zone"
+    path.write_text(f"$ORIGIN example.com.\n$TTL 300\n{APEX}d DNAME other.test.\nx.d TXT hi\n")
+    (problem,) = [p for p in compile_file(path, dns.name.from_text("example.com."),
+                                          tmp_path).problems if p.rule == "occluded-data"]
+    fix = RULES[problem.rule].fix
+    assert "below a DNAME" in fix and "target" in fix, fix

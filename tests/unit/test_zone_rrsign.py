@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dnsserve.zones.compile import compile_records, records_from_zone
 from dnsserve.zones.online import SKEW, ZoneKey, make_key
 from dnsserve.zones.records import ParsedRecords
-from dnsserve.zones.rrsign import Reusable, Signed, sign_records
+from dnsserve.zones.rrsign import REFRESH_SLACK, Reusable, Signed, sign_records
 from dnsserve.zones.table import ZoneTable
 from dnsserve.zones.versions import zone_content
 
@@ -151,7 +151,10 @@ def test_signatures_in_their_refresh_window_are_made_again() -> None:
     reusable = Reusable.of(zone_content(table(first)))
     late = sign(keys, now=NOW + VALIDITY - REFRESH + 1, reusable=reusable)
     assert (late.signed, late.reused) == (first.signed, 0)
-    early = sign(keys, now=NOW + VALIDITY - REFRESH - 1, reusable=reusable)
+    # the re-signing timer's moment (whole seconds read): made again, not kept a turn
+    due = sign(keys, now=NOW + VALIDITY - REFRESH - REFRESH_SLACK, reusable=reusable)
+    assert (due.signed, due.reused) == (first.signed, 0)
+    early = sign(keys, now=NOW + VALIDITY - REFRESH - REFRESH_SLACK - 1, reusable=reusable)
     assert (early.signed, early.reused) == (0, first.signed)
 
 
