@@ -682,12 +682,19 @@ def reserve(listen: Sequence[str]) -> Reservation:
     """Bind every address of ``listen`` with SO_REUSEPORT and keep its TCP port.
 
     The UDP socket is closed at once: a bound UDP socket in the group would
-    be given a share of the queries. Raises like ``serve``.
+    be given a share of the queries. Each address is first bound without
+    SO_REUSEPORT and let go: another server's SO_REUSEPORT sockets on it (a
+    second dnsserve with workers) would otherwise take our sockets into their
+    group and silently share the queries; this way the start fails as with one
+    process ("address already in use"). Raises like ``serve``.
     """
     held: list[socket.socket] = []
     addresses: list[str] = []
     try:
         for text in listen:
+            if parse_listen(text)[1] != 0:  # port 0: a fresh port is no one's
+                for sock in _bind_pair(text):
+                    sock.close()
             tcp, udp = _bind_pair(text, reuse_port=True)
             udp.close()
             held.append(tcp)

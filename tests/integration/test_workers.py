@@ -128,6 +128,25 @@ def test_workers_go_with_the_owner(harness: Harness) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_second_server_on_the_same_address_fails_to_start(harness: Harness) -> None:
+    """SO_REUSEPORT must not let a second server with workers join the first's
+    sockets (and silently take a share of its queries): it fails as one process does."""
+    srv, hosts, _ = start(harness, 160)
+    listen = f"127.0.0.1:{srv.port}"
+    second = harness.tmp_path / "second"
+    second.mkdir()
+    (second / "other.test.zone").write_text(
+        "$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 300\n@ NS ns1\nns1 A 192.0.2.1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "dnsserve", "serve", "--listen", listen, "--workers", "2",
+         "--zones", str(second), "--control", f"127.0.0.1:{free_port()}"],
+        cwd=second, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode != 0
+    assert f"cannot bind tcp {listen}" in done.stderr and "in use" in done.stderr
+    every_worker_answers(harness, srv, set(hosts))  # the first still answers every query
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "65"])
 def test_a_bad_worker_count_is_named(harness: Harness, value: str) -> None:
     done = subprocess.run(
