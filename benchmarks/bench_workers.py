@@ -45,7 +45,7 @@ import dns.query
 import httpx
 
 from benchmarks.report import machine_info, shown_argv, write_section
-from testkit import zonegen
+from testkit import peers, zonegen
 from testkit.backends import HttpBackend, close_all
 from testkit.cpu import WatchedServer, loadavg, pick_cpus, pinned, watch
 from testkit.dnsperf import Run, dnsperf_cmd, measure
@@ -139,6 +139,40 @@ def cpu_and_spread(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) ->
         except Exception as exc:
             cfg.error = str(exc)
             print(f"  workers={n} FAILED: {exc}", file=sys.stderr, flush=True)
+        out.append(cfg)
+    return out
+
+
+def nsd_cpu(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) -> list[Config]:
+    """NSD the same way, at the rate: ``server-count`` 1, then 2 with ``reuseport``
+    (each process its own SO_REUSEPORT socket, as dnsserve's workers): what splitting
+    the same load over two processes costs a C server per query."""
+    out = []
+    for n in (1, 2):
+        cfg = Config(n, args.rate)
+        work = tmp / f"nsd{n}"
+        try:
+            with pinned(args.server_cpu):
+                peer = peers.start_nsd({wl.origin: wl.zone_file}, work, threads=n,
+                                       reuseport=n > 1)
+            srv = watch("nsd", peer, wl.origin)
+            try:
+                kw = {"clients": args.clients, "outstanding": args.outstanding,
+                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
+                warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
+                measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
+                woken = wakeups(srv)
+                cmd = [*dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=args.rate, **kw),
+                       "-c", str(SOCKETS)]
+                print(f"  nsd server-count={n}: {shlex.join(cmd)}", flush=True)
+                cfg.run = measure(srv, "throttled", cmd, args.seconds)
+                after = wakeups(srv)
+                cfg.switches = (after[0] - woken[0], after[1] - woken[1], after[2] - woken[2])
+            finally:
+                srv.stop()
+        except Exception as exc:
+            cfg.error = str(exc)
+            print(f"  nsd server-count={n} FAILED: {exc}", file=sys.stderr, flush=True)
         out.append(cfg)
     return out
 
@@ -274,9 +308,8 @@ def _streak(port: int, qname: str, want: frozenset[str], t0: float) -> float:
 # --- report -------------------------------------------------------------------------------
 
 
-def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
-           mems: list[Memory], lat: list[float], delays: list[float], load: str) -> str:
-    rows = ["| workers | rate q/s | queries | QPS | lost % | server CPU s | µs CPU/query |"
+def _cpu_rows(configs: list[Config], what: str) -> list[str]:
+    rows = [f"| {what} | rate q/s | queries | QPS | lost % | server CPU s | µs CPU/query |"
             " µs user / sys | queries per wake-up | per worker |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for c in configs:
@@ -291,9 +324,21 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         woken, user, system = c.switches
         split = f"{1e6 * user / done:.2f} / {1e6 * system / done:.2f}"
         per_wake = f"{done / woken:.2f}" if woken else "-"
+        share = share or ("one process" if c.workers == 1 else "-")
         rows.append(f"| {c.workers} | {rate} | {c.run.completed:,} | {c.run.qps:,.0f} | "
                     f"{c.run.loss_pct:.2f} | {c.run.cpu:.2f} | {c.run.us_per_query:.2f} | "
-                    f"{split} | {per_wake} | {share or 'one process'} |")
+                    f"{split} | {per_wake} | {share} |")
+    return rows
+
+
+def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
+           mems: list[Memory], lat: list[float], delays: list[float], load: str,
+           nsd: list[Config]) -> str:
+    rows = _cpu_rows(configs, "workers")
+    nsd_rows = _cpu_rows(nsd, "NSD server-count")
+    nsd_ok = [c.run for c in nsd if c.run is not None and not c.error]
+    nsd_ratio = (f"{nsd_ok[1].us_per_query / nsd_ok[0].us_per_query:.2f}×"
+                 if len(nsd_ok) == 2 else "not measured")
     verdicts = []
     ok = {(c.workers, c.rate): c.run for c in configs if c.run is not None and not c.error}
     spread = next((c for c in configs if c.workers == 2 and c.rate and c.run), None)
@@ -377,6 +422,11 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         " (SO_ATTACH_REUSEPORT_CBPF) would not help here: on loopback a datagram is"
         " received on the sender's CPU, so dnsperf's every query would go to one worker.",
         "",
+        *([f"NSD, the same way (pinned alike, the same rate and sockets): `server-count` 1,"
+           f" then 2 with `reuseport: yes` (each process its own SO_REUSEPORT socket, as"
+           f" dnsserve's workers). Two processes against one, CPU per query:"
+           f" **{nsd_ratio}**: splitting the same load over two processes costs a C server"
+           f" the same smaller batches per wake-up.", "", *nsd_rows, ""] if nsd else []),
         f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
         f" through the control API): {flip_text}",
         "",
@@ -408,6 +458,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
     p.add_argument("--unpinned", action="store_true",
                    help="pin nothing: the server's processes and dnsperf on any core")
+    p.add_argument("--no-nsd", action="store_true",
+                   help="skip NSD with server-count 1 and 2 at the same rate")
     p.add_argument("--cpu-only", action="store_true",
                    help="only CPU per query and spread (no flips, no memory)")
     args = p.parse_args(argv)
@@ -427,6 +479,7 @@ def main(argv: list[str]) -> int:
         wl = zonegen.generate(tmp / "core", names=args.names)
         print("CPU per query and spread", flush=True)
         configs = cpu_and_spread(args, wl, tmp)
+        nsd = [] if args.no_nsd else nsd_cpu(args, wl, tmp)
         lat: list[float] = []
         delays: list[float] = []
         mems: list[Memory] = []
@@ -436,7 +489,7 @@ def main(argv: list[str]) -> int:
             print(f"memory ({args.large} names)", flush=True)
             mems = memory(args, tmp)
     text = render(shown_argv("bench_workers", argv), when, args, configs, mems, lat, delays,
-                  loadavg())
+                  loadavg(), nsd)
     print(text)
     if not args.no_write:
         write_section("workers", text)

@@ -275,8 +275,12 @@ def start_nsd(
     threads: int = 1,
     rrl: tuple[int, int] | None = None,
     cookie_secret: str | None = None,
+    reuseport: bool = False,
 ) -> Peer:
     """Start ``nsd -d`` serving ``zones`` (origin -> zone file) on ``host:port``.
+
+    ``threads``: ``server-count`` (answering processes); ``reuseport``: each of them
+    with its own SO_REUSEPORT socket (``reuseport: yes``), as dnsserve's workers.
 
     ``rrl``: (rate, slip) for NSD's response rate limiting; off (``rrl-ratelimit: 0``)
     by default. ``cookie_secret``: 32 hex digits: DNS Cookies (``answer-cookie: yes``
@@ -306,6 +310,7 @@ server:
     port: {port}
     {family}
     server-count: {threads}
+    reuseport: {"yes" if reuseport else "no"}
     username: ""
     chroot: ""
     zonesdir: "{tmp}"
