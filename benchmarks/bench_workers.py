@@ -29,10 +29,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import os
 import re
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,6 +175,62 @@ def nsd_cpu(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) -> list[C
         except Exception as exc:
             cfg.error = str(exc)
             print(f"  nsd server-count={n} FAILED: {exc}", file=sys.stderr, flush=True)
+        out.append(cfg)
+    return out
+
+
+@dataclass
+class _Echo:
+    """``benchmarks.udp_echo`` as a ``testkit.cpu.Handle``."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        return ""
+
+
+def _has(count: int, tree: dict[int, tuple[int, int]]) -> bool:
+    return len(tree) == count
+
+
+def echo_floor(args: argparse.Namespace, wl: zonegen.Workload) -> list[Config]:
+    """``benchmarks.udp_echo`` with 1, then 2 processes, pinned and driven as the server:
+    the interpreter's and uvloop's own cost per query with one load split in two."""
+    out = []
+    for n in (1, 2):
+        cfg = Config(n, args.rate)
+        port = free_port()
+        try:
+            with pinned(args.server_cpu):
+                proc = subprocess.Popen([sys.executable, "-m", "benchmarks.udp_echo", str(port),
+                                         str(n)], cwd=Path(__file__).resolve().parent.parent)
+            srv = WatchedServer("udp_echo", _Echo(proc, port))
+            try:
+                wait_for("the echo processes", srv.tree, functools.partial(_has, n + 1),
+                         seconds=30)
+                time.sleep(0.5)  # each child binds its socket after it is forked
+                kw = {"clients": args.clients, "outstanding": args.outstanding,
+                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
+                warm = dnsperf_cmd(port, wl.query_file, args.warmup, rate=args.rate, **kw)
+                measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
+                woken = wakeups(srv)
+                cmd = [*dnsperf_cmd(port, wl.query_file, args.seconds, rate=args.rate, **kw),
+                       "-c", str(SOCKETS)]
+                print(f"  udp_echo processes={n}: {shlex.join(cmd)}", flush=True)
+                cfg.run = measure(srv, "throttled", cmd, args.seconds)
+                after = wakeups(srv)
+                cfg.switches = (after[0] - woken[0], after[1] - woken[1], after[2] - woken[2])
+            finally:
+                srv.stop()
+        except Exception as exc:
+            cfg.error = str(exc)
+            print(f"  udp_echo processes={n} FAILED: {exc}", file=sys.stderr, flush=True)
         out.append(cfg)
     return out
 
@@ -333,12 +391,14 @@ def _cpu_rows(configs: list[Config], what: str) -> list[str]:
 
 def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
            mems: list[Memory], lat: list[float], delays: list[float], load: str,
-           nsd: list[Config]) -> str:
+           nsd: list[Config], echo: list[Config]) -> str:
     rows = _cpu_rows(configs, "workers")
     nsd_rows = _cpu_rows(nsd, "NSD server-count")
-    nsd_ok = [c.run for c in nsd if c.run is not None and not c.error]
-    nsd_ratio = (f"{nsd_ok[1].us_per_query / nsd_ok[0].us_per_query:.2f}×"
-                 if len(nsd_ok) == 2 else "not measured")
+    echo_rows = _cpu_rows(echo, "udp_echo processes")
+
+    def two_over_one(pair: list[Config]) -> str:
+        ok = [c.run for c in pair if c.run is not None and not c.error]
+        return f"{ok[1].us_per_query / ok[0].us_per_query:.2f}×" if len(ok) == 2 else "-"
     verdicts = []
     ok = {(c.workers, c.rate): c.run for c in configs if c.run is not None and not c.error}
     spread = next((c for c in configs if c.workers == 2 and c.rate and c.run), None)
@@ -425,8 +485,15 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         *([f"NSD, the same way (pinned alike, the same rate and sockets): `server-count` 1,"
            f" then 2 with `reuseport: yes` (each process its own SO_REUSEPORT socket, as"
            f" dnsserve's workers). Two processes against one, CPU per query:"
-           f" **{nsd_ratio}**: splitting the same load over two processes costs a C server"
-           f" the same smaller batches per wake-up.", "", *nsd_rows, ""] if nsd else []),
+           f" **{two_over_one(nsd)}**: NSD gets the same smaller batches per wake-up, and a wake-up"
+           " of a C server costs little.", "", *nsd_rows, ""] if nsd else []),
+        *([f"The floor: `benchmarks/udp_echo.py`, a Python server on uvloop that answers"
+           f" each datagram with itself (no engine, no guard), through the same"
+           f" `DatagramProtocol` path as dnsserve's listeners, 1 then 2 processes, pinned"
+           f" and driven alike. Two processes against one, CPU per query: **{two_over_one(echo)}**:"
+           " what the interpreter and the event loop add per wake-up when one load is split"
+           " in two, before any of dnsserve's own work.", "", *echo_rows, ""]
+          if echo else []),
         f"Flip latency (two workers, a 3-member pool on HTTP backends, drained and undrained"
         f" through the control API): {flip_text}",
         "",
@@ -480,6 +547,7 @@ def main(argv: list[str]) -> int:
         print("CPU per query and spread", flush=True)
         configs = cpu_and_spread(args, wl, tmp)
         nsd = [] if args.no_nsd else nsd_cpu(args, wl, tmp)
+        echo = echo_floor(args, wl)
         lat: list[float] = []
         delays: list[float] = []
         mems: list[Memory] = []
@@ -489,7 +557,7 @@ def main(argv: list[str]) -> int:
             print(f"memory ({args.large} names)", flush=True)
             mems = memory(args, tmp)
     text = render(shown_argv("bench_workers", argv), when, args, configs, mems, lat, delays,
-                  loadavg(), nsd)
+                  loadavg(), nsd, echo)
     print(text)
     if not args.no_write:
         write_section("workers", text)
