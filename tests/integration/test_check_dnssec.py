@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testkit.signing import sign_zone
+from testkit.signing import ORIGIN, sign_zone
 
 ZONE = """$ORIGIN signed.example.
 $TTL 3600
@@ -36,6 +36,33 @@ def test_signatures_expiring_within_three_days_are_a_warning(tmp_path: Path) -> 
 def test_signatures_valid_for_long_are_not(tmp_path: Path) -> None:
     zone = sign_zone(tmp_path / "later", ZONE)  # dnssec-signzone's default: 30 days
     done = check(tmp_path, zone.path.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DNSSEC signature" not in done.stdout
+    assert "ok: " in done.stdout.splitlines()[-1]
+
+
+def online_signed(work: Path, dnssec: str) -> Path:
+    """A zone dnsserve signs itself: keys by ``dnssec-keygen``, the config naming them."""
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "dnsserve", "dnssec-keygen", ORIGIN], cwd=work,
+                   capture_output=True, text=True, timeout=60, check=True)
+    zones = work / "zones"
+    zones.mkdir()
+    (zones / f"{ORIGIN.rstrip('.')}.zone").write_text(ZONE)
+    config = work / "dnsserve.toml"
+    config.write_text(f'[[zone]]\nname = "{ORIGIN}"\n'
+                      f'dnssec = {{ keys = "keys/{ORIGIN.rstrip(".")}", {dnssec} }}\n'
+                      '[posture]\nignore = ["ns-one-prefix", "ns-one-zone"]\n')
+    return config
+
+
+def test_online_signed_zones_are_not_warned_of_short_validity(tmp_path: Path) -> None:
+    """The server re-signs an online-signed zone itself: a validity under three days is
+    no reason to warn, and ``--strict`` passes."""
+    config = online_signed(tmp_path, 'validity = "2h", refresh = "1h"')
+    done = subprocess.run([sys.executable, "-m", "dnsserve", "check", "--strict",
+                           "-c", str(config)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "DNSSEC signature" not in done.stdout
     assert "ok: " in done.stdout.splitlines()[-1]
