@@ -165,10 +165,10 @@ def zone_finding(problem: ZoneProblem) -> Finding:
 def _summaries(loaded: LoadedZones) -> list[ZoneSummary]:
     out = []
     for origin, table in sorted(loaded.tables.items()):
-        records = 0
-        for name, rdtype in table.rrset_keys():
-            rrset = table.rrset(name, rdtype)
-            records += len(rrset) if rrset is not None else 0
+        records = 0  # as stored: every RRSIG of an owner counts (one RRset per type signed)
+        for key in table.loaded_keys():
+            stored = table.wire_node(key)
+            records += sum(len(rdatas) for _, _, rdatas in stored[1]) if stored else 0
         serial = int(table.soa[0].serial)
         out.append(ZoneSummary(origin.to_text(), str(loaded.files[origin]), serial, records))
     return out

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dns.rdatatype
+import dns.zone
+
 from testkit.signing import ORIGIN, sign_zone
 
 ZONE = """$ORIGIN signed.example.
@@ -66,3 +69,17 @@ def test_online_signed_zones_are_not_warned_of_short_validity(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout + done.stderr
     assert "DNSSEC signature" not in done.stdout
     assert "ok: " in done.stdout.splitlines()[-1]
+
+
+def test_the_record_count_holds_every_signature(tmp_path: Path) -> None:
+    """``check`` counts every RRSIG of an owner (one per type signed), as the file holds
+    them and ``status`` counts them."""
+    zone = sign_zone(tmp_path / "count", ZONE)
+    parsed = dns.zone.from_file(str(zone.path), origin=ORIGIN, relativize=False)
+    held = sum(len(rdataset) for _, rdataset in parsed.iterate_rdatasets())
+    signatures = sum(len(r) for _, r in parsed.iterate_rdatasets()
+                     if r.rdtype == dns.rdatatype.RRSIG)
+    assert signatures > len(parsed.nodes)  # some owner has more than one type signed
+    done = check(tmp_path, zone.path.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"serial 1, {held} records" in done.stdout, done.stdout
