@@ -83,3 +83,17 @@ def test_the_record_count_holds_every_signature(tmp_path: Path) -> None:
     done = check(tmp_path, zone.path.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"serial 1, {held} records" in done.stdout, done.stdout
+
+
+def test_keys_of_another_algorithm_than_configured_are_an_error(tmp_path: Path) -> None:
+    """``dnssec.algorithm`` names the keys' algorithm: ECDSA keys where ED25519 is
+    configured are refused in one line naming the setting and the key files."""
+    config = online_signed(tmp_path, 'algorithm = "ED25519"')  # dnssec-keygen's ECDSA keys
+    done = subprocess.run([sys.executable, "-m", "dnsserve", "check", "-c", str(config)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if "ED25519" in line]
+    assert len(lines) == 1, done.stdout
+    assert "ECDSAP256SHA256" in lines[0] and ": error: " in lines[0]
+    names = sorted(p.name for p in (tmp_path / "keys" / ORIGIN.rstrip(".")).glob("*.key"))
+    assert len(names) == 2 and all(n in lines[0] for n in names), lines[0]
