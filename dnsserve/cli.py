@@ -281,7 +281,7 @@ def tsig_keygen(
 ) -> None:
     """Print a new TSIG key in BIND's key syntax (as tsig-keygen writes it).
 
-    Save it as a file for [[key]] key_file, or give it to Knot (keymgr) and NSD.
+    Save it as a file for [\\[key]] key_file, or give it to Knot (keymgr) and NSD.
     """
     try:
         key = keys.generate(name, algorithm, secrets.token_bytes(64))
@@ -316,7 +316,7 @@ def dnssec_keygen(
     ] = None,
 ) -> None:
     """Make a KSK and a ZSK for ZONE in BIND's key files (K<zone>.+<alg>.+<tag>.key and
-    .private), for [[zone]] dnssec.keys; dnssec-signzone and dnssec-dsfromkey read them."""
+    .private), for [\\[zone]] dnssec.keys; dnssec-signzone and dnssec-dsfromkey read them."""
     origin = _zone_name(zone)
     if algorithm not in online.ALGORITHMS:
         typer.echo(f"dnsserve: --algorithm {algorithm}: use "
@@ -329,7 +329,7 @@ def dnssec_keygen(
 
 @dnssec_app.command("ds")
 def dnssec_ds(
-    zone: Annotated[str, typer.Argument(help="A zone with [[zone]] dnssec keys.")],
+    zone: Annotated[str, typer.Argument(help="A zone with [\\[zone]] dnssec keys.")],
     config: ConfigOpt = None,
     keys_dir: Annotated[
         Path | None, typer.Option("--keys", help="The key directory (default: the config's).")

@@ -155,7 +155,7 @@ class DnssecConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """``[[zone]] dnssec``: dnsserve signs the zone itself with these keys (issue 8 §2)."""
 
     keys: str  # the key directory (``dnsserve dnssec-keygen``); relative to the config file
-    algorithm: str = "ECDSAP256SHA256"  # of the keys made: ECDSAP256SHA256 | ED25519
+    algorithm: str = "ECDSAP256SHA256"  # of every key in keys: ECDSAP256SHA256 | ED25519
     nsec3: bool = False  # NSEC3 is not there yet: true is refused
     validity: str = "14d"  # how long a signature is valid (BIND TTL syntax: 14d, 2w, 1209600)
     refresh: str = "7d"  # re-sign when a signature has less than this left

@@ -80,7 +80,7 @@ class Settings:
         return {
             dns.name.from_text(z.name): Signing(
                 str(base / z.dnssec.keys), dns.ttl.from_text(z.dnssec.validity),
-                dns.ttl.from_text(z.dnssec.refresh))
+                dns.ttl.from_text(z.dnssec.refresh), z.dnssec.algorithm)
             for z in self.config.zone if z.dnssec is not None
         }
 

@@ -58,9 +58,11 @@ def generate(origin: dns.name.Name, algorithm: str, directory: Path) -> list[Pat
     return written
 
 
-def read_keys(directory: Path, origin: dns.name.Name) -> list[ZoneKey]:
+def read_keys(directory: Path, origin: dns.name.Name,
+              algorithm: str | None = None) -> list[ZoneKey]:
     """The keys of ``origin`` in ``directory``; raises ``ConfigError`` naming the file
-    when one cannot be read, or when there is no key at all."""
+    when one cannot be read, when there is no key at all, or (``algorithm``: the
+    zone's ``dnssec.algorithm``) naming the files whose keys are of another one."""
     prefix = f"K{origin.to_text()}+"
     keys = []
     try:
@@ -77,4 +79,14 @@ def read_keys(directory: Path, origin: dns.name.Name) -> list[ZoneKey]:
     if not keys:
         raise ConfigError(f"dnssec keys of {origin}: no {prefix}*.key files in {directory} "
                           f"(make them with: dnsserve dnssec-keygen {origin})")
+    wanted = ALGORITHMS.get(algorithm) if algorithm is not None else None
+    other = [(p.name, k) for p, k in zip(files, keys, strict=True)
+             if wanted is not None and k.dnskey.algorithm != wanted]
+    if other:
+        found = sorted({Algorithm.make(k.dnskey.algorithm).name for _, k in other})
+        raise ConfigError(
+            f"dnssec keys of {origin}: dnssec.algorithm is {algorithm} but "
+            f"{', '.join(n for n, _ in other)} in {directory} are {' and '.join(found)} "
+            f"(make {algorithm} keys with: dnsserve dnssec-keygen {origin} --algorithm "
+            f"{algorithm}, or set algorithm = \"{found[0]}\")")
     return keys

@@ -414,7 +414,7 @@ def _load_signed(
         includes = [f for f in dict.fromkeys(parsed.file_names) if f != str(path)]
         used.update([str(path), *includes])
         after = fingerprint(includes)
-        keys = read_keys(Path(signing.keys), origin)
+        keys = read_keys(Path(signing.keys), origin, signing.algorithm)
         started = time.perf_counter()
         signed = sign_records(parsed, keys, origin, now=time.time(), validity=signing.validity,
                               refresh=signing.refresh,

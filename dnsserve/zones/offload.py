@@ -17,7 +17,9 @@ own thread, as before: starting a child would cost more than it saves.
 Zones whose files did not change are not read by the child: it is told their
 fingerprints, and the tables served now are kept. An online-signed zone is
 signed in the child; it first asks for the zone's content as served, whose
-signatures that still hold are kept (``zones.rrsign``).
+signatures that still hold are kept (``zones.rrsign``). What the child
+logs (a signed zone's "signed in" line) is handed back with its result and
+logged by the server, as the same load in the server's process logs it.
 
 Must not: decide what is served (``staging``), touch sockets or the state
 file, or leave a child running: ``ChildLoad.kill`` ends one that is abandoned,
@@ -35,7 +37,7 @@ import multiprocessing.connection
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import cast
@@ -125,6 +127,9 @@ class Packed:
     # each packed zone that was served, compared here with the content served
     # (the parent sent it): what the guard and the state file need of the diff
     compared: dict[dns.name.Name, Compared] = field(default_factory=dict)
+    # what the child logged ((level, message): an online-signed zone's "signed in"
+    # line), logged again by the parent: a spawned child has no logging of its own
+    logged: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +205,29 @@ def _child_main(
             out[origin] = b"".join(chunks)
         return out
 
+    logged = _Kept()
+    log.addHandler(logged)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # nothing of the child's reaches its stderr: the parent logs it
     try:
-        result: object = load_packed(Path(directory), previous, extra, rules, served,
-                                     signing)
+        result: object = replace(
+            load_packed(Path(directory), previous, extra, rules, served, signing),
+            logged=tuple(logged.lines))
     except BaseException as exc:  # sent back, raised in the parent
         result = DnsServeError(f"loading zones in a child process failed: {exc!r}")
     conn.send(result)
     conn.close()
+
+
+class _Kept(logging.Handler):
+    """The child's log records, kept as (level, message) to send to the parent."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +293,8 @@ class ChildLoad:
         if isinstance(result, BaseException):
             raise result
         packed = cast(Packed, result)
+        for level, message in packed.logged:
+            log.log(level, "%s", message)
         log.info("zone files read in a child process (pid %s): %d read, %d unchanged",
                  process.pid, len(packed.packed), len(packed.reused))
         return packed

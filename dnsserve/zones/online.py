@@ -163,6 +163,7 @@ class Signing:
     keys: str  # the key directory, absolute
     validity: int
     refresh: int
+    algorithm: str = DEFAULT_ALGORITHM  # every key in ``keys`` must be of it
 
 
 _SERIAL = 1 << 32

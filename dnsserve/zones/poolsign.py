@@ -38,7 +38,7 @@ class PoolSigner:
     @classmethod
     def read(cls, signing: Mapping[dns.name.Name, Signing]) -> PoolSigner:
         """The keys of every zone in ``signing`` (raises ``ConfigError`` naming a bad file)."""
-        return cls({o: (read_keys(Path(s.keys), o), s) for o, s in signing.items()})
+        return cls({o: (read_keys(Path(s.keys), o, s.algorithm), s) for o, s in signing.items()})
 
     def zone_of(self, owner: dns.name.Name) -> dns.name.Name | None:
         best = None

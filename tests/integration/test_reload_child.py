@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import dns.message
@@ -104,3 +107,36 @@ def versions(state_dir: Path) -> list[tuple[int, int, int, int]]:
         except sqlite3.OperationalError:
             return []
     return [tuple(r) for r in rows]
+
+
+def test_an_online_signed_zone_reloaded_in_the_child_logs_its_signing(tmp_path: Path) -> None:
+    """The child signs the large zone again; its "signed in ...: N made, M kept" line
+    reaches the server's log as a small zone's does."""
+    subprocess.run([sys.executable, "-m", "dnsserve", "dnssec-keygen", "big.example."],
+                   cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    text = "x" * 250
+    body = "".join(f'txt-{i:05d} TXT "{text}" "{text}"\n' for i in range(2_200))
+    (zones / "big.example.zone").write_text(HEAD.format(serial=1) + "ns1 A 192.0.2.1\n" + body
+                                            + "last A 192.0.2.10\n")
+    assert (zones / "big.example.zone").stat().st_size > OFFLOAD_BYTES
+    config = tmp_path / "dnsserve.toml"
+    config.write_text('[[zone]]\nname = "big.example."\ndnssec = { keys = "keys/big.example" }\n')
+    srv = start_server(tmp_path, "-c", str(config), zones=zones, ready_seconds=120)
+    try:
+        assert answer(srv, "last.big.example.", "A") == ["192.0.2.10"]
+        (zones / "big.example.zone").write_text(HEAD.format(serial=2) + "ns1 A 192.0.2.1\n"
+                                                + body + "last A 192.0.2.20\n")
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        wait_for("the edit to be served", lambda: answer(srv, "last.big.example.", "A"),
+                 lambda found: found == ["192.0.2.20"], seconds=120)
+        log = srv.log_text()
+    finally:
+        srv.stop()
+    assert "zone files read in a child process" in log
+    signed = re.findall(r"zone big\.example\. signed in [0-9.]+ s: (\d+) signatures made, "
+                        r"(\d+) kept", log)
+    assert len(signed) == 2, log  # the start's, and the reload's in the child
+    made, kept = (int(n) for n in signed[1])
+    assert kept > 4_000 and 0 < made < 10, signed  # the edit, its NSECs and the SOA
