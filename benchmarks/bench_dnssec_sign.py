@@ -85,8 +85,8 @@ def best(runs: list[Timing]) -> Timing:
 
 
 def inprocess(zone_dir: Path, zone: Path, origin: dns.name.Name, keys: Path,
-              repeats: int) -> dict[str, Timing]:
-    found = read_keys(keys, origin)
+              repeats: int, algorithm: str) -> dict[str, Timing]:
+    found = read_keys(keys, origin, algorithm)
     parsed = parse_zone_file(zone, origin, include_dir=zone_dir)
     out: dict[str, Timing] = {}
     runs = []
@@ -97,7 +97,7 @@ def inprocess(zone_dir: Path, zone: Path, origin: dns.name.Name, keys: Path,
         runs.append(Timing(time.process_time() - cpu, time.perf_counter() - wall,
                            f"{signed.signed} signatures"))
     out["sign phase"] = best(runs)
-    signing = {origin: Signing(str(keys), VALIDITY, REFRESH)}
+    signing = {origin: Signing(str(keys), VALIDITY, REFRESH, algorithm)}
     runs = []
     for _ in range(repeats):
         cpu, wall = time.process_time(), time.perf_counter()
@@ -192,12 +192,14 @@ def changed_zone(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def dnsserve_server(work: Path, wl: zonegen.Workload, keys: Path) -> tuple[Timing, Timing]:
+def dnsserve_server(work: Path, wl: zonegen.Workload, keys: Path,
+                    algorithm: str) -> tuple[Timing, Timing]:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port("127.0.0.1")
     config = work / "dnsserve.toml"
     config.write_text(f'[[zone]]\nname = "{wl.origin}"\n'
-                      f'dnssec = {{ keys = "{keys}", validity = "14d", refresh = "7d" }}\n')
+                      f'dnssec = {{ keys = "{keys}", algorithm = "{algorithm}",'
+                      f' validity = "14d", refresh = "7d" }}\n')
     cmd = [sys.executable, "-m", "dnsserve", "serve", "-c", str(config), "--zones",
            str(wl.zone_dir), "--listen", f"127.0.0.1:{port}", "--workers", "1",
            "--control", f"127.0.0.1:{free_port('127.0.0.1')}"]
@@ -328,8 +330,9 @@ def render(info: dict[str, str], argv: list[str], records: int,
         " valid 14 days; the same key files for dnsserve and dnssec-signzone, Knot its own"
         " keys of the same algorithm (one signing thread). CPU seconds are the processes'"
         " own (user+sys; a server's whole process tree, its reload child included), best"
-        " of the repeats. The machine was shared with other work while measured: the final"
-        " figures are to be re-measured on a quiet machine with the command above.",
+        " of the repeats." + (" The machine was shared with other work while measured (load"
+                              " over 1 at the start): the figures are noisy."
+                              if float(load[0].split()[0]) > 1.0 else ""),
         "",
     ]
     for algorithm, results in runs.items():
@@ -369,11 +372,13 @@ def measure(tmp: Path, wl: zonegen.Workload, algorithm: str,
     keys = tmp / "keys"
     generate(origin, algorithm, keys)
     results: dict[str, Timing] = {}
-    for name, t in inprocess(wl.zone_dir, wl.zone_file, origin, keys, args.repeats).items():
+    for name, t in inprocess(wl.zone_dir, wl.zone_file, origin, keys, args.repeats,
+                             algorithm).items():
         results[f"dnsserve: {name} (in process)"] = t
         print(algorithm, name, t, flush=True)
     if "serve" not in args.skip:
-        runs = [dnsserve_server(tmp / "serve", wl, keys) for _ in range(args.repeats)]
+        runs = [dnsserve_server(tmp / "serve", wl, keys, algorithm)
+                for _ in range(args.repeats)]
         results["dnsserve serve: start to signed SOA"] = best([r[0] for r in runs])
         results["dnsserve serve: reload, one record changed"] = best([r[1] for r in runs])
         print(algorithm, "serve", results["dnsserve serve: start to signed SOA"], flush=True)

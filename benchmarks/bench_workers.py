@@ -391,7 +391,7 @@ def _cpu_rows(configs: list[Config], what: str) -> list[str]:
 
 def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[Config],
            mems: list[Memory], lat: list[float], delays: list[float], load: str,
-           nsd: list[Config], echo: list[Config]) -> str:
+           nsd: list[Config], echo: list[Config], start_load: str) -> str:
     rows = _cpu_rows(configs, "workers")
     nsd_rows = _cpu_rows(nsd, "NSD server-count")
     echo_rows = _cpu_rows(echo, "udp_echo processes")
@@ -435,7 +435,8 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
                         f"| {pss:.1f} | |")
     ms = [1000 * x for x in lat]
     info = machine_info(sys.executable)
-    busy = float(load.split()[0]) > 1.0 if load and load[0].isdigit() else False
+    # busy: judged by the load before the run (the run's own processes raise it after)
+    busy = float(start_load.split()[0]) > 1.0 if start_load[:1].isdigit() else False
     flip_text = (f"request -> {STREAK} answers in a row (each from a new socket) without the"
                  f" drained member: median {statistics.median(ms):.1f} ms, worst {max(ms):.1f} ms"
                  f" over {len(ms)} drains and undrains; each worker's own delay (owner's swap"
@@ -445,7 +446,8 @@ def render(argv: list[str], when: str, args: argparse.Namespace, configs: list[C
         "# Workers: one process vs two answering workers",
         "",
         f"Run {when}{' (QUICK smoke run: numbers are not representative)' if args.quick else ''}"
-        f"; load average at the end {load} on {info.get('nproc', '?')} CPUs ({info.get('cpu')})"
+        f"; load average at the start {start_load}, at the end {load} on"
+        f" {info.get('nproc', '?')} CPUs ({info.get('cpu')})"
         f"{LOADED if busy else ''}.",
         "",
         "```",
@@ -540,6 +542,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    start_load = loadavg()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as name:
         tmp = Path(name)
@@ -557,7 +560,7 @@ def main(argv: list[str]) -> int:
             print(f"memory ({args.large} names)", flush=True)
             mems = memory(args, tmp)
     text = render(shown_argv("bench_workers", argv), when, args, configs, mems, lat, delays,
-                  loadavg(), nsd, echo)
+                  loadavg(), nsd, echo, start_load)
     print(text)
     if not args.no_write:
         write_section("workers", text)
