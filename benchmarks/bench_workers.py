@@ -145,6 +145,23 @@ def cpu_and_spread(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) ->
     return out
 
 
+def _at_rate(args: argparse.Namespace, wl: zonegen.Workload, srv: WatchedServer, cfg: Config,
+             label: str) -> None:
+    """A warm-up, then the measured run at ``args.rate`` over ``SOCKETS`` sockets, into
+    ``cfg`` (its run and the tree's wake-ups and CPU over it)."""
+    kw = {"clients": args.clients, "outstanding": args.outstanding,
+          "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
+    warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
+    measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
+    woken = wakeups(srv)
+    cmd = [*dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=args.rate, **kw),
+           "-c", str(SOCKETS)]
+    print(f"  {label}: {shlex.join(cmd)}", flush=True)
+    cfg.run = measure(srv, "throttled", cmd, args.seconds)
+    after = wakeups(srv)
+    cfg.switches = (after[0] - woken[0], after[1] - woken[1], after[2] - woken[2])
+
+
 def nsd_cpu(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) -> list[Config]:
     """NSD the same way, at the rate: ``server-count`` 1, then 2 with ``reuseport``
     (each process its own SO_REUSEPORT socket, as dnsserve's workers): what splitting
@@ -159,17 +176,7 @@ def nsd_cpu(args: argparse.Namespace, wl: zonegen.Workload, tmp: Path) -> list[C
                                        reuseport=n > 1)
             srv = watch("nsd", peer, wl.origin)
             try:
-                kw = {"clients": args.clients, "outstanding": args.outstanding,
-                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
-                warm = dnsperf_cmd(srv.port, wl.query_file, args.warmup, rate=args.rate, **kw)
-                measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
-                woken = wakeups(srv)
-                cmd = [*dnsperf_cmd(srv.port, wl.query_file, args.seconds, rate=args.rate, **kw),
-                       "-c", str(SOCKETS)]
-                print(f"  nsd server-count={n}: {shlex.join(cmd)}", flush=True)
-                cfg.run = measure(srv, "throttled", cmd, args.seconds)
-                after = wakeups(srv)
-                cfg.switches = (after[0] - woken[0], after[1] - woken[1], after[2] - woken[2])
+                _at_rate(args, wl, srv, cfg, f"nsd server-count={n}")
             finally:
                 srv.stop()
         except Exception as exc:
@@ -215,17 +222,7 @@ def echo_floor(args: argparse.Namespace, wl: zonegen.Workload) -> list[Config]:
                 wait_for("the echo processes", srv.tree, functools.partial(_has, n + 1),
                          seconds=30)
                 time.sleep(0.5)  # each child binds its socket after it is forked
-                kw = {"clients": args.clients, "outstanding": args.outstanding,
-                      "client_cpu": None if args.client_cpu is None else str(args.client_cpu)}
-                warm = dnsperf_cmd(port, wl.query_file, args.warmup, rate=args.rate, **kw)
-                measure(srv, "warmup", [*warm, "-c", str(SOCKETS)], args.warmup)
-                woken = wakeups(srv)
-                cmd = [*dnsperf_cmd(port, wl.query_file, args.seconds, rate=args.rate, **kw),
-                       "-c", str(SOCKETS)]
-                print(f"  udp_echo processes={n}: {shlex.join(cmd)}", flush=True)
-                cfg.run = measure(srv, "throttled", cmd, args.seconds)
-                after = wakeups(srv)
-                cfg.switches = (after[0] - woken[0], after[1] - woken[1], after[2] - woken[2])
+                _at_rate(args, wl, srv, cfg, f"udp_echo processes={n}")
             finally:
                 srv.stop()
         except Exception as exc:
