@@ -54,8 +54,9 @@ from dnsserve.config_values import parse_hostport, parse_node_url, problem_line
 from dnsserve.errors import ConfigError
 from dnsserve.health.model import DEFAULT_PORTS, MemberId
 from dnsserve.posture.configrules import config_findings
+from dnsserve.zones.blobs import name_key
 from dnsserve.zones.signed import is_signed
-from dnsserve.zones.table import ZoneTable, closest_origin, name_key
+from dnsserve.zones.table import ZoneTable, closest_origin
 
 __all__ = [
     "DEFAULT_PORTS",

@@ -52,8 +52,9 @@ from dns.rdatatype import RdataType
 from dnsserve.answer.lookup import find_zone, in_expired, key_parts
 from dnsserve.answer.prebuilt import Prebuilt, Variants, empty, render
 from dnsserve.wire import AA, QR, counts, flag_variants
+from dnsserve.zones.blobs import key_offsets, name_key
 from dnsserve.zones.signed import Chain, is_signed
-from dnsserve.zones.table import Result, ResultKind, ZoneTable, key_offsets, name_key
+from dnsserve.zones.table import Result, ResultKind, ZoneTable
 
 CACHE_SIZE = 20_000  # DO forms of keys with no prebuilt answer (random-name denials)
 

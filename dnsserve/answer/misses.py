@@ -73,7 +73,8 @@ from dns.rdatatype import RdataType
 
 from dnsserve.answer.lookup import find_zone, key_parts, lookup
 from dnsserve.answer.prebuilt import Prebuilt, empty, render
-from dnsserve.zones.table import ZoneTable, denial_only, is_below
+from dnsserve.zones.blobs import is_below
+from dnsserve.zones.table import ZoneTable, denial_only
 
 TEMPLATES = 20_000  # bodies kept at most; then the memo starts again (a flood costs relearning)
 

@@ -43,7 +43,8 @@ from dnsserve.answer.misses import MissIndex, build_index
 from dnsserve.answer.policies import Selection
 from dnsserve.answer.prebuilt import Prebuilt, Variants, render
 from dnsserve.health.model import HealthView
-from dnsserve.zones.table import Result, ZoneTable, name_key
+from dnsserve.zones.blobs import name_key
+from dnsserve.zones.table import Result, ZoneTable
 
 LAZY_RRSETS = 2_000  # a zone with this many rrsets and no pool is answered lazily
 _DENIAL_TYPES = frozenset({RdataType.NSEC3, RdataType.RRSIG})

@@ -32,10 +32,10 @@ from dnsserve.config_values import parse_hostport
 from dnsserve.errors import ConfigError, ZoneError
 from dnsserve.posture.review import Lines
 from dnsserve.posture.takeover import Suffixes
+from dnsserve.zones.blobs import name_from_wire
 from dnsserve.zones.files import DEFAULT_RULES, FileRules
 from dnsserve.zones.load import load_zones
 from dnsserve.zones.parse import parse_zone_file
-from dnsserve.zones.table import name_from_wire
 from dnsserve.zones.versions import ZoneContent, zone_content
 
 GIT_TIMEOUT = 60.0  # seconds for one git command

@@ -19,7 +19,8 @@ import dns.rdata
 import dns.rdataclass
 from dns.rdatatype import RdataType
 
-from dnsserve.zones.table import ResultKind, ZoneTable, closest_origin, key_offsets, name_key
+from dnsserve.zones.blobs import key_offsets, name_key
+from dnsserve.zones.table import ResultKind, ZoneTable, closest_origin
 
 _POINTERS = {RdataType.CNAME, RdataType.DNAME, RdataType.MX, RdataType.NS, RdataType.SRV}
 _ADDRESSES = {RdataType.A, RdataType.AAAA}

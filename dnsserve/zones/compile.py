@@ -81,15 +81,10 @@ import dns.zone
 from dns.rdatatype import RdataType
 
 from dnsserve.errors import ZoneError
-from dnsserve.zones.limits import Severity, size_problem, wire_sizes_fit
-from dnsserve.zones.records import ParsedRecords
-from dnsserve.zones.sources import Source, SourceMap
-from dnsserve.zones.table import (
-    ZoneTable,
+from dnsserve.zones.blobs import (
     blob_owner,
     blob_rrsets,
     blob_types,
-    empty_non_terminals,
     encode_node,
     encode_one,
     is_below,
@@ -97,6 +92,10 @@ from dnsserve.zones.table import (
     name_from_wire,
     name_key,
 )
+from dnsserve.zones.limits import Severity, size_problem, wire_sizes_fit
+from dnsserve.zones.records import ParsedRecords
+from dnsserve.zones.sources import Source, SourceMap
+from dnsserve.zones.table import ZoneTable, empty_non_terminals
 
 __all__ = [
     "Compiled", "SourceMap", "ZoneProblem", "check_records", "check_zone", "compile_records",

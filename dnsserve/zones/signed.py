@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import dns.name
 from dns.rdatatype import RdataType
 
-from dnsserve.zones.table import ZoneTable, name_key
+from dnsserve.zones.blobs import name_key
+from dnsserve.zones.table import ZoneTable
 
 _RRSIG, _NSEC, _NSEC3, _DNSKEY, _NSEC3PARAM = (
     int(t) for t in (RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3, RdataType.DNSKEY,

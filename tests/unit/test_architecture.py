@@ -185,6 +185,9 @@ LEVELS: list[set[str]] = [
         "zones.table", "zones.limits", "zones.sources", "zones.records", "health.model",
         "zones.fastscan", "zones.fastrdata",
     },
+    # zones.blobs (an owner's records as one wire blob: the codec, and the
+    # wire-name helpers) is split out of zones.table, a pure leaf under it.
+    {"zones.blobs"},
     # metrics (the Prometheus text renderer) and statuspage (the status
     # document and its HTML) are pure leaves: any level may use them.
     # posture.findings (findings and the rule catalogue), posture.regions and
@@ -212,6 +215,7 @@ CORE = {
     "config_validate",
     "config_values",
     "zones.table",
+    "zones.blobs",
     "zones.compile",
     "zones.limits",
     "zones.sources",
