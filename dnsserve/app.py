@@ -127,9 +127,6 @@ class Server:
         self.listeners: net.Listeners | None = None
         # RRL and cookies: made once here, so every worker shares the cookie secret
         self.defences = defences(settings, count, secrets.token_bytes(16))
-        if self.defences.rrl is None and settings.config.rrl.enabled is None:
-            log.info("RRL off: every listen address is loopback ([rrl] enabled = true turns "
-                     "it on)")
         # Workers hand transfers, NOTIFY, signed queries and (with secondary
         # zones) EDNS EXPIRE to this process, which holds the keyring, the IXFR
         # history and the secondary zones: HandOff.handle answers them here.

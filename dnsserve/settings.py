@@ -12,6 +12,7 @@ reads these values; nothing re-reads the file behind their back.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import tomllib
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from dnsserve.zones.load import zone_file_name
 from dnsserve.zones.online import Signing
 
 DEFAULT_CONFIG = Path("dnsserve.toml")
+
+log = logging.getLogger("dnsserve")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ def defences(settings: Settings, workers: int, made_secret: bytes) -> Defences:
             rate=share(rrl.rate, workers), slip=rrl.slip, ipv4_prefix=rrl.ipv4_prefix,
             ipv6_prefix=rrl.ipv6_prefix, exempt=rrl.exempt, size=rrl.table_size,
         )
+    elif rrl.enabled is None:
+        log.info("RRL off: every listen address is loopback ([rrl] enabled = true turns it on)")
     if not cookies.enabled:
         return Defences(limits)
     secret = bytes.fromhex(cookies.secret) if cookies.secret else made_secret
