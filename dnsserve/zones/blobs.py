@@ -6,7 +6,7 @@ form), then each RRset as (type, TTL, count) and its rdatas, each with its
 length (``encode_node``, ``encode_one``); reading it back without dnspython
 (``blob_owner``, ``blob_rrsets``, ``blob_types``) or as dnspython RRsets
 (``decode_node``); and the wire-name helpers the tables and their readers
-share (``name_from_wire``, ``key_offsets``, ``is_below``, ``rdatatype``).
+share (``wire_labels``, ``name_from_wire``, ``key_offsets``, ``is_below``, ``rdatatype``).
 
 Pure: no I/O, no clock. Must not: hold a zone (``zones.table`` does) or know
 the lookup rules.
@@ -47,14 +47,20 @@ def name_key(name: dns.name.Name) -> bytes:
     return b"".join([lengths[len(label)] + label for label in name.labels]).lower()
 
 
-def name_from_wire(wire: bytes) -> dns.name.Name:
-    """The name of an uncompressed wire form (as ``dns.name.from_wire``, faster)."""
+def wire_labels(wire: bytes) -> list[bytes]:
+    """The labels of an uncompressed wire name, first to last, the root's left out."""
     labels = []
     at = 0
     while wire[at]:
         end = at + 1 + wire[at]
         labels.append(wire[at + 1 : end])
         at = end
+    return labels
+
+
+def name_from_wire(wire: bytes) -> dns.name.Name:
+    """The name of an uncompressed wire form (as ``dns.name.from_wire``, faster)."""
+    labels = wire_labels(wire)
     labels.append(b"")
     return dns.name.Name(labels)
 

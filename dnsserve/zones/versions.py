@@ -70,6 +70,7 @@ import msgspec
 from dns.rdataclass import RdataClass
 from dns.rdatatype import RdataType
 
+from dnsserve.zones.blobs import wire_labels
 from dnsserve.zones.records import Packed
 from dnsserve.zones.table import Node, ZoneTable
 
@@ -457,12 +458,7 @@ def canonical_rdata(rdtype: int, rdata: bytes, origin: dns.name.Name) -> bytes:
 def wire_order(key: bytes) -> bytes:
     """Bytes that sort as RFC 4034 §6.1 orders the (lower-cased) wire name ``key``:
     labels from the root down, each ended by 00 00 (a 00 inside one is 00 01)."""
-    labels = []
-    at = 0
-    while key[at]:
-        end = at + 1 + key[at]
-        labels.append(key[at + 1 : end])
-        at = end
+    labels = wire_labels(key)
     labels.reverse()
     joined = b"\x00\x00".join(labels) + b"\x00\x00"
     if b"\x00" in key[:-1] and any(b"\x00" in label for label in labels):
