@@ -195,7 +195,12 @@ def signatures_expiry(signatures: Iterable[bytes], now: float) -> float | None:
     return None if first is None else int(now) + first
 
 
+def serial_delta(a: int, b: int) -> int:
+    """``a - b`` of two signature times in RFC 4034 §3.1.5's serial arithmetic."""
+    delta = (a - b) % _SERIAL
+    return delta - _SERIAL if delta >= _SERIAL // 2 else delta
+
+
 def _earlier(first: int | None, rdata: bytes, clock: int) -> int:
-    delta = (int.from_bytes(rdata[8:12], "big") - clock) % _SERIAL
-    seconds = delta - _SERIAL if delta >= _SERIAL // 2 else delta
+    seconds = serial_delta(int.from_bytes(rdata[8:12], "big"), clock)
     return seconds if first is None else min(first, seconds)

@@ -49,7 +49,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from dns.rdatatype import RdataType
 
-from dnsserve.zones.online import SKEW, ZoneKey
+from dnsserve.zones.blobs import is_below
+from dnsserve.zones.online import SKEW, ZoneKey, serial_delta
 from dnsserve.zones.records import ParsedRecords
 from dnsserve.zones.versions import ZoneContent, canonical_rdata, wire_order
 
@@ -206,18 +207,12 @@ class _Signing:
                 continue
             if rdata[_HEADER.size:_HEADER.size + len(self.signer_name)] != self.signer_name:
                 continue
-            left = _serial_delta(expiration, self.clock)
+            left = serial_delta(expiration, self.clock)
             if (expiration - inception) % _SERIAL == self.window \
                     and left > self.refresh + REFRESH_SLACK \
-                    and _serial_delta(self.clock, inception) >= 0:
+                    and serial_delta(self.clock, inception) >= 0:
                 return rdata
         return None
-
-
-def _serial_delta(a: int, b: int) -> int:
-    """``a - b`` in RFC 4034 §3.1.5's serial arithmetic."""
-    delta = (a - b) % _SERIAL
-    return delta - _SERIAL if delta >= _SERIAL // 2 else delta
 
 
 def _labels(owner: bytes) -> int:
@@ -227,16 +222,6 @@ def _labels(owner: bytes) -> int:
         count += 1
         at += owner[at] + 1
     return count - 1 if owner[:2] == b"\x01*" else count
-
-
-def _below(name: bytes, cut: bytes) -> bool:
-    """Whether ``name`` is a proper subdomain of ``cut`` (both lower-cased wire)."""
-    at = 0
-    while name[at]:
-        at += name[at] + 1
-        if name[at:] == cut:
-            return True
-    return False
 
 
 def type_bitmap(types: set[int]) -> bytes:
@@ -327,7 +312,7 @@ def _secure_names(ordered: list[bytes], by_owner: dict[bytes, list[int]],
     out = []
     cut: bytes | None = None
     for owner in ordered:
-        if cut is not None and _below(owner, cut):
+        if cut is not None and owner != cut and is_below(owner, cut):
             continue
         cut = owner if owner != apex and _NS in by_owner[owner] else None
         out.append(owner)
