@@ -664,21 +664,20 @@ def _log_warm(done: int, asked: int, seconds: float) -> None:
                  "(%.1f s)", done, asked, seconds)
 
 
-def _complete_later(snapshot: Snapshot) -> asyncio.Future[MissIndex] | None:
-    """Build the first load's miss index in a thread, once the zones are served;
-    its future (None when there is nothing to build, or it was built now).
+def _complete_later(snapshot: Snapshot) -> None:
+    """Build the first load's miss index in a thread, once the zones are served.
 
     Until it is built, misses take the slow path (the same answers, slower):
     a million records' index is seconds the first answer need not wait for.
     """
     index = snapshot.misses
     if index is None or index.ready:
-        return None
+        return
     try:
         future = in_daemon_thread(index.complete, name="dnsserve-misses")
     except RuntimeError:  # no running loop (a caller outside the server): build it now
         index.complete()
-        return None
+        return
 
     def done(f: asyncio.Future[MissIndex]) -> None:
         if not f.cancelled() and f.exception() is not None:
@@ -686,7 +685,6 @@ def _complete_later(snapshot: Snapshot) -> asyncio.Future[MissIndex] | None:
                       f.exception())
 
     future.add_done_callback(done)
-    return future
 
 
 @contextlib.contextmanager
